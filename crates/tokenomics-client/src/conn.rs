@@ -1,0 +1,577 @@
+//! Connections: DNS, TCP (with `TCP_NODELAY`), optional TLS (rustls), HTTP/1.1 keep-alive, and the
+//! one place that turns a response into a timing record.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use crate::request::{EmbeddingsRequest, Endpoint};
+use crate::response::{
+    decode_completion, decode_embeddings, truncate, EmbeddingsRecord, RequestRecord,
+    RequestTiming, StreamState,
+};
+use crate::sse::SseFramer;
+use crate::{Clock, Error, Result};
+
+/// What all requests of a client share.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL such as `http://localhost:8000/v1`; routes are appended to it.
+    pub api_base: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub api_key: Option<String>,
+    /// Limit on a whole request, from send to the last byte.
+    pub timeout: Duration,
+    /// Limit on opening a connection (DNS, TCP, TLS).
+    pub connect_timeout: Duration,
+    /// Limit on the silence between two pieces of a response body (a stalled stream).
+    pub idle_timeout: Option<Duration>,
+    /// Bound on one SSE line or event, and on a non-streamed body.
+    pub max_event_bytes: usize,
+}
+
+impl ClientConfig {
+    pub fn new(api_base: impl Into<String>) -> Self {
+        Self {
+            api_base: api_base.into(),
+            api_key: None,
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Target {
+    https: bool,
+    host: String,
+    port: u16,
+    authority: HeaderValue,
+    /// The base URL's path without a trailing slash, e.g. `/v1`.
+    prefix: String,
+}
+
+impl Target {
+    fn parse(api_base: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Config(format!("api_base {api_base:?} {why}"));
+        let uri: http::Uri = api_base
+            .parse()
+            .map_err(|_| bad("is not a URL (expected e.g. http://localhost:8000/v1)"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => return Err(bad(&format!("has scheme {other:?}; use http or https"))),
+            None => return Err(bad("has no scheme; use http:// or https://")),
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or(&host)
+            .rsplit('@')
+            .next()
+            .unwrap_or(&host)
+            .to_string();
+        let authority = HeaderValue::from_str(&authority).map_err(|_| bad("has a bad host"))?;
+        Ok(Self {
+            https,
+            host,
+            port,
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+struct Inner {
+    target: Target,
+    auth: Option<HeaderValue>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    config: ClientConfig,
+}
+
+/// A client for one OpenAI-compatible server. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.inner.target)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let target = Target::parse(&config.api_base)?;
+        let auth = match config.api_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => Some(
+                HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|_| Error::Config("the API key has characters not allowed in a header".into()))?,
+            ),
+            None => None,
+        };
+        let tls = target.https.then(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+                .map_err(|e| Error::Config(format!("TLS set-up failed: {e}")));
+            cfg.as_mut().map(|c| c.alpn_protocols = vec![b"http/1.1".to_vec()]).ok();
+            cfg.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
+        });
+        let tls = tls.transpose()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                target,
+                auth,
+                tls,
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// A new connection handle (nothing is opened until it is used or [`Connection::connect`]ed).
+    pub fn connection(&self) -> Connection {
+        Connection {
+            inner: self.inner.clone(),
+            sender: None,
+        }
+    }
+
+    /// `GET {api_base}/models`: the ids of the models the server offers.
+    pub async fn models(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Models {
+            data: Vec<Model>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Model {
+            id: String,
+        }
+        let clock = Clock::start();
+        let mut conn = self.connection();
+        let body = conn.get("/models", &clock).await?;
+        let models: Models = serde_json::from_slice(&body).map_err(|e| {
+            Error::BadResponse(format!("/models did not return a model list: {e}"))
+        })?;
+        Ok(models.data.into_iter().map(|m| m.id).collect())
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection, reused by every request sent through it, reopened when
+/// the server closed it. Not shared: each concurrent worker owns one.
+pub struct Connection {
+    inner: Arc<Inner>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    /// Opens the connection now if it is not open, so that set-up is not inside a timed request.
+    pub async fn connect(&mut self) -> Result<()> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.inner.config.connect_timeout;
+        self.sender = Some(self.open(deadline).await?);
+        Ok(())
+    }
+
+    fn is_open(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    async fn open(&self, deadline: Instant) -> Result<SendRequest<Full<Bytes>>> {
+        let t = &self.inner.target;
+        let addr_text = format!("{}:{}", t.host, t.port);
+        let connect_err = |message: String| Error::Connect {
+            addr: addr_text.clone(),
+            message,
+        };
+        let seconds = self.inner.config.connect_timeout.as_secs_f64();
+        let timed_out = |_| Error::Timeout {
+            seconds,
+            stage: "connect",
+        };
+        let addrs: Vec<SocketAddr> =
+            timeout_at(deadline, tokio::net::lookup_host((t.host.as_str(), t.port)))
+                .await
+                .map_err(timed_out)?
+                .map_err(|e| connect_err(format!("name resolution failed: {e}")))?
+                .collect();
+        let mut last_err = connect_err("the name resolved to no address".into());
+        let mut stream = None;
+        for addr in addrs {
+            match timeout_at(deadline, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    stream = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last_err = connect_err(e.to_string()),
+                Err(e) => return Err(timed_out(e)),
+            }
+        }
+        let stream = stream.ok_or(last_err)?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| connect_err(format!("cannot set TCP_NODELAY: {e}")))?;
+        let builder = hyper::client::conn::http1::Builder::new();
+        let handshake_err = |e: hyper::Error| connect_err(format!("HTTP handshake failed: {e}"));
+        match &self.inner.tls {
+            None => {
+                let (sender, conn) = builder
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(handshake_err)?;
+                tokio::spawn(conn);
+                Ok(sender)
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(t.host.clone())
+                    .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
+                let tls_stream = timeout_at(deadline, tls.connect(name, stream))
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+                let (sender, conn) = builder
+                    .handshake(TokioIo::new(tls_stream))
+                    .await
+                    .map_err(handshake_err)?;
+                tokio::spawn(conn);
+                Ok(sender)
+            }
+        }
+    }
+
+    fn request(&self, method: Method, route: &str, body: Bytes, sse: bool) -> Request<Full<Bytes>> {
+        let t = &self.inner.target;
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", t.prefix, route))
+            .header(HOST, t.authority.clone())
+            .header(ACCEPT, if sse { "text/event-stream" } else { "application/json" });
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(auth) = &self.inner.auth {
+            builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        // Every part was validated when the client was built, so this cannot fail.
+        builder
+            .body(Full::new(body))
+            .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    }
+
+    /// Sends `req` and waits for the response head. Stamps `timing.send_ns`, `connect_ns` and
+    /// `headers_ns`. A connection the server closed between requests is reopened and the request
+    /// sent again (only when it was never written), so keep-alive closes are not failures.
+    async fn exchange(
+        &mut self,
+        mut req: Request<Full<Bytes>>,
+        clock: &Clock,
+        timing: &mut RequestTiming,
+    ) -> Result<(Response<Incoming>, Instant)> {
+        let cfg = &self.inner.config;
+        for attempt in 0..2 {
+            if !self.is_open() {
+                let t0 = clock.now_ns();
+                let deadline = Instant::now() + cfg.connect_timeout;
+                self.sender = Some(self.open(deadline).await?);
+                timing.connect_ns += clock.now_ns() - t0;
+            }
+            let Some(sender) = self.sender.as_mut() else {
+                continue;
+            };
+            if sender.ready().await.is_err() {
+                self.sender = None;
+                continue;
+            }
+            timing.send_ns = clock.now_ns();
+            let deadline = Instant::from_std(clock.instant_at(timing.send_ns)) + cfg.timeout;
+            match timeout_at(deadline, sender.try_send_request(req)).await {
+                Err(_) => {
+                    self.sender = None;
+                    return Err(Error::Timeout {
+                        seconds: cfg.timeout.as_secs_f64(),
+                        stage: "waiting for response headers",
+                    });
+                }
+                Ok(Ok(resp)) => {
+                    timing.headers_ns = Some(clock.now_ns());
+                    return Ok((resp, deadline));
+                }
+                Ok(Err(mut e)) => {
+                    self.sender = None;
+                    match e.take_message() {
+                        Some(unsent) if attempt == 0 => req = unsent,
+                        _ => return Err(Error::Io(e.into_error().to_string())),
+                    }
+                }
+            }
+        }
+        Err(Error::Io("the server closed the connection twice before the request was sent".into()))
+    }
+
+    /// Reads the next body frame's data under the total and idle timeouts.
+    async fn next_data(
+        &mut self,
+        body: &mut Incoming,
+        deadline: Instant,
+    ) -> Result<Option<Bytes>> {
+        let cfg = &self.inner.config;
+        loop {
+            let (limit, stage, seconds) = match cfg.idle_timeout {
+                Some(idle) if Instant::now() + idle < deadline => (
+                    Instant::now() + idle,
+                    "stream idle",
+                    idle.as_secs_f64(),
+                ),
+                _ => (deadline, "reading the response", cfg.timeout.as_secs_f64()),
+            };
+            let frame = match timeout_at(limit, body.frame()).await {
+                Err(_) => {
+                    self.sender = None;
+                    return Err(Error::Timeout { seconds, stage });
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    self.sender = None;
+                    return Err(Error::Io(format!("response body broken: {e}")));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                return Ok(Some(data));
+            }
+        }
+    }
+
+    /// Reads at most `limit` bytes of an error body, for the message.
+    async fn error_body(&mut self, resp: Response<Incoming>, deadline: Instant) -> Error {
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while text.len() < 512 {
+            match self.next_data(&mut body, deadline).await {
+                Ok(Some(d)) => text.extend_from_slice(&d),
+                _ => break,
+            }
+        }
+        // The rest of the body is not read; the connection cannot be reused.
+        self.sender = None;
+        let text = String::from_utf8_lossy(&text);
+        Error::Status {
+            status,
+            body: truncate(text.trim(), 300),
+        }
+    }
+
+    /// Reads a whole body, stamping the first byte, bounded by `max_event_bytes`.
+    async fn read_body(
+        &mut self,
+        mut body: Incoming,
+        deadline: Instant,
+        clock: &Clock,
+        timing: &mut RequestTiming,
+    ) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        while let Some(data) = self.next_data(&mut body, deadline).await? {
+            if timing.first_byte_ns.is_none() {
+                timing.first_byte_ns = Some(clock.now_ns());
+            }
+            if buf.len() + data.len() > self.inner.config.max_event_bytes {
+                self.sender = None;
+                return Err(Error::BadResponse(format!(
+                    "response body exceeds {} bytes",
+                    self.inner.config.max_event_bytes
+                )));
+            }
+            buf.extend_from_slice(&data);
+        }
+        timing.end_ns = Some(clock.now_ns());
+        Ok(buf)
+    }
+
+    /// Sends a chat or text completion whose JSON `body` was built beforehand (see
+    /// [`crate::ChatRequest::body`]); `stream` must match the body's `stream` field. Never fails:
+    /// a failure is recorded in the returned record with the timings gathered up to it.
+    pub async fn completion(
+        &mut self,
+        endpoint: Endpoint,
+        stream: bool,
+        body: Bytes,
+        clock: &Clock,
+    ) -> RequestRecord {
+        let mut record = RequestRecord::default();
+        let req = self.request(Method::POST, endpoint.path(), body, stream);
+        let result = self
+            .completion_inner(req, stream, clock, &mut record)
+            .await;
+        if let Err(e) = result {
+            record.error = Some(e);
+        }
+        if record.timing.end_ns.is_none() {
+            record.timing.end_ns = Some(clock.now_ns());
+        }
+        record
+    }
+
+    async fn completion_inner(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        stream: bool,
+        clock: &Clock,
+        record: &mut RequestRecord,
+    ) -> Result<()> {
+        let (resp, deadline) = self.exchange(req, clock, &mut record.timing).await?;
+        if !resp.status().is_success() {
+            return Err(self.error_body(resp, deadline).await);
+        }
+        let mut body = resp.into_body();
+        if !stream {
+            let bytes = self.read_body(body, deadline, clock, &mut record.timing).await?;
+            decode_completion(&bytes, record);
+            return Ok(());
+        }
+        let mut framer = SseFramer::new(self.inner.config.max_event_bytes);
+        let mut state = StreamState::new(std::mem::take(record));
+        let mut over = false;
+        while let Some(data) = self.next_data(&mut body, deadline).await.inspect_err(|_| {
+            *record = std::mem::take(&mut state.record);
+        })? {
+            // The stamp is taken here, when the bytes were handed over, before any parsing.
+            let t = clock.now_ns();
+            let timing = &mut state.record.timing;
+            if timing.first_byte_ns.is_none() {
+                timing.first_byte_ns = Some(t);
+            }
+            if over {
+                continue; // drain what follows [DONE] so the connection can be reused
+            }
+            let fed = framer.feed(&data, |event| state.on_event(event, t));
+            if let Err(e) = fed {
+                state.record.error = Some(Error::BadStream(e.to_string()));
+                self.sender = None;
+                break;
+            }
+            if state.done || state.record.error.is_some() {
+                over = true;
+                if state.record.error.is_some() {
+                    // The server may keep the stream open after an error; do not wait for it.
+                    self.sender = None;
+                    break;
+                }
+            }
+        }
+        state.record.timing.end_ns = Some(clock.now_ns());
+        *record = state.finish();
+        Ok(())
+    }
+
+    /// Sends an embeddings request. Never fails: a failure is recorded in the returned record.
+    pub async fn embeddings(&mut self, body: Bytes, clock: &Clock) -> EmbeddingsRecord {
+        let mut record = EmbeddingsRecord::default();
+        let req = self.request(Method::POST, "/embeddings", body, false);
+        let result = async {
+            let (resp, deadline) = self.exchange(req, clock, &mut record.timing).await?;
+            if !resp.status().is_success() {
+                return Err(self.error_body(resp, deadline).await);
+            }
+            let bytes = self
+                .read_body(resp.into_body(), deadline, clock, &mut record.timing)
+                .await?;
+            decode_embeddings(&bytes, &mut record);
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            record.error = Some(e);
+        }
+        if record.timing.end_ns.is_none() {
+            record.timing.end_ns = Some(clock.now_ns());
+        }
+        record
+    }
+
+    /// A convenience for [`EmbeddingsRequest`]s.
+    pub async fn embed(&mut self, req: &EmbeddingsRequest, clock: &Clock) -> EmbeddingsRecord {
+        self.embeddings(req.body(), clock).await
+    }
+
+    /// `GET {api_base}{route}`, returning the body of a successful response.
+    pub async fn get(&mut self, route: &str, clock: &Clock) -> Result<Vec<u8>> {
+        self.send_json(Method::GET, route, Bytes::new(), clock).await
+    }
+
+    /// `POST {api_base}{route}` with a JSON body, returning the body of a successful response.
+    pub async fn post(&mut self, route: &str, body: Bytes, clock: &Clock) -> Result<Vec<u8>> {
+        self.send_json(Method::POST, route, body, clock).await
+    }
+
+    async fn send_json(
+        &mut self,
+        method: Method,
+        route: &str,
+        body: Bytes,
+        clock: &Clock,
+    ) -> Result<Vec<u8>> {
+        let mut timing = RequestTiming::default();
+        let req = self.request(method, route, body, false);
+        let (resp, deadline) = self.exchange(req, clock, &mut timing).await?;
+        if !resp.status().is_success() {
+            return Err(self.error_body(resp, deadline).await);
+        }
+        self.read_body(resp.into_body(), deadline, clock, &mut timing)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://localhost:8000/v1/").unwrap();
+        assert_eq!((t.https, t.host.as_str(), t.port, t.prefix.as_str()), (false, "localhost", 8000, "/v1"));
+        assert_eq!(t.authority, "localhost:8000");
+        let t = Target::parse("https://api.example.com/v1").unwrap();
+        assert_eq!((t.https, t.port), (true, 443));
+        let t = Target::parse("http://[::1]:9/v1").unwrap();
+        assert_eq!(t.host, "::1");
+        for bad in ["localhost:8000/v1", "ftp://x/v1", "http://", "not a url"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Typed request errors. [`Error::kind`] is the short name a benchmark counts failures by.
+
+/// What went wrong with one request (or with setting up the client).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The base URL or another setting is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// DNS, TCP or TLS set-up failed.
+    #[error("cannot connect to {addr}: {message}")]
+    Connect { addr: String, message: String },
+    /// The request did not complete within its timeout.
+    #[error("timed out after {seconds:.1} s ({stage})")]
+    Timeout { seconds: f64, stage: &'static str },
+    /// The server answered with a non-success status.
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    /// The connection broke while sending or receiving.
+    #[error("connection error: {0}")]
+    Io(String),
+    /// The response body could not be understood (not JSON, missing fields, bad SSE).
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    /// The stream was malformed or ended early.
+    #[error("bad stream: {0}")]
+    BadStream(String),
+    /// The server reported an error inside a 200 stream (`event: error` or `{"error": …}`).
+    #[error("server error event: {0}")]
+    ServerEvent(String),
+}
+
+impl Error {
+    /// A short stable name for counting failures by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Connect { .. } => "connect",
+            Error::Timeout { .. } => "timeout",
+            Error::Status { .. } => "http_status",
+            Error::Io(_) => "io",
+            Error::BadResponse(_) => "bad_response",
+            Error::BadStream(_) => "bad_stream",
+            Error::ServerEvent(_) => "server_error_event",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

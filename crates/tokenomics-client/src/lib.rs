@@ -1,0 +1,70 @@
+//! A raw hyper 1.x client for OpenAI-compatible inference servers, built to *measure*.
+//!
+//! The design follows one rule: **a timestamp is taken when bytes arrive, before anything is
+//! parsed.** Each body frame read from the socket is stamped with the monotonic [`Clock`] the
+//! moment hyper hands it over; the SSE framer ([`SseFramer`]) then splits it into events, and every
+//! event completed by that frame carries that frame's stamp. JSON is decoded only afterwards, and
+//! only as far as the metrics need (is there content? usage? an error? a finish reason?).
+//!
+//! A [`Client`] holds what all requests share (base URL, API key, TLS set-up, timeouts). It hands
+//! out [`Connection`]s: one HTTP/1.1 keep-alive connection each, opened lazily, reused for every
+//! request sent through it and reopened transparently when the server closed it between requests.
+//! A benchmark gives each concurrent worker its own `Connection`, so there is no pool lock shared
+//! between requests and no hidden cap on concurrency: N workers are N connections.
+//!
+//! Every request yields a [`RequestRecord`]: a [`RequestTiming`] (nanoseconds on the client's
+//! monotonic clock) plus token counts and, for a failed request, a typed [`Error`] whose
+//! [`Error::kind`] names the failure for counting.
+
+mod conn;
+mod error;
+mod request;
+mod response;
+pub mod sse;
+
+pub use conn::{Client, ClientConfig, Connection};
+pub use error::{Error, Result};
+pub use request::{ChatRequest, EmbeddingsRequest, Endpoint, Message};
+pub use response::{EmbeddingsRecord, RequestRecord, RequestTiming, TokenSource};
+pub use sse::{SseEvent, SseFramer};
+
+use std::time::Instant;
+
+/// The monotonic clock every timestamp of a run is read from: nanoseconds since an origin.
+///
+/// `Clock` is `Copy`; all requests of one benchmark share one origin so their timestamps compare.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// A clock whose origin is now.
+    pub fn start() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the origin (monotonic; never goes back).
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    /// The origin as an [`Instant`].
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// The instant `ns` nanoseconds after the origin.
+    pub fn instant_at(&self, ns: u64) -> Instant {
+        self.origin + std::time::Duration::from_nanos(ns)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::start()
+    }
+}

@@ -1,0 +1,456 @@
+//! Per-request records, and the decoding of responses into them.
+//!
+//! Decoding happens after the bytes were stamped, and only as far as the metrics need: whether a
+//! chunk carries content (not the content itself: a `RawValue` borrowed from the buffer is enough),
+//! the usage block, the finish reason and errors.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{sse::SseEvent, Error};
+
+/// Where a request's completion-token count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenSource {
+    /// The server's `usage` block.
+    Usage,
+    /// Counted content events of the stream (the server sent no usage; llama.cpp does this).
+    /// One event usually carries one token, but a server may put several in one chunk.
+    Events,
+    /// Not known (the request failed before any count was possible).
+    #[default]
+    Unknown,
+}
+
+impl TokenSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenSource::Usage => "usage",
+            TokenSource::Events => "events",
+            TokenSource::Unknown => "unknown",
+        }
+    }
+}
+
+/// Timestamps of one request, in nanoseconds on the run's [`crate::Clock`].
+///
+/// Every timestamp is read when the bytes it marks were handed over by the connection, before any
+/// parsing. `send_ns` is taken right before the request is written to an open connection (opening
+/// a connection is timed apart, in `connect_ns`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestTiming {
+    pub send_ns: u64,
+    /// Time spent opening a connection for this request (0 when a kept-alive one was reused).
+    pub connect_ns: u64,
+    /// Response status line and headers received.
+    pub headers_ns: Option<u64>,
+    /// First body bytes received.
+    pub first_byte_ns: Option<u64>,
+    /// First content token received (streaming only). A role-only delta is not a token; a
+    /// reasoning delta is.
+    pub first_token_ns: Option<u64>,
+    /// Arrival time of every event that carried content (streaming only), in order.
+    pub token_events_ns: Vec<u64>,
+    /// The response was complete (last body bytes received), or the request failed.
+    pub end_ns: Option<u64>,
+}
+
+impl RequestTiming {
+    /// Arrival of the last content event.
+    pub fn last_token_ns(&self) -> Option<u64> {
+        self.token_events_ns.last().copied()
+    }
+    /// Time to first token, seconds.
+    pub fn ttft_s(&self) -> Option<f64> {
+        self.first_token_ns.map(|t| secs(t - self.send_ns))
+    }
+    /// End-to-end latency, seconds.
+    pub fn e2e_s(&self) -> Option<f64> {
+        self.end_ns.map(|t| secs(t - self.send_ns))
+    }
+}
+
+pub(crate) fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// The outcome of one chat or completion request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestRecord {
+    pub timing: RequestTiming,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    /// Reasoning tokens, where the server reports them apart.
+    pub reasoning_tokens: Option<u64>,
+    pub token_source: TokenSource,
+    /// Events that carried content or reasoning text.
+    pub content_events: u64,
+    pub finish_reason: Option<String>,
+    pub error: Option<Error>,
+}
+
+impl RequestRecord {
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// The outcome of one embeddings request.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddingsRecord {
+    pub timing: RequestTiming,
+    pub prompt_tokens: Option<u64>,
+    /// Length of each returned vector, in the order of `data`.
+    pub dimensions: Vec<usize>,
+    pub error: Option<Error>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens_details: Option<UsageDetails>,
+}
+
+#[derive(Deserialize)]
+struct UsageDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<ChunkChoice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    /// Chat responses carry `message`, text completions `text`.
+    #[serde(borrow, default)]
+    message: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reasoning: Option<&'a RawValue>,
+}
+
+/// A JSON string value that is not empty (`null` already became `None`).
+fn has_text(v: Option<&RawValue>) -> bool {
+    v.is_some_and(|raw| {
+        let s = raw.get();
+        s.starts_with('"') && s.len() > 2
+    })
+}
+
+impl ChunkChoice<'_> {
+    fn has_token(&self) -> bool {
+        let delta = self.delta.as_ref().or(self.message.as_ref());
+        has_text(self.text)
+            || delta.is_some_and(|d| {
+                has_text(d.content) || has_text(d.reasoning_content) || has_text(d.reasoning)
+            })
+    }
+}
+
+/// The message of an `error` value: `{"message": …}`, a plain string, or the raw JSON.
+fn error_message(raw: &RawValue) -> String {
+    #[derive(Deserialize)]
+    struct WithMessage {
+        message: String,
+    }
+    if let Ok(m) = serde_json::from_str::<WithMessage>(raw.get()) {
+        return m.message;
+    }
+    if let Ok(s) = serde_json::from_str::<String>(raw.get()) {
+        return s;
+    }
+    truncate(raw.get(), 300)
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn apply_usage(record: &mut RequestRecord, usage: Usage) {
+    if usage.prompt_tokens.is_some() {
+        record.prompt_tokens = usage.prompt_tokens;
+    }
+    if let Some(c) = usage.completion_tokens {
+        record.completion_tokens = Some(c);
+        record.token_source = TokenSource::Usage;
+    }
+    if let Some(r) = usage.completion_tokens_details.and_then(|d| d.reasoning_tokens) {
+        record.reasoning_tokens = Some(r);
+    }
+}
+
+/// Turns SSE events of a streamed completion into a [`RequestRecord`].
+pub(crate) struct StreamState {
+    pub record: RequestRecord,
+    pub done: bool,
+}
+
+impl StreamState {
+    pub fn new(record: RequestRecord) -> Self {
+        Self {
+            record,
+            done: false,
+        }
+    }
+
+    /// Handles one event that arrived at `t_ns`. Returns `false` once the stream is over (done, or
+    /// an error was recorded).
+    pub fn on_event(&mut self, event: SseEvent<'_>, t_ns: u64) -> bool {
+        let data = event.data;
+        if event.is_error_event() {
+            let text = String::from_utf8_lossy(data);
+            let msg = match serde_json::from_str::<Chunk>(&text) {
+                Ok(Chunk { error: Some(e), .. }) => error_message(e),
+                _ => truncate(&text, 300),
+            };
+            self.record.error = Some(Error::ServerEvent(msg));
+            return false;
+        }
+        if data == b"[DONE]" {
+            self.done = true;
+            return false;
+        }
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return true;
+        }
+        let chunk: Chunk = match serde_json::from_slice(data) {
+            Ok(c) => c,
+            Err(e) => {
+                self.record.error = Some(Error::BadStream(format!(
+                    "event is not valid JSON ({e}): {}",
+                    truncate(&String::from_utf8_lossy(data), 200)
+                )));
+                return false;
+            }
+        };
+        if let Some(e) = chunk.error {
+            self.record.error = Some(Error::ServerEvent(error_message(e)));
+            return false;
+        }
+        if let Some(choice) = chunk.choices.first() {
+            if choice.has_token() {
+                let timing = &mut self.record.timing;
+                if timing.first_token_ns.is_none() {
+                    timing.first_token_ns = Some(t_ns);
+                }
+                timing.token_events_ns.push(t_ns);
+                self.record.content_events += 1;
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.record.finish_reason = Some(reason.to_string());
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            apply_usage(&mut self.record, usage);
+        }
+        true
+    }
+
+    /// Closes the record when the body ended.
+    pub fn finish(mut self) -> RequestRecord {
+        if self.record.error.is_none() && !self.done && self.record.finish_reason.is_none() {
+            self.record.error = Some(Error::BadStream(
+                "stream ended without [DONE] or a finish reason".into(),
+            ));
+        }
+        if self.record.token_source != TokenSource::Usage && self.record.error.is_none() {
+            self.record.completion_tokens = Some(self.record.content_events);
+            self.record.token_source = TokenSource::Events;
+        }
+        self.record
+    }
+}
+
+/// Decodes a complete non-streamed completion body into `record`.
+pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
+    let chunk: Chunk = match serde_json::from_slice(body) {
+        Ok(c) => c,
+        Err(e) => {
+            record.error = Some(Error::BadResponse(format!(
+                "body is not a completion ({e}): {}",
+                truncate(&String::from_utf8_lossy(body), 200)
+            )));
+            return;
+        }
+    };
+    if let Some(e) = chunk.error {
+        record.error = Some(Error::ServerEvent(error_message(e)));
+        return;
+    }
+    if let Some(choice) = chunk.choices.first() {
+        record.finish_reason = choice.finish_reason.map(str::to_string);
+        record.content_events = u64::from(choice.has_token());
+    }
+    match chunk.usage {
+        Some(usage) if usage.completion_tokens.is_some() => apply_usage(record, usage),
+        _ => {
+            record.error = Some(Error::BadResponse(
+                "response has no usage.completion_tokens; use --stream to count tokens from events"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// Decodes a complete embeddings body into `record`: token usage and each vector's length,
+/// counted without building the vectors.
+pub(crate) fn decode_embeddings(body: &[u8], record: &mut EmbeddingsRecord) {
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(default)]
+        data: Vec<Item>,
+        #[serde(default)]
+        usage: Option<Usage>,
+        #[serde(borrow, default)]
+        error: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        embedding: VectorLen,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => {
+            if let Some(e) = b.error {
+                record.error = Some(Error::ServerEvent(error_message(e)));
+                return;
+            }
+            record.prompt_tokens = b.usage.and_then(|u| u.prompt_tokens);
+            record.dimensions = b.data.into_iter().map(|i| i.embedding.0).collect();
+        }
+        Err(e) => {
+            record.error = Some(Error::BadResponse(format!(
+                "body is not an embeddings response ({e}): {}",
+                truncate(&String::from_utf8_lossy(body), 200)
+            )))
+        }
+    }
+}
+
+/// The length of a JSON array of numbers, counted without storing it.
+struct VectorLen(usize);
+
+impl<'de> Deserialize<'de> for VectorLen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = VectorLen;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of numbers")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<VectorLen, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<f64>()?.is_some() {
+                    n += 1;
+                }
+                Ok(VectorLen(n))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(data: &str) -> SseEvent<'_> {
+        SseEvent {
+            event: None,
+            data: data.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn role_only_delta_is_not_a_token_but_reasoning_is() {
+        let mut s = StreamState::new(RequestRecord::default());
+        assert!(s.on_event(ev(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#), 10));
+        assert_eq!(s.record.timing.first_token_ns, None);
+        assert!(s.on_event(ev(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#), 20));
+        assert!(s.on_event(ev(r#"{"choices":[{"delta":{"content":"A\"b"}}]}"#), 30));
+        assert!(s.on_event(ev(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#), 40));
+        assert!(s.on_event(ev(r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#), 50));
+        assert!(!s.on_event(ev("[DONE]"), 60));
+        let r = s.finish();
+        assert!(r.error.is_none());
+        assert_eq!(r.timing.first_token_ns, Some(20));
+        assert_eq!(r.timing.token_events_ns, vec![20, 30]);
+        assert_eq!((r.prompt_tokens, r.completion_tokens), (Some(7), Some(2)));
+        assert_eq!(r.token_source, TokenSource::Usage);
+        assert_eq!(r.finish_reason.as_deref(), Some("length"));
+    }
+
+    #[test]
+    fn without_usage_tokens_come_from_events() {
+        let mut s = StreamState::new(RequestRecord::default());
+        s.on_event(ev(r#"{"choices":[{"delta":{"content":"a"}}]}"#), 1);
+        s.on_event(ev(r#"{"choices":[{"delta":{"content":"b"},"finish_reason":"stop"}]}"#), 2);
+        let r = s.finish();
+        assert!(r.error.is_none(), "a finish reason ends a stream without [DONE]");
+        assert_eq!(r.completion_tokens, Some(2));
+        assert_eq!(r.token_source, TokenSource::Events);
+    }
+
+    #[test]
+    fn errors_inside_a_stream() {
+        let mut s = StreamState::new(RequestRecord::default());
+        assert!(!s.on_event(ev(r#"{"error":{"message":"out of memory","code":500}}"#), 1));
+        assert_eq!(s.finish().error.unwrap().to_string(), "server error event: out of memory");
+
+        let mut s = StreamState::new(RequestRecord::default());
+        let e = SseEvent { event: Some(b"error"), data: b"\"overloaded\"" };
+        assert!(!s.on_event(e, 1));
+        assert_eq!(s.finish().error.unwrap().kind(), "server_error_event");
+
+        let mut s = StreamState::new(RequestRecord::default());
+        assert!(!s.on_event(ev("{not json"), 1));
+        assert_eq!(s.finish().error.unwrap().kind(), "bad_stream");
+
+        let mut s = StreamState::new(RequestRecord::default());
+        s.on_event(ev(r#"{"choices":[{"delta":{"content":"a"}}]}"#), 1);
+        assert_eq!(s.finish().error.unwrap().kind(), "bad_stream", "cut short");
+    }
+
+    #[test]
+    fn embeddings_are_counted_not_stored() {
+        let mut r = EmbeddingsRecord::default();
+        decode_embeddings(
+            br#"{"data":[{"embedding":[0.1,0.2,0.3],"index":0},{"embedding":[],"index":1}],"usage":{"prompt_tokens":9,"total_tokens":9}}"#,
+            &mut r,
+        );
+        assert!(r.error.is_none());
+        assert_eq!(r.dimensions, vec![3, 0]);
+        assert_eq!(r.prompt_tokens, Some(9));
+    }
+}

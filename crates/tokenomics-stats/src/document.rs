@@ -1,0 +1,235 @@
+//! The JSON result documents.
+//!
+//! Every field the original scripts wrote is here under its original name and place; fields this
+//! project adds are optional, so a file written by the originals loads unchanged, and unknown
+//! fields are kept (`extra`) so a file read and written again loses nothing.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{Distribution, Stat};
+
+/// The document `oai-bench` writes (and `oai_server_benchmark.py` wrote).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatDocument {
+    pub metadata: ChatMetadata,
+    /// One entry per load level; for burst mode the key is the batch size as a string.
+    pub results: IndexMap<String, ChatLevel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatMetadata {
+    pub timestamp: String,
+    pub model: String,
+    pub dataset_key: String,
+    pub api_base: String,
+    pub batch_sizes: Vec<u64>,
+    pub num_runs: u64,
+    pub max_tokens: u64,
+    pub temperature: f64,
+    pub seed: u64,
+    pub warmup_runs: u64,
+    pub n_cores: u64,
+    #[serde(default)]
+    pub description: String,
+    /// Fields added by this project (tool version, streaming, endpoint, dataset details, …) and
+    /// any unknown field of a file being read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The results of one load level (one batch size in burst mode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatLevel {
+    pub tokens: ChatTokens,
+    pub timings: ChatTimings,
+    pub throughput: ChatThroughput,
+    /// Streaming latency figures, in seconds (present for `--stream` runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<ChatLatency>,
+    /// How many requests succeeded and failed, by error kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestCounts>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatTokens {
+    pub input_per_request: Stat,
+    pub output_per_request: Stat,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatTimings {
+    pub batch_total_seconds: Stat,
+    pub fastest_seconds: Stat,
+    pub slowest_seconds: Stat,
+    pub spread_seconds: Stat,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatThroughput {
+    pub batch_tokens_per_second: Stat,
+    pub request_tokens_per_second: Stat,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Streaming latencies, in seconds, pooled over every successful request of a level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatLatency {
+    /// Time to first token: send → first content (or reasoning) token.
+    pub ttft: Distribution,
+    /// Inter-token latency: every gap between consecutive content events, pooled.
+    pub itl: Distribution,
+    /// Time per output token after the first: (e2el − ttft) / (output tokens − 1), per request.
+    pub tpot: Distribution,
+    /// End-to-end latency: send → last byte of the response.
+    pub e2el: Distribution,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Request outcomes of one level.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Failures by kind (`connect`, `timeout`, `http_status`, `bad_stream`, …).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub errors: IndexMap<String, ErrorCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    pub count: u64,
+    /// The message of the first failure of this kind.
+    pub first_message: String,
+}
+
+impl RequestCounts {
+    pub fn record_success(&mut self) {
+        self.succeeded += 1;
+    }
+
+    pub fn record_failure(&mut self, kind: &str, message: impl FnOnce() -> String) {
+        self.failed += 1;
+        match self.errors.get_mut(kind) {
+            Some(e) => e.count += 1,
+            None => {
+                self.errors.insert(
+                    kind.to_string(),
+                    ErrorCount {
+                        count: 1,
+                        first_message: message(),
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &RequestCounts) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        for (kind, e) in &other.errors {
+            match self.errors.get_mut(kind) {
+                Some(mine) => mine.count += e.count,
+                None => {
+                    self.errors.insert(kind.clone(), e.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The document `embed-bench` writes (and `embedding_benchmark.py` wrote).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedDocument {
+    pub metadata: EmbedMetadata,
+    /// Keyed `batch_{B}_seq_{L}`.
+    pub results: IndexMap<String, EmbedLevel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedMetadata {
+    pub timestamp: String,
+    pub model: String,
+    pub api_base: String,
+    pub batch_sizes: Vec<u64>,
+    /// Category names (`"short"`) or word counts (`200`), as given.
+    pub sequence_lengths: Vec<Value>,
+    pub num_runs: u64,
+    pub warmup_runs: u64,
+    #[serde(default = "yes")]
+    pub concurrent_requests: bool,
+    pub seed: u64,
+    #[serde(default)]
+    pub description: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedLevel {
+    pub tokens: EmbedTokens,
+    pub timings: ChatTimings,
+    pub throughput: EmbedThroughput,
+    /// Per-request latency percentiles, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Distribution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestCounts>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedTokens {
+    pub total_per_batch: Stat,
+    pub embeddings_per_batch: Stat,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedThroughput {
+    pub batch_embeddings_per_second: Stat,
+    pub batch_tokens_per_second: Stat,
+    pub request_embeddings_per_second: Stat,
+    pub request_tokens_per_second: Stat,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A result file of either kind, recognised by its shape.
+#[derive(Debug, Clone)]
+pub enum AnyDocument {
+    Chat(ChatDocument),
+    Embed(EmbedDocument),
+}
+
+impl AnyDocument {
+    /// Recognises a parsed JSON value: embedding documents have `sequence_lengths` in their
+    /// metadata, chat documents `dataset_key`.
+    pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        let is_embed = value
+            .get("metadata")
+            .and_then(|m| m.get("sequence_lengths"))
+            .is_some();
+        if is_embed {
+            serde_json::from_value(value).map(AnyDocument::Embed)
+        } else {
+            serde_json::from_value(value).map(AnyDocument::Chat)
+        }
+    }
+}

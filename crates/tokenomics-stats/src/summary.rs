@@ -1,0 +1,198 @@
+//! Summaries of samples.
+//!
+//! Conventions (fixed, documented in the README): the standard deviation is the *sample* standard
+//! deviation (n − 1 in the denominator) and is 0 for a single value; percentiles use linear
+//! interpolation between the two closest ranks, as numpy's `percentile` does by default. An empty
+//! sample set has no figures: every field is NaN, which the JSON documents write as `null`.
+
+use serde::{Deserialize, Serialize};
+use statrs::statistics::Statistics;
+
+/// The figures of one sample set, computed once.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    sorted: Vec<f64>,
+    mean: f64,
+    std: f64,
+}
+
+impl Summary {
+    /// Summarises `samples`. NaN samples are ignored.
+    pub fn new(samples: impl IntoIterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = samples.into_iter().filter(|x| !x.is_nan()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let (mean, std) = match sorted.len() {
+            0 => (f64::NAN, f64::NAN),
+            1 => (sorted[0], 0.0),
+            _ => (sorted.iter().mean(), sorted.iter().std_dev()),
+        };
+        Self { sorted, mean, std }
+    }
+
+    pub fn count(&self) -> usize {
+        self.sorted.len()
+    }
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+    /// Sample standard deviation (n − 1), 0 for one value, NaN for none.
+    pub fn std(&self) -> f64 {
+        self.std
+    }
+    pub fn min(&self) -> f64 {
+        self.sorted.first().copied().unwrap_or(f64::NAN)
+    }
+    pub fn max(&self) -> f64 {
+        self.sorted.last().copied().unwrap_or(f64::NAN)
+    }
+    /// The `q`-th percentile (`q` in 0..=100), linear interpolation; NaN when empty.
+    pub fn percentile(&self, q: f64) -> f64 {
+        percentile(&self.sorted, q)
+    }
+
+    /// Mean and std only: the shape of every statistic in the original chat document.
+    pub fn mean_std(&self) -> Stat {
+        Stat {
+            mean: self.mean,
+            std: self.std,
+            min: None,
+            max: None,
+        }
+    }
+
+    /// Mean, std, min and max: the shape of the embedding document's statistics.
+    pub fn stat(&self) -> Stat {
+        Stat {
+            mean: self.mean,
+            std: self.std,
+            min: Some(self.min()),
+            max: Some(self.max()),
+        }
+    }
+
+    /// Mean, std, min, max and the latency percentiles.
+    pub fn distribution(&self) -> Distribution {
+        Distribution {
+            count: self.count() as u64,
+            mean: self.mean,
+            std: self.std,
+            min: self.min(),
+            max: self.max(),
+            p50: self.percentile(50.0),
+            p90: self.percentile(90.0),
+            p95: self.percentile(95.0),
+            p99: self.percentile(99.0),
+            p99_9: self.percentile(99.9),
+        }
+    }
+}
+
+/// The `q`-th percentile (0..=100) of already sorted values, interpolating linearly between the
+/// closest ranks (numpy's default). NaN for an empty slice; the single value for one sample.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let rank = (q.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+            let lo = rank.floor() as usize;
+            let hi = rank.ceil() as usize;
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+        }
+    }
+}
+
+/// `{"mean": …, "std": …}` with optional `min`/`max`. NaN is written as `null` and read back as
+/// NaN, so a level where nothing succeeded still has every field the original had.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    #[serde(deserialize_with = "nullable_f64")]
+    pub mean: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub std: f64,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable_opt_f64"
+    )]
+    pub min: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable_opt_f64"
+    )]
+    pub max: Option<f64>,
+}
+
+/// A latency distribution: count, mean, std, min, max and percentiles, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub count: u64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub mean: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub std: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub min: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub max: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub p50: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub p90: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub p95: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pub p99: f64,
+    #[serde(rename = "p99.9", deserialize_with = "nullable_f64")]
+    pub p99_9: f64,
+}
+
+fn nullable_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nullable_opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_std_uses_n_minus_one() {
+        let s = Summary::new([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+        assert_eq!(s.mean(), 5.0);
+        // Population std is 2.0; the sample std is sqrt(32/7).
+        assert!((s.std() - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_value_has_zero_std_and_empty_is_nan() {
+        let one = Summary::new([3.5]);
+        assert_eq!((one.mean(), one.std(), one.percentile(99.0)), (3.5, 0.0, 3.5));
+        let none = Summary::new([]);
+        assert!(none.mean().is_nan() && none.std().is_nan() && none.percentile(50.0).is_nan());
+    }
+
+    #[test]
+    fn percentiles_match_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4], [50, 90, 99]) == [2.5, 3.7, 3.97]
+        let s = Summary::new([4.0, 1.0, 3.0, 2.0]);
+        assert!((s.percentile(50.0) - 2.5).abs() < 1e-12);
+        assert!((s.percentile(90.0) - 3.7).abs() < 1e-12);
+        assert!((s.percentile(99.0) - 3.97).abs() < 1e-12);
+        assert_eq!(s.percentile(0.0), 1.0);
+        assert_eq!(s.percentile(100.0), 4.0);
+    }
+
+    #[test]
+    fn nan_round_trips_as_null() {
+        let stat = Summary::new([]).mean_std();
+        let json = serde_json::to_string(&stat).unwrap();
+        assert_eq!(json, r#"{"mean":null,"std":null}"#);
+        let back: Stat = serde_json::from_str(&json).unwrap();
+        assert!(back.mean.is_nan());
+    }
+}
