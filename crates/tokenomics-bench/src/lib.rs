@@ -1,1 +1,77 @@
-pub fn placeholder_bench() {}
+//! The Tokenomics experiments.
+//!
+//! [`chat::ChatBenchmark`] runs the chat benchmark of the original `oai_server_benchmark.py`: for
+//! each batch size B, warm-up requests, then `num_runs` runs that each send B requests at once and
+//! wait for all of them. Each run's requests are recorded by the client
+//! ([`tokenomics_client::RequestRecord`]), turned into the original's per-run and per-request
+//! figures ([`metrics`]), pooled over the runs of a level by the SPEC's rules, and written into a
+//! [`tokenomics_stats::ChatDocument`] after every level, atomically, so a crash loses at most the
+//! level in progress.
+//!
+//! The benchmark reports progress through the [`Observer`] trait; binaries print, libraries and
+//! CI harnesses can collect.
+
+pub mod chat;
+pub mod metrics;
+
+pub use chat::{ChatBenchmark, ChatConfig};
+
+use tokenomics_client::Error as ClientError;
+
+/// Errors that stop a benchmark (a failed *request* never does: it is counted).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Stats(#[from] tokenomics_stats::Error),
+    #[error(transparent)]
+    Dataset(#[from] tokenomics_datasets::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What one run of a level produced, for progress display.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub level: u64,
+    /// 0-based run index.
+    pub run: usize,
+    pub num_runs: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub mean_output_tokens: f64,
+    pub batch_seconds: f64,
+    pub mean_request_tokens_per_second: f64,
+    pub batch_tokens_per_second: f64,
+}
+
+/// Receives progress. Every method has an empty default.
+pub trait Observer: Send {
+    /// A level is about to start (after its warm-up).
+    fn level_started(&mut self, _level: u64) {}
+    /// A warm-up request failed (warm-up failures are not counted in the results).
+    fn warmup_failed(&mut self, _level: u64, _error: &ClientError) {}
+    /// A measured request failed.
+    fn request_failed(&mut self, _level: u64, _run: usize, _error: &ClientError) {}
+    /// Every record of a finished run, in the order the requests were built.
+    fn run_records(&mut self, _level: u64, _run: usize, _records: &[tokenomics_client::RequestRecord]) {}
+    fn run_finished(&mut self, _report: &RunReport) {}
+    /// A level is complete; `key` is its key in `results`.
+    fn level_finished(&mut self, _key: &str, _level: &tokenomics_stats::ChatLevel) {}
+    /// The document was written to disk.
+    fn saved(&mut self, _path: &std::path::Path) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// The local time as the original scripts wrote it (`2025-02-04T21:33:32.902353`).
+pub fn timestamp() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}

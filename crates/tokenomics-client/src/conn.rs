@@ -306,6 +306,8 @@ impl Connection {
         for attempt in 0..2 {
             if !self.is_open() {
                 let t0 = clock.now_ns();
+                // A request that fails to connect was still attempted at t0.
+                timing.send_ns = t0;
                 let deadline = Instant::now() + cfg.connect_timeout;
                 self.sender = Some(self.open(deadline).await?);
                 timing.connect_ns += clock.now_ns() - t0;

@@ -1,1 +1,173 @@
-pub fn placeholder_datasets() {}
+//! Prompt sets for Tokenomics.
+//!
+//! A [`PromptSource`] is parsed from a `--dataset_key` and draws the prompts of one run with
+//! [`PromptSource::draw`]. Every draw is seeded, so a run can be repeated exactly, and each run of
+//! a benchmark passes its own seed (derived from `--seed` and the run index with [`run_seed`]), so
+//! repeated runs do not simply hit the server's prefix cache.
+//!
+//! * `synthetic` — generated text, offline, lengths varied, each prompt opening with different
+//!   words so no two share a prefix.
+//! * `file:PATH` — JSON Lines with a `prompt` string or a `messages` array per line, or plain text
+//!   with one prompt per line. Rows are shuffled with the seed and repeated in order when a batch
+//!   is larger than the file.
+//! * `aime` — the original default; Hub datasets come in a later release, and until then the key
+//!   is refused with a clear message.
+//!
+//! [`text`] also holds the seeded word generator that the embedding benchmark uses.
+
+mod file;
+pub mod text;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown dataset key {0:?}: use synthetic, file:PATH or aime")]
+    UnknownKey(String),
+    #[error("dataset {0:?} is not available yet in this version: use --dataset_key synthetic or file:PATH")]
+    NotAvailable(String),
+    #[error("cannot read dataset file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("dataset file {path}, line {line}: {message}")]
+    Format {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("dataset {0} holds no prompts")]
+    Empty(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One prompt: a plain text (sent as the user message after the benchmark's system message) or a
+/// whole conversation given by a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Text(String),
+    Messages(Vec<Turn>),
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Turn {
+    pub role: String,
+    pub content: String,
+}
+
+/// Where the prompts of a benchmark come from.
+#[derive(Debug, Clone)]
+pub enum PromptSource {
+    Synthetic(text::SyntheticPrompts),
+    /// Rows loaded once; each run draws a seeded shuffle of them.
+    Rows { key: String, rows: Vec<Prompt>, source: Value },
+}
+
+impl PromptSource {
+    /// Parses a `--dataset_key` and loads what it names (a file is read here, once).
+    pub fn from_key(key: &str) -> Result<Self> {
+        match key {
+            "synthetic" => Ok(PromptSource::Synthetic(text::SyntheticPrompts::default())),
+            "aime" => Err(Error::NotAvailable(key.to_string())),
+            _ if key.starts_with("hf:") => Err(Error::NotAvailable(key.to_string())),
+            _ => match key.strip_prefix("file:") {
+                Some(path) if !path.is_empty() => {
+                    let path = PathBuf::from(path);
+                    let rows = file::load(&path)?;
+                    Ok(PromptSource::Rows {
+                        key: key.to_string(),
+                        source: json!({"kind": "file", "path": path.display().to_string(), "rows": rows.len()}),
+                        rows,
+                    })
+                }
+                _ => Err(Error::UnknownKey(key.to_string())),
+            },
+        }
+    }
+
+    /// `n` prompts for the run seeded with `seed`. For row datasets: a seeded shuffle, repeated
+    /// in that order when `n` is larger than the dataset.
+    pub fn draw(&self, n: usize, seed: u64) -> Vec<Prompt> {
+        match self {
+            PromptSource::Synthetic(s) => s.draw(n, seed),
+            PromptSource::Rows { rows, .. } => {
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+                order.iter().cycle().take(n).map(|&i| rows[i].clone()).collect()
+            }
+        }
+    }
+
+    /// What the result metadata records about the prompts: name, source and row count.
+    pub fn describe(&self) -> Value {
+        match self {
+            PromptSource::Synthetic(s) => json!({
+                "name": "synthetic",
+                "source": {"kind": "synthetic", "min_words": s.min_words, "max_words": s.max_words},
+                "rows": Value::Null,
+            }),
+            PromptSource::Rows { key, rows, source } => json!({
+                "name": key,
+                "source": source,
+                "rows": rows.len(),
+            }),
+        }
+    }
+}
+
+/// The seed of run `run` of a benchmark seeded with `seed` at load level `level`: distinct for
+/// every (level, run) so runs draw different prompts, and stable across program versions.
+pub fn run_seed(seed: u64, level: u64, run: u64) -> u64 {
+    let mut z = seed
+        ^ level.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ run.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    // splitmix64 finaliser
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(matches!(PromptSource::from_key("synthetic"), Ok(PromptSource::Synthetic(_))));
+        let e = PromptSource::from_key("aime").unwrap_err().to_string();
+        assert!(e.contains("not available yet"), "{e}");
+        assert!(matches!(PromptSource::from_key("bogus"), Err(Error::UnknownKey(_))));
+        assert!(matches!(PromptSource::from_key("file:"), Err(Error::UnknownKey(_))));
+    }
+
+    #[test]
+    fn rows_are_shuffled_with_the_seed_and_repeated_in_order() {
+        let rows: Vec<Prompt> = (0..5).map(|i| Prompt::Text(i.to_string())).collect();
+        let src = PromptSource::Rows { key: "k".into(), rows, source: Value::Null };
+        let a = src.draw(12, 7);
+        assert_eq!(a, src.draw(12, 7), "same seed, same prompts");
+        assert_eq!(&a[0..5], &a[5..10], "repeated in the shuffled order");
+        assert_eq!(&a[0..2], &a[10..12]);
+        let mut first: Vec<_> = a[..5].to_vec();
+        first.sort_by_key(|p| format!("{p:?}"));
+        assert_eq!(first.len(), 5);
+        first.dedup();
+        assert_eq!(first.len(), 5, "each row once per cycle");
+        assert_ne!(src.draw(5, 7), src.draw(5, 8), "another seed, another order");
+    }
+
+    #[test]
+    fn run_seeds_differ() {
+        assert_ne!(run_seed(42, 8, 0), run_seed(42, 8, 1));
+        assert_ne!(run_seed(42, 8, 0), run_seed(42, 16, 0));
+        assert_eq!(run_seed(42, 8, 0), run_seed(42, 8, 0));
+    }
+}

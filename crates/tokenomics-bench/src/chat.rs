@@ -1,0 +1,265 @@
+//! The chat benchmark in burst mode, as the original script ran it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde_json::{json, Map, Value};
+use tokenomics_client::{ChatRequest, Client, Clock, Connection, Endpoint, Message, RequestRecord};
+use tokenomics_datasets::{run_seed, Prompt, PromptSource};
+use tokenomics_stats::{write_json_atomic, ChatDocument, ChatMetadata};
+
+use crate::metrics::LevelAccumulator;
+use crate::{Observer, Result, RunReport};
+
+/// The system message the original script sent with every problem.
+pub const SYSTEM_PROMPT: &str =
+    "You are an assistant that helps students solve challenging problems. Think step by step.";
+
+/// Everything that defines a chat benchmark.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub model: String,
+    pub dataset_key: String,
+    pub api_base: String,
+    pub batch_sizes: Vec<u64>,
+    pub num_runs: u64,
+    pub warmup_runs: u64,
+    pub max_tokens: u64,
+    pub temperature: f64,
+    pub seed: u64,
+    pub n_cores: u64,
+    pub description: String,
+    pub endpoint: Endpoint,
+    pub stream: bool,
+    /// Written after every level when set.
+    pub results_file: Option<PathBuf>,
+    /// Request timeout, seconds (recorded in the metadata).
+    pub timeout_seconds: f64,
+    /// Extra body fields sent with every request.
+    pub extra_body: Map<String, Value>,
+}
+
+/// Max tokens of a warm-up request, as in the original.
+pub const WARMUP_MAX_TOKENS: u64 = 30;
+
+/// A chat benchmark ready to run.
+pub struct ChatBenchmark {
+    config: ChatConfig,
+    client: Client,
+    prompts: PromptSource,
+    clock: Clock,
+    /// Connections kept alive across runs and levels; a run of B uses the first B.
+    connections: Vec<Connection>,
+}
+
+impl ChatBenchmark {
+    pub fn new(config: ChatConfig, client: Client, prompts: PromptSource) -> Self {
+        Self {
+            config,
+            client,
+            prompts,
+            clock: Clock::start(),
+            connections: Vec::new(),
+        }
+    }
+
+    /// The clock every timestamp of this benchmark is read from.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn metadata(&self) -> ChatMetadata {
+        let c = &self.config;
+        let mut extra = Map::new();
+        extra.insert("tool".into(), json!(format!("tokenomics {}", env!("CARGO_PKG_VERSION"))));
+        extra.insert("mode".into(), json!("burst"));
+        extra.insert("endpoint".into(), json!(c.endpoint.name()));
+        extra.insert("stream".into(), json!(c.stream));
+        extra.insert("timeout_seconds".into(), json!(c.timeout_seconds));
+        extra.insert("dataset".into(), self.prompts.describe());
+        if !c.extra_body.is_empty() {
+            extra.insert("extra_body".into(), Value::Object(c.extra_body.clone()));
+        }
+        ChatMetadata {
+            timestamp: crate::timestamp(),
+            model: c.model.clone(),
+            dataset_key: c.dataset_key.clone(),
+            api_base: c.api_base.clone(),
+            batch_sizes: c.batch_sizes.clone(),
+            num_runs: c.num_runs,
+            max_tokens: c.max_tokens,
+            temperature: c.temperature,
+            seed: c.seed,
+            warmup_runs: c.warmup_runs,
+            n_cores: c.n_cores,
+            description: c.description.clone(),
+            extra,
+        }
+    }
+
+    fn body(&self, prompt: Prompt, max_tokens: u64) -> Bytes {
+        let messages = match prompt {
+            Prompt::Text(text) => vec![Message::new("system", SYSTEM_PROMPT), Message::new("user", text)],
+            Prompt::Messages(turns) => turns
+                .into_iter()
+                .map(|t| Message::new(&t.role, t.content))
+                .collect(),
+        };
+        ChatRequest {
+            endpoint: self.config.endpoint,
+            model: self.config.model.clone(),
+            messages,
+            max_tokens,
+            temperature: self.config.temperature,
+            stream: self.config.stream,
+            extra: self.config.extra_body.clone(),
+        }
+        .body()
+    }
+
+    /// Runs every level and returns the document (also written after each level when
+    /// `results_file` is set).
+    pub async fn run(&mut self, observer: &mut dyn Observer) -> Result<ChatDocument> {
+        let mut doc = ChatDocument {
+            metadata: self.metadata(),
+            results: IndexMap::new(),
+        };
+        for &batch in &self.config.batch_sizes.clone() {
+            self.warm_up(batch, observer).await;
+            observer.level_started(batch);
+            let level = self.run_level(batch, observer).await;
+            let key = batch.to_string();
+            observer.level_finished(&key, &level);
+            doc.results.insert(key, level);
+            if let Some(path) = &self.config.results_file {
+                write_json_atomic(path, &doc)?;
+                observer.saved(path);
+            }
+        }
+        Ok(doc)
+    }
+
+    async fn warm_up(&mut self, level: u64, observer: &mut dyn Observer) {
+        if self.config.warmup_runs == 0 {
+            return;
+        }
+        let prompts = self.prompts.draw(
+            self.config.warmup_runs as usize,
+            run_seed(self.config.seed, level, u64::MAX),
+        );
+        self.ensure_connections(1);
+        for prompt in prompts {
+            let body = self.body(prompt, WARMUP_MAX_TOKENS);
+            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+            let record = self.connections[0].completion(endpoint, stream, body, &clock).await;
+            if let Some(e) = &record.error {
+                observer.warmup_failed(level, e);
+            }
+        }
+    }
+
+    fn ensure_connections(&mut self, n: usize) {
+        while self.connections.len() < n {
+            self.connections.push(self.client.connection());
+        }
+    }
+
+    async fn run_level(&mut self, batch: u64, observer: &mut dyn Observer) -> tokenomics_stats::ChatLevel {
+        let mut acc = LevelAccumulator::new(self.config.stream);
+        let n = batch as usize;
+        self.ensure_connections(n);
+        for run in 0..self.config.num_runs as usize {
+            let prompts = self
+                .prompts
+                .draw(n, run_seed(self.config.seed, batch, run as u64));
+            let bodies: Vec<Bytes> = prompts
+                .into_iter()
+                .map(|p| self.body(p, self.config.max_tokens))
+                .collect();
+            let records = self.burst(bodies).await;
+            for r in &records {
+                if let Some(e) = &r.error {
+                    observer.request_failed(batch, run, e);
+                }
+            }
+            observer.run_records(batch, run, &records);
+            let figures = acc.add_run(&records);
+            let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
+            let mean = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {
+                let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
+                if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+            };
+            observer.run_finished(&RunReport {
+                level: batch,
+                run,
+                num_runs: self.config.num_runs as usize,
+                succeeded: ok.len(),
+                failed: records.len() - ok.len(),
+                mean_output_tokens: mean(&|r| r.completion_tokens.map(|c| c as f64)),
+                batch_seconds: figures.as_ref().map_or(f64::NAN, |f| f.batch_total_seconds),
+                mean_request_tokens_per_second: mean(&crate::metrics::request_tokens_per_second),
+                batch_tokens_per_second: figures.as_ref().map_or(f64::NAN, |f| f.batch_tokens_per_second),
+            });
+        }
+        acc.finish()
+    }
+
+    /// Sends every body at once, one per connection, and waits for all. Connections are opened
+    /// before the burst starts, so connection set-up is not part of the batch time.
+    async fn burst(&mut self, bodies: Vec<Bytes>) -> Vec<RequestRecord> {
+        let n = bodies.len();
+        let mut conns: Vec<Connection> = self.connections.drain(..n).collect();
+        // Open (or check) every connection first; failures surface again, counted, on send.
+        let opened = conns.into_iter().map(|mut c| {
+            tokio::spawn(async move {
+                let _ = c.connect().await;
+                c
+            })
+        });
+        let mut ready = Vec::with_capacity(n);
+        for handle in opened.collect::<Vec<_>>() {
+            match handle.await {
+                Ok(c) => ready.push(c),
+                Err(_) => ready.push(self.client.connection()),
+            }
+        }
+        conns = ready;
+        let gate = Arc::new(tokio::sync::Barrier::new(n + 1));
+        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+        let handles: Vec<_> = conns
+            .into_iter()
+            .zip(bodies)
+            .map(|(mut conn, body)| {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    gate.wait().await;
+                    let record = conn.completion(endpoint, stream, body, &clock).await;
+                    (conn, record)
+                })
+            })
+            .collect();
+        gate.wait().await;
+        let mut records = Vec::with_capacity(n);
+        let mut returned = Vec::with_capacity(n);
+        for handle in handles {
+            match handle.await {
+                Ok((conn, record)) => {
+                    returned.push(conn);
+                    records.push(record);
+                }
+                Err(e) => {
+                    returned.push(self.client.connection());
+                    records.push(RequestRecord {
+                        error: Some(tokenomics_client::Error::Io(format!("request task failed: {e}"))),
+                        ..RequestRecord::default()
+                    });
+                }
+            }
+        }
+        returned.append(&mut self.connections);
+        self.connections = returned;
+        records
+    }
+}

@@ -1,0 +1,184 @@
+//! The HTTP side of a simulated server: an accept loop on a loopback listener, one hyper HTTP/1.1
+//! connection task per socket, and a response body fed from a channel so a handler can emit SSE
+//! events on its own schedule. Shared by `oai-sim` and the test servers of the other crates.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// A response body: either complete bytes, or pieces sent through a channel. Sending an `Err`
+/// aborts the connection mid-body (the client sees a body cut short).
+pub enum SimBody {
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<Result<Bytes, std::io::Error>>),
+}
+
+impl SimBody {
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        SimBody::Full(Some(bytes.into()))
+    }
+
+    /// A streaming body and the sender that feeds it (bounded; the handler waits when the client
+    /// reads slowly, as a real server's socket buffer makes it).
+    pub fn channel(capacity: usize) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Self) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (tx, SimBody::Channel(rx))
+    }
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            SimBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            SimBody::Channel(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, SimBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            SimBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            SimBody::Full(None) => SizeHint::with_exact(0),
+            SimBody::Channel(_) => SizeHint::default(),
+        }
+    }
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<SimBody>> + Send>>;
+
+/// Answers requests. Implemented by the simulator and by test servers.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(self: Arc<Self>, req: Request<Incoming>) -> HandlerFuture;
+}
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<SimBody> {
+    let mut resp = Response::new(SimBody::full(serde_json::to_vec(value).unwrap_or_default()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// An OpenAI-style error body: `{"error": {"message", "type", "code"}}`.
+pub fn error_response(status: StatusCode, message: &str) -> Response<SimBody> {
+    json_response(
+        status,
+        &serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": status.as_u16()}}),
+    )
+}
+
+/// An SSE response whose events come through the returned sender.
+pub fn sse_response(
+    capacity: usize,
+) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Response<SimBody>) {
+    let (tx, body) = SimBody::channel(capacity);
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
+    h.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    (tx, resp)
+}
+
+/// Reads a request body (bounded at 64 MiB).
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, String> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(req.into_body(), 64 << 20);
+    limited
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| format!("cannot read request body: {e}"))
+}
+
+/// A running server; dropping it (or calling [`Server::shutdown`]) stops accepting.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `handler` on `addr` (use port 0 for a free port) in a task of the current runtime.
+    pub async fn bind<H: Handler>(addr: SocketAddr, handler: Arc<H>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                let (socket, _) = tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok(s) => s,
+                        // Out of descriptors or a reset during accept: keep serving.
+                        Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(5)).await; continue }
+                    },
+                };
+                let _ = socket.set_nodelay(true);
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let h = handler.clone();
+                        async move { Ok::<_, Infallible>(h.handle(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/v1`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
