@@ -1,1 +1,335 @@
-fn main() {}
+//! `oai-bench`: the chat benchmark. Argument parsing and printing only; the work is in
+//! `tokenomics-bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+const NAME: &str = "oai-bench";
+use serde_json::{json, Map};
+use tokenomics_bench::{report, ChatBenchmark, ChatConfig, Observer, RunReport};
+use tokenomics_client::{Client, ClientConfig, Endpoint};
+use tokenomics_datasets::PromptSource;
+use tokenomics_sim::{SimConfig, Simulator};
+use tokenomics_stats::{ChatDocument, ChatLevel};
+
+use tokenomics_bench::cli::{self, exit};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EndpointArg {
+    Chat,
+    Completions,
+}
+
+/// Measure tokens/s and latency of an OpenAI-compatible server under bursts of concurrent
+/// chat requests. Drop-in for oai_server_benchmark.py: same flags, same JSON.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oai-bench",
+    version,
+    after_help = "Exit codes: 0 success, 1 error, 2 bad usage, 3 some requests failed, 4 every request failed.\nUnderscore flags (--batch_sizes) and kebab-case aliases (--batch-sizes) are both accepted."
+)]
+struct Args {
+    /// Model tag sent in each request (required unless --simulate is given).
+    #[arg(long, required_unless_present = "simulate")]
+    model: Option<String>,
+    /// Prompt source: synthetic, file:PATH (JSONL or text), aime [default: aime; synthetic with --simulate].
+    #[arg(long = "dataset_key", visible_alias = "dataset-key")]
+    dataset_key: Option<String>,
+    /// Base URL; requests go to {api_base}/chat/completions.
+    #[arg(
+        long = "api_base",
+        visible_alias = "api-base",
+        default_value = "http://localhost:8000/v1"
+    )]
+    api_base: String,
+    /// Comma-separated batch sizes; each is one experiment.
+    #[arg(
+        long = "batch_sizes",
+        visible_alias = "batch-sizes",
+        default_value = "1,2,4,8"
+    )]
+    batch_sizes: String,
+    /// Measured runs per batch size.
+    #[arg(long = "num_runs", visible_alias = "num-runs", default_value_t = 3)]
+    num_runs: u64,
+    /// Warm-up requests before each batch size (single requests, max_tokens 30, not recorded).
+    #[arg(
+        long = "warmup_runs",
+        visible_alias = "warmup-runs",
+        default_value_t = 3
+    )]
+    warmup_runs: u64,
+    /// Maximum tokens generated per request.
+    #[arg(
+        long = "max_tokens",
+        visible_alias = "max-tokens",
+        default_value_t = 100
+    )]
+    max_tokens: u64,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.5)]
+    temperature: f64,
+    /// Prompt sampling seed (each run derives its own from it).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Client worker threads [default: half the CPUs].
+    #[arg(long = "n_cores", visible_alias = "n-cores")]
+    n_cores: Option<usize>,
+    /// Free text stored in the metadata and used as the plot title.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Output JSON path (written after every batch size).
+    #[arg(
+        long = "results_file",
+        visible_alias = "results-file",
+        default_value = "async_benchmark_results.json"
+    )]
+    results_file: PathBuf,
+    /// Stream every request and report TTFT, inter-token latency, TPOT and end-to-end latency.
+    #[arg(long)]
+    stream: bool,
+    /// Generation route: chat (/chat/completions) or completions (/completions).
+    #[arg(long, value_enum, default_value = "chat")]
+    endpoint: EndpointArg,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    timeout: f64,
+    /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
+    #[arg(
+        long = "api_key",
+        visible_alias = "api-key",
+        env = "OPENAI_API_KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
+    /// Benchmark a built-in simulated server instead (a preset such as h100-llama-3.1-8b; see `oai-sim --list`).
+    #[arg(long)]
+    simulate: Option<String>,
+    /// With --simulate: model seconds per real second (2 runs the simulation twice as fast).
+    #[arg(
+        long = "sim_time_scale",
+        visible_alias = "sim-time-scale",
+        default_value_t = 1.0
+    )]
+    sim_time_scale: f64,
+}
+
+/// A usage error: one line, exit code 2.
+struct Usage(String);
+
+fn parse_batch_sizes(s: &str) -> Result<Vec<u64>, Usage> {
+    let sizes: Result<Vec<u64>, Usage> = s
+        .split(',')
+        .map(|p| {
+            let p = p.trim();
+            p.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                Usage(format!(
+                    "--batch_sizes: {p:?} is not a positive integer (expected e.g. 1,2,4,8)"
+                ))
+            })
+        })
+        .collect();
+    sizes
+}
+
+fn validate(args: &Args) -> Result<Vec<u64>, Usage> {
+    let sizes = parse_batch_sizes(&args.batch_sizes)?;
+    if args.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        return Err(Usage(
+            "--model is empty: give the model tag the server serves".into(),
+        ));
+    }
+    if args.num_runs == 0 {
+        return Err(Usage("--num_runs must be at least 1".into()));
+    }
+    if args.max_tokens == 0 {
+        return Err(Usage("--max_tokens must be at least 1".into()));
+    }
+    if !(0.0..=2.0).contains(&args.temperature) {
+        return Err(Usage(format!(
+            "--temperature {} is out of range (0 to 2)",
+            args.temperature
+        )));
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(Usage(format!(
+            "--timeout {} must be a positive number of seconds",
+            args.timeout
+        )));
+    }
+    if args.n_cores == Some(0) {
+        return Err(Usage("--n_cores must be at least 1".into()));
+    }
+    Ok(sizes)
+}
+
+struct Console {
+    total_ok: u64,
+    total_failed: u64,
+    warned: bool,
+}
+
+impl Observer for Console {
+    fn level_started(&mut self, level: u64) {
+        println!("\n=== batch size {level} ===");
+        self.warned = false;
+    }
+    fn warmup_failed(&mut self, _level: u64, error: &tokenomics_client::Error) {
+        if !self.warned {
+            eprintln!("  warning: a warm-up request failed: {error}");
+            self.warned = true;
+        }
+    }
+    fn run_finished(&mut self, r: &RunReport) {
+        self.total_ok += r.succeeded as u64;
+        self.total_failed += r.failed as u64;
+        println!("{}", report::run_line(r));
+    }
+    fn level_finished(&mut self, key: &str, level: &ChatLevel) {
+        print!("{}", report::level_summary(key, level));
+    }
+}
+
+async fn run(
+    args: Args,
+    sizes: Vec<u64>,
+    n_cores: usize,
+) -> Result<(ChatDocument, Console), String> {
+    let mut api_base = args.api_base.clone();
+    let mut extra_metadata = Map::new();
+    let mut _sim_server = None;
+    let model = match (&args.simulate, &args.model) {
+        (Some(preset), model) => {
+            let mut cfg = SimConfig::preset(preset).map_err(|e| e.to_string())?;
+            cfg.time_scale = args.sim_time_scale;
+            cfg.seed = args.seed;
+            let served = model
+                .clone()
+                .unwrap_or_else(|| cfg.preset.served_model.to_string());
+            cfg.served_model = Some(served.clone());
+            let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+            let (server, _) = Simulator::start(cfg, addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            api_base = server.api_base();
+            extra_metadata.insert(
+                "simulated".into(),
+                json!({"preset": preset, "time_scale": args.sim_time_scale}),
+            );
+            println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
+            _sim_server = Some(server);
+            served
+        }
+        (None, Some(model)) => model.clone(),
+        (None, None) => return Err("--model is required".into()),
+    };
+    let dataset_key = args.dataset_key.clone().unwrap_or_else(|| {
+        if args.simulate.is_some() {
+            "synthetic".into()
+        } else {
+            "aime".into()
+        }
+    });
+    let prompts = PromptSource::from_key(&dataset_key).map_err(|e| e.to_string())?;
+    let mut client_cfg = ClientConfig::new(&api_base);
+    client_cfg.api_key = args.api_key.clone();
+    client_cfg.timeout = Duration::from_secs_f64(args.timeout);
+    let client = Client::new(client_cfg).map_err(|e| e.to_string())?;
+    let config = ChatConfig {
+        model,
+        dataset_key,
+        api_base,
+        batch_sizes: sizes,
+        num_runs: args.num_runs,
+        warmup_runs: args.warmup_runs,
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        seed: args.seed,
+        n_cores: n_cores as u64,
+        description: args.description.clone(),
+        endpoint: match args.endpoint {
+            EndpointArg::Chat => Endpoint::Chat,
+            EndpointArg::Completions => Endpoint::Completions,
+        },
+        stream: args.stream,
+        results_file: Some(args.results_file.clone()),
+        timeout_seconds: args.timeout,
+        extra_body: Map::new(),
+        extra_metadata,
+    };
+    println!(
+        "Benchmarking {:?} at {} — batch sizes {:?}, {} runs each, max_tokens {}, {}",
+        config.model,
+        config.api_base,
+        config.batch_sizes,
+        config.num_runs,
+        config.max_tokens,
+        if config.stream {
+            "streaming"
+        } else {
+            "not streaming"
+        }
+    );
+    let mut bench = ChatBenchmark::new(config, client, prompts);
+    let mut console = Console {
+        total_ok: 0,
+        total_failed: 0,
+        warned: false,
+    };
+    let doc = bench.run(&mut console).await.map_err(|e| e.to_string())?;
+    Ok((doc, console))
+}
+
+fn main() -> ExitCode {
+    let args: Args = match cli::parse(NAME) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let sizes = match validate(&args) {
+        Ok(s) => s,
+        Err(Usage(msg)) => return cli::fail(NAME, msg, exit::USAGE),
+    };
+    if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
+        return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
+    }
+    let n_cores = args.n_cores.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(n_cores)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return cli::fail(NAME, format!("cannot start the runtime: {e}"), exit::ERROR),
+    };
+    let results_file = args.results_file.clone();
+    match runtime.block_on(run(args, sizes, n_cores)) {
+        Ok((_, console)) => {
+            println!("\nResults saved to {}", results_file.display());
+            if console.total_ok == 0 && console.total_failed > 0 {
+                eprintln!("{NAME}: every request failed; see the errors above");
+                ExitCode::from(exit::ALL_FAILED)
+            } else if console.total_failed > 0 {
+                eprintln!(
+                    "{NAME}: {} of {} requests failed",
+                    console.total_failed,
+                    console.total_ok + console.total_failed
+                );
+                ExitCode::from(exit::SOME_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(msg) => {
+            let usage = msg.starts_with("unknown dataset key")
+                || msg.contains("is not available yet")
+                || msg.starts_with("invalid configuration")
+                || msg.starts_with("unknown preset");
+            cli::fail(NAME, msg, if usage { exit::USAGE } else { exit::ERROR })
+        }
+    }
+}

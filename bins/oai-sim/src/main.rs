@@ -1,1 +1,165 @@
-fn main() {}
+//! `oai-sim`: serve a simulated OpenAI-compatible server. Argument parsing and printing only; the
+//! simulator is `tokenomics-sim`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokenomics_sim::preset::{self, Behaviour};
+use tokenomics_sim::{SimConfig, Simulator};
+
+/// A simulated OpenAI-compatible inference server: continuous batching on a roofline model of a
+/// named GPU and model, with vLLM's metric names and a truth log of every token it sent.
+#[derive(Debug, Parser)]
+#[command(name = "oai-sim", version)]
+struct Args {
+    /// The preset to serve (see --list).
+    #[arg(long, default_value = "h100-llama-3.1-8b")]
+    preset: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Model id to serve [default: the preset's].
+    #[arg(long = "model", visible_alias = "served-model-name")]
+    model: Option<String>,
+    /// Model seconds per real second (10 runs the model ten times faster than real time).
+    #[arg(
+        long = "time_scale",
+        visible_alias = "time-scale",
+        default_value_t = 1.0
+    )]
+    time_scale: f64,
+    /// Seed of the output-length draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Mean output length of requests that do not force max_tokens [default: the preset's].
+    #[arg(long = "mean_output_tokens", visible_alias = "mean-output-tokens")]
+    mean_output_tokens: Option<f64>,
+    /// Keep the truth log, served at GET /sim/trace as JSON Lines.
+    #[arg(long)]
+    trace: bool,
+    /// Serve a fixed schedule instead of the preset's engine: milliseconds to the first token.
+    #[arg(long = "ttft_ms", visible_alias = "ttft-ms")]
+    ttft_ms: Option<f64>,
+    /// With --ttft_ms: milliseconds between tokens.
+    #[arg(long = "itl_ms", visible_alias = "itl-ms", default_value_t = 10.0)]
+    itl_ms: f64,
+    /// Print the arithmetic behind a preset and exit.
+    #[arg(long, value_name = "PRESET")]
+    describe: Option<String>,
+    /// List the presets and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn describe(name: &str) -> Result<String, String> {
+    let p = preset::preset(name).ok_or_else(|| {
+        format!(
+            "unknown preset {name:?}; presets: {}",
+            preset::preset_names()
+        )
+    })?;
+    let mut s = format!(
+        "{} — {}\nserved model: {}\n",
+        p.name, p.summary, p.served_model
+    );
+    match &p.behaviour {
+        Behaviour::Engine(e) => s.push_str(&e.describe()),
+        Behaviour::Fixed { ttft_s, itl_s } => s.push_str(&format!(
+            "fixed schedule: first token {:.1} ms after arrival, then one every {:.1} ms, for every request however many run at once\n",
+            ttft_s * 1e3,
+            itl_s * 1e3
+        )),
+        Behaviour::Instant => s.push_str("no delays: every token is written as fast as the connection takes it\n"),
+    }
+    s.push_str(&format!(
+        "output length: max_tokens when ignore_eos/min_tokens force it, else a seeded Gamma draw with mean {} (capped at max_tokens)\n",
+        p.mean_output_tokens
+    ));
+    Ok(s)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.list {
+        for p in preset::presets() {
+            println!("{:<22} {}", p.name, p.summary);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(name) = &args.describe {
+        return match describe(name) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("oai-sim: error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let mut config = match SimConfig::preset(&args.preset) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("oai-sim: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(ttft) = args.ttft_ms {
+        if !(ttft >= 0.0 && args.itl_ms >= 0.0) {
+            eprintln!("oai-sim: error: --ttft_ms and --itl_ms must be non-negative");
+            return ExitCode::from(2);
+        }
+        config.preset.behaviour = Behaviour::Fixed {
+            ttft_s: ttft / 1e3,
+            itl_s: args.itl_ms / 1e3,
+        };
+    }
+    config.served_model = args.model.clone();
+    config.time_scale = args.time_scale;
+    config.seed = args.seed;
+    config.trace = args.trace;
+    config.mean_output_tokens = args.mean_output_tokens;
+    let addr: SocketAddr = match format!("{}:{}", args.host, args.port).parse() {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!(
+                "oai-sim: error: --host {:?} is not an IP address",
+                args.host
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("oai-sim: error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let preset = config.preset.name;
+        match Simulator::start(config, addr).await {
+            Ok((server, sim)) => {
+                println!(
+                    "oai-sim: preset {preset}, serving model {:?} at {} (Ctrl-C to stop)",
+                    sim.served_model(),
+                    server.api_base()
+                );
+                let _ = tokio::signal::ctrl_c().await;
+                server.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("oai-sim: error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -39,6 +39,8 @@ pub struct ChatConfig {
     pub timeout_seconds: f64,
     /// Extra body fields sent with every request.
     pub extra_body: Map<String, Value>,
+    /// Extra metadata fields (e.g. the simulator preset that served the run).
+    pub extra_metadata: Map<String, Value>,
 }
 
 /// Max tokens of a warm-up request, as in the original.
@@ -73,12 +75,18 @@ impl ChatBenchmark {
     fn metadata(&self) -> ChatMetadata {
         let c = &self.config;
         let mut extra = Map::new();
-        extra.insert("tool".into(), json!(format!("tokenomics {}", env!("CARGO_PKG_VERSION"))));
+        extra.insert(
+            "tool".into(),
+            json!(format!("tokenomics {}", env!("CARGO_PKG_VERSION"))),
+        );
         extra.insert("mode".into(), json!("burst"));
         extra.insert("endpoint".into(), json!(c.endpoint.name()));
         extra.insert("stream".into(), json!(c.stream));
         extra.insert("timeout_seconds".into(), json!(c.timeout_seconds));
         extra.insert("dataset".into(), self.prompts.describe());
+        for (k, v) in &c.extra_metadata {
+            extra.insert(k.clone(), v.clone());
+        }
         if !c.extra_body.is_empty() {
             extra.insert("extra_body".into(), Value::Object(c.extra_body.clone()));
         }
@@ -101,7 +109,10 @@ impl ChatBenchmark {
 
     fn body(&self, prompt: Prompt, max_tokens: u64) -> Bytes {
         let messages = match prompt {
-            Prompt::Text(text) => vec![Message::new("system", SYSTEM_PROMPT), Message::new("user", text)],
+            Prompt::Text(text) => vec![
+                Message::new("system", SYSTEM_PROMPT),
+                Message::new("user", text),
+            ],
             Prompt::Messages(turns) => turns
                 .into_iter()
                 .map(|t| Message::new(&t.role, t.content))
@@ -153,7 +164,9 @@ impl ChatBenchmark {
         for prompt in prompts {
             let body = self.body(prompt, WARMUP_MAX_TOKENS);
             let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-            let record = self.connections[0].completion(endpoint, stream, body, &clock).await;
+            let record = self.connections[0]
+                .completion(endpoint, stream, body, &clock)
+                .await;
             if let Some(e) = &record.error {
                 observer.warmup_failed(level, e);
             }
@@ -166,7 +179,11 @@ impl ChatBenchmark {
         }
     }
 
-    async fn run_level(&mut self, batch: u64, observer: &mut dyn Observer) -> tokenomics_stats::ChatLevel {
+    async fn run_level(
+        &mut self,
+        batch: u64,
+        observer: &mut dyn Observer,
+    ) -> tokenomics_stats::ChatLevel {
         let mut acc = LevelAccumulator::new(self.config.stream);
         let n = batch as usize;
         self.ensure_connections(n);
@@ -189,7 +206,11 @@ impl ChatBenchmark {
             let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
             let mean = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {
                 let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
-                if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                }
             };
             observer.run_finished(&RunReport {
                 level: batch,
@@ -200,7 +221,9 @@ impl ChatBenchmark {
                 mean_output_tokens: mean(&|r| r.completion_tokens.map(|c| c as f64)),
                 batch_seconds: figures.as_ref().map_or(f64::NAN, |f| f.batch_total_seconds),
                 mean_request_tokens_per_second: mean(&crate::metrics::request_tokens_per_second),
-                batch_tokens_per_second: figures.as_ref().map_or(f64::NAN, |f| f.batch_tokens_per_second),
+                batch_tokens_per_second: figures
+                    .as_ref()
+                    .map_or(f64::NAN, |f| f.batch_tokens_per_second),
             });
         }
         acc.finish()
@@ -252,7 +275,9 @@ impl ChatBenchmark {
                 Err(e) => {
                     returned.push(self.client.connection());
                     records.push(RequestRecord {
-                        error: Some(tokenomics_client::Error::Io(format!("request task failed: {e}"))),
+                        error: Some(tokenomics_client::Error::Io(format!(
+                            "request task failed: {e}"
+                        ))),
                         ..RequestRecord::default()
                     });
                 }

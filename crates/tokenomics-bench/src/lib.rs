@@ -12,7 +12,9 @@
 //! CI harnesses can collect.
 
 pub mod chat;
+pub mod cli;
 pub mod metrics;
+pub mod report;
 
 pub use chat::{ChatBenchmark, ChatConfig};
 
@@ -57,7 +59,13 @@ pub trait Observer: Send {
     /// A measured request failed.
     fn request_failed(&mut self, _level: u64, _run: usize, _error: &ClientError) {}
     /// Every record of a finished run, in the order the requests were built.
-    fn run_records(&mut self, _level: u64, _run: usize, _records: &[tokenomics_client::RequestRecord]) {}
+    fn run_records(
+        &mut self,
+        _level: u64,
+        _run: usize,
+        _records: &[tokenomics_client::RequestRecord],
+    ) {
+    }
     fn run_finished(&mut self, _report: &RunReport) {}
     /// A level is complete; `key` is its key in `results`.
     fn level_finished(&mut self, _key: &str, _level: &tokenomics_stats::ChatLevel) {}

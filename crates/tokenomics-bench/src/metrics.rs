@@ -2,7 +2,9 @@
 //! records become statistics; every definition here is the one the README states.
 
 use tokenomics_client::RequestRecord;
-use tokenomics_stats::{ChatLatency, ChatLevel, ChatThroughput, ChatTimings, ChatTokens, RequestCounts, Summary};
+use tokenomics_stats::{
+    ChatLatency, ChatLevel, ChatThroughput, ChatTimings, ChatTokens, RequestCounts, Summary,
+};
 
 const NS: f64 = 1e9;
 
@@ -34,7 +36,11 @@ pub fn run_figures(records: &[RequestRecord]) -> Option<RunFigures> {
         fastest_seconds: (fastest - start) as f64 / NS,
         slowest_seconds: (slowest - start) as f64 / NS,
         spread_seconds: (slowest - fastest) as f64 / NS,
-        batch_tokens_per_second: if total > 0.0 { tokens as f64 / total } else { f64::NAN },
+        batch_tokens_per_second: if total > 0.0 {
+            tokens as f64 / total
+        } else {
+            f64::NAN
+        },
     })
 }
 
@@ -71,7 +77,12 @@ pub fn request_latency(r: &RequestRecord) -> Option<RequestLatency> {
         .windows(2)
         .map(|w| (w[1] - w[0]) as f64 / NS)
         .collect();
-    Some(RequestLatency { ttft, e2el, tpot, itl })
+    Some(RequestLatency {
+        ttft,
+        e2el,
+        tpot,
+        itl,
+    })
 }
 
 /// Accumulates the runs of one level and produces its [`ChatLevel`] by the SPEC's pooling rules:

@@ -27,6 +27,7 @@ fn config(api_base: &str, batch_sizes: &[u64], stream: bool) -> ChatConfig {
         results_file: None,
         timeout_seconds: 30.0,
         extra_body: Map::new(),
+        extra_metadata: Map::new(),
     }
 }
 
@@ -70,9 +71,16 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
 
     // 1 warm-up per level + 2 runs × (1 + 4) requests.
     assert_eq!(server.requests(), 2 + 2 * 5);
-    assert_eq!(server.peak_in_flight(), 4, "a batch of 4 is 4 requests at once");
+    assert_eq!(
+        server.peak_in_flight(),
+        4,
+        "a batch of 4 is 4 requests at once"
+    );
     let on_disk: ChatDocument = read_json(&path).unwrap();
-    assert_eq!(serde_json::to_value(&on_disk).unwrap(), serde_json::to_value(&doc).unwrap());
+    assert_eq!(
+        serde_json::to_value(&on_disk).unwrap(),
+        serde_json::to_value(&doc).unwrap()
+    );
     assert_eq!(doc.metadata.batch_sizes, vec![1, 4]);
     assert_eq!(doc.metadata.extra["stream"], false);
     assert_eq!(doc.results.keys().collect::<Vec<_>>(), ["1", "4"]);
@@ -80,19 +88,37 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
     let truth = server.truth();
     for (key, level) in &doc.results {
         let batch: u64 = key.parse().unwrap();
-        let runs: Vec<&Vec<RequestRecord>> = obs.0.iter().filter(|(l, _, _)| *l == batch).map(|(_, _, r)| r).collect();
+        let runs: Vec<&Vec<RequestRecord>> = obs
+            .0
+            .iter()
+            .filter(|(l, _, _)| *l == batch)
+            .map(|(_, _, r)| r)
+            .collect();
         assert_eq!(runs.len(), 2);
         let all: Vec<&RequestRecord> = runs.iter().flat_map(|r| r.iter()).collect();
         assert!(all.iter().all(|r| r.is_ok()));
         // Tokens come from usage, pooled over both runs.
-        let outputs: Vec<f64> = all.iter().map(|r| r.completion_tokens.unwrap() as f64).collect();
-        let inputs: Vec<f64> = all.iter().map(|r| r.prompt_tokens.unwrap() as f64).collect();
+        let outputs: Vec<f64> = all
+            .iter()
+            .map(|r| r.completion_tokens.unwrap() as f64)
+            .collect();
+        let inputs: Vec<f64> = all
+            .iter()
+            .map(|r| r.prompt_tokens.unwrap() as f64)
+            .collect();
         let out = Summary::new(outputs.iter().copied());
         assert_eq!(level.tokens.output_per_request.mean, out.mean());
         assert_eq!(level.tokens.output_per_request.std, out.std());
-        assert_eq!(level.tokens.input_per_request.mean, Summary::new(inputs.iter().copied()).mean());
+        assert_eq!(
+            level.tokens.input_per_request.mean,
+            Summary::new(inputs.iter().copied()).mean()
+        );
         // The server's own counts agree with usage.
-        let mut server_outputs: Vec<f64> = truth.iter().filter(|t| t.completion_tokens > 0).map(|t| t.completion_tokens as f64).collect();
+        let mut server_outputs: Vec<f64> = truth
+            .iter()
+            .filter(|t| t.completion_tokens > 0)
+            .map(|t| t.completion_tokens as f64)
+            .collect();
         server_outputs.sort_by(f64::total_cmp);
         assert!(outputs.iter().all(|o| server_outputs.contains(o)));
 
@@ -103,8 +129,16 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
         let mut batch_tps = Vec::new();
         for records in &runs {
             let start = records.iter().map(|r| r.timing.send_ns).min().unwrap();
-            let end = records.iter().map(|r| r.timing.end_ns.unwrap()).max().unwrap();
-            let first_end = records.iter().map(|r| r.timing.end_ns.unwrap()).min().unwrap();
+            let end = records
+                .iter()
+                .map(|r| r.timing.end_ns.unwrap())
+                .max()
+                .unwrap();
+            let first_end = records
+                .iter()
+                .map(|r| r.timing.end_ns.unwrap())
+                .min()
+                .unwrap();
             let total = (end - start) as f64 / 1e9;
             let tokens: u64 = records.iter().map(|r| r.completion_tokens.unwrap()).sum();
             totals.push(total);
@@ -112,23 +146,45 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
             slowest.push(total);
             batch_tps.push(tokens as f64 / total);
             // The slowest request of the run took ttft + (tokens - 1) × itl on the server.
-            let longest = records.iter().map(|r| r.completion_tokens.unwrap()).max().unwrap();
+            let longest = records
+                .iter()
+                .map(|r| r.completion_tokens.unwrap())
+                .max()
+                .unwrap();
             let scheduled = 0.030 + 0.002 * (longest - 1) as f64;
-            assert!(total >= scheduled && total < scheduled + 0.010, "batch time {total} vs the schedule's {scheduled}");
+            assert!(
+                total >= scheduled && total < scheduled + 0.010,
+                "batch time {total} vs the schedule's {scheduled}"
+            );
         }
         let t = &level.timings;
-        assert_eq!(t.batch_total_seconds.mean, Summary::new(totals.clone()).mean());
-        assert_eq!(t.batch_total_seconds.std, Summary::new(totals.clone()).std());
+        assert_eq!(
+            t.batch_total_seconds.mean,
+            Summary::new(totals.clone()).mean()
+        );
+        assert_eq!(
+            t.batch_total_seconds.std,
+            Summary::new(totals.clone()).std()
+        );
         assert_eq!(t.fastest_seconds.mean, Summary::new(fastest.clone()).mean());
         assert_eq!(t.slowest_seconds.mean, Summary::new(slowest.clone()).mean());
         let spread: Vec<f64> = slowest.iter().zip(&fastest).map(|(s, f)| s - f).collect();
         assert!((t.spread_seconds.mean - Summary::new(spread).mean()).abs() < 1e-12);
-        assert_eq!(level.throughput.batch_tokens_per_second.mean, Summary::new(batch_tps).mean());
+        assert_eq!(
+            level.throughput.batch_tokens_per_second.mean,
+            Summary::new(batch_tps).mean()
+        );
         let rtps: Vec<f64> = all
             .iter()
-            .map(|r| r.completion_tokens.unwrap() as f64 / ((r.timing.end_ns.unwrap() - r.timing.send_ns) as f64 / 1e9))
+            .map(|r| {
+                r.completion_tokens.unwrap() as f64
+                    / ((r.timing.end_ns.unwrap() - r.timing.send_ns) as f64 / 1e9)
+            })
             .collect();
-        assert_eq!(level.throughput.request_tokens_per_second.mean, Summary::new(rtps).mean());
+        assert_eq!(
+            level.throughput.request_tokens_per_second.mean,
+            Summary::new(rtps).mean()
+        );
         let counts = level.requests.as_ref().unwrap();
         assert_eq!((counts.succeeded, counts.failed), (2 * batch, 0));
         assert!(level.latency.is_none(), "no latency block without --stream");
@@ -137,14 +193,24 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_counted_from_events_when_the_server_sends_no_usage() {
-    let server = ScriptedServer::uniform(Script { usage: false, tokens: Some(7), ttft: Duration::from_millis(5), itl: Duration::from_millis(1), ..Script::default() }).await;
+    let server = ScriptedServer::uniform(Script {
+        usage: false,
+        tokens: Some(7),
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(1),
+        ..Script::default()
+    })
+    .await;
     let mut cfg = config(&server.api_base(), &[2], true);
     cfg.num_runs = 1;
     let (doc, _) = run(cfg).await;
     let level = &doc.results["2"];
     assert_eq!(level.tokens.output_per_request.mean, 7.0);
     assert_eq!(level.tokens.extra["output_token_source"]["events"], 2);
-    assert!(level.tokens.input_per_request.mean.is_nan(), "no usage, no prompt count: null, not a guess");
+    assert!(
+        level.tokens.input_per_request.mean.is_nan(),
+        "no usage, no prompt count: null, not a guess"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +224,13 @@ async fn failures_are_counted_by_kind_and_the_run_goes_on() {
             3 => Fault::CutAfter(2),
             _ => Fault::ErrorEventAfter(1),
         };
-        Script { fault, ttft: Duration::from_millis(2), itl: Duration::from_millis(1), tokens: Some(5), ..Script::default() }
+        Script {
+            fault,
+            ttft: Duration::from_millis(2),
+            itl: Duration::from_millis(1),
+            tokens: Some(5),
+            ..Script::default()
+        }
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -171,16 +243,30 @@ async fn failures_are_counted_by_kind_and_the_run_goes_on() {
     let counts = doc.results["5"].requests.clone().unwrap();
     assert_eq!(counts.succeeded, 2);
     assert_eq!(counts.failed, 8);
-    let kinds: Vec<(&str, u64)> = counts.errors.iter().map(|(k, e)| (k.as_str(), e.count)).collect();
+    let kinds: Vec<(&str, u64)> = counts
+        .errors
+        .iter()
+        .map(|(k, e)| (k.as_str(), e.count))
+        .collect();
     // A body cut short is a broken connection (`io`); broken JSON a `bad_stream`.
-    for (kind, n) in [("http_status", 2), ("bad_stream", 2), ("io", 2), ("server_error_event", 2)] {
+    for (kind, n) in [
+        ("http_status", 2),
+        ("bad_stream", 2),
+        ("io", 2),
+        ("server_error_event", 2),
+    ] {
         assert!(kinds.contains(&(kind, n)), "{kinds:?}");
     }
     assert!(counts.errors["http_status"].first_message.contains("500"));
-    assert!(counts.errors["server_error_event"].first_message.contains("scripted error event"));
+    assert!(counts.errors["server_error_event"]
+        .first_message
+        .contains("scripted error event"));
     let on_disk: ChatDocument = read_json(&path).unwrap();
     assert_eq!(on_disk.results["5"].requests.as_ref().unwrap().failed, 8);
-    assert_eq!(on_disk.results["5"].tokens.output_per_request.mean, 5.0, "statistics from the successes only");
+    assert_eq!(
+        on_disk.results["5"].tokens.output_per_request.mean, 5.0,
+        "statistics from the successes only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,8 +279,17 @@ async fn a_refusing_server_gives_connect_failures_and_a_file() {
     let (doc, _) = run(cfg).await;
     let counts = doc.results["2"].requests.clone().unwrap();
     assert_eq!((counts.succeeded, counts.failed), (0, 4));
-    assert!(counts.errors["connect"].first_message.contains("cannot connect"));
+    assert!(counts.errors["connect"]
+        .first_message
+        .contains("cannot connect"));
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("\"batch_tokens_per_second\""), "every original field is written");
-    assert!(doc.results["2"].throughput.batch_tokens_per_second.mean.is_nan());
+    assert!(
+        text.contains("\"batch_tokens_per_second\""),
+        "every original field is written"
+    );
+    assert!(doc.results["2"]
+        .throughput
+        .batch_tokens_per_second
+        .mean
+        .is_nan());
 }

@@ -1,8 +1,11 @@
 //! Connections: DNS, TCP (with `TCP_NODELAY`), optional TLS (rustls), HTTP/1.1 keep-alive, and the
 //! one place that turns a response into a timing record.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +20,8 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::request::{EmbeddingsRequest, Endpoint};
 use crate::response::{
-    decode_completion, decode_embeddings, truncate, EmbeddingsRecord, RequestRecord,
-    RequestTiming, StreamState,
+    decode_completion, decode_embeddings, truncate, EmbeddingsRecord, RequestRecord, RequestTiming,
+    StreamState,
 };
 use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
@@ -128,13 +131,13 @@ impl Client {
     /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases.
     pub fn new(config: ClientConfig) -> Result<Self> {
         let target = Target::parse(&config.api_base)?;
-        let auth = match config.api_key.as_deref().filter(|k| !k.is_empty()) {
-            Some(key) => Some(
-                HeaderValue::from_str(&format!("Bearer {key}"))
-                    .map_err(|_| Error::Config("the API key has characters not allowed in a header".into()))?,
-            ),
-            None => None,
-        };
+        let auth =
+            match config.api_key.as_deref().filter(|k| !k.is_empty()) {
+                Some(key) => Some(HeaderValue::from_str(&format!("Bearer {key}")).map_err(
+                    |_| Error::Config("the API key has characters not allowed in a header".into()),
+                )?),
+                None => None,
+            };
         let tls = target.https.then(|| {
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -144,7 +147,9 @@ impl Client {
                 .with_safe_default_protocol_versions()
                 .map(|b| b.with_root_certificates(roots).with_no_client_auth())
                 .map_err(|e| Error::Config(format!("TLS set-up failed: {e}")));
-            cfg.as_mut().map(|c| c.alpn_protocols = vec![b"http/1.1".to_vec()]).ok();
+            cfg.as_mut()
+                .map(|c| c.alpn_protocols = vec![b"http/1.1".to_vec()])
+                .ok();
             cfg.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
         });
         let tls = tls.transpose()?;
@@ -166,7 +171,7 @@ impl Client {
     pub fn connection(&self) -> Connection {
         Connection {
             inner: self.inner.clone(),
-            sender: None,
+            open: None,
         }
     }
 
@@ -183,18 +188,101 @@ impl Client {
         let clock = Clock::start();
         let mut conn = self.connection();
         let body = conn.get("/models", &clock).await?;
-        let models: Models = serde_json::from_slice(&body).map_err(|e| {
-            Error::BadResponse(format!("/models did not return a model list: {e}"))
-        })?;
+        let models: Models = serde_json::from_slice(&body)
+            .map_err(|e| Error::BadResponse(format!("/models did not return a model list: {e}")))?;
         Ok(models.data.into_iter().map(|m| m.id).collect())
     }
+}
+
+/// A byte stream a connection runs over: TCP, or TLS over TCP.
+trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin> Transport for T {}
+
+type HyperConn = hyper::client::conn::http1::Connection<TokioIo<Box<dyn Transport>>, Full<Bytes>>;
+
+/// An open HTTP/1.1 connection: the handle requests are sent through, and the connection's I/O
+/// state machine, which is polled in the requesting task itself (see [`drive`]).
+struct Open {
+    sender: SendRequest<Full<Bytes>>,
+    conn: HyperConn,
+    /// The connection future has completed (closed by either side, or failed).
+    finished: bool,
+}
+
+/// A request's time limit: one timer for the whole request (not one per body frame), moved
+/// earlier per frame only when an idle limit is set.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    total: Instant,
+    idle: Option<Duration>,
+}
+
+impl Deadline {
+    fn new(total: Instant, idle: Option<Duration>) -> Self {
+        let mut d = Self {
+            sleep: Box::pin(tokio::time::sleep_until(total)),
+            total,
+            idle,
+        };
+        d.arm();
+        d
+    }
+
+    /// Re-arms the idle limit after progress (no-op without one).
+    fn arm(&mut self) {
+        if let Some(idle) = self.idle {
+            let at = (Instant::now() + idle).min(self.total);
+            self.sleep.as_mut().reset(at);
+        }
+    }
+
+    fn error(&self, cfg: &ClientConfig, stage: &'static str) -> Error {
+        match self.idle {
+            Some(idle) if self.sleep.deadline() < self.total => Error::Timeout {
+                seconds: idle.as_secs_f64(),
+                stage: "stream idle",
+            },
+            _ => Error::Timeout {
+                seconds: cfg.timeout.as_secs_f64(),
+                stage,
+            },
+        }
+    }
+}
+
+/// Polls `fut` to completion while driving the connection's I/O in the same task, or gives up when
+/// `sleep` fires (`None`). Driving the connection here, rather than in a spawned task, saves a
+/// cross-task wake-up for every piece of a response.
+async fn drive<F: Future>(
+    conn: &mut HyperConn,
+    finished: &mut bool,
+    sleep: Option<&mut Pin<Box<tokio::time::Sleep>>>,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut sleep = sleep;
+    std::future::poll_fn(|cx| {
+        if !*finished && Pin::new(&mut *conn).poll(cx).is_ready() {
+            *finished = true;
+        }
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if let Some(s) = sleep.as_mut() {
+            if s.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// One HTTP/1.1 keep-alive connection, reused by every request sent through it, reopened when
 /// the server closed it. Not shared: each concurrent worker owns one.
 pub struct Connection {
     inner: Arc<Inner>,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    open: Option<Open>,
 }
 
 impl Connection {
@@ -204,15 +292,17 @@ impl Connection {
             return Ok(());
         }
         let deadline = Instant::now() + self.inner.config.connect_timeout;
-        self.sender = Some(self.open(deadline).await?);
+        self.open = Some(self.open_new(deadline).await?);
         Ok(())
     }
 
     fn is_open(&self) -> bool {
-        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+        self.open
+            .as_ref()
+            .is_some_and(|o| !o.finished && !o.sender.is_closed())
     }
 
-    async fn open(&self, deadline: Instant) -> Result<SendRequest<Full<Bytes>>> {
+    async fn open_new(&self, deadline: Instant) -> Result<Open> {
         let t = &self.inner.target;
         let addr_text = format!("{}:{}", t.host, t.port);
         let connect_err = |message: String| Error::Connect {
@@ -246,17 +336,8 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| connect_err(format!("cannot set TCP_NODELAY: {e}")))?;
-        let builder = hyper::client::conn::http1::Builder::new();
-        let handshake_err = |e: hyper::Error| connect_err(format!("HTTP handshake failed: {e}"));
-        match &self.inner.tls {
-            None => {
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(handshake_err)?;
-                tokio::spawn(conn);
-                Ok(sender)
-            }
+        let io: Box<dyn Transport> = match &self.inner.tls {
+            None => Box::new(stream),
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(t.host.clone())
                     .map_err(|e| connect_err(format!("bad TLS server name: {e}")))?;
@@ -264,14 +345,18 @@ impl Connection {
                     .await
                     .map_err(timed_out)?
                     .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(tls_stream))
-                    .await
-                    .map_err(handshake_err)?;
-                tokio::spawn(conn);
-                Ok(sender)
+                Box::new(tls_stream)
             }
-        }
+        };
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| connect_err(format!("HTTP handshake failed: {e}")))?;
+        Ok(Open {
+            sender,
+            conn,
+            finished: false,
+        })
     }
 
     fn request(&self, method: Method, route: &str, body: Bytes, sse: bool) -> Request<Full<Bytes>> {
@@ -280,7 +365,14 @@ impl Connection {
             .method(method)
             .uri(format!("{}{}", t.prefix, route))
             .header(HOST, t.authority.clone())
-            .header(ACCEPT, if sse { "text/event-stream" } else { "application/json" });
+            .header(
+                ACCEPT,
+                if sse {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            );
         if !body.is_empty() {
             builder = builder.header(CONTENT_TYPE, "application/json");
         }
@@ -301,40 +393,60 @@ impl Connection {
         mut req: Request<Full<Bytes>>,
         clock: &Clock,
         timing: &mut RequestTiming,
-    ) -> Result<(Response<Incoming>, Instant)> {
-        let cfg = &self.inner.config;
+    ) -> Result<(Response<Incoming>, Deadline)> {
+        let cfg = self.inner.config.clone();
         for attempt in 0..2 {
             if !self.is_open() {
                 let t0 = clock.now_ns();
                 // A request that fails to connect was still attempted at t0.
                 timing.send_ns = t0;
                 let deadline = Instant::now() + cfg.connect_timeout;
-                self.sender = Some(self.open(deadline).await?);
+                self.open = Some(self.open_new(deadline).await?);
                 timing.connect_ns += clock.now_ns() - t0;
             }
-            let Some(sender) = self.sender.as_mut() else {
+            let Some(Open {
+                sender,
+                conn,
+                finished,
+            }) = self.open.as_mut()
+            else {
                 continue;
             };
-            if sender.ready().await.is_err() {
-                self.sender = None;
+            // An idle connection the server closed is noticed here, before anything is sent.
+            let ready = drive(
+                conn,
+                finished,
+                None,
+                std::future::poll_fn(|cx| sender.poll_ready(cx)),
+            )
+            .await;
+            if !matches!(ready, Some(Ok(()))) {
+                self.open = None;
                 continue;
             }
             timing.send_ns = clock.now_ns();
-            let deadline = Instant::from_std(clock.instant_at(timing.send_ns)) + cfg.timeout;
-            match timeout_at(deadline, sender.try_send_request(req)).await {
-                Err(_) => {
-                    self.sender = None;
-                    return Err(Error::Timeout {
-                        seconds: cfg.timeout.as_secs_f64(),
-                        stage: "waiting for response headers",
-                    });
+            let total = Instant::from_std(clock.instant_at(timing.send_ns)) + cfg.timeout;
+            let mut deadline = Deadline::new(total, None);
+            let sent = drive(
+                conn,
+                finished,
+                Some(&mut deadline.sleep),
+                sender.try_send_request(req),
+            )
+            .await;
+            match sent {
+                None => {
+                    self.open = None;
+                    return Err(deadline.error(&cfg, "waiting for response headers"));
                 }
-                Ok(Ok(resp)) => {
+                Some(Ok(resp)) => {
                     timing.headers_ns = Some(clock.now_ns());
+                    let mut deadline = Deadline::new(total, cfg.idle_timeout);
+                    deadline.arm();
                     return Ok((resp, deadline));
                 }
-                Ok(Err(mut e)) => {
-                    self.sender = None;
+                Some(Err(mut e)) => {
+                    self.open = None;
                     match e.take_message() {
                         Some(unsent) if attempt == 0 => req = unsent,
                         _ => return Err(Error::Io(e.into_error().to_string())),
@@ -342,56 +454,60 @@ impl Connection {
                 }
             }
         }
-        Err(Error::Io("the server closed the connection twice before the request was sent".into()))
+        Err(Error::Io(
+            "the server closed the connection twice before the request was sent".into(),
+        ))
     }
 
-    /// Reads the next body frame's data under the total and idle timeouts.
+    /// Reads the next body frame's data under the request's deadline (and idle limit).
     async fn next_data(
         &mut self,
         body: &mut Incoming,
-        deadline: Instant,
+        deadline: &mut Deadline,
     ) -> Result<Option<Bytes>> {
-        let cfg = &self.inner.config;
         loop {
-            let (limit, stage, seconds) = match cfg.idle_timeout {
-                Some(idle) if Instant::now() + idle < deadline => (
-                    Instant::now() + idle,
-                    "stream idle",
-                    idle.as_secs_f64(),
-                ),
-                _ => (deadline, "reading the response", cfg.timeout.as_secs_f64()),
+            let Some(open) = self.open.as_mut() else {
+                return Err(Error::Io("connection lost".into()));
             };
-            let frame = match timeout_at(limit, body.frame()).await {
-                Err(_) => {
-                    self.sender = None;
-                    return Err(Error::Timeout { seconds, stage });
+            let frame = drive(
+                &mut open.conn,
+                &mut open.finished,
+                Some(&mut deadline.sleep),
+                body.frame(),
+            )
+            .await;
+            let frame = match frame {
+                None => {
+                    self.open = None;
+                    return Err(deadline.error(&self.inner.config, "reading the response"));
                 }
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => {
-                    self.sender = None;
+                Some(None) => return Ok(None),
+                Some(Some(Err(e))) => {
+                    self.open = None;
                     return Err(Error::Io(format!("response body broken: {e}")));
                 }
-                Ok(Some(Ok(frame))) => frame,
+                Some(Some(Ok(frame))) => frame,
             };
+            deadline.arm();
             if let Ok(data) = frame.into_data() {
                 return Ok(Some(data));
             }
         }
     }
 
-    /// Reads at most `limit` bytes of an error body, for the message.
-    async fn error_body(&mut self, resp: Response<Incoming>, deadline: Instant) -> Error {
+    /// Reads the start of an error body, for the message.
+    async fn error_body(&mut self, resp: Response<Incoming>, mut deadline: Deadline) -> Error {
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         let mut text = Vec::new();
         while text.len() < 512 {
-            match self.next_data(&mut body, deadline).await {
+            match self.next_data(&mut body, &mut deadline).await {
                 Ok(Some(d)) => text.extend_from_slice(&d),
                 _ => break,
             }
         }
         // The rest of the body is not read; the connection cannot be reused.
-        self.sender = None;
+        self.open = None;
         let text = String::from_utf8_lossy(&text);
         Error::Status {
             status,
@@ -403,17 +519,17 @@ impl Connection {
     async fn read_body(
         &mut self,
         mut body: Incoming,
-        deadline: Instant,
+        mut deadline: Deadline,
         clock: &Clock,
         timing: &mut RequestTiming,
     ) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        while let Some(data) = self.next_data(&mut body, deadline).await? {
+        while let Some(data) = self.next_data(&mut body, &mut deadline).await? {
             if timing.first_byte_ns.is_none() {
                 timing.first_byte_ns = Some(clock.now_ns());
             }
             if buf.len() + data.len() > self.inner.config.max_event_bytes {
-                self.sender = None;
+                self.open = None;
                 return Err(Error::BadResponse(format!(
                     "response body exceeds {} bytes",
                     self.inner.config.max_event_bytes
@@ -437,9 +553,7 @@ impl Connection {
     ) -> RequestRecord {
         let mut record = RequestRecord::default();
         let req = self.request(Method::POST, endpoint.path(), body, stream);
-        let result = self
-            .completion_inner(req, stream, clock, &mut record)
-            .await;
+        let result = self.completion_inner(req, stream, clock, &mut record).await;
         if let Err(e) = result {
             record.error = Some(e);
         }
@@ -456,22 +570,30 @@ impl Connection {
         clock: &Clock,
         record: &mut RequestRecord,
     ) -> Result<()> {
-        let (resp, deadline) = self.exchange(req, clock, &mut record.timing).await?;
+        let (resp, mut deadline) = self.exchange(req, clock, &mut record.timing).await?;
         if !resp.status().is_success() {
             return Err(self.error_body(resp, deadline).await);
         }
         let mut body = resp.into_body();
         if !stream {
-            let bytes = self.read_body(body, deadline, clock, &mut record.timing).await?;
+            let bytes = self
+                .read_body(body, deadline, clock, &mut record.timing)
+                .await?;
             decode_completion(&bytes, record);
             return Ok(());
         }
         let mut framer = SseFramer::new(self.inner.config.max_event_bytes);
         let mut state = StreamState::new(std::mem::take(record));
         let mut over = false;
-        while let Some(data) = self.next_data(&mut body, deadline).await.inspect_err(|_| {
-            *record = std::mem::take(&mut state.record);
-        })? {
+        loop {
+            let data = match self.next_data(&mut body, &mut deadline).await {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
+                Err(e) => {
+                    *record = state.record;
+                    return Err(e);
+                }
+            };
             // The stamp is taken here, when the bytes were handed over, before any parsing.
             let t = clock.now_ns();
             let timing = &mut state.record.timing;
@@ -484,14 +606,14 @@ impl Connection {
             let fed = framer.feed(&data, |event| state.on_event(event, t));
             if let Err(e) = fed {
                 state.record.error = Some(Error::BadStream(e.to_string()));
-                self.sender = None;
+                self.open = None;
                 break;
             }
             if state.done || state.record.error.is_some() {
                 over = true;
                 if state.record.error.is_some() {
                     // The server may keep the stream open after an error; do not wait for it.
-                    self.sender = None;
+                    self.open = None;
                     break;
                 }
             }
@@ -533,7 +655,8 @@ impl Connection {
 
     /// `GET {api_base}{route}`, returning the body of a successful response.
     pub async fn get(&mut self, route: &str, clock: &Clock) -> Result<Vec<u8>> {
-        self.send_json(Method::GET, route, Bytes::new(), clock).await
+        self.send_json(Method::GET, route, Bytes::new(), clock)
+            .await
     }
 
     /// `POST {api_base}{route}` with a JSON body, returning the body of a successful response.
@@ -566,7 +689,10 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::parse("http://localhost:8000/v1/").unwrap();
-        assert_eq!((t.https, t.host.as_str(), t.port, t.prefix.as_str()), (false, "localhost", 8000, "/v1"));
+        assert_eq!(
+            (t.https, t.host.as_str(), t.port, t.prefix.as_str()),
+            (false, "localhost", 8000, "/v1")
+        );
         assert_eq!(t.authority, "localhost:8000");
         let t = Target::parse("https://api.example.com/v1").unwrap();
         assert_eq!((t.https, t.port), (true, 443));

@@ -206,7 +206,10 @@ fn apply_usage(record: &mut RequestRecord, usage: Usage) {
         record.completion_tokens = Some(c);
         record.token_source = TokenSource::Usage;
     }
-    if let Some(r) = usage.completion_tokens_details.and_then(|d| d.reasoning_tokens) {
+    if let Some(r) = usage
+        .completion_tokens_details
+        .and_then(|d| d.reasoning_tokens)
+    {
         record.reasoning_tokens = Some(r);
     }
 }
@@ -369,7 +372,10 @@ impl<'de> Deserialize<'de> for VectorLen {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an array of numbers")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<VectorLen, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<VectorLen, A::Error> {
                 let mut n = 0;
                 while seq.next_element::<f64>()?.is_some() {
                     n += 1;
@@ -395,12 +401,24 @@ mod tests {
     #[test]
     fn role_only_delta_is_not_a_token_but_reasoning_is() {
         let mut s = StreamState::new(RequestRecord::default());
-        assert!(s.on_event(ev(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#), 10));
+        assert!(s.on_event(
+            ev(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#),
+            10
+        ));
         assert_eq!(s.record.timing.first_token_ns, None);
-        assert!(s.on_event(ev(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#), 20));
+        assert!(s.on_event(
+            ev(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#),
+            20
+        ));
         assert!(s.on_event(ev(r#"{"choices":[{"delta":{"content":"A\"b"}}]}"#), 30));
-        assert!(s.on_event(ev(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#), 40));
-        assert!(s.on_event(ev(r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#), 50));
+        assert!(s.on_event(
+            ev(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#),
+            40
+        ));
+        assert!(s.on_event(
+            ev(r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#),
+            50
+        ));
         assert!(!s.on_event(ev("[DONE]"), 60));
         let r = s.finish();
         assert!(r.error.is_none());
@@ -415,9 +433,15 @@ mod tests {
     fn without_usage_tokens_come_from_events() {
         let mut s = StreamState::new(RequestRecord::default());
         s.on_event(ev(r#"{"choices":[{"delta":{"content":"a"}}]}"#), 1);
-        s.on_event(ev(r#"{"choices":[{"delta":{"content":"b"},"finish_reason":"stop"}]}"#), 2);
+        s.on_event(
+            ev(r#"{"choices":[{"delta":{"content":"b"},"finish_reason":"stop"}]}"#),
+            2,
+        );
         let r = s.finish();
-        assert!(r.error.is_none(), "a finish reason ends a stream without [DONE]");
+        assert!(
+            r.error.is_none(),
+            "a finish reason ends a stream without [DONE]"
+        );
         assert_eq!(r.completion_tokens, Some(2));
         assert_eq!(r.token_source, TokenSource::Events);
     }
@@ -426,10 +450,16 @@ mod tests {
     fn errors_inside_a_stream() {
         let mut s = StreamState::new(RequestRecord::default());
         assert!(!s.on_event(ev(r#"{"error":{"message":"out of memory","code":500}}"#), 1));
-        assert_eq!(s.finish().error.unwrap().to_string(), "server error event: out of memory");
+        assert_eq!(
+            s.finish().error.unwrap().to_string(),
+            "server error event: out of memory"
+        );
 
         let mut s = StreamState::new(RequestRecord::default());
-        let e = SseEvent { event: Some(b"error"), data: b"\"overloaded\"" };
+        let e = SseEvent {
+            event: Some(b"error"),
+            data: b"\"overloaded\"",
+        };
         assert!(!s.on_event(e, 1));
         assert_eq!(s.finish().error.unwrap().kind(), "server_error_event");
 

@@ -34,12 +34,16 @@ pub(crate) fn load(path: &Path) -> Result<Vec<Prompt>> {
             prompt: Option<String>,
             messages: Option<Vec<Turn>>,
         }
-        let row: Row =
-            serde_json::from_str(line).map_err(|e| format_err(format!("not a JSON object: {e}")))?;
+        let row: Row = serde_json::from_str(line)
+            .map_err(|e| format_err(format!("not a JSON object: {e}")))?;
         rows.push(match (row.prompt, row.messages) {
             (Some(p), _) => Prompt::Text(p),
             (None, Some(m)) if !m.is_empty() => Prompt::Messages(m),
-            _ => return Err(format_err("expected a \"prompt\" string or a \"messages\" array".into())),
+            _ => {
+                return Err(format_err(
+                    "expected a \"prompt\" string or a \"messages\" array".into(),
+                ))
+            }
         });
     }
     if rows.is_empty() {
@@ -59,7 +63,13 @@ mod tests {
         std::fs::write(&p, "{\"prompt\": \"one\"}\n\n{\"messages\": [{\"role\": \"user\", \"content\": \"two\"}]}\n").unwrap();
         let rows = load(&p).unwrap();
         assert_eq!(rows[0], Prompt::Text("one".into()));
-        assert_eq!(rows[1], Prompt::Messages(vec![Turn { role: "user".into(), content: "two".into() }]));
+        assert_eq!(
+            rows[1],
+            Prompt::Messages(vec![Turn {
+                role: "user".into(),
+                content: "two".into()
+            }])
+        );
 
         std::fs::write(&p, "first prompt\nsecond prompt\n").unwrap();
         assert_eq!(load(&p).unwrap().len(), 2);
@@ -70,6 +80,9 @@ mod tests {
 
         std::fs::write(&p, "\n\n").unwrap();
         assert!(matches!(load(&p), Err(Error::Empty(_))));
-        assert!(matches!(load(&dir.path().join("missing")), Err(Error::Read { .. })));
+        assert!(matches!(
+            load(&dir.path().join("missing")),
+            Err(Error::Read { .. })
+        ));
     }
 }

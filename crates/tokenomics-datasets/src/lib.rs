@@ -68,7 +68,11 @@ pub struct Turn {
 pub enum PromptSource {
     Synthetic(text::SyntheticPrompts),
     /// Rows loaded once; each run draws a seeded shuffle of them.
-    Rows { key: String, rows: Vec<Prompt>, source: Value },
+    Rows {
+        key: String,
+        rows: Vec<Prompt>,
+        source: Value,
+    },
 }
 
 impl PromptSource {
@@ -101,7 +105,12 @@ impl PromptSource {
             PromptSource::Rows { rows, .. } => {
                 let mut order: Vec<usize> = (0..rows.len()).collect();
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-                order.iter().cycle().take(n).map(|&i| rows[i].clone()).collect()
+                order
+                    .iter()
+                    .cycle()
+                    .take(n)
+                    .map(|&i| rows[i].clone())
+                    .collect()
             }
         }
     }
@@ -126,9 +135,8 @@ impl PromptSource {
 /// The seed of run `run` of a benchmark seeded with `seed` at load level `level`: distinct for
 /// every (level, run) so runs draw different prompts, and stable across program versions.
 pub fn run_seed(seed: u64, level: u64, run: u64) -> u64 {
-    let mut z = seed
-        ^ level.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ run.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ level.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ run.wrapping_mul(0xD1B5_4A32_D192_ED03);
     // splitmix64 finaliser
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -141,17 +149,30 @@ mod tests {
 
     #[test]
     fn keys() {
-        assert!(matches!(PromptSource::from_key("synthetic"), Ok(PromptSource::Synthetic(_))));
+        assert!(matches!(
+            PromptSource::from_key("synthetic"),
+            Ok(PromptSource::Synthetic(_))
+        ));
         let e = PromptSource::from_key("aime").unwrap_err().to_string();
         assert!(e.contains("not available yet"), "{e}");
-        assert!(matches!(PromptSource::from_key("bogus"), Err(Error::UnknownKey(_))));
-        assert!(matches!(PromptSource::from_key("file:"), Err(Error::UnknownKey(_))));
+        assert!(matches!(
+            PromptSource::from_key("bogus"),
+            Err(Error::UnknownKey(_))
+        ));
+        assert!(matches!(
+            PromptSource::from_key("file:"),
+            Err(Error::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn rows_are_shuffled_with_the_seed_and_repeated_in_order() {
         let rows: Vec<Prompt> = (0..5).map(|i| Prompt::Text(i.to_string())).collect();
-        let src = PromptSource::Rows { key: "k".into(), rows, source: Value::Null };
+        let src = PromptSource::Rows {
+            key: "k".into(),
+            rows,
+            source: Value::Null,
+        };
         let a = src.draw(12, 7);
         assert_eq!(a, src.draw(12, 7), "same seed, same prompts");
         assert_eq!(&a[0..5], &a[5..10], "repeated in the shuffled order");
@@ -161,7 +182,11 @@ mod tests {
         assert_eq!(first.len(), 5);
         first.dedup();
         assert_eq!(first.len(), 5, "each row once per cycle");
-        assert_ne!(src.draw(5, 7), src.draw(5, 8), "another seed, another order");
+        assert_ne!(
+            src.draw(5, 7),
+            src.draw(5, 8),
+            "another seed, another order"
+        );
     }
 
     #[test]

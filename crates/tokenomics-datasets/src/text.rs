@@ -234,8 +234,14 @@ mod tests {
 
     #[test]
     fn seeded() {
-        assert_eq!(TextGenerator::new(5).words(50), TextGenerator::new(5).words(50));
-        assert_ne!(TextGenerator::new(5).words(50), TextGenerator::new(6).words(50));
+        assert_eq!(
+            TextGenerator::new(5).words(50),
+            TextGenerator::new(5).words(50)
+        );
+        assert_ne!(
+            TextGenerator::new(5).words(50),
+            TextGenerator::new(6).words(50)
+        );
         let p = SyntheticPrompts::default().draw(32, 9);
         let mut openings: Vec<String> = p
             .iter()

@@ -222,8 +222,12 @@ fn step_loop(
                 done: false,
             });
         }
-        gauges.running.store(running.len() as u64, Ordering::Relaxed);
-        gauges.waiting.store(waiting.len() as u64, Ordering::Relaxed);
+        gauges
+            .running
+            .store(running.len() as u64, Ordering::Relaxed);
+        gauges
+            .waiting
+            .store(waiting.len() as u64, Ordering::Relaxed);
         gauges.kv_used_tokens.store(kv_used, Ordering::Relaxed);
         if running.is_empty() {
             // Nothing admissible (cannot happen: oversized requests are refused on submit).
@@ -264,7 +268,15 @@ mod tests {
     fn seq(prompt: u64, target: u64) -> (Seq, mpsc::UnboundedReceiver<EngineEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
-            Seq { prompt, prefilled: 0, generated: 0, target, events: tx, scheduled: 0, done: false },
+            Seq {
+                prompt,
+                prefilled: 0,
+                generated: 0,
+                target,
+                events: tx,
+                scheduled: 0,
+                done: false,
+            },
             rx,
         )
     }
@@ -284,7 +296,10 @@ mod tests {
         assert_eq!(load.tokens, 100);
         apply_step(&mut running, Instant::now());
         assert!(matches!(drx.try_recv(), Ok(EngineEvent::Token(_))));
-        assert!(lrx.try_recv().is_err(), "no token before the prefill completes");
+        assert!(
+            lrx.try_recv().is_err(),
+            "no token before the prefill completes"
+        );
         // Steps 2 and 3: 99 more, then the last 52 with the first token.
         plan_step(&s, &mut running);
         apply_step(&mut running, Instant::now());
@@ -312,21 +327,33 @@ mod tests {
         }
         assert_eq!(times.len(), 10);
         let prefill = s
-            .step_time(StepLoad { tokens: 100, context_tokens: 100, attention_pairs: 100.0 * 50.0 })
+            .step_time(StepLoad {
+                tokens: 100,
+                context_tokens: 100,
+                attention_pairs: 100.0 * 50.0,
+            })
             .total();
         // The engine starts its first step when it picks the request up, just after submission.
         let first = (times[0] - submitted).as_secs_f64();
-        assert!(first >= prefill && first - prefill < 2e-3, "{first} vs {prefill}");
+        assert!(
+            first >= prefill && first - prefill < 2e-3,
+            "{first} vs {prefill}"
+        );
         // Decode step k reads the weights and a context of 100 + k + 1 tokens: the scheduled
         // instants follow the roofline exactly.
         for k in 1..times.len() {
-            let step = s.step_time(EngineSpec::decode_load(1, 100 + k as u64 + 1)).total();
+            let step = s
+                .step_time(EngineSpec::decode_load(1, 100 + k as u64 + 1))
+                .total();
             let got = (times[k] - times[k - 1]).as_secs_f64();
             assert!((got - step).abs() < 1e-6, "token {k}: {got} vs {step}");
         }
         let per_token = (times[9] - times[1]).as_secs_f64() / 8.0;
         let single = 8.03e9 * 2.0 / (3.35e12 * 0.87) + 0.7e-3;
-        assert!((per_token - single).abs() / single < 0.01, "{per_token} vs {single}");
+        assert!(
+            (per_token - single).abs() / single < 0.01,
+            "{per_token} vs {single}"
+        );
     }
 
     #[test]
@@ -351,7 +378,10 @@ mod tests {
         let first_done = first_done.unwrap();
         let mut m = 0;
         while let Some(EngineEvent::Token(at)) = second.blocking_recv() {
-            assert!(at > first_done, "the second request waited for the first to free the cache");
+            assert!(
+                at > first_done,
+                "the second request waited for the first to free the cache"
+            );
             m += 1;
         }
         assert_eq!(m, 60);

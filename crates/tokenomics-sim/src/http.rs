@@ -20,7 +20,49 @@ use tokio::sync::{mpsc, oneshot};
 /// aborts the connection mid-body (the client sees a body cut short).
 pub enum SimBody {
     Full(Option<Bytes>),
-    Channel(mpsc::Receiver<Result<Bytes, std::io::Error>>),
+    Channel(
+        mpsc::Receiver<Result<Bytes, std::io::Error>>,
+        Option<FrameStamps>,
+    ),
+}
+
+/// When each data frame of a body was taken by the connection to be written: the moment closest
+/// to the socket that a handler can observe (queuing a frame is earlier, by as long as the
+/// server's other tasks keep the connection task waiting).
+#[derive(Clone)]
+pub struct FrameStamps {
+    origin: std::time::Instant,
+    times: Arc<std::sync::Mutex<Vec<u64>>>,
+    body_dropped: Arc<tokio::sync::Notify>,
+}
+
+impl FrameStamps {
+    /// Stamps in nanoseconds since `origin`.
+    pub fn new(origin: std::time::Instant) -> Self {
+        Self {
+            origin,
+            times: Arc::default(),
+            body_dropped: Arc::default(),
+        }
+    }
+
+    /// Completes once the body is gone: every frame it will ever take has been stamped. (Drop the
+    /// body's sender first, or the body never ends.)
+    pub async fn body_done(&self) {
+        self.body_dropped.notified().await;
+    }
+
+    fn stamp(&self) {
+        let t = self.origin.elapsed().as_nanos() as u64;
+        if let Ok(mut v) = self.times.lock() {
+            v.push(t);
+        }
+    }
+
+    /// The stamps so far, one per data frame, in order.
+    pub fn times(&self) -> Vec<u64> {
+        self.times.lock().map(|v| v.clone()).unwrap_or_default()
+    }
 }
 
 impl SimBody {
@@ -32,7 +74,15 @@ impl SimBody {
     /// reads slowly, as a real server's socket buffer makes it).
     pub fn channel(capacity: usize) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Self) {
         let (tx, rx) = mpsc::channel(capacity);
-        (tx, SimBody::Channel(rx))
+        (tx, SimBody::Channel(rx, None))
+    }
+}
+
+impl Drop for SimBody {
+    fn drop(&mut self) {
+        if let SimBody::Channel(_, Some(stamps)) = self {
+            stamps.body_dropped.notify_one();
+        }
     }
 }
 
@@ -46,7 +96,13 @@ impl Body for SimBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             SimBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            SimBody::Channel(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+            SimBody::Channel(rx, stamps) => {
+                let polled = rx.poll_recv(cx);
+                if let (Poll::Ready(Some(Ok(_))), Some(s)) = (&polled, stamps.as_ref()) {
+                    s.stamp();
+                }
+                polled.map(|o| o.map(|r| r.map(Frame::data)))
+            }
         }
     }
 
@@ -58,7 +114,7 @@ impl Body for SimBody {
         match self {
             SimBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             SimBody::Full(None) => SizeHint::with_exact(0),
-            SimBody::Channel(_) => SizeHint::default(),
+            SimBody::Channel(..) => SizeHint::default(),
         }
     }
 }
@@ -89,15 +145,26 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<SimBody> {
     )
 }
 
-/// An SSE response whose events come through the returned sender.
+/// An SSE response whose events come through the returned sender; with `stamps`, every event's
+/// hand-over to the connection is stamped.
 pub fn sse_response(
     capacity: usize,
-) -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Response<SimBody>) {
-    let (tx, body) = SimBody::channel(capacity);
-    let mut resp = Response::new(body);
+    stamps: Option<FrameStamps>,
+) -> (
+    mpsc::Sender<Result<Bytes, std::io::Error>>,
+    Response<SimBody>,
+) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let mut resp = Response::new(SimBody::Channel(rx, stamps));
     let h = resp.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
-    h.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
     (tx, resp)
 }
 

@@ -104,6 +104,8 @@ pub struct TraceRecord {
     pub completion_tokens: u64,
     /// `false` when the client went away before the end.
     pub completed: bool,
+    /// [`wire::text_hash`] of the last message's text (or the prompt), to match a client's record.
+    pub prompt_hash: u64,
 }
 
 /// vLLM's TTFT histogram buckets, seconds.
@@ -153,7 +155,12 @@ impl Drop for InFlight {
 /// Paces tokens by the behaviour.
 enum Pacer {
     Instant,
-    Fixed { start: Instant, ttft: Duration, itl: Duration, next: u32 },
+    Fixed {
+        start: Instant,
+        ttft: Duration,
+        itl: Duration,
+        next: u32,
+    },
     Engine(mpsc::UnboundedReceiver<EngineEvent>),
 }
 
@@ -162,7 +169,12 @@ impl Pacer {
     async fn next_token(&mut self) -> bool {
         match self {
             Pacer::Instant => true,
-            Pacer::Fixed { start, ttft, itl, next } => {
+            Pacer::Fixed {
+                start,
+                ttft,
+                itl,
+                next,
+            } => {
                 timer::sleep_until(*start + *ttft + *itl * *next).await;
                 *next += 1;
                 true
@@ -183,7 +195,10 @@ impl Pacer {
 
 impl Simulator {
     /// Builds the simulator (starting its engine on the current runtime) and serves it on `addr`.
-    pub async fn start(config: SimConfig, addr: SocketAddr) -> Result<(Server, Arc<Simulator>), Error> {
+    pub async fn start(
+        config: SimConfig,
+        addr: SocketAddr,
+    ) -> Result<(Server, Arc<Simulator>), Error> {
         if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
             return Err(Error::Invalid(format!(
                 "time_scale must be a positive number, got {}",
@@ -219,6 +234,11 @@ impl Simulator {
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         Ok((server, sim))
+    }
+
+    /// The instant the truth log's times count from.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     pub fn served_model(&self) -> &str {
@@ -291,12 +311,19 @@ impl Simulator {
             .mean_output_tokens
             .unwrap_or(self.config.preset.mean_output_tokens)
             .max(1.0);
-        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let draw = Gamma::new(4.0, mean / 4.0).map(|g| g.sample(&mut rng)).unwrap_or(mean);
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(self.config.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let draw = Gamma::new(4.0, mean / 4.0)
+            .map(|g| g.sample(&mut rng))
+            .unwrap_or(mean);
         (draw.round() as u64).clamp(1, max)
     }
 
-    async fn completion(self: Arc<Self>, req: Request<Incoming>, route: &'static str) -> Response<SimBody> {
+    async fn completion(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        route: &'static str,
+    ) -> Response<SimBody> {
         let arrival_ns = self.now_ns();
         let guard = InFlight::new(&self);
         let body = match http::read_body(req).await {
@@ -305,7 +332,9 @@ impl Simulator {
         };
         let parsed: CompletionRequest = match serde_json::from_slice(&body) {
             Ok(r) => r,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")),
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
+            }
         };
         if let Some(resp) = self.check_model(&parsed.model) {
             return resp;
@@ -313,18 +342,26 @@ impl Simulator {
         let chat = route == "chat";
         if chat != parsed.is_chat() {
             let need = if chat { "messages" } else { "prompt" };
-            return error_response(StatusCode::BAD_REQUEST, &format!("the request has no {need:?}"));
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("the request has no {need:?}"),
+            );
         }
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let prompt = parsed.prompt_tokens();
         let target = self.output_tokens(id, &parsed);
-        self.prompt_tokens_total.fetch_add(prompt, Ordering::Relaxed);
+        self.prompt_tokens_total
+            .fetch_add(prompt, Ordering::Relaxed);
         let mut pacer = match self.pacer(prompt, target) {
             Ok(p) => p,
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
         };
-        let reason = if target >= parsed.max_tokens() { "length" } else { "stop" };
+        let reason = if target >= parsed.max_tokens() {
+            "length"
+        } else {
+            "stop"
+        };
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -341,6 +378,7 @@ impl Simulator {
             prompt_tokens: prompt,
             completion_tokens: 0,
             completed: false,
+            prompt_hash: wire::text_hash(&parsed.last_text()),
         };
         let keep_times = self.config.trace;
         if !parsed.stream {
@@ -355,15 +393,27 @@ impl Simulator {
                 }
                 trace.completion_tokens += 1;
             }
-            self.generation_tokens_total.fetch_add(trace.completion_tokens, Ordering::Relaxed);
-            let body = wire::completion_body(&cmpl_id, &parsed.model, created, chat, prompt, trace.completion_tokens, reason);
+            self.generation_tokens_total
+                .fetch_add(trace.completion_tokens, Ordering::Relaxed);
+            let body = wire::completion_body(
+                &cmpl_id,
+                &parsed.model,
+                created,
+                chat,
+                prompt,
+                trace.completion_tokens,
+                reason,
+            );
             trace.end_ns = self.now_ns();
             trace.completed = true;
             self.record(trace);
             drop(guard);
             return json_response(StatusCode::OK, &body);
         }
-        let (tx, resp) = sse_response(16);
+        // With the truth log on, token times are taken when the connection takes each event to
+        // write it (see `FrameStamps`); frames are role (chat), tokens, finish, usage, done.
+        let stamps = keep_times.then(|| http::FrameStamps::new(self.started));
+        let (tx, resp) = sse_response(16, stamps.clone());
         let sim = self.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -377,22 +427,33 @@ impl Simulator {
                         break;
                     }
                     tx.send(Ok(writer.token(wire::output_word(k)))).await.ok()?;
-                    let t = sim.now_ns();
-                    trace.first_token_ns.get_or_insert(t);
-                    if keep_times {
-                        trace.token_ns.push(t);
+                    if trace.first_token_ns.is_none() {
+                        trace.first_token_ns = Some(sim.now_ns());
                     }
                     trace.completion_tokens += 1;
                     sim.generation_tokens_total.fetch_add(1, Ordering::Relaxed);
                 }
                 tx.send(Ok(writer.finish(reason))).await.ok()?;
                 if parsed.include_usage() {
-                    tx.send(Ok(writer.usage(prompt, trace.completion_tokens))).await.ok()?;
+                    tx.send(Ok(writer.usage(prompt, trace.completion_tokens)))
+                        .await
+                        .ok()?;
                 }
                 tx.send(Ok(ChunkWriter::done())).await.ok()
             }
             .await;
-            trace.end_ns = sim.now_ns();
+            drop(tx); // ends the body
+            if let Some(stamps) = stamps {
+                stamps.body_done().await;
+                let times = stamps.times();
+                let skip = usize::from(chat);
+                let n = trace.completion_tokens as usize;
+                trace.token_ns = times.iter().skip(skip).take(n).copied().collect();
+                trace.first_token_ns = trace.token_ns.first().copied().or(trace.first_token_ns);
+                trace.end_ns = times.last().copied().unwrap_or_else(|| sim.now_ns());
+            } else {
+                trace.end_ns = sim.now_ns();
+            }
             trace.completed = ok.is_some();
             sim.record(trace);
         });
@@ -403,7 +464,10 @@ impl Simulator {
         (model != self.served_model).then(|| {
             error_response(
                 StatusCode::NOT_FOUND,
-                &format!("The model `{model}` does not exist; this server offers `{}`.", self.served_model),
+                &format!(
+                    "The model `{model}` does not exist; this server offers `{}`.",
+                    self.served_model
+                ),
             )
         })
     }
@@ -417,14 +481,20 @@ impl Simulator {
         };
         let parsed: wire::EmbeddingsRequest = match serde_json::from_slice(&body) {
             Ok(r) => r,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")),
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
+            }
         };
         if let Some(resp) = self.check_model(&parsed.model) {
             return resp;
         }
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let counts: Vec<u64> = parsed.texts().iter().map(|t| wire::count_tokens(t).max(1)).collect();
+        let counts: Vec<u64> = parsed
+            .texts()
+            .iter()
+            .map(|t| wire::count_tokens(t).max(1))
+            .collect();
         let total: u64 = counts.iter().sum();
         self.prompt_tokens_total.fetch_add(total, Ordering::Relaxed);
         match self.pacer(total, 0) {
@@ -443,9 +513,13 @@ impl Simulator {
             prompt_tokens: total,
             completion_tokens: 0,
             completed: true,
+            prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
         });
         let mut resp = Response::new(SimBody::full(body));
-        resp.headers_mut().insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            ::http::header::CONTENT_TYPE,
+            ::http::HeaderValue::from_static("application/json"),
+        );
         resp
     }
 
@@ -458,7 +532,9 @@ impl Simulator {
         };
         let v: serde_json::Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")),
+            Err(e) => {
+                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
+            }
         };
         if let Some(content) = v.get("content").and_then(|c| c.as_str()) {
             return json_response(StatusCode::OK, &json!({"tokens": wire::tokenize(content)}));
@@ -471,9 +547,15 @@ impl Simulator {
                 Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
             }
         } else {
-            return error_response(StatusCode::BAD_REQUEST, "expected \"prompt\", \"messages\" or \"content\"");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "expected \"prompt\", \"messages\" or \"content\"",
+            );
         };
-        let max_model_len = self.engine.as_ref().map_or(131072, |e| e.spec.kv_capacity_tokens.min(131072));
+        let max_model_len = self
+            .engine
+            .as_ref()
+            .map_or(131072, |e| e.spec.kv_capacity_tokens.min(131072));
         json_response(
             StatusCode::OK,
             &json!({"count": tokens.len(), "max_model_len": max_model_len, "tokens": tokens}),
@@ -493,16 +575,54 @@ impl Simulator {
         };
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{m}}} {value}\n");
+            let _ = write!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{m}}} {value}\n"
+            );
         };
-        metric("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", running.to_string());
-        metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", waiting.to_string());
-        metric("vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage. 1 means 100 percent usage.", format!("{kv:.6}"));
-        metric("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", self.prompt_tokens_total.load(Ordering::Relaxed).to_string());
-        metric("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", self.generation_tokens_total.load(Ordering::Relaxed).to_string());
-        metric("tokenomics_sim:peak_requests_in_flight", "gauge", "Most requests in flight at once since the start.", self.peak_in_flight().to_string());
+        metric(
+            "vllm:num_requests_running",
+            "gauge",
+            "Number of requests in model execution batches.",
+            running.to_string(),
+        );
+        metric(
+            "vllm:num_requests_waiting",
+            "gauge",
+            "Number of requests waiting to be processed.",
+            waiting.to_string(),
+        );
+        metric(
+            "vllm:gpu_cache_usage_perc",
+            "gauge",
+            "GPU KV-cache usage. 1 means 100 percent usage.",
+            format!("{kv:.6}"),
+        );
+        metric(
+            "vllm:prompt_tokens_total",
+            "counter",
+            "Number of prefill tokens processed.",
+            self.prompt_tokens_total.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "vllm:generation_tokens_total",
+            "counter",
+            "Number of generation tokens processed.",
+            self.generation_tokens_total
+                .load(Ordering::Relaxed)
+                .to_string(),
+        );
+        metric(
+            "tokenomics_sim:peak_requests_in_flight",
+            "gauge",
+            "Most requests in flight at once since the start.",
+            self.peak_in_flight().to_string(),
+        );
         let name = "vllm:time_to_first_token_seconds";
-        let _ = write!(s, "# HELP {name} Histogram of time to first token in seconds.\n# TYPE {name} histogram\n");
+        let _ = write!(
+            s,
+            "# HELP {name} Histogram of time to first token in seconds.\n# TYPE {name} histogram\n"
+        );
         if let Ok(h) = self.ttft.lock() {
             let mut cumulative = 0;
             for (b, c) in TTFT_BUCKETS.iter().zip(&h.counts) {
@@ -536,16 +656,26 @@ impl Handler for Simulator {
                 (&Method::POST, "/v1/chat/completions") => self.completion(req, "chat").await,
                 (&Method::POST, "/v1/completions") => self.completion(req, "completions").await,
                 (&Method::POST, "/v1/embeddings") => self.embeddings(req).await,
-                (&Method::POST, "/tokenize" | "/v1/tokenize" | "/extras/tokenize") => self.tokenize(req).await,
-                (&Method::GET, "/v1/models") => json_response(StatusCode::OK, &wire::models_body(&[&self.served_model])),
+                (&Method::POST, "/tokenize" | "/v1/tokenize" | "/extras/tokenize") => {
+                    self.tokenize(req).await
+                }
+                (&Method::GET, "/v1/models") => {
+                    json_response(StatusCode::OK, &wire::models_body(&[&self.served_model]))
+                }
                 (&Method::GET, "/health") => Response::new(SimBody::full(Bytes::new())),
                 (&Method::GET, "/metrics") => {
                     let mut r = Response::new(SimBody::full(self.metrics()));
-                    r.headers_mut().insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("text/plain; version=0.0.4"));
+                    r.headers_mut().insert(
+                        ::http::header::CONTENT_TYPE,
+                        ::http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
                     r
                 }
                 (&Method::GET, "/sim/trace") => Response::new(SimBody::full(self.trace_jsonl())),
-                _ => error_response(StatusCode::NOT_FOUND, &format!("no route {} {path}", req.method())),
+                _ => error_response(
+                    StatusCode::NOT_FOUND,
+                    &format!("no route {} {path}", req.method()),
+                ),
             }
         })
     }

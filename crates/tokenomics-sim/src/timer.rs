@@ -62,7 +62,9 @@ fn timer() -> &'static TimerThread {
 }
 
 fn run(t: &'static TimerThread) {
-    let Ok(mut wheel) = t.wheel.lock() else { return };
+    let Ok(mut wheel) = t.wheel.lock() else {
+        return;
+    };
     loop {
         let now = Instant::now();
         while wheel.heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
@@ -135,6 +137,10 @@ mod tests {
         late.sort();
         // Tokio's own timer is late by up to 1 ms, 0.5 ms on average over these deadlines; the
         // median here (robust to a noisy machine) must beat that.
-        assert!(late[10] < Duration::from_micros(450), "median lateness {:?}", late[10]);
+        assert!(
+            late[10] < Duration::from_micros(450),
+            "median lateness {:?}",
+            late[10]
+        );
     }
 }

@@ -48,17 +48,34 @@ pub const TEMPLATE_TOKENS_PER_MESSAGE: u64 = 4;
 pub const TEMPLATE_TOKENS_PER_CHAT: u64 = 3;
 
 impl CompletionRequest {
+    /// The text of the last message (chat) or the prompt (completions).
+    pub fn last_text(&self) -> String {
+        match (&self.messages, &self.prompt) {
+            (Some(m), _) => m
+                .last()
+                .map(|m| content_text(&m.content))
+                .unwrap_or_default(),
+            (None, Some(Value::String(s))) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
     pub fn is_chat(&self) -> bool {
         self.messages.is_some()
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 
     /// `max_tokens` (or `max_completion_tokens`), default 16 as in the OpenAI API.
     pub fn max_tokens(&self) -> u64 {
-        self.max_tokens.or(self.max_completion_tokens).unwrap_or(16).max(1)
+        self.max_tokens
+            .or(self.max_completion_tokens)
+            .unwrap_or(16)
+            .max(1)
     }
 
     /// Whether the output length is forced to `max_tokens` (`ignore_eos`, or `min_tokens` at least
@@ -74,7 +91,9 @@ impl CompletionRequest {
                 TEMPLATE_TOKENS_PER_CHAT
                     + messages
                         .iter()
-                        .map(|m| TEMPLATE_TOKENS_PER_MESSAGE + count_tokens(&content_text(&m.content)))
+                        .map(|m| {
+                            TEMPLATE_TOKENS_PER_MESSAGE + count_tokens(&content_text(&m.content))
+                        })
                         .sum::<u64>()
             }
             (None, Some(Value::String(s))) => count_tokens(s),
@@ -126,6 +145,13 @@ pub fn tokenize(text: &str) -> Vec<u32> {
         out.push(w % 100_000);
     }
     out
+}
+
+/// A 64-bit FNV-1a fingerprint of a text (the truth log identifies prompts by it).
+pub fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 pub fn count_tokens(text: &str) -> u64 {
@@ -201,7 +227,8 @@ impl ChunkWriter {
 
     /// One event carrying `text` (already JSON-safe: the simulator's words need no escaping).
     pub fn token(&self, text: &str) -> Bytes {
-        let mut b = BytesMut::with_capacity(self.token_prefix.len() + text.len() + self.token_suffix.len());
+        let mut b =
+            BytesMut::with_capacity(self.token_prefix.len() + text.len() + self.token_suffix.len());
         b.put_slice(&self.token_prefix);
         b.put_slice(text.as_bytes());
         b.put_slice(self.token_suffix);
@@ -249,7 +276,15 @@ pub fn usage(prompt: u64, completion: u64) -> Value {
 }
 
 /// A whole non-streamed completion.
-pub fn completion_body(id: &str, model: &str, created: u64, chat: bool, prompt: u64, completion: u64, reason: &str) -> Value {
+pub fn completion_body(
+    id: &str,
+    model: &str,
+    created: u64,
+    chat: bool,
+    prompt: u64,
+    completion: u64,
+    reason: &str,
+) -> Value {
     let text: String = (0..completion).map(output_word).collect();
     let choice = if chat {
         json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": reason})
@@ -334,9 +369,19 @@ mod tests {
     fn chunks_are_valid_json() {
         for chat in [true, false] {
             let w = ChunkWriter::new("cmpl-1", "m\"x", 5, chat);
-            for ev in [w.role(), w.token(" hi"), w.tokens(0, 3), w.finish("length"), w.usage(3, 4)] {
+            for ev in [
+                w.role(),
+                w.token(" hi"),
+                w.tokens(0, 3),
+                w.finish("length"),
+                w.usage(3, 4),
+            ] {
                 let s = std::str::from_utf8(&ev).unwrap();
-                let data = s.strip_prefix("data: ").unwrap().strip_suffix("\n\n").unwrap();
+                let data = s
+                    .strip_prefix("data: ")
+                    .unwrap()
+                    .strip_suffix("\n\n")
+                    .unwrap();
                 let v: Value = serde_json::from_str(data).unwrap();
                 assert_eq!(v["model"], "m\"x");
             }

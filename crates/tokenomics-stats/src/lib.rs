@@ -87,7 +87,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(Error::Write {
             path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::Other, "it is a directory"),
+            source: std::io::Error::other("it is a directory"),
         });
     }
     Ok(())

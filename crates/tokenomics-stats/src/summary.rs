@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn one_value_has_zero_std_and_empty_is_nan() {
         let one = Summary::new([3.5]);
-        assert_eq!((one.mean(), one.std(), one.percentile(99.0)), (3.5, 0.0, 3.5));
+        assert_eq!(
+            (one.mean(), one.std(), one.percentile(99.0)),
+            (3.5, 0.0, 3.5)
+        );
         let none = Summary::new([]);
         assert!(none.mean().is_nan() && none.std().is_nan() && none.percentile(50.0).is_nan());
     }

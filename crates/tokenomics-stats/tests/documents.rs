@@ -20,7 +20,10 @@ fn original_chat_file_loads_unchanged() {
     let keys: Vec<&str> = doc.results.keys().map(String::as_str).collect();
     assert_eq!(keys, ["1", "8", "64"], "file order is kept");
     let b64 = &doc.results["64"];
-    assert_eq!(b64.throughput.batch_tokens_per_second.mean, 3729.295223546461);
+    assert_eq!(
+        b64.throughput.batch_tokens_per_second.mean,
+        3729.295223546461
+    );
     assert_eq!(b64.tokens.output_per_request.std, 3030.1517578348125);
     assert_eq!(b64.timings.fastest_seconds.mean, 5.34426054880023);
     assert!(b64.latency.is_none() && b64.requests.is_none());

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
-use tokenomics_sim::http::{error_response, json_response, read_body, sse_response, Handler, HandlerFuture, Server, SimBody};
+use tokenomics_sim::http::{
+    error_response, json_response, read_body, sse_response, Handler, HandlerFuture, Server, SimBody,
+};
 use tokenomics_sim::timer::sleep_until;
 use tokenomics_sim::wire::{self, ChunkWriter};
 
@@ -90,6 +92,8 @@ struct State {
     in_flight: AtomicI64,
     peak: AtomicI64,
     truth: Mutex<Vec<Truth>>,
+    /// `Authorization` header and path of every request, in arrival order.
+    seen: Mutex<Vec<(Option<String>, String)>>,
     embedding_dim: Mutex<Box<dyn Fn(u64) -> usize + Send + Sync>>,
 }
 
@@ -121,6 +125,7 @@ impl ScriptedServer {
             in_flight: AtomicI64::new(0),
             peak: AtomicI64::new(0),
             truth: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
             embedding_dim: Mutex::new(Box::new(|_| 16)),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -136,7 +141,9 @@ impl ScriptedServer {
                     .expect("server runtime");
                 rt.block_on(async move {
                     let addr: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
-                    let server = Server::bind(addr, handler).await.expect("bind a loopback port");
+                    let server = Server::bind(addr, handler)
+                        .await
+                        .expect("bind a loopback port");
                     let _ = ready_tx.send(server.api_base());
                     let _ = stopped.await;
                     server.shutdown().await;
@@ -144,7 +151,11 @@ impl ScriptedServer {
             })
             .expect("server thread");
         let api_base = ready_rx.await.expect("server started");
-        Self { api_base, state, stop: Some(stop) }
+        Self {
+            api_base,
+            state,
+            stop: Some(stop),
+        }
     }
 
     /// Every request answered by the same script.
@@ -168,18 +179,39 @@ impl ScriptedServer {
     pub fn peak_in_flight(&self) -> u64 {
         self.state.peak.load(Ordering::SeqCst).max(0) as u64
     }
+    /// `(Authorization header, path)` of every request received, in arrival order.
+    pub fn seen(&self) -> Vec<(Option<String>, String)> {
+        self.state
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
     pub fn truth(&self) -> Vec<Truth> {
-        let mut t = self.state.truth.lock().map(|t| t.clone()).unwrap_or_default();
+        let mut t = self
+            .state
+            .truth
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
         t.sort_by_key(|t| t.index);
         t
     }
 }
 
 fn last_text(v: &Value) -> String {
-    if let Some(m) = v.get("messages").and_then(Value::as_array).and_then(|m| m.last()) {
+    if let Some(m) = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+    {
         return wire::content_text(m.get("content").unwrap_or(&Value::Null));
     }
-    v.get("prompt").and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get("prompt")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A loopback URL on which nothing listens (connections are refused).
@@ -208,9 +240,21 @@ impl Handler for Scripted {
     fn handle(self: Arc<Self>, req: Request<Incoming>) -> HandlerFuture {
         Box::pin(async move {
             let path = req.uri().path().to_string();
+            let auth = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if let Ok(mut seen) = self.0.seen.lock() {
+                seen.push((auth, path.clone()));
+            }
             match (req.method().clone(), path.as_str()) {
-                (Method::GET, "/v1/models") => json_response(StatusCode::OK, &wire::models_body(&["test-model"])),
-                (Method::POST, "/v1/chat/completions") => self.0.clone().completion(req, true).await,
+                (Method::GET, "/v1/models") => {
+                    json_response(StatusCode::OK, &wire::models_body(&["test-model"]))
+                }
+                (Method::POST, "/v1/chat/completions") => {
+                    self.0.clone().completion(req, true).await
+                }
                 (Method::POST, "/v1/completions") => self.0.clone().completion(req, false).await,
                 (Method::POST, "/v1/embeddings") => self.0.clone().embeddings(req).await,
                 _ => error_response(StatusCode::NOT_FOUND, "no such route"),
@@ -230,12 +274,15 @@ impl State {
         let prompt_text = last_text(&value);
         let parsed: Option<wire::CompletionRequest> = serde_json::from_value(value).ok();
         let prompt = parsed.as_ref().map_or(0, |p| p.prompt_tokens());
-        let tokens = script.tokens.unwrap_or_else(|| parsed.as_ref().map_or(16, |p| p.max_tokens()));
+        let tokens = script
+            .tokens
+            .unwrap_or_else(|| parsed.as_ref().map_or(16, |p| p.max_tokens()));
         let stream = parsed.as_ref().is_some_and(|p| p.stream);
         let include_usage = script.usage && parsed.as_ref().is_some_and(|p| p.include_usage());
         match script.fault {
             Fault::Status(code) => {
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return error_response(status, &format!("scripted failure {code}"));
             }
             Fault::DelayHeaders(d) => tokio::time::sleep(d).await,
@@ -244,16 +291,35 @@ impl State {
             }
             _ => {}
         }
-        let mut truth = Truth { index, arrival, events: Vec::new(), end: None, prompt_tokens: prompt, completion_tokens: 0, prompt: prompt_text };
+        let mut truth = Truth {
+            index,
+            arrival,
+            events: Vec::new(),
+            end: None,
+            prompt_tokens: prompt,
+            completion_tokens: 0,
+            prompt: prompt_text,
+        };
         if !stream {
             sleep_until(arrival + script.ttft + script.itl * tokens.saturating_sub(1) as u32).await;
             truth.completion_tokens = tokens;
             truth.end = Some(Instant::now());
             self.push(truth);
             drop(guard);
-            return json_response(StatusCode::OK, &wire::completion_body("cmpl-test", "test-model", 0, chat, prompt, tokens, "length"));
+            return json_response(
+                StatusCode::OK,
+                &wire::completion_body(
+                    "cmpl-test",
+                    "test-model",
+                    0,
+                    chat,
+                    prompt,
+                    tokens,
+                    "length",
+                ),
+            );
         }
-        let (tx, resp) = sse_response(16);
+        let (tx, resp) = sse_response(16, None);
         tokio::spawn(async move {
             let _guard = guard;
             let w = ChunkWriter::new(&format!("cmpl-{index}"), "test-model", 0, chat);
@@ -322,7 +388,9 @@ impl State {
         if script.fault == Fault::BrokenJson {
             return Response::new(SimBody::full(Bytes::from_static(b"{\"data\": [oops")));
         }
-        let texts = serde_json::from_value::<wire::EmbeddingsRequest>(value).map(|r| r.texts()).unwrap_or_default();
+        let texts = serde_json::from_value::<wire::EmbeddingsRequest>(value)
+            .map(|r| r.texts())
+            .unwrap_or_default();
         let counts: Vec<u64> = texts.iter().map(|t| wire::count_tokens(t).max(1)).collect();
         sleep_until(arrival + script.ttft).await;
         let dim = self.embedding_dim.lock().map(|d| d(index)).unwrap_or(16);
@@ -334,7 +402,15 @@ impl State {
             }
             body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
         }
-        self.push(Truth { index, arrival, events: Vec::new(), end: Some(Instant::now()), prompt_tokens: counts.iter().sum(), completion_tokens: 0, prompt: texts.join("\n") });
+        self.push(Truth {
+            index,
+            arrival,
+            events: Vec::new(),
+            end: Some(Instant::now()),
+            prompt_tokens: counts.iter().sum(),
+            completion_tokens: 0,
+            prompt: texts.join("\n"),
+        });
         Response::new(SimBody::full(body))
     }
 

@@ -1,0 +1,356 @@
+//! `oai-bench` as a user runs it: flags, the JSON file, console output and exit codes, against
+//! scripted loopback servers.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokenomics_testkit::{refused_api_base, Fault, Script, ScriptedServer};
+
+fn oai_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .args(args)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .expect("run oai-bench")
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("results file")).expect("valid JSON")
+}
+
+fn fast() -> Script {
+    Script {
+        ttft: Duration::from_millis(3),
+        itl: Duration::from_millis(1),
+        ..Script::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_the_original_document_with_the_original_flags() {
+    let server = ScriptedServer::uniform(Script {
+        tokens: Some(9),
+        ..fast()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("my_server_benchmark.json");
+    let api_base = server.api_base();
+    // The original README's command, with a loopback server and synthetic prompts.
+    let o = oai_bench(&[
+        "--model",
+        "test-model",
+        "--dataset_key",
+        "synthetic",
+        "--api_base",
+        &api_base,
+        "--batch_sizes",
+        "1,2",
+        "--num_runs",
+        "3",
+        "--max_tokens",
+        "9",
+        "--temperature",
+        "0.5",
+        "--description",
+        "Deepseek R1 distill 8B TP8 A100s",
+        "--results_file",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("run 3/3") && stdout.contains("batch tokens/s") && stdout.contains("±")
+    );
+    assert!(stdout.contains(&format!("Results saved to {}", out.display())));
+    let doc = read(&out);
+    let m = &doc["metadata"];
+    for (k, v) in [
+        ("model", Value::from("test-model")),
+        ("dataset_key", Value::from("synthetic")),
+        ("api_base", Value::from(api_base.clone())),
+        ("batch_sizes", serde_json::json!([1, 2])),
+        ("num_runs", Value::from(3)),
+        ("max_tokens", Value::from(9)),
+        ("temperature", Value::from(0.5)),
+        ("seed", Value::from(42)),
+        ("warmup_runs", Value::from(3)),
+        (
+            "description",
+            Value::from("Deepseek R1 distill 8B TP8 A100s"),
+        ),
+    ] {
+        assert_eq!(m[k], v, "metadata.{k}");
+    }
+    assert!(m["timestamp"].as_str().unwrap().len() >= 19);
+    assert!(m["n_cores"].as_u64().unwrap() >= 1);
+    for key in ["1", "2"] {
+        let level = &doc["results"][key];
+        for path in [
+            "/tokens/input_per_request",
+            "/tokens/output_per_request",
+            "/timings/batch_total_seconds",
+            "/timings/fastest_seconds",
+            "/timings/slowest_seconds",
+            "/timings/spread_seconds",
+            "/throughput/batch_tokens_per_second",
+            "/throughput/request_tokens_per_second",
+        ] {
+            let stat = level.pointer(path).unwrap_or_else(|| panic!("{key}{path}"));
+            assert!(
+                stat["mean"].is_f64() && stat["std"].is_f64(),
+                "{key}{path}: {stat}"
+            );
+        }
+        assert_eq!(level["tokens"]["output_per_request"]["mean"], 9.0);
+        assert_eq!(level["tokens"]["output_per_request"]["std"], 0.0);
+    }
+    // 3 warm-ups per batch size, then 3 runs of 1 and 3 runs of 2.
+    assert_eq!(server.requests(), 6 + 3 + 6);
+    // The file loads into the library's types.
+    let _: tokenomics_stats::ChatDocument = tokenomics_stats::read_json(&out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_adds_latency_and_kebab_case_flags_work() {
+    let server = ScriptedServer::uniform(Script {
+        tokens: Some(6),
+        ttft: Duration::from_millis(20),
+        itl: Duration::from_millis(4),
+        ..fast()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.json");
+    let o = oai_bench(&[
+        "--model",
+        "test-model",
+        "--dataset-key",
+        "synthetic",
+        "--api-base",
+        &server.api_base(),
+        "--batch-sizes",
+        "4",
+        "--num-runs",
+        "1",
+        "--warmup-runs",
+        "0",
+        "--max-tokens",
+        "6",
+        "--results-file",
+        out.to_str().unwrap(),
+        "--stream",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("TTFT") && stdout.contains("ITL"),
+        "{stdout}"
+    );
+    let lat = &read(&out)["results"]["4"]["latency"];
+    for metric in ["ttft", "itl", "tpot", "e2el"] {
+        for q in ["mean", "std", "p50", "p90", "p95", "p99"] {
+            assert!(lat[metric][q].is_f64(), "{metric}.{q}");
+        }
+    }
+    assert!(lat["ttft"]["p50"].as_f64().unwrap() >= 0.020);
+    assert!(lat["ttft"]["p50"].as_f64().unwrap() < lat["e2el"]["p50"].as_f64().unwrap());
+    assert_eq!(lat["itl"]["count"], 4 * 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_and_completions_endpoint() {
+    let server = ScriptedServer::uniform(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .args([
+            "--model",
+            "test-model",
+            "--dataset_key",
+            "synthetic",
+            "--api_base",
+            &server.api_base(),
+            "--batch_sizes",
+            "1",
+            "--num_runs",
+            "1",
+            "--warmup_runs",
+            "0",
+            "--endpoint",
+            "completions",
+            "--results_file",
+            out.to_str().unwrap(),
+        ])
+        .env("OPENAI_API_KEY", "sk-from-env")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = server.seen();
+    assert_eq!(
+        seen,
+        vec![(
+            Some("Bearer sk-from-env".to_string()),
+            "/v1/completions".to_string()
+        )]
+    );
+    assert_eq!(read(&out)["metadata"]["endpoint"], "completions");
+    assert!(
+        !std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("sk-from-env"),
+        "the key is never written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_give_exit_codes_and_the_file_is_still_written() {
+    let server = ScriptedServer::start(|i, _| Script {
+        fault: if i % 2 == 1 {
+            Fault::Status(500)
+        } else {
+            Fault::None
+        },
+        ..fast()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.json");
+    let o = oai_bench(&[
+        "--model",
+        "test-model",
+        "--dataset_key",
+        "synthetic",
+        "--api_base",
+        &server.api_base(),
+        "--batch_sizes",
+        "2",
+        "--num_runs",
+        "2",
+        "--warmup_runs",
+        "0",
+        "--results_file",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "some requests failed");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("http_status × 2: HTTP 500"), "{stdout}");
+    assert_eq!(read(&out)["results"]["2"]["requests"]["failed"], 2);
+
+    let refused = dir.path().join("r.json");
+    let o = oai_bench(&[
+        "--model",
+        "m",
+        "--dataset_key",
+        "synthetic",
+        "--api_base",
+        &refused_api_base(),
+        "--batch_sizes",
+        "1",
+        "--num_runs",
+        "1",
+        "--warmup_runs",
+        "0",
+        "--results_file",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "every request failed");
+    assert_eq!(
+        read(&refused)["results"]["1"]["requests"]["errors"]["connect"]["count"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_in_one_line_before_any_request() {
+    let server = ScriptedServer::uniform(fast()).await;
+    let api_base = server.api_base();
+    let dir = tempfile::tempdir().unwrap();
+    let ok_out = dir.path().join("x.json");
+    let ok_out = ok_out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--batch_sizes", "1,0"], "is not a positive integer"),
+        (vec!["--batch_sizes", "1,two"], "is not a positive integer"),
+        (vec!["--model", " "], "--model is empty"),
+        (vec!["--temperature", "3"], "out of range"),
+        (vec!["--max_tokens", "0"], "--max_tokens must be at least 1"),
+        (vec!["--dataset_key", "nope"], "unknown dataset key"),
+        (vec!["--dataset_key", "aime"], "not available yet"),
+        (vec!["--api_base", "localhost:8000/v1"], "is not a URL"),
+        (vec!["--api_base", "ftp://host/v1"], "use http or https"),
+        (vec!["--no_such_flag", "1"], "unexpected argument"),
+        (
+            vec!["--results_file", "/nonexistent-dir/x.json"],
+            "--results_file",
+        ),
+        (vec!["--simulate", "no-such-gpu"], "unknown preset"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec![
+            "--model",
+            "test-model",
+            "--dataset_key",
+            "synthetic",
+            "--api_base",
+            &api_base,
+            "--results_file",
+            ok_out,
+            "--num_runs",
+            "1",
+        ];
+        args.extend(extra.iter().copied());
+        let o = oai_bench(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{extra:?}: one line, got {stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+    }
+    assert_eq!(server.requests(), 0, "no request was sent");
+    assert!(!Path::new(ok_out).exists());
+}
+
+#[test]
+fn simulate_runs_the_built_in_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim.json");
+    let o = oai_bench(&[
+        "--simulate",
+        "tiny",
+        "--batch_sizes",
+        "1,4",
+        "--num_runs",
+        "2",
+        "--warmup_runs",
+        "1",
+        "--max_tokens",
+        "16",
+        "--stream",
+        "--sim_time_scale",
+        "4",
+        "--results_file",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = read(&out);
+    assert_eq!(doc["metadata"]["model"], "tiny");
+    assert_eq!(doc["metadata"]["dataset_key"], "synthetic");
+    assert_eq!(doc["metadata"]["simulated"]["preset"], "tiny");
+    assert_eq!(doc["results"]["4"]["requests"]["succeeded"], 8);
+    assert!(
+        doc["results"]["4"]["latency"]["ttft"]["mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}

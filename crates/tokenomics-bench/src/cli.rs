@@ -1,0 +1,60 @@
+//! What every Tokenomics binary shares on the command line: exit codes, and argument parsing that
+//! reports a mistake in one line.
+
+use std::process::ExitCode;
+
+/// Exit codes, the same for every binary (and documented in the README).
+pub mod exit {
+    /// Everything succeeded.
+    pub const SUCCESS: u8 = 0;
+    /// An error stopped the program (results written so far are kept).
+    pub const ERROR: u8 = 1;
+    /// Bad usage: a flag or value was refused before any request was sent.
+    pub const USAGE: u8 = 2;
+    /// The benchmark finished, but some requests failed.
+    pub const SOME_FAILED: u8 = 3;
+    /// The benchmark finished, and every request failed.
+    pub const ALL_FAILED: u8 = 4;
+    /// Interrupted (Ctrl-C or SIGTERM); partial results were written.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Parses the command line. A later occurrence of a flag overrides an earlier one (as argparse
+/// does). `--help` and `--version` print and exit 0; a mistake prints one line naming the binary
+/// and exits [`exit::USAGE`].
+pub fn parse<T: clap::Parser>(name: &str) -> Result<T, ExitCode> {
+    let cmd = T::command().args_override_self(true);
+    match cmd.try_get_matches() {
+        Ok(m) => T::from_arg_matches(&m).map_err(|e| usage_error(name, &e)),
+        Err(e) => Err(usage_error(name, &e)),
+    }
+}
+
+fn usage_error(name: &str, e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("{name}: error: {first} (see --help)");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// Prints `{name}: error: {message}` and returns `code`.
+pub fn fail(name: &str, message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("{name}: error: {message}");
+    ExitCode::from(code)
+}

@@ -1,0 +1,139 @@
+//! Text reports for a terminal: per-run lines and per-level summaries, as the original printed
+//! them (`mean ± std` for every metric), plus the request outcomes and streaming latencies.
+
+use std::fmt::Write;
+
+use tokenomics_stats::{ChatLevel, Distribution, RequestCounts, Stat};
+
+use crate::RunReport;
+
+/// A number with a sensible number of digits for its size.
+pub fn num(x: f64) -> String {
+    if x.is_nan() {
+        return "n/a".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+fn pm(s: &Stat) -> String {
+    format!("{} ± {}", num(s.mean), num(s.std))
+}
+
+/// Milliseconds with three significant-ish digits.
+fn ms(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.1}", x * 1e3)
+    }
+}
+
+/// One line per run: output tokens per request, batch time, request and batch tokens/s.
+pub fn run_line(r: &RunReport) -> String {
+    let mut s = format!(
+        "  run {}/{}: {} tokens/request, batch {} s, request {} tokens/s, batch {} tokens/s",
+        r.run + 1,
+        r.num_runs,
+        num(r.mean_output_tokens),
+        num(r.batch_seconds),
+        num(r.mean_request_tokens_per_second),
+        num(r.batch_tokens_per_second)
+    );
+    if r.failed > 0 {
+        let _ = write!(
+            s,
+            "  ({} of {} requests failed)",
+            r.failed,
+            r.failed + r.succeeded
+        );
+    }
+    s
+}
+
+/// Failures by kind with the first message of each.
+pub fn failures(counts: &RequestCounts) -> String {
+    let mut s = String::new();
+    for (kind, e) in &counts.errors {
+        let _ = writeln!(s, "    {kind} × {}: {}", e.count, e.first_message);
+    }
+    s
+}
+
+fn latency_row(name: &str, d: &Distribution) -> String {
+    format!(
+        "    {name:<5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        ms(d.mean),
+        ms(d.p50),
+        ms(d.p90),
+        ms(d.p95),
+        ms(d.p99),
+        ms(d.max)
+    )
+}
+
+/// The summary of one level: every metric as `mean ± std`, outcomes, and latencies.
+pub fn level_summary(key: &str, level: &ChatLevel) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "batch size {key} — summary over runs (mean ± std)");
+    let rows = [
+        ("input tokens/request", &level.tokens.input_per_request),
+        ("output tokens/request", &level.tokens.output_per_request),
+        ("batch total (s)", &level.timings.batch_total_seconds),
+        ("fastest request (s)", &level.timings.fastest_seconds),
+        ("slowest request (s)", &level.timings.slowest_seconds),
+        ("spread (s)", &level.timings.spread_seconds),
+        ("batch tokens/s", &level.throughput.batch_tokens_per_second),
+        (
+            "request tokens/s",
+            &level.throughput.request_tokens_per_second,
+        ),
+    ];
+    for (name, stat) in rows {
+        let _ = writeln!(s, "  {name:<22} {}", pm(stat));
+    }
+    if let Some(c) = &level.requests {
+        let _ = writeln!(
+            s,
+            "  {:<22} {} succeeded, {} failed",
+            "requests", c.succeeded, c.failed
+        );
+        s.push_str(&failures(c));
+    }
+    if let Some(l) = &level.latency {
+        let _ = writeln!(
+            s,
+            "  latency (ms)     mean       p50       p90       p95       p99       max"
+        );
+        s.push_str(&latency_row("TTFT", &l.ttft));
+        s.push_str(&latency_row("ITL", &l.itl));
+        s.push_str(&latency_row("TPOT", &l.tpot));
+        s.push_str(&latency_row("E2EL", &l.e2el));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_readable() {
+        assert_eq!(num(3729.295223546461), "3729");
+        assert_eq!(num(159.1587), "159.2");
+        assert_eq!(num(5.34426), "5.34");
+        assert_eq!(num(0.0123456), "0.0123");
+        assert_eq!(num(f64::NAN), "n/a");
+    }
+}
