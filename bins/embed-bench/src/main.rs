@@ -1,1 +1,292 @@
-fn main() {}
+//! `embed-bench`: the embedding benchmark. Argument parsing and printing only; the work is in
+//! `tokenomics-bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{json, Map};
+use tokenomics_bench::cli::{self, exit};
+use tokenomics_bench::{report, EmbedBenchmark, EmbedConfig, EmbedRunReport, Observer};
+use tokenomics_client::{Client, ClientConfig};
+use tokenomics_datasets::text::TextLength;
+use tokenomics_sim::{SimConfig, Simulator};
+use tokenomics_stats::EmbedLevel;
+
+const NAME: &str = "embed-bench";
+
+/// Measure embedding throughput of an OpenAI-compatible server with B separate concurrent
+/// requests per batch. Drop-in for embedding_benchmark.py: same flags, same JSON.
+#[derive(Debug, Parser)]
+#[command(
+    name = "embed-bench",
+    version,
+    after_help = "Exit codes: 0 success, 1 error, 2 bad usage, 3 some requests failed, 4 every request failed.\nUnderscore flags (--batch_sizes) and kebab-case aliases (--batch-sizes) are both accepted."
+)]
+struct Args {
+    /// Embedding model tag (required unless --simulate is given).
+    #[arg(long, required_unless_present = "simulate")]
+    model: Option<String>,
+    /// Base URL; requests go to {api_base}/embeddings.
+    #[arg(
+        long = "api_base",
+        visible_alias = "api-base",
+        default_value = "http://localhost:8000/v1"
+    )]
+    api_base: String,
+    /// Comma-separated numbers of separate concurrent requests.
+    #[arg(
+        long = "batch_sizes",
+        visible_alias = "batch-sizes",
+        default_value = "1,2,4,8,16"
+    )]
+    batch_sizes: String,
+    /// Comma-separated text lengths: short, medium, long, mixed, or exact word counts (e.g. 10,25,50,200).
+    #[arg(
+        long = "sequence_lengths",
+        visible_alias = "sequence-lengths",
+        default_value = "short,medium,long,mixed"
+    )]
+    sequence_lengths: String,
+    /// Measured runs per configuration.
+    #[arg(long = "num_runs", visible_alias = "num-runs", default_value_t = 3)]
+    num_runs: u64,
+    /// Single-text warm-up requests before each configuration (not recorded).
+    #[arg(
+        long = "warmup_runs",
+        visible_alias = "warmup-runs",
+        default_value_t = 2
+    )]
+    warmup_runs: u64,
+    /// Text generation seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Free text stored in the metadata and used as the plot title.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Output JSON path.
+    #[arg(
+        long = "results_file",
+        visible_alias = "results-file",
+        default_value = "embedding_benchmark_results.json"
+    )]
+    results_file: PathBuf,
+    /// Accepted for compatibility: results are always written after every configuration.
+    #[arg(long = "save_progress", visible_alias = "save-progress")]
+    save_progress: bool,
+    /// Texts per request (one request carrying N texts, as vLLM and TEI batch them).
+    #[arg(
+        long = "inputs_per_request",
+        visible_alias = "inputs-per-request",
+        default_value_t = 1
+    )]
+    inputs_per_request: u64,
+    /// Retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    timeout: f64,
+    /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
+    #[arg(
+        long = "api_key",
+        visible_alias = "api-key",
+        env = "OPENAI_API_KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
+    /// Benchmark a built-in simulated server instead (a preset; see `oai-sim --list`).
+    #[arg(long)]
+    simulate: Option<String>,
+    /// With --simulate: model seconds per real second.
+    #[arg(
+        long = "sim_time_scale",
+        visible_alias = "sim-time-scale",
+        default_value_t = 1.0
+    )]
+    sim_time_scale: f64,
+}
+
+fn parse_list<T>(
+    flag: &str,
+    s: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(|p| {
+            parse(p.trim())
+                .ok_or_else(|| format!("--{flag}: {:?} is not allowed ({allowed})", p.trim()))
+        })
+        .collect()
+}
+
+struct Checked {
+    batch_sizes: Vec<u64>,
+    lengths: Vec<TextLength>,
+}
+
+fn validate(args: &Args) -> Result<Checked, String> {
+    let batch_sizes = parse_list(
+        "batch_sizes",
+        &args.batch_sizes,
+        |p| p.parse::<u64>().ok().filter(|&n| n > 0),
+        "positive integers, e.g. 1,2,4,8,16",
+    )?;
+    let lengths = parse_list(
+        "sequence_lengths",
+        &args.sequence_lengths,
+        TextLength::parse,
+        "short, medium, long, mixed or a positive word count",
+    )?;
+    if args.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        return Err("--model is empty: give the model tag the server serves".into());
+    }
+    if args.num_runs == 0 {
+        return Err("--num_runs must be at least 1".into());
+    }
+    if args.inputs_per_request == 0 {
+        return Err("--inputs_per_request must be at least 1".into());
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(format!(
+            "--timeout {} must be a positive number of seconds",
+            args.timeout
+        ));
+    }
+    Ok(Checked {
+        batch_sizes,
+        lengths,
+    })
+}
+
+#[derive(Default)]
+struct Console {
+    ok: u64,
+    failed: u64,
+    warned: bool,
+}
+
+impl Observer for Console {
+    fn warmup_failed(&mut self, _: u64, error: &tokenomics_client::Error) {
+        if !self.warned {
+            eprintln!("  warning: a warm-up request failed: {error}");
+            self.warned = true;
+        }
+    }
+    fn embed_run_finished(&mut self, r: &EmbedRunReport) {
+        if r.run == 0 {
+            println!("\n=== {} ===", r.key);
+        }
+        self.ok += r.succeeded as u64;
+        self.failed += r.failed as u64;
+        println!("{}", report::embed_run_line(r));
+    }
+    fn embed_level_finished(&mut self, key: &str, level: &EmbedLevel) {
+        print!("{}", report::embed_level_summary(key, level));
+    }
+}
+
+async fn run(args: Args, checked: Checked) -> Result<Console, String> {
+    let mut api_base = args.api_base.clone();
+    let mut extra_metadata = Map::new();
+    let mut _sim = None;
+    let model = match (&args.simulate, &args.model) {
+        (Some(preset), model) => {
+            let mut cfg = SimConfig::preset(preset).map_err(|e| e.to_string())?;
+            cfg.time_scale = args.sim_time_scale;
+            let served = model
+                .clone()
+                .unwrap_or_else(|| cfg.preset.served_model.to_string());
+            cfg.served_model = Some(served.clone());
+            let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+            let (server, _) = Simulator::start(cfg, addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            api_base = server.api_base();
+            extra_metadata.insert(
+                "simulated".into(),
+                json!({"preset": preset, "time_scale": args.sim_time_scale}),
+            );
+            println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
+            _sim = Some(server);
+            served
+        }
+        (None, Some(model)) => model.clone(),
+        (None, None) => return Err("--model is required".into()),
+    };
+    let mut client_cfg = ClientConfig::new(&api_base);
+    client_cfg.api_key = args.api_key.clone();
+    client_cfg.timeout = Duration::from_secs_f64(args.timeout);
+    let client = Client::new(client_cfg).map_err(|e| e.to_string())?;
+    let config = EmbedConfig {
+        model,
+        api_base,
+        batch_sizes: checked.batch_sizes,
+        sequence_lengths: checked.lengths,
+        num_runs: args.num_runs,
+        warmup_runs: args.warmup_runs,
+        seed: args.seed,
+        description: args.description.clone(),
+        results_file: Some(args.results_file.clone()),
+        inputs_per_request: args.inputs_per_request,
+        retries: args.retries,
+        backoff: Duration::from_millis(250),
+        timeout_seconds: args.timeout,
+        extra_metadata,
+    };
+    println!(
+        "Benchmarking embeddings of {:?} at {} — batch sizes {:?}, lengths {}, {} runs each",
+        config.model, config.api_base, config.batch_sizes, args.sequence_lengths, config.num_runs
+    );
+    let mut bench = EmbedBenchmark::new(config, client);
+    let mut console = Console::default();
+    bench.run(&mut console).await.map_err(|e| e.to_string())?;
+    Ok(console)
+}
+
+fn main() -> ExitCode {
+    let args: Args = match cli::parse(NAME) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let checked = match validate(&args) {
+        Ok(c) => c,
+        Err(msg) => return cli::fail(NAME, msg, exit::USAGE),
+    };
+    if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
+        return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return cli::fail(NAME, format!("cannot start the runtime: {e}"), exit::ERROR),
+    };
+    let results_file = args.results_file.clone();
+    match runtime.block_on(run(args, checked)) {
+        Ok(c) => {
+            println!("\nResults saved to {}", results_file.display());
+            if c.ok == 0 && c.failed > 0 {
+                eprintln!("{NAME}: every request failed; see the errors above");
+                ExitCode::from(exit::ALL_FAILED)
+            } else if c.failed > 0 {
+                eprintln!(
+                    "{NAME}: {} of {} requests failed",
+                    c.failed,
+                    c.ok + c.failed
+                );
+                ExitCode::from(exit::SOME_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(msg) => {
+            let usage =
+                msg.starts_with("invalid configuration") || msg.starts_with("unknown preset");
+            cli::fail(NAME, msg, if usage { exit::USAGE } else { exit::ERROR })
+        }
+    }
+}

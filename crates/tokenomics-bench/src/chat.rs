@@ -1,7 +1,6 @@
 //! The chat benchmark in burst mode, as the original script ran it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -11,6 +10,7 @@ use tokenomics_datasets::{run_seed, Prompt, PromptSource};
 use tokenomics_stats::{write_json_atomic, ChatDocument, ChatMetadata};
 
 use crate::metrics::LevelAccumulator;
+use crate::pool::ConnectionPool;
 use crate::{Observer, Result, RunReport};
 
 /// The system message the original script sent with every problem.
@@ -49,21 +49,18 @@ pub const WARMUP_MAX_TOKENS: u64 = 30;
 /// A chat benchmark ready to run.
 pub struct ChatBenchmark {
     config: ChatConfig,
-    client: Client,
     prompts: PromptSource,
     clock: Clock,
-    /// Connections kept alive across runs and levels; a run of B uses the first B.
-    connections: Vec<Connection>,
+    pool: ConnectionPool,
 }
 
 impl ChatBenchmark {
     pub fn new(config: ChatConfig, client: Client, prompts: PromptSource) -> Self {
         Self {
             config,
-            client,
             prompts,
             clock: Clock::start(),
-            connections: Vec::new(),
+            pool: ConnectionPool::new(client),
         }
     }
 
@@ -160,22 +157,17 @@ impl ChatBenchmark {
             self.config.warmup_runs as usize,
             run_seed(self.config.seed, level, u64::MAX),
         );
-        self.ensure_connections(1);
         for prompt in prompts {
             let body = self.body(prompt, WARMUP_MAX_TOKENS);
             let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-            let record = self.connections[0]
+            let record = self
+                .pool
+                .first()
                 .completion(endpoint, stream, body, &clock)
                 .await;
             if let Some(e) = &record.error {
                 observer.warmup_failed(level, e);
             }
-        }
-    }
-
-    fn ensure_connections(&mut self, n: usize) {
-        while self.connections.len() < n {
-            self.connections.push(self.client.connection());
         }
     }
 
@@ -186,7 +178,6 @@ impl ChatBenchmark {
     ) -> tokenomics_stats::ChatLevel {
         let mut acc = LevelAccumulator::new(self.config.stream);
         let n = batch as usize;
-        self.ensure_connections(n);
         for run in 0..self.config.num_runs as usize {
             let prompts = self
                 .prompts
@@ -195,7 +186,21 @@ impl ChatBenchmark {
                 .into_iter()
                 .map(|p| self.body(p, self.config.max_tokens))
                 .collect();
-            let records = self.burst(bodies).await;
+            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+            let records = self
+                .pool
+                .burst(
+                    bodies,
+                    move |mut conn: Connection, body: Bytes| async move {
+                        let record = conn.completion(endpoint, stream, body, &clock).await;
+                        (conn, record)
+                    },
+                    |message| RequestRecord {
+                        error: Some(tokenomics_client::Error::Io(message)),
+                        ..RequestRecord::default()
+                    },
+                )
+                .await;
             for r in &records {
                 if let Some(e) = &r.error {
                     observer.request_failed(batch, run, e);
@@ -227,64 +232,5 @@ impl ChatBenchmark {
             });
         }
         acc.finish()
-    }
-
-    /// Sends every body at once, one per connection, and waits for all. Connections are opened
-    /// before the burst starts, so connection set-up is not part of the batch time.
-    async fn burst(&mut self, bodies: Vec<Bytes>) -> Vec<RequestRecord> {
-        let n = bodies.len();
-        let mut conns: Vec<Connection> = self.connections.drain(..n).collect();
-        // Open (or check) every connection first; failures surface again, counted, on send.
-        let opened = conns.into_iter().map(|mut c| {
-            tokio::spawn(async move {
-                let _ = c.connect().await;
-                c
-            })
-        });
-        let mut ready = Vec::with_capacity(n);
-        for handle in opened.collect::<Vec<_>>() {
-            match handle.await {
-                Ok(c) => ready.push(c),
-                Err(_) => ready.push(self.client.connection()),
-            }
-        }
-        conns = ready;
-        let gate = Arc::new(tokio::sync::Barrier::new(n + 1));
-        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-        let handles: Vec<_> = conns
-            .into_iter()
-            .zip(bodies)
-            .map(|(mut conn, body)| {
-                let gate = gate.clone();
-                tokio::spawn(async move {
-                    gate.wait().await;
-                    let record = conn.completion(endpoint, stream, body, &clock).await;
-                    (conn, record)
-                })
-            })
-            .collect();
-        gate.wait().await;
-        let mut records = Vec::with_capacity(n);
-        let mut returned = Vec::with_capacity(n);
-        for handle in handles {
-            match handle.await {
-                Ok((conn, record)) => {
-                    returned.push(conn);
-                    records.push(record);
-                }
-                Err(e) => {
-                    returned.push(self.client.connection());
-                    records.push(RequestRecord {
-                        error: Some(tokenomics_client::Error::Io(format!(
-                            "request task failed: {e}"
-                        ))),
-                        ..RequestRecord::default()
-                    });
-                }
-            }
-        }
-        returned.append(&mut self.connections);
-        self.connections = returned;
-        records
     }
 }

@@ -44,10 +44,17 @@ fn usage_error(name: &str, e: &clap::Error) -> ExitCode {
             }
         }
         _ => {
+            // clap's message, without its usage block and tips, on one line.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("{name}: error: {first} (see --help)");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.trim_start().starts_with("tip:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("{name}: error: {message} (see --help)");
             ExitCode::from(exit::USAGE)
         }
     }

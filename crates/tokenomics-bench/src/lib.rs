@@ -13,10 +13,13 @@
 
 pub mod chat;
 pub mod cli;
+pub mod embed;
 pub mod metrics;
+pub mod pool;
 pub mod report;
 
 pub use chat::{ChatBenchmark, ChatConfig};
+pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};
 
 use tokenomics_client::Error as ClientError;
 
@@ -69,6 +72,10 @@ pub trait Observer: Send {
     fn run_finished(&mut self, _report: &RunReport) {}
     /// A level is complete; `key` is its key in `results`.
     fn level_finished(&mut self, _key: &str, _level: &tokenomics_stats::ChatLevel) {}
+    /// A run of an embedding configuration finished.
+    fn embed_run_finished(&mut self, _report: &EmbedRunReport) {}
+    /// An embedding configuration is complete; `key` is `batch_{B}_seq_{L}`.
+    fn embed_level_finished(&mut self, _key: &str, _level: &tokenomics_stats::EmbedLevel) {}
     /// The document was written to disk.
     fn saved(&mut self, _path: &std::path::Path) {}
 }

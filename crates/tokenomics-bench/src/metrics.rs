@@ -22,25 +22,66 @@ pub struct RunFigures {
     pub batch_tokens_per_second: f64,
 }
 
-/// Computes the run figures from all records of one run. `None` when no request succeeded.
-pub fn run_figures(records: &[RequestRecord]) -> Option<RunFigures> {
-    let start = records.iter().map(|r| r.timing.send_ns).min()?;
-    let end = records.iter().filter_map(|r| r.timing.end_ns).max()?;
-    let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
-    let fastest = ok.iter().filter_map(|r| r.timing.end_ns).min()?;
-    let slowest = ok.iter().filter_map(|r| r.timing.end_ns).max()?;
-    let tokens: u64 = ok.iter().filter_map(|r| r.completion_tokens).sum();
-    let total = (end - start) as f64 / NS;
-    Some(RunFigures {
-        batch_total_seconds: total,
+/// The timing of one burst: (send, end, succeeded) of every request → first send to last end,
+/// and the earliest and latest successful end relative to the first send. `None` when nothing
+/// succeeded. Shared by the chat and embedding benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurstTiming {
+    pub total_seconds: f64,
+    pub fastest_seconds: f64,
+    pub slowest_seconds: f64,
+    pub spread_seconds: f64,
+}
+
+pub fn burst_timing(
+    spans: impl IntoIterator<Item = (u64, u64, bool)> + Clone,
+) -> Option<BurstTiming> {
+    let start = spans.clone().into_iter().map(|s| s.0).min()?;
+    let end = spans.clone().into_iter().map(|s| s.1).max()?;
+    let ok_ends = || spans.clone().into_iter().filter(|s| s.2).map(|s| s.1);
+    let fastest = ok_ends().min()?;
+    let slowest = ok_ends().max()?;
+    Some(BurstTiming {
+        total_seconds: (end - start) as f64 / NS,
         fastest_seconds: (fastest - start) as f64 / NS,
         slowest_seconds: (slowest - start) as f64 / NS,
         spread_seconds: (slowest - fastest) as f64 / NS,
-        batch_tokens_per_second: if total > 0.0 {
-            tokens as f64 / total
-        } else {
-            f64::NAN
-        },
+    })
+}
+
+/// `amount / seconds`, NaN when no time passed.
+pub fn rate(amount: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        amount / seconds
+    } else {
+        f64::NAN
+    }
+}
+
+/// Computes the run figures from all records of one run.
+pub fn run_figures(records: &[RequestRecord]) -> Option<RunFigures> {
+    let spans: Vec<(u64, u64, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.timing.send_ns,
+                r.timing.end_ns.unwrap_or(r.timing.send_ns),
+                r.is_ok(),
+            )
+        })
+        .collect();
+    let t = burst_timing(spans.iter().copied())?;
+    let tokens: u64 = records
+        .iter()
+        .filter(|r| r.is_ok())
+        .filter_map(|r| r.completion_tokens)
+        .sum();
+    Some(RunFigures {
+        batch_total_seconds: t.total_seconds,
+        fastest_seconds: t.fastest_seconds,
+        slowest_seconds: t.slowest_seconds,
+        spread_seconds: t.spread_seconds,
+        batch_tokens_per_second: rate(tokens as f64, t.total_seconds),
     })
 }
 

@@ -3,17 +3,17 @@
 
 use std::fmt::Write;
 
-use tokenomics_stats::{ChatLevel, Distribution, RequestCounts, Stat};
+use tokenomics_stats::{ChatLevel, Distribution, EmbedLevel, RequestCounts, Stat};
 
-use crate::RunReport;
+use crate::{EmbedRunReport, RunReport};
 
 /// A number with a sensible number of digits for its size.
 pub fn num(x: f64) -> String {
     if x.is_nan() {
         return "n/a".into();
     }
-    if x == 0.0 {
-        return "0".into();
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{x:.0}");
     }
     let a = x.abs();
     if a >= 1000.0 {
@@ -124,6 +124,96 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
     s
 }
 
+/// One line per embedding run.
+pub fn embed_run_line(r: &EmbedRunReport) -> String {
+    let mut s = format!(
+        "  run {}/{}: {} embeddings, {} tokens, batch {} s, {} embeddings/s, {} tokens/s",
+        r.run + 1,
+        r.num_runs,
+        r.embeddings,
+        r.tokens,
+        num(r.batch_seconds),
+        num(r.batch_embeddings_per_second),
+        num(r.batch_tokens_per_second)
+    );
+    if r.failed > 0 {
+        let _ = write!(
+            s,
+            "  ({} of {} requests failed)",
+            r.failed,
+            r.failed + r.succeeded
+        );
+    }
+    if r.retries > 0 {
+        let _ = write!(s, "  ({} retries)", r.retries);
+    }
+    s
+}
+
+fn pm_range(s: &Stat) -> String {
+    match (s.min, s.max) {
+        (Some(lo), Some(hi)) => format!("{}  [{} … {}]", pm(s), num(lo), num(hi)),
+        _ => pm(s),
+    }
+}
+
+/// The summary of one embedding configuration: every statistic as `mean ± std [min … max]`.
+pub fn embed_level_summary(key: &str, level: &EmbedLevel) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{key} — summary over runs (mean ± std [min … max])");
+    let rows = [
+        ("tokens/batch", &level.tokens.total_per_batch),
+        ("embeddings/batch", &level.tokens.embeddings_per_batch),
+        ("batch total (s)", &level.timings.batch_total_seconds),
+        ("fastest request (s)", &level.timings.fastest_seconds),
+        ("slowest request (s)", &level.timings.slowest_seconds),
+        ("spread (s)", &level.timings.spread_seconds),
+        (
+            "batch embeddings/s",
+            &level.throughput.batch_embeddings_per_second,
+        ),
+        ("batch tokens/s", &level.throughput.batch_tokens_per_second),
+        (
+            "request embeddings/s",
+            &level.throughput.request_embeddings_per_second,
+        ),
+        (
+            "request tokens/s",
+            &level.throughput.request_tokens_per_second,
+        ),
+    ];
+    for (name, stat) in rows {
+        let _ = writeln!(s, "  {name:<22} {}", pm_range(stat));
+    }
+    if let Some(l) = &level.latency {
+        let _ = writeln!(
+            s,
+            "  {:<22} p50 {} ms, p90 {} ms, p99 {} ms",
+            "request latency",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99)
+        );
+    }
+    if let Some(c) = &level.requests {
+        let _ = writeln!(
+            s,
+            "  {:<22} {} succeeded, {} failed, {} retries",
+            "requests", c.succeeded, c.failed, c.retries
+        );
+        s.push_str(&failures(c));
+    }
+    if let Some(src) = level.tokens.extra.get("token_source") {
+        if src.get("estimate").is_some() {
+            let _ = writeln!(
+                s,
+                "  note: the server reported no usage for some requests; their tokens are estimated as words × 1.3"
+            );
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +225,7 @@ mod tests {
         assert_eq!(num(5.34426), "5.34");
         assert_eq!(num(0.0123456), "0.0123");
         assert_eq!(num(f64::NAN), "n/a");
+        assert_eq!(num(8.0), "8");
+        assert_eq!(num(0.0), "0");
     }
 }

@@ -101,6 +101,9 @@ pub struct ChatLatency {
 pub struct RequestCounts {
     pub succeeded: u64,
     pub failed: u64,
+    /// Retries made (embedding benchmark); a request that succeeded after retries counts once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
     /// Failures by kind (`connect`, `timeout`, `http_status`, `bad_stream`, …).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub errors: IndexMap<String, ErrorCount>,
@@ -111,6 +114,10 @@ pub struct ErrorCount {
     pub count: u64,
     /// The message of the first failure of this kind.
     pub first_message: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RequestCounts {
@@ -137,6 +144,7 @@ impl RequestCounts {
     pub fn merge(&mut self, other: &RequestCounts) {
         self.succeeded += other.succeeded;
         self.failed += other.failed;
+        self.retries += other.retries;
         for (kind, e) in &other.errors {
             match self.errors.get_mut(kind) {
                 Some(mine) => mine.count += e.count,

@@ -1,0 +1,97 @@
+//! Keep-alive connections shared by the runs of a benchmark, and the burst: N requests released
+//! at once, one per connection.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokenomics_client::{Client, Connection};
+
+/// Connections kept alive across runs and levels; a burst of N uses the first N.
+pub struct ConnectionPool {
+    client: Client,
+    connections: Vec<Connection>,
+}
+
+impl ConnectionPool {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            connections: Vec::new(),
+        }
+    }
+
+    /// The first connection (opened lazily), for single requests such as warm-ups.
+    pub fn first(&mut self) -> &mut Connection {
+        if self.connections.is_empty() {
+            self.connections.push(self.client.connection());
+        }
+        &mut self.connections[0]
+    }
+
+    /// Runs `op` once per item, all at once, each on its own connection, and returns the outputs
+    /// in item order. Connections are opened (or checked) before the burst is released, so
+    /// connection set-up is not inside any timed request. `failed` turns a task that could not
+    /// complete into an output.
+    pub async fn burst<T, R, F, Fut>(
+        &mut self,
+        items: Vec<T>,
+        op: F,
+        failed: impl Fn(String) -> R,
+    ) -> Vec<R>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(Connection, T) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = (Connection, R)> + Send + 'static,
+    {
+        let n = items.len();
+        while self.connections.len() < n {
+            self.connections.push(self.client.connection());
+        }
+        let opening: Vec<_> = self
+            .connections
+            .drain(..n)
+            .map(|mut c| {
+                tokio::spawn(async move {
+                    // A failure here surfaces again, counted, when the request is sent.
+                    let _ = c.connect().await;
+                    c
+                })
+            })
+            .collect();
+        let mut ready = Vec::with_capacity(n);
+        for handle in opening {
+            ready.push(handle.await.unwrap_or_else(|_| self.client.connection()));
+        }
+        let gate = Arc::new(tokio::sync::Barrier::new(n + 1));
+        let handles: Vec<_> = ready
+            .into_iter()
+            .zip(items)
+            .map(|(conn, item)| {
+                let (gate, op) = (gate.clone(), op.clone());
+                tokio::spawn(async move {
+                    gate.wait().await;
+                    op(conn, item).await
+                })
+            })
+            .collect();
+        gate.wait().await;
+        let mut outputs = Vec::with_capacity(n);
+        let mut returned = Vec::with_capacity(n + self.connections.len());
+        for handle in handles {
+            match handle.await {
+                Ok((conn, out)) => {
+                    returned.push(conn);
+                    outputs.push(out);
+                }
+                Err(e) => {
+                    returned.push(self.client.connection());
+                    outputs.push(failed(format!("request task failed: {e}")));
+                }
+            }
+        }
+        returned.append(&mut self.connections);
+        self.connections = returned;
+        outputs
+    }
+}
