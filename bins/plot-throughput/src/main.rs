@@ -1,1 +1,94 @@
-fn main() {}
+//! `plot-throughput`: draw result files. Argument parsing and printing only; the drawing is in
+//! `tokenomics-plot`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokenomics_bench::cli::{self, exit};
+
+const NAME: &str = "plot-throughput";
+
+/// Plot chat or embedding benchmark results (files from oai-bench, embed-bench or the original
+/// Python scripts). `plot-throughput RESULTS.json OUT.png`, or several files overlaid:
+/// `plot-throughput a.json b.json -o OUT.png`. The format follows OUT's extension: .png or .svg.
+#[derive(Debug, Parser)]
+#[command(
+    name = "plot-throughput",
+    version,
+    after_help = "Exit codes: 0 success, 1 error, 2 bad usage (including an unreadable or malformed result file)."
+)]
+struct Args {
+    /// Result files, then the output image (unless --output is given).
+    #[arg(required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Output image (.png or .svg); with it, every positional argument is a result file.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Comma-separated series labels, one per result file [default: each file's description, else its name].
+    #[arg(long)]
+    labels: Option<String>,
+    /// Figure title [default: the description of a single file].
+    #[arg(long)]
+    title: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args: Args = match cli::parse(NAME) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let (inputs, output) = match args.output {
+        Some(o) => (args.files.clone(), o),
+        None if args.files.len() >= 2 => {
+            let mut files = args.files.clone();
+            let out = files.pop().unwrap_or_default();
+            (files, out)
+        }
+        None => {
+            return cli::fail(
+                NAME,
+                "give an output image: plot-throughput RESULTS.json OUT.png (or -o OUT.png)",
+                exit::USAGE,
+            );
+        }
+    };
+    if let Err(e) = tokenomics_plot::Format::from_path(&output) {
+        return cli::fail(NAME, e, exit::USAGE);
+    }
+    let labels: Option<Vec<String>> = args
+        .labels
+        .as_deref()
+        .map(|l| l.split(',').map(|s| s.trim().to_string()).collect());
+    if let Some(l) = &labels {
+        if l.len() != inputs.len() {
+            return cli::fail(
+                NAME,
+                format!(
+                    "--labels has {} labels for {} result files",
+                    l.len(),
+                    inputs.len()
+                ),
+                exit::USAGE,
+            );
+        }
+    }
+    match tokenomics_plot::plot_files(&inputs, labels.as_deref(), args.title.as_deref(), &output) {
+        Ok(figure) => {
+            let (w, h) = figure.size();
+            println!(
+                "Plot saved to {} ({w}×{h} px, {} panels)",
+                output.display(),
+                figure.panels.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = match e {
+                tokenomics_plot::Error::Draw { .. } => exit::ERROR,
+                _ => exit::USAGE,
+            };
+            cli::fail(NAME, e, code)
+        }
+    }
+}

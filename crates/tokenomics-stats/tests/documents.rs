@@ -42,10 +42,35 @@ fn original_chat_file_round_trips_to_the_same_json() {
 }
 
 #[test]
+fn original_embedding_file_loads_and_round_trips() {
+    let path = fixture("original_embed.json");
+    let doc: tokenomics_stats::EmbedDocument = read_json(&path).unwrap();
+    assert_eq!(
+        doc.metadata.sequence_lengths,
+        vec![serde_json::json!("short"), serde_json::json!(200)]
+    );
+    assert!(doc.metadata.concurrent_requests);
+    let level = &doc.results["batch_64_seq_200"];
+    assert_eq!(level.tokens.embeddings_per_batch.max, Some(64.0));
+    assert!(level.latency.is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("again.json");
+    write_json_atomic(&out, &doc).unwrap();
+    let original: serde_json::Value = read_json(&path).unwrap();
+    let again: serde_json::Value = read_json(&out).unwrap();
+    assert_eq!(original, again);
+}
+
+#[test]
 fn documents_are_recognised_by_shape() {
     let v: serde_json::Value = read_json(&fixture("original_chat.json")).unwrap();
     assert!(matches!(
         AnyDocument::from_value(v).unwrap(),
         AnyDocument::Chat(_)
+    ));
+    let v: serde_json::Value = read_json(&fixture("original_embed.json")).unwrap();
+    assert!(matches!(
+        AnyDocument::from_value(v).unwrap(),
+        AnyDocument::Embed(_)
     ));
 }
