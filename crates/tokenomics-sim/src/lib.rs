@@ -260,6 +260,14 @@ impl Simulator {
         self.trace.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
+    /// The longest prompt + completion a request may ask for: 128k tokens, or the KV cache's
+    /// capacity when that is smaller (a sequence must fit the cache).
+    pub fn max_model_len(&self) -> u64 {
+        self.engine
+            .as_ref()
+            .map_or(131_072, |e| e.spec.kv_capacity_tokens.min(131_072))
+    }
+
     fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
     }
@@ -347,9 +355,21 @@ impl Simulator {
                 &format!("the request has no {need:?}"),
             );
         }
+        let prompt = parsed.prompt_tokens();
+        let max_len = self.max_model_len();
+        if prompt + parsed.max_tokens() > max_len {
+            // vLLM's answer to a request that cannot fit the context window.
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt} in the messages, {} in the completion). Please reduce the length of the messages or completion.",
+                    prompt + parsed.max_tokens(),
+                    parsed.max_tokens()
+                ),
+            );
+        }
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let prompt = parsed.prompt_tokens();
         let target = self.output_tokens(id, &parsed);
         self.prompt_tokens_total
             .fetch_add(prompt, Ordering::Relaxed);
@@ -552,10 +572,7 @@ impl Simulator {
                 "expected \"prompt\", \"messages\" or \"content\"",
             );
         };
-        let max_model_len = self
-            .engine
-            .as_ref()
-            .map_or(131072, |e| e.spec.kv_capacity_tokens.min(131072));
+        let max_model_len = self.max_model_len();
         json_response(
             StatusCode::OK,
             &json!({"count": tokens.len(), "max_model_len": max_model_len, "tokens": tokens}),

@@ -1,0 +1,140 @@
+//! The client against scripted loopback servers: models, TLS set-up, timeouts, large events.
+
+use std::time::Duration;
+
+use tokenomics_client::{ChatRequest, Client, ClientConfig, Clock, Endpoint, Message};
+use tokenomics_testkit::{Fault, Script, ScriptedServer};
+
+fn chat(stream: bool, max_tokens: u64) -> bytes::Bytes {
+    ChatRequest {
+        endpoint: Endpoint::Chat,
+        model: "test-model".into(),
+        messages: vec![Message::new("user", "hello")],
+        max_tokens,
+        temperature: 0.0,
+        stream,
+        extra: Default::default(),
+    }
+    .body()
+}
+
+#[tokio::test]
+async fn lists_models() {
+    let server = ScriptedServer::uniform(Script::default()).await;
+    let client = Client::new(ClientConfig::new(server.api_base())).unwrap();
+    assert_eq!(
+        client.models().await.unwrap(),
+        vec!["test-model".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn https_goes_through_tls() {
+    // A plain HTTP server behind an https:// URL: the TLS handshake must fail, and say so.
+    let server = ScriptedServer::uniform(Script::default()).await;
+    let https = server.api_base().replace("http://", "https://");
+    let client = Client::new(ClientConfig::new(https)).unwrap();
+    let mut conn = client.connection();
+    let r = conn
+        .completion(Endpoint::Chat, false, chat(false, 2), &Clock::start())
+        .await;
+    let e = r.error.unwrap();
+    assert_eq!(e.kind(), "connect");
+    assert!(e.to_string().contains("TLS handshake failed"), "{e}");
+    assert_eq!(server.requests(), 0);
+}
+
+#[tokio::test]
+async fn one_connection_serves_many_requests() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(1),
+        itl: Duration::ZERO,
+        ..Script::default()
+    })
+    .await;
+    let client = Client::new(ClientConfig::new(server.api_base())).unwrap();
+    let mut conn = client.connection();
+    conn.connect().await.unwrap();
+    let clock = Clock::start();
+    for stream in [true, false, true] {
+        let r = conn
+            .completion(Endpoint::Chat, stream, chat(stream, 3), &clock)
+            .await;
+        assert!(r.is_ok(), "{:?}", r.error);
+        assert_eq!(
+            r.timing.connect_ns, 0,
+            "the kept-alive connection was reused"
+        );
+        assert_eq!(r.completion_tokens, Some(3));
+    }
+}
+
+#[tokio::test]
+async fn timeouts_name_their_stage() {
+    let server = ScriptedServer::start(|i, _| Script {
+        fault: if i == 0 {
+            Fault::DelayHeaders(Duration::from_millis(600))
+        } else {
+            Fault::StallAfter(2, Duration::from_millis(600))
+        },
+        ttft: Duration::from_millis(1),
+        itl: Duration::from_millis(1),
+        ..Script::default()
+    })
+    .await;
+    let mut cfg = ClientConfig::new(server.api_base());
+    cfg.timeout = Duration::from_millis(300);
+    cfg.idle_timeout = Some(Duration::from_millis(150));
+    let client = Client::new(cfg).unwrap();
+    let clock = Clock::start();
+    let r = client
+        .connection()
+        .completion(Endpoint::Chat, true, chat(true, 5), &clock)
+        .await;
+    let e = r.error.unwrap();
+    assert_eq!(e.kind(), "timeout");
+    assert!(
+        e.to_string().contains("waiting for response headers"),
+        "{e}"
+    );
+    let r = client
+        .connection()
+        .completion(Endpoint::Chat, true, chat(true, 5), &clock)
+        .await;
+    let e = r.error.unwrap();
+    assert!(e.to_string().contains("stream idle"), "{e}");
+    assert_eq!(
+        r.timing.token_events_ns.len(),
+        2,
+        "what arrived before the stall is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_one_mebibyte_sse_line_is_read_and_a_bigger_one_refused() {
+    let server = ScriptedServer::uniform(Script {
+        fault: Fault::HugeLine(1 << 20),
+        ttft: Duration::ZERO,
+        itl: Duration::ZERO,
+        ..Script::default()
+    })
+    .await;
+    let client = Client::new(ClientConfig::new(server.api_base())).unwrap();
+    let r = client
+        .connection()
+        .completion(Endpoint::Chat, true, chat(true, 3), &Clock::start())
+        .await;
+    assert!(r.is_ok(), "{:?}", r.error);
+    assert_eq!(r.completion_tokens, Some(3));
+
+    let mut cfg = ClientConfig::new(server.api_base());
+    cfg.max_event_bytes = 64 << 10;
+    let small = Client::new(cfg).unwrap();
+    let r = small
+        .connection()
+        .completion(Endpoint::Chat, true, chat(true, 3), &Clock::start())
+        .await;
+    let e = r.error.unwrap();
+    assert_eq!(e.kind(), "bad_stream");
+    assert!(e.to_string().contains("exceeds 65536 bytes"), "{e}");
+}
