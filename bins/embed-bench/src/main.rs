@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{json, Map};
 use tokenomics_bench::cli::{self, exit};
+use tokenomics_bench::Shutdown;
 use tokenomics_bench::{report, EmbedBenchmark, EmbedConfig, EmbedRunReport, Observer};
 use tokenomics_client::{Client, ClientConfig};
 use tokenomics_datasets::text::TextLength;
@@ -88,6 +89,9 @@ struct Args {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 600.0)]
     timeout: f64,
+    /// Fail a request whose response goes silent for this many seconds (a stalled stream) [default: no limit].
+    #[arg(long = "idle_timeout", visible_alias = "idle-timeout")]
+    idle_timeout: Option<f64>,
     /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
     #[arg(
         long = "api_key",
@@ -149,6 +153,13 @@ fn validate(args: &Args) -> Result<Checked, String> {
     if args.inputs_per_request == 0 {
         return Err("--inputs_per_request must be at least 1".into());
     }
+    if let Some(idle) = args.idle_timeout {
+        if !(idle.is_finite() && idle > 0.0) {
+            return Err(format!(
+                "--idle_timeout {idle} must be a positive number of seconds"
+            ));
+        }
+    }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(format!(
             "--timeout {} must be a positive number of seconds",
@@ -166,6 +177,7 @@ struct Console {
     ok: u64,
     failed: u64,
     warned: bool,
+    interrupted: bool,
 }
 
 impl Observer for Console {
@@ -219,6 +231,7 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
     let mut client_cfg = ClientConfig::new(&api_base);
     client_cfg.api_key = args.api_key.clone();
     client_cfg.timeout = Duration::from_secs_f64(args.timeout);
+    client_cfg.idle_timeout = args.idle_timeout.map(Duration::from_secs_f64);
     let client = Client::new(client_cfg).map_err(|e| e.to_string())?;
     let config = EmbedConfig {
         model,
@@ -240,9 +253,15 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
         "Benchmarking embeddings of {:?} at {} — batch sizes {:?}, lengths {}, {} runs each",
         config.model, config.api_base, config.batch_sizes, args.sequence_lengths, config.num_runs
     );
+    let shutdown = Shutdown::default();
+    shutdown.on_signals(|| {
+        eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")
+    });
     let mut bench = EmbedBenchmark::new(config, client);
     let mut console = Console::default();
+    bench.set_shutdown(shutdown);
     bench.run(&mut console).await.map_err(|e| e.to_string())?;
+    console.interrupted = bench.interrupted();
     Ok(console)
 }
 
@@ -269,7 +288,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args, checked)) {
         Ok(c) => {
             println!("\nResults saved to {}", results_file.display());
-            if c.ok == 0 && c.failed > 0 {
+            if c.interrupted {
+                eprintln!(
+                    "{NAME}: interrupted; the results measured so far are saved, marked incomplete"
+                );
+                ExitCode::from(exit::INTERRUPTED)
+            } else if c.ok == 0 && c.failed > 0 {
                 eprintln!("{NAME}: every request failed; see the errors above");
                 ExitCode::from(exit::ALL_FAILED)
             } else if c.failed > 0 {

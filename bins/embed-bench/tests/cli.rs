@@ -427,3 +427,41 @@ fn bad_input_is_refused_in_one_line() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_after_the_servers_retry_after() {
+    // The first measured request is rate limited with Retry-After: 1 (not the 0.25 s backoff).
+    let server = ScriptedServer::start(|i, _| Script {
+        fault: if i == 0 {
+            Fault::RateLimited(1)
+        } else {
+            Fault::None
+        },
+        ttft: Duration::from_millis(1),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("429.json");
+    let o = embed_bench(&[
+        "--model",
+        "emb",
+        "--api_base",
+        &server.api_base(),
+        "--batch_sizes",
+        "1",
+        "--sequence_lengths",
+        "short",
+        "--num_runs",
+        "1",
+        "--warmup_runs",
+        "0",
+        "--results_file",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let level = &read(&out)["results"]["batch_1_seq_short"];
+    assert_eq!(level["requests"]["retries"], 1);
+    let latency = level["latency"]["p50"].as_f64().unwrap();
+    assert!(latency >= 1.0, "waited for Retry-After: {latency}");
+}

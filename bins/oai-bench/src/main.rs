@@ -16,6 +16,7 @@ use tokenomics_sim::{SimConfig, Simulator};
 use tokenomics_stats::{ChatDocument, ChatLevel};
 
 use tokenomics_bench::cli::{self, exit};
+use tokenomics_bench::Shutdown;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EndpointArg {
@@ -97,6 +98,9 @@ struct Args {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 600.0)]
     timeout: f64,
+    /// Fail a request whose response goes silent for this many seconds (a stalled stream) [default: no limit].
+    #[arg(long = "idle_timeout", visible_alias = "idle-timeout")]
+    idle_timeout: Option<f64>,
     /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
     #[arg(
         long = "api_key",
@@ -154,6 +158,13 @@ fn validate(args: &Args) -> Result<Vec<u64>, Usage> {
             args.temperature
         )));
     }
+    if let Some(idle) = args.idle_timeout {
+        if !(idle.is_finite() && idle > 0.0) {
+            return Err(Usage(format!(
+                "--idle_timeout {idle} must be a positive number of seconds"
+            )));
+        }
+    }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(Usage(format!(
             "--timeout {} must be a positive number of seconds",
@@ -170,6 +181,7 @@ struct Console {
     total_ok: u64,
     total_failed: u64,
     warned: bool,
+    interrupted: bool,
 }
 
 impl Observer for Console {
@@ -237,6 +249,7 @@ async fn run(
     let mut client_cfg = ClientConfig::new(&api_base);
     client_cfg.api_key = args.api_key.clone();
     client_cfg.timeout = Duration::from_secs_f64(args.timeout);
+    client_cfg.idle_timeout = args.idle_timeout.map(Duration::from_secs_f64);
     let client = Client::new(client_cfg).map_err(|e| e.to_string())?;
     let config = ChatConfig {
         model,
@@ -273,13 +286,20 @@ async fn run(
             "not streaming"
         }
     );
+    let shutdown = Shutdown::default();
+    shutdown.on_signals(|| {
+        eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")
+    });
     let mut bench = ChatBenchmark::new(config, client, prompts);
     let mut console = Console {
         total_ok: 0,
         total_failed: 0,
         warned: false,
+        interrupted: false,
     };
+    bench.set_shutdown(shutdown);
     let doc = bench.run(&mut console).await.map_err(|e| e.to_string())?;
+    console.interrupted = bench.interrupted();
     Ok((doc, console))
 }
 
@@ -310,7 +330,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args, sizes, n_cores)) {
         Ok((_, console)) => {
             println!("\nResults saved to {}", results_file.display());
-            if console.total_ok == 0 && console.total_failed > 0 {
+            if console.interrupted {
+                eprintln!(
+                    "{NAME}: interrupted; the results measured so far are saved, marked incomplete"
+                );
+                ExitCode::from(exit::INTERRUPTED)
+            } else if console.total_ok == 0 && console.total_failed > 0 {
                 eprintln!("{NAME}: every request failed; see the errors above");
                 ExitCode::from(exit::ALL_FAILED)
             } else if console.total_failed > 0 {

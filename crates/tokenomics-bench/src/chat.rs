@@ -11,6 +11,7 @@ use tokenomics_stats::{write_json_atomic, ChatDocument, ChatMetadata};
 
 use crate::metrics::LevelAccumulator;
 use crate::pool::ConnectionPool;
+use crate::shutdown::Shutdown;
 use crate::{Observer, Result, RunReport};
 
 /// The system message the original script sent with every problem.
@@ -52,6 +53,8 @@ pub struct ChatBenchmark {
     prompts: PromptSource,
     clock: Clock,
     pool: ConnectionPool,
+    shutdown: Shutdown,
+    interrupted: bool,
 }
 
 impl ChatBenchmark {
@@ -61,7 +64,19 @@ impl ChatBenchmark {
             prompts,
             clock: Clock::start(),
             pool: ConnectionPool::new(client),
+            shutdown: Shutdown::default(),
+            interrupted: false,
         }
+    }
+
+    /// Stops the benchmark when `shutdown` says so (see [`Shutdown`]).
+    pub fn set_shutdown(&mut self, shutdown: Shutdown) {
+        self.shutdown = shutdown;
+    }
+
+    /// Whether the last [`ChatBenchmark::run`] was cut short by the shutdown.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
     }
 
     /// The clock every timestamp of this benchmark is read from.
@@ -135,15 +150,37 @@ impl ChatBenchmark {
             results: IndexMap::new(),
         };
         for &batch in &self.config.batch_sizes.clone() {
+            if self.shutdown.is_stopping() {
+                break;
+            }
             self.warm_up(batch, observer).await;
             observer.level_started(batch);
-            let level = self.run_level(batch, observer).await;
+            let (mut level, complete) = self.run_level(batch, observer).await;
             let key = batch.to_string();
-            observer.level_finished(&key, &level);
-            doc.results.insert(key, level);
+            if !complete {
+                self.interrupted = true;
+                crate::mark_incomplete(&mut doc.metadata.extra, Some(&mut level.extra));
+            }
+            // A level interrupted before any request finished has nothing to report.
+            if level
+                .requests
+                .as_ref()
+                .is_some_and(|c| c.succeeded + c.failed > 0)
+            {
+                observer.level_finished(&key, &level);
+                doc.results.insert(key, level);
+            }
             if let Some(path) = &self.config.results_file {
                 write_json_atomic(path, &doc)?;
                 observer.saved(path);
+            }
+        }
+        if self.shutdown.is_stopping() && !self.interrupted {
+            // Stopped between levels: every level written is whole, but not every level ran.
+            self.interrupted = true;
+            crate::mark_incomplete(&mut doc.metadata.extra, None);
+            if let Some(path) = &self.config.results_file {
+                write_json_atomic(path, &doc)?;
             }
         }
         Ok(doc)
@@ -160,13 +197,21 @@ impl ChatBenchmark {
         for prompt in prompts {
             let body = self.body(prompt, WARMUP_MAX_TOKENS);
             let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-            let record = self
-                .pool
-                .first()
-                .completion(endpoint, stream, body, &clock)
+            let conn = self.pool.first();
+            let done = self
+                .shutdown
+                .run(conn.completion(endpoint, stream, body, &clock))
                 .await;
-            if let Some(e) = &record.error {
-                observer.warmup_failed(level, e);
+            match done {
+                Some(record) => {
+                    if let Some(e) = &record.error {
+                        observer.warmup_failed(level, e);
+                    }
+                }
+                None => {
+                    conn.reset();
+                    return;
+                }
             }
         }
     }
@@ -175,10 +220,15 @@ impl ChatBenchmark {
         &mut self,
         batch: u64,
         observer: &mut dyn Observer,
-    ) -> tokenomics_stats::ChatLevel {
+    ) -> (tokenomics_stats::ChatLevel, bool) {
         let mut acc = LevelAccumulator::new(self.config.stream);
         let n = batch as usize;
+        let mut complete = true;
         for run in 0..self.config.num_runs as usize {
+            if self.shutdown.is_stopping() {
+                complete = false;
+                break;
+            }
             let prompts = self
                 .prompts
                 .draw(n, run_seed(self.config.seed, batch, run as u64));
@@ -187,13 +237,26 @@ impl ChatBenchmark {
                 .map(|p| self.body(p, self.config.max_tokens))
                 .collect();
             let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+            let shutdown = self.shutdown.clone();
             let records = self
                 .pool
                 .burst(
                     bodies,
-                    move |mut conn: Connection, body: Bytes| async move {
-                        let record = conn.completion(endpoint, stream, body, &clock).await;
-                        (conn, record)
+                    move |mut conn: Connection, body: Bytes| {
+                        let shutdown = shutdown.clone();
+                        async move {
+                            let done = shutdown
+                                .run(conn.completion(endpoint, stream, body, &clock))
+                                .await;
+                            let record = done.unwrap_or_else(|| {
+                                conn.reset();
+                                RequestRecord {
+                                    error: Some(tokenomics_client::Error::Interrupted),
+                                    ..RequestRecord::default()
+                                }
+                            });
+                            (conn, record)
+                        }
                     },
                     |message| RequestRecord {
                         error: Some(tokenomics_client::Error::Io(message)),
@@ -205,6 +268,11 @@ impl ChatBenchmark {
                 if let Some(e) = &r.error {
                     observer.request_failed(batch, run, e);
                 }
+            }
+            let interrupted =
+                |r: &RequestRecord| matches!(r.error, Some(tokenomics_client::Error::Interrupted));
+            if records.iter().any(interrupted) {
+                complete = false;
             }
             observer.run_records(batch, run, &records);
             let figures = acc.add_run(&records);
@@ -231,6 +299,6 @@ impl ChatBenchmark {
                     .map_or(f64::NAN, |f| f.batch_tokens_per_second),
             });
         }
-        acc.finish()
+        (acc.finish(), complete)
     }
 }

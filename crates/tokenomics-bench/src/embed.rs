@@ -20,6 +20,7 @@ use tokenomics_stats::{
 
 use crate::metrics::{burst_timing, rate};
 use crate::pool::ConnectionPool;
+use crate::shutdown::Shutdown;
 use crate::{Observer, Result};
 
 /// Tokens per word of the estimate used when a server reports no usage (the original's factor).
@@ -94,7 +95,11 @@ fn retryable(e: &ClientError) -> bool {
     }
 }
 
-/// Sends one embeddings request, retrying retryable failures with exponential backoff.
+/// The longest `Retry-After` a retry waits for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Sends one embeddings request, retrying retryable failures with exponential backoff, or after
+/// the server's `Retry-After` (at most [`MAX_RETRY_AFTER`]) when it sent one.
 pub async fn embed_with_retries(
     conn: &mut Connection,
     body: Bytes,
@@ -109,7 +114,14 @@ pub async fn embed_with_retries(
         let first = *first_send.get_or_insert(record.timing.send_ns);
         match &record.error {
             Some(e) if retryable(e) && attempt < retries => {
-                tokio::time::sleep(backoff * 2u32.pow(attempt)).await;
+                let wait = match e {
+                    ClientError::Status {
+                        retry_after: Some(s),
+                        ..
+                    } => Duration::from_secs_f64(*s).min(MAX_RETRY_AFTER),
+                    _ => backoff * 2u32.pow(attempt),
+                };
+                tokio::time::sleep(wait).await;
                 attempt += 1;
             }
             _ => return (record, first, attempt),
@@ -149,6 +161,8 @@ pub struct EmbedBenchmark {
     pool: ConnectionPool,
     clock: Clock,
     dimension: Option<usize>,
+    shutdown: Shutdown,
+    interrupted: bool,
 }
 
 impl EmbedBenchmark {
@@ -158,7 +172,19 @@ impl EmbedBenchmark {
             pool: ConnectionPool::new(client),
             clock: Clock::start(),
             dimension: None,
+            shutdown: Shutdown::default(),
+            interrupted: false,
         }
+    }
+
+    /// Stops the benchmark when `shutdown` says so (see [`Shutdown`]).
+    pub fn set_shutdown(&mut self, shutdown: Shutdown) {
+        self.shutdown = shutdown;
+    }
+
+    /// Whether the last [`EmbedBenchmark::run`] was cut short by the shutdown.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
     }
 
     pub fn clock(&self) -> Clock {
@@ -219,13 +245,26 @@ impl EmbedBenchmark {
         let lengths = self.config.sequence_lengths.clone();
         for &batch in &self.config.batch_sizes.clone() {
             for (li, &length) in lengths.iter().enumerate() {
+                if self.shutdown.is_stopping() {
+                    break;
+                }
                 let key = format!("batch_{batch}_seq_{}", length.label());
                 self.warm_up(length, observer).await;
-                let level = self
+                let (mut level, complete) = self
                     .run_config(&key, batch, li as u64, length, observer)
                     .await;
-                observer.embed_level_finished(&key, &level);
-                doc.results.insert(key, level);
+                if !complete {
+                    self.interrupted = true;
+                    crate::mark_incomplete(&mut doc.metadata.extra, Some(&mut level.extra));
+                }
+                if level
+                    .requests
+                    .as_ref()
+                    .is_some_and(|c| c.succeeded + c.failed > 0)
+                {
+                    observer.embed_level_finished(&key, &level);
+                    doc.results.insert(key, level);
+                }
                 doc.metadata
                     .extra
                     .insert("embedding_dim".into(), json!(self.dimension));
@@ -233,6 +272,13 @@ impl EmbedBenchmark {
                     write_json_atomic(path, &doc)?;
                     observer.saved(path);
                 }
+            }
+        }
+        if self.shutdown.is_stopping() && !self.interrupted {
+            self.interrupted = true;
+            crate::mark_incomplete(&mut doc.metadata.extra, None);
+            if let Some(path) = &self.config.results_file {
+                write_json_atomic(path, &doc)?;
             }
         }
         Ok(doc)
@@ -243,9 +289,17 @@ impl EmbedBenchmark {
         for _ in 0..self.config.warmup_runs {
             let body = self.body(vec![gen.text(length)]);
             let clock = self.clock;
-            let record = self.pool.first().embeddings(body, &clock).await;
-            if let Some(e) = &record.error {
-                observer.warmup_failed(0, e);
+            let conn = self.pool.first();
+            match self.shutdown.run(conn.embeddings(body, &clock)).await {
+                Some(record) => {
+                    if let Some(e) = &record.error {
+                        observer.warmup_failed(0, e);
+                    }
+                }
+                None => {
+                    conn.reset();
+                    return;
+                }
             }
         }
     }
@@ -257,13 +311,18 @@ impl EmbedBenchmark {
         length_index: u64,
         length: TextLength,
         observer: &mut dyn Observer,
-    ) -> EmbedLevel {
+    ) -> (EmbedLevel, bool) {
         let per = self.config.inputs_per_request.max(1) as usize;
         let mut counts = RequestCounts::default();
         let mut token_sources: IndexMap<&'static str, u64> = IndexMap::new();
         let mut per_run = PerRun::default();
         let (mut req_eps, mut req_tps, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
+        let mut complete = true;
         for run in 0..self.config.num_runs as usize {
+            if self.shutdown.is_stopping() {
+                complete = false;
+                break;
+            }
             let seed = run_seed(
                 self.config.seed ^ length_index.wrapping_mul(0x2545_F491_4F6C_DD1D),
                 batch,
@@ -278,23 +337,38 @@ impl EmbedBenchmark {
                 })
                 .collect();
             let (clock, retries, backoff) = (self.clock, self.config.retries, self.config.backoff);
+            let shutdown = self.shutdown.clone();
             let mut outcomes = self
                 .pool
                 .burst(
                     requests,
-                    move |mut conn: Connection, (body, words): (Bytes, usize)| async move {
-                        let (record, first_send_ns, retries) =
-                            embed_with_retries(&mut conn, body, &clock, retries, backoff).await;
-                        (
-                            conn,
-                            EmbedOutcome {
-                                record,
-                                first_send_ns,
-                                retries,
-                                inputs: per,
-                                words,
-                            },
-                        )
+                    move |mut conn: Connection, (body, words): (Bytes, usize)| {
+                        let shutdown = shutdown.clone();
+                        async move {
+                            let sent = shutdown
+                                .run(embed_with_retries(
+                                    &mut conn, body, &clock, retries, backoff,
+                                ))
+                                .await;
+                            let (record, first_send_ns, retries) = sent.unwrap_or_else(|| {
+                                conn.reset();
+                                let record = EmbeddingsRecord {
+                                    error: Some(ClientError::Interrupted),
+                                    ..EmbeddingsRecord::default()
+                                };
+                                (record, 0, 0)
+                            });
+                            (
+                                conn,
+                                EmbedOutcome {
+                                    record,
+                                    first_send_ns,
+                                    retries,
+                                    inputs: per,
+                                    words,
+                                },
+                            )
+                        }
                     },
                     |message| EmbedOutcome {
                         record: EmbeddingsRecord {
@@ -338,11 +412,19 @@ impl EmbedBenchmark {
                     }
                 }
             }
-            let timing = burst_timing(
-                outcomes
-                    .iter()
-                    .map(|o| (o.first_send_ns, o.end_ns(), o.record.error.is_none())),
-            );
+            if outcomes
+                .iter()
+                .any(|o| matches!(o.record.error, Some(ClientError::Interrupted)))
+            {
+                complete = false;
+            }
+            // Requests abandoned by an interruption have no end and take no part in the timing.
+            let spans: Vec<(u64, u64, bool)> = outcomes
+                .iter()
+                .filter(|o| o.record.timing.end_ns.is_some())
+                .map(|o| (o.first_send_ns, o.end_ns(), o.record.error.is_none()))
+                .collect();
+            let timing = burst_timing(spans.iter().copied());
             let ok = outcomes.iter().filter(|o| o.record.error.is_none()).count();
             let report = EmbedRunReport {
                 key: key.to_string(),
@@ -367,7 +449,7 @@ impl EmbedBenchmark {
         let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
         let mut tokens_extra = Map::new();
         tokens_extra.insert("token_source".into(), json!(token_sources));
-        EmbedLevel {
+        let level = EmbedLevel {
             tokens: EmbedTokens {
                 total_per_batch: stat(&per_run.tokens),
                 embeddings_per_batch: stat(&per_run.embeddings),
@@ -390,7 +472,8 @@ impl EmbedBenchmark {
             latency: Some(Summary::new(latencies).distribution()),
             requests: Some(counts),
             extra: Map::new(),
-        }
+        };
+        (level, complete)
     }
 }
 

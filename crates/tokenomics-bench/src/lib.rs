@@ -17,9 +17,11 @@ pub mod embed;
 pub mod metrics;
 pub mod pool;
 pub mod report;
+pub mod shutdown;
 
 pub use chat::{ChatBenchmark, ChatConfig};
 pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};
+pub use shutdown::Shutdown;
 
 use tokenomics_client::Error as ClientError;
 
@@ -78,6 +80,18 @@ pub trait Observer: Send {
     fn embed_level_finished(&mut self, _key: &str, _level: &tokenomics_stats::EmbedLevel) {}
     /// The document was written to disk.
     fn saved(&mut self, _path: &std::path::Path) {}
+}
+
+/// Marks a document whose run was interrupted: `metadata.incomplete` is true, and the level that
+/// was cut short carries `"incomplete": true`.
+pub(crate) fn mark_incomplete(
+    metadata: &mut serde_json::Map<String, serde_json::Value>,
+    level: Option<&mut serde_json::Map<String, serde_json::Value>>,
+) {
+    metadata.insert("incomplete".into(), serde_json::Value::Bool(true));
+    if let Some(level) = level {
+        level.insert("incomplete".into(), serde_json::Value::Bool(true));
+    }
 }
 
 /// An observer that ignores everything.

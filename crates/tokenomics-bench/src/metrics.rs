@@ -60,14 +60,13 @@ pub fn rate(amount: f64, seconds: f64) -> f64 {
 
 /// Computes the run figures from all records of one run.
 pub fn run_figures(records: &[RequestRecord]) -> Option<RunFigures> {
+    // A request abandoned by an interruption has no end and takes no part in the timing.
     let spans: Vec<(u64, u64, bool)> = records
         .iter()
-        .map(|r| {
-            (
-                r.timing.send_ns,
-                r.timing.end_ns.unwrap_or(r.timing.send_ns),
-                r.is_ok(),
-            )
+        .filter_map(|r| {
+            r.timing
+                .end_ns
+                .map(|end| (r.timing.send_ns, end, r.is_ok()))
         })
         .collect();
     let t = burst_timing(spans.iter().copied())?;

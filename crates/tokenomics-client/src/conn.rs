@@ -20,8 +20,8 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::request::{EmbeddingsRequest, Endpoint};
 use crate::response::{
-    decode_completion, decode_embeddings, truncate, EmbeddingsRecord, RequestRecord, RequestTiming,
-    StreamState,
+    decode_completion, decode_embeddings, error_body_message, EmbeddingsRecord, RequestRecord,
+    RequestTiming, StreamState,
 };
 use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
@@ -296,6 +296,12 @@ impl Connection {
         Ok(())
     }
 
+    /// Closes the connection (the next request opens a new one). Call this after abandoning a
+    /// request midway, so its half-read response is never mistaken for the next one's.
+    pub fn reset(&mut self) {
+        self.open = None;
+    }
+
     fn is_open(&self) -> bool {
         self.open
             .as_ref()
@@ -498,6 +504,13 @@ impl Connection {
     /// Reads the start of an error body, for the message.
     async fn error_body(&mut self, resp: Response<Incoming>, mut deadline: Deadline) -> Error {
         let status = resp.status().as_u16();
+        // Seconds only; an HTTP-date is rare from inference servers and is ignored.
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0);
         let mut body = resp.into_body();
         let mut text = Vec::new();
         while text.len() < 512 {
@@ -508,10 +521,10 @@ impl Connection {
         }
         // The rest of the body is not read; the connection cannot be reused.
         self.open = None;
-        let text = String::from_utf8_lossy(&text);
         Error::Status {
             status,
-            body: truncate(text.trim(), 300),
+            body: error_body_message(&String::from_utf8_lossy(&text)),
+            retry_after,
         }
     }
 

@@ -14,7 +14,12 @@ pub enum Error {
     Timeout { seconds: f64, stage: &'static str },
     /// The server answered with a non-success status.
     #[error("HTTP {status}: {body}")]
-    Status { status: u16, body: String },
+    Status {
+        status: u16,
+        body: String,
+        /// The `Retry-After` header, in seconds, when the server sent one (e.g. with a 429).
+        retry_after: Option<f64>,
+    },
     /// The connection broke while sending or receiving.
     #[error("connection error: {0}")]
     Io(String),
@@ -27,6 +32,9 @@ pub enum Error {
     /// The server reported an error inside a 200 stream (`event: error` or `{"error": …}`).
     #[error("server error event: {0}")]
     ServerEvent(String),
+    /// The caller abandoned the request before it completed (e.g. the user pressed Ctrl-C).
+    #[error("interrupted before the response was complete")]
+    Interrupted,
 }
 
 impl Error {
@@ -41,6 +49,7 @@ impl Error {
             Error::BadResponse(_) => "bad_response",
             Error::BadStream(_) => "bad_stream",
             Error::ServerEvent(_) => "server_error_event",
+            Error::Interrupted => "interrupted",
         }
     }
 }

@@ -187,6 +187,24 @@ fn error_message(raw: &RawValue) -> String {
     truncate(raw.get(), 300)
 }
 
+/// The message of an error body as servers write it: OpenAI's `{"error": {"message": …}}`, a
+/// plain `{"error": "…"}` or `{"message": "…"}`, FastAPI's `{"detail": "…"}` or
+/// `{"detail": [{"msg": …}]}` (llama-cpp-python's server); otherwise the text itself.
+pub(crate) fn error_body_message(text: &str) -> String {
+    let text = text.trim();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return truncate(text, 300);
+    };
+    let found = v
+        .pointer("/error/message")
+        .or_else(|| v.get("error").filter(|e| e.is_string()))
+        .or_else(|| v.get("message").filter(|e| e.is_string()))
+        .or_else(|| v.get("detail").filter(|e| e.is_string()))
+        .or_else(|| v.pointer("/detail/0/msg"))
+        .and_then(|m| m.as_str());
+    truncate(found.unwrap_or(text), 300)
+}
+
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -473,6 +491,25 @@ mod tests {
     }
 
     #[test]
+    fn error_bodies_give_their_message() {
+        assert_eq!(
+            error_body_message(r#"{"error":{"message":"model not found","code":404}}"#),
+            "model not found"
+        );
+        assert_eq!(
+            error_body_message(r#"{"error":"overloaded"}"#),
+            "overloaded"
+        );
+        assert_eq!(error_body_message(r#"{"detail":"Not Found"}"#), "Not Found");
+        assert_eq!(
+            error_body_message(r#"{"detail":[{"loc":["body"],"msg":"field required"}]}"#),
+            "field required"
+        );
+        assert_eq!(error_body_message("Bad Gateway\n"), "Bad Gateway");
+        assert_eq!(error_body_message(r#"{"other":1}"#), r#"{"other":1}"#);
+    }
+
+    #[test]
     fn embeddings_are_counted_not_stored() {
         let mut r = EmbeddingsRecord::default();
         decode_embeddings(
@@ -482,5 +519,43 @@ mod tests {
         assert!(r.error.is_none());
         assert_eq!(r.dimensions, vec![3, 0]);
         assert_eq!(r.prompt_tokens, Some(9));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_event_data_is_decoded_without_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut s = StreamState::new(RequestRecord::default());
+                let _ = s.on_event(SseEvent { event: None, data: &data }, 1);
+                let _ = s.finish();
+                let mut r = RequestRecord::default();
+                decode_completion(&data, &mut r);
+                let mut e = EmbeddingsRecord::default();
+                decode_embeddings(&data, &mut e);
+            }
+
+            #[test]
+            fn chunk_like_json_is_decoded_without_panic(
+                content in proptest::option::of("\\PC{0,20}"),
+                reason in proptest::option::of("[a-z]{0,8}"),
+                usage in proptest::option::of((0u64..100000, 0u64..100000)),
+            ) {
+                let mut v = serde_json::json!({"choices": [{"delta": {}}]});
+                if let Some(c) = &content { v["choices"][0]["delta"]["content"] = serde_json::json!(c); }
+                if let Some(r) = &reason { v["choices"][0]["finish_reason"] = serde_json::json!(r); }
+                if let Some((p, c)) = usage { v["usage"] = serde_json::json!({"prompt_tokens": p, "completion_tokens": c}); }
+                let data = v.to_string();
+                let mut s = StreamState::new(RequestRecord::default());
+                let event = SseEvent { event: None, data: data.as_bytes() };
+                let keep_going = s.on_event(event, 5);
+                prop_assert!(keep_going);
+                let counted = content.as_deref().is_some_and(|c| !c.is_empty());
+                prop_assert_eq!(s.record.content_events, u64::from(counted));
+                prop_assert_eq!(s.record.completion_tokens, usage.map(|u| u.1));
+            }
+        }
     }
 }

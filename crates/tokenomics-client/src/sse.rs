@@ -284,4 +284,121 @@ data: unterminated";
             .unwrap();
         assert_eq!(n, 1);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        struct Ev {
+            event: Option<String>,
+            lines: Vec<String>,
+            comment: bool,
+        }
+
+        fn ev() -> impl Strategy<Value = Ev> {
+            (
+                proptest::option::of("[a-z]{1,8}"),
+                proptest::collection::vec("[^\r\n]{0,40}", 1..4),
+                any::<bool>(),
+            )
+                .prop_map(|(event, lines, comment)| Ev {
+                    event,
+                    lines,
+                    comment,
+                })
+        }
+
+        /// Serialises events with the given line endings (cycled).
+        fn encode(events: &[Ev], endings: &[&str]) -> Vec<u8> {
+            let mut out = String::new();
+            let mut k = 0;
+            let mut nl = |out: &mut String| {
+                out.push_str(endings[k % endings.len()]);
+                k += 1;
+            };
+            for e in events {
+                if e.comment {
+                    out.push_str(": note");
+                    nl(&mut out);
+                }
+                if let Some(t) = &e.event {
+                    out.push_str("event: ");
+                    out.push_str(t);
+                    nl(&mut out);
+                }
+                for l in &e.lines {
+                    out.push_str("data: ");
+                    out.push_str(l);
+                    nl(&mut out);
+                }
+                nl(&mut out);
+            }
+            out.into_bytes()
+        }
+
+        proptest! {
+            #[test]
+            fn events_survive_any_split_and_line_endings(
+                events in proptest::collection::vec(ev(), 1..8),
+                // One style per stream; a lone CR followed by LF would be one CRLF, so CR is
+                // not mixed with the others.
+                endings in prop_oneof![
+                    Just(vec!["\n"]),
+                    Just(vec!["\r\n"]),
+                    Just(vec!["\r"]),
+                    Just(vec!["\n", "\r\n"]),
+                ],
+                cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            ) {
+                let bytes = encode(&events, &endings);
+                let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+                points.sort_unstable();
+                let mut framer = SseFramer::default();
+                let mut got: Vec<(Option<String>, String)> = Vec::new();
+                let mut last = 0;
+                for p in points.into_iter().chain(std::iter::once(bytes.len())) {
+                    framer.feed(&bytes[last..p], |e| {
+                        got.push((e.event.map(|t| String::from_utf8_lossy(t).into_owned()), String::from_utf8_lossy(e.data).into_owned()));
+                        true
+                    }).unwrap();
+                    last = p;
+                }
+                // Lines are written as "data: {line}": the standard strips that one space, so
+                // each event's data is its lines joined by LF, exactly.
+                let want: Vec<(Option<String>, String)> = events
+                    .iter()
+                    .map(|e| (e.event.clone(), e.lines.join("\n")))
+                    .collect();
+                prop_assert_eq!(got, want);
+            }
+
+            #[test]
+            fn random_bytes_never_panic_and_memory_stays_bounded(
+                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2048), 0..16),
+            ) {
+                let mut framer = SseFramer::new(4096);
+                for c in &chunks {
+                    let _ = framer.feed(c, |e| e.data.len() <= 4096);
+                    prop_assert!(framer.buffered() <= 2 * 4096 + 64);
+                }
+            }
+
+            #[test]
+            fn a_line_over_the_bound_is_an_error_in_any_split(
+                len in 5000usize..20000,
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut bytes = b"data: ".to_vec();
+                bytes.extend(std::iter::repeat_n(b'x', len));
+                bytes.extend_from_slice(b"\n\n");
+                let p = cut.index(bytes.len());
+                let mut framer = SseFramer::new(4096);
+                let first = framer.feed(&bytes[..p], |_| true);
+                let second = framer.feed(&bytes[p..], |_| true);
+                prop_assert!(first.is_err() || second.is_err());
+                prop_assert!(framer.buffered() <= 4096);
+            }
+        }
+    }
 }

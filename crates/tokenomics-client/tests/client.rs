@@ -138,3 +138,72 @@ async fn a_one_mebibyte_sse_line_is_read_and_a_bigger_one_refused() {
     assert_eq!(e.kind(), "bad_stream");
     assert!(e.to_string().contains("exceeds 65536 bytes"), "{e}");
 }
+
+/// A bare HTTP/1.1 server that answers one request per connection and then closes the socket
+/// *without* announcing it (no `Connection: close`), as servers do when their keep-alive timeout
+/// expires between two requests. Returns its base URL and a counter of connections accepted.
+async fn closing_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                // Read the head and a Content-Length body.
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= head_end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = r#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(resp.as_bytes()).await;
+                // Close without saying so.
+            });
+        }
+    });
+    (format!("http://{addr}/v1"), accepted)
+}
+
+#[tokio::test]
+async fn a_silently_closed_keep_alive_connection_is_reopened_not_failed() {
+    let (api_base, accepted) = closing_server().await;
+    let client = Client::new(ClientConfig::new(api_base)).unwrap();
+    let mut conn = client.connection();
+    let clock = Clock::start();
+    for i in 0..5 {
+        let r = conn
+            .completion(Endpoint::Chat, false, chat(false, 1), &clock)
+            .await;
+        assert!(r.is_ok(), "request {i}: {:?}", r.error);
+        // Give the server's FIN time to arrive, as between two runs of a benchmark.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "one new connection per request"
+    );
+}

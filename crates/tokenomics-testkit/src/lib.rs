@@ -25,6 +25,8 @@ pub enum Fault {
     None,
     /// Answer with this status and an OpenAI error body.
     Status(u16),
+    /// Answer 429 with `Retry-After` set to this many whole seconds.
+    RateLimited(u64),
     /// 200 with a body (or, streamed, an event) that is not JSON.
     BrokenJson,
     /// Abort the connection after this many tokens (a chunked body cut short).
@@ -200,6 +202,14 @@ impl ScriptedServer {
     }
 }
 
+fn rate_limited(secs: u64) -> Response<SimBody> {
+    let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, "scripted rate limit");
+    if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 fn last_text(v: &Value) -> String {
     if let Some(m) = v
         .get("messages")
@@ -285,6 +295,7 @@ impl State {
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return error_response(status, &format!("scripted failure {code}"));
             }
+            Fault::RateLimited(secs) => return rate_limited(secs),
             Fault::DelayHeaders(d) => tokio::time::sleep(d).await,
             Fault::BrokenJson if !stream => {
                 return Response::new(SimBody::full(Bytes::from_static(b"{\"choices\": [oops")));
@@ -384,6 +395,9 @@ impl State {
         if let Fault::Status(code) = script.fault {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error_response(status, &format!("scripted failure {code}"));
+        }
+        if let Fault::RateLimited(secs) = script.fault {
+            return rate_limited(secs);
         }
         if script.fault == Fault::BrokenJson {
             return Response::new(SimBody::full(Bytes::from_static(b"{\"data\": [oops")));

@@ -1,0 +1,156 @@
+//! Interruptions lose nothing: Ctrl-C (SIGINT) stops sending and writes what was measured, marked
+//! incomplete, with exit code 130; a second Ctrl-C stops at once; a SIGKILL leaves every finished
+//! level on disk.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokenomics_testkit::{Fault, Script, ScriptedServer};
+
+fn spawn(api_base: &str, out: &Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .args([
+            "--model",
+            "test-model",
+            "--dataset_key",
+            "synthetic",
+            "--api_base",
+            api_base,
+            "--warmup_runs",
+            "0",
+        ])
+        .args(["--results_file", out.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oai-bench")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits until the results file holds level `key`.
+fn wait_for_level(out: &Path, key: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(bytes) = std::fs::read(out) {
+            let doc: Value =
+                serde_json::from_slice(&bytes).expect("the file is always whole, valid JSON");
+            if doc["results"].get(key).is_some() {
+                return doc;
+            }
+        }
+        assert!(Instant::now() < deadline, "level {key} never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_level_writes_partial_results_and_exits_130() {
+    // Every request takes about 300 ms.
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(300),
+        tokens: Some(1),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("partial.json");
+    let mut child = spawn(
+        &server.api_base(),
+        &out,
+        &["--batch_sizes", "2,4,8", "--num_runs", "4"],
+    );
+    wait_for_level(&out, "2");
+    std::thread::sleep(Duration::from_millis(450)); // into level 4's second run
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["metadata"]["incomplete"], true);
+    assert!(
+        doc["results"]["2"].get("incomplete").is_none(),
+        "level 2 finished whole"
+    );
+    let four = &doc["results"]["4"];
+    assert_eq!(four["incomplete"], true);
+    // The run in flight finished within the grace period; no further run started.
+    let done = four["requests"]["succeeded"].as_u64().unwrap();
+    assert!(
+        (4..16).contains(&done) && done % 4 == 0,
+        "{done} requests of level 4"
+    );
+    assert!(doc["results"].get("8").is_none(), "level 8 never started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_stops_at_once() {
+    // Requests that would take a minute.
+    let server = ScriptedServer::uniform(Script {
+        fault: Fault::DelayHeaders(Duration::from_secs(60)),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hung.json");
+    let mut child = spawn(
+        &server.api_base(),
+        &out,
+        &["--batch_sizes", "3", "--num_runs", "1"],
+    );
+    let start = Instant::now();
+    while server.requests() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-INT");
+    let t = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "stopped at once, not after the grace period"
+    );
+    assert_eq!(status.code(), Some(130));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["metadata"]["incomplete"], true);
+    assert_eq!(
+        doc["results"]["3"]["requests"]["errors"]["interrupted"]["count"],
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_the_first_level_leaves_it_on_disk() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(200),
+        tokens: Some(2),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed.json");
+    let mut child = spawn(
+        &server.api_base(),
+        &out,
+        &["--batch_sizes", "1,2,4", "--num_runs", "3"],
+    );
+    wait_for_level(&out, "1");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let doc: tokenomics_stats::ChatDocument =
+        tokenomics_stats::read_json(&out).expect("valid JSON");
+    assert_eq!(doc.results["1"].requests.as_ref().unwrap().succeeded, 3);
+}
