@@ -12,7 +12,6 @@ use tokenomics_bench::Shutdown;
 use tokenomics_bench::{report, EmbedBenchmark, EmbedConfig, EmbedRunReport, Observer};
 use tokenomics_client::{Client, ClientConfig};
 use tokenomics_datasets::text::TextLength;
-use tokenomics_sim::{SimConfig, Simulator};
 use tokenomics_stats::EmbedLevel;
 
 const NAME: &str = "embed-bench";
@@ -206,16 +205,10 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
     let mut _sim = None;
     let model = match (&args.simulate, &args.model) {
         (Some(preset), model) => {
-            let mut cfg = SimConfig::preset(preset).map_err(|e| e.to_string())?;
-            cfg.time_scale = args.sim_time_scale;
-            let served = model
-                .clone()
-                .unwrap_or_else(|| cfg.preset.served_model.to_string());
-            cfg.served_model = Some(served.clone());
-            let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-            let (server, _) = Simulator::start(cfg, addr)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (server, served) =
+                tokenomics_sim::start_local(preset, model.as_deref(), args.sim_time_scale, 0)
+                    .await
+                    .map_err(|e| e.to_string())?;
             api_base = server.api_base();
             extra_metadata.insert(
                 "simulated".into(),

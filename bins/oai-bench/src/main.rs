@@ -12,7 +12,6 @@ use serde_json::{json, Map};
 use tokenomics_bench::{report, ChatBenchmark, ChatConfig, Observer, RunReport};
 use tokenomics_client::{Client, ClientConfig, Endpoint};
 use tokenomics_datasets::PromptSource;
-use tokenomics_sim::{SimConfig, Simulator};
 use tokenomics_stats::{ChatDocument, ChatLevel};
 
 use tokenomics_bench::cli::{self, exit};
@@ -212,27 +211,24 @@ async fn run(
 ) -> Result<(ChatDocument, Console), String> {
     let mut api_base = args.api_base.clone();
     let mut extra_metadata = Map::new();
-    let mut _sim_server = None;
+    let mut _sim = None;
     let model = match (&args.simulate, &args.model) {
         (Some(preset), model) => {
-            let mut cfg = SimConfig::preset(preset).map_err(|e| e.to_string())?;
-            cfg.time_scale = args.sim_time_scale;
-            cfg.seed = args.seed;
-            let served = model
-                .clone()
-                .unwrap_or_else(|| cfg.preset.served_model.to_string());
-            cfg.served_model = Some(served.clone());
-            let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-            let (server, _) = Simulator::start(cfg, addr)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (server, served) = tokenomics_sim::start_local(
+                preset,
+                model.as_deref(),
+                args.sim_time_scale,
+                args.seed,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             api_base = server.api_base();
             extra_metadata.insert(
                 "simulated".into(),
                 json!({"preset": preset, "time_scale": args.sim_time_scale}),
             );
             println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
-            _sim_server = Some(server);
+            _sim = Some(server);
             served
         }
         (None, Some(model)) => model.clone(),

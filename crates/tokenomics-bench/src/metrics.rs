@@ -131,6 +131,7 @@ pub fn request_latency(r: &RequestRecord) -> Option<RequestLatency> {
 pub struct LevelAccumulator {
     input_tokens: Vec<f64>,
     output_tokens: Vec<f64>,
+    content_events: Vec<f64>,
     request_tps: Vec<f64>,
     runs: Vec<RunFigures>,
     ttft: Vec<f64>,
@@ -168,6 +169,7 @@ impl LevelAccumulator {
                         self.request_tps.push(tps);
                     }
                     if self.streamed {
+                        self.content_events.push(r.content_events as f64);
                         if let Some(l) = request_latency(r) {
                             self.ttft.push(l.ttft);
                             self.e2el.push(l.e2el);
@@ -204,6 +206,14 @@ impl LevelAccumulator {
             "output_token_source".into(),
             serde_json::to_value(&self.token_sources).unwrap_or_default(),
         );
+        if self.streamed {
+            // Beside the token count: how many SSE events carried content. Equal to it when the
+            // server sends one token per event; fewer when it merges tokens.
+            tokens_extra.insert(
+                "content_events_per_request".into(),
+                serde_json::to_value(pooled(&self.content_events)).unwrap_or_default(),
+            );
+        }
         ChatLevel {
             tokens: ChatTokens {
                 input_per_request: pooled(&self.input_tokens),

@@ -193,6 +193,25 @@ impl Pacer {
     }
 }
 
+/// Starts preset `preset` in-process on a free loopback port, serving `model` (default: the
+/// preset's own id), as the benchmarks' `--simulate` does. Keep the returned server alive for as
+/// long as it is used; the string is the model id it serves.
+pub async fn start_local(
+    preset: &str,
+    model: Option<&str>,
+    time_scale: f64,
+    seed: u64,
+) -> Result<(Server, String), Error> {
+    let mut cfg = SimConfig::preset(preset)?;
+    cfg.time_scale = time_scale;
+    cfg.seed = seed;
+    let served = model.map_or_else(|| cfg.preset.served_model.to_string(), str::to_string);
+    cfg.served_model = Some(served.clone());
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (server, _) = Simulator::start(cfg, addr).await?;
+    Ok((server, served))
+}
+
 impl Simulator {
     /// Builds the simulator (starting its engine on the current runtime) and serves it on `addr`.
     pub async fn start(
