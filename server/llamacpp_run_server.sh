@@ -62,12 +62,27 @@ if [[ $setup_only -eq 1 ]]; then
   exit 0
 fi
 
+# --interrupt_requests false: by default llama-cpp-python's server aborts the stream in progress
+# when another request arrives, which would turn every concurrent stream but one into a failure.
 cmd=("$VENV/bin/python" -m llama_cpp.server --model "$MODEL_FILE" --model_alias "$MODEL_ALIAS"
-     --host "$HOST" --port "$PORT" --n_ctx "$N_CTX")
+     --host "$HOST" --port "$PORT" --n_ctx "$N_CTX" --interrupt_requests false)
 if [[ -n "${N_THREADS:-}" ]]; then cmd+=(--n_threads "$N_THREADS"); fi
 case "$MODE" in
   chat) ;;
-  embeddings) cmd+=(--embedding true) ;;
+  embeddings)
+    cmd+=(--embedding true)
+    # The server has no pooling option and SmolLM2 declares none, so it would return one vector
+    # per token. Start it with mean pooling as the model's default: one vector per input.
+    cmd[1]=-c
+    cmd[2]='import runpy, sys, llama_cpp
+init = llama_cpp.Llama.__init__
+def pooled(self, *a, **k):
+    k.setdefault("pooling_type", llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+    init(self, *a, **k)
+llama_cpp.Llama.__init__ = pooled
+sys.argv[0] = "llama_cpp.server"
+runpy.run_module("llama_cpp.server", run_name="__main__")'
+    ;;
   *) say "MODE must be chat or embeddings, not $MODE"; exit 2 ;;
 esac
 cmd+=("$@")

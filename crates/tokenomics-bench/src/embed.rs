@@ -136,7 +136,9 @@ fn check_vectors(outcome: &mut EmbedOutcome, expected_dim: &mut Option<usize>) {
     if r.error.is_some() {
         return;
     }
-    let problem = if r.dimensions.len() != outcome.inputs {
+    let problem = if r.per_token {
+        Some("the server returned one vector per token, not one per input: it does not pool embeddings (start it with mean pooling)".to_string())
+    } else if r.dimensions.len() != outcome.inputs {
         Some(format!(
             "expected {} embeddings, got {}",
             outcome.inputs,

@@ -102,6 +102,9 @@ pub struct EmbeddingsRecord {
     pub prompt_tokens: Option<u64>,
     /// Length of each returned vector, in the order of `data`.
     pub dimensions: Vec<usize>,
+    /// The server returned a list of vectors (one per token) for an input instead of one vector:
+    /// it does not pool embeddings.
+    pub per_token: bool,
     pub error: Option<Error>,
 }
 
@@ -368,6 +371,7 @@ pub(crate) fn decode_embeddings(body: &[u8], record: &mut EmbeddingsRecord) {
                 return;
             }
             record.prompt_tokens = b.usage.and_then(|u| u.prompt_tokens);
+            record.per_token = b.data.iter().any(|i| i.embedding.1);
             record.dimensions = b.data.into_iter().map(|i| i.embedding.0).collect();
         }
         Err(e) => {
@@ -379,8 +383,44 @@ pub(crate) fn decode_embeddings(body: &[u8], record: &mut EmbeddingsRecord) {
     }
 }
 
-/// The length of a JSON array of numbers, counted without storing it.
-struct VectorLen(usize);
+/// The length of a JSON array of numbers, counted without storing it, and whether it was an array
+/// of arrays instead (one vector per token: the length is then the inner vectors' length).
+struct VectorLen(usize, bool);
+
+/// One element of an embedding: a number, or (unpooled) a whole vector of numbers.
+struct Element(Option<usize>);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Element;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or an array of numbers")
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Element, E> {
+                Ok(Element(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Element, E> {
+                Ok(Element(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Element, E> {
+                Ok(Element(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Element, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<f64>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Element(Some(n)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 impl<'de> Deserialize<'de> for VectorLen {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -394,11 +434,15 @@ impl<'de> Deserialize<'de> for VectorLen {
                 self,
                 mut seq: A,
             ) -> Result<VectorLen, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<f64>()?.is_some() {
+                let (mut n, mut inner) = (0, None);
+                while let Some(Element(e)) = seq.next_element::<Element>()? {
                     n += 1;
+                    inner = inner.or(e);
                 }
-                Ok(VectorLen(n))
+                Ok(match inner {
+                    Some(dim) => VectorLen(dim, true),
+                    None => VectorLen(n, false),
+                })
             }
         }
         d.deserialize_seq(Visitor)
@@ -519,6 +563,15 @@ mod tests {
         assert!(r.error.is_none());
         assert_eq!(r.dimensions, vec![3, 0]);
         assert_eq!(r.prompt_tokens, Some(9));
+        assert!(!r.per_token);
+        // llama.cpp without pooling: one vector per token.
+        let mut r = EmbeddingsRecord::default();
+        decode_embeddings(
+            br#"{"data":[{"embedding":[[0.1,0.2],[0.3,0.4],[0.5,0.6]]}]}"#,
+            &mut r,
+        );
+        assert!(r.error.is_none() && r.per_token);
+        assert_eq!(r.dimensions, vec![2]);
     }
 
     mod properties {
