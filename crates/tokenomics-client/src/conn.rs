@@ -27,7 +27,7 @@ use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
 
 /// What all requests of a client share.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL such as `http://localhost:8000/v1`; routes are appended to it.
     pub api_base: String,
@@ -41,6 +41,20 @@ pub struct ClientConfig {
     pub idle_timeout: Option<Duration>,
     /// Bound on one SSE line or event, and on a non-streamed body.
     pub max_event_bytes: usize,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_base", &self.api_base)
+            // Never printed: a debug log must not leak the key.
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -698,6 +712,14 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_key_is_never_printed() {
+        let mut cfg = ClientConfig::new("http://localhost:8000/v1");
+        cfg.api_key = Some("sk-secret".into());
+        let client = Client::new(cfg).unwrap();
+        assert!(!format!("{client:?}").contains("sk-secret"));
+    }
 
     #[test]
     fn targets() {
