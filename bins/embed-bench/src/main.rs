@@ -202,6 +202,7 @@ impl Observer for Console {
 async fn run(args: Args, checked: Checked) -> Result<Console, String> {
     let mut api_base = args.api_base.clone();
     let mut extra_metadata = Map::new();
+    let mut description = args.description.clone();
     let mut _sim = None;
     let model = match (&args.simulate, &args.model) {
         (Some(preset), model) => {
@@ -215,6 +216,9 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
                 json!({"preset": preset, "time_scale": args.sim_time_scale}),
             );
             println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
+            if description.is_empty() {
+                description = format!("Simulated: oai-sim preset {preset}, embeddings");
+            }
             _sim = Some(server);
             served
         }
@@ -234,7 +238,7 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
         num_runs: args.num_runs,
         warmup_runs: args.warmup_runs,
         seed: args.seed,
-        description: args.description.clone(),
+        description,
         results_file: Some(args.results_file.clone()),
         inputs_per_request: args.inputs_per_request,
         retries: args.retries,
@@ -269,6 +273,11 @@ fn main() -> ExitCode {
     };
     if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
         return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
+    }
+    let sockets = checked.batch_sizes.iter().max().copied().unwrap_or(1)
+        * if args.simulate.is_some() { 2 } else { 1 };
+    if let Err(e) = cli::ensure_open_files(sockets + 64) {
+        return cli::fail(NAME, e, exit::USAGE);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

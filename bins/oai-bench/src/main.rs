@@ -211,6 +211,7 @@ async fn run(
 ) -> Result<(ChatDocument, Console), String> {
     let mut api_base = args.api_base.clone();
     let mut extra_metadata = Map::new();
+    let mut description = args.description.clone();
     let mut _sim = None;
     let model = match (&args.simulate, &args.model) {
         (Some(preset), model) => {
@@ -228,6 +229,9 @@ async fn run(
                 json!({"preset": preset, "time_scale": args.sim_time_scale}),
             );
             println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
+            if description.is_empty() {
+                description = format!("Simulated: oai-sim preset {preset}, chat");
+            }
             _sim = Some(server);
             served
         }
@@ -258,7 +262,7 @@ async fn run(
         temperature: args.temperature,
         seed: args.seed,
         n_cores: n_cores as u64,
-        description: args.description.clone(),
+        description,
         endpoint: match args.endpoint {
             EndpointArg::Chat => Endpoint::Chat,
             EndpointArg::Completions => Endpoint::Completions,
@@ -310,6 +314,12 @@ fn main() -> ExitCode {
     };
     if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
         return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
+    }
+    // One socket per concurrent request, plus the simulator's when it runs in-process.
+    let sockets =
+        sizes.iter().max().copied().unwrap_or(1) * if args.simulate.is_some() { 2 } else { 1 };
+    if let Err(e) = cli::ensure_open_files(sockets + 64) {
+        return cli::fail(NAME, e, exit::USAGE);
     }
     let n_cores = args.n_cores.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokenomics_bench::cli;
 use tokenomics_sim::preset::{self, Behaviour};
 use tokenomics_sim::{SimConfig, Simulator};
 
@@ -37,6 +38,13 @@ struct Args {
     /// Mean output length of requests that do not force max_tokens [default: the preset's].
     #[arg(long = "mean_output_tokens", visible_alias = "mean-output-tokens")]
     mean_output_tokens: Option<f64>,
+    /// Send an SSE comment line of this many bytes before every streamed token (to test clients with huge lines).
+    #[arg(
+        long = "event_padding_bytes",
+        visible_alias = "event-padding-bytes",
+        default_value_t = 0
+    )]
+    event_padding_bytes: usize,
     /// Keep the truth log, served at GET /sim/trace as JSON Lines.
     #[arg(long)]
     trace: bool,
@@ -82,7 +90,10 @@ fn describe(name: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = match cli::parse("oai-sim") {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     if args.list {
         for p in preset::presets() {
             println!("{:<22} {}", p.name, p.summary);
@@ -123,6 +134,7 @@ fn main() -> ExitCode {
     config.seed = args.seed;
     config.trace = args.trace;
     config.mean_output_tokens = args.mean_output_tokens;
+    config.event_padding_bytes = args.event_padding_bytes;
     let addr: SocketAddr = match format!("{}:{}", args.host, args.port).parse() {
         Ok(a) => a,
         Err(_) => {
@@ -133,6 +145,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A server takes as many connections as clients open: allow as many files as the system does.
+    let _ = cli::ensure_open_files(65_536);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

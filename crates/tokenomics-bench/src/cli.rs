@@ -65,3 +65,51 @@ pub fn fail(name: &str, message: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("{name}: error: {message}");
     ExitCode::from(code)
 }
+
+/// Makes sure this process may keep `needed` files open (sockets included), raising the soft
+/// limit — and the hard one, where the OS allows — when it is lower. Returns the limit in force,
+/// or a one-line explanation of what to do when the OS refuses.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 here, but not on every Unix
+pub fn ensure_open_files(needed: u64) -> Result<u64, String> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err("cannot read the open-files limit".into());
+    }
+    let current = lim.rlim_cur as u64;
+    if current >= needed {
+        return Ok(current);
+    }
+    let mut want = libc::rlimit {
+        rlim_cur: needed as libc::rlim_t,
+        rlim_max: lim.rlim_max.max(needed as libc::rlim_t),
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+        return Ok(needed);
+    }
+    // Not allowed to raise the hard limit: go as high as it is.
+    want.rlim_cur = lim.rlim_max;
+    want.rlim_max = lim.rlim_max;
+    let got = if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+        lim.rlim_max as u64
+    } else {
+        current
+    };
+    if got >= needed {
+        Ok(got)
+    } else {
+        Err(format!(
+            "this run needs about {needed} open files (one socket per concurrent request) but the system allows {got}; raise the limit (e.g. `ulimit -n {needed}`) or use smaller batch sizes"
+        ))
+    }
+}
+
+/// On systems without rlimits there is nothing to raise.
+#[cfg(not(unix))]
+pub fn ensure_open_files(needed: u64) -> Result<u64, String> {
+    Ok(needed)
+}

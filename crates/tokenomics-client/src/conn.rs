@@ -208,6 +208,9 @@ impl Client {
     }
 }
 
+/// Bytes read from a connection at a time.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// A byte stream a connection runs over: TCP, or TLS over TCP.
 trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin> Transport for T {}
@@ -368,7 +371,11 @@ impl Connection {
                 Box::new(tls_stream)
             }
         };
+        // A fixed 8 KiB read buffer (hyper's minimum): its adaptive buffer grows towards 400 KiB per connection
+        // when a fast server fills it, which at 10,000 streams is gigabytes. Bodies still arrive
+        // whole: long SSE lines are assembled by the framer, not in this buffer.
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .read_buf_exact_size(Some(READ_BUFFER_BYTES))
             .handshake(TokioIo::new(io))
             .await
             .map_err(|e| connect_err(format!("HTTP handshake failed: {e}")))?;

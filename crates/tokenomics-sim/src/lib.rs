@@ -67,6 +67,9 @@ pub struct SimConfig {
     pub trace: bool,
     /// Override of the preset's mean output length.
     pub mean_output_tokens: Option<f64>,
+    /// Bytes of an SSE comment line sent before every streamed token (0: none). Lets a client be
+    /// tested with huge lines, which it must skip in time linear in their size.
+    pub event_padding_bytes: usize,
 }
 
 impl SimConfig {
@@ -78,6 +81,7 @@ impl SimConfig {
             seed: 0,
             trace: false,
             mean_output_tokens: None,
+            event_padding_bytes: 0,
         }
     }
 
@@ -452,6 +456,12 @@ impl Simulator {
         // With the truth log on, token times are taken when the connection takes each event to
         // write it (see `FrameStamps`); frames are role (chat), tokens, finish, usage, done.
         let stamps = keep_times.then(|| http::FrameStamps::new(self.started));
+        let padding = (self.config.event_padding_bytes > 0).then(|| {
+            let mut line = vec![b'x'; self.config.event_padding_bytes + 2];
+            line[0] = b':';
+            *line.last_mut().unwrap_or(&mut 0) = b'\n';
+            Bytes::from(line)
+        });
         let (tx, resp) = sse_response(16, stamps.clone());
         let sim = self.clone();
         tokio::spawn(async move {
@@ -464,6 +474,9 @@ impl Simulator {
                 for k in 0..target {
                     if !pacer.next_token().await {
                         break;
+                    }
+                    if let Some(p) = &padding {
+                        tx.send(Ok(p.clone())).await.ok()?;
                     }
                     tx.send(Ok(writer.token(wire::output_word(k)))).await.ok()?;
                     if trace.first_token_ns.is_none() {
@@ -487,7 +500,15 @@ impl Simulator {
                 let times = stamps.times();
                 let skip = usize::from(chat);
                 let n = trace.completion_tokens as usize;
-                trace.token_ns = times.iter().skip(skip).take(n).copied().collect();
+                // With padding, every token frame follows its padding frame.
+                let per = if padding.is_some() { 2 } else { 1 };
+                trace.token_ns = times
+                    .iter()
+                    .skip(skip + per - 1)
+                    .step_by(per)
+                    .take(n)
+                    .copied()
+                    .collect();
                 trace.first_token_ns = trace.token_ns.first().copied().or(trace.first_token_ns);
                 trace.end_ns = times.last().copied().unwrap_or_else(|| sim.now_ns());
             } else {
