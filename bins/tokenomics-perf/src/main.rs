@@ -281,6 +281,71 @@ fn main() -> ExitCode {
             Err(e) => println!("{:<22} failed: {e}", s.name),
         }
     }
+    // TTFT accuracy: 500 streams against a server whose schedule is known (first token 50 ms
+    // after each request arrives), in another process.
+    let ttft = (|| -> Result<(f64, f64, f64), String> {
+        if TcpStream::connect(("127.0.0.1", args.port)).is_ok() {
+            return Err(format!("port {} is already in use", args.port));
+        }
+        let mut sim = Command::new(&oai_sim)
+            .args([
+                "--preset",
+                "fixed",
+                "--port",
+                &args.port.to_string(),
+                "--mean_output_tokens",
+                "10000000",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", args.port)).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = dir.join("ttft.json");
+        let mut cmd = Command::new(&oai_bench);
+        cmd.args([
+            "--model",
+            "fixed",
+            "--dataset_key",
+            "synthetic",
+            "--warmup_runs",
+            "1",
+            "--stream",
+        ])
+        .args(["--api_base", &format!("http://127.0.0.1:{}/v1", args.port)])
+        .args([
+            "--batch_sizes",
+            "500",
+            "--num_runs",
+            "2",
+            "--max_tokens",
+            "20",
+        ])
+        .args([
+            "--n_cores",
+            &args.n_cores.to_string(),
+            "--results_file",
+            out.to_str().unwrap_or("t.json"),
+        ]);
+        let r = run_measured(cmd);
+        let _ = sim.kill();
+        let _ = sim.wait();
+        r?;
+        let doc: Value = serde_json::from_slice(&std::fs::read(&out).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let t = &doc["results"]["500"]["latency"]["ttft"];
+        let get = |k: &str| t[k].as_f64().unwrap_or(f64::NAN) * 1e3 - 50.0;
+        Ok((get("mean"), get("p50"), get("p99")))
+    })();
+    match ttft {
+        Ok((mean, p50, p99)) => println!(
+            "\nTTFT at 500 streams against a fixed 50 ms schedule (oai-sim --preset fixed): error mean {mean:+.2} ms, p50 {p50:+.2} ms, p99 {p99:+.2} ms"
+        ),
+        Err(e) => println!("\nTTFT accuracy scenario failed: {e}"),
+    }
     let _ = std::fs::remove_dir_all(&dir);
     println!("\nCPU is the client process's whole life (start-up, prompt generation, the load); tokens/s and req/s are over the load only.");
     ExitCode::SUCCESS
