@@ -6,11 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use serde_json::{json, Map};
 use tokenomics_bench::cli::{self, exit};
 use tokenomics_bench::Shutdown;
 use tokenomics_bench::{report, EmbedBenchmark, EmbedConfig, EmbedRunReport, Observer};
-use tokenomics_client::{Client, ClientConfig};
 use tokenomics_datasets::text::TextLength;
 use tokenomics_stats::EmbedLevel;
 
@@ -28,13 +26,6 @@ struct Args {
     /// Embedding model tag (required unless --simulate is given).
     #[arg(long, required_unless_present = "simulate")]
     model: Option<String>,
-    /// Base URL; requests go to {api_base}/embeddings.
-    #[arg(
-        long = "api_base",
-        visible_alias = "api-base",
-        default_value = "http://localhost:8000/v1"
-    )]
-    api_base: String,
     /// Comma-separated numbers of separate concurrent requests.
     #[arg(
         long = "batch_sizes",
@@ -85,30 +76,8 @@ struct Args {
     /// Retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff.
     #[arg(long, default_value_t = 3)]
     retries: u32,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 600.0)]
-    timeout: f64,
-    /// Fail a request whose response goes silent for this many seconds (a stalled stream) [default: no limit].
-    #[arg(long = "idle_timeout", visible_alias = "idle-timeout")]
-    idle_timeout: Option<f64>,
-    /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
-    #[arg(
-        long = "api_key",
-        visible_alias = "api-key",
-        env = "OPENAI_API_KEY",
-        hide_env_values = true
-    )]
-    api_key: Option<String>,
-    /// Benchmark a built-in simulated server instead (a preset; see `oai-sim --list`).
-    #[arg(long)]
-    simulate: Option<String>,
-    /// With --simulate: model seconds per real second.
-    #[arg(
-        long = "sim_time_scale",
-        visible_alias = "sim-time-scale",
-        default_value_t = 1.0
-    )]
-    sim_time_scale: f64,
+    #[command(flatten)]
+    server: cli::ServerArgs,
 }
 
 fn parse_list<T>(
@@ -152,19 +121,7 @@ fn validate(args: &Args) -> Result<Checked, String> {
     if args.inputs_per_request == 0 {
         return Err("--inputs_per_request must be at least 1".into());
     }
-    if let Some(idle) = args.idle_timeout {
-        if !(idle.is_finite() && idle > 0.0) {
-            return Err(format!(
-                "--idle_timeout {idle} must be a positive number of seconds"
-            ));
-        }
-    }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(format!(
-            "--timeout {} must be a positive number of seconds",
-            args.timeout
-        ));
-    }
+    args.server.validate()?;
     Ok(Checked {
         batch_sizes,
         lengths,
@@ -200,39 +157,17 @@ impl Observer for Console {
 }
 
 async fn run(args: Args, checked: Checked) -> Result<Console, String> {
-    let mut api_base = args.api_base.clone();
-    let mut extra_metadata = Map::new();
-    let mut description = args.description.clone();
-    let mut _sim = None;
-    let model = match (&args.simulate, &args.model) {
-        (Some(preset), model) => {
-            let (server, served) =
-                tokenomics_sim::start_local(preset, model.as_deref(), args.sim_time_scale, 0)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            api_base = server.api_base();
-            extra_metadata.insert(
-                "simulated".into(),
-                json!({"preset": preset, "time_scale": args.sim_time_scale}),
-            );
-            println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
-            if description.is_empty() {
-                description = format!("Simulated: oai-sim preset {preset}, embeddings");
-            }
-            _sim = Some(server);
-            served
-        }
-        (None, Some(model)) => model.clone(),
-        (None, None) => return Err("--model is required".into()),
+    let target = args
+        .server
+        .connect(args.model.as_deref(), args.seed, "embeddings")
+        .await?;
+    let description = match (&target.simulated_description, args.description.is_empty()) {
+        (Some(d), true) => d.clone(),
+        _ => args.description.clone(),
     };
-    let mut client_cfg = ClientConfig::new(&api_base);
-    client_cfg.api_key = args.api_key.clone();
-    client_cfg.timeout = Duration::from_secs_f64(args.timeout);
-    client_cfg.idle_timeout = args.idle_timeout.map(Duration::from_secs_f64);
-    let client = Client::new(client_cfg).map_err(|e| e.to_string())?;
     let config = EmbedConfig {
-        model,
-        api_base,
+        model: target.model.clone(),
+        api_base: target.api_base.clone(),
         batch_sizes: checked.batch_sizes,
         sequence_lengths: checked.lengths,
         num_runs: args.num_runs,
@@ -243,8 +178,8 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
         inputs_per_request: args.inputs_per_request,
         retries: args.retries,
         backoff: Duration::from_millis(250),
-        timeout_seconds: args.timeout,
-        extra_metadata,
+        timeout_seconds: args.server.timeout,
+        extra_metadata: target.metadata.clone(),
     };
     println!(
         "Benchmarking embeddings of {:?} at {} — batch sizes {:?}, lengths {}, {} runs each",
@@ -254,7 +189,7 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
     shutdown.on_signals(|| {
         eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")
     });
-    let mut bench = EmbedBenchmark::new(config, client);
+    let mut bench = EmbedBenchmark::new(config, target.client.clone());
     let mut console = Console::default();
     bench.set_shutdown(shutdown);
     bench.run(&mut console).await.map_err(|e| e.to_string())?;
@@ -274,8 +209,9 @@ fn main() -> ExitCode {
     if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
         return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
     }
-    let sockets = checked.batch_sizes.iter().max().copied().unwrap_or(1)
-        * if args.simulate.is_some() { 2 } else { 1 };
+    let sockets = args
+        .server
+        .sockets(checked.batch_sizes.iter().max().copied().unwrap_or(1));
     if let Err(e) = cli::ensure_open_files(sockets + 64) {
         return cli::fail(NAME, e, exit::USAGE);
     }

@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 const NAME: &str = "oai-bench";
-use serde_json::{json, Map};
+use serde_json::Map;
 use tokenomics_bench::{report, ChatBenchmark, ChatConfig, Observer, RunReport};
-use tokenomics_client::{Client, ClientConfig, Endpoint};
+use tokenomics_client::Endpoint;
 use tokenomics_datasets::PromptSource;
 use tokenomics_stats::{ChatDocument, ChatLevel};
 
@@ -38,13 +37,6 @@ struct Args {
     /// Prompt source: synthetic, file:PATH (JSONL or text), aime [default: aime; synthetic with --simulate].
     #[arg(long = "dataset_key", visible_alias = "dataset-key")]
     dataset_key: Option<String>,
-    /// Base URL; requests go to {api_base}/chat/completions.
-    #[arg(
-        long = "api_base",
-        visible_alias = "api-base",
-        default_value = "http://localhost:8000/v1"
-    )]
-    api_base: String,
     /// Comma-separated batch sizes; each is one experiment.
     #[arg(
         long = "batch_sizes",
@@ -94,30 +86,8 @@ struct Args {
     /// Generation route: chat (/chat/completions) or completions (/completions).
     #[arg(long, value_enum, default_value = "chat")]
     endpoint: EndpointArg,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 600.0)]
-    timeout: f64,
-    /// Fail a request whose response goes silent for this many seconds (a stalled stream) [default: no limit].
-    #[arg(long = "idle_timeout", visible_alias = "idle-timeout")]
-    idle_timeout: Option<f64>,
-    /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
-    #[arg(
-        long = "api_key",
-        visible_alias = "api-key",
-        env = "OPENAI_API_KEY",
-        hide_env_values = true
-    )]
-    api_key: Option<String>,
-    /// Benchmark a built-in simulated server instead (a preset such as h100-llama-3.1-8b; see `oai-sim --list`).
-    #[arg(long)]
-    simulate: Option<String>,
-    /// With --simulate: model seconds per real second (2 runs the simulation twice as fast).
-    #[arg(
-        long = "sim_time_scale",
-        visible_alias = "sim-time-scale",
-        default_value_t = 1.0
-    )]
-    sim_time_scale: f64,
+    #[command(flatten)]
+    server: cli::ServerArgs,
 }
 
 /// A usage error: one line, exit code 2.
@@ -157,19 +127,7 @@ fn validate(args: &Args) -> Result<Vec<u64>, Usage> {
             args.temperature
         )));
     }
-    if let Some(idle) = args.idle_timeout {
-        if !(idle.is_finite() && idle > 0.0) {
-            return Err(Usage(format!(
-                "--idle_timeout {idle} must be a positive number of seconds"
-            )));
-        }
-    }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Usage(format!(
-            "--timeout {} must be a positive number of seconds",
-            args.timeout
-        )));
-    }
+    args.server.validate().map_err(Usage)?;
     if args.n_cores == Some(0) {
         return Err(Usage("--n_cores must be at least 1".into()));
     }
@@ -209,52 +167,26 @@ async fn run(
     sizes: Vec<u64>,
     n_cores: usize,
 ) -> Result<(ChatDocument, Console), String> {
-    let mut api_base = args.api_base.clone();
-    let mut extra_metadata = Map::new();
-    let mut description = args.description.clone();
-    let mut _sim = None;
-    let model = match (&args.simulate, &args.model) {
-        (Some(preset), model) => {
-            let (server, served) = tokenomics_sim::start_local(
-                preset,
-                model.as_deref(),
-                args.sim_time_scale,
-                args.seed,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            api_base = server.api_base();
-            extra_metadata.insert(
-                "simulated".into(),
-                json!({"preset": preset, "time_scale": args.sim_time_scale}),
-            );
-            println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
-            if description.is_empty() {
-                description = format!("Simulated: oai-sim preset {preset}, chat");
-            }
-            _sim = Some(server);
-            served
-        }
-        (None, Some(model)) => model.clone(),
-        (None, None) => return Err("--model is required".into()),
+    let target = args
+        .server
+        .connect(args.model.as_deref(), args.seed, "chat")
+        .await?;
+    let description = match (&target.simulated_description, args.description.is_empty()) {
+        (Some(d), true) => d.clone(),
+        _ => args.description.clone(),
     };
     let dataset_key = args.dataset_key.clone().unwrap_or_else(|| {
-        if args.simulate.is_some() {
+        if args.server.simulate.is_some() {
             "synthetic".into()
         } else {
             "aime".into()
         }
     });
     let prompts = PromptSource::from_key(&dataset_key).map_err(|e| e.to_string())?;
-    let mut client_cfg = ClientConfig::new(&api_base);
-    client_cfg.api_key = args.api_key.clone();
-    client_cfg.timeout = Duration::from_secs_f64(args.timeout);
-    client_cfg.idle_timeout = args.idle_timeout.map(Duration::from_secs_f64);
-    let client = Client::new(client_cfg).map_err(|e| e.to_string())?;
     let config = ChatConfig {
-        model,
+        model: target.model.clone(),
         dataset_key,
-        api_base,
+        api_base: target.api_base.clone(),
         batch_sizes: sizes,
         num_runs: args.num_runs,
         warmup_runs: args.warmup_runs,
@@ -269,9 +201,9 @@ async fn run(
         },
         stream: args.stream,
         results_file: Some(args.results_file.clone()),
-        timeout_seconds: args.timeout,
+        timeout_seconds: args.server.timeout,
         extra_body: Map::new(),
-        extra_metadata,
+        extra_metadata: target.metadata.clone(),
     };
     println!(
         "Benchmarking {:?} at {} — batch sizes {:?}, {} runs each, max_tokens {}, {}",
@@ -290,7 +222,7 @@ async fn run(
     shutdown.on_signals(|| {
         eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")
     });
-    let mut bench = ChatBenchmark::new(config, client, prompts);
+    let mut bench = ChatBenchmark::new(config, target.client.clone(), prompts);
     let mut console = Console {
         total_ok: 0,
         total_failed: 0,
@@ -316,8 +248,9 @@ fn main() -> ExitCode {
         return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
     }
     // One socket per concurrent request, plus the simulator's when it runs in-process.
-    let sockets =
-        sizes.iter().max().copied().unwrap_or(1) * if args.simulate.is_some() { 2 } else { 1 };
+    let sockets = args
+        .server
+        .sockets(sizes.iter().max().copied().unwrap_or(1));
     if let Err(e) = cli::ensure_open_files(sockets + 64) {
         return cli::fail(NAME, e, exit::USAGE);
     }

@@ -113,3 +113,128 @@ pub fn ensure_open_files(needed: u64) -> Result<u64, String> {
 pub fn ensure_open_files(needed: u64) -> Result<u64, String> {
     Ok(needed)
 }
+
+/// The flags that say which server to measure and how to talk to it, shared by `oai-bench` and
+/// `embed-bench` (flattened into each one's arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Base URL of the OpenAI-compatible API; routes are appended to it.
+    #[arg(
+        long = "api_base",
+        visible_alias = "api-base",
+        default_value = "http://localhost:8000/v1"
+    )]
+    pub api_base: String,
+    /// Per-request timeout in seconds, from send to the last byte.
+    #[arg(long, default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Fail a request whose response goes silent for this many seconds (a stalled stream) [default: no limit].
+    #[arg(long = "idle_timeout", visible_alias = "idle-timeout")]
+    pub idle_timeout: Option<f64>,
+    /// API key sent as "Authorization: Bearer"; read from OPENAI_API_KEY when not given.
+    #[arg(
+        long = "api_key",
+        visible_alias = "api-key",
+        env = "OPENAI_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Benchmark a built-in simulated server instead (a preset such as h100-llama-3.1-8b; see `oai-sim --list`).
+    #[arg(long)]
+    pub simulate: Option<String>,
+    /// With --simulate: model seconds per real second (2 runs the simulation twice as fast).
+    #[arg(
+        long = "sim_time_scale",
+        visible_alias = "sim-time-scale",
+        default_value_t = 1.0
+    )]
+    pub sim_time_scale: f64,
+}
+
+/// The server a benchmark talks to, resolved from [`ServerArgs`].
+pub struct Target {
+    pub api_base: String,
+    /// The model id to send (with `--simulate`, the one the simulator serves).
+    pub model: String,
+    pub client: tokenomics_client::Client,
+    /// Metadata to record (`simulated` with `--simulate`).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// A description naming the preset, for runs against the simulator.
+    pub simulated_description: Option<String>,
+    /// Keeps the in-process simulator alive.
+    _simulator: Option<tokenomics_sim::Server>,
+}
+
+impl ServerArgs {
+    /// Checks the values that need no server; a one-line message when one is refused.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if let Some(idle) = self.idle_timeout.filter(|i| !positive(*i)) {
+            return Err(format!(
+                "--idle_timeout {idle} must be a positive number of seconds"
+            ));
+        }
+        if !positive(self.timeout) {
+            return Err(format!(
+                "--timeout {} must be a positive number of seconds",
+                self.timeout
+            ));
+        }
+        if !positive(self.sim_time_scale) {
+            return Err(format!(
+                "--sim_time_scale {} must be a positive number",
+                self.sim_time_scale
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sockets a run at `concurrency` opens: one per request, twice that when the simulator
+    /// runs in this process.
+    pub fn sockets(&self, concurrency: u64) -> u64 {
+        concurrency * if self.simulate.is_some() { 2 } else { 1 }
+    }
+
+    /// Starts the simulator when asked (`--simulate`), and builds the client. `model` is the
+    /// user's `--model`; `seed` seeds the simulator's output lengths; `what` names the workload
+    /// in the default description.
+    pub async fn connect(
+        &self,
+        model: Option<&str>,
+        seed: u64,
+        what: &str,
+    ) -> Result<Target, String> {
+        let mut metadata = serde_json::Map::new();
+        let (api_base, model, simulator, simulated_description) = match (&self.simulate, model) {
+            (Some(preset), model) => {
+                let (server, served) =
+                    tokenomics_sim::start_local(preset, model, self.sim_time_scale, seed)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let api_base = server.api_base();
+                metadata.insert(
+                    "simulated".into(),
+                    serde_json::json!({"preset": preset, "time_scale": self.sim_time_scale}),
+                );
+                println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
+                let description = format!("Simulated: oai-sim preset {preset}, {what}");
+                (api_base, served, Some(server), Some(description))
+            }
+            (None, Some(model)) => (self.api_base.clone(), model.to_string(), None, None),
+            (None, None) => return Err("--model is required".into()),
+        };
+        let mut cfg = tokenomics_client::ClientConfig::new(&api_base);
+        cfg.api_key = self.api_key.clone();
+        cfg.timeout = std::time::Duration::from_secs_f64(self.timeout);
+        cfg.idle_timeout = self.idle_timeout.map(std::time::Duration::from_secs_f64);
+        let client = tokenomics_client::Client::new(cfg).map_err(|e| e.to_string())?;
+        Ok(Target {
+            api_base,
+            model,
+            client,
+            metadata,
+            simulated_description,
+            _simulator: simulator,
+        })
+    }
+}
