@@ -83,6 +83,9 @@ struct Args {
     /// Stream every request and report TTFT, inter-token latency, TPOT and end-to-end latency.
     #[arg(long)]
     stream: bool,
+    /// Make every request generate exactly --max_tokens (sends ignore_eos and min_tokens, which vLLM and SGLang honour).
+    #[arg(long = "ignore_eos", visible_alias = "ignore-eos")]
+    ignore_eos: bool,
     /// Generation route: chat (/chat/completions) or completions (/completions).
     #[arg(long, value_enum, default_value = "chat")]
     endpoint: EndpointArg,
@@ -132,6 +135,16 @@ fn validate(args: &Args) -> Result<Vec<u64>, Usage> {
         return Err(Usage("--n_cores must be at least 1".into()));
     }
     Ok(sizes)
+}
+
+/// The body fields that force every output to `max_tokens` tokens, when asked.
+fn forced_length_body(ignore_eos: bool, max_tokens: u64) -> Map<String, serde_json::Value> {
+    let mut body = Map::new();
+    if ignore_eos {
+        body.insert("ignore_eos".into(), true.into());
+        body.insert("min_tokens".into(), max_tokens.into());
+    }
+    body
 }
 
 struct Console {
@@ -202,7 +215,7 @@ async fn run(
         stream: args.stream,
         results_file: Some(args.results_file.clone()),
         timeout_seconds: args.server.timeout,
-        extra_body: Map::new(),
+        extra_body: forced_length_body(args.ignore_eos, args.max_tokens),
         extra_metadata: target.metadata.clone(),
     };
     println!(

@@ -354,3 +354,48 @@ fn simulate_runs_the_built_in_server() {
             > 0.0
     );
 }
+
+#[test]
+fn ignore_eos_forces_every_output_to_max_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    // The instant simulator draws output lengths around 100 tokens unless they are forced.
+    let run = |forced: bool| {
+        let out = dir.path().join(format!("eos-{forced}.json"));
+        let mut args = vec![
+            "--simulate",
+            "instant",
+            "--batch_sizes",
+            "8",
+            "--num_runs",
+            "2",
+            "--warmup_runs",
+            "0",
+            "--max_tokens",
+            "300",
+            "--results_file",
+            out.to_str().unwrap(),
+        ];
+        if forced {
+            args.push("--ignore_eos");
+        }
+        let o = oai_bench(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read(&out)
+    };
+    let free = run(false);
+    let forced = run(true);
+    assert_eq!(free["metadata"]["outputs_forced"], false);
+    assert!(
+        free["results"]["8"]["tokens"]["output_per_request"]["mean"]
+            .as_f64()
+            .unwrap()
+            < 300.0
+    );
+    assert_eq!(forced["metadata"]["outputs_forced"], true);
+    assert_eq!(forced["metadata"]["extra_body"]["min_tokens"], 300);
+    let out = &forced["results"]["8"]["tokens"]["output_per_request"];
+    assert_eq!(
+        (out["mean"].as_f64(), out["std"].as_f64()),
+        (Some(300.0), Some(0.0))
+    );
+}

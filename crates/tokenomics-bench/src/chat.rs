@@ -96,6 +96,9 @@ impl ChatBenchmark {
         extra.insert("stream".into(), json!(c.stream));
         extra.insert("timeout_seconds".into(), json!(c.timeout_seconds));
         extra.insert("dataset".into(), self.prompts.describe());
+        // Whether outputs were forced to max_tokens (ignore_eos / min_tokens in every request).
+        let forced = c.extra_body.get("ignore_eos") == Some(&Value::Bool(true));
+        extra.insert("outputs_forced".into(), json!(forced));
         for (k, v) in &c.extra_metadata {
             extra.insert(k.clone(), v.clone());
         }
