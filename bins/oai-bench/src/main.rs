@@ -80,6 +80,9 @@ struct Args {
         default_value = "async_benchmark_results.json"
     )]
     results_file: PathBuf,
+    /// Also write one JSON line per request here (timestamps, tokens, outcome), after every run.
+    #[arg(long = "requests_file", visible_alias = "requests-file")]
+    requests_file: Option<PathBuf>,
     /// Stream every request and report TTFT, inter-token latency, TPOT and end-to-end latency.
     #[arg(long)]
     stream: bool,
@@ -165,6 +168,9 @@ impl Observer for Console {
             self.warned = true;
         }
     }
+    fn records_failed(&mut self, error: &tokenomics_bench::Error) {
+        eprintln!("  warning: the per-request records file is no longer written: {error}");
+    }
     fn run_finished(&mut self, r: &RunReport) {
         self.total_ok += r.succeeded as u64;
         self.total_failed += r.failed as u64;
@@ -214,6 +220,7 @@ async fn run(
         },
         stream: args.stream,
         results_file: Some(args.results_file.clone()),
+        requests_file: args.requests_file.clone(),
         timeout_seconds: args.server.timeout,
         extra_body: forced_length_body(args.ignore_eos, args.max_tokens),
         extra_metadata: target.metadata.clone(),
@@ -259,6 +266,13 @@ fn main() -> ExitCode {
     };
     if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
         return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
+    }
+    if let Some(Err(e)) = args
+        .requests_file
+        .as_deref()
+        .map(tokenomics_stats::check_writable)
+    {
+        return cli::fail(NAME, format!("--requests_file: {e}"), exit::USAGE);
     }
     // One socket per concurrent request, plus the simulator's when it runs in-process.
     let sockets = args

@@ -399,3 +399,87 @@ fn ignore_eos_forces_every_output_to_max_tokens() {
         (Some(300.0), Some(0.0))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_file_has_one_line_per_request() {
+    let server = ScriptedServer::start(|i, _| Script {
+        fault: if i == 3 {
+            Fault::Status(503)
+        } else {
+            Fault::None
+        },
+        tokens: Some(5),
+        ttft: Duration::from_millis(20),
+        itl: Duration::from_millis(2),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let lines_path = dir.path().join("requests.jsonl");
+    let o = oai_bench(&[
+        "--model",
+        "test-model",
+        "--dataset_key",
+        "synthetic",
+        "--api_base",
+        &server.api_base(),
+        "--batch_sizes",
+        "1,2",
+        "--num_runs",
+        "2",
+        "--warmup_runs",
+        "0",
+        "--max_tokens",
+        "5",
+        "--stream",
+        "--results_file",
+        out.to_str().unwrap(),
+        "--requests_file",
+        lines_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&lines_path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2 + 4, "one line per request");
+    let levels: Vec<&str> = lines.iter().map(|l| l["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, ["1", "1", "2", "2", "2", "2"]);
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["error_kind"], "http_status");
+    let doc = read(&out);
+    let mut ttfts = Vec::new();
+    for l in lines.iter().filter(|l| l["status"] == "ok") {
+        assert_eq!(l["completion_tokens"], 5);
+        assert_eq!(l["token_source"], "usage");
+        let ttft = l["ttft_s"].as_f64().unwrap();
+        assert!(ttft >= 0.020);
+        // Relative stamps are consistent with each other.
+        let rel =
+            (l["first_token_s"].as_f64().unwrap() - l["send_s"].as_f64().unwrap() - ttft).abs();
+        assert!(rel < 1e-6);
+        assert!(l["end_s"].as_f64().unwrap() >= l["last_token_s"].as_f64().unwrap());
+        assert!(l["send_unix"].as_f64().unwrap() > 1.7e9);
+        if l["level"] == "1" {
+            ttfts.push(ttft);
+        }
+    }
+    // The file agrees with the summary.
+    let mean = ttfts.iter().sum::<f64>() / ttfts.len() as f64;
+    assert!(
+        (mean
+            - doc["results"]["1"]["latency"]["ttft"]["mean"]
+                .as_f64()
+                .unwrap())
+        .abs()
+            < 1e-9
+    );
+}

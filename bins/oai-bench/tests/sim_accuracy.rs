@@ -64,6 +64,7 @@ async fn streaming_at_concurrency_256_matches_the_truth_log() {
         endpoint: Endpoint::Chat,
         stream: true,
         results_file: None,
+        requests_file: None,
         timeout_seconds: 60.0,
         extra_body,
         extra_metadata: Map::new(),

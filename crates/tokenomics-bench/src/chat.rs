@@ -11,6 +11,7 @@ use tokenomics_stats::{write_json_atomic, ChatDocument, ChatMetadata};
 
 use crate::metrics::LevelAccumulator;
 use crate::pool::ConnectionPool;
+use crate::records::RequestsFile;
 use crate::shutdown::Shutdown;
 use crate::{Observer, Result, RunReport};
 
@@ -36,6 +37,8 @@ pub struct ChatConfig {
     pub stream: bool,
     /// Written after every level when set.
     pub results_file: Option<PathBuf>,
+    /// One JSON line per request, written after every run, when set.
+    pub requests_file: Option<PathBuf>,
     /// Request timeout, seconds (recorded in the metadata).
     pub timeout_seconds: f64,
     /// Extra body fields sent with every request.
@@ -55,6 +58,7 @@ pub struct ChatBenchmark {
     pool: ConnectionPool,
     shutdown: Shutdown,
     interrupted: bool,
+    requests: Option<RequestsFile>,
 }
 
 impl ChatBenchmark {
@@ -66,6 +70,7 @@ impl ChatBenchmark {
             pool: ConnectionPool::new(client),
             shutdown: Shutdown::default(),
             interrupted: false,
+            requests: None,
         }
     }
 
@@ -151,6 +156,10 @@ impl ChatBenchmark {
         let mut doc = ChatDocument {
             metadata: self.metadata(),
             results: IndexMap::new(),
+        };
+        self.requests = match &self.config.requests_file {
+            Some(path) => Some(RequestsFile::create(path)?),
+            None => None,
         };
         for &batch in &self.config.batch_sizes.clone() {
             if self.shutdown.is_stopping() {
@@ -278,6 +287,13 @@ impl ChatBenchmark {
                 complete = false;
             }
             observer.run_records(batch, run, &records);
+            if let Some(file) = self.requests.as_mut() {
+                // A records file that cannot be written is reported once, and not retried.
+                if let Err(e) = file.write_run(&batch.to_string(), run, &records, &self.clock) {
+                    observer.records_failed(&e);
+                    self.requests = None;
+                }
+            }
             let figures = acc.add_run(&records);
             let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
             let mean = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {

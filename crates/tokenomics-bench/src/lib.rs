@@ -16,6 +16,7 @@ pub mod cli;
 pub mod embed;
 pub mod metrics;
 pub mod pool;
+pub mod records;
 pub mod report;
 pub mod shutdown;
 
@@ -78,6 +79,8 @@ pub trait Observer: Send {
     fn embed_run_finished(&mut self, _report: &EmbedRunReport) {}
     /// An embedding configuration is complete; `key` is `batch_{B}_seq_{L}`.
     fn embed_level_finished(&mut self, _key: &str, _level: &tokenomics_stats::EmbedLevel) {}
+    /// The per-request records file could not be written (it is then abandoned).
+    fn records_failed(&mut self, _error: &Error) {}
     /// The document was written to disk.
     fn saved(&mut self, _path: &std::path::Path) {}
 }

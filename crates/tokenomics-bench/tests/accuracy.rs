@@ -34,6 +34,7 @@ fn config(api_base: &str) -> ChatConfig {
         endpoint: Endpoint::Chat,
         stream: true,
         results_file: None,
+        requests_file: None,
         timeout_seconds: 30.0,
         extra_body: Map::new(),
         extra_metadata: Map::new(),

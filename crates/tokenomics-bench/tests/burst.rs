@@ -25,6 +25,7 @@ fn config(api_base: &str, batch_sizes: &[u64], stream: bool) -> ChatConfig {
         endpoint: Endpoint::Chat,
         stream,
         results_file: None,
+        requests_file: None,
         timeout_seconds: 30.0,
         extra_body: Map::new(),
         extra_metadata: Map::new(),

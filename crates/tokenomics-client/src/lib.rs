@@ -36,6 +36,8 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     origin: Instant,
+    /// The wall-clock time of the origin, to report absolute times.
+    wall_origin: std::time::SystemTime,
 }
 
 impl Clock {
@@ -43,7 +45,18 @@ impl Clock {
     pub fn start() -> Self {
         Self {
             origin: Instant::now(),
+            wall_origin: std::time::SystemTime::now(),
         }
+    }
+
+    /// Seconds since the Unix epoch at `ns` on this clock (wall-clock; for reports only, never
+    /// for measuring intervals).
+    pub fn unix_seconds(&self, ns: u64) -> f64 {
+        let origin = self
+            .wall_origin
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        origin + ns as f64 / 1e9
     }
 
     /// Nanoseconds since the origin (monotonic; never goes back).
