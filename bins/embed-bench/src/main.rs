@@ -224,27 +224,7 @@ fn main() -> ExitCode {
     };
     let results_file = args.results_file.clone();
     match runtime.block_on(run(args, checked)) {
-        Ok(c) => {
-            println!("\nResults saved to {}", results_file.display());
-            if c.interrupted {
-                eprintln!(
-                    "{NAME}: interrupted; the results measured so far are saved, marked incomplete"
-                );
-                ExitCode::from(exit::INTERRUPTED)
-            } else if c.ok == 0 && c.failed > 0 {
-                eprintln!("{NAME}: every request failed; see the errors above");
-                ExitCode::from(exit::ALL_FAILED)
-            } else if c.failed > 0 {
-                eprintln!(
-                    "{NAME}: {} of {} requests failed",
-                    c.failed,
-                    c.ok + c.failed
-                );
-                ExitCode::from(exit::SOME_FAILED)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Ok(c) => cli::finish(NAME, &results_file, c.ok, c.failed, c.interrupted),
         Err(msg) => {
             let usage =
                 msg.starts_with("invalid configuration") || msg.starts_with("unknown preset");

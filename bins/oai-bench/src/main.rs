@@ -294,27 +294,13 @@ fn main() -> ExitCode {
     };
     let results_file = args.results_file.clone();
     match runtime.block_on(run(args, sizes, n_cores)) {
-        Ok((_, console)) => {
-            println!("\nResults saved to {}", results_file.display());
-            if console.interrupted {
-                eprintln!(
-                    "{NAME}: interrupted; the results measured so far are saved, marked incomplete"
-                );
-                ExitCode::from(exit::INTERRUPTED)
-            } else if console.total_ok == 0 && console.total_failed > 0 {
-                eprintln!("{NAME}: every request failed; see the errors above");
-                ExitCode::from(exit::ALL_FAILED)
-            } else if console.total_failed > 0 {
-                eprintln!(
-                    "{NAME}: {} of {} requests failed",
-                    console.total_failed,
-                    console.total_ok + console.total_failed
-                );
-                ExitCode::from(exit::SOME_FAILED)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Ok((_, c)) => cli::finish(
+            NAME,
+            &results_file,
+            c.total_ok,
+            c.total_failed,
+            c.interrupted,
+        ),
         Err(msg) => {
             let usage = msg.starts_with("unknown dataset key")
                 || msg.contains("is not available yet")

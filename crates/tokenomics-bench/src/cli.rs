@@ -238,3 +238,27 @@ impl ServerArgs {
         })
     }
 }
+
+/// The end of a benchmark run: prints where the results are and why the exit code is what it is
+/// ([`exit::INTERRUPTED`], [`exit::ALL_FAILED`], [`exit::SOME_FAILED`] or success).
+pub fn finish(
+    name: &str,
+    results_file: &std::path::Path,
+    succeeded: u64,
+    failed: u64,
+    interrupted: bool,
+) -> ExitCode {
+    println!("\nResults saved to {}", results_file.display());
+    if interrupted {
+        eprintln!("{name}: interrupted; the results measured so far are saved, marked incomplete");
+        ExitCode::from(exit::INTERRUPTED)
+    } else if succeeded == 0 && failed > 0 {
+        eprintln!("{name}: every request failed; see the errors above");
+        ExitCode::from(exit::ALL_FAILED)
+    } else if failed > 0 {
+        eprintln!("{name}: {failed} of {} requests failed", succeeded + failed);
+        ExitCode::from(exit::SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
