@@ -156,7 +156,7 @@ impl Observer for Console {
     }
 }
 
-async fn run(args: Args, checked: Checked) -> Result<Console, String> {
+async fn run(args: Args, checked: Checked) -> Result<Console, cli::Failure> {
     let target = args
         .server
         .connect(args.model.as_deref(), args.seed, "embeddings")
@@ -192,7 +192,7 @@ async fn run(args: Args, checked: Checked) -> Result<Console, String> {
     let mut bench = EmbedBenchmark::new(config, target.client.clone());
     let mut console = Console::default();
     bench.set_shutdown(shutdown);
-    bench.run(&mut console).await.map_err(|e| e.to_string())?;
+    bench.run(&mut console).await.map_err(cli::Failure::error)?;
     console.interrupted = bench.interrupted();
     Ok(console)
 }
@@ -225,10 +225,6 @@ fn main() -> ExitCode {
     let results_file = args.results_file.clone();
     match runtime.block_on(run(args, checked)) {
         Ok(c) => cli::finish(NAME, &results_file, c.ok, c.failed, c.interrupted),
-        Err(msg) => {
-            let usage =
-                msg.starts_with("invalid configuration") || msg.starts_with("unknown preset");
-            cli::fail(NAME, msg, if usage { exit::USAGE } else { exit::ERROR })
-        }
+        Err(f) => cli::fail(NAME, f.message, f.code),
     }
 }

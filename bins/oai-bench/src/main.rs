@@ -185,7 +185,7 @@ async fn run(
     args: Args,
     sizes: Vec<u64>,
     n_cores: usize,
-) -> Result<(ChatDocument, Console), String> {
+) -> Result<(ChatDocument, Console), cli::Failure> {
     let target = args
         .server
         .connect(args.model.as_deref(), args.seed, "chat")
@@ -201,7 +201,7 @@ async fn run(
             "aime".into()
         }
     });
-    let prompts = PromptSource::from_key(&dataset_key).map_err(|e| e.to_string())?;
+    let prompts = PromptSource::from_key(&dataset_key).map_err(cli::Failure::usage)?;
     let config = ChatConfig {
         model: target.model.clone(),
         dataset_key,
@@ -250,7 +250,7 @@ async fn run(
         interrupted: false,
     };
     bench.set_shutdown(shutdown);
-    let doc = bench.run(&mut console).await.map_err(|e| e.to_string())?;
+    let doc = bench.run(&mut console).await.map_err(cli::Failure::error)?;
     console.interrupted = bench.interrupted();
     Ok((doc, console))
 }
@@ -301,12 +301,6 @@ fn main() -> ExitCode {
             c.total_failed,
             c.interrupted,
         ),
-        Err(msg) => {
-            let usage = msg.starts_with("unknown dataset key")
-                || msg.contains("is not available yet")
-                || msg.starts_with("invalid configuration")
-                || msg.starts_with("unknown preset");
-            cli::fail(NAME, msg, if usage { exit::USAGE } else { exit::ERROR })
-        }
+        Err(f) => cli::fail(NAME, f.message, f.code),
     }
 }

@@ -60,6 +60,30 @@ fn usage_error(name: &str, e: &clap::Error) -> ExitCode {
     }
 }
 
+/// An error that ends a program, with the exit code it calls for, decided where it arose.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input: [`exit::USAGE`].
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: exit::USAGE,
+            message: message.to_string(),
+        }
+    }
+    /// Anything else that stops the program: [`exit::ERROR`].
+    pub fn error(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: exit::ERROR,
+            message: message.to_string(),
+        }
+    }
+}
+
 /// Prints `{name}: error: {message}` and returns `code`.
 pub fn fail(name: &str, message: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("{name}: error: {message}");
@@ -203,14 +227,19 @@ impl ServerArgs {
         model: Option<&str>,
         seed: u64,
         what: &str,
-    ) -> Result<Target, String> {
+    ) -> Result<Target, Failure> {
         let mut metadata = serde_json::Map::new();
         let (api_base, model, simulator, simulated_description) = match (&self.simulate, model) {
             (Some(preset), model) => {
                 let (server, served) =
                     tokenomics_sim::start_local(preset, model, self.sim_time_scale, seed)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| match e {
+                            // The preset or a setting was refused: bad input.
+                            tokenomics_sim::Error::UnknownPreset(..)
+                            | tokenomics_sim::Error::Invalid(_) => Failure::usage(e),
+                            tokenomics_sim::Error::Bind { .. } => Failure::error(e),
+                        })?;
                 let api_base = server.api_base();
                 metadata.insert(
                     "simulated".into(),
@@ -221,13 +250,14 @@ impl ServerArgs {
                 (api_base, served, Some(server), Some(description))
             }
             (None, Some(model)) => (self.api_base.clone(), model.to_string(), None, None),
-            (None, None) => return Err("--model is required".into()),
+            (None, None) => return Err(Failure::usage("--model is required")),
         };
         let mut cfg = tokenomics_client::ClientConfig::new(&api_base);
         cfg.api_key = self.api_key.clone();
         cfg.timeout = std::time::Duration::from_secs_f64(self.timeout);
         cfg.idle_timeout = self.idle_timeout.map(std::time::Duration::from_secs_f64);
-        let client = tokenomics_client::Client::new(cfg).map_err(|e| e.to_string())?;
+        // The client refuses only its configuration (URL, key): bad input.
+        let client = tokenomics_client::Client::new(cfg).map_err(Failure::usage)?;
         Ok(Target {
             api_base,
             model,

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::request::{EmbeddingsRequest, Endpoint};
+use crate::request::Endpoint;
 use crate::response::{
     decode_completion, decode_embeddings, error_body_message, EmbeddingsRecord, RequestRecord,
     RequestTiming, StreamState,
@@ -421,7 +421,9 @@ impl Connection {
         clock: &Clock,
         timing: &mut RequestTiming,
     ) -> Result<(Response<Incoming>, Deadline)> {
-        let cfg = self.inner.config.clone();
+        // An Arc clone, so the settings stay readable while `self.open` is replaced.
+        let inner = self.inner.clone();
+        let cfg = &inner.config;
         for attempt in 0..2 {
             if !self.is_open() {
                 let t0 = clock.now_ns();
@@ -464,11 +466,12 @@ impl Connection {
             match sent {
                 None => {
                     self.open = None;
-                    return Err(deadline.error(&cfg, "waiting for response headers"));
+                    return Err(deadline.error(cfg, "waiting for response headers"));
                 }
                 Some(Ok(resp)) => {
                     timing.headers_ns = Some(clock.now_ns());
-                    let mut deadline = Deadline::new(total, cfg.idle_timeout);
+                    // The same timer now also watches for a body that goes silent.
+                    deadline.idle = cfg.idle_timeout;
                     deadline.arm();
                     return Ok((resp, deadline));
                 }
@@ -680,11 +683,6 @@ impl Connection {
             record.timing.end_ns = Some(clock.now_ns());
         }
         record
-    }
-
-    /// A convenience for [`EmbeddingsRequest`]s.
-    pub async fn embed(&mut self, req: &EmbeddingsRequest, clock: &Clock) -> EmbeddingsRecord {
-        self.embeddings(req.body(), clock).await
     }
 
     /// `GET {api_base}{route}`, returning the body of a successful response.

@@ -42,7 +42,6 @@ pub struct EngineGauges {
     pub running: AtomicU64,
     pub waiting: AtomicU64,
     pub kv_used_tokens: AtomicU64,
-    pub steps: AtomicU64,
 }
 
 /// A handle to submit requests to a running engine.
@@ -240,7 +239,6 @@ fn step_loop(
         let step_end = step_start + Duration::from_secs_f64(dt);
         crate::timer::sleep_until_precise(step_end);
         apply_step(&mut running, step_end);
-        gauges.steps.fetch_add(1, Ordering::Relaxed);
         running.retain(|s| {
             if s.done {
                 kv_used -= s.kv_need();

@@ -140,20 +140,6 @@ impl RequestCounts {
             }
         }
     }
-
-    pub fn merge(&mut self, other: &RequestCounts) {
-        self.succeeded += other.succeeded;
-        self.failed += other.failed;
-        self.retries += other.retries;
-        for (kind, e) in &other.errors {
-            match self.errors.get_mut(kind) {
-                Some(mine) => mine.count += e.count,
-                None => {
-                    self.errors.insert(kind.clone(), e.clone());
-                }
-            }
-        }
-    }
 }
 
 /// The document `embed-bench` writes (and `embedding_benchmark.py` wrote).
