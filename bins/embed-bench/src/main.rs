@@ -137,7 +137,7 @@ struct Console {
 }
 
 impl Observer for Console {
-    fn warmup_failed(&mut self, _: u64, error: &tokenomics_client::Error) {
+    fn warmup_failed(&mut self, _: &str, error: &tokenomics_client::Error) {
         if !self.warned {
             eprintln!("  warning: a warm-up request failed: {error}");
             self.warned = true;

@@ -8,6 +8,11 @@ use clap::{Parser, ValueEnum};
 
 const NAME: &str = "oai-bench";
 use serde_json::Map;
+use std::io::IsTerminal;
+
+use tokenomics_bench::live::Live;
+use tokenomics_bench::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
+use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::{report, ChatBenchmark, ChatConfig, Observer, RunReport};
 use tokenomics_client::Endpoint;
 use tokenomics_datasets::PromptSource;
@@ -37,16 +42,43 @@ struct Args {
     /// Prompt source: synthetic, file:PATH (JSONL or text), aime [default: aime; synthetic with --simulate].
     #[arg(long = "dataset_key", visible_alias = "dataset-key")]
     dataset_key: Option<String>,
-    /// Comma-separated batch sizes; each is one experiment.
+    /// Burst mode: comma-separated batch sizes; each is one experiment of B requests at once [default: 1,2,4,8].
+    #[arg(long = "batch_sizes", visible_alias = "batch-sizes")]
+    batch_sizes: Option<String>,
+    /// Closed loop: keep C requests in flight (comma-separated levels); with --request_rate, a single cap on requests in flight.
+    #[arg(long = "max_concurrency", visible_alias = "max-concurrency")]
+    max_concurrency: Option<String>,
+    /// Open loop: send R requests per second on a seeded schedule (comma-separated levels).
+    #[arg(long = "request_rate", visible_alias = "request-rate")]
+    request_rate: Option<String>,
+    /// Open loop: inter-arrival times: poisson, constant or gamma [default: poisson; gamma when --burstiness is given].
+    #[arg(long, value_parser = ["poisson", "constant", "gamma"])]
+    arrival: Option<String>,
+    /// Open loop with gamma arrivals: the shape; below 1 burstier than Poisson, above 1 more regular.
+    #[arg(long)]
+    burstiness: Option<f64>,
+    /// Closed/open loop: measured requests per level (after the warm-up) [default: 10 per unit of level, at least 20].
+    #[arg(long = "num_requests", visible_alias = "num-requests")]
+    num_requests: Option<u64>,
+    /// Closed/open loop: measured seconds per level (after the warm-up); no request is sent after it.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Closed/open loop: seconds of load at the level before measuring; those requests are not counted.
     #[arg(
-        long = "batch_sizes",
-        visible_alias = "batch-sizes",
-        default_value = "1,2,4,8"
+        long = "warmup_seconds",
+        visible_alias = "warmup-seconds",
+        default_value_t = 0.0
     )]
-    batch_sizes: String,
-    /// Measured runs per batch size.
-    #[arg(long = "num_runs", visible_alias = "num-runs", default_value_t = 3)]
-    num_runs: u64,
+    warmup_seconds: f64,
+    /// With --duration: what happens to requests still in flight when it is over: wait (measured) or cancel (counted as cancelled).
+    #[arg(long = "at_end", visible_alias = "at-end", value_parser = ["wait", "cancel"], default_value = "wait")]
+    at_end: String,
+    /// Goodput objectives in milliseconds, e.g. ttft:500,tpot:50,e2el:10000 (ttft and tpot need --stream).
+    #[arg(long)]
+    goodput: Option<String>,
+    /// Measured runs per level [default: 3 for bursts, 1 for closed and open loops].
+    #[arg(long = "num_runs", visible_alias = "num-runs")]
+    num_runs: Option<u64>,
     /// Warm-up requests before each batch size (single requests, max_tokens 30, not recorded).
     #[arg(
         long = "warmup_runs",
@@ -83,6 +115,15 @@ struct Args {
     /// Also write one JSON line per request here (timestamps, tokens, outcome), after every run.
     #[arg(long = "requests_file", visible_alias = "requests-file")]
     requests_file: Option<PathBuf>,
+    /// Also write the per-level summary table as CSV here.
+    #[arg(long = "csv_file", visible_alias = "csv-file")]
+    csv_file: Option<PathBuf>,
+    /// Also write the per-level summary table as Markdown here.
+    #[arg(long = "markdown_file", visible_alias = "markdown-file")]
+    markdown_file: Option<PathBuf>,
+    /// Live progress: auto (redrawn on a terminal, a line every 10 s otherwise), or never.
+    #[arg(long, value_parser = ["auto", "never"], default_value = "auto")]
+    progress: String,
     /// Stream every request and report TTFT, inter-token latency, TPOT and end-to-end latency.
     #[arg(long)]
     stream: bool,
@@ -99,30 +140,144 @@ struct Args {
 /// A usage error: one line, exit code 2.
 struct Usage(String);
 
-fn parse_batch_sizes(s: &str) -> Result<Vec<u64>, Usage> {
-    let sizes: Result<Vec<u64>, Usage> = s
-        .split(',')
+/// A comma-separated list of positive numbers (`T` says which kind: integer or not).
+fn parse_list<T: std::str::FromStr + PartialOrd + Default>(
+    flag: &str,
+    s: &str,
+    what: &str,
+    example: &str,
+) -> Result<Vec<T>, Usage> {
+    s.split(',')
         .map(|p| {
             let p = p.trim();
-            p.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                Usage(format!(
-                    "--batch_sizes: {p:?} is not a positive integer (expected e.g. 1,2,4,8)"
-                ))
-            })
+            p.parse::<T>()
+                .ok()
+                .filter(|v| *v > T::default())
+                .ok_or_else(|| {
+                    Usage(format!(
+                        "--{flag}: {p:?} is not {what} (expected e.g. {example})"
+                    ))
+                })
         })
-        .collect();
-    sizes
+        .collect()
 }
 
-fn validate(args: &Args) -> Result<Vec<u64>, Usage> {
-    let sizes = parse_batch_sizes(&args.batch_sizes)?;
+/// What the flags ask for: the levels, their limits, and the runs per level.
+struct Plan {
+    levels: Vec<Shape>,
+    limits: Limits,
+    num_runs: u64,
+    goodput: Option<Slo>,
+}
+
+fn validate(args: &Args) -> Result<Plan, Usage> {
+    let positive = |x: &f64| x.is_finite() && *x > 0.0;
+    let sustained = args.max_concurrency.is_some() || args.request_rate.is_some();
+    if sustained && args.batch_sizes.is_some() {
+        return Err(Usage(
+            "--batch_sizes is for bursts; with --max_concurrency or --request_rate the levels are those values".into(),
+        ));
+    }
+    if !sustained {
+        for (flag, given) in [
+            ("--num_requests", args.num_requests.is_some()),
+            ("--duration", args.duration.is_some()),
+            ("--warmup_seconds", args.warmup_seconds != 0.0),
+            ("--arrival", args.arrival.is_some()),
+            ("--burstiness", args.burstiness.is_some()),
+        ] {
+            if given {
+                return Err(Usage(format!(
+                    "{flag} needs a sustained load: give --max_concurrency or --request_rate"
+                )));
+            }
+        }
+    }
+    let levels: Vec<Shape> = if let Some(rates) = &args.request_rate {
+        let rates = parse_list::<f64>("request_rate", rates, "a positive number", "10,20.5")?;
+        if let Some(r) = rates.iter().find(|r| !r.is_finite()) {
+            return Err(Usage(format!(
+                "--request_rate: {r} is not a positive number (expected e.g. 10,20.5)"
+            )));
+        }
+        let cap = match &args.max_concurrency {
+            None => None,
+            Some(c) => match parse_list::<u64>("max_concurrency", c, "a positive integer", "64")?.as_slice() {
+                [one] => Some(*one),
+                _ => {
+                    return Err(Usage(
+                        "--max_concurrency with --request_rate is one cap on requests in flight, not a list".into(),
+                    ))
+                }
+            },
+        };
+        let burstiness = args.burstiness.unwrap_or(1.0);
+        if !positive(&burstiness) {
+            return Err(Usage(format!("--burstiness {burstiness} must be a positive number")));
+        }
+        let arrival = match args.arrival.as_deref() {
+            Some(a) => Arrival::parse(a).unwrap_or(Arrival::Poisson),
+            None if args.burstiness.is_some() => Arrival::Gamma,
+            None => Arrival::Poisson,
+        };
+        if args.burstiness.is_some() && arrival != Arrival::Gamma {
+            return Err(Usage(format!(
+                "--burstiness shapes gamma arrivals; it means nothing with --arrival {}",
+                arrival.name()
+            )));
+        }
+        rates
+            .into_iter()
+            .map(|rate| {
+                Shape::Open(OpenLoop {
+                    rate,
+                    arrival,
+                    burstiness,
+                    max_concurrency: cap,
+                })
+            })
+            .collect()
+    } else if let Some(c) = &args.max_concurrency {
+        if args.arrival.is_some() || args.burstiness.is_some() {
+            return Err(Usage(
+                "--arrival and --burstiness shape an open loop: give --request_rate".into(),
+            ));
+        }
+        parse_list::<u64>("max_concurrency", c, "a positive integer", "1,8,64")?
+            .into_iter()
+            .map(|concurrency| Shape::Closed { concurrency })
+            .collect()
+    } else {
+        let sizes = args.batch_sizes.as_deref().unwrap_or("1,2,4,8");
+        parse_list::<u64>("batch_sizes", sizes, "a positive integer", "1,2,4,8")?
+            .into_iter()
+            .map(|batch| Shape::Burst { batch })
+            .collect()
+    };
     if args.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
         return Err(Usage(
             "--model is empty: give the model tag the server serves".into(),
         ));
     }
-    if args.num_runs == 0 {
+    let num_runs = args.num_runs.unwrap_or(if sustained { 1 } else { 3 });
+    if num_runs == 0 {
         return Err(Usage("--num_runs must be at least 1".into()));
+    }
+    if args.num_requests == Some(0) {
+        return Err(Usage("--num_requests must be at least 1".into()));
+    }
+    if let Some(d) = args.duration.filter(|d| !positive(d)) {
+        return Err(Usage(format!("--duration {d} must be a positive number of seconds")));
+    }
+    if !(args.warmup_seconds.is_finite() && args.warmup_seconds >= 0.0) {
+        return Err(Usage(format!(
+            "--warmup_seconds {} must be 0 or more",
+            args.warmup_seconds
+        )));
+    }
+    let at_end = AtEnd::parse(&args.at_end).unwrap_or_default();
+    if at_end == AtEnd::Cancel && args.duration.is_none() {
+        return Err(Usage("--at_end cancel needs --duration".into()));
     }
     if args.max_tokens == 0 {
         return Err(Usage("--max_tokens must be at least 1".into()));
@@ -133,11 +288,33 @@ fn validate(args: &Args) -> Result<Vec<u64>, Usage> {
             args.temperature
         )));
     }
+    let goodput = match &args.goodput {
+        None => None,
+        Some(g) => {
+            let slo = Slo::parse(g).map_err(|e| Usage(format!("--goodput: {e}")))?;
+            if slo.needs_stream() && !args.stream {
+                return Err(Usage(
+                    "--goodput ttft and tpot objectives need --stream (only a stream shows when tokens arrive)".into(),
+                ));
+            }
+            Some(slo)
+        }
+    };
     args.server.validate().map_err(Usage)?;
     if args.n_cores == Some(0) {
         return Err(Usage("--n_cores must be at least 1".into()));
     }
-    Ok(sizes)
+    Ok(Plan {
+        levels,
+        limits: Limits {
+            num_requests: args.num_requests,
+            duration: args.duration.map(std::time::Duration::from_secs_f64),
+            warmup: std::time::Duration::from_secs_f64(args.warmup_seconds),
+            at_end,
+        },
+        num_runs,
+        goodput,
+    })
 }
 
 /// The body fields that force every output to `max_tokens` tokens, when asked.
@@ -155,14 +332,24 @@ struct Console {
     total_failed: u64,
     warned: bool,
     interrupted: bool,
+    live: Option<Live>,
+}
+
+impl Console {
+    fn print(&self, text: &str) {
+        match &self.live {
+            Some(l) => l.print(text),
+            None => println!("{}", text.strip_suffix('\n').unwrap_or(text)),
+        }
+    }
 }
 
 impl Observer for Console {
-    fn level_started(&mut self, level: u64) {
-        println!("\n=== batch size {level} ===");
+    fn level_started(&mut self, shape: &Shape) {
+        self.print(&format!("\n=== {} ===", shape.title()));
         self.warned = false;
     }
-    fn warmup_failed(&mut self, _level: u64, error: &tokenomics_client::Error) {
+    fn warmup_failed(&mut self, _key: &str, error: &tokenomics_client::Error) {
         if !self.warned {
             eprintln!("  warning: a warm-up request failed: {error}");
             self.warned = true;
@@ -174,18 +361,47 @@ impl Observer for Console {
     fn run_finished(&mut self, r: &RunReport) {
         self.total_ok += r.succeeded as u64;
         self.total_failed += r.failed as u64;
-        println!("{}", report::run_line(r));
+        self.print(&report::run_line(r));
     }
     fn level_finished(&mut self, key: &str, level: &ChatLevel) {
-        print!("{}", report::level_summary(key, level));
+        self.print(&report::level_summary(key, level));
     }
 }
 
-async fn run(
-    args: Args,
-    sizes: Vec<u64>,
-    n_cores: usize,
-) -> Result<(ChatDocument, Console), cli::Failure> {
+/// "batch sizes [1, 2]", "concurrency [8, 64]" or "request rates [5, 10] requests/s (poisson)".
+fn describe_levels(levels: &[Shape]) -> String {
+    let keys: Vec<String> = levels.iter().map(Shape::key).collect();
+    match levels.first() {
+        Some(Shape::Open(o)) => format!(
+            "open loop at {} requests/s ({} arrivals{})",
+            keys.join(", "),
+            o.arrival.name(),
+            o.max_concurrency
+                .map(|c| format!(", at most {c} in flight"))
+                .unwrap_or_default()
+        ),
+        Some(Shape::Closed { .. }) => format!("closed loop at concurrency {}", keys.join(", ")),
+        _ => format!("batch sizes {}", keys.join(", ")),
+    }
+}
+
+/// Writes the CSV and Markdown tables asked for.
+fn write_tables(args: &Args, doc: &ChatDocument) -> Result<(), cli::Failure> {
+    let rows = report::rows(doc);
+    for (path, text) in [
+        (&args.csv_file, report::csv(&rows)),
+        (&args.markdown_file, report::markdown(&rows)),
+    ] {
+        if let Some(path) = path {
+            std::fs::write(path, text)
+                .map_err(|e| cli::Failure::error(format!("cannot write {}: {e}", path.display())))?;
+            println!("Table saved to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: Args, plan: Plan, n_cores: usize) -> Result<(ChatDocument, Console), cli::Failure> {
     let target = args
         .server
         .connect(args.model.as_deref(), args.seed, "chat")
@@ -202,12 +418,20 @@ async fn run(
         }
     });
     let prompts = PromptSource::from_key(&dataset_key).map_err(cli::Failure::usage)?;
+    let batch_sizes = plan
+        .levels
+        .iter()
+        .filter_map(|s| match s {
+            Shape::Burst { batch } => Some(*batch),
+            _ => None,
+        })
+        .collect();
     let config = ChatConfig {
         model: target.model.clone(),
         dataset_key,
         api_base: target.api_base.clone(),
-        batch_sizes: sizes,
-        num_runs: args.num_runs,
+        batch_sizes,
+        num_runs: plan.num_runs,
         warmup_runs: args.warmup_runs,
         max_tokens: args.max_tokens,
         temperature: args.temperature,
@@ -224,13 +448,17 @@ async fn run(
         timeout_seconds: args.server.timeout,
         extra_body: forced_length_body(args.ignore_eos, args.max_tokens),
         extra_metadata: target.metadata.clone(),
+        levels: plan.levels.clone(),
+        limits: plan.limits,
+        goodput: plan.goodput,
     };
     println!(
-        "Benchmarking {:?} at {} — batch sizes {:?}, {} runs each, max_tokens {}, {}",
+        "Benchmarking {:?} at {} — {}, {} run{} each, max_tokens {}, {}",
         config.model,
         config.api_base,
-        config.batch_sizes,
+        describe_levels(&plan.levels),
         config.num_runs,
+        if config.num_runs == 1 { "" } else { "s" },
         config.max_tokens,
         if config.stream {
             "streaming"
@@ -243,16 +471,54 @@ async fn run(
         eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")
     });
     let mut bench = ChatBenchmark::new(config, target.client.clone(), prompts);
+    let live = (args.progress == "auto").then(|| {
+        Live::start(
+            bench.progress(),
+            bench.clock(),
+            std::io::stdout().is_terminal(),
+        )
+    });
     let mut console = Console {
         total_ok: 0,
         total_failed: 0,
         warned: false,
         interrupted: false,
+        live,
     };
     bench.set_shutdown(shutdown);
-    let doc = bench.run(&mut console).await.map_err(cli::Failure::error)?;
+    let doc = bench.run(&mut console).await;
+    if let Some(live) = console.live.take() {
+        live.finish();
+    }
+    let doc = doc.map_err(cli::Failure::error)?;
     console.interrupted = bench.interrupted();
+    if !doc.results.is_empty() {
+        println!("\nSummary (latencies in ms; tok/s: output tokens per second; – where not measured)");
+        print!("{}", report::table(&report::rows(&doc)));
+    }
+    write_tables(&args, &doc)?;
     Ok((doc, console))
+}
+
+/// Open files a plan needs: one socket per request in flight (twice that with the simulator in
+/// this process). An uncapped open loop has no known bound; it asks for a generous limit and
+/// goes on with what it gets.
+fn sockets_needed(args: &Args, plan: &Plan) -> (u64, bool) {
+    let in_flight = plan
+        .levels
+        .iter()
+        .map(|s| match s {
+            Shape::Burst { batch } => *batch,
+            Shape::Closed { concurrency } => *concurrency,
+            Shape::Open(o) => o.max_concurrency.unwrap_or(65_536),
+        })
+        .max()
+        .unwrap_or(1);
+    let uncapped = plan
+        .levels
+        .iter()
+        .any(|s| matches!(s, Shape::Open(o) if o.max_concurrency.is_none()));
+    (args.server.sockets(in_flight) + 64, uncapped)
 }
 
 fn main() -> ExitCode {
@@ -260,26 +526,25 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let sizes = match validate(&args) {
-        Ok(s) => s,
+    let plan = match validate(&args) {
+        Ok(p) => p,
         Err(Usage(msg)) => return cli::fail(NAME, msg, exit::USAGE),
     };
-    if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
-        return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
+    for (flag, path) in [
+        ("--results_file", Some(&args.results_file)),
+        ("--requests_file", args.requests_file.as_ref()),
+        ("--csv_file", args.csv_file.as_ref()),
+        ("--markdown_file", args.markdown_file.as_ref()),
+    ] {
+        if let Some(Err(e)) = path.map(|p| tokenomics_stats::check_writable(p)) {
+            return cli::fail(NAME, format!("{flag}: {e}"), exit::USAGE);
+        }
     }
-    if let Some(Err(e)) = args
-        .requests_file
-        .as_deref()
-        .map(tokenomics_stats::check_writable)
-    {
-        return cli::fail(NAME, format!("--requests_file: {e}"), exit::USAGE);
-    }
-    // One socket per concurrent request, plus the simulator's when it runs in-process.
-    let sockets = args
-        .server
-        .sockets(sizes.iter().max().copied().unwrap_or(1));
-    if let Err(e) = cli::ensure_open_files(sockets + 64) {
-        return cli::fail(NAME, e, exit::USAGE);
+    let (sockets, best_effort) = sockets_needed(&args, &plan);
+    if let Err(e) = cli::ensure_open_files(sockets) {
+        if !best_effort {
+            return cli::fail(NAME, e, exit::USAGE);
+        }
     }
     let n_cores = args.n_cores.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
@@ -293,7 +558,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail(NAME, format!("cannot start the runtime: {e}"), exit::ERROR),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args, sizes, n_cores)) {
+    match runtime.block_on(run(args, plan, n_cores)) {
         Ok((_, c)) => cli::finish(
             NAME,
             &results_file,

@@ -290,6 +290,31 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
             "--results_file",
         ),
         (vec!["--simulate", "no-such-gpu"], "unknown preset"),
+        (vec!["--request_rate", "0"], "is not a positive number"),
+        (vec!["--request_rate", "inf"], "is not a positive number"),
+        (vec!["--max_concurrency", "4,x"], "is not a positive integer"),
+        (
+            vec!["--request_rate", "5", "--max_concurrency", "2,4"],
+            "one cap",
+        ),
+        (
+            vec!["--max_concurrency", "4", "--batch_sizes", "1"],
+            "--batch_sizes is for bursts",
+        ),
+        (vec!["--duration", "5"], "needs a sustained load"),
+        (vec!["--max_concurrency", "4", "--duration", "0"], "--duration"),
+        (
+            vec!["--max_concurrency", "4", "--at_end", "cancel"],
+            "--at_end cancel needs --duration",
+        ),
+        (vec!["--max_concurrency", "4", "--arrival", "gamma"], "--request_rate"),
+        (
+            vec!["--request_rate", "5", "--arrival", "constant", "--burstiness", "2"],
+            "--burstiness",
+        ),
+        (vec!["--goodput", "ttft:100"], "need --stream"),
+        (vec!["--goodput", "e2el:abc"], "--goodput"),
+        (vec!["--goodput", "speed:5"], "unknown objective"),
     ];
     for (extra, expected) in cases {
         let mut args = vec![

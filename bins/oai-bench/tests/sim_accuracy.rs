@@ -14,7 +14,7 @@ use tokenomics_stats::Summary;
 #[derive(Default)]
 struct Records(Vec<RequestRecord>);
 impl Observer for Records {
-    fn run_records(&mut self, _: u64, _: usize, records: &[RequestRecord]) {
+    fn run_records(&mut self, _: &str, _: usize, records: &[RequestRecord]) {
         self.0.extend_from_slice(records);
     }
 }
@@ -68,6 +68,7 @@ async fn streaming_at_concurrency_256_matches_the_truth_log() {
         timeout_seconds: 60.0,
         extra_body,
         extra_metadata: Map::new(),
+        ..ChatConfig::default()
     };
     let client = Client::new(ClientConfig::new(&api_base)).unwrap();
     let mut bench =

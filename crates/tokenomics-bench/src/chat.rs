@@ -1,4 +1,5 @@
-//! The chat benchmark in burst mode, as the original script ran it.
+//! The chat benchmark: bursts as the original script ran them, and the sustained closed and open
+//! loops of [`crate::load`].
 
 use std::path::PathBuf;
 
@@ -9,10 +10,14 @@ use tokenomics_client::{ChatRequest, Client, Clock, Connection, Endpoint, Messag
 use tokenomics_datasets::{run_seed, Prompt, PromptSource};
 use tokenomics_stats::{write_json_atomic, ChatDocument, ChatMetadata};
 
-use crate::metrics::LevelAccumulator;
+use std::sync::Arc;
+
+use crate::load::{Limits, Shape};
+use crate::metrics::{LevelAccumulator, RunFigures, Scheduled, Slo};
 use crate::pool::ConnectionPool;
 use crate::records::RequestsFile;
 use crate::shutdown::Shutdown;
+use crate::sustained::{self, BodyFeed, Progress};
 use crate::{Observer, Result, RunReport};
 
 /// The system message the original script sent with every problem.
@@ -45,6 +50,90 @@ pub struct ChatConfig {
     pub extra_body: Map<String, Value>,
     /// Extra metadata fields (e.g. the simulator preset that served the run).
     pub extra_metadata: Map<String, Value>,
+    /// The load levels. Empty: one burst per batch size (the original's mode).
+    pub levels: Vec<Shape>,
+    /// When a sustained level stops, and its warm-up.
+    pub limits: Limits,
+    /// Objectives for goodput.
+    pub goodput: Option<Slo>,
+}
+
+impl Default for ChatConfig {
+    /// The original script's defaults (SPEC §1), against `http://localhost:8000/v1`.
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            dataset_key: "aime".into(),
+            api_base: "http://localhost:8000/v1".into(),
+            batch_sizes: vec![1, 2, 4, 8],
+            num_runs: 3,
+            warmup_runs: 3,
+            max_tokens: 100,
+            temperature: 0.5,
+            seed: 42,
+            n_cores: 1,
+            description: String::new(),
+            endpoint: Endpoint::Chat,
+            stream: false,
+            results_file: None,
+            requests_file: None,
+            timeout_seconds: 600.0,
+            extra_body: Map::new(),
+            extra_metadata: Map::new(),
+            levels: Vec::new(),
+            limits: Limits::default(),
+            goodput: None,
+        }
+    }
+}
+
+impl ChatConfig {
+    /// The levels to run: `levels`, or one burst per batch size.
+    pub fn shapes(&self) -> Vec<Shape> {
+        if self.levels.is_empty() {
+            self.batch_sizes
+                .iter()
+                .map(|&batch| Shape::Burst { batch })
+                .collect()
+        } else {
+            self.levels.clone()
+        }
+    }
+
+    /// The limits of a sustained level: `limits`, or — when neither a request count nor a
+    /// duration is given — 10 measured requests per unit of the level (per slot of a closed
+    /// loop, per request/s of an open one: about ten seconds of arrivals), at least 20.
+    pub fn limits_for(&self, shape: &Shape) -> Limits {
+        let mut limits = self.limits;
+        if limits.num_requests.is_none() && limits.duration.is_none() {
+            limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
+        }
+        limits
+    }
+
+    /// The request body for `prompt`.
+    pub fn body(&self, prompt: Prompt, max_tokens: u64) -> Bytes {
+        let messages = match prompt {
+            Prompt::Text(text) => vec![
+                Message::new("system", SYSTEM_PROMPT),
+                Message::new("user", text),
+            ],
+            Prompt::Messages(turns) => turns
+                .into_iter()
+                .map(|t| Message::new(&t.role, t.content))
+                .collect(),
+        };
+        ChatRequest {
+            endpoint: self.endpoint,
+            model: self.model.clone(),
+            messages,
+            max_tokens,
+            temperature: self.temperature,
+            stream: self.stream,
+            extra: self.extra_body.clone(),
+        }
+        .body()
+    }
 }
 
 /// Max tokens of a warm-up request, as in the original.
@@ -59,6 +148,7 @@ pub struct ChatBenchmark {
     shutdown: Shutdown,
     interrupted: bool,
     requests: Option<RequestsFile>,
+    progress: Arc<Progress>,
 }
 
 impl ChatBenchmark {
@@ -71,7 +161,13 @@ impl ChatBenchmark {
             shutdown: Shutdown::default(),
             interrupted: false,
             requests: None,
+            progress: Arc::default(),
         }
+    }
+
+    /// Live counts of the level in progress, for a progress display.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     /// Stops the benchmark when `shutdown` says so (see [`Shutdown`]).
@@ -96,7 +192,31 @@ impl ChatBenchmark {
             "tool".into(),
             json!(format!("tokenomics {}", env!("CARGO_PKG_VERSION"))),
         );
-        extra.insert("mode".into(), json!("burst"));
+        let shapes = c.shapes();
+        let mode = shapes.first().map_or("burst", Shape::mode);
+        extra.insert("mode".into(), json!(mode));
+        if mode != "burst" {
+            extra.insert(
+                "levels".into(),
+                json!(shapes.iter().map(Shape::key).collect::<Vec<_>>()),
+            );
+            let l = &c.limits;
+            extra.insert(
+                "limits".into(),
+                json!({
+                    "num_requests": l.num_requests,
+                    "duration_seconds": l.duration.map(|d| d.as_secs_f64()),
+                    "warmup_seconds": l.warmup.as_secs_f64(),
+                    "at_end": l.at_end.name(),
+                }),
+            );
+            if let Some(Shape::Open(o)) = shapes.first() {
+                extra.insert(
+                    "arrival".into(),
+                    json!({"process": o.arrival.name(), "burstiness": o.burstiness, "max_concurrency": o.max_concurrency}),
+                );
+            }
+        }
         extra.insert("endpoint".into(), json!(c.endpoint.name()));
         extra.insert("stream".into(), json!(c.stream));
         extra.insert("timeout_seconds".into(), json!(c.timeout_seconds));
@@ -115,7 +235,16 @@ impl ChatBenchmark {
             model: c.model.clone(),
             dataset_key: c.dataset_key.clone(),
             api_base: c.api_base.clone(),
-            batch_sizes: c.batch_sizes.clone(),
+            // Burst and closed-loop levels are whole numbers the original's readers understand;
+            // open-loop rates are listed in `levels`.
+            batch_sizes: shapes
+                .iter()
+                .filter_map(|s| match s {
+                    Shape::Burst { batch } => Some(*batch),
+                    Shape::Closed { concurrency } => Some(*concurrency),
+                    Shape::Open(_) => None,
+                })
+                .collect(),
             num_runs: c.num_runs,
             max_tokens: c.max_tokens,
             temperature: c.temperature,
@@ -128,26 +257,7 @@ impl ChatBenchmark {
     }
 
     fn body(&self, prompt: Prompt, max_tokens: u64) -> Bytes {
-        let messages = match prompt {
-            Prompt::Text(text) => vec![
-                Message::new("system", SYSTEM_PROMPT),
-                Message::new("user", text),
-            ],
-            Prompt::Messages(turns) => turns
-                .into_iter()
-                .map(|t| Message::new(&t.role, t.content))
-                .collect(),
-        };
-        ChatRequest {
-            endpoint: self.config.endpoint,
-            model: self.config.model.clone(),
-            messages,
-            max_tokens,
-            temperature: self.config.temperature,
-            stream: self.config.stream,
-            extra: self.config.extra_body.clone(),
-        }
-        .body()
+        self.config.body(prompt, max_tokens)
     }
 
     /// Runs every level and returns the document (also written after each level when
@@ -161,14 +271,16 @@ impl ChatBenchmark {
             Some(path) => Some(RequestsFile::create(path)?),
             None => None,
         };
-        for &batch in &self.config.batch_sizes.clone() {
+        for shape in self.config.shapes() {
             if self.shutdown.is_stopping() {
                 break;
             }
-            self.warm_up(batch, observer).await;
-            observer.level_started(batch);
-            let (mut level, complete) = self.run_level(batch, observer).await;
-            let key = batch.to_string();
+            let key = shape.key();
+            self.warm_up(&shape, observer).await;
+            observer.level_started(&shape);
+            self.progress.new_level(self.clock.now_ns());
+            let (mut level, complete) = self.run_level(&shape, observer).await;
+            crate::load_block(&shape, &self.config.limits_for(&shape), &mut level.extra);
             if !complete {
                 self.interrupted = true;
                 crate::mark_incomplete(&mut doc.metadata.extra, Some(&mut level.extra));
@@ -198,13 +310,14 @@ impl ChatBenchmark {
         Ok(doc)
     }
 
-    async fn warm_up(&mut self, level: u64, observer: &mut dyn Observer) {
+    async fn warm_up(&mut self, shape: &Shape, observer: &mut dyn Observer) {
         if self.config.warmup_runs == 0 {
             return;
         }
+        let key = shape.key();
         let prompts = self.prompts.draw(
             self.config.warmup_runs as usize,
-            run_seed(self.config.seed, level, u64::MAX),
+            run_seed(self.config.seed, shape.seed_level(), u64::MAX),
         );
         for prompt in prompts {
             let body = self.body(prompt, WARMUP_MAX_TOKENS);
@@ -217,7 +330,7 @@ impl ChatBenchmark {
             match done {
                 Some(record) => {
                     if let Some(e) = &record.error {
-                        observer.warmup_failed(level, e);
+                        observer.warmup_failed(&key, e);
                     }
                 }
                 None => {
@@ -230,55 +343,37 @@ impl ChatBenchmark {
 
     async fn run_level(
         &mut self,
-        batch: u64,
+        shape: &Shape,
         observer: &mut dyn Observer,
     ) -> (tokenomics_stats::ChatLevel, bool) {
-        let mut acc = LevelAccumulator::new(self.config.stream);
-        let n = batch as usize;
+        let target = match shape {
+            Shape::Burst { batch } => Some(*batch as f64),
+            Shape::Closed { concurrency } => Some(*concurrency as f64),
+            Shape::Open(_) => None,
+        };
+        let mut acc = LevelAccumulator::new(self.config.stream)
+            .with_target(target)
+            .with_slo(self.config.goodput);
         let mut complete = true;
         for run in 0..self.config.num_runs as usize {
             if self.shutdown.is_stopping() {
                 complete = false;
                 break;
             }
-            let prompts = self
-                .prompts
-                .draw(n, run_seed(self.config.seed, batch, run as u64));
-            let bodies: Vec<Bytes> = prompts
-                .into_iter()
-                .map(|p| self.body(p, self.config.max_tokens))
-                .collect();
-            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-            let shutdown = self.shutdown.clone();
-            let records = self
-                .pool
-                .burst(
-                    bodies,
-                    move |mut conn: Connection, body: Bytes| {
-                        let shutdown = shutdown.clone();
-                        async move {
-                            let done = shutdown
-                                .run(conn.completion(endpoint, stream, body, &clock))
-                                .await;
-                            let record = done.unwrap_or_else(|| {
-                                conn.reset();
-                                RequestRecord {
-                                    error: Some(tokenomics_client::Error::Interrupted),
-                                    ..RequestRecord::default()
-                                }
-                            });
-                            (conn, record)
-                        }
-                    },
-                    |message| RequestRecord {
-                        error: Some(tokenomics_client::Error::Io(message)),
-                        ..RequestRecord::default()
-                    },
-                )
-                .await;
+            let done = match shape {
+                Shape::Burst { batch } => self.burst_run(*batch, run).await,
+                _ => self.sustained_run(shape, run).await,
+            };
+            let key = shape.key();
+            let RunDone {
+                records,
+                schedule,
+                arrivals,
+                cancelled,
+            } = done;
             for r in &records {
                 if let Some(e) = &r.error {
-                    observer.request_failed(batch, run, e);
+                    observer.request_failed(&key, run, e);
                 }
             }
             let interrupted =
@@ -286,38 +381,194 @@ impl ChatBenchmark {
             if records.iter().any(interrupted) {
                 complete = false;
             }
-            observer.run_records(batch, run, &records);
+            observer.run_records(&key, run, &records);
             if let Some(file) = self.requests.as_mut() {
                 // A records file that cannot be written is reported once, and not retried.
-                if let Err(e) = file.write_run(&batch.to_string(), run, &records, &self.clock) {
+                if let Err(e) = file.write_run(&key, run, &records, schedule.as_deref(), &self.clock)
+                {
                     observer.records_failed(&e);
                     self.requests = None;
                 }
             }
             let figures = acc.add_run(&records);
-            let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
-            let mean = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {
-                let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
-                if v.is_empty() {
-                    f64::NAN
-                } else {
-                    v.iter().sum::<f64>() / v.len() as f64
-                }
-            };
-            observer.run_finished(&RunReport {
-                level: batch,
-                run,
-                num_runs: self.config.num_runs as usize,
-                succeeded: ok.len(),
-                failed: records.len() - ok.len(),
-                mean_output_tokens: mean(&|r| r.completion_tokens.map(|c| c as f64)),
-                batch_seconds: figures.as_ref().map_or(f64::NAN, |f| f.batch_total_seconds),
-                mean_request_tokens_per_second: mean(&crate::metrics::request_tokens_per_second),
-                batch_tokens_per_second: figures
-                    .as_ref()
-                    .map_or(f64::NAN, |f| f.batch_tokens_per_second),
-            });
+            if let Some(s) = &schedule {
+                acc.add_schedule(&records, s, &arrivals);
+            }
+            acc.add_cancelled(cancelled);
+            observer.run_finished(&self.run_report(&key, run, &records, figures.as_ref()));
         }
         (acc.finish(), complete)
     }
+
+    fn run_report(
+        &self,
+        key: &str,
+        run: usize,
+        records: &[RequestRecord],
+        figures: Option<&RunFigures>,
+    ) -> RunReport {
+        let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
+        let mean = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {
+            let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
+        RunReport {
+            level: key.to_string(),
+            run,
+            num_runs: self.config.num_runs as usize,
+            succeeded: ok.len(),
+            failed: records.len() - ok.len(),
+            mean_output_tokens: mean(&|r| r.completion_tokens.map(|c| c as f64)),
+            batch_seconds: figures.map_or(f64::NAN, |f| f.batch_total_seconds),
+            mean_request_tokens_per_second: mean(&crate::metrics::request_tokens_per_second),
+            batch_tokens_per_second: figures.map_or(f64::NAN, |f| f.batch_tokens_per_second),
+        }
+    }
+
+    /// One sustained run: the measured records (warm-up and cancelled requests left out), what
+    /// the open loop knows of each, and how many were cancelled at the end.
+    async fn sustained_run(
+        &mut self,
+        shape: &Shape,
+        run: usize,
+    ) -> RunDone {
+        let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
+        let limits = self.config.limits_for(shape);
+        let (config, prompts) = (self.config.clone(), self.prompts.clone());
+        let make = move |chunk: u64| -> Vec<Bytes> {
+            prompts
+                .draw(256, run_seed(seed, chunk, 1))
+                .into_iter()
+                .map(|p| config.body(p, config.max_tokens))
+                .collect()
+        };
+        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+        let op = move |mut conn: Connection, body: Bytes| async move {
+            let record = conn.completion(endpoint, stream, body, &clock).await;
+            (conn, record)
+        };
+        let client = self.pool.client().clone();
+        let output = match shape {
+            Shape::Closed { concurrency } => {
+                let ahead = (*concurrency as usize * 2).clamp(256, 8192);
+                let limit = (limits.warmup.is_zero())
+                    .then_some(limits.num_requests)
+                    .flatten();
+                let feed = Arc::new(BodyFeed::start(make, limit, ahead));
+                let ctx = sustained::Context {
+                    client: &client,
+                    clock,
+                    op,
+                    feed,
+                    limits,
+                    shutdown: self.shutdown.clone(),
+                    progress: self.progress.clone(),
+                };
+                sustained::closed_loop(ctx, *concurrency).await
+            }
+            Shape::Open(open) => {
+                let (times, warmup) = crate::load::schedule(open, &limits, seed);
+                let feed = Arc::new(BodyFeed::start(
+                    make,
+                    Some(times.len() as u64),
+                    times.len().clamp(1, 4096),
+                ));
+                let ctx = sustained::Context {
+                    client: &client,
+                    clock,
+                    op,
+                    feed,
+                    limits,
+                    shutdown: self.shutdown.clone(),
+                    progress: self.progress.clone(),
+                };
+                sustained::open_loop(ctx, open, times, warmup).await
+            }
+            Shape::Burst { .. } => unreachable!("bursts run in burst_run"),
+        };
+        let mut done = RunDone::default();
+        let mut schedule = Vec::new();
+        for s in output.sent.into_iter().filter(|s| !s.warmup) {
+            if let Some(at) = s.scheduled_ns {
+                done.arrivals.push((at, s.record.timing.send_ns));
+            }
+            if s.cancelled {
+                done.cancelled += 1;
+                continue;
+            }
+            if let Some(at) = s.scheduled_ns {
+                schedule.push(Scheduled {
+                    scheduled_ns: at,
+                    slot_wait_ns: s.slot_wait_ns,
+                });
+            }
+            done.records.push(s.record);
+        }
+        done.schedule = matches!(shape, Shape::Open(_)).then_some(schedule);
+        done
+    }
+
+    /// One burst run: `batch` requests at once.
+    async fn burst_run(
+        &mut self,
+        batch: u64,
+        run: usize,
+    ) -> RunDone {
+        let n = batch as usize;
+        let prompts = self
+            .prompts
+            .draw(n, run_seed(self.config.seed, batch, run as u64));
+        let bodies: Vec<Bytes> = prompts
+            .into_iter()
+            .map(|p| self.body(p, self.config.max_tokens))
+            .collect();
+        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+        let (shutdown, progress) = (self.shutdown.clone(), self.progress.clone());
+        let records = self
+            .pool
+            .burst(
+                bodies,
+                move |mut conn: Connection, body: Bytes| {
+                    let (shutdown, progress) = (shutdown.clone(), progress.clone());
+                    async move {
+                        progress.started();
+                        let done = shutdown
+                            .run(conn.completion(endpoint, stream, body, &clock))
+                            .await;
+                        let record = done.unwrap_or_else(|| {
+                            conn.reset();
+                            RequestRecord {
+                                error: Some(tokenomics_client::Error::Interrupted),
+                                ..RequestRecord::default()
+                            }
+                        });
+                        progress.finished(&record);
+                        (conn, record)
+                    }
+                },
+                |message| RequestRecord {
+                    error: Some(tokenomics_client::Error::Io(message)),
+                    ..RequestRecord::default()
+                },
+            )
+            .await;
+        RunDone {
+            records,
+            ..RunDone::default()
+        }
+    }
+}
+
+/// The requests of one run: the measured records; for an open loop, when each was due (and
+/// (due, sent) of every measured request, the cancelled included); how many were cancelled.
+#[derive(Default)]
+struct RunDone {
+    records: Vec<RequestRecord>,
+    schedule: Option<Vec<Scheduled>>,
+    arrivals: Vec<(u64, u64)>,
+    cancelled: u64,
 }

@@ -295,7 +295,7 @@ impl EmbedBenchmark {
             match self.shutdown.run(conn.embeddings(body, &clock)).await {
                 Some(record) => {
                     if let Some(e) = &record.error {
-                        observer.warmup_failed(0, e);
+                        observer.warmup_failed("", e);
                     }
                 }
                 None => {
@@ -391,7 +391,7 @@ impl EmbedBenchmark {
                 run_retries += u64::from(o.retries);
                 match &o.record.error {
                     Some(e) => {
-                        observer.request_failed(batch, run, e);
+                        observer.request_failed(&batch.to_string(), run, e);
                         counts.record_failure(e.kind(), || e.to_string());
                     }
                     None => {

@@ -14,11 +14,14 @@
 pub mod chat;
 pub mod cli;
 pub mod embed;
+pub mod live;
+pub mod load;
 pub mod metrics;
 pub mod pool;
 pub mod records;
 pub mod report;
 pub mod shutdown;
+pub mod sustained;
 
 pub use chat::{ChatBenchmark, ChatConfig};
 pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};
@@ -44,7 +47,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What one run of a level produced, for progress display.
 #[derive(Debug, Clone)]
 pub struct RunReport {
-    pub level: u64,
+    /// The level's key in `results` (batch size, concurrency or request rate).
+    pub level: String,
     /// 0-based run index.
     pub run: usize,
     pub num_runs: usize,
@@ -59,15 +63,15 @@ pub struct RunReport {
 /// Receives progress. Every method has an empty default.
 pub trait Observer: Send {
     /// A level is about to start (after its warm-up).
-    fn level_started(&mut self, _level: u64) {}
+    fn level_started(&mut self, _shape: &load::Shape) {}
     /// A warm-up request failed (warm-up failures are not counted in the results).
-    fn warmup_failed(&mut self, _level: u64, _error: &ClientError) {}
+    fn warmup_failed(&mut self, _key: &str, _error: &ClientError) {}
     /// A measured request failed.
-    fn request_failed(&mut self, _level: u64, _run: usize, _error: &ClientError) {}
+    fn request_failed(&mut self, _key: &str, _run: usize, _error: &ClientError) {}
     /// Every record of a finished run, in the order the requests were built.
     fn run_records(
         &mut self,
-        _level: u64,
+        _key: &str,
         _run: usize,
         _records: &[tokenomics_client::RequestRecord],
     ) {
@@ -106,4 +110,46 @@ pub fn timestamp() -> String {
     chrono::Local::now()
         .format("%Y-%m-%dT%H:%M:%S%.6f")
         .to_string()
+}
+
+/// Writes what a level's load was into its `load` block (kept beside what the measurement added
+/// to it, such as the open loop's achieved rate).
+pub(crate) fn load_block(
+    shape: &load::Shape,
+    limits: &load::Limits,
+    extra: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    use serde_json::json;
+    let mut block = serde_json::Map::new();
+    block.insert("mode".into(), json!(shape.mode()));
+    match shape {
+        load::Shape::Burst { batch } => {
+            block.insert("batch_size".into(), json!(batch));
+        }
+        load::Shape::Closed { concurrency } => {
+            block.insert("max_concurrency".into(), json!(concurrency));
+        }
+        load::Shape::Open(o) => {
+            block.insert("request_rate".into(), json!(o.rate));
+            block.insert("arrival".into(), json!(o.arrival.name()));
+            block.insert("burstiness".into(), json!(o.burstiness));
+            block.insert("max_concurrency".into(), json!(o.max_concurrency));
+        }
+    }
+    if !matches!(shape, load::Shape::Burst { .. }) {
+        block.insert("num_requests".into(), json!(limits.num_requests));
+        block.insert(
+            "duration_seconds".into(),
+            json!(limits.duration.map(|d| d.as_secs_f64())),
+        );
+        block.insert(
+            "warmup_seconds".into(),
+            json!(limits.warmup.as_secs_f64()),
+        );
+        block.insert("at_end".into(), json!(limits.at_end.name()));
+    }
+    if let Some(serde_json::Value::Object(measured)) = extra.remove("load") {
+        block.extend(measured);
+    }
+    extra.insert("load".into(), serde_json::Value::Object(block));
 }

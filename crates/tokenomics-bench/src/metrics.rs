@@ -94,13 +94,16 @@ pub fn request_tokens_per_second(r: &RequestRecord) -> Option<f64> {
 /// Streaming latencies of one successful request, in seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestLatency {
-    /// Send → first content token.
+    /// Send → first token (reasoning or answer).
     pub ttft: f64,
+    /// Send → first answer token (after any reasoning); `None` when no answer text arrived.
+    pub ttfat: Option<f64>,
     /// Send → end of the response.
     pub e2el: f64,
     /// (e2el − ttft) / (output tokens − 1); `None` for a single token.
     pub tpot: Option<f64>,
-    /// Gaps between consecutive content events.
+    /// Gaps between consecutive tokens. A gap between two events that carried k tokens between
+    /// them is k gaps of 1/k of it each (see [`token_gaps`]).
     pub itl: Vec<f64>,
 }
 
@@ -112,17 +115,222 @@ pub fn request_latency(r: &RequestRecord) -> Option<RequestLatency> {
     let e2el = (end - t.send_ns) as f64 / NS;
     let tokens = r.completion_tokens.unwrap_or(r.content_events);
     let tpot = (tokens > 1).then(|| (e2el - ttft) / (tokens - 1) as f64);
-    let itl = t
-        .token_events_ns
-        .windows(2)
-        .map(|w| (w[1] - w[0]) as f64 / NS)
-        .collect();
     Some(RequestLatency {
         ttft,
+        ttfat: t.first_answer_ns.map(|a| (a - t.send_ns) as f64 / NS),
         e2el,
         tpot,
-        itl,
+        itl: token_gaps(&t.token_events_ns, tokens),
     })
+}
+
+/// Inter-token latencies, seconds, from the arrival times of E content events carrying N tokens
+/// in all. One token per event (N = E): the E − 1 gaps between events. When the server merged
+/// tokens into fewer events (N > E), the N − 1 token gaps after the first token are dealt to the
+/// E − 1 event gaps as evenly as whole numbers allow, and an event gap carrying k tokens counts as
+/// k gaps of 1/k of its length — so the values sum to last event − first event either way, and
+/// their mean is the stream's mean time per token.
+pub fn token_gaps(events_ns: &[u64], tokens: u64) -> Vec<f64> {
+    let gaps = events_ns.len().saturating_sub(1);
+    if gaps == 0 {
+        return Vec::new();
+    }
+    let token_gaps = (tokens.saturating_sub(1) as usize).max(gaps);
+    let mut out = Vec::with_capacity(token_gaps);
+    for (i, w) in events_ns.windows(2).enumerate() {
+        // Bresenham: gap i carries floor((i+1)·T/G) − floor(i·T/G) tokens.
+        let k = (i + 1) * token_gaps / gaps - i * token_gaps / gaps;
+        let g = (w[1] - w[0]) as f64 / NS / k as f64;
+        out.extend(std::iter::repeat_n(g, k));
+    }
+    out
+}
+
+/// Service-level objectives for goodput, in seconds (`--goodput ttft:MS,tpot:MS,e2el:MS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Slo {
+    pub ttft: Option<f64>,
+    pub tpot: Option<f64>,
+    pub e2el: Option<f64>,
+}
+
+impl Slo {
+    /// Parses `ttft:MS,tpot:MS,e2el:MS` (any of them, milliseconds).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut slo = Slo::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once(':')
+                .ok_or_else(|| format!("{part:?} is not NAME:MILLISECONDS (e.g. ttft:500)"))?;
+            let ms: f64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| format!("{value:?} is not a positive number of milliseconds"))?;
+            let slot = match name.trim() {
+                "ttft" => &mut slo.ttft,
+                "tpot" => &mut slo.tpot,
+                "e2el" => &mut slo.e2el,
+                other => return Err(format!("unknown objective {other:?} (ttft, tpot or e2el)")),
+            };
+            *slot = Some(ms / 1e3);
+        }
+        if slo == Slo::default() {
+            return Err("no objective given (e.g. ttft:500,tpot:50)".into());
+        }
+        Ok(slo)
+    }
+
+    /// Whether the objectives need streamed responses (TTFT and TPOT do).
+    pub fn needs_stream(&self) -> bool {
+        self.ttft.is_some() || self.tpot.is_some()
+    }
+
+    /// Whether a request met every objective. A failed request never does; a one-token
+    /// response has no TPOT and meets that objective.
+    pub fn met(&self, r: &RequestRecord) -> bool {
+        if !r.is_ok() {
+            return false;
+        }
+        let e2el = match (r.timing.end_ns, self.e2el) {
+            (Some(end), Some(limit)) => (end - r.timing.send_ns) as f64 / NS <= limit,
+            (None, Some(_)) => false,
+            _ => true,
+        };
+        if !e2el {
+            return false;
+        }
+        if self.ttft.is_none() && self.tpot.is_none() {
+            return true;
+        }
+        let Some(l) = request_latency(r) else {
+            return false;
+        };
+        self.ttft.is_none_or(|t| l.ttft <= t) && self.tpot.is_none_or(|t| l.tpot.is_none_or(|p| p <= t))
+    }
+
+    fn to_json(self) -> serde_json::Value {
+        let ms = |v: Option<f64>| v.map(|s| s * 1e3);
+        serde_json::json!({"ttft": ms(self.ttft), "tpot": ms(self.tpot), "e2el": ms(self.e2el)})
+    }
+}
+
+/// The steady-state window of a run: while the number of requests in flight stays at or above
+/// 90% of the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SteadyState {
+    /// Window bounds, ns on the run's clock.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The in-flight count aimed at, and 90% of it.
+    pub target: f64,
+    pub threshold: f64,
+    /// Share of the window during which in-flight was at or above the threshold (short dips
+    /// between one request's end and the next one's send are inside the window).
+    pub coverage: f64,
+    pub output_tokens_per_second: f64,
+    pub requests_per_second: f64,
+}
+
+/// Share of the target in-flight count that defines the steady state.
+pub const STEADY_SHARE: f64 = 0.9;
+
+/// The steady-state window of one run's records (failed ones included: they occupied a slot).
+/// `target` is the in-flight count the load aims at (batch size, concurrency); `None` (open loop)
+/// takes the time-weighted mean in flight between the first and the last send. The window opens
+/// when in-flight first reaches 90% of the target and closes when it last falls below it; its
+/// throughput counts the output tokens that arrived inside it (a streamed request's tokens at
+/// their events, a non-streamed one's spread evenly over its send → end) and the requests that
+/// succeeded inside it. `None` when in-flight never reached the threshold or the window is empty.
+pub fn steady_state(records: &[&RequestRecord], target: Option<f64>) -> Option<SteadyState> {
+    let mut edges: Vec<(u64, i64)> = Vec::with_capacity(records.len() * 2);
+    for r in records {
+        if let Some(end) = r.timing.end_ns {
+            edges.push((r.timing.send_ns, 1));
+            edges.push((end.max(r.timing.send_ns), -1));
+        }
+    }
+    // At equal times, ends before sends: a slot handed over is not counted twice.
+    edges.sort_unstable();
+    let target = match target {
+        Some(t) => t,
+        None => {
+            let first = records.iter().map(|r| r.timing.send_ns).min()?;
+            let last = records.iter().map(|r| r.timing.send_ns).max()?;
+            if last <= first {
+                return None;
+            }
+            let (mut area, mut n, mut prev) = (0.0, 0i64, first);
+            for &(t, d) in &edges {
+                let t = t.clamp(first, last);
+                area += n as f64 * (t - prev) as f64;
+                prev = t;
+                n += d;
+            }
+            area / (last - first) as f64
+        }
+    };
+    let threshold = STEADY_SHARE * target;
+    let (mut n, mut start, mut end) = (0i64, None::<u64>, None::<u64>);
+    let (mut above_ns, mut above_since) = (0u64, None::<u64>);
+    for &(t, d) in &edges {
+        let was = n as f64 >= threshold && n > 0;
+        n += d;
+        let is = n as f64 >= threshold && n > 0;
+        if !was && is {
+            start.get_or_insert(t);
+            above_since = Some(t);
+        }
+        if was && !is {
+            end = Some(t);
+            if let Some(s) = above_since.take() {
+                above_ns += t - s;
+            }
+        }
+    }
+    let (start, end) = (start?, end?);
+    if end <= start {
+        return None;
+    }
+    let seconds = (end - start) as f64 / NS;
+    let mut tokens = 0.0;
+    let mut requests = 0u64;
+    for r in records.iter().filter(|r| r.is_ok()) {
+        let (Some(n), Some(e)) = (r.completion_tokens, r.timing.end_ns) else {
+            continue;
+        };
+        if (start..=end).contains(&e) {
+            requests += 1;
+        }
+        let events = &r.timing.token_events_ns;
+        if events.is_empty() {
+            let (s, e) = (r.timing.send_ns, e);
+            let overlap = e.min(end).saturating_sub(s.max(start));
+            if e > s {
+                tokens += n as f64 * overlap as f64 / (e - s) as f64;
+            }
+        } else {
+            let inside = events.iter().filter(|&&t| (start..=end).contains(&t)).count();
+            tokens += n as f64 * inside as f64 / events.len() as f64;
+        }
+    }
+    Some(SteadyState {
+        start_ns: start,
+        end_ns: end,
+        target,
+        threshold,
+        coverage: above_ns as f64 / (end - start) as f64,
+        output_tokens_per_second: tokens / seconds,
+        requests_per_second: requests as f64 / seconds,
+    })
+}
+
+/// What the open loop adds about one request: when it was due, and how long it waited for a slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scheduled {
+    pub scheduled_ns: u64,
+    pub slot_wait_ns: Option<u64>,
 }
 
 /// Accumulates the runs of one level and produces its [`ChatLevel`] by the SPEC's pooling rules:
@@ -134,13 +342,30 @@ pub struct LevelAccumulator {
     content_events: Vec<f64>,
     request_tps: Vec<f64>,
     runs: Vec<RunFigures>,
+    requests_per_second: Vec<f64>,
     ttft: Vec<f64>,
+    ttfat: Vec<f64>,
+    reasoning_seen: bool,
     itl: Vec<f64>,
     tpot: Vec<f64>,
     e2el: Vec<f64>,
     counts: RequestCounts,
     token_sources: indexmap::IndexMap<&'static str, u64>,
     streamed: bool,
+    /// In-flight target of the steady state (`None`: the run's own mean, for open loops).
+    target: Option<f64>,
+    steady: Vec<SteadyState>,
+    slo: Option<Slo>,
+    good: u64,
+    measured: u64,
+    measured_seconds: f64,
+    // Open loop only.
+    send_lag: Vec<f64>,
+    slot_wait: Vec<f64>,
+    ttft_from_schedule: Vec<f64>,
+    e2el_from_schedule: Vec<f64>,
+    scheduled_rate: Vec<f64>,
+    achieved_rate: Vec<f64>,
 }
 
 impl LevelAccumulator {
@@ -149,6 +374,19 @@ impl LevelAccumulator {
             streamed,
             ..Self::default()
         }
+    }
+
+    /// The in-flight count the load aims at, for the steady-state window (`None`: the mean of
+    /// each run, as for an open loop).
+    pub fn with_target(mut self, target: Option<f64>) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Counts requests that meet `slo` (goodput).
+    pub fn with_slo(mut self, slo: Option<Slo>) -> Self {
+        self.slo = slo;
+        self
     }
 
     /// Adds one run's records; returns the run's figures (if anything succeeded).
@@ -170,8 +408,10 @@ impl LevelAccumulator {
                     }
                     if self.streamed {
                         self.content_events.push(r.content_events as f64);
+                        self.reasoning_seen |= r.reasoning_events > 0;
                         if let Some(l) = request_latency(r) {
                             self.ttft.push(l.ttft);
+                            self.ttfat.extend(l.ttfat);
                             self.e2el.push(l.e2el);
                             self.tpot.extend(l.tpot);
                             self.itl.extend(l.itl);
@@ -179,12 +419,67 @@ impl LevelAccumulator {
                     }
                 }
             }
+            if let Some(slo) = &self.slo {
+                self.good += u64::from(slo.met(r));
+            }
+        }
+        self.measured += records.len() as u64;
+        let refs: Vec<&RequestRecord> = records.iter().collect();
+        if let Some(st) = steady_state(&refs, self.target) {
+            self.steady.push(st);
         }
         let figures = run_figures(records);
         if let Some(f) = &figures {
             self.runs.push(f.clone());
+            self.measured_seconds += f.batch_total_seconds;
+            let ok = records.iter().filter(|r| r.is_ok()).count();
+            self.requests_per_second
+                .push(rate(ok as f64, f.batch_total_seconds));
         }
         figures
+    }
+
+    /// Adds what an open loop knows about the same run's records (in the same order): when each
+    /// was due and how long it waited for a slot. `arrivals` holds (due, sent) of every measured
+    /// request, those cancelled at the end included, for the scheduled and achieved rates.
+    pub fn add_schedule(
+        &mut self,
+        records: &[RequestRecord],
+        schedule: &[Scheduled],
+        arrivals: &[(u64, u64)],
+    ) {
+        let secs = |ns: u64, from: u64| (ns as f64 - from as f64) / NS;
+        for (r, s) in records.iter().zip(schedule) {
+            if r.timing.end_ns.is_some() {
+                self.send_lag.push(secs(r.timing.send_ns, s.scheduled_ns));
+            }
+            if let Some(w) = s.slot_wait_ns {
+                self.slot_wait.push(w as f64 / NS);
+            }
+            if r.is_ok() {
+                if let Some(t) = r.timing.first_token_ns {
+                    self.ttft_from_schedule.push(secs(t, s.scheduled_ns));
+                }
+                if let Some(e) = r.timing.end_ns {
+                    self.e2el_from_schedule.push(secs(e, s.scheduled_ns));
+                }
+            }
+        }
+        let due = || arrivals.iter().map(|a| a.0);
+        let sent = || arrivals.iter().map(|a| a.1);
+        let span_rate = |n: usize, lo: Option<u64>, hi: Option<u64>| match (lo, hi) {
+            (Some(lo), Some(hi)) if n > 1 => rate((n - 1) as f64, (hi - lo) as f64 / NS),
+            _ => f64::NAN,
+        };
+        self.scheduled_rate
+            .push(span_rate(arrivals.len(), due().min(), due().max()));
+        self.achieved_rate
+            .push(span_rate(sent().count(), sent().min(), sent().max()));
+    }
+
+    /// Counts requests cancelled at the end of a timed level.
+    pub fn add_cancelled(&mut self, n: u64) {
+        self.counts.cancelled += n;
     }
 
     pub fn counts(&self) -> &RequestCounts {
@@ -194,12 +489,29 @@ impl LevelAccumulator {
     pub fn finish(self) -> ChatLevel {
         let per_run = |f: fn(&RunFigures) -> f64| Summary::new(self.runs.iter().map(f)).mean_std();
         let pooled = |v: &[f64]| Summary::new(v.iter().copied()).mean_std();
-        let latency = self.streamed.then(|| ChatLatency {
-            ttft: Summary::new(self.ttft.iter().copied()).distribution(),
-            itl: Summary::new(self.itl.iter().copied()).distribution(),
-            tpot: Summary::new(self.tpot.iter().copied()).distribution(),
-            e2el: Summary::new(self.e2el.iter().copied()).distribution(),
-            extra: Default::default(),
+        let dist = |v: &[f64]| Summary::new(v.iter().copied()).distribution();
+        let to_json = |v: &dyn erased::Ser| v.value();
+        let latency = self.streamed.then(|| {
+            let mut extra = serde_json::Map::new();
+            if self.reasoning_seen {
+                extra.insert(
+                    "time_to_first_answer_token".into(),
+                    to_json(&dist(&self.ttfat)),
+                );
+            }
+            if !self.ttft_from_schedule.is_empty() {
+                extra.insert(
+                    "ttft_from_schedule".into(),
+                    to_json(&dist(&self.ttft_from_schedule)),
+                );
+            }
+            ChatLatency {
+                ttft: dist(&self.ttft),
+                itl: dist(&self.itl),
+                tpot: dist(&self.tpot),
+                e2el: dist(&self.e2el),
+                extra,
+            }
         });
         let mut tokens_extra = serde_json::Map::new();
         tokens_extra.insert(
@@ -211,8 +523,67 @@ impl LevelAccumulator {
             // server sends one token per event; fewer when it merges tokens.
             tokens_extra.insert(
                 "content_events_per_request".into(),
-                serde_json::to_value(pooled(&self.content_events)).unwrap_or_default(),
+                to_json(&pooled(&self.content_events)),
             );
+        }
+        let mut throughput_extra = serde_json::Map::new();
+        throughput_extra.insert(
+            "requests_per_second".into(),
+            to_json(&pooled(&self.requests_per_second)),
+        );
+        if !self.steady.is_empty() {
+            let st = &self.steady;
+            let runs = |f: fn(&SteadyState) -> f64| to_json(&Summary::new(st.iter().map(f)).mean_std());
+            let windows: Vec<serde_json::Value> = st
+                .iter()
+                .map(|w| serde_json::json!({"start_ns": w.start_ns, "end_ns": w.end_ns, "seconds": (w.end_ns - w.start_ns) as f64 / NS}))
+                .collect();
+            throughput_extra.insert(
+                "steady_state".into(),
+                serde_json::json!({
+                    "output_tokens_per_second": runs(|w| w.output_tokens_per_second),
+                    "requests_per_second": runs(|w| w.requests_per_second),
+                    "seconds": runs(|w| (w.end_ns - w.start_ns) as f64 / NS),
+                    "coverage": runs(|w| w.coverage),
+                    "target_in_flight": runs(|w| w.target),
+                    "threshold_share": STEADY_SHARE,
+                    "windows": windows,
+                }),
+            );
+        }
+        let mut extra = serde_json::Map::new();
+        if let Some(slo) = self.slo {
+            let share = if self.measured > 0 {
+                self.good as f64 / self.measured as f64
+            } else {
+                f64::NAN
+            };
+            extra.insert(
+                "goodput".into(),
+                serde_json::json!({
+                    "slo_ms": slo.to_json(),
+                    "good": self.good,
+                    "total": self.measured,
+                    "share": finite(share),
+                    "requests_per_second": finite(rate(self.good as f64, self.measured_seconds)),
+                }),
+            );
+        }
+        if !self.scheduled_rate.is_empty() {
+            let mut load = serde_json::Map::new();
+            load.insert("scheduled_rate".into(), to_json(&pooled(&self.scheduled_rate)));
+            load.insert("achieved_rate".into(), to_json(&pooled(&self.achieved_rate)));
+            load.insert("send_lag".into(), to_json(&dist(&self.send_lag)));
+            if !self.slot_wait.is_empty() {
+                load.insert("slot_wait".into(), to_json(&dist(&self.slot_wait)));
+            }
+            if !self.e2el_from_schedule.is_empty() {
+                load.insert(
+                    "e2el_from_schedule".into(),
+                    to_json(&dist(&self.e2el_from_schedule)),
+                );
+            }
+            extra.insert("load".into(), serde_json::Value::Object(load));
         }
         ChatLevel {
             tokens: ChatTokens {
@@ -230,11 +601,32 @@ impl LevelAccumulator {
             throughput: ChatThroughput {
                 batch_tokens_per_second: per_run(|r| r.batch_tokens_per_second),
                 request_tokens_per_second: pooled(&self.request_tps),
-                extra: Default::default(),
+                extra: throughput_extra,
             },
             latency,
             requests: Some(self.counts),
-            extra: Default::default(),
+            extra,
+        }
+    }
+}
+
+/// NaN as JSON null.
+fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        x.into()
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+mod erased {
+    /// Anything serialisable, as a JSON value (NaN fields become null by their own serialisers).
+    pub trait Ser {
+        fn value(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn value(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or_default()
         }
     }
 }

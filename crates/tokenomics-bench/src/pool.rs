@@ -20,6 +20,11 @@ impl ConnectionPool {
         }
     }
 
+    /// The client the connections come from.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The first connection (opened lazily), for single requests such as warm-ups.
     pub fn first(&mut self) -> &mut Connection {
         if self.connections.is_empty() {

@@ -2,7 +2,8 @@
 //!
 //! Each line holds the request's level and run, its outcome (and error kind and message), its
 //! token counts and where they came from, and its timestamps in seconds relative to the start of
-//! its run (the run's first send) and as Unix wall-clock time. Lines are flushed after every run,
+//! its run (the run's first send) and as Unix wall-clock time; in an open loop also when it was
+//! due, its send lag and its wait for a concurrency slot. Lines are flushed after every run,
 //! so a crash keeps every finished run.
 
 use std::io::{BufWriter, Write};
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use tokenomics_client::{Clock, RequestRecord};
+
+use crate::metrics::Scheduled;
 
 /// An open per-request records file.
 pub struct RequestsFile {
@@ -38,19 +41,24 @@ impl RequestsFile {
         level: &str,
         run: usize,
         records: &[RequestRecord],
+        schedule: Option<&[Scheduled]>,
         clock: &Clock,
     ) -> crate::Result<()> {
+        // The run starts at its first send (or, in an open loop, its first due time if earlier).
+        let first_due = schedule.and_then(|s| s.iter().map(|d| d.scheduled_ns).min());
         let start = records
             .iter()
             .filter(|r| r.timing.end_ns.is_some())
             .map(|r| r.timing.send_ns)
+            .chain(first_due)
             .min()
             .unwrap_or(0);
         let rel = |ns: Option<u64>| ns.map(|t| (t as f64 - start as f64) / 1e9);
         for (index, r) in records.iter().enumerate() {
             let t = &r.timing;
             let sent = t.end_ns.is_some();
-            let line = json!({
+            let due = schedule.and_then(|s| s.get(index));
+            let mut line = json!({
                 "level": level,
                 "run": run,
                 "index": index,
@@ -68,12 +76,25 @@ impl RequestsFile {
                 "headers_s": rel(t.headers_ns),
                 "first_byte_s": rel(t.first_byte_ns),
                 "first_token_s": rel(t.first_token_ns),
+                "first_answer_s": rel(t.first_answer_ns),
+                "reasoning_events": r.reasoning_events,
                 "last_token_s": rel(t.last_token_ns()),
                 "end_s": rel(t.end_ns),
                 "ttft_s": t.ttft_s(),
                 "e2el_s": t.e2e_s(),
                 "send_unix": sent.then(|| clock.unix_seconds(t.send_ns)),
             });
+            if let (Some(due), Some(obj)) = (due, line.as_object_mut()) {
+                obj.insert("scheduled_s".into(), json!(rel(Some(due.scheduled_ns))));
+                obj.insert(
+                    "send_lag_s".into(),
+                    json!(sent.then(|| (t.send_ns as f64 - due.scheduled_ns as f64) / 1e9)),
+                );
+                obj.insert(
+                    "slot_wait_s".into(),
+                    json!(due.slot_wait_ns.map(|w| w as f64 / 1e9)),
+                );
+            }
             serde_json::to_writer(&mut self.out, &line).map_err(tokenomics_stats::Error::Encode)?;
             self.out.write_all(b"\n").map_err(|e| self.write_error(e))?;
         }

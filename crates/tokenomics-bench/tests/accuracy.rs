@@ -11,10 +11,10 @@ use tokenomics_stats::Summary;
 use tokenomics_testkit::{Script, ScriptedServer};
 
 #[derive(Default)]
-struct Records(Vec<(u64, usize, Vec<RequestRecord>)>);
+struct Records(Vec<(String, usize, Vec<RequestRecord>)>);
 impl Observer for Records {
-    fn run_records(&mut self, level: u64, run: usize, records: &[RequestRecord]) {
-        self.0.push((level, run, records.to_vec()));
+    fn run_records(&mut self, level: &str, run: usize, records: &[RequestRecord]) {
+        self.0.push((level.to_string(), run, records.to_vec()));
     }
 }
 
@@ -38,6 +38,7 @@ fn config(api_base: &str) -> ChatConfig {
         timeout_seconds: 30.0,
         extra_body: Map::new(),
         extra_metadata: Map::new(),
+        ..ChatConfig::default()
     }
 }
 

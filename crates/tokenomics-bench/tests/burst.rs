@@ -29,6 +29,7 @@ fn config(api_base: &str, batch_sizes: &[u64], stream: bool) -> ChatConfig {
         timeout_seconds: 30.0,
         extra_body: Map::new(),
         extra_metadata: Map::new(),
+        ..ChatConfig::default()
     }
 }
 
@@ -39,10 +40,10 @@ fn client(api_base: &str) -> Client {
 }
 
 #[derive(Default)]
-struct Records(Vec<(u64, usize, Vec<RequestRecord>)>);
+struct Records(Vec<(String, usize, Vec<RequestRecord>)>);
 impl Observer for Records {
-    fn run_records(&mut self, level: u64, run: usize, records: &[RequestRecord]) {
-        self.0.push((level, run, records.to_vec()));
+    fn run_records(&mut self, level: &str, run: usize, records: &[RequestRecord]) {
+        self.0.push((level.to_string(), run, records.to_vec()));
     }
 }
 
@@ -92,7 +93,7 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
         let runs: Vec<&Vec<RequestRecord>> = obs
             .0
             .iter()
-            .filter(|(l, _, _)| *l == batch)
+            .filter(|(l, _, _)| *l == batch.to_string())
             .map(|(_, _, r)| r)
             .collect();
         assert_eq!(runs.len(), 2);

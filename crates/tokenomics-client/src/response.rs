@@ -49,6 +49,9 @@ pub struct RequestTiming {
     /// First content token received (streaming only). A role-only delta is not a token; a
     /// reasoning delta is.
     pub first_token_ns: Option<u64>,
+    /// First answer token received (streaming only): the first `content` delta, after any
+    /// reasoning. Equal to `first_token_ns` for a model that does not reason.
+    pub first_answer_ns: Option<u64>,
     /// Arrival time of every event that carried content (streaming only), in order.
     pub token_events_ns: Vec<u64>,
     /// The response was complete (last body bytes received), or the request failed.
@@ -85,6 +88,8 @@ pub struct RequestRecord {
     pub token_source: TokenSource,
     /// Events that carried content or reasoning text.
     pub content_events: u64,
+    /// Of `content_events`, those that carried only reasoning text.
+    pub reasoning_events: u64,
     pub finish_reason: Option<String>,
     pub error: Option<Error>,
 }
@@ -165,13 +170,26 @@ fn has_text(v: Option<&RawValue>) -> bool {
     })
 }
 
+/// What a chunk's choice carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carried {
+    Nothing,
+    /// Only reasoning text (`reasoning_content` or `reasoning`).
+    Reasoning,
+    /// Answer text (`content`, or `text` of a text completion), with or without reasoning.
+    Answer,
+}
+
 impl ChunkChoice<'_> {
-    fn has_token(&self) -> bool {
+    fn carried(&self) -> Carried {
         let delta = self.delta.as_ref().or(self.message.as_ref());
-        has_text(self.text)
-            || delta.is_some_and(|d| {
-                has_text(d.content) || has_text(d.reasoning_content) || has_text(d.reasoning)
-            })
+        if has_text(self.text) || delta.is_some_and(|d| has_text(d.content)) {
+            Carried::Answer
+        } else if delta.is_some_and(|d| has_text(d.reasoning_content) || has_text(d.reasoning)) {
+            Carried::Reasoning
+        } else {
+            Carried::Nothing
+        }
     }
 }
 
@@ -284,10 +302,18 @@ impl StreamState {
             return false;
         }
         if let Some(choice) = chunk.choices.first() {
-            if choice.has_token() {
+            let carried = choice.carried();
+            if carried != Carried::Nothing {
                 let timing = &mut self.record.timing;
                 if timing.first_token_ns.is_none() {
                     timing.first_token_ns = Some(t_ns);
+                }
+                if carried == Carried::Answer {
+                    if timing.first_answer_ns.is_none() {
+                        timing.first_answer_ns = Some(t_ns);
+                    }
+                } else {
+                    self.record.reasoning_events += 1;
                 }
                 timing.token_events_ns.push(t_ns);
                 self.record.content_events += 1;
@@ -335,7 +361,7 @@ pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
     }
     if let Some(choice) = chunk.choices.first() {
         record.finish_reason = choice.finish_reason.map(str::to_string);
-        record.content_events = u64::from(choice.has_token());
+        record.content_events = u64::from(choice.carried() != Carried::Nothing);
     }
     match chunk.usage {
         Some(usage) if usage.completion_tokens.is_some() => apply_usage(record, usage),
@@ -485,6 +511,8 @@ mod tests {
         let r = s.finish();
         assert!(r.error.is_none());
         assert_eq!(r.timing.first_token_ns, Some(20));
+        assert_eq!(r.timing.first_answer_ns, Some(30));
+        assert_eq!(r.reasoning_events, 1);
         assert_eq!(r.timing.token_events_ns, vec![20, 30]);
         assert_eq!((r.prompt_tokens, r.completion_tokens), (Some(7), Some(2)));
         assert_eq!(r.token_source, TokenSource::Usage);

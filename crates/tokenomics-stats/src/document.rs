@@ -104,6 +104,10 @@ pub struct RequestCounts {
     /// Retries made (embedding benchmark); a request that succeeded after retries counts once.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
+    /// Requests still in flight when a timed level ended and cancelled there (neither succeeded
+    /// nor failed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cancelled: u64,
     /// Failures by kind (`connect`, `timeout`, `http_status`, `bad_stream`, …).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub errors: IndexMap<String, ErrorCount>,

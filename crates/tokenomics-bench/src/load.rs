@@ -1,0 +1,280 @@
+//! Load shapes: how requests are released.
+//!
+//! - **Burst** (the original's): B requests at once, wait for all, repeat.
+//! - **Closed loop**: keep C requests in flight; a request starts the moment one ends.
+//! - **Open loop**: requests start on a schedule of arrival times computed up front from the seed
+//!   (Poisson, constant or gamma inter-arrival times), whatever the server does; optionally capped
+//!   by a maximum number in flight, in which case a request waits in the client for a slot.
+//!
+//! A sustained (closed or open) level stops after `num_requests` measured requests and/or
+//! `duration`; a warm-up phase at the same load comes first and is excluded from the statistics.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Gamma};
+
+/// How inter-arrival times of an open loop are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Exponential inter-arrival times (a Poisson process); `burstiness` must be 1.
+    Poisson,
+    /// Exactly 1/rate apart.
+    Constant,
+    /// Gamma-distributed with shape `burstiness` and mean 1/rate: below 1 burstier than Poisson,
+    /// above 1 more regular (vLLM's `--burstiness`).
+    Gamma,
+}
+
+impl Arrival {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "poisson" => Some(Arrival::Poisson),
+            "constant" => Some(Arrival::Constant),
+            "gamma" => Some(Arrival::Gamma),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Poisson => "poisson",
+            Arrival::Constant => "constant",
+            Arrival::Gamma => "gamma",
+        }
+    }
+}
+
+/// An open-loop arrival process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpenLoop {
+    /// Requests per second.
+    pub rate: f64,
+    pub arrival: Arrival,
+    /// The gamma shape (1 for Poisson; ignored for constant).
+    pub burstiness: f64,
+    /// At most this many requests in flight; later arrivals wait for a slot.
+    pub max_concurrency: Option<u64>,
+}
+
+/// One level of load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shape {
+    /// B requests at once, `num_runs` times.
+    Burst { batch: u64 },
+    /// C requests kept in flight.
+    Closed { concurrency: u64 },
+    /// Requests on a schedule.
+    Open(OpenLoop),
+}
+
+impl Shape {
+    /// The mode's name, as written in `metadata.mode`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Shape::Burst { .. } => "burst",
+            Shape::Closed { .. } => "closed_loop",
+            Shape::Open(_) => "open_loop",
+        }
+    }
+
+    /// The level's key in `results`: the batch size, the concurrency, or the request rate.
+    pub fn key(&self) -> String {
+        match self {
+            Shape::Burst { batch } => batch.to_string(),
+            Shape::Closed { concurrency } => concurrency.to_string(),
+            Shape::Open(o) => format_rate(o.rate),
+        }
+    }
+
+    /// How the level is named to people: "batch size 8", "concurrency 64", "2.5 requests/s".
+    pub fn title(&self) -> String {
+        match self {
+            Shape::Burst { batch } => format!("batch size {batch}"),
+            Shape::Closed { concurrency } => format!("concurrency {concurrency}"),
+            Shape::Open(o) => format!("{} requests/s", format_rate(o.rate)),
+        }
+    }
+
+    /// The number this level is about: batch size, concurrency, or rate (for seeds and display).
+    pub fn level_number(&self) -> f64 {
+        match self {
+            Shape::Burst { batch } => *batch as f64,
+            Shape::Closed { concurrency } => *concurrency as f64,
+            Shape::Open(o) => o.rate,
+        }
+    }
+
+    /// A whole number that identifies the level in seeds (rates are taken in milli-requests/s).
+    pub fn seed_level(&self) -> u64 {
+        match self {
+            Shape::Burst { batch } => *batch,
+            Shape::Closed { concurrency } => *concurrency,
+            Shape::Open(o) => (o.rate * 1000.0).round() as u64,
+        }
+    }
+}
+
+/// A rate as a key: `10`, `2.5`, `0.25` (no trailing zeros).
+pub fn format_rate(rate: f64) -> String {
+    let s = format!("{rate:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// What happens to requests still in flight when `duration` is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AtEnd {
+    /// Let them finish; they are measured like any other.
+    #[default]
+    Wait,
+    /// Cancel them; they are counted as `cancelled`, apart from successes and failures.
+    Cancel,
+}
+
+impl AtEnd {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "wait" => Some(AtEnd::Wait),
+            "cancel" => Some(AtEnd::Cancel),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            AtEnd::Wait => "wait",
+            AtEnd::Cancel => "cancel",
+        }
+    }
+}
+
+/// When a sustained level stops, and its warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    /// Measured requests (after the warm-up).
+    pub num_requests: Option<u64>,
+    /// Measured time (after the warm-up): no request is sent after it.
+    pub duration: Option<Duration>,
+    /// Load at the level's shape before measuring; requests sent in it are not measured.
+    pub warmup: Duration,
+    pub at_end: AtEnd,
+}
+
+/// The arrival times of an open loop, in nanoseconds after its start: every arrival in the
+/// warm-up, then measured arrivals until `limits` says stop (`num_requests` of them, or the last
+/// before `warmup + duration`). Returns (times, number of warm-up arrivals). The same seed gives
+/// the same schedule.
+pub fn schedule(open: &OpenLoop, limits: &Limits, seed: u64) -> (Vec<u64>, usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mean = 1.0 / open.rate;
+    let gamma = match open.arrival {
+        Arrival::Constant => None,
+        Arrival::Poisson => Gamma::new(1.0, mean).ok(),
+        Arrival::Gamma => Gamma::new(open.burstiness, mean / open.burstiness).ok(),
+    };
+    let warmup_ns = limits.warmup.as_nanos() as u64;
+    let end_ns = limits
+        .duration
+        .map(|d| warmup_ns.saturating_add(d.as_nanos() as u64));
+    let mut times = Vec::new();
+    let mut warm = 0usize;
+    // The first request leaves at once; each later one after a drawn gap.
+    let mut t = 0.0f64;
+    loop {
+        let at = (t * 1e9).round() as u64;
+        if end_ns.is_some_and(|e| at >= e) {
+            break;
+        }
+        if at < warmup_ns {
+            warm += 1;
+        } else if limits
+            .num_requests
+            .is_some_and(|n| (times.len() - warm) as u64 >= n)
+        {
+            break;
+        }
+        times.push(at);
+        let gap = match &gamma {
+            Some(g) => g.sample(&mut rng),
+            None => mean,
+        };
+        t += gap;
+    }
+    (times, warm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(rate: f64, arrival: Arrival, burstiness: f64) -> OpenLoop {
+        OpenLoop {
+            rate,
+            arrival,
+            burstiness,
+            max_concurrency: None,
+        }
+    }
+
+    #[test]
+    fn constant_schedule_is_exact() {
+        let limits = Limits {
+            num_requests: Some(5),
+            warmup: Duration::from_millis(250),
+            ..Limits::default()
+        };
+        let (t, warm) = schedule(&open(10.0, Arrival::Constant, 1.0), &limits, 1);
+        assert_eq!(warm, 3); // 0, 100, 200 ms
+        assert_eq!(t.len(), 8);
+        assert_eq!(t[3], 300_000_000);
+        assert_eq!(t[7], 700_000_000);
+    }
+
+    #[test]
+    fn duration_bounds_the_schedule() {
+        let limits = Limits {
+            duration: Some(Duration::from_secs(2)),
+            ..Limits::default()
+        };
+        let (t, warm) = schedule(&open(100.0, Arrival::Poisson, 1.0), &limits, 7);
+        assert_eq!(warm, 0);
+        assert!(t.iter().all(|&x| x < 2_000_000_000));
+        // 200 expected; a Poisson count has std sqrt(200) ≈ 14.
+        assert!((140..260).contains(&t.len()), "{}", t.len());
+        assert!(t.windows(2).all(|w| w[0] <= w[1]));
+        // Seeded: the same schedule again, another with another seed.
+        assert_eq!(
+            t,
+            schedule(&open(100.0, Arrival::Poisson, 1.0), &limits, 7).0
+        );
+        assert_ne!(
+            t,
+            schedule(&open(100.0, Arrival::Poisson, 1.0), &limits, 8).0
+        );
+    }
+
+    #[test]
+    fn gamma_burstiness_changes_the_spread_not_the_mean() {
+        let limits = Limits {
+            num_requests: Some(20_000),
+            ..Limits::default()
+        };
+        for (b, cv) in [(0.25, 2.0), (1.0, 1.0), (4.0, 0.5)] {
+            let (t, _) = schedule(&open(50.0, Arrival::Gamma, b), &limits, 3);
+            let gaps: Vec<f64> = t.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
+            let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            let var =
+                gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (gaps.len() - 1) as f64;
+            // Gamma(k): coefficient of variation 1/sqrt(k).
+            assert!((mean - 0.02).abs() < 0.02 * 0.05, "b={b} mean {mean}");
+            assert!((var.sqrt() / mean - cv).abs() < cv * 0.1, "b={b}");
+        }
+    }
+
+    #[test]
+    fn rates_make_keys() {
+        assert_eq!(format_rate(10.0), "10");
+        assert_eq!(format_rate(2.5), "2.5");
+        assert_eq!(format_rate(0.125), "0.125");
+    }
+}

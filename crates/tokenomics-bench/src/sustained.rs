@@ -1,0 +1,442 @@
+//! Sustained load: the closed and open loops of [`crate::load`], run over real connections.
+//!
+//! Both loops take request bodies from a [`BodyFeed`] (built on its own thread, ahead of need, so
+//! building JSON never delays a send), report live counts through [`Progress`], and return one
+//! [`Sent`] per request in the order they were sent. Nothing is shared between requests but the
+//! feed, the counters and, in the open loop, the list of idle connections.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokenomics_client::{Client, Clock, Connection, Error as ClientError, RequestRecord};
+
+use crate::load::{AtEnd, Limits, OpenLoop};
+use crate::shutdown::Shutdown;
+
+/// Live counts of a benchmark, for a progress display. Updated once per request, never per token.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Requests sent (warm-up included).
+    pub sent: AtomicU64,
+    /// Requests finished (successfully or not).
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    /// Output tokens of finished requests.
+    pub tokens: AtomicU64,
+    /// When the current level started, ns on the benchmark's clock.
+    pub level_start_ns: AtomicU64,
+}
+
+impl Progress {
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> u64 {
+        let sent = self.sent.load(Ordering::Relaxed);
+        sent.saturating_sub(self.done.load(Ordering::Relaxed))
+    }
+
+    /// Counts a request sent.
+    pub fn started(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a finished request.
+    pub fn finished(&self, record: &RequestRecord) {
+        if record.is_ok() {
+            self.tokens
+                .fetch_add(record.completion_tokens.unwrap_or(0), Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts counting a new level at `now_ns`.
+    pub fn new_level(&self, now_ns: u64) {
+        for c in [&self.sent, &self.done, &self.failed, &self.tokens] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.level_start_ns.store(now_ns, Ordering::Relaxed);
+    }
+}
+
+/// Request bodies built on a thread of their own, ahead of need.
+pub struct BodyFeed {
+    rx: Mutex<mpsc::Receiver<Bytes>>,
+}
+
+impl BodyFeed {
+    /// Builds bodies with `make(chunk)` (chunk 0, 1, 2, …, each a batch of bodies) until
+    /// `limit` bodies exist (or forever), keeping up to `ahead` ready. Returns once the first
+    /// `ahead` (or all of them, when fewer) are ready.
+    pub fn start(
+        mut make: impl FnMut(u64) -> Vec<Bytes> + Send + 'static,
+        limit: Option<u64>,
+        ahead: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::sync_channel(ahead.max(1));
+        let (primed_tx, primed_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("body-feed".into())
+            .spawn(move || {
+                let mut made = 0u64;
+                let mut primed = Some(primed_tx);
+                for chunk in 0.. {
+                    let bodies = make(chunk);
+                    if bodies.is_empty() {
+                        break;
+                    }
+                    for b in bodies {
+                        if limit.is_some_and(|l| made >= l) {
+                            return;
+                        }
+                        if made as usize == ahead {
+                            primed.take().map(|p| p.send(()));
+                        }
+                        if tx.send(b).is_err() {
+                            return;
+                        }
+                        made += 1;
+                    }
+                }
+            })
+            .ok();
+        // Ready when `ahead` bodies were queued, or the thread finished (fewer were needed).
+        let _ = primed_rx.recv();
+        Self { rx: Mutex::new(rx) }
+    }
+
+    /// The next body; `None` when the feed is exhausted.
+    pub fn next(&self) -> Option<Bytes> {
+        self.rx.lock().ok()?.recv().ok()
+    }
+}
+
+/// One request of a sustained run.
+#[derive(Debug)]
+pub struct Sent {
+    pub record: RequestRecord,
+    /// Scheduled send time (open loop), ns on the clock.
+    pub scheduled_ns: Option<u64>,
+    /// Time waited in the client for a concurrency slot (open loop with a cap), ns.
+    pub slot_wait_ns: Option<u64>,
+    /// Sent during the warm-up (not measured).
+    pub warmup: bool,
+    /// Still in flight at the end of `duration` and cancelled there (`AtEnd::Cancel`).
+    pub cancelled: bool,
+}
+
+/// What a sustained run returns.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Every request, in the order sent (warm-up and cancelled ones included, flagged).
+    pub sent: Vec<Sent>,
+    /// The start of the measured phase (after the warm-up), ns on the clock.
+    pub measured_start_ns: u64,
+}
+
+/// A request operation: sends `body` on the connection and returns its record.
+pub trait Op: Clone + Send + Sync + 'static {
+    fn call(
+        &self,
+        conn: Connection,
+        body: Bytes,
+    ) -> impl Future<Output = (Connection, RequestRecord)> + Send;
+}
+
+impl<F, Fut> Op for F
+where
+    F: Fn(Connection, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = (Connection, RequestRecord)> + Send,
+{
+    fn call(
+        &self,
+        conn: Connection,
+        body: Bytes,
+    ) -> impl Future<Output = (Connection, RequestRecord)> + Send {
+        self(conn, body)
+    }
+}
+
+enum Finished {
+    Done(Connection, RequestRecord),
+    Interrupted,
+    Cancelled,
+}
+
+/// Runs one request, unless the shutdown abandons it or `cancel_at` passes first.
+async fn one(
+    op: &impl Op,
+    conn: Connection,
+    body: Bytes,
+    shutdown: &Shutdown,
+    cancel_at: Option<Instant>,
+) -> Finished {
+    let work = shutdown.run(op.call(conn, body));
+    let cancel = async {
+        match cancel_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        out = work => match out {
+            Some((conn, record)) => Finished::Done(conn, record),
+            None => Finished::Interrupted,
+        },
+        _ = cancel => Finished::Cancelled,
+    }
+}
+
+fn interrupted_record(send_ns: u64) -> RequestRecord {
+    let mut r = RequestRecord {
+        error: Some(ClientError::Interrupted),
+        ..RequestRecord::default()
+    };
+    r.timing.send_ns = send_ns;
+    r
+}
+
+/// Everything a loop needs besides its shape.
+pub struct Context<'a, O: Op> {
+    pub client: &'a Client,
+    pub clock: Clock,
+    pub op: O,
+    pub feed: Arc<BodyFeed>,
+    pub limits: Limits,
+    pub shutdown: Shutdown,
+    pub progress: Arc<Progress>,
+}
+
+impl<O: Op> Context<'_, O> {
+    fn cancel_at(&self, measured_start: Instant) -> Option<Instant> {
+        match (self.limits.at_end, self.limits.duration) {
+            (AtEnd::Cancel, Some(d)) => Some(measured_start + d),
+            _ => None,
+        }
+    }
+}
+
+/// Closed loop: `concurrency` workers, each with its own connection, each sending its next request
+/// the moment the last one ends, until the limits are reached.
+pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> RunOutput {
+    let n = concurrency as usize;
+    // Open every connection before the clock starts, as the burst does.
+    let mut conns = Vec::with_capacity(n);
+    let opening: Vec<_> = (0..n)
+        .map(|_| {
+            let mut c = ctx.client.connection();
+            tokio::spawn(async move {
+                let _ = c.connect().await;
+                c
+            })
+        })
+        .collect();
+    for h in opening {
+        conns.push(h.await.unwrap_or_else(|_| ctx.client.connection()));
+    }
+    let start = Instant::now();
+    let measured_start = start + ctx.limits.warmup;
+    let measured_start_ns = ctx.clock.now_ns() + ctx.limits.warmup.as_nanos() as u64;
+    let stop_sending = ctx.limits.duration.map(|d| measured_start + d);
+    let cancel_at = ctx.cancel_at(measured_start);
+    let measured = Arc::new(AtomicU64::new(0));
+    let limit = ctx.limits.num_requests;
+    let mut tasks = Vec::with_capacity(n);
+    for mut conn in conns {
+        let (op, feed, shutdown, progress, measured, clock, client) = (
+            ctx.op.clone(),
+            ctx.feed.clone(),
+            ctx.shutdown.clone(),
+            ctx.progress.clone(),
+            measured.clone(),
+            ctx.clock,
+            ctx.client.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                if shutdown.is_stopping() {
+                    break;
+                }
+                let now = Instant::now();
+                let warmup = now < measured_start;
+                if !warmup {
+                    if stop_sending.is_some_and(|s| now >= s) {
+                        break;
+                    }
+                    if limit.is_some_and(|l| measured.fetch_add(1, Ordering::Relaxed) >= l) {
+                        break;
+                    }
+                }
+                let Some(body) = feed.next() else { break };
+                progress.started();
+                let send_ns = clock.now_ns();
+                let (record, cancelled) = match one(&op, conn, body, &shutdown, cancel_at).await {
+                    Finished::Done(c, r) => {
+                        conn = c;
+                        (r, false)
+                    }
+                    Finished::Interrupted => {
+                        conn = client.connection();
+                        (interrupted_record(send_ns), false)
+                    }
+                    Finished::Cancelled => {
+                        conn = client.connection();
+                        (interrupted_record(send_ns), true)
+                    }
+                };
+                progress.finished(&record);
+                out.push(Sent {
+                    record,
+                    scheduled_ns: None,
+                    slot_wait_ns: None,
+                    warmup,
+                    cancelled,
+                });
+                if cancelled {
+                    break;
+                }
+            }
+            out
+        }));
+    }
+    let mut sent = Vec::new();
+    for t in tasks {
+        if let Ok(mut v) = t.await {
+            sent.append(&mut v);
+        }
+    }
+    sent.sort_by_key(|s| s.record.timing.send_ns);
+    RunOutput {
+        sent,
+        measured_start_ns,
+    }
+}
+
+/// Open loop: requests leave at `schedule` (ns after the start; the first `warmup` of them are
+/// the warm-up), sent by a thread of their own that sleeps until each time — never "from now" —
+/// and hands the request to the runtime; at most `max_concurrency` in flight when capped.
+pub async fn open_loop<O: Op>(
+    ctx: Context<'_, O>,
+    open: &OpenLoop,
+    schedule: Vec<u64>,
+    warmup: usize,
+) -> RunOutput {
+    // Idle connections, taken by a request and given back when it ends. Open enough ahead that the
+    // first second does not pay for connection set-up in its send lag.
+    let ahead = open
+        .max_concurrency
+        .unwrap_or_else(|| open.rate.ceil() as u64)
+        .clamp(1, 1024) as usize;
+    let idle: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(Vec::with_capacity(ahead)));
+    let opening: Vec<_> = (0..ahead)
+        .map(|_| {
+            let mut c = ctx.client.connection();
+            tokio::spawn(async move {
+                let _ = c.connect().await;
+                c
+            })
+        })
+        .collect();
+    for h in opening {
+        if let (Ok(c), Ok(mut idle)) = (h.await, idle.lock()) {
+            idle.push(c);
+        }
+    }
+    let slots = open
+        .max_concurrency
+        .map(|c| Arc::new(tokio::sync::Semaphore::new(c as usize)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
+    let start_ns = ctx.clock.now_ns() + 2_000_000; // the dispatcher's first arrival, 2 ms ahead
+    let measured_start_ns = start_ns + schedule.get(warmup).copied().unwrap_or(0);
+    let measured_start = ctx.clock.instant_at(start_ns) + ctx.limits.warmup;
+    let cancel_at = ctx.cancel_at(measured_start);
+    let handle = tokio::runtime::Handle::current();
+    let dispatcher = {
+        let (op, feed, shutdown, progress, clock, client) = (
+            ctx.op.clone(),
+            ctx.feed.clone(),
+            ctx.shutdown.clone(),
+            ctx.progress.clone(),
+            ctx.clock,
+            ctx.client.clone(),
+        );
+        std::thread::Builder::new()
+            .name("open-loop".into())
+            .spawn(move || {
+                let mut spawned = 0usize;
+                for (i, &offset) in schedule.iter().enumerate() {
+                    if shutdown.is_stopping() {
+                        break;
+                    }
+                    let due_ns = start_ns + offset;
+                    let due = clock.instant_at(due_ns);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    let Some(body) = feed.next() else { break };
+                    let (op, shutdown, progress, idle, slots, tx, client) = (
+                        op.clone(),
+                        shutdown.clone(),
+                        progress.clone(),
+                        idle.clone(),
+                        slots.clone(),
+                        tx.clone(),
+                        client.clone(),
+                    );
+                    handle.spawn(async move {
+                        let _permit = match &slots {
+                            Some(s) => s.clone().acquire_owned().await.ok(),
+                            None => None,
+                        };
+                        let slot_wait_ns = slots.as_ref().map(|_| clock.now_ns().saturating_sub(due_ns));
+                        let conn = idle
+                            .lock()
+                            .ok()
+                            .and_then(|mut v| v.pop())
+                            .unwrap_or_else(|| client.connection());
+                        progress.started();
+                        let send_ns = clock.now_ns();
+                        let (record, cancelled) =
+                            match one(&op, conn, body, &shutdown, cancel_at).await {
+                                Finished::Done(c, r) => {
+                                    if let Ok(mut v) = idle.lock() {
+                                        v.push(c);
+                                    }
+                                    (r, false)
+                                }
+                                Finished::Interrupted => (interrupted_record(send_ns), false),
+                                Finished::Cancelled => (interrupted_record(send_ns), true),
+                            };
+                        progress.finished(&record);
+                        let _ = tx.send(Sent {
+                            record,
+                            scheduled_ns: Some(due_ns),
+                            slot_wait_ns,
+                            warmup: i < warmup,
+                            cancelled,
+                        });
+                    });
+                    spawned += 1;
+                }
+                spawned
+            })
+    };
+    let mut sent = Vec::new();
+    while let Some(s) = rx.recv().await {
+        sent.push(s);
+    }
+    if let Ok(d) = dispatcher {
+        let _ = tokio::task::spawn_blocking(move || d.join()).await;
+    }
+    sent.sort_by_key(|s| s.scheduled_ns);
+    RunOutput {
+        sent,
+        measured_start_ns,
+    }
+}
