@@ -213,7 +213,9 @@ fn validate(args: &Args) -> Result<Plan, Usage> {
         };
         let burstiness = args.burstiness.unwrap_or(1.0);
         if !positive(&burstiness) {
-            return Err(Usage(format!("--burstiness {burstiness} must be a positive number")));
+            return Err(Usage(format!(
+                "--burstiness {burstiness} must be a positive number"
+            )));
         }
         let arrival = match args.arrival.as_deref() {
             Some(a) => Arrival::parse(a).unwrap_or(Arrival::Poisson),
@@ -267,7 +269,9 @@ fn validate(args: &Args) -> Result<Plan, Usage> {
         return Err(Usage("--num_requests must be at least 1".into()));
     }
     if let Some(d) = args.duration.filter(|d| !positive(d)) {
-        return Err(Usage(format!("--duration {d} must be a positive number of seconds")));
+        return Err(Usage(format!(
+            "--duration {d} must be a positive number of seconds"
+        )));
     }
     if !(args.warmup_seconds.is_finite() && args.warmup_seconds >= 0.0) {
         return Err(Usage(format!(
@@ -393,15 +397,20 @@ fn write_tables(args: &Args, doc: &ChatDocument) -> Result<(), cli::Failure> {
         (&args.markdown_file, report::markdown(&rows)),
     ] {
         if let Some(path) = path {
-            std::fs::write(path, text)
-                .map_err(|e| cli::Failure::error(format!("cannot write {}: {e}", path.display())))?;
+            std::fs::write(path, text).map_err(|e| {
+                cli::Failure::error(format!("cannot write {}: {e}", path.display()))
+            })?;
             println!("Table saved to {}", path.display());
         }
     }
     Ok(())
 }
 
-async fn run(args: Args, plan: Plan, n_cores: usize) -> Result<(ChatDocument, Console), cli::Failure> {
+async fn run(
+    args: Args,
+    plan: Plan,
+    n_cores: usize,
+) -> Result<(ChatDocument, Console), cli::Failure> {
     let target = args
         .server
         .connect(args.model.as_deref(), args.seed, "chat")
@@ -493,7 +502,9 @@ async fn run(args: Args, plan: Plan, n_cores: usize) -> Result<(ChatDocument, Co
     let doc = doc.map_err(cli::Failure::error)?;
     console.interrupted = bench.interrupted();
     if !doc.results.is_empty() {
-        println!("\nSummary (latencies in ms; tok/s: output tokens per second; – where not measured)");
+        println!(
+            "\nSummary (latencies in ms; tok/s: output tokens per second; – where not measured)"
+        );
         print!("{}", report::table(&report::rows(&doc)));
     }
     write_tables(&args, &doc)?;

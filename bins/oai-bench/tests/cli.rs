@@ -292,7 +292,10 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
         (vec!["--simulate", "no-such-gpu"], "unknown preset"),
         (vec!["--request_rate", "0"], "is not a positive number"),
         (vec!["--request_rate", "inf"], "is not a positive number"),
-        (vec!["--max_concurrency", "4,x"], "is not a positive integer"),
+        (
+            vec!["--max_concurrency", "4,x"],
+            "is not a positive integer",
+        ),
         (
             vec!["--request_rate", "5", "--max_concurrency", "2,4"],
             "one cap",
@@ -302,14 +305,27 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
             "--batch_sizes is for bursts",
         ),
         (vec!["--duration", "5"], "needs a sustained load"),
-        (vec!["--max_concurrency", "4", "--duration", "0"], "--duration"),
+        (
+            vec!["--max_concurrency", "4", "--duration", "0"],
+            "--duration",
+        ),
         (
             vec!["--max_concurrency", "4", "--at_end", "cancel"],
             "--at_end cancel needs --duration",
         ),
-        (vec!["--max_concurrency", "4", "--arrival", "gamma"], "--request_rate"),
         (
-            vec!["--request_rate", "5", "--arrival", "constant", "--burstiness", "2"],
+            vec!["--max_concurrency", "4", "--arrival", "gamma"],
+            "--request_rate",
+        ),
+        (
+            vec![
+                "--request_rate",
+                "5",
+                "--arrival",
+                "constant",
+                "--burstiness",
+                "2",
+            ],
             "--burstiness",
         ),
         (vec!["--goodput", "ttft:100"], "need --stream"),
@@ -507,4 +523,90 @@ async fn requests_file_has_one_line_per_request() {
         .abs()
             < 1e-9
     );
+}
+
+#[test]
+fn sustained_levels_write_the_json_tables_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("open.json");
+    let csv = dir.path().join("open.csv");
+    let md = dir.path().join("open.md");
+    let jsonl = dir.path().join("open.jsonl");
+    let o = oai_bench(&[
+        "--simulate",
+        "tiny",
+        "--request_rate",
+        "20,40",
+        "--num_requests",
+        "15",
+        "--arrival",
+        "constant",
+        "--warmup_runs",
+        "0",
+        "--max_tokens",
+        "8",
+        "--stream",
+        "--goodput",
+        "e2el:60000",
+        "--sim_time_scale",
+        "4",
+        "--results_file",
+        out.to_str().unwrap(),
+        "--csv_file",
+        csv.to_str().unwrap(),
+        "--markdown_file",
+        md.to_str().unwrap(),
+        "--requests_file",
+        jsonl.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("=== 20 requests/s ==="), "{stdout}");
+    assert!(stdout.contains("Summary"), "{stdout}");
+    let doc = read(&out);
+    assert_eq!(doc["metadata"]["mode"], "open_loop");
+    assert_eq!(doc["metadata"]["levels"], serde_json::json!(["20", "40"]));
+    assert_eq!(doc["metadata"]["num_runs"], 1);
+    for key in ["20", "40"] {
+        let level = &doc["results"][key];
+        assert_eq!(level["requests"]["succeeded"], 15);
+        assert_eq!(level["goodput"]["good"], 15);
+        assert_eq!(level["load"]["arrival"], "constant");
+        assert!(level["load"]["send_lag"]["p99"].as_f64().unwrap() >= 0.0);
+    }
+    // CSV: a header and one row per level, the same figures as the JSON.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("level,mode,succeeded,failed,cancelled,output_tokens_per_s"));
+    assert!(lines[1].starts_with("20,open_loop,15,0,0,"));
+    let cols: Vec<&str> = lines[0].split(',').collect();
+    let row: Vec<&str> = lines[2].split(',').collect();
+    let ttft_p50: f64 = row[cols.iter().position(|c| *c == "ttft_p50_ms").unwrap()]
+        .parse()
+        .unwrap();
+    let json_p50 = doc["results"]["40"]["latency"]["ttft"]["p50"]
+        .as_f64()
+        .unwrap()
+        * 1e3;
+    assert!((ttft_p50 - json_p50).abs() < 1e-9);
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(md.lines().count(), 4);
+    assert!(md.starts_with("| level | mode |"));
+    // Records: 30 lines, each with its due time and send lag.
+    let recs: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 30);
+    assert!(recs
+        .iter()
+        .all(|r| r["send_lag_s"].as_f64().unwrap() >= 0.0));
+    // Constant arrivals at 20/s: due 50 ms apart.
+    let due: Vec<f64> = recs[..15]
+        .iter()
+        .map(|r| r["scheduled_s"].as_f64().unwrap())
+        .collect();
+    assert!((due[1] - due[0] - 0.05).abs() < 1e-6);
 }

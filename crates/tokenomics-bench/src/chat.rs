@@ -384,7 +384,8 @@ impl ChatBenchmark {
             observer.run_records(&key, run, &records);
             if let Some(file) = self.requests.as_mut() {
                 // A records file that cannot be written is reported once, and not retried.
-                if let Err(e) = file.write_run(&key, run, &records, schedule.as_deref(), &self.clock)
+                if let Err(e) =
+                    file.write_run(&key, run, &records, schedule.as_deref(), &self.clock)
                 {
                     observer.records_failed(&e);
                     self.requests = None;
@@ -431,11 +432,7 @@ impl ChatBenchmark {
 
     /// One sustained run: the measured records (warm-up and cancelled requests left out), what
     /// the open loop knows of each, and how many were cancelled at the end.
-    async fn sustained_run(
-        &mut self,
-        shape: &Shape,
-        run: usize,
-    ) -> RunDone {
+    async fn sustained_run(&mut self, shape: &Shape, run: usize) -> RunDone {
         let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
         let limits = self.config.limits_for(shape);
         let (config, prompts) = (self.config.clone(), self.prompts.clone());
@@ -513,11 +510,7 @@ impl ChatBenchmark {
     }
 
     /// One burst run: `batch` requests at once.
-    async fn burst_run(
-        &mut self,
-        batch: u64,
-        run: usize,
-    ) -> RunDone {
+    async fn burst_run(&mut self, batch: u64, run: usize) -> RunDone {
         let n = batch as usize;
         let prompts = self
             .prompts

@@ -142,10 +142,7 @@ pub(crate) fn load_block(
             "duration_seconds".into(),
             json!(limits.duration.map(|d| d.as_secs_f64())),
         );
-        block.insert(
-            "warmup_seconds".into(),
-            json!(limits.warmup.as_secs_f64()),
-        );
+        block.insert("warmup_seconds".into(), json!(limits.warmup.as_secs_f64()));
         block.insert("at_end".into(), json!(limits.at_end.name()));
     }
     if let Some(serde_json::Value::Object(measured)) = extra.remove("load") {

@@ -272,6 +272,34 @@ mod tests {
     }
 
     #[test]
+    fn poisson_gaps_pass_a_kolmogorov_smirnov_test() {
+        // 5,000 gaps at 500 requests/s against the exponential CDF 1 − e^(−rate·x). The critical
+        // value at the 1% level is 1.63/sqrt(n); the seed fixes the schedule, so this is a check
+        // of the generator, not a flaky draw.
+        let limits = Limits {
+            num_requests: Some(5_001),
+            ..Limits::default()
+        };
+        for seed in [42, 7, 2026] {
+            let (t, _) = schedule(&open(500.0, Arrival::Poisson, 1.0), &limits, seed);
+            let mut gaps: Vec<f64> = t.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
+            gaps.sort_by(f64::total_cmp);
+            let n = gaps.len() as f64;
+            let d = gaps
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    let cdf = 1.0 - (-500.0 * x).exp();
+                    (cdf - i as f64 / n)
+                        .abs()
+                        .max(((i + 1) as f64 / n - cdf).abs())
+                })
+                .fold(0.0, f64::max);
+            assert!(d < 1.63 / n.sqrt(), "seed {seed}: D = {d}");
+        }
+    }
+
+    #[test]
     fn rates_make_keys() {
         assert_eq!(format_rate(10.0), "10");
         assert_eq!(format_rate(2.5), "2.5");

@@ -207,7 +207,8 @@ impl Slo {
         let Some(l) = request_latency(r) else {
             return false;
         };
-        self.ttft.is_none_or(|t| l.ttft <= t) && self.tpot.is_none_or(|t| l.tpot.is_none_or(|p| p <= t))
+        self.ttft.is_none_or(|t| l.ttft <= t)
+            && self.tpot.is_none_or(|t| l.tpot.is_none_or(|p| p <= t))
     }
 
     fn to_json(self) -> serde_json::Value {
@@ -311,7 +312,10 @@ pub fn steady_state(records: &[&RequestRecord], target: Option<f64>) -> Option<S
                 tokens += n as f64 * overlap as f64 / (e - s) as f64;
             }
         } else {
-            let inside = events.iter().filter(|&&t| (start..=end).contains(&t)).count();
+            let inside = events
+                .iter()
+                .filter(|&&t| (start..=end).contains(&t))
+                .count();
             tokens += n as f64 * inside as f64 / events.len() as f64;
         }
     }
@@ -533,7 +537,8 @@ impl LevelAccumulator {
         );
         if !self.steady.is_empty() {
             let st = &self.steady;
-            let runs = |f: fn(&SteadyState) -> f64| to_json(&Summary::new(st.iter().map(f)).mean_std());
+            let runs =
+                |f: fn(&SteadyState) -> f64| to_json(&Summary::new(st.iter().map(f)).mean_std());
             let windows: Vec<serde_json::Value> = st
                 .iter()
                 .map(|w| serde_json::json!({"start_ns": w.start_ns, "end_ns": w.end_ns, "seconds": (w.end_ns - w.start_ns) as f64 / NS}))
@@ -571,8 +576,14 @@ impl LevelAccumulator {
         }
         if !self.scheduled_rate.is_empty() {
             let mut load = serde_json::Map::new();
-            load.insert("scheduled_rate".into(), to_json(&pooled(&self.scheduled_rate)));
-            load.insert("achieved_rate".into(), to_json(&pooled(&self.achieved_rate)));
+            load.insert(
+                "scheduled_rate".into(),
+                to_json(&pooled(&self.scheduled_rate)),
+            );
+            load.insert(
+                "achieved_rate".into(),
+                to_json(&pooled(&self.achieved_rate)),
+            );
             load.insert("send_lag".into(), to_json(&dist(&self.send_lag)));
             if !self.slot_wait.is_empty() {
                 load.insert("slot_wait".into(), to_json(&dist(&self.slot_wait)));
@@ -627,6 +638,144 @@ mod erased {
     impl<T: serde::Serialize> Ser for T {
         fn value(&self) -> serde_json::Value {
             serde_json::to_value(self).unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenomics_client::RequestTiming;
+
+    const MS: u64 = 1_000_000;
+
+    /// A successful streamed request: sent at `send` ms, events at `events` ms, `tokens` tokens.
+    fn streamed(send: u64, events: &[u64], tokens: u64, end: u64) -> RequestRecord {
+        RequestRecord {
+            timing: RequestTiming {
+                send_ns: send * MS,
+                first_token_ns: events.first().map(|e| e * MS),
+                first_answer_ns: events.first().map(|e| e * MS),
+                token_events_ns: events.iter().map(|e| e * MS).collect(),
+                end_ns: Some(end * MS),
+                ..RequestTiming::default()
+            },
+            completion_tokens: Some(tokens),
+            content_events: events.len() as u64,
+            ..RequestRecord::default()
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn latencies_by_hand() {
+        // Sent at 100 ms; tokens at 150, 160, 175, 180; done at 181.
+        let r = streamed(100, &[150, 160, 175, 180], 4, 181);
+        let l = request_latency(&r).unwrap();
+        assert!(close(l.ttft, 0.050));
+        assert!(close(l.e2el, 0.081));
+        // (81 − 50) / 3
+        assert!(close(l.tpot.unwrap(), 0.031 / 3.0));
+        let want = [0.010, 0.015, 0.005];
+        assert_eq!(l.itl.len(), 3);
+        for (a, b) in l.itl.iter().zip(want) {
+            assert!(close(*a, b), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn merged_chunks_spread_their_tokens_over_the_gap() {
+        // 3 events carrying 7 tokens: 6 token gaps over 2 event gaps, 3 each.
+        let gaps = token_gaps(&[0, 30 * MS, 60 * MS], 7);
+        assert_eq!(gaps.len(), 6);
+        assert!(gaps.iter().all(|g| close(*g, 0.010)));
+        // Uneven: 3 events, 6 tokens → 5 token gaps dealt 2 + 3.
+        let gaps = token_gaps(&[0, 20 * MS, 50 * MS], 6);
+        assert_eq!(gaps.len(), 5);
+        assert!(close(gaps.iter().sum::<f64>(), 0.050));
+        assert!(close(gaps[0], 0.010) && close(gaps[1], 0.010));
+        assert!(close(gaps[2], 0.010) && close(gaps[4], 0.010));
+        // Fewer tokens than events (a server that counts oddly) never loses a gap.
+        assert_eq!(token_gaps(&[0, MS, 2 * MS], 1).len(), 2);
+        assert!(token_gaps(&[5], 3).is_empty());
+    }
+
+    #[test]
+    fn reasoning_then_answer() {
+        let mut r = streamed(0, &[10, 20, 30], 3, 31);
+        r.timing.first_answer_ns = Some(30 * MS);
+        r.reasoning_events = 2;
+        let l = request_latency(&r).unwrap();
+        assert!(close(l.ttft, 0.010));
+        assert!(close(l.ttfat.unwrap(), 0.030));
+    }
+
+    #[test]
+    fn steady_state_leaves_out_a_straggler() {
+        // A burst of 10 sent at 0: nine end at 100 ms (10 tokens each, one per 10 ms), one
+        // straggler at 1000 ms.
+        let events: Vec<u64> = (1..=10).map(|k| k * 10).collect();
+        let mut recs: Vec<RequestRecord> = (0..9).map(|_| streamed(0, &events, 10, 100)).collect();
+        let slow: Vec<u64> = (1..=10).map(|k| k * 100).collect();
+        recs.push(streamed(0, &slow, 10, 1000));
+        let refs: Vec<&RequestRecord> = recs.iter().collect();
+        let st = steady_state(&refs, Some(10.0)).unwrap();
+        // In flight: 10 from 0 to 100 ms, then 1: the window is [0, 100 ms].
+        assert_eq!((st.start_ns, st.end_ns), (0, 100 * MS));
+        assert!(close(st.coverage, 1.0));
+        // Tokens inside: 9 × 10 + the straggler's one token at 100 ms = 91 over 0.1 s.
+        assert!(close(st.output_tokens_per_second, 910.0));
+        assert!(close(st.requests_per_second, 90.0));
+        // The whole run would say 100 tokens / 1 s.
+        let whole = run_figures(&recs).unwrap();
+        assert!(close(whole.batch_tokens_per_second, 100.0));
+    }
+
+    #[test]
+    fn steady_state_of_an_open_loop_uses_the_mean_in_flight() {
+        // One request every 10 ms, each 20 ms long: 2 in flight once started, 1 at the edges.
+        let recs: Vec<RequestRecord> = (0..10)
+            .map(|i| {
+                let mut r = streamed(i * 10, &[i * 10 + 20], 1, i * 10 + 20);
+                r.timing.token_events_ns.clear();
+                r
+            })
+            .collect();
+        let refs: Vec<&RequestRecord> = recs.iter().collect();
+        let st = steady_state(&refs, None).unwrap();
+        // Mean in flight between the first and last send (0..90 ms) is (1×10 + 2×80) / 90.
+        assert!(close(st.target, 170.0 / 90.0));
+        // Threshold 1.7: the window runs from 10 ms (2 in flight) to 100 ms (back to 1).
+        assert_eq!((st.start_ns, st.end_ns), (10 * MS, 100 * MS));
+        // Non-streamed tokens spread over send → end: 9 requests' worth inside the window
+        // (the first is half inside, the last half inside), 0.5 + 8 + 0.5 = 9 tokens / 90 ms.
+        assert!(close(st.output_tokens_per_second, 100.0));
+    }
+
+    #[test]
+    fn goodput_counts_requests_meeting_every_objective() {
+        let slo = Slo::parse("ttft:50,tpot:10").unwrap();
+        assert_eq!(slo.ttft, Some(0.050));
+        assert!(slo.needs_stream());
+        let fast = streamed(0, &[40, 45, 50], 3, 50);
+        let slow_first = streamed(0, &[60, 65, 70], 3, 70);
+        let slow_tokens = streamed(0, &[40, 60, 80], 3, 80);
+        let one_token = streamed(0, &[30], 1, 30);
+        let mut failed = streamed(0, &[10, 11], 2, 11);
+        failed.error = Some(tokenomics_client::Error::Interrupted);
+        assert!(slo.met(&fast));
+        assert!(!slo.met(&slow_first));
+        assert!(!slo.met(&slow_tokens));
+        assert!(slo.met(&one_token));
+        assert!(!slo.met(&failed));
+        let e2el = Slo::parse("e2el:60").unwrap();
+        assert!(!e2el.needs_stream());
+        assert!(e2el.met(&fast) && !e2el.met(&slow_tokens));
+        for bad in ["", "ttft", "ttft:0", "ttft:-3", "speed:4", "ttft:x"] {
+            assert!(Slo::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -86,7 +86,11 @@ fn latency_row(name: &str, d: &Distribution) -> String {
 /// The summary of one level: every metric as `mean ± std`, outcomes, and latencies.
 pub fn level_summary(key: &str, level: &ChatLevel) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{} — summary over runs (mean ± std)", level_title(key, level));
+    let _ = writeln!(
+        s,
+        "{} — summary over runs (mean ± std)",
+        level_title(key, level)
+    );
     let rows = [
         ("input tokens/request", &level.tokens.input_per_request),
         ("output tokens/request", &level.tokens.output_per_request),
@@ -120,7 +124,11 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
             num(f("/target_in_flight/mean"))
         );
     }
-    if let Some(load) = level.extra.get("load").filter(|l| l.get("achieved_rate").is_some()) {
+    if let Some(load) = level
+        .extra
+        .get("load")
+        .filter(|l| l.get("achieved_rate").is_some())
+    {
         let f = |k: &str| load.pointer(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         let _ = writeln!(
             s,
@@ -187,7 +195,10 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
             }
         }
         if l.extra.contains_key("ttft_from_schedule") {
-            let _ = writeln!(s, "    (TTFT*: from the scheduled send time, waits in the client included)");
+            let _ = writeln!(
+                s,
+                "    (TTFT*: from the scheduled send time, waits in the client included)"
+            );
         }
     }
     s
@@ -502,10 +513,14 @@ pub fn csv(rows: &[Row]) -> String {
 /// A GitHub-flavoured Markdown table, one row per level, columns that carry anything.
 pub fn markdown(rows: &[Row]) -> String {
     let used = used_columns(rows);
-    let pick = |cells: Vec<String>| -> Vec<String> { used.iter().map(|&i| cells[i].clone()).collect() };
+    let pick =
+        |cells: Vec<String>| -> Vec<String> { used.iter().map(|&i| cells[i].clone()).collect() };
     let header = pick(LABELS.iter().map(|c| c.to_string()).collect());
     let mut s = format!("| {} |\n", header.join(" | "));
-    let align: Vec<&str> = used.iter().map(|&i| if i < 2 { "---" } else { "---:" }).collect();
+    let align: Vec<&str> = used
+        .iter()
+        .map(|&i| if i < 2 { "---" } else { "---:" })
+        .collect();
     s.push_str(&format!("| {} |\n", align.join(" | ")));
     for r in rows {
         s.push_str(&format!("| {} |\n", pick(r.cells(true)).join(" | ")));
@@ -516,7 +531,8 @@ pub fn markdown(rows: &[Row]) -> String {
 /// The console summary: an aligned table, one row per level, columns that carry anything.
 pub fn table(rows: &[Row]) -> String {
     let used = used_columns(rows);
-    let pick = |cells: Vec<String>| -> Vec<String> { used.iter().map(|&i| cells[i].clone()).collect() };
+    let pick =
+        |cells: Vec<String>| -> Vec<String> { used.iter().map(|&i| cells[i].clone()).collect() };
     let header = pick(LABELS.iter().map(|c| c.to_string()).collect());
     let body: Vec<Vec<String>> = rows.iter().map(|r| pick(r.cells(true))).collect();
     let widths: Vec<usize> = (0..header.len())

@@ -160,6 +160,8 @@ where
     }
 }
 
+// Lives on the stack for a moment per request; boxing it would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Finished {
     Done(Connection, RequestRecord),
     Interrupted,
@@ -394,7 +396,9 @@ pub async fn open_loop<O: Op>(
                             Some(s) => s.clone().acquire_owned().await.ok(),
                             None => None,
                         };
-                        let slot_wait_ns = slots.as_ref().map(|_| clock.now_ns().saturating_sub(due_ns));
+                        let slot_wait_ns = slots
+                            .as_ref()
+                            .map(|_| clock.now_ns().saturating_sub(due_ns));
                         let conn = idle
                             .lock()
                             .ok()

@@ -124,7 +124,18 @@ pub fn chat_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figure {
             .flat_map(|(_, d)| chat_levels(d).into_iter().map(|(b, _)| b)),
     );
     let x = XAxis::Categories(batches);
-    let x_label = "batch size (concurrent requests)".to_string();
+    // The levels are batch sizes, concurrencies or request rates, by the run's mode (all inputs
+    // of one figure are expected to share it; the first decides the label).
+    let mode = inputs
+        .first()
+        .and_then(|(_, d)| d.metadata.extra.get("mode"))
+        .and_then(|m| m.as_str());
+    let x_label = match mode {
+        Some("closed_loop") => "concurrency (requests kept in flight)",
+        Some("open_loop") => "request rate (requests/s)",
+        _ => "batch size (concurrent requests)",
+    }
+    .to_string();
     let panel =
         |title: &str,
          y_label: &str,

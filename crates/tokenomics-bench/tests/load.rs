@@ -1,0 +1,327 @@
+//! Closed and open loops against scripted loopback servers whose true timings are known. Timing
+//! checks live in this binary of their own so no other test competes for the cores.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokenomics_bench::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
+use tokenomics_bench::metrics::Slo;
+use tokenomics_bench::{ChatBenchmark, ChatConfig, Quiet};
+use tokenomics_client::{Client, ClientConfig};
+use tokenomics_datasets::PromptSource;
+use tokenomics_stats::{ChatDocument, ChatLevel, Distribution};
+use tokenomics_testkit::{Script, ScriptedServer};
+
+fn config(api_base: &str, levels: Vec<Shape>, limits: Limits, stream: bool) -> ChatConfig {
+    ChatConfig {
+        model: "test-model".into(),
+        dataset_key: "synthetic".into(),
+        api_base: api_base.into(),
+        num_runs: 1,
+        warmup_runs: 0,
+        max_tokens: 10,
+        stream,
+        levels,
+        limits,
+        ..ChatConfig::default()
+    }
+}
+
+async fn run(cfg: ChatConfig) -> ChatDocument {
+    let mut c = ClientConfig::new(&cfg.api_base);
+    c.timeout = Duration::from_secs(30);
+    let client = Client::new(c).unwrap();
+    let mut bench = ChatBenchmark::new(cfg, client, PromptSource::from_key("synthetic").unwrap());
+    bench.run(&mut Quiet).await.unwrap()
+}
+
+fn at<'a>(v: &'a serde_json::Map<String, Value>, path: &str) -> &'a Value {
+    let mut parts = path.split('/');
+    let mut cur = &v[parts.next().unwrap()];
+    for p in parts {
+        cur = &cur[p];
+    }
+    cur
+}
+
+fn dist(v: &Value) -> Distribution {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn requests(n: u64) -> Limits {
+    Limits {
+        num_requests: Some(n),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_holds_c_in_flight_and_excludes_the_warm_up() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(20),
+        itl: Duration::from_millis(2),
+        tokens: Some(10),
+        ..Script::default()
+    })
+    .await;
+    let limits = Limits {
+        num_requests: Some(36),
+        warmup: Duration::from_millis(150),
+        ..Limits::default()
+    };
+    let cfg = config(
+        &server.api_base(),
+        vec![Shape::Closed { concurrency: 6 }],
+        limits,
+        false,
+    );
+    let doc = run(cfg).await;
+    // The server saw exactly 6 at once, never more.
+    assert_eq!(server.peak_in_flight(), 6);
+    let level = &doc.results["6"];
+    let counts = level.requests.as_ref().unwrap();
+    assert_eq!(counts.succeeded, 36);
+    // Warm-up requests (each ~38 ms, 6 at a time, for 150 ms) were sent but not counted.
+    assert!(server.requests() >= 36 + 18, "{}", server.requests());
+    assert_eq!(doc.metadata.extra["mode"], "closed_loop");
+    assert_eq!(doc.metadata.batch_sizes, vec![6]);
+    assert_eq!(at(&level.extra, "load/max_concurrency"), 6);
+    assert_eq!(at(&level.extra, "load/warmup_seconds"), 0.15);
+    let st = &level.throughput.extra["steady_state"];
+    assert_eq!(st["target_in_flight"]["mean"], 6.0);
+    // 6 slots, each request 38 ms: about 158 requests/s and 1,580 tokens/s while all 6 run.
+    let rps = st["requests_per_second"]["mean"].as_f64().unwrap();
+    assert!((120.0..170.0).contains(&rps), "{rps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_keeps_its_schedule_at_500_requests_per_second() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(1),
+        tokens: Some(4),
+        ..Script::default()
+    })
+    .await;
+    let open = OpenLoop {
+        rate: 500.0,
+        arrival: Arrival::Poisson,
+        burstiness: 1.0,
+        max_concurrency: None,
+    };
+    let limits = Limits {
+        duration: Some(Duration::from_secs(10)),
+        ..Limits::default()
+    };
+    let cfg = config(&server.api_base(), vec![Shape::Open(open)], limits, true);
+    let started = Instant::now();
+    let doc = run(cfg).await;
+    assert!(started.elapsed() < Duration::from_secs(13));
+    let level = &doc.results["500"];
+    let load = level.extra["load"].as_object().unwrap();
+    let scheduled = at(load, "scheduled_rate/mean").as_f64().unwrap();
+    let achieved = at(load, "achieved_rate/mean").as_f64().unwrap();
+    let lag = dist(&load["send_lag"]);
+    eprintln!(
+        "scheduled {scheduled:.1}/s, achieved {achieved:.1}/s, send lag p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
+        lag.p50 * 1e3,
+        lag.p99 * 1e3,
+        lag.max * 1e3
+    );
+    // A Poisson count over 10 s varies by ~1.4% around 500/s; the client must keep the schedule
+    // it drew to within 2%.
+    assert!((scheduled - 500.0).abs() < 500.0 * 0.05, "{scheduled}");
+    assert!(
+        (achieved - scheduled).abs() < scheduled * 0.02,
+        "{achieved}"
+    );
+    assert!(lag.p99 < 0.002, "p99 send lag {} ms", lag.p99 * 1e3);
+    assert!(lag.min >= 0.0, "never early: {}", lag.min);
+    let counts = level.requests.as_ref().unwrap();
+    assert_eq!(counts.failed, 0);
+    assert_eq!(counts.succeeded, server.requests());
+    assert_eq!(doc.metadata.extra["mode"], "open_loop");
+    assert_eq!(doc.metadata.extra["arrival"]["process"], "poisson");
+    // Latency from the scheduled time is the latency plus the lag.
+    let lat = level.latency.as_ref().unwrap();
+    let from_schedule = dist(&lat.extra["ttft_from_schedule"]);
+    assert!(from_schedule.mean >= lat.ttft.mean);
+    assert!(from_schedule.mean - lat.ttft.mean < 0.002);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_capped_waits_for_a_slot() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(40),
+        itl: Duration::from_millis(1),
+        tokens: Some(2),
+        ..Script::default()
+    })
+    .await;
+    // 100 requests/s, but each takes ~41 ms and only 2 may be in flight: ~49/s can be served, so
+    // requests queue in the client.
+    let open = OpenLoop {
+        rate: 100.0,
+        arrival: Arrival::Constant,
+        burstiness: 1.0,
+        max_concurrency: Some(2),
+    };
+    let cfg = config(
+        &server.api_base(),
+        vec![Shape::Open(open)],
+        requests(20),
+        false,
+    );
+    let doc = run(cfg).await;
+    assert_eq!(server.peak_in_flight(), 2);
+    let level = &doc.results["100"];
+    let load = level.extra["load"].as_object().unwrap();
+    let wait = dist(&load["slot_wait"]);
+    // The 20th request is due at 190 ms but starts after 10 rounds of ~41 ms.
+    assert!(wait.max > 0.15, "max slot wait {}", wait.max);
+    assert!(wait.min < 0.005);
+    assert_eq!(load["max_concurrency"], 2);
+    // The constant schedule itself is exactly 100/s; what was achieved is about half that.
+    assert!((at(load, "scheduled_rate/mean").as_f64().unwrap() - 100.0).abs() < 1e-6);
+    let achieved = at(load, "achieved_rate/mean").as_f64().unwrap();
+    assert!((40.0..55.0).contains(&achieved), "{achieved}");
+    let e2e_sched = dist(&load["e2el_from_schedule"]);
+    assert!(e2e_sched.max > 0.15 + 0.04);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latencies_equal_the_scripted_ones() {
+    // 40 ms to the first token, 8 ms between events; 6 events of one token, or 3 of three.
+    for (per_event, tokens, itl_ms, tpot_ms) in [(1u64, 6u64, 8.0, 8.0), (3, 9, 8.0 / 3.0, 2.0)] {
+        let server = ScriptedServer::uniform(Script {
+            ttft: Duration::from_millis(40),
+            itl: Duration::from_millis(8),
+            tokens: Some(tokens),
+            tokens_per_event: per_event,
+            ..Script::default()
+        })
+        .await;
+        let cfg = config(
+            &server.api_base(),
+            vec![Shape::Closed { concurrency: 4 }],
+            requests(12),
+            true,
+        );
+        let doc = run(cfg).await;
+        let lat = doc.results["4"].latency.clone().unwrap();
+        let events = tokens / per_event;
+        let e2el_ms = 40.0 + 8.0 * (events - 1) as f64;
+        let near = |got: f64, want_ms: f64, what: &str| {
+            assert!(
+                (got * 1e3 - want_ms).abs() < 1.5,
+                "{what}: {} ms, want {want_ms} ms",
+                got * 1e3
+            );
+        };
+        near(lat.ttft.p50, 40.0, "TTFT");
+        near(lat.itl.p50, itl_ms, "ITL");
+        near(lat.tpot.p50, tpot_ms, "TPOT");
+        near(lat.e2el.p50, e2el_ms, "E2EL");
+        // Every token gap is counted: (tokens − 1) per request.
+        assert_eq!(lat.itl.count, 12 * (tokens - 1));
+    }
+}
+
+fn goodput(level: &ChatLevel) -> (u64, u64) {
+    let g = &level.extra["goodput"];
+    (g["good"].as_u64().unwrap(), g["total"].as_u64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goodput_counts_are_exact() {
+    // Every third request to arrive is slow to start (150 ms); the others start in 10 ms.
+    let server = ScriptedServer::start(|i, _| Script {
+        ttft: Duration::from_millis(if i % 3 == 0 { 150 } else { 10 }),
+        itl: Duration::from_millis(2),
+        tokens: Some(5),
+        ..Script::default()
+    })
+    .await;
+    let mut cfg = config(
+        &server.api_base(),
+        vec![Shape::Closed { concurrency: 4 }],
+        requests(24),
+        true,
+    );
+    cfg.goodput = Some(Slo::parse("ttft:80,tpot:20").unwrap());
+    let doc = run(cfg).await;
+    let level = &doc.results["4"];
+    assert_eq!(goodput(level), (16, 24));
+    let g = &level.extra["goodput"];
+    assert!((g["share"].as_f64().unwrap() - 16.0 / 24.0).abs() < 1e-12);
+    assert_eq!(g["slo_ms"]["ttft"], 80.0);
+    assert!(g["slo_ms"]["e2el"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_steady_state_window_excludes_a_straggler() {
+    // A burst of 10: the first to arrive takes 1 s, the others 20 ms + 9 × 5 ms.
+    let server = ScriptedServer::start(|i, _| Script {
+        ttft: Duration::from_millis(if i == 0 { 1000 } else { 20 }),
+        itl: Duration::from_millis(5),
+        tokens: Some(10),
+        ..Script::default()
+    })
+    .await;
+    let mut cfg = config(&server.api_base(), vec![], Limits::default(), true);
+    cfg.batch_sizes = vec![10];
+    let doc = run(cfg).await;
+    let level = &doc.results["10"];
+    let st = &level.throughput.extra["steady_state"];
+    let window = st["seconds"]["mean"].as_f64().unwrap();
+    assert!(window < 0.1, "window {window} s");
+    let steady = st["output_tokens_per_second"]["mean"].as_f64().unwrap();
+    let whole = level.throughput.batch_tokens_per_second.mean;
+    // Whole run: 100 tokens over ~1.05 s. Steady: ~90 tokens over ~65 ms.
+    assert!(whole < 110.0, "{whole}");
+    assert!(steady > 1000.0, "{steady}");
+    assert_eq!(doc.metadata.extra["mode"], "burst");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_end_of_the_duration_requests_are_waited_for_or_cancelled() {
+    for at_end in [AtEnd::Wait, AtEnd::Cancel] {
+        let server = ScriptedServer::uniform(Script {
+            ttft: Duration::from_millis(400),
+            itl: Duration::from_millis(1),
+            tokens: Some(2),
+            ..Script::default()
+        })
+        .await;
+        let limits = Limits {
+            duration: Some(Duration::from_millis(600)),
+            at_end,
+            ..Limits::default()
+        };
+        let cfg = config(
+            &server.api_base(),
+            vec![Shape::Closed { concurrency: 2 }],
+            limits,
+            false,
+        );
+        let started = Instant::now();
+        let doc = run(cfg).await;
+        let took = started.elapsed();
+        let counts = doc.results["2"].requests.clone().unwrap();
+        // Two rounds: at 0 and at ~401 ms; the second round is in flight at 600 ms.
+        assert_eq!(server.requests(), 4);
+        match at_end {
+            AtEnd::Wait => {
+                assert_eq!((counts.succeeded, counts.cancelled), (4, 0));
+                assert!(took >= Duration::from_millis(800));
+            }
+            AtEnd::Cancel => {
+                assert_eq!(
+                    (counts.succeeded, counts.cancelled, counts.failed),
+                    (2, 2, 0)
+                );
+                assert!(took < Duration::from_millis(780), "{took:?}");
+            }
+        }
+    }
+}
