@@ -561,6 +561,7 @@ fn main() -> ExitCode {
         std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .on_thread_start(tokenomics_bench::sustained::keep_time)
         .worker_threads(n_cores)
         .enable_all()
         .build()

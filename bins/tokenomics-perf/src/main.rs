@@ -35,14 +35,19 @@ struct Args {
 
 struct Scenario {
     name: String,
+    /// Requests in flight (for memory per stream); for an open loop, 0.
     concurrency: u64,
     runs: u64,
     max_tokens: u64,
     stream: bool,
     padding: usize,
+    /// Open loop: requests per second and seconds (instead of a burst of `concurrency`).
+    open: Option<(u64, u64)>,
 }
 
 struct Measured {
+    /// Open loop: scheduled and achieved rate, send lag p50/p99/max in ms.
+    open: Option<[f64; 5]>,
     cpu_s: f64,
     max_rss_kib: u64,
     tokens: f64,
@@ -134,13 +139,19 @@ fn measure(
         "0",
     ])
     .args(["--api_base", &format!("http://127.0.0.1:{port}/v1")])
-    .args([
-        "--batch_sizes",
-        &s.concurrency.to_string(),
-        "--num_runs",
-        &s.runs.to_string(),
-    ])
-    .args([
+    .args(["--num_runs", &s.runs.to_string(), "--progress", "never"]);
+    let key = match s.open {
+        Some((rate, seconds)) => {
+            cmd.args(["--request_rate", &rate.to_string()])
+                .args(["--duration", &seconds.to_string()]);
+            rate.to_string()
+        }
+        None => {
+            cmd.args(["--batch_sizes", &s.concurrency.to_string()]);
+            s.concurrency.to_string()
+        }
+    };
+    cmd.args([
         "--max_tokens",
         &s.max_tokens.to_string(),
         "--n_cores",
@@ -154,7 +165,18 @@ fn measure(
     let doc: Value =
         serde_json::from_slice(&std::fs::read(out).map_err(|e| format!("no results: {e}"))?)
             .map_err(|e| e.to_string())?;
-    let level = &doc["results"][s.concurrency.to_string()];
+    let level = &doc["results"][&key];
+    let open = s.open.map(|_| {
+        let load = &level["load"];
+        let f = |p: &str| load.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        [
+            f("/scheduled_rate/mean"),
+            f("/achieved_rate/mean"),
+            f("/send_lag/p50") * 1e3,
+            f("/send_lag/p99") * 1e3,
+            f("/send_lag/max") * 1e3,
+        ]
+    });
     let ok = level["requests"]["succeeded"].as_f64().unwrap_or(0.0);
     let failed = level["requests"]["failed"].as_u64().unwrap_or(0);
     let per_request = level["tokens"]["output_per_request"]["mean"]
@@ -165,6 +187,7 @@ fn measure(
         .unwrap_or(f64::NAN)
         * s.runs as f64;
     Ok(Measured {
+        open,
         cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss as u64,
         tokens: ok * per_request,
@@ -172,6 +195,144 @@ fn measure(
         load_s,
         failed,
     })
+}
+
+/// `GET path` on the loopback port, the body.
+fn http_get(port: u16, path: &str) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP header end")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        // De-chunk: size line, data, CRLF, … until a zero-size chunk.
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or("bad chunk")?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..line_end]).trim(),
+                16,
+            )
+            .map_err(|e| e.to_string())?;
+            if size == 0 {
+                break;
+            }
+            let start = line_end + 2;
+            out.extend_from_slice(&rest[start..start + size]);
+            rest = &rest[start + size + 2..];
+        }
+        return Ok(out);
+    }
+    Ok(body)
+}
+
+/// Client TTFT at 500 streams against `oai-sim --preset fixed`, split into where the excess over
+/// the 50 ms schedule comes from: the request's way to the server (client send → server arrival),
+/// the server's own lateness (arrival → first token sent, minus 50 ms: its queue while it accepts
+/// and parses 500 requests on one core), and the client's stamping error (server sent the first
+/// token → client stamped it). Times are joined across the two processes on the wall clock.
+fn ttft_split(
+    oai_sim: &Path,
+    oai_bench: &Path,
+    port: u16,
+    n_cores: u32,
+    dir: &Path,
+) -> Result<String, String> {
+    if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        return Err(format!("port {port} is already in use"));
+    }
+    let mut sim = Command::new(oai_sim)
+        .args(["--preset", "fixed", "--trace", "--port", &port.to_string()])
+        .args(["--mean_output_tokens", "10000000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = dir.join("ttft.json");
+    let records = dir.join("ttft.jsonl");
+    let mut cmd = Command::new(oai_bench);
+    cmd.args(["--model", "fixed", "--dataset_key", "synthetic"])
+        .args(["--warmup_runs", "1", "--stream", "--progress", "never"])
+        .args(["--api_base", &format!("http://127.0.0.1:{port}/v1")])
+        .args(["--batch_sizes", "500", "--num_runs", "2", "--max_tokens", "20"])
+        .args(["--n_cores", &n_cores.to_string()])
+        .args(["--results_file", out.to_str().unwrap_or("t.json")])
+        .args(["--requests_file", records.to_str().unwrap_or("t.jsonl")]);
+    let ran = run_measured(cmd);
+    let trace = http_get(port, "/sim/trace");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    ran?;
+    let trace = trace?;
+    let server: std::collections::HashMap<String, Value> = trace
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .filter_map(|v| Some((format!("cmpl-sim-{}", v["id"].as_u64()?), v)))
+        .collect();
+    let text = std::fs::read_to_string(&records).map_err(|e| e.to_string())?;
+    let (mut reported, mut path, mut late, mut client) = (vec![], vec![], vec![], vec![]);
+    for line in text.lines() {
+        let r: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let f = |k: &str| r[k].as_f64();
+        let (Some(id), Some(send_unix), Some(send_s), Some(first_s), Some(ttft)) = (
+            r["response_id"].as_str(),
+            f("send_unix"),
+            f("send_s"),
+            f("first_token_s"),
+            f("ttft_s"),
+        ) else {
+            continue;
+        };
+        let Some(t) = server.get(id) else { continue };
+        let (Some(arrival), Some(first)) = (t["arrival_unix"].as_f64(), t["first_token_unix"].as_f64())
+        else {
+            continue;
+        };
+        let client_first = send_unix + (first_s - send_s);
+        reported.push((ttft - 0.050) * 1e3);
+        path.push((arrival - send_unix) * 1e3);
+        late.push((first - arrival - 0.050) * 1e3);
+        client.push((client_first - first) * 1e3);
+    }
+    if client.is_empty() {
+        return Err("no request could be joined to the server's truth log".into());
+    }
+    let row = |name: &str, v: &[f64]| {
+        let s = tokenomics_stats::Summary::new(v.iter().copied());
+        format!(
+            "  {name:<44} mean {:+7.3} ms   p50 {:+7.3} ms   p99 {:+7.3} ms\n",
+            s.mean(),
+            s.percentile(50.0),
+            s.percentile(99.0)
+        )
+    };
+    Ok(format!(
+        "TTFT at 500 streams against a fixed 50 ms schedule (oai-sim --preset fixed), {} requests joined to the truth log:\n{}{}{}{}",
+        client.len(),
+        row("reported TTFT − 50 ms", &reported),
+        row("  request on its way (send → server arrival)", &path),
+        row("  server late (arrival → first token − 50 ms)", &late),
+        row("  client stamping (server sent → client stamp)", &client),
+    ))
 }
 
 fn main() -> ExitCode {
@@ -191,6 +352,7 @@ fn main() -> ExitCode {
         max_tokens: 256,
         stream: true,
         padding: 0,
+        open: None,
     };
     let mut scenarios = vec![
         stream("1 stream", 1, 100),
@@ -208,6 +370,7 @@ fn main() -> ExitCode {
         max_tokens: 8,
         stream: true,
         padding: 1 << 20,
+        open: None,
     });
     scenarios.push(Scenario {
         name: "128K-token response".into(),
@@ -216,6 +379,16 @@ fn main() -> ExitCode {
         max_tokens: 128_000,
         stream: false,
         padding: 0,
+        open: None,
+    });
+    scenarios.push(Scenario {
+        name: "open loop 2,000 req/s".into(),
+        concurrency: 0,
+        runs: 1,
+        max_tokens: 16,
+        stream: true,
+        padding: 0,
+        open: Some((2000, if args.quick { 3 } else { 10 })),
     });
 
     let dir = std::env::temp_dir().join(format!("tokenomics-perf-{}", std::process::id()));
@@ -254,6 +427,7 @@ fn main() -> ExitCode {
                     baseline_kib = Some(m.max_rss_kib);
                 }
                 let per_stream = match baseline_kib {
+                    _ if s.open.is_some() => "-".into(),
                     Some(b) if s.concurrency > 1 => format!(
                         "{:.1}",
                         (m.max_rss_kib.saturating_sub(b)) as f64 / s.concurrency as f64
@@ -277,73 +451,22 @@ fn main() -> ExitCode {
                         String::new()
                     }
                 );
+                if let Some([scheduled, achieved, p50, p99, max]) = m.open {
+                    println!(
+                        "{:<22} achieved {achieved:.1} req/s of {scheduled:.1} scheduled ({:+.2}%); send lag p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms",
+                        "",
+                        (achieved / scheduled - 1.0) * 100.0
+                    );
+                }
             }
             Err(e) => println!("{:<22} failed: {e}", s.name),
         }
     }
     // TTFT accuracy: 500 streams against a server whose schedule is known (first token 50 ms
-    // after each request arrives), in another process.
-    let ttft = (|| -> Result<(f64, f64, f64), String> {
-        if TcpStream::connect(("127.0.0.1", args.port)).is_ok() {
-            return Err(format!("port {} is already in use", args.port));
-        }
-        let mut sim = Command::new(&oai_sim)
-            .args([
-                "--preset",
-                "fixed",
-                "--port",
-                &args.port.to_string(),
-                "--mean_output_tokens",
-                "10000000",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", args.port)).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = dir.join("ttft.json");
-        let mut cmd = Command::new(&oai_bench);
-        cmd.args([
-            "--model",
-            "fixed",
-            "--dataset_key",
-            "synthetic",
-            "--warmup_runs",
-            "1",
-            "--stream",
-        ])
-        .args(["--api_base", &format!("http://127.0.0.1:{}/v1", args.port)])
-        .args([
-            "--batch_sizes",
-            "500",
-            "--num_runs",
-            "2",
-            "--max_tokens",
-            "20",
-        ])
-        .args([
-            "--n_cores",
-            &args.n_cores.to_string(),
-            "--results_file",
-            out.to_str().unwrap_or("t.json"),
-        ]);
-        let r = run_measured(cmd);
-        let _ = sim.kill();
-        let _ = sim.wait();
-        r?;
-        let doc: Value = serde_json::from_slice(&std::fs::read(&out).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-        let t = &doc["results"]["500"]["latency"]["ttft"];
-        let get = |k: &str| t[k].as_f64().unwrap_or(f64::NAN) * 1e3 - 50.0;
-        Ok((get("mean"), get("p50"), get("p99")))
-    })();
-    match ttft {
-        Ok((mean, p50, p99)) => println!(
-            "\nTTFT at 500 streams against a fixed 50 ms schedule (oai-sim --preset fixed): error mean {mean:+.2} ms, p50 {p50:+.2} ms, p99 {p99:+.2} ms"
-        ),
+    // after each request arrives), in another process, with the server's truth log joined to the
+    // client's per-request records by response id.
+    match ttft_split(&oai_sim, &oai_bench, args.port, args.n_cores, &dir) {
+        Ok(report) => println!("\n{report}"),
         Err(e) => println!("\nTTFT accuracy scenario failed: {e}"),
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -71,6 +71,7 @@ impl RequestsFile {
                 "token_source": r.token_source.name(),
                 "content_events": r.content_events,
                 "finish_reason": r.finish_reason,
+                "response_id": r.response_id,
                 "connect_s": t.connect_ns as f64 / 1e9,
                 "send_s": rel(sent.then_some(t.send_ns)),
                 "headers_s": rel(t.headers_ns),

@@ -40,13 +40,32 @@ impl Shutdown {
         }
     }
 
-    /// Stop sending; requests in flight get the grace period.
+    /// Stop sending; requests in flight get the grace period, after which they are abandoned
+    /// (one timer for all of them, so a request in flight carries no timer of its own).
     pub fn stop(&self) {
-        self.state.send_if_modified(|s| {
+        let first = self.state.send_if_modified(|s| {
             let was = *s;
             *s = (*s).max(STOPPING);
             was != *s
         });
+        if !first {
+            return;
+        }
+        let (me, grace) = (self.clone(), self.grace);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    me.stop_now();
+                });
+            }
+            Err(_) => {
+                std::thread::spawn(move || {
+                    std::thread::sleep(grace);
+                    me.stop_now();
+                });
+            }
+        }
     }
 
     /// Cancel requests in flight at once.
@@ -60,25 +79,27 @@ impl Shutdown {
     }
 
     /// Completes when requests in flight must be abandoned: at a second stop request, or when
-    /// the grace period after the first one is over.
+    /// the grace period after the first one is over. Small on purpose: one of these waits beside
+    /// every request in flight.
     async fn abandon(&self) {
         let mut rx = self.state.subscribe();
-        let _ = rx.wait_for(|s| *s >= STOPPING).await;
-        if *rx.borrow() >= STOP_NOW {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(self.grace) => {}
-            _ = rx.wait_for(|s| *s >= STOP_NOW) => {}
-        }
+        let _ = rx.wait_for(|s| *s >= STOP_NOW).await;
     }
 
     /// Runs `fut` unless the benchmark is abandoned first (`None`).
-    pub async fn run<F: Future>(&self, fut: F) -> Option<F::Output> {
-        tokio::select! {
-            biased;
-            out = fut => Some(out),
-            _ = self.abandon() => None,
+    ///
+    /// `fut` is moved to the heap once: a future passed by value into an `async fn` is kept
+    /// twice in its state (as the argument and as the polled value), which for a request in
+    /// flight doubled the few KiB its state takes.
+    pub fn run<F: Future>(&self, fut: F) -> impl Future<Output = Option<F::Output>> {
+        let fut = Box::pin(fut);
+        let me = self.clone();
+        async move {
+            tokio::select! {
+                biased;
+                out = fut => Some(out),
+                _ = me.abandon() => None,
+            }
         }
     }
 

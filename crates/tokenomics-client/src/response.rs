@@ -91,6 +91,8 @@ pub struct RequestRecord {
     /// Of `content_events`, those that carried only reasoning text.
     pub reasoning_events: u64,
     pub finish_reason: Option<String>,
+    /// The response's `id` as the server gave it (first chunk), to find it in the server's logs.
+    pub response_id: Option<String>,
     pub error: Option<Error>,
 }
 
@@ -131,6 +133,9 @@ struct UsageDetails {
 
 #[derive(Deserialize)]
 struct Chunk<'a> {
+    /// Borrowed unless it holds escapes (a `&str` would refuse those, failing the chunk).
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     choices: Vec<ChunkChoice<'a>>,
     #[serde(default)]
@@ -301,6 +306,9 @@ impl StreamState {
             self.record.error = Some(Error::ServerEvent(error_message(e)));
             return false;
         }
+        if self.record.response_id.is_none() {
+            self.record.response_id = chunk.id.map(|id| id.into_owned());
+        }
         if let Some(choice) = chunk.choices.first() {
             let carried = choice.carried();
             if carried != Carried::Nothing {
@@ -359,6 +367,7 @@ pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
         record.error = Some(Error::ServerEvent(error_message(e)));
         return;
     }
+    record.response_id = chunk.id.map(|id| id.into_owned());
     if let Some(choice) = chunk.choices.first() {
         record.finish_reason = choice.finish_reason.map(str::to_string);
         record.content_events = u64::from(choice.carried() != Carried::Nothing);
@@ -512,6 +521,7 @@ mod tests {
         assert!(r.error.is_none());
         assert_eq!(r.timing.first_token_ns, Some(20));
         assert_eq!(r.timing.first_answer_ns, Some(30));
+        assert_eq!(r.response_id, None);
         assert_eq!(r.reasoning_events, 1);
         assert_eq!(r.timing.token_events_ns, vec![20, 30]);
         assert_eq!((r.prompt_tokens, r.completion_tokens), (Some(7), Some(2)));

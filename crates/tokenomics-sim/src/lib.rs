@@ -110,6 +110,11 @@ pub struct TraceRecord {
     pub completed: bool,
     /// [`wire::text_hash`] of the last message's text (or the prompt), to match a client's record.
     pub prompt_hash: u64,
+    /// `arrival_ns` and `first_token_ns` as Unix seconds (the server's start time on the wall
+    /// clock plus monotonic time since), to join the log with a client's records across
+    /// processes.
+    pub arrival_unix: f64,
+    pub first_token_unix: Option<f64>,
 }
 
 /// vLLM's TTFT histogram buckets, seconds.
@@ -130,6 +135,8 @@ pub struct Simulator {
     config: SimConfig,
     served_model: String,
     started: Instant,
+    /// `started` on the wall clock, Unix seconds.
+    started_unix: f64,
     engine: Option<EngineHandle>,
     next_id: AtomicU64,
     in_flight: AtomicI64,
@@ -240,6 +247,9 @@ impl Simulator {
             config,
             served_model,
             started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             engine,
             next_id: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
@@ -295,7 +305,11 @@ impl Simulator {
         self.started.elapsed().as_nanos() as u64
     }
 
-    fn record(&self, rec: TraceRecord) {
+    fn record(&self, mut rec: TraceRecord) {
+        rec.arrival_unix = self.started_unix + rec.arrival_ns as f64 / 1e9;
+        rec.first_token_unix = rec
+            .first_token_ns
+            .map(|t| self.started_unix + t as f64 / 1e9);
         if let Some(first) = rec.first_token_ns {
             if let Ok(mut h) = self.ttft.lock() {
                 let s = (first - rec.arrival_ns) as f64 / 1e9;
@@ -422,6 +436,8 @@ impl Simulator {
             completion_tokens: 0,
             completed: false,
             prompt_hash: wire::text_hash(&parsed.last_text()),
+            arrival_unix: 0.0,
+            first_token_unix: None,
         };
         let keep_times = self.config.trace;
         if !parsed.stream {
@@ -574,6 +590,8 @@ impl Simulator {
             completion_tokens: 0,
             completed: true,
             prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
+            arrival_unix: 0.0,
+            first_token_unix: None,
         });
         let mut resp = Response::new(SimBody::full(body));
         resp.headers_mut().insert(
