@@ -223,11 +223,8 @@ fn http_get(port: u16, path: &str) -> Result<Vec<u8>, String> {
                 .windows(2)
                 .position(|w| w == b"\r\n")
                 .ok_or("bad chunk")?;
-            let size = usize::from_str_radix(
-                String::from_utf8_lossy(&rest[..line_end]).trim(),
-                16,
-            )
-            .map_err(|e| e.to_string())?;
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16)
+                .map_err(|e| e.to_string())?;
             if size == 0 {
                 break;
             }
@@ -272,7 +269,14 @@ fn ttft_split(
     cmd.args(["--model", "fixed", "--dataset_key", "synthetic"])
         .args(["--warmup_runs", "1", "--stream", "--progress", "never"])
         .args(["--api_base", &format!("http://127.0.0.1:{port}/v1")])
-        .args(["--batch_sizes", "500", "--num_runs", "2", "--max_tokens", "20"])
+        .args([
+            "--batch_sizes",
+            "500",
+            "--num_runs",
+            "2",
+            "--max_tokens",
+            "20",
+        ])
         .args(["--n_cores", &n_cores.to_string()])
         .args(["--results_file", out.to_str().unwrap_or("t.json")])
         .args(["--requests_file", records.to_str().unwrap_or("t.jsonl")]);
@@ -303,7 +307,8 @@ fn ttft_split(
             continue;
         };
         let Some(t) = server.get(id) else { continue };
-        let (Some(arrival), Some(first)) = (t["arrival_unix"].as_f64(), t["first_token_unix"].as_f64())
+        let (Some(arrival), Some(first)) =
+            (t["arrival_unix"].as_f64(), t["first_token_unix"].as_f64())
         else {
             continue;
         };
