@@ -15,6 +15,7 @@ use tokenomics_bench::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
 use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::{report, ChatBenchmark, ChatConfig, Observer, RunReport};
 use tokenomics_client::Endpoint;
+use tokenomics_datasets::hub::HubConfig;
 use tokenomics_datasets::PromptSource;
 use tokenomics_stats::{ChatDocument, ChatLevel};
 
@@ -39,9 +40,15 @@ struct Args {
     /// Model tag sent in each request (required unless --simulate is given).
     #[arg(long, required_unless_present = "simulate")]
     model: Option<String>,
-    /// Prompt source: synthetic, file:PATH (JSONL or text), aime [default: aime; synthetic with --simulate].
+    /// Prompt source: aime, hf:OWNER/NAME[@REVISION] (any Hugging Face Hub dataset), synthetic, file:PATH [default: aime; synthetic with --simulate].
     #[arg(long = "dataset_key", visible_alias = "dataset-key")]
     dataset_key: Option<String>,
+    /// Hub datasets: the split to read [default: train].
+    #[arg(long = "dataset_split", visible_alias = "dataset-split")]
+    dataset_split: Option<String>,
+    /// Hub datasets: the column holding the prompt text, or a chat "messages" column [default: aime: Question; otherwise found by name].
+    #[arg(long = "dataset_column", visible_alias = "dataset-column")]
+    dataset_column: Option<String>,
     /// Burst mode: comma-separated batch sizes; each is one experiment of B requests at once [default: 1,2,4,8].
     #[arg(long = "batch_sizes", visible_alias = "batch-sizes")]
     batch_sizes: Option<String>,
@@ -426,7 +433,33 @@ async fn run(
             "aime".into()
         }
     });
-    let prompts = PromptSource::from_key(&dataset_key).map_err(cli::Failure::usage)?;
+    let (prompts, note) = PromptSource::open(
+        &dataset_key,
+        args.dataset_split.as_deref(),
+        args.dataset_column.as_deref(),
+        &HubConfig::from_env(),
+    )
+    .await
+    .map_err(|e| match e {
+        // The Hub could not be reached and the cache does not have it: not the user's typing.
+        tokenomics_datasets::Error::Hub(m) if m.contains("cannot be reached") => {
+            cli::Failure::error(m)
+        }
+        e => cli::Failure::usage(e),
+    })?;
+    if let Some(note) = note {
+        eprintln!("{NAME}: note: {note}");
+    }
+    if let tokenomics_datasets::PromptSource::Rows { rows, .. } = &prompts {
+        println!(
+            "Dataset {dataset_key}: {} prompts{}",
+            rows.len(),
+            match prompts.describe()["source"]["commit"].as_str() {
+                Some(c) => format!(" (commit {})", &c[..c.len().min(12)]),
+                None => String::new(),
+            }
+        );
+    }
     let batch_sizes = plan
         .levels
         .iter()

@@ -8,12 +8,27 @@ use std::time::Duration;
 use serde_json::Value;
 use tokenomics_testkit::{refused_api_base, Fault, Script, ScriptedServer};
 
-fn oai_bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oai-bench"))
-        .args(args)
+/// Runs oai-bench; the Hugging Face Hub is off limits (offline, an empty cache) unless `hub`
+/// gives an endpoint and a cache folder.
+fn oai_bench_with(args: &[&str], hub: Option<(&str, &Path)>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
+    cmd.args(args)
         .env_remove("OPENAI_API_KEY")
-        .output()
-        .expect("run oai-bench")
+        .env_remove("HF_TOKEN");
+    match hub {
+        Some((endpoint, home)) => cmd
+            .env("HF_ENDPOINT", endpoint)
+            .env("HF_HOME", home)
+            .env_remove("HF_HUB_OFFLINE"),
+        None => cmd
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", "/nonexistent/tokenomics-test-hf-home"),
+    };
+    cmd.output().expect("run oai-bench")
+}
+
+fn oai_bench(args: &[&str]) -> Output {
+    oai_bench_with(args, None)
 }
 
 fn read(path: &Path) -> Value {
@@ -281,7 +296,7 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
         (vec!["--temperature", "3"], "out of range"),
         (vec!["--max_tokens", "0"], "--max_tokens must be at least 1"),
         (vec!["--dataset_key", "nope"], "unknown dataset key"),
-        (vec!["--dataset_key", "aime"], "not available yet"),
+        (vec!["--dataset_key", "hf:no-slash"], "unknown dataset key"),
         (vec!["--api_base", "localhost:8000/v1"], "is not a URL"),
         (vec!["--api_base", "ftp://host/v1"], "use http or https"),
         (vec!["--no_such_flag", "1"], "unexpected argument"),
@@ -609,4 +624,95 @@ fn sustained_levels_write_the_json_tables_and_records() {
         .map(|r| r["scheduled_s"].as_f64().unwrap())
         .collect();
     assert!((due[1] - due[0] - 0.05).abs() < 1e-6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aime_comes_from_the_hub_and_then_from_the_cache() {
+    let hub = tokenomics_testkit::MockHub::start().await;
+    let mut csv = String::from("ID,Year,Problem Number,Question,Answer,Part\n");
+    for i in 1..=3 {
+        csv.push_str(&format!(
+            "1983-I-{i},1983,{i},\"AIME question {i}, with a comma\",{i},\n"
+        ));
+    }
+    hub.publish(
+        "gneubig/aime-1983-2024",
+        "main",
+        "5555555555555555555555555555555555555555",
+        vec![("AIME_Dataset_1983_2024.csv", csv.into_bytes())],
+    );
+    let server = ScriptedServer::uniform(fast()).await;
+    let api_base = server.api_base();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("aime.json");
+    let endpoint = hub.endpoint();
+    let run = |hub_env: Option<(&str, &Path)>| {
+        oai_bench_with(
+            &[
+                "--model",
+                "test-model",
+                "--api_base",
+                &api_base,
+                "--batch_sizes",
+                "4",
+                "--num_runs",
+                "1",
+                "--warmup_runs",
+                "0",
+                "--max_tokens",
+                "5",
+                "--results_file",
+                out.to_str().unwrap(),
+            ],
+            hub_env,
+        )
+    };
+    let home = dir.path().join("hf-home");
+    let o = tokio::task::block_in_place(|| run(Some((&endpoint, &home))));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = read(&out);
+    assert_eq!(doc["metadata"]["dataset_key"], "aime");
+    let ds = &doc["metadata"]["dataset"];
+    assert_eq!(ds["rows"], 3);
+    assert_eq!(ds["source"]["repo"], "gneubig/aime-1983-2024");
+    assert_eq!(
+        ds["source"]["commit"],
+        "5555555555555555555555555555555555555555"
+    );
+    assert_eq!(doc["results"]["4"]["requests"]["succeeded"], 4);
+    // The server was asked the AIME questions (4 requests over 3 rows: one repeats).
+    let prompts: Vec<String> = server.truth().iter().map(|t| t.prompt.clone()).collect();
+    assert_eq!(prompts.len(), 4);
+    assert!(
+        prompts.iter().all(|p| p.starts_with("AIME question ")),
+        "{prompts:?}"
+    );
+    // Offline, from the cache the first run filled.
+    drop(hub);
+    let o = tokio::task::block_in_place(|| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
+        cmd.args([
+            "--model",
+            "test-model",
+            "--api_base",
+            &api_base,
+            "--batch_sizes",
+            "2",
+            "--num_runs",
+            "1",
+            "--warmup_runs",
+            "0",
+            "--max_tokens",
+            "5",
+            "--results_file",
+            out.to_str().unwrap(),
+        ])
+        .env("HF_HOME", &home)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(&out)["metadata"]["dataset"]["rows"], 3);
 }

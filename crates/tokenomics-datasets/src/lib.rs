@@ -10,12 +10,14 @@
 //! * `file:PATH` — JSON Lines with a `prompt` string or a `messages` array per line, or plain text
 //!   with one prompt per line. Rows are shuffled with the seed and repeated in order when a batch
 //!   is larger than the file.
-//! * `aime` — the original default; Hub datasets come in a later release, and until then the key
-//!   is refused with a clear message.
+//! * `aime` — the original default: the Hub dataset `gneubig/aime-1983-2024`, split `train`,
+//!   column `Question` ([`hub`]).
+//! * `hf:OWNER/NAME` — any Hub dataset, with a split and a text or chat column.
 //!
 //! [`text`] also holds the seeded word generator that the embedding benchmark uses.
 
 mod file;
+pub mod hub;
 pub mod text;
 
 use rand::seq::SliceRandom;
@@ -27,10 +29,10 @@ use std::path::PathBuf;
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown dataset key {0:?}: use synthetic, file:PATH or aime")]
+    #[error("unknown dataset key {0:?}: use synthetic, file:PATH, aime or hf:OWNER/NAME")]
     UnknownKey(String),
-    #[error("dataset {0:?} is not available yet in this version: use --dataset_key synthetic or file:PATH")]
-    NotAvailable(String),
+    #[error("{0}")]
+    Hub(String),
     #[error("cannot read dataset file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -76,12 +78,68 @@ pub enum PromptSource {
 }
 
 impl PromptSource {
-    /// Parses a `--dataset_key` and loads what it names (a file is read here, once).
+    /// Parses a `--dataset_key` and loads what it names, Hub datasets included (downloaded, or
+    /// taken from the cache). `split` and `column` choose what to read of a Hub dataset
+    /// (defaults: `train`, and a column found by name). Returns a note to show the user when the
+    /// cache stood in for an unreachable Hub.
+    pub async fn open(
+        key: &str,
+        split: Option<&str>,
+        column: Option<&str>,
+        hub_config: &hub::HubConfig,
+    ) -> Result<(Self, Option<String>)> {
+        let request = match key {
+            "aime" => Some(hub::HubRequest {
+                repo: hub::AIME.0.into(),
+                split: split.unwrap_or(hub::AIME.1).into(),
+                column: Some(column.unwrap_or(hub::AIME.2).into()),
+                revision: "main".into(),
+            }),
+            _ => match key.strip_prefix("hf:") {
+                Some(repo) => {
+                    let (repo, revision) = match repo.split_once('@') {
+                        Some((r, rev)) => (r, rev),
+                        None => (repo, "main"),
+                    };
+                    let parts: Vec<&str> = repo.split('/').collect();
+                    if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                        return Err(Error::UnknownKey(key.to_string()));
+                    }
+                    Some(hub::HubRequest {
+                        repo: repo.into(),
+                        split: split.unwrap_or("train").into(),
+                        column: column.map(str::to_string),
+                        revision: revision.into(),
+                    })
+                }
+                None => None,
+            },
+        };
+        let Some(request) = request else {
+            return Ok((Self::from_key(key)?, None));
+        };
+        let loaded = hub::load(&request, hub_config).await?;
+        Ok((
+            PromptSource::Rows {
+                key: key.to_string(),
+                source: loaded.source,
+                rows: loaded.rows,
+            },
+            loaded.note,
+        ))
+    }
+
+    /// Parses a `--dataset_key` that needs no network (`synthetic`, `file:PATH`) and loads it (a
+    /// file is read here, once). Hub keys are refused here: use [`PromptSource::open`].
     pub fn from_key(key: &str) -> Result<Self> {
         match key {
             "synthetic" => Ok(PromptSource::Synthetic(text::SyntheticPrompts::default())),
-            "aime" => Err(Error::NotAvailable(key.to_string())),
-            _ if key.starts_with("hf:") => Err(Error::NotAvailable(key.to_string())),
+            "aime" => Err(Error::Hub(
+                "dataset aime is on the Hugging Face Hub: load it with PromptSource::open".into(),
+            )),
+            _ if key.starts_with("hf:") => Err(Error::Hub(format!(
+                "dataset {key} is on the Hugging Face Hub: load it with PromptSource::open"
+            ))),
             _ => match key.strip_prefix("file:") {
                 Some(path) if !path.is_empty() => {
                     let path = PathBuf::from(path);
@@ -154,7 +212,7 @@ mod tests {
             Ok(PromptSource::Synthetic(_))
         ));
         let e = PromptSource::from_key("aime").unwrap_err().to_string();
-        assert!(e.contains("not available yet"), "{e}");
+        assert!(e.contains("Hugging Face Hub"), "{e}");
         assert!(matches!(
             PromptSource::from_key("bogus"),
             Err(Error::UnknownKey(_))
