@@ -236,7 +236,7 @@ async fn errors_name_the_dataset_and_the_column() {
     let cache = tempfile::tempdir().unwrap();
     let cfg = config(&hub, cache.path());
     let err = |r: Result<(PromptSource, Option<String>), tokenomics_datasets::Error>| {
-        r.err().expect("an error").to_string()
+        r.expect_err("an error").to_string()
     };
     let e = err(PromptSource::open("hf:nobody/nothing", None, None, &cfg).await);
     assert!(
