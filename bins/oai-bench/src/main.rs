@@ -15,6 +15,7 @@ use tokenomics_bench::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
 use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::{report, ChatBenchmark, ChatConfig, Observer, RunReport};
 use tokenomics_client::Endpoint;
+use tokenomics_datasets::exact::{self, ExactPrompts, TokenLength};
 use tokenomics_datasets::hub::HubConfig;
 use tokenomics_datasets::PromptSource;
 use tokenomics_stats::{ChatDocument, ChatLevel};
@@ -43,6 +44,12 @@ struct Args {
     /// Prompt source: aime, hf:OWNER/NAME[@REVISION] (any Hugging Face Hub dataset), synthetic, file:PATH [default: aime; synthetic with --simulate].
     #[arg(long = "dataset_key", visible_alias = "dataset-key")]
     dataset_key: Option<String>,
+    /// Synthetic prompts of an exact length in tokens: N, uniform:LO,HI or normal:MEAN,STD (counted with --tokenizer, else the server's tokenize endpoint, else estimated).
+    #[arg(long = "input_tokens", visible_alias = "input-tokens")]
+    input_tokens: Option<String>,
+    /// With --input_tokens: the model's tokenizer, a tokenizer.json file or a Hub model id (OWNER/NAME).
+    #[arg(long)]
+    tokenizer: Option<String>,
     /// Hub datasets: the split to read [default: train].
     #[arg(long = "dataset_split", visible_alias = "dataset-split")]
     dataset_split: Option<String>,
@@ -175,6 +182,7 @@ struct Plan {
     limits: Limits,
     num_runs: u64,
     goodput: Option<Slo>,
+    input_tokens: Option<TokenLength>,
 }
 
 fn validate(args: &Args) -> Result<Plan, Usage> {
@@ -299,6 +307,27 @@ fn validate(args: &Args) -> Result<Plan, Usage> {
             args.temperature
         )));
     }
+    if args.tokenizer.is_some() && args.input_tokens.is_none() {
+        return Err(Usage(
+            "--tokenizer counts the tokens of --input_tokens prompts: give --input_tokens too"
+                .into(),
+        ));
+    }
+    let input_tokens = match &args.input_tokens {
+        None => None,
+        Some(spec) => {
+            if args
+                .dataset_key
+                .as_deref()
+                .is_some_and(|k| k != "synthetic")
+            {
+                return Err(Usage(
+                    "--input_tokens makes synthetic prompts: it cannot be used with another --dataset_key".into(),
+                ));
+            }
+            Some(TokenLength::parse(spec).map_err(|e| Usage(format!("--input_tokens: {e}")))?)
+        }
+    };
     let goodput = match &args.goodput {
         None => None,
         Some(g) => {
@@ -325,6 +354,7 @@ fn validate(args: &Args) -> Result<Plan, Usage> {
         },
         num_runs,
         goodput,
+        input_tokens,
     })
 }
 
@@ -427,26 +457,33 @@ async fn run(
         _ => args.description.clone(),
     };
     let dataset_key = args.dataset_key.clone().unwrap_or_else(|| {
-        if args.server.simulate.is_some() {
+        if args.server.simulate.is_some() || plan.input_tokens.is_some() {
             "synthetic".into()
         } else {
             "aime".into()
         }
     });
-    let (prompts, note) = PromptSource::open(
-        &dataset_key,
-        args.dataset_split.as_deref(),
-        args.dataset_column.as_deref(),
-        &HubConfig::from_env(),
-    )
-    .await
-    .map_err(|e| match e {
-        // The Hub could not be reached and the cache does not have it: not the user's typing.
-        tokenomics_datasets::Error::Hub(m) if m.contains("cannot be reached") => {
-            cli::Failure::error(m)
+    let hub_config = HubConfig::from_env();
+    let (prompts, note) = match plan.input_tokens {
+        Some(length) => {
+            let exact = exact_prompts(&args, &target, length, &hub_config).await?;
+            (PromptSource::Exact(exact), None)
         }
-        e => cli::Failure::usage(e),
-    })?;
+        None => PromptSource::open(
+            &dataset_key,
+            args.dataset_split.as_deref(),
+            args.dataset_column.as_deref(),
+            &hub_config,
+        )
+        .await
+        .map_err(|e| match e {
+            // The Hub could not be reached and the cache does not have it: not the user's typing.
+            tokenomics_datasets::Error::Hub(m) if m.contains("cannot be reached") => {
+                cli::Failure::error(m)
+            }
+            e => cli::Failure::usage(e),
+        })?,
+    };
     if let Some(note) = note {
         eprintln!("{NAME}: note: {note}");
     }
@@ -542,6 +579,63 @@ async fn run(
     }
     write_tables(&args, &doc)?;
     Ok((doc, console))
+}
+
+/// Token-exact synthetic prompts: lengths counted with `--tokenizer` (a file, or a Hub model's
+/// tokenizer.json), else the server's tokenize endpoint, else estimated (and labelled so).
+async fn exact_prompts(
+    args: &Args,
+    target: &cli::Target,
+    length: TokenLength,
+    hub: &HubConfig,
+) -> Result<ExactPrompts, cli::Failure> {
+    if let Some(t) = &args.tokenizer {
+        let path = std::path::Path::new(t);
+        let (path, detail) = if path.exists() {
+            (path.to_path_buf(), path.display().to_string())
+        } else if t.split('/').count() == 2 && !t.ends_with(".json") {
+            let p = tokenomics_datasets::hub::model_tokenizer(t, hub)
+                .await
+                .map_err(cli::Failure::usage)?;
+            (p, format!("hf:{t}"))
+        } else {
+            return Err(cli::Failure::usage(format!(
+                "--tokenizer {t}: no such file, and not a Hub model id (OWNER/NAME)"
+            )));
+        };
+        let counter = exact::local_counter(&path).map_err(cli::Failure::usage)?;
+        let prompts =
+            exact::with_tokenizer(length, counter, detail).map_err(cli::Failure::usage)?;
+        println!("Prompt lengths: exact, counted with the tokenizer {t}");
+        return Ok(prompts);
+    }
+    let found = tokenomics_bench::tokenize::Endpoint::find(
+        &target.api_base,
+        args.server.api_key.clone(),
+        &target.model,
+    )
+    .await;
+    match found {
+        Ok(ep) => match tokenomics_bench::tokenize::endpoint_prompts(&ep, length).await {
+            Ok(p) => {
+                println!(
+                    "Prompt lengths: exact, counted by the server's tokenizer at {}",
+                    ep.url
+                );
+                return Ok(p);
+            }
+            Err(e) => eprintln!("{NAME}: warning: {e}"),
+        },
+        Err(e) => eprintln!("{NAME}: warning: {e}"),
+    }
+    eprintln!(
+        "{NAME}: warning: prompt lengths are estimated ({} tokens per word); give --tokenizer for exact ones",
+        exact::TOKENS_PER_WORD
+    );
+    Ok(ExactPrompts {
+        length,
+        lengths: exact::Lengths::Estimate,
+    })
 }
 
 /// Open files a plan needs: one socket per request in flight (twice that with the simulator in

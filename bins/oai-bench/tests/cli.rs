@@ -346,6 +346,22 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
         (vec!["--goodput", "ttft:100"], "need --stream"),
         (vec!["--goodput", "e2el:abc"], "--goodput"),
         (vec!["--goodput", "speed:5"], "unknown objective"),
+        (vec!["--input_tokens", "0"], "--input_tokens"),
+        (vec!["--input_tokens", "uniform:9,3"], "--input_tokens"),
+        (vec!["--tokenizer", "x.json"], "give --input_tokens too"),
+        (
+            vec!["--input_tokens", "10", "--dataset_key", "aime"],
+            "cannot be used with another --dataset_key",
+        ),
+        (
+            vec![
+                "--input_tokens",
+                "10",
+                "--tokenizer",
+                "/nonexistent/tok.json",
+            ],
+            "no such file",
+        ),
     ];
     for (extra, expected) in cases {
         let mut args = vec![
@@ -715,4 +731,45 @@ async fn aime_comes_from_the_hub_and_then_from_the_cache() {
     });
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(read(&out)["metadata"]["dataset"]["rows"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_tokens_without_a_tokenizer_are_an_estimate_and_say_so() {
+    // The scripted server has no tokenize endpoint.
+    let server = ScriptedServer::uniform(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("est.json");
+    let api_base = server.api_base();
+    let o = tokio::task::block_in_place(|| {
+        oai_bench(&[
+            "--model",
+            "test-model",
+            "--api_base",
+            &api_base,
+            "--input_tokens",
+            "130",
+            "--batch_sizes",
+            "2",
+            "--num_runs",
+            "1",
+            "--warmup_runs",
+            "0",
+            "--max_tokens",
+            "3",
+            "--results_file",
+            out.to_str().unwrap(),
+        ])
+    });
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("estimated"), "{stderr}");
+    let doc = read(&out);
+    assert_eq!(doc["metadata"]["dataset_key"], "synthetic");
+    let src = &doc["metadata"]["dataset"]["source"];
+    assert_eq!(src["token_count_source"], "estimate");
+    assert_eq!(src["input_tokens"]["tokens"], 130);
+    // 130 tokens at 1.3 per word: 100 words in the user message, and no system message.
+    for t in server.truth() {
+        assert_eq!(t.prompt.split(' ').count(), 100);
+    }
 }

@@ -22,6 +22,7 @@ pub mod records;
 pub mod report;
 pub mod shutdown;
 pub mod sustained;
+pub mod tokenize;
 
 pub use chat::{ChatBenchmark, ChatConfig};
 pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};

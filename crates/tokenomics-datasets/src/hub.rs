@@ -364,6 +364,43 @@ pub async fn load(req: &HubRequest, cfg: &HubConfig) -> Result<Loaded> {
     })
 }
 
+/// The `tokenizer.json` of a Hub model (`--tokenizer OWNER/NAME`), downloaded into the cache or
+/// found there (always, offline).
+pub async fn model_tokenizer(model: &str, cfg: &HubConfig) -> Result<PathBuf> {
+    let repo = Repo::model(model.to_string());
+    let cached = hf_hub::Cache::new(cfg.cache_dir.clone())
+        .repo(repo.clone())
+        .get("tokenizer.json");
+    if let Some(p) = cached {
+        return Ok(p);
+    }
+    if cfg.offline {
+        return Err(Error::Hub(format!(
+            "model {model}: tokenizer.json is not in the cache at {} and HF_HUB_OFFLINE is set",
+            cfg.cache_dir.display()
+        )));
+    }
+    let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cfg.cache_dir.clone()))
+        .with_endpoint(cfg.endpoint.clone())
+        .with_progress(false);
+    if let Some(t) = &cfg.token {
+        builder = builder.with_token(Some(t.clone()));
+    }
+    let api = builder
+        .build()
+        .map_err(|e| Error::Hub(format!("model {model}: cannot set up the Hub client: {e}")))?;
+    api.repo(repo).get("tokenizer.json").await.map_err(|e| {
+        Error::Hub(match status(&e) {
+            Some(404) => format!(
+                "model {model}: no tokenizer.json on {} (or no such model)",
+                cfg.endpoint
+            ),
+            Some(401) | Some(403) => format!("model {model}: access refused; set HF_TOKEN"),
+            _ => format!("model {model}: cannot download tokenizer.json: {e}"),
+        })
+    })
+}
+
 /// The column to take prompts from when none is named: a chat `messages` column, else the first
 /// of the usual names for a prompt.
 pub fn pick_column(columns: &[String]) -> Option<String> {

@@ -16,6 +16,7 @@
 //!
 //! [`text`] also holds the seeded word generator that the embedding benchmark uses.
 
+pub mod exact;
 mod file;
 pub mod hub;
 pub mod text;
@@ -69,6 +70,8 @@ pub struct Turn {
 #[derive(Debug, Clone)]
 pub enum PromptSource {
     Synthetic(text::SyntheticPrompts),
+    /// Synthetic prompts of an exact token length (`--input_tokens`).
+    Exact(exact::ExactPrompts),
     /// Rows loaded once; each run draws a seeded shuffle of them.
     Rows {
         key: String,
@@ -160,6 +163,7 @@ impl PromptSource {
     pub fn draw(&self, n: usize, seed: u64) -> Vec<Prompt> {
         match self {
             PromptSource::Synthetic(s) => s.draw(n, seed),
+            PromptSource::Exact(e) => e.draw(n, seed),
             PromptSource::Rows { rows, .. } => {
                 let mut order: Vec<usize> = (0..rows.len()).collect();
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -176,6 +180,7 @@ impl PromptSource {
     /// What the result metadata records about the prompts: name, source and row count.
     pub fn describe(&self) -> Value {
         match self {
+            PromptSource::Exact(e) => e.describe(),
             PromptSource::Synthetic(s) => json!({
                 "name": "synthetic",
                 "source": {"kind": "synthetic", "min_words": s.min_words, "max_words": s.max_words},

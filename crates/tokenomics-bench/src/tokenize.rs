@@ -1,0 +1,148 @@
+//! Token-exact prompts through the server's own tokenizer: its tokenize endpoint.
+//!
+//! vLLM and SGLang answer `POST /tokenize` (beside `/v1`, not under it) with `{"count", "tokens"}`;
+//! llama.cpp's server answers `POST /tokenize` with `{"tokens"}`, llama-cpp-python's
+//! `POST /extras/tokenize` likewise. One body serves them all: the text as `prompt`, `content`
+//! and `input`, with special tokens left out. The endpoint measures each vocabulary word once
+//! (see [`tokenomics_datasets::exact`]), and a few built prompts are counted again to make sure
+//! the server's tokenizer counts words independently.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokenomics_client::{Client, ClientConfig, Clock};
+use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength, WordCosts};
+
+/// The server's root: `api_base` without a trailing `/v1`.
+fn server_root(api_base: &str) -> String {
+    let base = api_base.trim_end_matches('/');
+    base.strip_suffix("/v1").unwrap_or(base).to_string()
+}
+
+/// A tokenize endpoint found on a server.
+#[derive(Clone)]
+pub struct Endpoint {
+    client: Client,
+    route: &'static str,
+    model: String,
+    /// The URL, for the metadata.
+    pub url: String,
+}
+
+impl Endpoint {
+    /// Finds the endpoint: `{root}/tokenize`, `{root}/extras/tokenize`, `{api_base}/tokenize`.
+    pub async fn find(
+        api_base: &str,
+        api_key: Option<String>,
+        model: &str,
+    ) -> Result<Self, String> {
+        let root = server_root(api_base);
+        let mut tried = Vec::new();
+        for (base, route) in [
+            (root.clone(), "/tokenize"),
+            (root.clone(), "/extras/tokenize"),
+            (api_base.trim_end_matches('/').to_string(), "/tokenize"),
+        ] {
+            let mut cfg = ClientConfig::new(&base);
+            cfg.api_key = api_key.clone();
+            cfg.timeout = Duration::from_secs(30);
+            let client = Client::new(cfg).map_err(|e| e.to_string())?;
+            let ep = Self {
+                client,
+                route,
+                model: model.to_string(),
+                url: format!("{base}{route}"),
+            };
+            match ep.count("the").await {
+                Ok(n) if n > 0 => return Ok(ep),
+                Ok(_) => tried.push(format!("{}: no tokens", ep.url)),
+                Err(e) => tried.push(format!("{}: {e}", ep.url)),
+            }
+        }
+        Err(format!(
+            "no tokenize endpoint answered ({})",
+            tried.join("; ")
+        ))
+    }
+
+    /// The number of tokens in `text`, special tokens left out.
+    pub async fn count(&self, text: &str) -> Result<usize, String> {
+        let body = json!({
+            "model": self.model, "prompt": text, "content": text, "input": text,
+            "add_special_tokens": false, "add_special": false,
+        });
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let mut conn = self.client.connection();
+        let bytes = conn
+            .post(self.route, body, &Clock::start())
+            .await
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))?;
+        if let Some(n) = v.get("count").and_then(|c| c.as_u64()) {
+            return Ok(n as usize);
+        }
+        v.get("tokens")
+            .and_then(|t| t.as_array())
+            .map(|t| t.len())
+            .ok_or_else(|| "the answer has neither \"count\" nor \"tokens\"".into())
+    }
+}
+
+/// Token-exact prompts measured with the server's tokenize endpoint.
+pub async fn endpoint_prompts(
+    endpoint: &Endpoint,
+    length: TokenLength,
+) -> Result<ExactPrompts, String> {
+    let texts = WordCosts::texts();
+    // Sixteen at a time: a remote server answers sooner over several connections.
+    let mut counts = vec![0usize; texts.len()];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, text) in texts.into_iter().enumerate() {
+        if tasks.len() >= 16 {
+            if let Some(done) = tasks.join_next().await {
+                let (j, n) = done.map_err(|e| e.to_string())?;
+                counts[j] = n?;
+            }
+        }
+        let ep = endpoint.clone();
+        tasks.spawn(async move { (i, ep.count(&text).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (j, n) = done.map_err(|e| e.to_string())?;
+        counts[j] = n?;
+    }
+    let costs = WordCosts::from_counts(&counts)?;
+    let prompts = ExactPrompts {
+        length,
+        lengths: Lengths::Exact {
+            costs,
+            check: None,
+            source: "tokenize_endpoint",
+            detail: endpoint.url.clone(),
+        },
+    };
+    // Check a few built prompts against the server itself.
+    for (text, target) in prompts.draw_with_lengths(4, 0)? {
+        let got = endpoint.count(&text).await?;
+        if got as u64 != target {
+            return Err(format!(
+                "the server's tokenizer counts {got} tokens in a prompt built to {target}: it does not count words independently"
+            ));
+        }
+    }
+    Ok(prompts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots() {
+        assert_eq!(server_root("http://h:8000/v1"), "http://h:8000");
+        assert_eq!(server_root("http://h:8000/v1/"), "http://h:8000");
+        assert_eq!(server_root("http://h:8000"), "http://h:8000");
+    }
+}
