@@ -23,6 +23,7 @@ use crate::response::{
     decode_completion, decode_embeddings, error_body_message, EmbeddingsRecord, RequestRecord,
     RequestTiming, StreamState,
 };
+use crate::rxstamp::{RxStamp, StampedTcp};
 use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
 
@@ -222,6 +223,8 @@ type HyperConn = hyper::client::conn::http1::Connection<TokioIo<Box<dyn Transpor
 struct Open {
     sender: SendRequest<Full<Bytes>>,
     conn: HyperConn,
+    /// The kernel's arrival time of the newest bytes read on this connection.
+    rx: Arc<RxStamp>,
     /// The connection future has completed (closed by either side, or failed).
     finished: bool,
 }
@@ -313,6 +316,15 @@ impl Connection {
         Ok(())
     }
 
+    /// When the bytes just handed over by the connection arrived, on `clock`: the kernel's receive
+    /// stamp of the newest bytes read (see [`crate::rxstamp`]), or now when there is none.
+    fn arrival_ns(&self, clock: &Clock) -> u64 {
+        self.open
+            .as_ref()
+            .and_then(|o| o.rx.arrival(|| clock.now_ns()))
+            .unwrap_or_else(|| clock.now_ns())
+    }
+
     /// Closes the connection (the next request opens a new one). Call this after abandoning a
     /// request midway, so its half-read response is never mistaken for the next one's.
     pub fn reset(&mut self) {
@@ -359,6 +371,8 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| connect_err(format!("cannot set TCP_NODELAY: {e}")))?;
+        let rx = Arc::new(RxStamp::default());
+        let stream = StampedTcp::new(stream, rx.clone());
         let io: Box<dyn Transport> = match &self.inner.tls {
             None => Box::new(stream),
             Some(tls) => {
@@ -382,6 +396,7 @@ impl Connection {
         Ok(Open {
             sender,
             conn,
+            rx,
             finished: false,
         })
     }
@@ -437,6 +452,7 @@ impl Connection {
                 sender,
                 conn,
                 finished,
+                ..
             }) = self.open.as_mut()
             else {
                 continue;
@@ -469,7 +485,7 @@ impl Connection {
                     return Err(deadline.error(cfg, "waiting for response headers"));
                 }
                 Some(Ok(resp)) => {
-                    timing.headers_ns = Some(clock.now_ns());
+                    timing.headers_ns = Some(self.arrival_ns(clock).max(timing.send_ns));
                     // The same timer now also watches for a body that goes silent.
                     deadline.idle = cfg.idle_timeout;
                     deadline.arm();
@@ -563,7 +579,8 @@ impl Connection {
         let mut buf = Vec::new();
         while let Some(data) = self.next_data(&mut body, &mut deadline).await? {
             if timing.first_byte_ns.is_none() {
-                timing.first_byte_ns = Some(clock.now_ns());
+                let after = timing.headers_ns.unwrap_or(timing.send_ns);
+                timing.first_byte_ns = Some(self.arrival_ns(clock).max(after));
             }
             if buf.len() + data.len() > self.inner.config.max_event_bytes {
                 self.open = None;
@@ -574,7 +591,11 @@ impl Connection {
             }
             buf.extend_from_slice(&data);
         }
-        timing.end_ns = Some(clock.now_ns());
+        let after = timing
+            .first_byte_ns
+            .or(timing.headers_ns)
+            .unwrap_or(timing.send_ns);
+        timing.end_ns = Some(self.arrival_ns(clock).max(after));
         Ok(buf)
     }
 
@@ -621,6 +642,11 @@ impl Connection {
         }
         let mut framer = SseFramer::new(self.inner.config.max_event_bytes);
         let mut state = StreamState::new(std::mem::take(record));
+        let mut last_t = state
+            .record
+            .timing
+            .headers_ns
+            .unwrap_or(state.record.timing.send_ns);
         let mut over = false;
         loop {
             let data = match self.next_data(&mut body, &mut deadline).await {
@@ -631,8 +657,11 @@ impl Connection {
                     return Err(e);
                 }
             };
-            // The stamp is taken here, when the bytes were handed over, before any parsing.
-            let t = clock.now_ns();
+            // The stamp is taken here, before any parsing: when the kernel received the bytes
+            // that completed this frame (or, without a kernel stamp, now). Never before the
+            // previous frame's: converting one kernel stamp twice may differ by a few ns.
+            let t = self.arrival_ns(clock).max(last_t);
+            last_t = t;
             let timing = &mut state.record.timing;
             if timing.first_byte_ns.is_none() {
                 timing.first_byte_ns = Some(t);
@@ -655,7 +684,7 @@ impl Connection {
                 }
             }
         }
-        state.record.timing.end_ns = Some(clock.now_ns());
+        state.record.timing.end_ns = Some(self.arrival_ns(clock).max(last_t));
         *record = state.finish();
         Ok(())
     }

@@ -20,6 +20,7 @@ mod conn;
 mod error;
 mod request;
 mod response;
+mod rxstamp;
 pub mod sse;
 
 pub use conn::{Client, ClientConfig, Connection};
