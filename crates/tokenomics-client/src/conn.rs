@@ -145,6 +145,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases.
     pub fn new(config: ClientConfig) -> Result<Self> {
+        crate::rxstamp::keep_enabled();
         let target = Target::parse(&config.api_base)?;
         let auth =
             match config.api_key.as_deref().filter(|k| !k.is_empty()) {

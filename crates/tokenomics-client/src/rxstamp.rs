@@ -64,6 +64,21 @@ pub(crate) struct StampedTcp {
     enabled: bool,
 }
 
+/// Turns the kernel's packet stamping on for the life of the process, ahead of the first request.
+///
+/// Linux stamps arriving packets only while some socket asks for it, and switches stamping on in
+/// deferred work after the first one does, so packets that arrive in the moment after the very
+/// first `SO_TIMESTAMPNS` would not be stamped (they fall back to the time of reading). One socket
+/// that asks for stamps and is never closed, made when the first client is built, keeps stamping
+/// on before any connection is opened and between connections.
+pub(crate) fn keep_enabled() {
+    static KEEPER: std::sync::OnceLock<Option<std::net::UdpSocket>> = std::sync::OnceLock::new();
+    KEEPER.get_or_init(|| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        sys::enable_fd(&s).then_some(s)
+    });
+}
+
 impl StampedTcp {
     pub(crate) fn new(inner: TcpStream, stamp: Arc<RxStamp>) -> Self {
         let enabled = sys::enable(&inner);
@@ -97,6 +112,10 @@ mod sys {
     const SO_TIMESTAMPNS: libc::c_int = 35;
 
     pub(super) fn enable(s: &TcpStream) -> bool {
+        enable_fd(s)
+    }
+
+    pub(super) fn enable_fd(s: &impl AsRawFd) -> bool {
         let on: libc::c_int = 1;
         // SAFETY: setsockopt reads an int from the pointer given, for the socket we own.
         unsafe {
@@ -177,6 +196,10 @@ mod sys {
         false
     }
 
+    pub(super) fn enable_fd<T>(_: &T) -> bool {
+        false
+    }
+
     pub(super) fn recv(_: &TcpStream, _: &mut [MaybeUninit<u8>], _: &RxStamp) -> io::Result<usize> {
         Err(io::ErrorKind::Unsupported.into())
     }
@@ -247,6 +270,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_stamp_is_when_bytes_arrived_not_when_they_were_read() {
+        // As a client does when it is built; the kernel switches stamping on shortly after.
+        keep_enabled();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await

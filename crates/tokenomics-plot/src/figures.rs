@@ -155,11 +155,19 @@ pub fn chat_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figure {
                 })
                 .collect(),
         };
-    let batch_tps = panel(
-        "Batch throughput (mean ± std over runs)",
-        "output tokens/s, whole batch",
-        &|b, l| mean_std_point(b, &l.throughput.batch_tokens_per_second),
-    );
+    let (tps_title, tps_label) = match mode {
+        Some("closed_loop") | Some("open_loop") => (
+            "Throughput (whole run, mean ± std over runs)",
+            "output tokens/s, whole run",
+        ),
+        _ => (
+            "Batch throughput (mean ± std over runs)",
+            "output tokens/s, whole batch",
+        ),
+    };
+    let batch_tps = panel(tps_title, tps_label, &|b, l| {
+        mean_std_point(b, &l.throughput.batch_tokens_per_second)
+    });
     let request_tps = panel(
         "Per-request throughput (mean ± std over requests)",
         "output tokens/s per request",
