@@ -197,44 +197,22 @@ fn measure(
     })
 }
 
-/// `GET path` on the loopback port, the body.
+/// `GET path` on the loopback port, the body (with the project's own client).
 fn http_get(port: u16, path: &str) -> Result<Vec<u8>, String> {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP header end")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    let body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        // De-chunk: size line, data, CRLF, … until a zero-size chunk.
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let line_end = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("bad chunk")?;
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line_end]).trim(), 16)
-                .map_err(|e| e.to_string())?;
-            if size == 0 {
-                break;
-            }
-            let start = line_end + 2;
-            out.extend_from_slice(&rest[start..start + size]);
-            rest = &rest[start + size + 2..];
-        }
-        return Ok(out);
-    }
-    Ok(body)
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let base = format!("http://127.0.0.1:{port}");
+        let client = tokenomics_client::Client::new(tokenomics_client::ClientConfig::new(&base))
+            .map_err(|e| e.to_string())?;
+        client
+            .connection()
+            .get(path, &tokenomics_client::Clock::start())
+            .await
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Client TTFT at 500 streams against `oai-sim --preset fixed`, split into where the excess over

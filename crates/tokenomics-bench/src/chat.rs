@@ -449,47 +449,39 @@ impl ChatBenchmark {
             (conn, record)
         };
         let client = self.pool.client().clone();
-        let output = match shape {
-            Shape::Closed { concurrency } => {
-                let ahead = (*concurrency as usize * 2).clamp(256, 8192);
-                let limit = (limits.warmup.is_zero())
-                    .then_some(limits.num_requests)
-                    .flatten();
-                let feed = Arc::new(BodyFeed::start(make, limit, ahead));
-                let ctx = sustained::Context {
-                    client: &client,
-                    clock,
-                    op,
-                    feed,
-                    limits,
-                    shutdown: self.shutdown.clone(),
-                    progress: self.progress.clone(),
-                };
-                sustained::closed_loop(ctx, *concurrency).await
-            }
-            Shape::Open(open) => {
-                let (times, warmup) = crate::load::schedule(open, &limits, seed);
-                let feed = Arc::new(BodyFeed::start(
-                    make,
-                    Some(times.len() as u64),
-                    times.len().clamp(1, 4096),
-                ));
-                let ctx = sustained::Context {
-                    client: &client,
-                    clock,
-                    op,
-                    feed,
-                    limits,
-                    shutdown: self.shutdown.clone(),
-                    progress: self.progress.clone(),
-                };
+        // The open loop's schedule is drawn first: it says how many bodies the run needs.
+        let schedule = match shape {
+            Shape::Open(open) => Some(crate::load::schedule(open, &limits, seed)),
+            _ => None,
+        };
+        let (limit, ahead) = match (&schedule, shape) {
+            (Some((times, _)), _) => (Some(times.len() as u64), times.len().clamp(1, 4096)),
+            // With a warm-up, how many bodies a closed loop needs is not known up front.
+            (None, Shape::Closed { concurrency }) => (
+                limits.num_requests.filter(|_| limits.warmup.is_zero()),
+                (*concurrency as usize * 2).clamp(256, 8192),
+            ),
+            (None, _) => unreachable!("bursts run in burst_run"),
+        };
+        let ctx = sustained::Context {
+            client: &client,
+            clock,
+            op,
+            feed: Arc::new(BodyFeed::start(make, limit, ahead)),
+            limits,
+            shutdown: self.shutdown.clone(),
+            progress: self.progress.clone(),
+        };
+        let output = match (shape, schedule) {
+            (Shape::Open(open), Some((times, warmup))) => {
                 sustained::open_loop(ctx, open, times, warmup).await
             }
-            Shape::Burst { .. } => unreachable!("bursts run in burst_run"),
+            (Shape::Closed { concurrency }, _) => sustained::closed_loop(ctx, *concurrency).await,
+            _ => unreachable!("bursts run in burst_run"),
         };
         let mut done = RunDone::default();
         let mut schedule = Vec::new();
-        for s in output.sent.into_iter().filter(|s| !s.warmup) {
+        for s in output.into_iter().filter(|s| !s.warmup) {
             if let Some(at) = s.scheduled_ns {
                 done.arrivals.push((at, s.record.timing.send_ns));
             }

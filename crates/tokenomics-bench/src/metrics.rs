@@ -108,20 +108,30 @@ pub struct RequestLatency {
 }
 
 pub fn request_latency(r: &RequestRecord) -> Option<RequestLatency> {
+    let (ttft, e2el, tpot) = ttft_e2el_tpot(r)?;
     let t = &r.timing;
-    let first = t.first_token_ns?;
-    let end = t.end_ns?;
-    let ttft = (first - t.send_ns) as f64 / NS;
-    let e2el = (end - t.send_ns) as f64 / NS;
-    let tokens = r.completion_tokens.unwrap_or(r.content_events);
-    let tpot = (tokens > 1).then(|| (e2el - ttft) / (tokens - 1) as f64);
     Some(RequestLatency {
         ttft,
         ttfat: t.first_answer_ns.map(|a| (a - t.send_ns) as f64 / NS),
         e2el,
         tpot,
-        itl: token_gaps(&t.token_events_ns, tokens),
+        itl: token_gaps(&t.token_events_ns, output_tokens(r)),
     })
+}
+
+/// Output tokens of a streamed request: the server's count, else its content events.
+fn output_tokens(r: &RequestRecord) -> u64 {
+    r.completion_tokens.unwrap_or(r.content_events)
+}
+
+/// TTFT, E2EL and TPOT of a streamed request, seconds (TPOT `None` for a single token).
+fn ttft_e2el_tpot(r: &RequestRecord) -> Option<(f64, f64, Option<f64>)> {
+    let t = &r.timing;
+    let ttft = (t.first_token_ns? - t.send_ns) as f64 / NS;
+    let e2el = (t.end_ns? - t.send_ns) as f64 / NS;
+    let tokens = output_tokens(r);
+    let tpot = (tokens > 1).then(|| (e2el - ttft) / (tokens - 1) as f64);
+    Some((ttft, e2el, tpot))
 }
 
 /// Inter-token latencies, seconds, from the arrival times of E content events carrying N tokens
@@ -494,7 +504,6 @@ impl LevelAccumulator {
         let per_run = |f: fn(&RunFigures) -> f64| Summary::new(self.runs.iter().map(f)).mean_std();
         let pooled = |v: &[f64]| Summary::new(v.iter().copied()).mean_std();
         let dist = |v: &[f64]| Summary::new(v.iter().copied()).distribution();
-        let to_json = |v: &dyn erased::Ser| v.value();
         let latency = self.streamed.then(|| {
             let mut extra = serde_json::Map::new();
             if self.reasoning_seen {
@@ -630,16 +639,9 @@ fn finite(x: f64) -> serde_json::Value {
     }
 }
 
-mod erased {
-    /// Anything serialisable, as a JSON value (NaN fields become null by their own serialisers).
-    pub trait Ser {
-        fn value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or_default()
-        }
-    }
+/// A statistic as a JSON value (its NaN fields become null by its own serialiser).
+fn to_json(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,6 +6,29 @@ use std::sync::Arc;
 
 use tokenomics_client::{Client, Connection};
 
+/// Opens (or checks) `conns` all at once and returns them in order, so connection set-up is never
+/// inside a timed request. A failure here is not reported: it surfaces again, counted, when a
+/// request is sent on the connection.
+pub async fn open_all(
+    client: &Client,
+    conns: impl IntoIterator<Item = Connection>,
+) -> Vec<Connection> {
+    let opening: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let _ = c.connect().await;
+                c
+            })
+        })
+        .collect();
+    let mut ready = Vec::with_capacity(opening.len());
+    for handle in opening {
+        ready.push(handle.await.unwrap_or_else(|_| client.connection()));
+    }
+    ready
+}
+
 /// Connections kept alive across runs and levels; a burst of N uses the first N.
 pub struct ConnectionPool {
     client: Client,
@@ -53,21 +76,8 @@ impl ConnectionPool {
         while self.connections.len() < n {
             self.connections.push(self.client.connection());
         }
-        let opening: Vec<_> = self
-            .connections
-            .drain(..n)
-            .map(|mut c| {
-                tokio::spawn(async move {
-                    // A failure here surfaces again, counted, when the request is sent.
-                    let _ = c.connect().await;
-                    c
-                })
-            })
-            .collect();
-        let mut ready = Vec::with_capacity(n);
-        for handle in opening {
-            ready.push(handle.await.unwrap_or_else(|_| self.client.connection()));
-        }
+        let taken: Vec<Connection> = self.connections.drain(..n).collect();
+        let ready = open_all(&self.client, taken).await;
         let gate = Arc::new(tokio::sync::Barrier::new(n + 1));
         let handles: Vec<_> = ready
             .into_iter()

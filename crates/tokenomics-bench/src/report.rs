@@ -378,16 +378,19 @@ const LABELS: [&str; 18] = [
     "lag p99",
 ];
 
+/// The number at `key/rest…` of an `extra` map (a JSON pointer below `key`); NaN when absent.
 fn pointer(v: &serde_json::Map<String, serde_json::Value>, path: &str) -> f64 {
-    let mut parts = path.split('/');
-    let Some(first) = parts.next() else {
-        return f64::NAN;
-    };
-    let mut cur = v.get(first);
-    for p in parts {
-        cur = cur.and_then(|c| c.get(p));
-    }
-    cur.and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN)
+    let (key, rest) = path.split_once('/').unwrap_or((path, ""));
+    v.get(key)
+        .and_then(|x| {
+            if rest.is_empty() {
+                Some(x)
+            } else {
+                x.pointer(&format!("/{rest}"))
+            }
+        })
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN)
 }
 
 /// The rows of a chat document, one per level, in order.
@@ -476,14 +479,13 @@ impl Row {
 /// Which columns carry anything in these rows (empty columns are left out of the console table
 /// and the Markdown; CSV keeps every column so files stay comparable).
 fn used_columns(rows: &[Row]) -> Vec<usize> {
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(false)).collect();
     (0..COLUMNS.len())
         .filter(|&i| {
             i < 4
-                || rows.iter().any(|r| {
-                    let c = r.cells(false);
-                    let v = &c[i];
-                    !(v.is_empty() || (i == 4 && v == "0"))
-                })
+                || cells
+                    .iter()
+                    .any(|c| !(c[i].is_empty() || (i == 4 && c[i] == "0")))
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokenomics_client::{Client, Clock, Connection, Error as ClientError, RequestRecord};
 
 use crate::load::{AtEnd, Limits, OpenLoop};
+use crate::pool::open_all;
 use crate::shutdown::Shutdown;
 
 /// Live counts of a benchmark, for a progress display. Updated once per request, never per token.
@@ -128,15 +129,6 @@ pub struct Sent {
     pub cancelled: bool,
 }
 
-/// What a sustained run returns.
-#[derive(Debug)]
-pub struct RunOutput {
-    /// Every request, in the order sent (warm-up and cancelled ones included, flagged).
-    pub sent: Vec<Sent>,
-    /// The start of the measured phase (after the warm-up), ns on the clock.
-    pub measured_start_ns: u64,
-}
-
 /// A request operation: sends `body` on the connection and returns its record.
 pub trait Op: Clone + Send + Sync + 'static {
     fn call(
@@ -223,26 +215,13 @@ impl<O: Op> Context<'_, O> {
 }
 
 /// Closed loop: `concurrency` workers, each with its own connection, each sending its next request
-/// the moment the last one ends, until the limits are reached.
-pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> RunOutput {
+/// the moment the last one ends, until the limits are reached. Returns every request, in the
+/// order sent (warm-up and cancelled ones included, flagged).
+pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Sent> {
     let n = concurrency as usize;
     // Open every connection before the clock starts, as the burst does.
-    let mut conns = Vec::with_capacity(n);
-    let opening: Vec<_> = (0..n)
-        .map(|_| {
-            let mut c = ctx.client.connection();
-            tokio::spawn(async move {
-                let _ = c.connect().await;
-                c
-            })
-        })
-        .collect();
-    for h in opening {
-        conns.push(h.await.unwrap_or_else(|_| ctx.client.connection()));
-    }
-    let start = Instant::now();
-    let measured_start = start + ctx.limits.warmup;
-    let measured_start_ns = ctx.clock.now_ns() + ctx.limits.warmup.as_nanos() as u64;
+    let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
+    let measured_start = Instant::now() + ctx.limits.warmup;
     let stop_sending = ctx.limits.duration.map(|d| measured_start + d);
     let cancel_at = ctx.cancel_at(measured_start);
     let measured = Arc::new(AtomicU64::new(0));
@@ -313,48 +292,32 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> RunOut
         }
     }
     sent.sort_by_key(|s| s.record.timing.send_ns);
-    RunOutput {
-        sent,
-        measured_start_ns,
-    }
+    sent
 }
 
 /// Open loop: requests leave at `schedule` (ns after the start; the first `warmup` of them are
 /// the warm-up), sent by a thread of their own that sleeps until each time — never "from now" —
-/// and hands the request to the runtime; at most `max_concurrency` in flight when capped.
+/// and hands the request to the runtime; at most `max_concurrency` in flight when capped. Returns
+/// every request in the order due (warm-up and cancelled ones included, flagged).
 pub async fn open_loop<O: Op>(
     ctx: Context<'_, O>,
     open: &OpenLoop,
     schedule: Vec<u64>,
     warmup: usize,
-) -> RunOutput {
+) -> Vec<Sent> {
     // Idle connections, taken by a request and given back when it ends. Open enough ahead that the
     // first second does not pay for connection set-up in its send lag.
     let ahead = open
         .max_concurrency
         .unwrap_or_else(|| open.rate.ceil() as u64)
         .clamp(1, 1024) as usize;
-    let idle: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(Vec::with_capacity(ahead)));
-    let opening: Vec<_> = (0..ahead)
-        .map(|_| {
-            let mut c = ctx.client.connection();
-            tokio::spawn(async move {
-                let _ = c.connect().await;
-                c
-            })
-        })
-        .collect();
-    for h in opening {
-        if let (Ok(c), Ok(mut idle)) = (h.await, idle.lock()) {
-            idle.push(c);
-        }
-    }
+    let ready = open_all(ctx.client, (0..ahead).map(|_| ctx.client.connection())).await;
+    let idle: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(ready));
     let slots = open
         .max_concurrency
         .map(|c| Arc::new(tokio::sync::Semaphore::new(c as usize)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
     let start_ns = ctx.clock.now_ns() + 2_000_000; // the dispatcher's first arrival, 2 ms ahead
-    let measured_start_ns = start_ns + schedule.get(warmup).copied().unwrap_or(0);
     let measured_start = ctx.clock.instant_at(start_ns) + ctx.limits.warmup;
     let cancel_at = ctx.cancel_at(measured_start);
     let handle = tokio::runtime::Handle::current();
@@ -440,10 +403,7 @@ pub async fn open_loop<O: Op>(
         let _ = tokio::task::spawn_blocking(move || d.join()).await;
     }
     sent.sort_by_key(|s| s.scheduled_ns);
-    RunOutput {
-        sent,
-        measured_start_ns,
-    }
+    sent
 }
 
 /// Makes the calling thread wake on time: no timer slack (Linux lets a sleep overrun by 50 µs by

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokenomics_client::{Client, ClientConfig, Clock};
+use tokenomics_client::{Client, ClientConfig, Clock, Connection};
 use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength, WordCosts};
 
 /// The server's root: `api_base` without a trailing `/v1`.
@@ -66,14 +66,51 @@ impl Endpoint {
         ))
     }
 
-    /// The number of tokens in `text`, special tokens left out.
+    /// The number of tokens in `text`, special tokens left out (on a connection of its own).
     pub async fn count(&self, text: &str) -> Result<usize, String> {
+        self.count_on(&mut self.client.connection(), text).await
+    }
+
+    /// The token counts of `texts`, in order, over a few kept-alive connections at once (a
+    /// remote server answers sooner over several).
+    pub async fn count_all(&self, texts: Vec<String>) -> Result<Vec<usize>, String> {
+        const CONNECTIONS: usize = 16;
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..CONNECTIONS.min(texts.len()) {
+            let (ep, mine): (Endpoint, Vec<(usize, String)>) = (
+                self.clone(),
+                texts
+                    .iter()
+                    .enumerate()
+                    .skip(worker)
+                    .step_by(CONNECTIONS)
+                    .map(|(i, t)| (i, t.clone()))
+                    .collect(),
+            );
+            tasks.spawn(async move {
+                let mut conn = ep.client.connection();
+                let mut out = Vec::with_capacity(mine.len());
+                for (i, t) in mine {
+                    out.push((i, ep.count_on(&mut conn, &t).await?));
+                }
+                Ok::<_, String>(out)
+            });
+        }
+        let mut counts = vec![0usize; texts.len()];
+        while let Some(done) = tasks.join_next().await {
+            for (i, n) in done.map_err(|e| e.to_string())?? {
+                counts[i] = n;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn count_on(&self, conn: &mut Connection, text: &str) -> Result<usize, String> {
         let body = json!({
             "model": self.model, "prompt": text, "content": text, "input": text,
             "add_special_tokens": false, "add_special": false,
         });
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        let mut conn = self.client.connection();
         let bytes = conn
             .post(self.route, body, &Clock::start())
             .await
@@ -95,24 +132,7 @@ pub async fn endpoint_prompts(
     endpoint: &Endpoint,
     length: TokenLength,
 ) -> Result<ExactPrompts, String> {
-    let texts = WordCosts::texts();
-    // Sixteen at a time: a remote server answers sooner over several connections.
-    let mut counts = vec![0usize; texts.len()];
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, text) in texts.into_iter().enumerate() {
-        if tasks.len() >= 16 {
-            if let Some(done) = tasks.join_next().await {
-                let (j, n) = done.map_err(|e| e.to_string())?;
-                counts[j] = n?;
-            }
-        }
-        let ep = endpoint.clone();
-        tasks.spawn(async move { (i, ep.count(&text).await) });
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (j, n) = done.map_err(|e| e.to_string())?;
-        counts[j] = n?;
-    }
+    let counts = endpoint.count_all(WordCosts::texts()).await?;
     let costs = WordCosts::from_counts(&counts)?;
     let prompts = ExactPrompts {
         length,

@@ -1,52 +1,15 @@
 //! Closed and open loops against scripted loopback servers whose true timings are known. Timing
 //! checks live in this binary of their own so no other test competes for the cores.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::{at, config, dist, run};
 use tokenomics_bench::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
 use tokenomics_bench::metrics::Slo;
-use tokenomics_bench::{ChatBenchmark, ChatConfig, Quiet};
-use tokenomics_client::{Client, ClientConfig};
-use tokenomics_datasets::PromptSource;
-use tokenomics_stats::{ChatDocument, ChatLevel, Distribution};
+use tokenomics_stats::ChatLevel;
 use tokenomics_testkit::{Script, ScriptedServer};
-
-fn config(api_base: &str, levels: Vec<Shape>, limits: Limits, stream: bool) -> ChatConfig {
-    ChatConfig {
-        model: "test-model".into(),
-        dataset_key: "synthetic".into(),
-        api_base: api_base.into(),
-        num_runs: 1,
-        warmup_runs: 0,
-        max_tokens: 10,
-        stream,
-        levels,
-        limits,
-        ..ChatConfig::default()
-    }
-}
-
-async fn run(cfg: ChatConfig) -> ChatDocument {
-    let mut c = ClientConfig::new(&cfg.api_base);
-    c.timeout = Duration::from_secs(30);
-    let client = Client::new(c).unwrap();
-    let mut bench = ChatBenchmark::new(cfg, client, PromptSource::from_key("synthetic").unwrap());
-    bench.run(&mut Quiet).await.unwrap()
-}
-
-fn at<'a>(v: &'a serde_json::Map<String, Value>, path: &str) -> &'a Value {
-    let mut parts = path.split('/');
-    let mut cur = &v[parts.next().unwrap()];
-    for p in parts {
-        cur = &cur[p];
-    }
-    cur
-}
-
-fn dist(v: &Value) -> Distribution {
-    serde_json::from_value(v.clone()).unwrap()
-}
 
 fn requests(n: u64) -> Limits {
     Limits {

@@ -42,6 +42,8 @@ pub struct HubConfig {
 impl HubConfig {
     /// From the environment, as the Hugging Face libraries read it.
     pub fn from_env() -> Self {
+        // As the Hugging Face libraries resolve it (hf-hub's own `Cache::from_env` panics when
+        // no home folder is known; this falls back to `./.cache`).
         let home = std::env::var_os("HF_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -67,6 +69,20 @@ impl HubConfig {
             token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()),
             offline: std::env::var_os("HF_HUB_OFFLINE").is_some_and(truthy),
         }
+    }
+
+    /// The Hub client: this endpoint and cache, `HF_TOKEN` or else the token
+    /// `huggingface-cli login` saved in the cache's home.
+    fn api(&self) -> Result<hf_hub::api::tokio::Api, String> {
+        let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(self.cache_dir.clone()))
+            .with_endpoint(self.endpoint.clone())
+            .with_progress(false);
+        if let Some(t) = &self.token {
+            builder = builder.with_token(Some(t.clone()));
+        }
+        builder
+            .build()
+            .map_err(|e| format!("cannot set up the Hub client: {e}"))
     }
 }
 
@@ -188,17 +204,7 @@ pub async fn load(req: &HubRequest, cfg: &HubConfig) -> Result<Loaded> {
     let online = if cfg.offline {
         None
     } else {
-        // The token: HF_TOKEN, else the one `huggingface-cli login` stored in the cache's home.
-        let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cfg.cache_dir.clone()))
-            .with_endpoint(cfg.endpoint.clone())
-            .with_progress(false);
-        if let Some(t) = &cfg.token {
-            builder = builder.with_token(Some(t.clone()));
-        }
-        let api = builder
-            .build()
-            .map_err(|e| hub_error(repo, format!("cannot set up the Hub client: {e}")))?;
-        Some(api)
+        Some(cfg.api().map_err(|e| hub_error(repo, e))?)
     };
     // (revision used, commit, files of the split, where they lie)
     let mut found: Option<(String, String, Vec<String>, Vec<PathBuf>)> = None;
@@ -218,11 +224,8 @@ pub async fn load(req: &HubRequest, cfg: &HubConfig) -> Result<Loaded> {
                     ));
                     break;
                 }
-                Err(e) if revision == PARQUET_REVISION => {
-                    // No conversion either: report on the main revision's files below.
-                    let _ = e;
-                    break;
-                }
+                // No conversion either: reported as "no data files" below.
+                Err(_) if revision == PARQUET_REVISION => break,
                 Err(e) => {
                     return Err(match status(&e) {
                         Some(404) => hub_error(
@@ -380,15 +383,9 @@ pub async fn model_tokenizer(model: &str, cfg: &HubConfig) -> Result<PathBuf> {
             cfg.cache_dir.display()
         )));
     }
-    let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cfg.cache_dir.clone()))
-        .with_endpoint(cfg.endpoint.clone())
-        .with_progress(false);
-    if let Some(t) = &cfg.token {
-        builder = builder.with_token(Some(t.clone()));
-    }
-    let api = builder
-        .build()
-        .map_err(|e| Error::Hub(format!("model {model}: cannot set up the Hub client: {e}")))?;
+    let api = cfg
+        .api()
+        .map_err(|e| Error::Hub(format!("model {model}: {e}")))?;
     api.repo(repo).get("tokenizer.json").await.map_err(|e| {
         Error::Hub(match status(&e) {
             Some(404) => format!(
