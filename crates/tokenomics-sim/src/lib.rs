@@ -11,6 +11,7 @@
 //! and end, in nanoseconds since the server started, so a test can compare what a client measured
 //! with what happened. `time_scale` runs the model faster (or slower) than real time.
 
+pub mod calibration;
 pub mod engine;
 pub mod http;
 pub mod preset;
