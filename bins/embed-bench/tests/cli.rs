@@ -405,15 +405,15 @@ fn bad_input_is_refused_in_one_line() {
     for (args, expected) in [
         (
             vec!["--model", "m", "--sequence_lengths", "short,huge"],
-            "\"huge\" is not allowed",
+            "\"huge\" is not a text length",
         ),
         (
             vec!["--model", "m", "--batch_sizes", "0"],
-            "\"0\" is not allowed",
+            "invalid value '0' for '--batch_sizes",
         ),
         (
             vec!["--model", "m", "--inputs_per_request", "0"],
-            "at least 1",
+            "invalid value '0' for '--inputs_per_request",
         ),
         (
             vec!["--batch_sizes", "1"],

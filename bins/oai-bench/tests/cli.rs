@@ -290,11 +290,23 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
     let ok_out = dir.path().join("x.json");
     let ok_out = ok_out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--batch_sizes", "1,0"], "is not a positive integer"),
-        (vec!["--batch_sizes", "1,two"], "is not a positive integer"),
+        (
+            vec!["--batch_sizes", "1,0"],
+            "invalid value '0' for '--batch_sizes",
+        ),
+        (
+            vec!["--batch_sizes", "1,two"],
+            "invalid value 'two' for '--batch_sizes",
+        ),
         (vec!["--model", " "], "--model is empty"),
-        (vec!["--temperature", "3"], "out of range"),
-        (vec!["--max_tokens", "0"], "--max_tokens must be at least 1"),
+        (
+            vec!["--temperature", "3"],
+            "invalid value '3' for '--temperature",
+        ),
+        (
+            vec!["--max_tokens", "0"],
+            "invalid value '0' for '--max_tokens",
+        ),
         (vec!["--dataset_key", "nope"], "unknown dataset key"),
         (vec!["--dataset_key", "hf:no-slash"], "unknown dataset key"),
         (vec!["--api_base", "localhost:8000/v1"], "is not a URL"),
@@ -305,11 +317,22 @@ async fn bad_input_is_refused_in_one_line_before_any_request() {
             "--results_file",
         ),
         (vec!["--simulate", "no-such-gpu"], "unknown preset"),
-        (vec!["--request_rate", "0"], "is not a positive number"),
-        (vec!["--request_rate", "inf"], "is not a positive number"),
+        (
+            vec!["--request_rate", "0"],
+            "invalid value '0' for '--request_rate",
+        ),
+        (vec!["--request_rate", "-5"], "above 0 and at most"),
+        (
+            vec!["--batch_size", "4"],
+            "a similar argument exists: '--batch_sizes'",
+        ),
+        (
+            vec!["--request_rate", "inf"],
+            "invalid value 'inf' for '--request_rate",
+        ),
         (
             vec!["--max_concurrency", "4,x"],
-            "is not a positive integer",
+            "invalid value 'x' for '--max_concurrency",
         ),
         (
             vec!["--request_rate", "5", "--max_concurrency", "2,4"],

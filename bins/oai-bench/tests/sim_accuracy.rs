@@ -67,7 +67,7 @@ async fn streaming_at_concurrency_256_matches_the_truth_log() {
         requests_file: None,
         timeout_seconds: 60.0,
         extra_body,
-        extra_metadata: Map::new(),
+        simulated: None,
         ..ChatConfig::default()
     };
     let client = Client::new(ClientConfig::new(&api_base)).unwrap();

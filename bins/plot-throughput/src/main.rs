@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokenomics_bench::cli::{self, exit};
+use tokenomics_cli::{self as cli, exit};
 
 const NAME: &str = "plot-throughput";
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::Value;
-use tokenomics_bench::cli::{self, exit};
+use tokenomics_cli::{self as cli, exit};
 
 const NAME: &str = "tokenomics-perf";
 
@@ -26,10 +26,10 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Client worker threads for oai-bench (the simulator gets the rest of the machine).
-    #[arg(long = "n_cores", default_value_t = 1)]
+    #[arg(long = "n_cores", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     n_cores: u32,
-    /// Port for the simulator.
-    #[arg(long, default_value_t = 18_555)]
+    /// Port for the simulator (on 127.0.0.1).
+    #[arg(long, default_value_t = 18_555, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
 }
 

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokenomics_client::{ChatRequest, Client, Clock, Connection, Endpoint, Message, RequestRecord};
 use tokenomics_datasets::{run_seed, Prompt, PromptSource};
-use tokenomics_stats::{write_json_atomic, ChatDocument, ChatMetadata};
+use tokenomics_stats::{ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Mode, Simulated};
 
 use std::sync::Arc;
 
+use crate::driver::{run_levels, Workload};
 use crate::load::{Limits, Shape};
 use crate::metrics::{LevelAccumulator, RunFigures, Scheduled, Slo};
 use crate::pool::ConnectionPool;
@@ -48,8 +49,8 @@ pub struct ChatConfig {
     pub timeout_seconds: f64,
     /// Extra body fields sent with every request.
     pub extra_body: Map<String, Value>,
-    /// Extra metadata fields (e.g. the simulator preset that served the run).
-    pub extra_metadata: Map<String, Value>,
+    /// The simulator preset that served the run, when it was simulated.
+    pub simulated: Option<Simulated>,
     /// The load levels. Empty: one burst per batch size (the original's mode).
     pub levels: Vec<Shape>,
     /// When a sustained level stops, and its warm-up.
@@ -79,7 +80,7 @@ impl Default for ChatConfig {
             requests_file: None,
             timeout_seconds: 600.0,
             extra_body: Map::new(),
-            extra_metadata: Map::new(),
+            simulated: None,
             levels: Vec::new(),
             limits: Limits::default(),
             goodput: None,
@@ -106,6 +107,7 @@ impl ChatConfig {
     pub fn limits_for(&self, shape: &Shape) -> Limits {
         let mut limits = self.limits;
         if limits.num_requests.is_none() && limits.duration.is_none() {
+            // `as` saturates: a huge level asks for u64::MAX requests, bounded by its duration.
             limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
         }
         limits
@@ -187,49 +189,9 @@ impl ChatBenchmark {
 
     fn metadata(&self) -> ChatMetadata {
         let c = &self.config;
-        let mut extra = Map::new();
-        extra.insert(
-            "tool".into(),
-            json!(format!("tokenomics {}", env!("CARGO_PKG_VERSION"))),
-        );
         let shapes = c.shapes();
-        let mode = shapes.first().map_or("burst", Shape::mode);
-        extra.insert("mode".into(), json!(mode));
-        if mode != "burst" {
-            extra.insert(
-                "levels".into(),
-                json!(shapes.iter().map(Shape::key).collect::<Vec<_>>()),
-            );
-            let l = &c.limits;
-            extra.insert(
-                "limits".into(),
-                json!({
-                    "num_requests": l.num_requests,
-                    "duration_seconds": l.duration.map(|d| d.as_secs_f64()),
-                    "warmup_seconds": l.warmup.as_secs_f64(),
-                    "at_end": l.at_end.name(),
-                }),
-            );
-            if let Some(Shape::Open(o)) = shapes.first() {
-                extra.insert(
-                    "arrival".into(),
-                    json!({"process": o.arrival.name(), "burstiness": o.burstiness, "max_concurrency": o.max_concurrency}),
-                );
-            }
-        }
-        extra.insert("endpoint".into(), json!(c.endpoint.name()));
-        extra.insert("stream".into(), json!(c.stream));
-        extra.insert("timeout_seconds".into(), json!(c.timeout_seconds));
-        extra.insert("dataset".into(), self.prompts.describe());
-        // Whether outputs were forced to max_tokens (ignore_eos / min_tokens in every request).
-        let forced = c.extra_body.get("ignore_eos") == Some(&Value::Bool(true));
-        extra.insert("outputs_forced".into(), json!(forced));
-        for (k, v) in &c.extra_metadata {
-            extra.insert(k.clone(), v.clone());
-        }
-        if !c.extra_body.is_empty() {
-            extra.insert("extra_body".into(), Value::Object(c.extra_body.clone()));
-        }
+        let mode = shapes.first().map_or(Mode::Burst, Shape::mode);
+        let sustained = mode != Mode::Burst;
         ChatMetadata {
             timestamp: crate::timestamp(),
             model: c.model.clone(),
@@ -252,7 +214,29 @@ impl ChatBenchmark {
             warmup_runs: c.warmup_runs,
             n_cores: c.n_cores,
             description: c.description.clone(),
-            extra,
+            tool: Some(crate::tool()),
+            mode: Some(mode),
+            levels: sustained.then(|| shapes.iter().map(Shape::key).collect()),
+            limits: sustained.then(|| c.limits.block()),
+            arrival: match shapes.first() {
+                Some(Shape::Open(o)) => Some(ArrivalBlock {
+                    process: o.arrival,
+                    burstiness: o.burstiness,
+                    max_concurrency: o.max_concurrency,
+                }),
+                _ => None,
+            },
+            endpoint: Some(c.endpoint.name().to_string()),
+            stream: Some(c.stream),
+            timeout_seconds: Some(c.timeout_seconds),
+            dataset: Some(self.prompts.describe()),
+            // Whether outputs were forced to max_tokens (ignore_eos / min_tokens in every
+            // request).
+            outputs_forced: Some(c.extra_body.get("ignore_eos") == Some(&Value::Bool(true))),
+            simulated: c.simulated.clone(),
+            extra_body: (!c.extra_body.is_empty()).then(|| c.extra_body.clone()),
+            incomplete: false,
+            extra: Map::new(),
         }
     }
 
@@ -271,139 +255,24 @@ impl ChatBenchmark {
             Some(path) => Some(RequestsFile::create(path)?),
             None => None,
         };
-        for shape in self.config.shapes() {
-            if self.shutdown.is_stopping() {
-                break;
-            }
-            let key = shape.key();
-            self.warm_up(&shape, observer).await;
-            observer.level_started(&shape);
-            self.progress.new_level(self.clock.now_ns());
-            let (mut level, complete) = self.run_level(&shape, observer).await;
-            crate::load_block(&shape, &self.config.limits_for(&shape), &mut level.extra);
-            if !complete {
-                self.interrupted = true;
-                crate::mark_incomplete(&mut doc.metadata.extra, Some(&mut level.extra));
-            }
-            // A level interrupted before any request finished has nothing to report.
-            if level
-                .requests
-                .as_ref()
-                .is_some_and(|c| c.succeeded + c.failed > 0)
-            {
-                observer.level_finished(&key, &level);
-                doc.results.insert(key, level);
-            }
-            if let Some(path) = &self.config.results_file {
-                write_json_atomic(path, &doc)?;
-                observer.saved(path);
-            }
-        }
-        if self.shutdown.is_stopping() && !self.interrupted {
-            // Stopped between levels: every level written is whole, but not every level ran.
-            self.interrupted = true;
-            crate::mark_incomplete(&mut doc.metadata.extra, None);
-            if let Some(path) = &self.config.results_file {
-                write_json_atomic(path, &doc)?;
-            }
-        }
+        let (shapes, num_runs) = (self.config.shapes(), self.config.num_runs);
+        let (shutdown, results_file) = (self.shutdown.clone(), self.config.results_file.clone());
+        self.interrupted = run_levels(
+            self,
+            shapes,
+            &mut doc,
+            num_runs,
+            &shutdown,
+            results_file.as_deref(),
+            observer,
+        )
+        .await?;
         Ok(doc)
-    }
-
-    async fn warm_up(&mut self, shape: &Shape, observer: &mut dyn Observer) {
-        if self.config.warmup_runs == 0 {
-            return;
-        }
-        let key = shape.key();
-        let prompts = self.prompts.draw(
-            self.config.warmup_runs as usize,
-            run_seed(self.config.seed, shape.seed_level(), u64::MAX),
-        );
-        for prompt in prompts {
-            let body = self.body(prompt, WARMUP_MAX_TOKENS);
-            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-            let conn = self.pool.first();
-            let done = self
-                .shutdown
-                .run(conn.completion(endpoint, stream, body, &clock))
-                .await;
-            match done {
-                Some(record) => {
-                    if let Some(e) = &record.error {
-                        observer.warmup_failed(&key, e);
-                    }
-                }
-                None => {
-                    conn.reset();
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn run_level(
-        &mut self,
-        shape: &Shape,
-        observer: &mut dyn Observer,
-    ) -> (tokenomics_stats::ChatLevel, bool) {
-        let target = match shape {
-            Shape::Burst { batch } => Some(*batch as f64),
-            Shape::Closed { concurrency } => Some(*concurrency as f64),
-            Shape::Open(_) => None,
-        };
-        let mut acc = LevelAccumulator::new(self.config.stream)
-            .with_target(target)
-            .with_slo(self.config.goodput);
-        let mut complete = true;
-        for run in 0..self.config.num_runs as usize {
-            if self.shutdown.is_stopping() {
-                complete = false;
-                break;
-            }
-            let done = match shape {
-                Shape::Burst { batch } => self.burst_run(*batch, run).await,
-                _ => self.sustained_run(shape, run).await,
-            };
-            let key = shape.key();
-            let RunDone {
-                records,
-                schedule,
-                arrivals,
-                cancelled,
-            } = done;
-            for r in &records {
-                if let Some(e) = &r.error {
-                    observer.request_failed(&key, run, e);
-                }
-            }
-            let interrupted =
-                |r: &RequestRecord| matches!(r.error, Some(tokenomics_client::Error::Interrupted));
-            if records.iter().any(interrupted) {
-                complete = false;
-            }
-            observer.run_records(&key, run, &records);
-            if let Some(file) = self.requests.as_mut() {
-                // A records file that cannot be written is reported once, and not retried.
-                if let Err(e) =
-                    file.write_run(&key, run, &records, schedule.as_deref(), &self.clock)
-                {
-                    observer.records_failed(&e);
-                    self.requests = None;
-                }
-            }
-            let figures = acc.add_run(&records);
-            if let Some(s) = &schedule {
-                acc.add_schedule(&records, s, &arrivals);
-            }
-            acc.add_cancelled(cancelled);
-            observer.run_finished(&self.run_report(&key, run, &records, figures.as_ref()));
-        }
-        (acc.finish(), complete)
     }
 
     fn run_report(
         &self,
-        key: &str,
+        shape: &Shape,
         run: usize,
         records: &[RequestRecord],
         figures: Option<&RunFigures>,
@@ -418,7 +287,8 @@ impl ChatBenchmark {
             }
         };
         RunReport {
-            level: key.to_string(),
+            level: shape.key(),
+            mode: shape.mode(),
             run,
             num_runs: self.config.num_runs as usize,
             succeeded: ok.len(),
@@ -459,7 +329,7 @@ impl ChatBenchmark {
             // With a warm-up, how many bodies a closed loop needs is not known up front.
             (None, Shape::Closed { concurrency }) => (
                 limits.num_requests.filter(|_| limits.warmup.is_zero()),
-                (*concurrency as usize * 2).clamp(256, 8192),
+                (*concurrency as usize).saturating_mul(2).clamp(256, 8192),
             ),
             (None, _) => unreachable!("bursts run in burst_run"),
         };
@@ -467,7 +337,7 @@ impl ChatBenchmark {
             client: &client,
             clock,
             op,
-            feed: Arc::new(BodyFeed::start(make, limit, ahead)),
+            feed: Arc::new(BodyFeed::start(make, limit, ahead).await),
             limits,
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
@@ -545,6 +415,106 @@ impl ChatBenchmark {
             records,
             ..RunDone::default()
         }
+    }
+}
+
+impl Workload for ChatBenchmark {
+    type Spec = Shape;
+    type Acc = LevelAccumulator;
+    type Level = ChatLevel;
+    type Doc = ChatDocument;
+
+    fn key(&self, shape: &Shape) -> String {
+        shape.key()
+    }
+
+    async fn warm_up(&mut self, shape: &Shape, observer: &mut dyn Observer) {
+        if self.config.warmup_runs == 0 {
+            return;
+        }
+        let key = shape.key();
+        let prompts = self.prompts.draw(
+            usize::try_from(self.config.warmup_runs).unwrap_or(usize::MAX),
+            run_seed(self.config.seed, shape.seed_level(), u64::MAX),
+        );
+        for prompt in prompts {
+            let body = self.body(prompt, WARMUP_MAX_TOKENS);
+            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+            let conn = self.pool.first();
+            let done = self
+                .shutdown
+                .run(conn.completion(endpoint, stream, body, &clock))
+                .await;
+            match done {
+                Some(record) => {
+                    if let Some(e) = &record.error {
+                        observer.warmup_failed(&key, e);
+                    }
+                }
+                None => {
+                    conn.reset();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn begin(&mut self, shape: &Shape, observer: &mut dyn Observer) -> LevelAccumulator {
+        observer.level_started(shape);
+        self.progress.new_level(self.clock.now_ns());
+        LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
+            .with_slo(self.config.goodput)
+    }
+
+    async fn run(
+        &mut self,
+        shape: &Shape,
+        run: usize,
+        acc: &mut LevelAccumulator,
+        observer: &mut dyn Observer,
+    ) -> bool {
+        let done = match shape {
+            Shape::Burst { batch } => self.burst_run(*batch, run).await,
+            _ => self.sustained_run(shape, run).await,
+        };
+        let key = shape.key();
+        let RunDone {
+            records,
+            schedule,
+            arrivals,
+            cancelled,
+        } = done;
+        for r in &records {
+            if let Some(e) = &r.error {
+                observer.request_failed(&key, run, e);
+            }
+        }
+        let interrupted =
+            |r: &RequestRecord| matches!(r.error, Some(tokenomics_client::Error::Interrupted));
+        let complete = !records.iter().any(interrupted);
+        observer.run_records(&key, run, &records);
+        if let Some(file) = self.requests.as_mut() {
+            // A records file that cannot be written is reported once, and not retried.
+            if let Err(e) = file.write_run(&key, run, &records, schedule.as_deref(), &self.clock) {
+                observer.records_failed(&e);
+                self.requests = None;
+            }
+        }
+        let figures = acc.add_run(&records);
+        if let Some(s) = &schedule {
+            acc.add_schedule(&records, s, &arrivals);
+        }
+        acc.add_cancelled(cancelled);
+        observer.run_finished(&self.run_report(shape, run, &records, figures.as_ref()));
+        complete
+    }
+
+    fn finish(&mut self, acc: LevelAccumulator) -> ChatLevel {
+        acc.finish()
+    }
+
+    fn level_finished(&mut self, key: &str, level: &ChatLevel, observer: &mut dyn Observer) {
+        observer.level_finished(key, level);
     }
 }
 

@@ -7,18 +7,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use tokenomics_client::{
     Client, Clock, Connection, EmbeddingsRecord, EmbeddingsRequest, Error as ClientError,
 };
 use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
-    write_json_atomic, ChatTimings, EmbedDocument, EmbedLevel, EmbedMetadata, EmbedThroughput,
-    EmbedTokens, RequestCounts, Summary,
+    ChatTimings, EmbedDocument, EmbedLevel, EmbedMetadata, EmbedThroughput, EmbedTokens,
+    RequestCounts, Simulated, Summary,
 };
 
-use crate::metrics::{burst_timing, rate};
+use crate::driver::{run_levels, Workload};
+use crate::metrics::{burst_timing, rate, BurstTiming};
 use crate::pool::ConnectionPool;
 use crate::shutdown::Shutdown;
 use crate::{Observer, Result};
@@ -45,7 +46,8 @@ pub struct EmbedConfig {
     pub retries: u32,
     pub backoff: Duration,
     pub timeout_seconds: f64,
-    pub extra_metadata: Map<String, Value>,
+    /// The simulator preset that served the run, when it was simulated.
+    pub simulated: Option<Simulated>,
 }
 
 /// What one run of a configuration produced, for progress display.
@@ -95,8 +97,26 @@ fn retryable(e: &ClientError) -> bool {
     }
 }
 
-/// The longest `Retry-After` a retry waits for.
+/// The longest `Retry-After` a retry waits for, and the longest backoff.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long to wait before retry `attempt` (0-based): the server's `Retry-After` when it sent
+/// one, else `backoff × 2^attempt`; never longer than [`MAX_RETRY_AFTER`], whatever the numbers
+/// (a server may send any `Retry-After`, a user may ask for many retries).
+pub fn retry_wait(error: &ClientError, attempt: u32, backoff: Duration) -> Duration {
+    match error {
+        ClientError::Status {
+            retry_after: Some(s),
+            ..
+        } => Duration::try_from_secs_f64(*s)
+            .unwrap_or(MAX_RETRY_AFTER)
+            .min(MAX_RETRY_AFTER),
+        _ => backoff
+            .checked_mul(2u32.saturating_pow(attempt))
+            .unwrap_or(MAX_RETRY_AFTER)
+            .min(MAX_RETRY_AFTER),
+    }
+}
 
 /// Sends one embeddings request, retrying retryable failures with exponential backoff, or after
 /// the server's `Retry-After` (at most [`MAX_RETRY_AFTER`]) when it sent one.
@@ -114,14 +134,7 @@ pub async fn embed_with_retries(
         let first = *first_send.get_or_insert(record.timing.send_ns);
         match &record.error {
             Some(e) if retryable(e) && attempt < retries => {
-                let wait = match e {
-                    ClientError::Status {
-                        retry_after: Some(s),
-                        ..
-                    } => Duration::from_secs_f64(*s).min(MAX_RETRY_AFTER),
-                    _ => backoff * 2u32.pow(attempt),
-                };
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(retry_wait(e, attempt, backoff)).await;
                 attempt += 1;
             }
             _ => return (record, first, attempt),
@@ -195,18 +208,6 @@ impl EmbedBenchmark {
 
     fn metadata(&self) -> EmbedMetadata {
         let c = &self.config;
-        let mut extra = Map::new();
-        extra.insert(
-            "tool".into(),
-            json!(format!("tokenomics {}", env!("CARGO_PKG_VERSION"))),
-        );
-        extra.insert("inputs_per_request".into(), json!(c.inputs_per_request));
-        extra.insert("retries".into(), json!(c.retries));
-        extra.insert("timeout_seconds".into(), json!(c.timeout_seconds));
-        extra.insert("embedding_dim".into(), json!(self.dimension));
-        for (k, v) in &c.extra_metadata {
-            extra.insert(k.clone(), v.clone());
-        }
         EmbedMetadata {
             timestamp: crate::timestamp(),
             model: c.model.clone(),
@@ -225,7 +226,14 @@ impl EmbedBenchmark {
             concurrent_requests: true,
             seed: c.seed,
             description: c.description.clone(),
-            extra,
+            tool: Some(crate::tool()),
+            inputs_per_request: Some(c.inputs_per_request),
+            retries: Some(c.retries),
+            timeout_seconds: Some(c.timeout_seconds),
+            embedding_dim: Some(self.dimension.map(|d| d as u64)),
+            simulated: c.simulated.clone(),
+            incomplete: false,
+            extra: Map::new(),
         }
     }
 
@@ -244,52 +252,147 @@ impl EmbedBenchmark {
             metadata: self.metadata(),
             results: IndexMap::new(),
         };
-        let lengths = self.config.sequence_lengths.clone();
-        for &batch in &self.config.batch_sizes.clone() {
-            for (li, &length) in lengths.iter().enumerate() {
-                if self.shutdown.is_stopping() {
-                    break;
-                }
-                let key = format!("batch_{batch}_seq_{}", length.label());
-                self.warm_up(length, observer).await;
-                let (mut level, complete) = self
-                    .run_config(&key, batch, li as u64, length, observer)
-                    .await;
-                if !complete {
-                    self.interrupted = true;
-                    crate::mark_incomplete(&mut doc.metadata.extra, Some(&mut level.extra));
-                }
-                if level
-                    .requests
-                    .as_ref()
-                    .is_some_and(|c| c.succeeded + c.failed > 0)
-                {
-                    observer.embed_level_finished(&key, &level);
-                    doc.results.insert(key, level);
-                }
-                doc.metadata
-                    .extra
-                    .insert("embedding_dim".into(), json!(self.dimension));
-                if let Some(path) = &self.config.results_file {
-                    write_json_atomic(path, &doc)?;
-                    observer.saved(path);
-                }
-            }
-        }
-        if self.shutdown.is_stopping() && !self.interrupted {
-            self.interrupted = true;
-            crate::mark_incomplete(&mut doc.metadata.extra, None);
-            if let Some(path) = &self.config.results_file {
-                write_json_atomic(path, &doc)?;
-            }
-        }
+        let c = &self.config;
+        let specs: Vec<EmbedSpec> = c
+            .batch_sizes
+            .iter()
+            .flat_map(|&batch| {
+                c.sequence_lengths
+                    .iter()
+                    .enumerate()
+                    .map(move |(li, &length)| EmbedSpec {
+                        batch,
+                        length_index: li as u64,
+                        length,
+                    })
+            })
+            .collect();
+        let (shutdown, results_file, num_runs) =
+            (self.shutdown.clone(), c.results_file.clone(), c.num_runs);
+        self.interrupted = run_levels(
+            self,
+            specs,
+            &mut doc,
+            num_runs,
+            &shutdown,
+            results_file.as_deref(),
+            observer,
+        )
+        .await?;
         Ok(doc)
     }
 
-    async fn warm_up(&mut self, length: TextLength, observer: &mut dyn Observer) {
+    /// The requests of one run: `batch` bodies of `inputs_per_request` texts each, with their
+    /// word counts (for the estimate when the server reports no usage).
+    fn run_requests(&self, spec: &EmbedSpec, run: usize) -> Vec<(Bytes, usize)> {
+        let per = self.config.inputs_per_request.max(1) as usize;
+        let seed = run_seed(
+            self.config.seed ^ spec.length_index.wrapping_mul(0x2545_F491_4F6C_DD1D),
+            spec.batch,
+            run as u64,
+        );
+        let mut gen = TextGenerator::new(seed);
+        (0..spec.batch)
+            .map(|_| {
+                let texts: Vec<String> = (0..per).map(|_| gen.text(spec.length)).collect();
+                let words = texts.iter().map(|t| t.split_whitespace().count()).sum();
+                (self.body(texts), words)
+            })
+            .collect()
+    }
+
+    /// Sends one run's requests at once, each with its retries.
+    async fn burst(&mut self, requests: Vec<(Bytes, usize)>) -> Vec<EmbedOutcome> {
+        let per = self.config.inputs_per_request.max(1) as usize;
+        let (clock, retries, backoff) = (self.clock, self.config.retries, self.config.backoff);
+        let shutdown = self.shutdown.clone();
+        self.pool
+            .burst(
+                requests,
+                move |mut conn: Connection, (body, words): (Bytes, usize)| {
+                    let shutdown = shutdown.clone();
+                    async move {
+                        let sent = shutdown
+                            .run(embed_with_retries(
+                                &mut conn, body, &clock, retries, backoff,
+                            ))
+                            .await;
+                        let (record, first_send_ns, retries) = sent.unwrap_or_else(|| {
+                            conn.reset();
+                            let record = EmbeddingsRecord {
+                                error: Some(ClientError::Interrupted),
+                                ..EmbeddingsRecord::default()
+                            };
+                            (record, 0, 0)
+                        });
+                        (
+                            conn,
+                            EmbedOutcome {
+                                record,
+                                first_send_ns,
+                                retries,
+                                inputs: per,
+                                words,
+                            },
+                        )
+                    }
+                },
+                |message| EmbedOutcome {
+                    record: EmbeddingsRecord {
+                        error: Some(ClientError::Io(message)),
+                        ..EmbeddingsRecord::default()
+                    },
+                    first_send_ns: 0,
+                    retries: 0,
+                    inputs: per,
+                    words: 0,
+                },
+            )
+            .await
+    }
+}
+
+/// One embedding configuration: B concurrent requests of texts of one length.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbedSpec {
+    pub batch: u64,
+    /// The length's position in `sequence_lengths` (it seeds the texts).
+    pub length_index: u64,
+    pub length: TextLength,
+}
+
+impl EmbedSpec {
+    /// The configuration's key in `results`: `batch_{B}_seq_{L}`.
+    pub fn key(&self) -> String {
+        format!("batch_{}_seq_{}", self.batch, self.length.label())
+    }
+}
+
+/// The runs of one configuration so far.
+#[derive(Default)]
+pub struct EmbedAccumulator {
+    counts: RequestCounts,
+    token_sources: IndexMap<String, u64>,
+    per_run: PerRun,
+    request_eps: Vec<f64>,
+    request_tps: Vec<f64>,
+    latencies: Vec<f64>,
+}
+
+impl Workload for EmbedBenchmark {
+    type Spec = EmbedSpec;
+    type Acc = EmbedAccumulator;
+    type Level = EmbedLevel;
+    type Doc = EmbedDocument;
+
+    fn key(&self, spec: &EmbedSpec) -> String {
+        spec.key()
+    }
+
+    async fn warm_up(&mut self, spec: &EmbedSpec, observer: &mut dyn Observer) {
         let mut gen = TextGenerator::new(run_seed(self.config.seed, u64::MAX, 0));
         for _ in 0..self.config.warmup_runs {
-            let body = self.body(vec![gen.text(length)]);
+            let body = self.body(vec![gen.text(spec.length)]);
             let clock = self.clock;
             let conn = self.pool.first();
             match self.shutdown.run(conn.embeddings(body, &clock)).await {
@@ -306,156 +409,92 @@ impl EmbedBenchmark {
         }
     }
 
-    async fn run_config(
+    fn begin(&mut self, _spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedAccumulator {
+        EmbedAccumulator::default()
+    }
+
+    async fn run(
         &mut self,
-        key: &str,
-        batch: u64,
-        length_index: u64,
-        length: TextLength,
+        spec: &EmbedSpec,
+        run: usize,
+        acc: &mut EmbedAccumulator,
         observer: &mut dyn Observer,
-    ) -> (EmbedLevel, bool) {
-        let per = self.config.inputs_per_request.max(1) as usize;
-        let mut counts = RequestCounts::default();
-        let mut token_sources: IndexMap<&'static str, u64> = IndexMap::new();
-        let mut per_run = PerRun::default();
-        let (mut req_eps, mut req_tps, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
-        let mut complete = true;
-        for run in 0..self.config.num_runs as usize {
-            if self.shutdown.is_stopping() {
-                complete = false;
-                break;
-            }
-            let seed = run_seed(
-                self.config.seed ^ length_index.wrapping_mul(0x2545_F491_4F6C_DD1D),
-                batch,
-                run as u64,
-            );
-            let mut gen = TextGenerator::new(seed);
-            let requests: Vec<(Bytes, usize)> = (0..batch)
-                .map(|_| {
-                    let texts: Vec<String> = (0..per).map(|_| gen.text(length)).collect();
-                    let words = texts.iter().map(|t| t.split_whitespace().count()).sum();
-                    (self.body(texts), words)
-                })
-                .collect();
-            let (clock, retries, backoff) = (self.clock, self.config.retries, self.config.backoff);
-            let shutdown = self.shutdown.clone();
-            let mut outcomes = self
-                .pool
-                .burst(
-                    requests,
-                    move |mut conn: Connection, (body, words): (Bytes, usize)| {
-                        let shutdown = shutdown.clone();
-                        async move {
-                            let sent = shutdown
-                                .run(embed_with_retries(
-                                    &mut conn, body, &clock, retries, backoff,
-                                ))
-                                .await;
-                            let (record, first_send_ns, retries) = sent.unwrap_or_else(|| {
-                                conn.reset();
-                                let record = EmbeddingsRecord {
-                                    error: Some(ClientError::Interrupted),
-                                    ..EmbeddingsRecord::default()
-                                };
-                                (record, 0, 0)
-                            });
-                            (
-                                conn,
-                                EmbedOutcome {
-                                    record,
-                                    first_send_ns,
-                                    retries,
-                                    inputs: per,
-                                    words,
-                                },
-                            )
-                        }
-                    },
-                    |message| EmbedOutcome {
-                        record: EmbeddingsRecord {
-                            error: Some(ClientError::Io(message)),
-                            ..EmbeddingsRecord::default()
-                        },
-                        first_send_ns: 0,
-                        retries: 0,
-                        inputs: per,
-                        words: 0,
-                    },
-                )
-                .await;
-            let (mut tokens, mut embeddings, mut run_retries) = (0u64, 0u64, 0u64);
-            for o in &mut outcomes {
-                check_vectors(o, &mut self.dimension);
-                counts.retries += u64::from(o.retries);
-                run_retries += u64::from(o.retries);
-                match &o.record.error {
-                    Some(e) => {
-                        observer.request_failed(&batch.to_string(), run, e);
-                        counts.record_failure(e.kind(), || e.to_string());
-                    }
-                    None => {
-                        counts.record_success();
-                        let (t, source) = match o.record.prompt_tokens {
-                            Some(t) => (t, "usage"),
-                            None => (
-                                (o.words as f64 * ESTIMATED_TOKENS_PER_WORD).round() as u64,
-                                "estimate",
-                            ),
-                        };
-                        *token_sources.entry(source).or_default() += 1;
-                        let n = o.record.dimensions.len() as u64;
-                        tokens += t;
-                        embeddings += n;
-                        let latency = o.latency_s();
-                        latencies.push(latency);
-                        req_eps.push(rate(n as f64, latency));
-                        req_tps.push(rate(t as f64, latency));
-                    }
+    ) -> bool {
+        let requests = self.run_requests(spec, run);
+        let mut outcomes = self.burst(requests).await;
+        let (mut tokens, mut embeddings, mut run_retries) = (0u64, 0u64, 0u64);
+        for o in &mut outcomes {
+            check_vectors(o, &mut self.dimension);
+            acc.counts.retries = acc.counts.retries.saturating_add(u64::from(o.retries));
+            run_retries += u64::from(o.retries);
+            match &o.record.error {
+                Some(e) => {
+                    observer.request_failed(&spec.batch.to_string(), run, e);
+                    acc.counts.record_failure(e.kind(), || e.to_string());
+                }
+                None => {
+                    acc.counts.record_success();
+                    let (t, source) = match o.record.prompt_tokens {
+                        Some(t) => (t, "usage"),
+                        None => (
+                            (o.words as f64 * ESTIMATED_TOKENS_PER_WORD).round() as u64,
+                            "estimate",
+                        ),
+                    };
+                    *acc.token_sources.entry(source.to_string()).or_default() += 1;
+                    let n = o.record.dimensions.len() as u64;
+                    // Saturating: a server's usage counts are not trusted to stay small.
+                    tokens = tokens.saturating_add(t);
+                    embeddings += n;
+                    let latency = o.latency_s();
+                    acc.latencies.push(latency);
+                    acc.request_eps.push(rate(n as f64, latency));
+                    acc.request_tps.push(rate(t as f64, latency));
                 }
             }
-            if outcomes
-                .iter()
-                .any(|o| matches!(o.record.error, Some(ClientError::Interrupted)))
-            {
-                complete = false;
-            }
-            // Requests abandoned by an interruption have no end and take no part in the timing.
-            let spans: Vec<(u64, u64, bool)> = outcomes
-                .iter()
-                .filter(|o| o.record.timing.end_ns.is_some())
-                .map(|o| (o.first_send_ns, o.end_ns(), o.record.error.is_none()))
-                .collect();
-            let timing = burst_timing(spans.iter().copied());
-            let ok = outcomes.iter().filter(|o| o.record.error.is_none()).count();
-            let report = EmbedRunReport {
-                key: key.to_string(),
-                run,
-                num_runs: self.config.num_runs as usize,
-                succeeded: ok,
-                failed: outcomes.len() - ok,
-                retries: run_retries,
-                tokens,
-                embeddings,
-                batch_seconds: timing.map_or(f64::NAN, |t| t.total_seconds),
-                batch_embeddings_per_second: timing
-                    .map_or(f64::NAN, |t| rate(embeddings as f64, t.total_seconds)),
-                batch_tokens_per_second: timing
-                    .map_or(f64::NAN, |t| rate(tokens as f64, t.total_seconds)),
-            };
-            if let Some(t) = timing {
-                per_run.push(t, tokens, embeddings, &report);
-            }
-            observer.embed_run_finished(&report);
         }
+        let complete = !outcomes
+            .iter()
+            .any(|o| matches!(o.record.error, Some(ClientError::Interrupted)));
+        // Requests abandoned by an interruption have no end and take no part in the timing.
+        let spans: Vec<(u64, u64, bool)> = outcomes
+            .iter()
+            .filter(|o| o.record.timing.end_ns.is_some())
+            .map(|o| (o.first_send_ns, o.end_ns(), o.record.error.is_none()))
+            .collect();
+        let timing = burst_timing(spans.iter().copied());
+        let ok = outcomes.iter().filter(|o| o.record.error.is_none()).count();
+        let report = EmbedRunReport {
+            key: spec.key(),
+            run,
+            num_runs: self.config.num_runs as usize,
+            succeeded: ok,
+            failed: outcomes.len() - ok,
+            retries: run_retries,
+            tokens,
+            embeddings,
+            batch_seconds: timing.map_or(f64::NAN, |t| t.total_seconds),
+            batch_embeddings_per_second: timing
+                .map_or(f64::NAN, |t| rate(embeddings as f64, t.total_seconds)),
+            batch_tokens_per_second: timing
+                .map_or(f64::NAN, |t| rate(tokens as f64, t.total_seconds)),
+        };
+        if let Some(t) = timing {
+            acc.per_run.push(t, tokens, embeddings, &report);
+        }
+        observer.embed_run_finished(&report);
+        complete
+    }
+
+    fn finish(&mut self, acc: EmbedAccumulator) -> EmbedLevel {
         let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
-        let mut tokens_extra = Map::new();
-        tokens_extra.insert("token_source".into(), json!(token_sources));
-        let level = EmbedLevel {
+        let per_run = &acc.per_run;
+        EmbedLevel {
             tokens: EmbedTokens {
                 total_per_batch: stat(&per_run.tokens),
                 embeddings_per_batch: stat(&per_run.embeddings),
-                extra: tokens_extra,
+                token_source: Some(acc.token_sources),
+                extra: Map::new(),
             },
             timings: ChatTimings {
                 batch_total_seconds: stat(&per_run.total),
@@ -467,15 +506,23 @@ impl EmbedBenchmark {
             throughput: EmbedThroughput {
                 batch_embeddings_per_second: stat(&per_run.eps),
                 batch_tokens_per_second: stat(&per_run.tps),
-                request_embeddings_per_second: stat(&req_eps),
-                request_tokens_per_second: stat(&req_tps),
+                request_embeddings_per_second: stat(&acc.request_eps),
+                request_tokens_per_second: stat(&acc.request_tps),
                 extra: Map::new(),
             },
-            latency: Some(Summary::new(latencies).distribution()),
-            requests: Some(counts),
+            latency: Some(Summary::new(acc.latencies).distribution()),
+            requests: Some(acc.counts),
+            incomplete: false,
             extra: Map::new(),
-        };
-        (level, complete)
+        }
+    }
+
+    fn level_finished(&mut self, key: &str, level: &EmbedLevel, observer: &mut dyn Observer) {
+        observer.embed_level_finished(key, level);
+    }
+
+    fn annotate(&self, doc: &mut EmbedDocument) {
+        doc.metadata.embedding_dim = Some(self.dimension.map(|d| d as u64));
     }
 }
 
@@ -493,13 +540,7 @@ struct PerRun {
 }
 
 impl PerRun {
-    fn push(
-        &mut self,
-        t: crate::metrics::BurstTiming,
-        tokens: u64,
-        embeddings: u64,
-        r: &EmbedRunReport,
-    ) {
+    fn push(&mut self, t: BurstTiming, tokens: u64, embeddings: u64, r: &EmbedRunReport) {
         self.tokens.push(tokens as f64);
         self.embeddings.push(embeddings as f64);
         self.total.push(t.total_seconds);
@@ -508,5 +549,43 @@ impl PerRun {
         self.spread.push(t.spread_seconds);
         self.eps.push(r.batch_embeddings_per_second);
         self.tps.push(r.batch_tokens_per_second);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever `Retry-After` a server sends and however many retries a user asks for, the
+        /// wait is computed without overflow and never exceeds the bound.
+        #[test]
+        fn retry_waits_are_bounded(
+            retry_after in prop_oneof![any::<f64>(), Just(1e300), Just(f64::INFINITY), Just(-1.0)],
+            attempt in any::<u32>(),
+            backoff_ms in any::<u64>(),
+        ) {
+            let backoff = Duration::from_millis(backoff_ms);
+            let limited = ClientError::Status { status: 429, body: String::new(), retry_after: Some(retry_after) };
+            prop_assert!(retry_wait(&limited, attempt, backoff) <= MAX_RETRY_AFTER);
+            let broken = ClientError::Io("reset".into());
+            prop_assert!(retry_wait(&broken, attempt, backoff) <= MAX_RETRY_AFTER);
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_retry_after_is_honoured() {
+        let io = ClientError::Io("reset".into());
+        let b = Duration::from_millis(250);
+        assert_eq!(retry_wait(&io, 0, b), Duration::from_millis(250));
+        assert_eq!(retry_wait(&io, 2, b), Duration::from_secs(1));
+        assert_eq!(retry_wait(&io, 40, b), MAX_RETRY_AFTER);
+        let limited = ClientError::Status {
+            status: 429,
+            body: String::new(),
+            retry_after: Some(2.5),
+        };
+        assert_eq!(retry_wait(&limited, 7, b), Duration::from_millis(2500));
     }
 }

@@ -1,23 +1,30 @@
 //! The Tokenomics experiments.
 //!
-//! [`chat::ChatBenchmark`] runs the chat benchmark of the original `oai_server_benchmark.py`: for
-//! each batch size B, warm-up requests, then `num_runs` runs that each send B requests at once and
-//! wait for all of them. Each run's requests are recorded by the client
-//! ([`tokenomics_client::RequestRecord`]), turned into the original's per-run and per-request
-//! figures ([`metrics`]), pooled over the runs of a level by the SPEC's rules, and written into a
-//! [`tokenomics_stats::ChatDocument`] after every level, atomically, so a crash loses at most the
-//! level in progress.
+//! [`ChatBenchmark`] runs the chat benchmark of the original `oai_server_benchmark.py` — for each
+//! batch size B, warm-up requests, then `num_runs` runs that each send B requests at once and wait
+//! for all of them — and the sustained closed and open loops of [`load`]. [`EmbedBenchmark`] runs
+//! the embedding benchmark of `embedding_benchmark.py`. Both go through one level loop: warm up,
+//! run the level's runs, pool them into a typed level of the result document ([`metrics`]), and
+//! write the document after every level, atomically, so a crash loses at most the level in
+//! progress.
 //!
-//! The benchmark reports progress through the [`Observer`] trait; binaries print, libraries and
-//! CI harnesses can collect.
+//! Around the loop: [`plan`] turns load flags into levels, [`prompts`] prepares the prompts (a
+//! dataset, or token-exact synthetic prompts counted by a tokenizer or the server's tokenize
+//! endpoint), [`report`] prints and exports what was measured, and [`Shutdown`] stops a run
+//! without losing it. The benchmark reports progress through the [`Observer`] trait; binaries
+//! print ([`console`]), libraries and CI harnesses can collect. This crate never starts a
+//! server: the simulator is started by the command line (`tokenomics-cli`) or by a test.
 
 pub mod chat;
-pub mod cli;
+pub mod console;
+mod driver;
 pub mod embed;
 pub mod live;
 pub mod load;
 pub mod metrics;
+pub mod plan;
 pub mod pool;
+pub mod prompts;
 pub mod records;
 pub mod report;
 pub mod shutdown;
@@ -29,6 +36,7 @@ pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};
 pub use shutdown::Shutdown;
 
 use tokenomics_client::Error as ClientError;
+use tokenomics_stats::Mode;
 
 /// Errors that stop a benchmark (a failed *request* never does: it is counted).
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +47,28 @@ pub enum Error {
     Stats(#[from] tokenomics_stats::Error),
     #[error(transparent)]
     Dataset(#[from] tokenomics_datasets::Error),
+    /// Bad input: a value or a combination of settings refused before any request was sent.
     #[error("{0}")]
     Invalid(String),
+    /// The server's tokenize endpoint could not be found or used.
+    #[error("{0}")]
+    Tokenize(String),
+    /// A report (CSV, Markdown) could not be built.
+    #[error("cannot build the report: {0}")]
+    Report(String),
+}
+
+impl Error {
+    /// Whether the error is the user's input (a command line exits with the usage code), as
+    /// opposed to something that went wrong while running.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Invalid(_) => true,
+            Error::Dataset(e) => e.is_bad_input(),
+            Error::Client(ClientError::Config(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,6 +78,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct RunReport {
     /// The level's key in `results` (batch size, concurrency or request rate).
     pub level: String,
+    pub mode: Mode,
     /// 0-based run index.
     pub run: usize,
     pub num_runs: usize,
@@ -90,18 +119,6 @@ pub trait Observer: Send {
     fn saved(&mut self, _path: &std::path::Path) {}
 }
 
-/// Marks a document whose run was interrupted: `metadata.incomplete` is true, and the level that
-/// was cut short carries `"incomplete": true`.
-pub(crate) fn mark_incomplete(
-    metadata: &mut serde_json::Map<String, serde_json::Value>,
-    level: Option<&mut serde_json::Map<String, serde_json::Value>>,
-) {
-    metadata.insert("incomplete".into(), serde_json::Value::Bool(true));
-    if let Some(level) = level {
-        level.insert("incomplete".into(), serde_json::Value::Bool(true));
-    }
-}
-
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
@@ -113,41 +130,7 @@ pub fn timestamp() -> String {
         .to_string()
 }
 
-/// Writes what a level's load was into its `load` block (kept beside what the measurement added
-/// to it, such as the open loop's achieved rate).
-pub(crate) fn load_block(
-    shape: &load::Shape,
-    limits: &load::Limits,
-    extra: &mut serde_json::Map<String, serde_json::Value>,
-) {
-    use serde_json::json;
-    let mut block = serde_json::Map::new();
-    block.insert("mode".into(), json!(shape.mode()));
-    match shape {
-        load::Shape::Burst { batch } => {
-            block.insert("batch_size".into(), json!(batch));
-        }
-        load::Shape::Closed { concurrency } => {
-            block.insert("max_concurrency".into(), json!(concurrency));
-        }
-        load::Shape::Open(o) => {
-            block.insert("request_rate".into(), json!(o.rate));
-            block.insert("arrival".into(), json!(o.arrival.name()));
-            block.insert("burstiness".into(), json!(o.burstiness));
-            block.insert("max_concurrency".into(), json!(o.max_concurrency));
-        }
-    }
-    if !matches!(shape, load::Shape::Burst { .. }) {
-        block.insert("num_requests".into(), json!(limits.num_requests));
-        block.insert(
-            "duration_seconds".into(),
-            json!(limits.duration.map(|d| d.as_secs_f64())),
-        );
-        block.insert("warmup_seconds".into(), json!(limits.warmup.as_secs_f64()));
-        block.insert("at_end".into(), json!(limits.at_end.name()));
-    }
-    if let Some(serde_json::Value::Object(measured)) = extra.remove("load") {
-        block.extend(measured);
-    }
-    extra.insert("load".into(), serde_json::Value::Object(block));
+/// `tokenomics VERSION`, as the documents record the tool.
+pub fn tool() -> String {
+    format!("tokenomics {}", env!("CARGO_PKG_VERSION"))
 }

@@ -14,36 +14,8 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma};
-
-/// How inter-arrival times of an open loop are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
-    /// Exponential inter-arrival times (a Poisson process); `burstiness` must be 1.
-    Poisson,
-    /// Exactly 1/rate apart.
-    Constant,
-    /// Gamma-distributed with shape `burstiness` and mean 1/rate: below 1 burstier than Poisson,
-    /// above 1 more regular (vLLM's `--burstiness`).
-    Gamma,
-}
-
-impl Arrival {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "poisson" => Some(Arrival::Poisson),
-            "constant" => Some(Arrival::Constant),
-            "gamma" => Some(Arrival::Gamma),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Arrival::Poisson => "poisson",
-            Arrival::Constant => "constant",
-            Arrival::Gamma => "gamma",
-        }
-    }
-}
+pub use tokenomics_stats::{Arrival, AtEnd, Mode};
+use tokenomics_stats::{LimitsBlock, Load, ScheduleBlock};
 
 /// An open-loop arrival process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,12 +41,52 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// The mode's name, as written in `metadata.mode`.
-    pub fn mode(&self) -> &'static str {
+    /// The mode, as written in `metadata.mode`.
+    pub fn mode(&self) -> Mode {
         match self {
-            Shape::Burst { .. } => "burst",
-            Shape::Closed { .. } => "closed_loop",
-            Shape::Open(_) => "open_loop",
+            Shape::Burst { .. } => Mode::Burst,
+            Shape::Closed { .. } => Mode::ClosedLoop,
+            Shape::Open(_) => Mode::OpenLoop,
+        }
+    }
+
+    /// The in-flight count the level aims at, for its steady state: the batch size or the
+    /// concurrency (`None` for an open loop, whose target is measured).
+    pub fn target_in_flight(&self) -> Option<f64> {
+        match self {
+            Shape::Burst { batch } => Some(*batch as f64),
+            Shape::Closed { concurrency } => Some(*concurrency as f64),
+            Shape::Open(_) => None,
+        }
+    }
+
+    /// The most requests this level keeps in flight (`None`: an uncapped open loop, bounded by
+    /// its arrivals only).
+    pub fn max_in_flight(&self) -> Option<u64> {
+        match self {
+            Shape::Burst { batch } => Some(*batch),
+            Shape::Closed { concurrency } => Some(*concurrency),
+            Shape::Open(o) => o.max_concurrency,
+        }
+    }
+
+    /// The level's `load` block: its shape, its limits (sustained loads) and what an open
+    /// loop's schedule achieved.
+    pub fn load_block(&self, limits: &Limits, schedule: ScheduleBlock) -> Load {
+        match self {
+            Shape::Burst { batch } => Load::Burst { batch_size: *batch },
+            Shape::Closed { concurrency } => Load::ClosedLoop {
+                max_concurrency: *concurrency,
+                limits: limits.block(),
+            },
+            Shape::Open(o) => Load::OpenLoop {
+                request_rate: o.rate,
+                arrival: o.arrival,
+                burstiness: o.burstiness,
+                max_concurrency: o.max_concurrency,
+                limits: limits.block(),
+                schedule,
+            },
         }
     }
 
@@ -122,32 +134,6 @@ pub fn format_rate(rate: f64) -> String {
     s.to_string()
 }
 
-/// What happens to requests still in flight when `duration` is over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AtEnd {
-    /// Let them finish; they are measured like any other.
-    #[default]
-    Wait,
-    /// Cancel them; they are counted as `cancelled`, apart from successes and failures.
-    Cancel,
-}
-
-impl AtEnd {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "wait" => Some(AtEnd::Wait),
-            "cancel" => Some(AtEnd::Cancel),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            AtEnd::Wait => "wait",
-            AtEnd::Cancel => "cancel",
-        }
-    }
-}
-
 /// When a sustained level stops, and its warm-up.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Limits {
@@ -160,11 +146,27 @@ pub struct Limits {
     pub at_end: AtEnd,
 }
 
+impl Limits {
+    /// The limits as the documents record them.
+    pub fn block(&self) -> LimitsBlock {
+        LimitsBlock {
+            num_requests: self.num_requests,
+            duration_seconds: self.duration.map(|d| d.as_secs_f64()),
+            warmup_seconds: self.warmup.as_secs_f64(),
+            at_end: self.at_end,
+        }
+    }
+}
+
 /// The arrival times of an open loop, in nanoseconds after its start: every arrival in the
 /// warm-up, then measured arrivals until `limits` says stop (`num_requests` of them, or the last
 /// before `warmup + duration`). Returns (times, number of warm-up arrivals). The same seed gives
-/// the same schedule.
+/// the same schedule. Without a request count or a duration there is no end: the schedule is
+/// empty ([`crate::ChatConfig::limits_for`] always gives one of them).
 pub fn schedule(open: &OpenLoop, limits: &Limits, seed: u64) -> (Vec<u64>, usize) {
+    if limits.num_requests.is_none() && limits.duration.is_none() {
+        return (Vec::new(), 0);
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mean = 1.0 / open.rate;
     let gamma = match open.arrival {
@@ -172,10 +174,9 @@ pub fn schedule(open: &OpenLoop, limits: &Limits, seed: u64) -> (Vec<u64>, usize
         Arrival::Poisson => Gamma::new(1.0, mean).ok(),
         Arrival::Gamma => Gamma::new(open.burstiness, mean / open.burstiness).ok(),
     };
-    let warmup_ns = limits.warmup.as_nanos() as u64;
-    let end_ns = limits
-        .duration
-        .map(|d| warmup_ns.saturating_add(d.as_nanos() as u64));
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let warmup_ns = nanos(limits.warmup);
+    let end_ns = limits.duration.map(|d| warmup_ns.saturating_add(nanos(d)));
     let mut times = Vec::new();
     let mut warm = 0usize;
     // The first request leaves at once; each later one after a drawn gap.

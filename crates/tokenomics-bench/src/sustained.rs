@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -63,22 +63,24 @@ impl Progress {
     }
 }
 
-/// Request bodies built on a thread of their own, ahead of need.
+/// Request bodies built on a thread of their own, ahead of need. Tasks take them with
+/// [`BodyFeed::next`] (async: a feed that falls behind never blocks a runtime worker), the open
+/// loop's dispatcher thread with [`BodyFeed::next_blocking`].
 pub struct BodyFeed {
-    rx: Mutex<mpsc::Receiver<Bytes>>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Bytes>>,
 }
 
 impl BodyFeed {
     /// Builds bodies with `make(chunk)` (chunk 0, 1, 2, …, each a batch of bodies) until
-    /// `limit` bodies exist (or forever), keeping up to `ahead` ready. Returns once the first
+    /// `limit` bodies exist (or forever), keeping up to `ahead` ready. Completes once the first
     /// `ahead` (or all of them, when fewer) are ready.
-    pub fn start(
+    pub async fn start(
         mut make: impl FnMut(u64) -> Vec<Bytes> + Send + 'static,
         limit: Option<u64>,
         ahead: usize,
     ) -> Self {
-        let (tx, rx) = mpsc::sync_channel(ahead.max(1));
-        let (primed_tx, primed_rx) = mpsc::channel::<()>();
+        let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+        let (primed_tx, primed_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("body-feed".into())
             .spawn(move || {
@@ -96,7 +98,7 @@ impl BodyFeed {
                         if made as usize == ahead {
                             primed.take().map(|p| p.send(()));
                         }
-                        if tx.send(b).is_err() {
+                        if tx.blocking_send(b).is_err() {
                             return;
                         }
                         made += 1;
@@ -104,14 +106,22 @@ impl BodyFeed {
                 }
             })
             .ok();
-        // Ready when `ahead` bodies were queued, or the thread finished (fewer were needed).
-        let _ = primed_rx.recv();
-        Self { rx: Mutex::new(rx) }
+        // Ready when `ahead` bodies were queued, or the thread finished (fewer were needed; the
+        // sender is then dropped and the wait ends too).
+        let _ = primed_rx.await;
+        Self {
+            rx: tokio::sync::Mutex::new(rx),
+        }
     }
 
     /// The next body; `None` when the feed is exhausted.
-    pub fn next(&self) -> Option<Bytes> {
-        self.rx.lock().ok()?.recv().ok()
+    pub async fn next(&self) -> Option<Bytes> {
+        self.rx.lock().await.recv().await
+    }
+
+    /// The next body, for a thread outside the runtime; `None` when the feed is exhausted.
+    pub fn next_blocking(&self) -> Option<Bytes> {
+        self.rx.blocking_lock().blocking_recv()
     }
 }
 
@@ -208,7 +218,7 @@ pub struct Context<'a, O: Op> {
 impl<O: Op> Context<'_, O> {
     fn cancel_at(&self, measured_start: Instant) -> Option<Instant> {
         match (self.limits.at_end, self.limits.duration) {
-            (AtEnd::Cancel, Some(d)) => Some(measured_start + d),
+            (AtEnd::Cancel, Some(d)) => measured_start.checked_add(d),
             _ => None,
         }
     }
@@ -221,8 +231,13 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Se
     let n = concurrency as usize;
     // Open every connection before the clock starts, as the burst does.
     let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
-    let measured_start = Instant::now() + ctx.limits.warmup;
-    let stop_sending = ctx.limits.duration.map(|d| measured_start + d);
+    // A warm-up or duration too long for the clock means "never": the other limit ends the level.
+    let now = Instant::now();
+    let measured_start = now.checked_add(ctx.limits.warmup).unwrap_or(now);
+    let stop_sending = ctx
+        .limits
+        .duration
+        .and_then(|d| measured_start.checked_add(d));
     let cancel_at = ctx.cancel_at(measured_start);
     let measured = Arc::new(AtomicU64::new(0));
     let limit = ctx.limits.num_requests;
@@ -253,7 +268,7 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Se
                         break;
                     }
                 }
-                let Some(body) = feed.next() else { break };
+                let Some(body) = feed.next().await else { break };
                 progress.started();
                 let send_ns = clock.now_ns();
                 let (record, cancelled) = match one(&op, conn, body, &shutdown, cancel_at).await {
@@ -318,7 +333,8 @@ pub async fn open_loop<O: Op>(
         .map(|c| Arc::new(tokio::sync::Semaphore::new(c as usize)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
     let start_ns = ctx.clock.now_ns() + 2_000_000; // the dispatcher's first arrival, 2 ms ahead
-    let measured_start = ctx.clock.instant_at(start_ns) + ctx.limits.warmup;
+    let first = ctx.clock.instant_at(start_ns);
+    let measured_start = first.checked_add(ctx.limits.warmup).unwrap_or(first);
     let cancel_at = ctx.cancel_at(measured_start);
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
@@ -345,7 +361,9 @@ pub async fn open_loop<O: Op>(
                     if due > now {
                         std::thread::sleep(due - now);
                     }
-                    let Some(body) = feed.next() else { break };
+                    let Some(body) = feed.next_blocking() else {
+                        break;
+                    };
                     let (op, shutdown, progress, idle, slots, tx, client) = (
                         op.clone(),
                         shutdown.clone(),

@@ -14,6 +14,8 @@ use serde_json::json;
 use tokenomics_client::{Client, ClientConfig, Clock, Connection};
 use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength, WordCosts};
 
+use crate::{Error, Result};
+
 /// The server's root: `api_base` without a trailing `/v1`.
 fn server_root(api_base: &str) -> String {
     let base = api_base.trim_end_matches('/');
@@ -32,11 +34,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Finds the endpoint: `{root}/tokenize`, `{root}/extras/tokenize`, `{api_base}/tokenize`.
-    pub async fn find(
-        api_base: &str,
-        api_key: Option<String>,
-        model: &str,
-    ) -> Result<Self, String> {
+    pub async fn find(api_base: &str, api_key: Option<String>, model: &str) -> Result<Self> {
         let root = server_root(api_base);
         let mut tried = Vec::new();
         for (base, route) in [
@@ -47,7 +45,7 @@ impl Endpoint {
             let mut cfg = ClientConfig::new(&base);
             cfg.api_key = api_key.clone();
             cfg.timeout = Duration::from_secs(30);
-            let client = Client::new(cfg).map_err(|e| e.to_string())?;
+            let client = Client::new(cfg)?;
             let ep = Self {
                 client,
                 route,
@@ -60,20 +58,20 @@ impl Endpoint {
                 Err(e) => tried.push(format!("{}: {e}", ep.url)),
             }
         }
-        Err(format!(
+        Err(Error::Tokenize(format!(
             "no tokenize endpoint answered ({})",
             tried.join("; ")
-        ))
+        )))
     }
 
     /// The number of tokens in `text`, special tokens left out (on a connection of its own).
-    pub async fn count(&self, text: &str) -> Result<usize, String> {
+    pub async fn count(&self, text: &str) -> Result<usize> {
         self.count_on(&mut self.client.connection(), text).await
     }
 
     /// The token counts of `texts`, in order, over a few kept-alive connections at once (a
     /// remote server answers sooner over several).
-    pub async fn count_all(&self, texts: Vec<String>) -> Result<Vec<usize>, String> {
+    pub async fn count_all(&self, texts: Vec<String>) -> Result<Vec<usize>> {
         const CONNECTIONS: usize = 16;
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..CONNECTIONS.min(texts.len()) {
@@ -93,45 +91,45 @@ impl Endpoint {
                 for (i, t) in mine {
                     out.push((i, ep.count_on(&mut conn, &t).await?));
                 }
-                Ok::<_, String>(out)
+                Ok::<_, Error>(out)
             });
         }
         let mut counts = vec![0usize; texts.len()];
         while let Some(done) = tasks.join_next().await {
-            for (i, n) in done.map_err(|e| e.to_string())?? {
+            for (i, n) in done.map_err(|e| Error::Tokenize(e.to_string()))?? {
                 counts[i] = n;
             }
         }
         Ok(counts)
     }
 
-    async fn count_on(&self, conn: &mut Connection, text: &str) -> Result<usize, String> {
+    async fn count_on(&self, conn: &mut Connection, text: &str) -> Result<usize> {
         let body = json!({
             "model": self.model, "prompt": text, "content": text, "input": text,
             "add_special_tokens": false, "add_special": false,
         });
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        let bytes = conn
-            .post(self.route, body, &Clock::start())
-            .await
-            .map_err(|e| e.to_string())?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))?;
+        let bytes = conn.post(self.route, body, &Clock::start()).await?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Tokenize(format!("{}: not JSON: {e}", self.url)))?;
         if let Some(n) = v.get("count").and_then(|c| c.as_u64()) {
-            return Ok(n as usize);
+            return usize::try_from(n)
+                .map_err(|_| Error::Tokenize(format!("{}: a count of {n} tokens", self.url)));
         }
         v.get("tokens")
             .and_then(|t| t.as_array())
             .map(|t| t.len())
-            .ok_or_else(|| "the answer has neither \"count\" nor \"tokens\"".into())
+            .ok_or_else(|| {
+                Error::Tokenize(format!(
+                    "{}: the answer has neither \"count\" nor \"tokens\"",
+                    self.url
+                ))
+            })
     }
 }
 
 /// Token-exact prompts measured with the server's tokenize endpoint.
-pub async fn endpoint_prompts(
-    endpoint: &Endpoint,
-    length: TokenLength,
-) -> Result<ExactPrompts, String> {
+pub async fn endpoint_prompts(endpoint: &Endpoint, length: TokenLength) -> Result<ExactPrompts> {
     let counts = endpoint.count_all(WordCosts::texts()).await?;
     let costs = WordCosts::from_counts(&counts)?;
     let prompts = ExactPrompts {
@@ -147,9 +145,9 @@ pub async fn endpoint_prompts(
     for (text, target) in prompts.draw_with_lengths(4, 0)? {
         let got = endpoint.count(&text).await?;
         if got as u64 != target {
-            return Err(format!(
+            return Err(Error::Tokenize(format!(
                 "the server's tokenizer counts {got} tokens in a prompt built to {target}: it does not count words independently"
-            ));
+            )));
         }
     }
     Ok(prompts)

@@ -37,7 +37,7 @@ fn config(api_base: &str) -> ChatConfig {
         requests_file: None,
         timeout_seconds: 30.0,
         extra_body: Map::new(),
-        extra_metadata: Map::new(),
+        simulated: None,
         ..ChatConfig::default()
     }
 }

@@ -28,7 +28,7 @@ fn config(api_base: &str, batch_sizes: &[u64], stream: bool) -> ChatConfig {
         requests_file: None,
         timeout_seconds: 30.0,
         extra_body: Map::new(),
-        extra_metadata: Map::new(),
+        simulated: None,
         ..ChatConfig::default()
     }
 }
@@ -84,7 +84,7 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
         serde_json::to_value(&doc).unwrap()
     );
     assert_eq!(doc.metadata.batch_sizes, vec![1, 4]);
-    assert_eq!(doc.metadata.extra["stream"], false);
+    assert_eq!(doc.metadata.stream, Some(false));
     assert_eq!(doc.results.keys().collect::<Vec<_>>(), ["1", "4"]);
 
     let truth = server.truth();
@@ -208,7 +208,10 @@ async fn tokens_are_counted_from_events_when_the_server_sends_no_usage() {
     let (doc, _) = run(cfg).await;
     let level = &doc.results["2"];
     assert_eq!(level.tokens.output_per_request.mean, 7.0);
-    assert_eq!(level.tokens.extra["output_token_source"]["events"], 2);
+    assert_eq!(
+        level.tokens.output_token_source.as_ref().unwrap()["events"],
+        2
+    );
     assert!(
         level.tokens.input_per_request.mean.is_nan(),
         "no usage, no prompt count: null, not a guess"

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{at, config, dist, run};
+use common::{config, run};
 use tokenomics_bench::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
 use tokenomics_bench::metrics::Slo;
-use tokenomics_stats::ChatLevel;
+use tokenomics_stats::{ChatLevel, Load, Mode, ScheduleBlock};
 use tokenomics_testkit::{Script, ScriptedServer};
 
 fn requests(n: u64) -> Limits {
@@ -46,14 +46,22 @@ async fn closed_loop_holds_c_in_flight_and_excludes_the_warm_up() {
     assert_eq!(counts.succeeded, 36);
     // Warm-up requests (each ~38 ms, 6 at a time, for 150 ms) were sent but not counted.
     assert!(server.requests() >= 36 + 18, "{}", server.requests());
-    assert_eq!(doc.metadata.extra["mode"], "closed_loop");
+    assert_eq!(doc.metadata.mode, Some(Mode::ClosedLoop));
     assert_eq!(doc.metadata.batch_sizes, vec![6]);
-    assert_eq!(at(&level.extra, "load/max_concurrency"), 6);
-    assert_eq!(at(&level.extra, "load/warmup_seconds"), 0.15);
-    let st = &level.throughput.extra["steady_state"];
-    assert_eq!(st["target_in_flight"]["mean"], 6.0);
+    match &level.load {
+        Some(Load::ClosedLoop {
+            max_concurrency,
+            limits,
+        }) => {
+            assert_eq!(*max_concurrency, 6);
+            assert_eq!(limits.warmup_seconds, 0.15);
+        }
+        other => panic!("a closed-loop load block, not {other:?}"),
+    }
+    let st = level.throughput.steady_state.as_ref().unwrap();
+    assert_eq!(st.target_in_flight.mean, 6.0);
     // 6 slots, each request 38 ms: about 158 requests/s and 1,580 tokens/s while all 6 run.
-    let rps = st["requests_per_second"]["mean"].as_f64().unwrap();
+    let rps = st.requests_per_second.mean;
     assert!((120.0..170.0).contains(&rps), "{rps}");
 }
 
@@ -83,17 +91,31 @@ async fn open_loop_capped_waits_for_a_slot() {
     let doc = run(cfg).await;
     assert_eq!(server.peak_in_flight(), 2);
     let level = &doc.results["100"];
-    let load = level.extra["load"].as_object().unwrap();
-    let wait = dist(&load["slot_wait"]);
+    let Some(Load::OpenLoop {
+        max_concurrency,
+        schedule,
+        ..
+    }) = &level.load
+    else {
+        panic!("an open-loop load block, not {:?}", level.load);
+    };
+    let ScheduleBlock {
+        scheduled_rate,
+        achieved_rate,
+        slot_wait,
+        e2el_from_schedule,
+        ..
+    } = schedule;
+    let wait = slot_wait.unwrap();
     // The 20th request is due at 190 ms but starts after 10 rounds of ~41 ms.
     assert!(wait.max > 0.15, "max slot wait {}", wait.max);
     assert!(wait.min < 0.005);
-    assert_eq!(load["max_concurrency"], 2);
+    assert_eq!(*max_concurrency, Some(2));
     // The constant schedule itself is exactly 100/s; what was achieved is about half that.
-    assert!((at(load, "scheduled_rate/mean").as_f64().unwrap() - 100.0).abs() < 1e-6);
-    let achieved = at(load, "achieved_rate/mean").as_f64().unwrap();
+    assert!((scheduled_rate.unwrap().mean - 100.0).abs() < 1e-6);
+    let achieved = achieved_rate.unwrap().mean;
     assert!((40.0..55.0).contains(&achieved), "{achieved}");
-    let e2e_sched = dist(&load["e2el_from_schedule"]);
+    let e2e_sched = e2el_from_schedule.unwrap();
     assert!(e2e_sched.max > 0.15 + 0.04);
 }
 
@@ -136,8 +158,8 @@ async fn latencies_equal_the_scripted_ones() {
 }
 
 fn goodput(level: &ChatLevel) -> (u64, u64) {
-    let g = &level.extra["goodput"];
-    (g["good"].as_u64().unwrap(), g["total"].as_u64().unwrap())
+    let g = level.goodput.as_ref().unwrap();
+    (g.good, g.total)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,14 +178,14 @@ async fn goodput_counts_are_exact() {
         requests(24),
         true,
     );
-    cfg.goodput = Some(Slo::parse("ttft:80,tpot:20").unwrap());
+    cfg.goodput = Some("ttft:80,tpot:20".parse::<Slo>().unwrap());
     let doc = run(cfg).await;
     let level = &doc.results["4"];
     assert_eq!(goodput(level), (16, 24));
-    let g = &level.extra["goodput"];
-    assert!((g["share"].as_f64().unwrap() - 16.0 / 24.0).abs() < 1e-12);
-    assert_eq!(g["slo_ms"]["ttft"], 80.0);
-    assert!(g["slo_ms"]["e2el"].is_null());
+    let g = level.goodput.as_ref().unwrap();
+    assert!((g.share - 16.0 / 24.0).abs() < 1e-12);
+    assert_eq!(g.slo_ms.ttft, Some(80.0));
+    assert_eq!(g.slo_ms.e2el, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,15 +202,15 @@ async fn the_steady_state_window_excludes_a_straggler() {
     cfg.batch_sizes = vec![10];
     let doc = run(cfg).await;
     let level = &doc.results["10"];
-    let st = &level.throughput.extra["steady_state"];
-    let window = st["seconds"]["mean"].as_f64().unwrap();
+    let st = level.throughput.steady_state.as_ref().unwrap();
+    let window = st.seconds.mean;
     assert!(window < 0.1, "window {window} s");
-    let steady = st["output_tokens_per_second"]["mean"].as_f64().unwrap();
+    let steady = st.output_tokens_per_second.mean;
     let whole = level.throughput.batch_tokens_per_second.mean;
     // Whole run: 100 tokens over ~1.05 s. Steady: ~90 tokens over ~65 ms.
     assert!(whole < 110.0, "{whole}");
     assert!(steady > 1000.0, "{steady}");
-    assert_eq!(doc.metadata.extra["mode"], "burst");
+    assert_eq!(doc.metadata.mode, Some(Mode::Burst));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

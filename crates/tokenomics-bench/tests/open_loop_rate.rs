@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{at, config, dist, run};
+use common::{config, run};
 use tokenomics_bench::load::{Arrival, Limits, OpenLoop, Shape};
+use tokenomics_stats::{Load, Mode};
 use tokenomics_testkit::{Script, ScriptedServer};
 
 #[test]
@@ -44,10 +45,10 @@ async fn measure() {
     let doc = run(cfg).await;
     assert!(started.elapsed() < Duration::from_secs(13));
     let level = &doc.results["500"];
-    let load = level.extra["load"].as_object().unwrap();
-    let scheduled = at(load, "scheduled_rate/mean").as_f64().unwrap();
-    let achieved = at(load, "achieved_rate/mean").as_f64().unwrap();
-    let lag = dist(&load["send_lag"]);
+    let schedule = level.load.as_ref().and_then(Load::schedule).unwrap();
+    let scheduled = schedule.scheduled_rate.unwrap().mean;
+    let achieved = schedule.achieved_rate.unwrap().mean;
+    let lag = schedule.send_lag.unwrap();
     eprintln!(
         "scheduled {scheduled:.1}/s, achieved {achieved:.1}/s, send lag p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
         lag.p50 * 1e3,
@@ -72,11 +73,11 @@ async fn measure() {
     let counts = level.requests.as_ref().unwrap();
     assert_eq!(counts.failed, 0);
     assert_eq!(counts.succeeded, server.requests());
-    assert_eq!(doc.metadata.extra["mode"], "open_loop");
-    assert_eq!(doc.metadata.extra["arrival"]["process"], "poisson");
+    assert_eq!(doc.metadata.mode, Some(Mode::OpenLoop));
+    assert_eq!(doc.metadata.arrival.unwrap().process, Arrival::Poisson);
     // Latency from the scheduled time is the latency plus the lag.
     let lat = level.latency.as_ref().unwrap();
-    let from_schedule = dist(&lat.extra["ttft_from_schedule"]);
+    let from_schedule = lat.ttft_from_schedule.unwrap();
     assert!(from_schedule.mean >= lat.ttft.mean);
     assert!(from_schedule.mean - lat.ttft.mean < 0.002);
 }

@@ -37,7 +37,8 @@ async fn a_server_without_one_is_named_in_the_error() {
     let e = Endpoint::find(&server.api_base(), None, "m")
         .await
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         e.contains("/tokenize") && e.contains("/extras/tokenize"),
         "{e}"

@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use crate::client::{ClientConfig, Inner};
 use crate::request::Endpoint;
 use crate::response::{
     decode_completion, decode_embeddings, error_body_message, EmbeddingsRecord, RequestRecord,
@@ -26,189 +27,6 @@ use crate::response::{
 use crate::rxstamp::{RxStamp, StampedTcp};
 use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
-
-/// What all requests of a client share.
-#[derive(Clone)]
-pub struct ClientConfig {
-    /// Base URL such as `http://localhost:8000/v1`; routes are appended to it.
-    pub api_base: String,
-    /// Sent as `Authorization: Bearer …` when set.
-    pub api_key: Option<String>,
-    /// Limit on a whole request, from send to the last byte.
-    pub timeout: Duration,
-    /// Limit on opening a connection (DNS, TCP, TLS).
-    pub connect_timeout: Duration,
-    /// Limit on the silence between two pieces of a response body (a stalled stream).
-    pub idle_timeout: Option<Duration>,
-    /// Bound on one SSE line or event, and on a non-streamed body.
-    pub max_event_bytes: usize,
-}
-
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("api_base", &self.api_base)
-            // Never printed: a debug log must not leak the key.
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_event_bytes", &self.max_event_bytes)
-            .finish()
-    }
-}
-
-impl ClientConfig {
-    pub fn new(api_base: impl Into<String>) -> Self {
-        Self {
-            api_base: api_base.into(),
-            api_key: None,
-            timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: None,
-            max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Target {
-    https: bool,
-    host: String,
-    port: u16,
-    authority: HeaderValue,
-    /// The base URL's path without a trailing slash, e.g. `/v1`.
-    prefix: String,
-}
-
-impl Target {
-    fn parse(api_base: &str) -> Result<Self> {
-        let bad = |why: &str| Error::Config(format!("api_base {api_base:?} {why}"));
-        let uri: http::Uri = api_base
-            .parse()
-            .map_err(|_| bad("is not a URL (expected e.g. http://localhost:8000/v1)"))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            Some(other) => return Err(bad(&format!("has scheme {other:?}; use http or https"))),
-            None => return Err(bad("has no scheme; use http:// or https://")),
-        };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str())
-            .unwrap_or(&host)
-            .rsplit('@')
-            .next()
-            .unwrap_or(&host)
-            .to_string();
-        let authority = HeaderValue::from_str(&authority).map_err(|_| bad("has a bad host"))?;
-        Ok(Self {
-            https,
-            host,
-            port,
-            authority,
-            prefix: uri.path().trim_end_matches('/').to_string(),
-        })
-    }
-}
-
-struct Inner {
-    target: Target,
-    auth: Option<HeaderValue>,
-    tls: Option<tokio_rustls::TlsConnector>,
-    config: ClientConfig,
-}
-
-/// A client for one OpenAI-compatible server. Cheap to clone.
-#[derive(Clone)]
-pub struct Client {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("target", &self.inner.target)
-            .field("config", &self.inner.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Client {
-    /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases.
-    pub fn new(config: ClientConfig) -> Result<Self> {
-        crate::rxstamp::keep_enabled();
-        let target = Target::parse(&config.api_base)?;
-        let auth =
-            match config.api_key.as_deref().filter(|k| !k.is_empty()) {
-                Some(key) => Some(HeaderValue::from_str(&format!("Bearer {key}")).map_err(
-                    |_| Error::Config("the API key has characters not allowed in a header".into()),
-                )?),
-                None => None,
-            };
-        let tls = target.https.then(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-                .map_err(|e| Error::Config(format!("TLS set-up failed: {e}")));
-            cfg.as_mut()
-                .map(|c| c.alpn_protocols = vec![b"http/1.1".to_vec()])
-                .ok();
-            cfg.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
-        });
-        let tls = tls.transpose()?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                target,
-                auth,
-                tls,
-                config,
-            }),
-        })
-    }
-
-    pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
-    }
-
-    /// A new connection handle (nothing is opened until it is used or [`Connection::connect`]ed).
-    pub fn connection(&self) -> Connection {
-        Connection {
-            inner: self.inner.clone(),
-            open: None,
-        }
-    }
-
-    /// `GET {api_base}/models`: the ids of the models the server offers.
-    pub async fn models(&self) -> Result<Vec<String>> {
-        #[derive(serde::Deserialize)]
-        struct Models {
-            data: Vec<Model>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Model {
-            id: String,
-        }
-        let clock = Clock::start();
-        let mut conn = self.connection();
-        let body = conn.get("/models", &clock).await?;
-        let models: Models = serde_json::from_slice(&body)
-            .map_err(|e| Error::BadResponse(format!("/models did not return a model list: {e}")))?;
-        Ok(models.data.into_iter().map(|m| m.id).collect())
-    }
-}
 
 /// Bytes read from a connection at a time.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
@@ -232,6 +50,15 @@ struct Open {
 
 /// A request's time limit: one timer for the whole request (not one per body frame), moved
 /// earlier per frame only when an idle limit is set.
+/// `at + d`, or about 30 years after `at` when that overflows the clock (as tokio's own timers
+/// do): a limit too long to represent is no limit, never a panic.
+fn after(at: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    at.checked_add(d)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
 struct Deadline {
     sleep: Pin<Box<tokio::time::Sleep>>,
     total: Instant,
@@ -252,7 +79,7 @@ impl Deadline {
     /// Re-arms the idle limit after progress (no-op without one).
     fn arm(&mut self) {
         if let Some(idle) = self.idle {
-            let at = (Instant::now() + idle).min(self.total);
+            let at = after(Instant::now(), idle).min(self.total);
             self.sleep.as_mut().reset(at);
         }
     }
@@ -307,12 +134,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner, open: None }
+    }
+
     /// Opens the connection now if it is not open, so that set-up is not inside a timed request.
     pub async fn connect(&mut self) -> Result<()> {
         if self.is_open() {
             return Ok(());
         }
-        let deadline = Instant::now() + self.inner.config.connect_timeout;
+        let deadline = after(Instant::now(), self.inner.config.connect_timeout);
         self.open = Some(self.open_new(deadline).await?);
         Ok(())
     }
@@ -445,7 +276,7 @@ impl Connection {
                 let t0 = clock.now_ns();
                 // A request that fails to connect was still attempted at t0.
                 timing.send_ns = t0;
-                let deadline = Instant::now() + cfg.connect_timeout;
+                let deadline = after(Instant::now(), cfg.connect_timeout);
                 self.open = Some(self.open_new(deadline).await?);
                 timing.connect_ns += clock.now_ns() - t0;
             }
@@ -471,7 +302,10 @@ impl Connection {
                 continue;
             }
             timing.send_ns = clock.now_ns();
-            let total = Instant::from_std(clock.instant_at(timing.send_ns)) + cfg.timeout;
+            let total = after(
+                Instant::from_std(clock.instant_at(timing.send_ns)),
+                cfg.timeout,
+            );
             let mut deadline = Deadline::new(total, None);
             let sent = drive(
                 conn,
@@ -741,35 +575,5 @@ impl Connection {
         }
         self.read_body(resp.into_body(), deadline, clock, &mut timing)
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_key_is_never_printed() {
-        let mut cfg = ClientConfig::new("http://localhost:8000/v1");
-        cfg.api_key = Some("sk-secret".into());
-        let client = Client::new(cfg).unwrap();
-        assert!(!format!("{client:?}").contains("sk-secret"));
-    }
-
-    #[test]
-    fn targets() {
-        let t = Target::parse("http://localhost:8000/v1/").unwrap();
-        assert_eq!(
-            (t.https, t.host.as_str(), t.port, t.prefix.as_str()),
-            (false, "localhost", 8000, "/v1")
-        );
-        assert_eq!(t.authority, "localhost:8000");
-        let t = Target::parse("https://api.example.com/v1").unwrap();
-        assert_eq!((t.https, t.port), (true, 443));
-        let t = Target::parse("http://[::1]:9/v1").unwrap();
-        assert_eq!(t.host, "::1");
-        for bad in ["localhost:8000/v1", "ftp://x/v1", "http://", "not a url"] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -16,6 +16,7 @@
 //! monotonic clock) plus token counts and, for a failed request, a typed [`Error`] whose
 //! [`Error::kind`] names the failure for counting.
 
+mod client;
 mod conn;
 mod error;
 mod request;
@@ -23,7 +24,8 @@ mod response;
 mod rxstamp;
 pub mod sse;
 
-pub use conn::{Client, ClientConfig, Connection};
+pub use client::{Client, ClientConfig};
+pub use conn::Connection;
 pub use error::{Error, Result};
 pub use request::{ChatRequest, EmbeddingsRequest, Endpoint, Message};
 pub use response::{EmbeddingsRecord, RequestRecord, RequestTiming, TokenSource};

@@ -242,7 +242,25 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// The most tokens a `usage` count may report (2^24, more than any model's context): a larger
+/// count is a broken or hostile server, and believing it would size the per-token figures by it.
+pub const MAX_USAGE_TOKENS: u64 = 1 << 24;
+
 fn apply_usage(record: &mut RequestRecord, usage: Usage) {
+    let counts = [
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens),
+    ];
+    if let Some(n) = counts.into_iter().flatten().find(|&n| n > MAX_USAGE_TOKENS) {
+        record.error = Some(Error::BadResponse(format!(
+            "usage reports {n} tokens, more than any response holds ({MAX_USAGE_TOKENS})"
+        )));
+        return;
+    }
     if usage.prompt_tokens.is_some() {
         record.prompt_tokens = usage.prompt_tokens;
     }
@@ -406,6 +424,12 @@ pub(crate) fn decode_embeddings(body: &[u8], record: &mut EmbeddingsRecord) {
                 return;
             }
             record.prompt_tokens = b.usage.and_then(|u| u.prompt_tokens);
+            if let Some(n) = record.prompt_tokens.filter(|&n| n > MAX_USAGE_TOKENS) {
+                record.error = Some(Error::BadResponse(format!(
+                    "usage reports {n} tokens, more than any response holds ({MAX_USAGE_TOKENS})"
+                )));
+                return;
+            }
             record.per_token = b.data.iter().any(|i| i.embedding.1);
             record.dimensions = b.data.into_iter().map(|i| i.embedding.0).collect();
         }
@@ -646,6 +670,36 @@ mod tests {
                 let counted = content.as_deref().is_some_and(|c| !c.is_empty());
                 prop_assert_eq!(s.record.content_events, u64::from(counted));
                 prop_assert_eq!(s.record.completion_tokens, usage.map(|u| u.1));
+            }
+
+            /// Usage counts from a hostile server: any number, integer or not, in every place a
+            /// count can be. None panics; a count above the bound makes the request a failure
+            /// (believing it would size the per-token figures by it).
+            #[test]
+            fn hostile_usage_counts_never_panic(
+                prompt in any::<u64>(),
+                completion in any::<u64>(),
+                reasoning in any::<u64>(),
+                huge in prop_oneof![Just("1e300"), Just("-1"), Just("18446744073709551616"), Just("NaN")],
+            ) {
+                let body = format!(
+                    r#"{{"choices":[{{"message":{{"content":"x"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"completion_tokens_details":{{"reasoning_tokens":{reasoning}}}}}}}"#
+                );
+                let mut r = RequestRecord::default();
+                decode_completion(body.as_bytes(), &mut r);
+                let too_many = [prompt, completion, reasoning].iter().any(|&n| n > MAX_USAGE_TOKENS);
+                prop_assert_eq!(r.error.is_some(), too_many);
+                let mut s = StreamState::new(RequestRecord::default());
+                let _ = s.on_event(SseEvent { event: None, data: body.as_bytes() }, 1);
+                prop_assert_eq!(s.finish().error.is_some(), too_many);
+                let odd = format!(r#"{{"choices":[],"usage":{{"prompt_tokens":{huge},"completion_tokens":{huge}}}}}"#);
+                let mut r = RequestRecord::default();
+                decode_completion(odd.as_bytes(), &mut r);
+                prop_assert!(r.error.is_some());
+                let mut e = EmbeddingsRecord::default();
+                let emb = format!(r#"{{"data":[{{"embedding":[0.5]}}],"usage":{{"prompt_tokens":{prompt}}}}}"#);
+                decode_embeddings(emb.as_bytes(), &mut e);
+                prop_assert_eq!(e.error.is_some(), prompt > MAX_USAGE_TOKENS);
             }
         }
     }

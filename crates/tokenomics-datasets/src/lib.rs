@@ -14,8 +14,30 @@
 //!   column `Question` ([`hub`]).
 //! * `hf:OWNER/NAME` — any Hub dataset, with a split and a text or chat column.
 //!
-//! [`text`] also holds the seeded word generator that the embedding benchmark uses.
+//! [`text`] also holds the seeded word generator that the embedding benchmark uses, and
+//! [`exact`] builds prompts of an exact token length (`--input_tokens`).
+//!
+//! Errors are one [`Error`] type; [`Error::is_bad_input`] tells the user's input (exit 2) from a
+//! Hub that cannot be reached or a disk that fails (exit 1), so programs never match messages.
+//!
+//! # Features
+//!
+//! All on by default. A project that wants synthetic prompts, local files and the seeded text
+//! generator without C libraries or a second HTTP stack depends on the crate with
+//! `default-features = false`; the API is the same in every combination, and what a build lacks
+//! fails at run time with [`Error::Unsupported`] (`this build has no Hugging Face Hub support
+//! (feature `hub`)`).
+//!
+//! * `hub` — Hub datasets (`aime`, `hf:OWNER/NAME`) and Hub tokenizers
+//!   ([`hub::model_tokenizer`]): `hf-hub`, and with it `reqwest`.
+//! * `parquet` — Parquet data files (`parquet`, with zstd). Only Hub datasets are read as
+//!   Parquet (a dataset's own files, or the Hub's conversion of it), so it implies `hub`.
+//! * `tokenizer` — local `tokenizer.json` files ([`exact::local_counter`]): `tokenizers`, with
+//!   onig.
 
+#![warn(missing_docs)]
+
+mod error;
 pub mod exact;
 mod file;
 pub mod hub;
@@ -27,64 +49,53 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-/// Errors of this crate.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("unknown dataset key {0:?}: use synthetic, file:PATH, aime or hf:OWNER/NAME")]
-    UnknownKey(String),
-    #[error("{0}")]
-    Hub(String),
-    #[error("cannot read dataset file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("dataset file {path}, line {line}: {message}")]
-    Format {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("dataset {0} holds no prompts")]
-    Empty(String),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use error::{Error, Feature, HubUnreachable, Result};
 
 /// One prompt: a plain text (sent as the user message after the benchmark's system message) or a
 /// whole conversation given by a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prompt {
+    /// A text, sent as the user message.
     Text(String),
+    /// A conversation, sent as it is; never empty.
     Messages(Vec<Turn>),
 }
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Turn {
+    /// `system`, `user`, `assistant`, … as the source gave it (`human` and `gpt` from Hub chat
+    /// columns become `user` and `assistant`).
     pub role: String,
+    /// The message's text.
     pub content: String,
 }
 
 /// Where the prompts of a benchmark come from.
 #[derive(Debug, Clone)]
 pub enum PromptSource {
+    /// Generated problem statements (`synthetic`).
     Synthetic(text::SyntheticPrompts),
     /// Synthetic prompts of an exact token length (`--input_tokens`).
     Exact(exact::ExactPrompts),
     /// Rows loaded once; each run draws a seeded shuffle of them.
     Rows {
+        /// The `--dataset_key` they were loaded for.
         key: String,
+        /// The prompts, in file order; never empty when loaded by this crate.
         rows: Vec<Prompt>,
+        /// What the metadata records about where they came from (`kind`: `file` or `hub`).
         source: Value,
     },
 }
 
 impl PromptSource {
     /// Parses a `--dataset_key` and loads what it names, Hub datasets included (downloaded, or
-    /// taken from the cache). `split` and `column` choose what to read of a Hub dataset
-    /// (defaults: `train`, and a column found by name). Returns a note to show the user when the
-    /// cache stood in for an unreachable Hub.
+    /// taken from the cache; see [`hub::load`]). `split` and `column` choose what to read of a
+    /// Hub dataset (defaults: `train`, and a column found by name). Returns a note to show the
+    /// user when the cache stood in for an unreachable Hub. Errors say whether they are the
+    /// user's input ([`Error::is_bad_input`]); a Hub key in a build without the `hub` feature is
+    /// [`Error::Unsupported`].
     pub async fn open(
         key: &str,
         split: Option<&str>,
@@ -133,16 +144,13 @@ impl PromptSource {
     }
 
     /// Parses a `--dataset_key` that needs no network (`synthetic`, `file:PATH`) and loads it (a
-    /// file is read here, once). Hub keys are refused here: use [`PromptSource::open`].
+    /// file is read here, once). Hub keys are refused here ([`Error::HubKey`]): use
+    /// [`PromptSource::open`].
     pub fn from_key(key: &str) -> Result<Self> {
         match key {
             "synthetic" => Ok(PromptSource::Synthetic(text::SyntheticPrompts::default())),
-            "aime" => Err(Error::Hub(
-                "dataset aime is on the Hugging Face Hub: load it with PromptSource::open".into(),
-            )),
-            _ if key.starts_with("hf:") => Err(Error::Hub(format!(
-                "dataset {key} is on the Hugging Face Hub: load it with PromptSource::open"
-            ))),
+            "aime" => Err(Error::HubKey(key.to_string())),
+            _ if key.starts_with("hf:") => Err(Error::HubKey(key.to_string())),
             _ => match key.strip_prefix("file:") {
                 Some(path) if !path.is_empty() => {
                     let path = PathBuf::from(path);
@@ -158,8 +166,9 @@ impl PromptSource {
         }
     }
 
-    /// `n` prompts for the run seeded with `seed`. For row datasets: a seeded shuffle, repeated
-    /// in that order when `n` is larger than the dataset.
+    /// `n` prompts for the run seeded with `seed`; the same seed gives the same prompts on every
+    /// machine. For row datasets: a seeded shuffle, repeated in that order when `n` is larger
+    /// than the dataset (none from a source with no rows).
     pub fn draw(&self, n: usize, seed: u64) -> Vec<Prompt> {
         match self {
             PromptSource::Synthetic(s) => s.draw(n, seed),
@@ -250,6 +259,35 @@ mod tests {
             src.draw(5, 8),
             "another seed, another order"
         );
+    }
+
+    /// Without the `hub` feature, Hub keys and Hub tokenizers are a clear run-time error.
+    #[cfg(not(feature = "hub"))]
+    #[tokio::test]
+    async fn hub_keys_need_the_hub_feature() {
+        let cfg = hub::HubConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            cache_dir: PathBuf::from("/nonexistent/hub"),
+            token: None,
+            offline: false,
+        };
+        for key in ["aime", "hf:a/b"] {
+            let e = PromptSource::open(key, None, None, &cfg)
+                .await
+                .err()
+                .unwrap();
+            assert!(matches!(e, Error::Unsupported(Feature::Hub)), "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                "this build has no Hugging Face Hub support (feature `hub`)"
+            );
+        }
+        let e = hub::model_tokenizer("a/b", &cfg).await.unwrap_err();
+        assert!(matches!(e, Error::Unsupported(Feature::Hub)), "{e:?}");
+        // What needs no Hub still works.
+        assert!(PromptSource::open("synthetic", None, None, &cfg)
+            .await
+            .is_ok());
     }
 
     #[test]

@@ -49,15 +49,22 @@ pub enum TextLength {
     Words(usize),
 }
 
+/// The longest text of an exact word count, in words.
+pub const MAX_WORDS: usize = 1_000_000;
+
 impl TextLength {
-    /// Parses `short`, `medium`, `long`, `mixed` or a positive word count.
+    /// Parses `short`, `medium`, `long`, `mixed` or a word count from 1 to [`MAX_WORDS`].
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim() {
             "short" => Some(Self::Short),
             "medium" => Some(Self::Medium),
             "long" => Some(Self::Long),
             "mixed" => Some(Self::Mixed),
-            n => n.parse().ok().filter(|&n| n > 0).map(Self::Words),
+            n => n
+                .parse()
+                .ok()
+                .filter(|&n| n > 0 && n <= MAX_WORDS)
+                .map(Self::Words),
         }
     }
 
@@ -73,12 +80,26 @@ impl TextLength {
     }
 }
 
+impl std::str::FromStr for TextLength {
+    type Err = crate::Error;
+
+    /// [`TextLength::parse`], with a message saying what is allowed.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Self::parse(s).ok_or_else(|| {
+            crate::Error::LengthSpec(format!(
+                "{s:?} is not a text length: short, medium, long, mixed or a word count from 1 to {MAX_WORDS}"
+            ))
+        })
+    }
+}
+
 /// A seeded text generator.
 pub struct TextGenerator {
     rng: ChaCha8Rng,
 }
 
 impl TextGenerator {
+    /// A generator seeded with `seed`: the same seed gives the same texts on every machine.
     pub fn new(seed: u64) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -161,6 +182,7 @@ impl TextGenerator {
         }
     }
 
+    /// The generator's random source, for draws that must follow the same seeded sequence.
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng
     }
@@ -170,7 +192,9 @@ impl TextGenerator {
 /// problem number and words drawn per prompt, so prompts of one run share no prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticPrompts {
+    /// The fewest words of a problem statement (default 40).
     pub min_words: usize,
+    /// The most words of a problem statement, at least `min_words` (default 400).
     pub max_words: usize,
 }
 
@@ -184,6 +208,8 @@ impl Default for SyntheticPrompts {
 }
 
 impl SyntheticPrompts {
+    /// `n` prompts for the run seeded with `seed`, each a [`Prompt::Text`] opening with
+    /// `Problem {id}.` and different words; the same seed gives the same prompts.
     pub fn draw(&self, n: usize, seed: u64) -> Vec<Prompt> {
         let mut g = TextGenerator::new(seed);
         (0..n)

@@ -1,4 +1,5 @@
 //! Token-exact synthetic prompts with a real (small, trained here) byte-level BPE tokenizer.
+#![cfg(feature = "tokenizer")]
 
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -8,7 +9,7 @@ use tokenizers::{
 };
 use tokenomics_datasets::exact::{self, TokenLength};
 use tokenomics_datasets::text::VOCABULARY;
-use tokenomics_datasets::Prompt;
+use tokenomics_datasets::{Error, Prompt};
 
 /// Trains a byte-level BPE (GPT-2 style: words carry their leading space) of 400 tokens on the
 /// vocabulary, so most words are one token and some are two or three, and writes tokenizer.json.
@@ -84,9 +85,19 @@ fn prompts_of_32_256_and_1000_tokens_are_exact() {
 }
 
 #[test]
-fn a_missing_tokenizer_file_is_a_clear_error() {
+fn a_missing_or_broken_tokenizer_file_is_a_clear_error_and_bad_input() {
     let e = exact::local_counter(std::path::Path::new("/nonexistent/tokenizer.json"))
         .err()
         .unwrap();
-    assert!(e.contains("/nonexistent/tokenizer.json"), "{e}");
+    assert!(matches!(e, Error::TokenizerFile { .. }), "{e}");
+    assert!(e.is_bad_input());
+    assert!(e.to_string().contains("/nonexistent/tokenizer.json"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, "{\"not\": \"a tokenizer\"}").unwrap();
+    let e = exact::local_counter(&path).err().unwrap();
+    assert!(
+        matches!(e, Error::TokenizerFile { .. }) && e.is_bad_input(),
+        "{e}"
+    );
 }

@@ -1,9 +1,12 @@
-//! Hub datasets against a mock Hub on loopback that serves files the way the Hub does.
+//! Hub datasets and tokenizers against a mock Hub on loopback that serves files the way the Hub
+//! does, and against a closed loopback port (a Hub that cannot be reached). Nothing here reaches
+//! the internet.
+#![cfg(feature = "hub")]
 
 use std::sync::Arc;
 
-use tokenomics_datasets::hub::HubConfig;
-use tokenomics_datasets::{Prompt, PromptSource};
+use tokenomics_datasets::hub::{model_tokenizer, HubConfig};
+use tokenomics_datasets::{Error, Prompt, PromptSource};
 use tokenomics_testkit::MockHub;
 
 const AIME_REPO: &str = "gneubig/aime-1983-2024";
@@ -66,6 +69,19 @@ fn config(hub: &MockHub, cache: &std::path::Path) -> HubConfig {
         token: None,
         offline: false,
     }
+}
+
+/// Waits until nothing listens at `endpoint` any more: a dropped mock Hub stops its accept loop
+/// from another task, so a request sent at once could still be served.
+async fn refuses_connections(endpoint: &str) {
+    let addr = endpoint.trim_start_matches("http://").to_string();
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the mock Hub at {endpoint} still accepts connections after 5 s");
 }
 
 fn texts(p: &PromptSource, n: usize, seed: u64) -> Vec<String> {
@@ -143,6 +159,7 @@ async fn aime_loads_shuffles_repeats_caches_and_works_offline() {
     // The Hub gone: the cache stands in, and says so.
     let endpoint = hub.endpoint();
     drop(hub);
+    refuses_connections(&endpoint).await;
     let (cached, note) = PromptSource::open("aime", None, None, &cfg).await.unwrap();
     assert!(note.unwrap().contains("cannot be reached"));
     assert_eq!(cached.describe()["rows"], 5);
@@ -161,14 +178,19 @@ async fn aime_loads_shuffles_repeats_caches_and_works_offline() {
     )
     .await
     .err()
-    .unwrap()
-    .to_string();
+    .unwrap();
+    assert!(
+        matches!(err, Error::HubUnreachable(_)) && !err.is_bad_input(),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains(AIME_REPO) && err.contains("HF_HUB_OFFLINE"),
         "{err}"
     );
 }
 
+#[cfg(feature = "parquet")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_splits_columns_and_the_parquet_conversion() {
     let hub = MockHub::start().await;
@@ -235,8 +257,11 @@ async fn errors_name_the_dataset_and_the_column() {
     );
     let cache = tempfile::tempdir().unwrap();
     let cfg = config(&hub, cache.path());
-    let err = |r: Result<(PromptSource, Option<String>), tokenomics_datasets::Error>| {
-        r.expect_err("an error").to_string()
+    // Every one of these is the user's input: the Hub answered.
+    let err = |r: Result<(PromptSource, Option<String>), Error>| {
+        let e = r.expect_err("an error");
+        assert!(e.is_bad_input(), "{e:?}");
+        e.to_string()
     };
     let e = err(PromptSource::open("hf:nobody/nothing", None, None, &cfg).await);
     assert!(
@@ -264,4 +289,179 @@ async fn errors_name_the_dataset_and_the_column() {
         .await
         .unwrap();
     assert_eq!(ok.describe()["rows"], 5);
+}
+
+/// A Hub base URL on a loopback port that nothing listens on.
+fn closed_endpoint() -> String {
+    tokenomics_testkit::refused_api_base()
+        .trim_end_matches("/v1")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_hub_is_not_bad_input_for_datasets_and_tokenizers_alike() {
+    let empty = tempfile::tempdir().unwrap();
+    let closed = HubConfig {
+        endpoint: closed_endpoint(),
+        cache_dir: empty.path().join("hub"),
+        token: None,
+        offline: false,
+    };
+    let offline = HubConfig {
+        offline: true,
+        ..closed.clone()
+    };
+    for cfg in [&closed, &offline] {
+        let why = if cfg.offline {
+            "HF_HUB_OFFLINE is set".to_string()
+        } else {
+            format!("the Hub at {} cannot be reached", cfg.endpoint)
+        };
+        for key in ["aime", "hf:someone/math"] {
+            let e = PromptSource::open(key, None, None, cfg)
+                .await
+                .err()
+                .unwrap();
+            assert!(matches!(e, Error::HubUnreachable(_)), "{key}: {e:?}");
+            assert!(!e.is_bad_input(), "{key}: {e}");
+            let m = e.to_string();
+            assert!(m.contains(&why), "{m}");
+            assert!(
+                m.contains("not in the cache")
+                    && m.contains(&empty.path().join("hub").display().to_string()),
+                "{m}"
+            );
+            assert!(
+                m.contains("use --dataset_key synthetic (or file:PATH) to run without the Hub"),
+                "{m}"
+            );
+        }
+        let e = model_tokenizer("someone/model", cfg).await.unwrap_err();
+        assert!(matches!(e, Error::HubUnreachable(_)), "{e:?}");
+        assert!(!e.is_bad_input(), "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains("model someone/model") && m.contains(&why) && m.contains("tokenizer.json"),
+            "{m}"
+        );
+        assert!(
+            m.contains(
+                "give --tokenizer PATH/TO/tokenizer.json, or leave --tokenizer out to count with \
+                 the server's tokenize endpoint"
+            ),
+            "{m}"
+        );
+        assert_eq!(m.lines().count(), 1, "one line: {m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_hub_does_not_have_is_bad_input_for_datasets_and_tokenizers_alike() {
+    let hub = MockHub::start().await;
+    hub.publish(
+        "someone/math",
+        "main",
+        "6666666666666666666666666666666666666666",
+        vec![(
+            "data/train.jsonl",
+            b"{\"Year\": 2000, \"Question\": \"t1\"}\n".to_vec(),
+        )],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(&hub, cache.path());
+    let e = PromptSource::open("hf:nobody/nothing", None, None, &cfg)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::HubNotFound { .. }) && e.is_bad_input(),
+        "{e:?}"
+    );
+    let e = PromptSource::open("hf:someone/math", Some("test"), None, &cfg)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::HubNotFound { .. }) && e.is_bad_input(),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("split \"test\""), "{e}");
+    let e = PromptSource::open("hf:someone/math", None, Some("Year"), &cfg)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::DatasetColumn { .. }) && e.is_bad_input(),
+        "{e:?}"
+    );
+    // The mock Hub has no models: a tokenizer it does not have.
+    let e = model_tokenizer("nobody/model", &cfg).await.unwrap_err();
+    assert!(
+        matches!(e, Error::HubNotFound { .. }) && e.is_bad_input(),
+        "{e:?}"
+    );
+    let m = e.to_string();
+    assert!(
+        m.contains("model nobody/model") && m.contains("no tokenizer.json"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_tokenizer_is_found_without_the_hub() {
+    let home = tempfile::tempdir().unwrap();
+    // The standard cache layout, as huggingface_hub leaves it.
+    let commit = "7777777777777777777777777777777777777777";
+    let folder = home.path().join("hub/models--someone--model");
+    std::fs::create_dir_all(folder.join("refs")).unwrap();
+    std::fs::write(folder.join("refs/main"), commit).unwrap();
+    let snapshot = folder.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::write(snapshot.join("tokenizer.json"), "{}").unwrap();
+    for offline in [true, false] {
+        let cfg = HubConfig {
+            endpoint: closed_endpoint(),
+            cache_dir: home.path().join("hub"),
+            token: None,
+            offline,
+        };
+        let path = model_tokenizer("someone/model", &cfg).await.unwrap();
+        assert_eq!(path, snapshot.join("tokenizer.json"));
+    }
+}
+
+/// A build with the Hub but without Parquet reads another format of a split when there is one,
+/// and says what it lacks when there is none.
+#[cfg(not(feature = "parquet"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_parquet_feature_parquet_splits_are_a_clear_error() {
+    let hub = MockHub::start().await;
+    hub.publish(
+        "someone/math",
+        "main",
+        "8888888888888888888888888888888888888888",
+        vec![
+            ("data/train-00000-of-00001.parquet", parquet_file(&["t1"])),
+            ("data/train.csv", b"Question\nc1\n".to_vec()),
+            ("data/test-00000-of-00001.parquet", parquet_file(&["q1"])),
+        ],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let cfg = config(&hub, cache.path());
+    let (train, _) = PromptSource::open("hf:someone/math", None, None, &cfg)
+        .await
+        .unwrap();
+    assert_eq!(texts(&train, 1, 0), ["c1"]);
+    let e = PromptSource::open("hf:someone/math", Some("test"), None, &cfg)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, Error::Unsupported(tokenomics_datasets::Feature::Parquet)),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "this build has no Parquet support (feature `parquet`)"
+    );
 }

@@ -263,8 +263,7 @@ pub struct Replay {
 /// Plays `workload` against `spec` in virtual time with the live engine's scheduler.
 pub fn replay(spec: &EngineSpec, workload: &Workload) -> Result<Replay, Error> {
     validate(workload).map_err(Error::Invalid)?;
-    crate::engine::fits(spec, workload.input_tokens, output_cap(workload))
-        .map_err(Error::Invalid)?;
+    crate::engine::fits(spec, workload.input_tokens, output_cap(workload))?;
     let n = workload.load.requests();
     let outputs = output_lengths(workload, n)?;
     let mut arrivals: VecDeque<(f64, usize)> = match workload.load {

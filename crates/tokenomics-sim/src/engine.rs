@@ -24,6 +24,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::preset::{EngineSpec, SchedulingPolicy, StepLoad};
+use crate::Error;
 
 /// What the engine tells a request's handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +89,7 @@ impl EngineHandle {
         &self,
         prompt_tokens: u64,
         output_tokens: u64,
-    ) -> Result<mpsc::UnboundedReceiver<EngineEvent>, String> {
+    ) -> Result<mpsc::UnboundedReceiver<EngineEvent>, Error> {
         fits(&self.spec, prompt_tokens, output_tokens)?;
         let (events, rx) = mpsc::unbounded_channel();
         self.tx
@@ -97,7 +98,7 @@ impl EngineHandle {
                 output_tokens,
                 events,
             })
-            .map_err(|_| "the engine has stopped".to_string())?;
+            .map_err(|_| Error::Request("the engine has stopped".into()))?;
         Ok(rx)
     }
 
@@ -108,17 +109,13 @@ impl EngineHandle {
 }
 
 /// A request can run at all: its prompt and output fit the KV cache.
-pub(crate) fn fits(
-    spec: &EngineSpec,
-    prompt_tokens: u64,
-    output_tokens: u64,
-) -> Result<(), String> {
-    let need = prompt_tokens.max(1) + output_tokens;
+pub(crate) fn fits(spec: &EngineSpec, prompt_tokens: u64, output_tokens: u64) -> Result<(), Error> {
+    let need = prompt_tokens.max(1).saturating_add(output_tokens);
     if need > spec.kv_capacity_tokens {
-        return Err(format!(
+        return Err(Error::Request(format!(
             "this request needs {need} tokens of KV cache (prompt {prompt_tokens} + max_tokens {output_tokens}), more than the simulated cache holds ({})",
             spec.kv_capacity_tokens
-        ));
+        )));
     }
     Ok(())
 }

@@ -169,14 +169,14 @@ pub fn sse_response(
 }
 
 /// Reads a request body (bounded at 64 MiB).
-pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, String> {
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, crate::Error> {
     use http_body_util::BodyExt;
     let limited = http_body_util::Limited::new(req.into_body(), 64 << 20);
     limited
         .collect()
         .await
         .map(|c| c.to_bytes())
-        .map_err(|e| format!("cannot read request body: {e}"))
+        .map_err(|e| crate::Error::Request(format!("cannot read request body: {e}")))
 }
 
 /// A running server; dropping it (or calling [`Server::shutdown`]) stops accepting.

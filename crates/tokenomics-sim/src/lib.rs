@@ -14,29 +14,26 @@
 pub mod calibration;
 pub mod engine;
 pub mod http;
+mod metrics;
 pub mod preset;
+mod routes;
 pub mod timer;
 pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ::http::{Method, Request, Response, StatusCode};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Gamma};
 use serde::Serialize;
-use serde_json::json;
-use tokio::sync::mpsc;
 
-use crate::engine::{EngineEvent, EngineHandle};
-use crate::http::{error_response, json_response, sse_response, Handler, HandlerFuture, SimBody};
+use crate::engine::EngineHandle;
+use crate::http::{error_response, json_response, Handler, HandlerFuture, SimBody};
+use crate::metrics::TtftHistogram;
 use crate::preset::{Behaviour, Preset};
-use crate::wire::{ChunkWriter, CompletionRequest};
 
 pub use crate::http::Server;
 
@@ -47,6 +44,9 @@ pub enum Error {
     UnknownPreset(String, String),
     #[error("{0}")]
     Invalid(String),
+    /// A request the simulator cannot serve (it is answered with a 400 and this message).
+    #[error("{0}")]
+    Request(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -118,19 +118,6 @@ pub struct TraceRecord {
     pub first_token_unix: Option<f64>,
 }
 
-/// vLLM's TTFT histogram buckets, seconds.
-const TTFT_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-];
-
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
 /// The simulated server. Create with [`Simulator::start`].
 pub struct Simulator {
     config: SimConfig,
@@ -145,7 +132,7 @@ pub struct Simulator {
     prompt_tokens_total: AtomicU64,
     generation_tokens_total: AtomicU64,
     requests_total: AtomicU64,
-    ttft: Mutex<Histogram>,
+    ttft: Mutex<TtftHistogram>,
     trace: Mutex<Vec<TraceRecord>>,
 }
 
@@ -161,47 +148,6 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Paces tokens by the behaviour.
-enum Pacer {
-    Instant,
-    Fixed {
-        start: Instant,
-        ttft: Duration,
-        itl: Duration,
-        next: u32,
-    },
-    Engine(mpsc::UnboundedReceiver<EngineEvent>),
-}
-
-impl Pacer {
-    /// Waits for the next token; `false` if the engine ended the sequence.
-    async fn next_token(&mut self) -> bool {
-        match self {
-            Pacer::Instant => true,
-            Pacer::Fixed {
-                start,
-                ttft,
-                itl,
-                next,
-            } => {
-                timer::sleep_until(*start + *ttft + *itl * *next).await;
-                *next += 1;
-                true
-            }
-            Pacer::Engine(rx) => matches!(rx.recv().await, Some(EngineEvent::Token(_))),
-        }
-    }
-
-    /// Waits until a prefill-only request is done.
-    async fn prefill_done(&mut self) {
-        match self {
-            Pacer::Instant => {}
-            Pacer::Fixed { start, ttft, .. } => timer::sleep_until(*start + *ttft).await,
-            Pacer::Engine(rx) => while let Some(EngineEvent::Token(_)) = rx.recv().await {},
-        }
     }
 }
 
@@ -258,10 +204,7 @@ impl Simulator {
             prompt_tokens_total: AtomicU64::new(0),
             generation_tokens_total: AtomicU64::new(0),
             requests_total: AtomicU64::new(0),
-            ttft: Mutex::new(Histogram {
-                counts: vec![0; TTFT_BUCKETS.len()],
-                ..Histogram::default()
-            }),
+            ttft: Mutex::new(TtftHistogram::new()),
             trace: Mutex::new(Vec::new()),
         });
         let server = Server::bind(addr, sim.clone())
@@ -313,12 +256,7 @@ impl Simulator {
             .map(|t| self.started_unix + t as f64 / 1e9);
         if let Some(first) = rec.first_token_ns {
             if let Ok(mut h) = self.ttft.lock() {
-                let s = (first - rec.arrival_ns) as f64 / 1e9;
-                if let Some(i) = TTFT_BUCKETS.iter().position(|&b| s <= b) {
-                    h.counts[i] += 1;
-                }
-                h.sum += s;
-                h.count += 1;
+                h.observe(first.saturating_sub(rec.arrival_ns) as f64 / 1e9);
             }
         }
         if self.config.trace {
@@ -327,216 +265,6 @@ impl Simulator {
             }
         }
     }
-
-    fn pacer(&self, prompt_tokens: u64, output_tokens: u64) -> Result<Pacer, String> {
-        let scale = self.config.time_scale;
-        Ok(match &self.config.preset.behaviour {
-            Behaviour::Instant => Pacer::Instant,
-            Behaviour::Fixed { ttft_s, itl_s } => Pacer::Fixed {
-                start: Instant::now(),
-                ttft: Duration::from_secs_f64(ttft_s / scale),
-                itl: Duration::from_secs_f64(itl_s / scale),
-                next: 0,
-            },
-            Behaviour::Engine(_) => match &self.engine {
-                Some(e) => Pacer::Engine(e.submit(prompt_tokens, output_tokens)?),
-                None => return Err("engine not running".into()),
-            },
-        })
-    }
-
-    /// Output length: `max_tokens` when forced, else a seeded Gamma draw (coefficient of
-    /// variation 0.5) around the mean, capped at `max_tokens`.
-    fn output_tokens(&self, id: u64, req: &CompletionRequest) -> u64 {
-        let max = req.max_tokens();
-        if req.forced_length() {
-            return max;
-        }
-        let mean = self
-            .config
-            .mean_output_tokens
-            .unwrap_or(self.config.preset.mean_output_tokens)
-            .max(1.0);
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.config.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let draw = Gamma::new(4.0, mean / 4.0)
-            .map(|g| g.sample(&mut rng))
-            .unwrap_or(mean);
-        (draw.round() as u64).clamp(1, max)
-    }
-
-    async fn completion(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        route: &'static str,
-    ) -> Response<SimBody> {
-        let arrival_ns = self.now_ns();
-        let guard = InFlight::new(&self);
-        let body = match http::read_body(req).await {
-            Ok(b) => b,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
-        };
-        let parsed: CompletionRequest = match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
-            }
-        };
-        if let Some(resp) = self.check_model(&parsed.model) {
-            return resp;
-        }
-        let chat = route == "chat";
-        if chat != parsed.is_chat() {
-            let need = if chat { "messages" } else { "prompt" };
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("the request has no {need:?}"),
-            );
-        }
-        let prompt = parsed.prompt_tokens();
-        let max_len = self.max_model_len();
-        if prompt + parsed.max_tokens() > max_len {
-            // vLLM's answer to a request that cannot fit the context window.
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt} in the messages, {} in the completion). Please reduce the length of the messages or completion.",
-                    prompt + parsed.max_tokens(),
-                    parsed.max_tokens()
-                ),
-            );
-        }
-        self.requests_total.fetch_add(1, Ordering::Relaxed);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let target = self.output_tokens(id, &parsed);
-        self.prompt_tokens_total
-            .fetch_add(prompt, Ordering::Relaxed);
-        let mut pacer = match self.pacer(prompt, target) {
-            Ok(p) => p,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
-        };
-        let reason = if target >= parsed.max_tokens() {
-            "length"
-        } else {
-            "stop"
-        };
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let cmpl_id = format!("cmpl-sim-{id}");
-        let mut trace = TraceRecord {
-            id,
-            route,
-            stream: parsed.stream,
-            arrival_ns,
-            first_token_ns: None,
-            token_ns: Vec::new(),
-            end_ns: 0,
-            prompt_tokens: prompt,
-            completion_tokens: 0,
-            completed: false,
-            prompt_hash: wire::text_hash(&parsed.last_text()),
-            arrival_unix: 0.0,
-            first_token_unix: None,
-        };
-        let keep_times = self.config.trace;
-        if !parsed.stream {
-            for _ in 0..target {
-                if !pacer.next_token().await {
-                    break;
-                }
-                let t = self.now_ns();
-                trace.first_token_ns.get_or_insert(t);
-                if keep_times {
-                    trace.token_ns.push(t);
-                }
-                trace.completion_tokens += 1;
-            }
-            self.generation_tokens_total
-                .fetch_add(trace.completion_tokens, Ordering::Relaxed);
-            let body = wire::completion_body(
-                &cmpl_id,
-                &parsed.model,
-                created,
-                chat,
-                prompt,
-                trace.completion_tokens,
-                reason,
-            );
-            trace.end_ns = self.now_ns();
-            trace.completed = true;
-            self.record(trace);
-            drop(guard);
-            return json_response(StatusCode::OK, &body);
-        }
-        // With the truth log on, token times are taken when the connection takes each event to
-        // write it (see `FrameStamps`); frames are role (chat), tokens, finish, usage, done.
-        let stamps = keep_times.then(|| http::FrameStamps::new(self.started));
-        let padding = (self.config.event_padding_bytes > 0).then(|| {
-            let mut line = vec![b'x'; self.config.event_padding_bytes + 2];
-            line[0] = b':';
-            *line.last_mut().unwrap_or(&mut 0) = b'\n';
-            Bytes::from(line)
-        });
-        let (tx, resp) = sse_response(16, stamps.clone());
-        let sim = self.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let writer = ChunkWriter::new(&cmpl_id, &parsed.model, created, chat);
-            let ok = async {
-                if chat {
-                    tx.send(Ok(writer.role())).await.ok()?;
-                }
-                for k in 0..target {
-                    if !pacer.next_token().await {
-                        break;
-                    }
-                    if let Some(p) = &padding {
-                        tx.send(Ok(p.clone())).await.ok()?;
-                    }
-                    tx.send(Ok(writer.token(wire::output_word(k)))).await.ok()?;
-                    if trace.first_token_ns.is_none() {
-                        trace.first_token_ns = Some(sim.now_ns());
-                    }
-                    trace.completion_tokens += 1;
-                    sim.generation_tokens_total.fetch_add(1, Ordering::Relaxed);
-                }
-                tx.send(Ok(writer.finish(reason))).await.ok()?;
-                if parsed.include_usage() {
-                    tx.send(Ok(writer.usage(prompt, trace.completion_tokens)))
-                        .await
-                        .ok()?;
-                }
-                tx.send(Ok(ChunkWriter::done())).await.ok()
-            }
-            .await;
-            drop(tx); // ends the body
-            if let Some(stamps) = stamps {
-                stamps.body_done().await;
-                let times = stamps.times();
-                let skip = usize::from(chat);
-                let n = trace.completion_tokens as usize;
-                // With padding, every token frame follows its padding frame.
-                let per = if padding.is_some() { 2 } else { 1 };
-                trace.token_ns = times
-                    .iter()
-                    .skip(skip + per - 1)
-                    .step_by(per)
-                    .take(n)
-                    .copied()
-                    .collect();
-                trace.first_token_ns = trace.token_ns.first().copied().or(trace.first_token_ns);
-                trace.end_ns = times.last().copied().unwrap_or_else(|| sim.now_ns());
-            } else {
-                trace.end_ns = sim.now_ns();
-            }
-            trace.completed = ok.is_some();
-            sim.record(trace);
-        });
-        resp
-    }
-
     fn check_model(&self, model: &str) -> Option<Response<SimBody>> {
         (model != self.served_model).then(|| {
             error_response(
@@ -547,169 +275,6 @@ impl Simulator {
                 ),
             )
         })
-    }
-
-    async fn embeddings(self: Arc<Self>, req: Request<Incoming>) -> Response<SimBody> {
-        let arrival_ns = self.now_ns();
-        let _guard = InFlight::new(&self);
-        let body = match http::read_body(req).await {
-            Ok(b) => b,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
-        };
-        let parsed: wire::EmbeddingsRequest = match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
-            }
-        };
-        if let Some(resp) = self.check_model(&parsed.model) {
-            return resp;
-        }
-        self.requests_total.fetch_add(1, Ordering::Relaxed);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let counts: Vec<u64> = parsed
-            .texts()
-            .iter()
-            .map(|t| wire::count_tokens(t).max(1))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        self.prompt_tokens_total.fetch_add(total, Ordering::Relaxed);
-        match self.pacer(total, 0) {
-            Ok(mut p) => p.prefill_done().await,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
-        }
-        let body = wire::embeddings_body(&parsed.model, &counts, self.config.preset.embedding_dim);
-        self.record(TraceRecord {
-            id,
-            route: "embeddings",
-            stream: false,
-            arrival_ns,
-            first_token_ns: None,
-            token_ns: Vec::new(),
-            end_ns: self.now_ns(),
-            prompt_tokens: total,
-            completion_tokens: 0,
-            completed: true,
-            prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
-            arrival_unix: 0.0,
-            first_token_unix: None,
-        });
-        let mut resp = Response::new(SimBody::full(body));
-        resp.headers_mut().insert(
-            ::http::header::CONTENT_TYPE,
-            ::http::HeaderValue::from_static("application/json"),
-        );
-        resp
-    }
-
-    /// vLLM/SGLang (`{"prompt"}` or `{"messages"}` → `{"count","max_model_len","tokens"}`) and
-    /// llama.cpp (`{"content"}` → `{"tokens"}`) shapes.
-    async fn tokenize(self: Arc<Self>, req: Request<Incoming>) -> Response<SimBody> {
-        let body = match http::read_body(req).await {
-            Ok(b) => b,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e),
-        };
-        let v: serde_json::Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
-            }
-        };
-        if let Some(content) = v.get("content").and_then(|c| c.as_str()) {
-            return json_response(StatusCode::OK, &json!({"tokens": wire::tokenize(content)}));
-        }
-        let tokens: Vec<u32> = if let Some(p) = v.get("prompt").and_then(|p| p.as_str()) {
-            wire::tokenize(p)
-        } else if v.get("messages").is_some() {
-            match serde_json::from_value::<CompletionRequest>(v.clone()) {
-                Ok(r) => (0..r.prompt_tokens() as u32).collect(),
-                Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
-            }
-        } else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "expected \"prompt\", \"messages\" or \"content\"",
-            );
-        };
-        let max_model_len = self.max_model_len();
-        json_response(
-            StatusCode::OK,
-            &json!({"count": tokens.len(), "max_model_len": max_model_len, "tokens": tokens}),
-        )
-    }
-
-    fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let m = format!("model_name=\"{}\"", self.served_model);
-        let (running, waiting, kv) = match &self.engine {
-            Some(e) => (
-                e.gauges.running.load(Ordering::Relaxed) as i64,
-                e.gauges.waiting.load(Ordering::Relaxed) as i64,
-                e.kv_usage(),
-            ),
-            None => (self.in_flight.load(Ordering::Relaxed), 0, 0.0),
-        };
-        let mut s = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = write!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{m}}} {value}\n"
-            );
-        };
-        metric(
-            "vllm:num_requests_running",
-            "gauge",
-            "Number of requests in model execution batches.",
-            running.to_string(),
-        );
-        metric(
-            "vllm:num_requests_waiting",
-            "gauge",
-            "Number of requests waiting to be processed.",
-            waiting.to_string(),
-        );
-        metric(
-            "vllm:gpu_cache_usage_perc",
-            "gauge",
-            "GPU KV-cache usage. 1 means 100 percent usage.",
-            format!("{kv:.6}"),
-        );
-        metric(
-            "vllm:prompt_tokens_total",
-            "counter",
-            "Number of prefill tokens processed.",
-            self.prompt_tokens_total.load(Ordering::Relaxed).to_string(),
-        );
-        metric(
-            "vllm:generation_tokens_total",
-            "counter",
-            "Number of generation tokens processed.",
-            self.generation_tokens_total
-                .load(Ordering::Relaxed)
-                .to_string(),
-        );
-        metric(
-            "tokenomics_sim:peak_requests_in_flight",
-            "gauge",
-            "Most requests in flight at once since the start.",
-            self.peak_in_flight().to_string(),
-        );
-        let name = "vllm:time_to_first_token_seconds";
-        let _ = write!(
-            s,
-            "# HELP {name} Histogram of time to first token in seconds.\n# TYPE {name} histogram\n"
-        );
-        if let Ok(h) = self.ttft.lock() {
-            let mut cumulative = 0;
-            for (b, c) in TTFT_BUCKETS.iter().zip(&h.counts) {
-                cumulative += c;
-                let _ = writeln!(s, "{name}_bucket{{{m},le=\"{b}\"}} {cumulative}");
-            }
-            let _ = writeln!(s, "{name}_bucket{{{m},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(s, "{name}_sum{{{m}}} {}", h.sum);
-            let _ = writeln!(s, "{name}_count{{{m}}} {}", h.count);
-        }
-        s
     }
 
     fn trace_jsonl(&self) -> Bytes {

@@ -270,3 +270,45 @@ fn oai_sim_describe_and_list() {
     );
 }
 
+/// Numbers a hostile client sends — any `max_tokens`, `min_tokens`, `max_completion_tokens`,
+/// odd types — get a clear answer (200 or 400), never a panic: the server still answers after.
+#[tokio::test]
+async fn hostile_numbers_from_a_client_are_answered() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let (server, _sim) = start("instant").await;
+    let addr = server.addr();
+    let number = prop_oneof![
+        any::<u64>().prop_map(|n| json!(n)),
+        (0u64..64).prop_map(|n| json!(n)),
+        Just(json!(-1)),
+        Just(json!(1e300)),
+        Just(json!(0)),
+        Just(json!("many")),
+        Just(Value::Null),
+    ];
+    let strategy = (
+        number.clone(),
+        number.clone(),
+        number,
+        any::<bool>(),
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::deterministic();
+    for _ in 0..48 {
+        let (max_tokens, min_tokens, max_completion, ignore_eos, stream) =
+            strategy.new_tree(&mut runner).unwrap().current();
+        let body = json!({
+            "model": "instant", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": max_tokens, "min_tokens": min_tokens,
+            "max_completion_tokens": max_completion, "ignore_eos": ignore_eos,
+            "stream": stream,
+        });
+        let (status, text) = send(addr, "POST", "/v1/chat/completions", Some(body.clone())).await;
+        assert!(status == 200 || status == 400, "{body}: {status} {text}");
+    }
+    let (status, _) = send(addr, "GET", "/health", None).await;
+    assert_eq!(status, 200);
+}

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::{ArrivalBlock, Goodput, LimitsBlock, Load, Mode, Simulated, SteadyState};
 use crate::{Distribution, Stat};
 
 /// The document `oai-bench` writes (and `oai_server_benchmark.py` wrote).
@@ -33,8 +34,44 @@ pub struct ChatMetadata {
     pub n_cores: u64,
     #[serde(default)]
     pub description: String,
-    /// Fields added by this project (tool version, streaming, endpoint, dataset details, …) and
-    /// any unknown field of a file being read.
+    /// `tokenomics VERSION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// How requests were released (absent in the original's files: bursts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// The keys of the levels, in order (closed and open loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Vec<String>>,
+    /// When a sustained level stops (closed and open loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsBlock>,
+    /// The arrival process (open loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<ArrivalBlock>,
+    /// `chat` or `completions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// The prompts: name, source and row count (see `tokenomics-datasets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Value>,
+    /// Whether every output was forced to `max_tokens` (`--ignore_eos`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs_forced: Option<bool>,
+    /// The run measured the built-in simulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<Simulated>,
+    /// Body fields sent with every request beyond the standard ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_body: Option<Map<String, Value>>,
+    /// The run was interrupted: not every level ran, or one was cut short.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub incomplete: bool,
+    /// Any unknown field of a file being read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -51,6 +88,15 @@ pub struct ChatLevel {
     /// How many requests succeeded and failed, by error kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestCounts>,
+    /// Requests that met every objective (`--goodput`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<Goodput>,
+    /// How the level loaded the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Load>,
+    /// The level was cut short by an interruption.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub incomplete: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -59,6 +105,14 @@ pub struct ChatLevel {
 pub struct ChatTokens {
     pub input_per_request: Stat,
     pub output_per_request: Stat,
+    /// How many requests' output tokens came from the server's `usage` and how many were counted
+    /// from content events: `{"usage": n}` or `{"events": n}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_token_source: Option<IndexMap<String, u64>>,
+    /// Content events per streamed request: equal to the tokens when the server sends one token
+    /// per event, fewer when it merges them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_events_per_request: Option<Stat>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -77,6 +131,11 @@ pub struct ChatTimings {
 pub struct ChatThroughput {
     pub batch_tokens_per_second: Stat,
     pub request_tokens_per_second: Stat,
+    /// Successful requests / the run's first send → last end, mean ± std over runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<SteadyState>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -92,6 +151,12 @@ pub struct ChatLatency {
     pub tpot: Distribution,
     /// End-to-end latency: send → last byte of the response.
     pub e2el: Distribution,
+    /// Send → first answer token after any reasoning (reasoning models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_answer_token: Option<Distribution>,
+    /// TTFT measured from the scheduled send time (open loops): waits in the client included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_from_schedule: Option<Distribution>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -122,6 +187,20 @@ pub struct ErrorCount {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A field that is present, `null` or not: `Some(None)` for `null` (serde's `Option` alone would
+/// read `null` as absent).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl RequestCounts {
@@ -169,6 +248,28 @@ pub struct EmbedMetadata {
     pub seed: u64,
     #[serde(default)]
     pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Texts per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_per_request: Option<u64>,
+    /// Retries allowed per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// The dimension of the vectors: `Some(None)` (written as `null`) until one was received;
+    /// `None` in the original's files, which do not have the field.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub embedding_dim: Option<Option<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<Simulated>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub incomplete: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -187,6 +288,8 @@ pub struct EmbedLevel {
     pub latency: Option<Distribution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestCounts>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub incomplete: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -195,6 +298,10 @@ pub struct EmbedLevel {
 pub struct EmbedTokens {
     pub total_per_batch: Stat,
     pub embeddings_per_batch: Stat,
+    /// How many requests' tokens came from `usage` and how many were estimated:
+    /// `{"usage": n, "estimate": m}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_source: Option<IndexMap<String, u64>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -211,6 +318,8 @@ pub struct EmbedThroughput {
 
 /// A result file of either kind, recognised by its shape.
 #[derive(Debug, Clone)]
+// One per file read: the size difference of its variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyDocument {
     Chat(ChatDocument),
     Embed(EmbedDocument),

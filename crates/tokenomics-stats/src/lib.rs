@@ -6,17 +6,21 @@
 //! * [`summary`] turns a list of samples into the figures the reports carry: mean, *sample*
 //!   standard deviation (n − 1 in the denominator, 0 for a single value), min, max and
 //!   percentiles interpolated linearly between closest ranks (numpy's default method).
+//! * [`blocks`] holds the typed blocks this project adds beside the original fields (`load`,
+//!   `steady_state`, `goodput`, …) and the vocabulary they share (modes, arrival processes).
 //! * [`document`] holds the JSON result documents written by `oai-bench` and `embed-bench`. Their
 //!   field names are the compatibility contract with the original Python scripts: files written
 //!   by those scripts load into these types unchanged, and files written here keep every field
 //!   the originals had, with new fields only added beside them.
 //!
-//! [`write_json_atomic`] is the one place that puts a document on disk: it writes a temporary file
+//! [`write_atomic`] is the one place that puts a file on disk: it writes a temporary file
 //! beside the target and renames it, so a reader (or a crash) never sees half a file.
 
+pub mod blocks;
 pub mod document;
 pub mod summary;
 
+pub use blocks::*;
 pub use document::*;
 pub use summary::{percentile, Distribution, Stat, Summary};
 
@@ -51,6 +55,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file beside it, renamed over it): readers see
+/// the old file or the new one, never half of one. Every file Tokenomics writes goes through here.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -64,7 +74,7 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
         path: path.to_path_buf(),
         source,
     };
-    std::fs::write(&tmp, &bytes).map_err(write_err)?;
+    std::fs::write(&tmp, bytes).map_err(write_err)?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         write_err(e)

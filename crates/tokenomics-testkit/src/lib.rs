@@ -19,7 +19,9 @@ use tokenomics_sim::http::{
 use tokenomics_sim::timer::sleep_until;
 use tokenomics_sim::wire::{self, ChunkWriter};
 
+pub mod cli;
 pub mod hub;
+pub mod schema;
 pub use hub::MockHub;
 
 /// What a request's answer does wrong, if anything.

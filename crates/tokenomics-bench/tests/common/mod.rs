@@ -1,14 +1,12 @@
-//! What the load tests share: a chat configuration for a scripted server, running it, and
-//! reading the document's `extra` blocks.
+//! What the load tests share: a chat configuration for a scripted server, and running it.
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tokenomics_bench::load::{Limits, Shape};
 use tokenomics_bench::{ChatBenchmark, ChatConfig, Quiet};
 use tokenomics_client::{Client, ClientConfig};
 use tokenomics_datasets::PromptSource;
-use tokenomics_stats::{ChatDocument, Distribution};
+use tokenomics_stats::ChatDocument;
 
 pub fn config(api_base: &str, levels: Vec<Shape>, limits: Limits, stream: bool) -> ChatConfig {
     ChatConfig {
@@ -31,17 +29,4 @@ pub async fn run(cfg: ChatConfig) -> ChatDocument {
     let client = Client::new(c).unwrap();
     let mut bench = ChatBenchmark::new(cfg, client, PromptSource::from_key("synthetic").unwrap());
     bench.run(&mut Quiet).await.unwrap()
-}
-
-pub fn at<'a>(v: &'a serde_json::Map<String, Value>, path: &str) -> &'a Value {
-    let mut parts = path.split('/');
-    let mut cur = &v[parts.next().unwrap()];
-    for p in parts {
-        cur = &cur[p];
-    }
-    cur
-}
-
-pub fn dist(v: &Value) -> Distribution {
-    serde_json::from_value(v.clone()).unwrap()
 }

@@ -11,6 +11,12 @@
 //!
 //! Prompts of one run differ in their first two words (chosen from the prompt's index and the
 //! run's seed), so a server's prefix cache cannot serve one from another.
+//!
+//! Local `tokenizer.json` files need the `tokenizer` feature; without it [`local_counter`]
+//! answers [`Error::Unsupported`] and everything else here works (the tokenize endpoint, the
+//! estimate).
+
+mod length;
 
 use std::sync::Arc;
 
@@ -18,91 +24,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
+pub use length::{TokenLength, MAX_TOKENS};
+
 use crate::text::VOCABULARY;
-use crate::Prompt;
+use crate::{Error, Prompt, Result};
 
-/// How many tokens each prompt has.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TokenLength {
-    Fixed(u64),
-    /// Uniform over `lo..=hi`.
-    Uniform(u64, u64),
-    /// Normal, rounded, clamped to `max(1, mean − 3·std) ..= mean + 3·std`.
-    Normal {
-        mean: f64,
-        std: f64,
-    },
-}
-
-impl TokenLength {
-    /// Parses `N`, `uniform:LO,HI` or `normal:MEAN,STD`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let two = |rest: &str| -> Result<(f64, f64), String> {
-            let (a, b) = rest
-                .split_once(',')
-                .ok_or_else(|| format!("{s:?}: expected two numbers separated by a comma"))?;
-            let num = |x: &str| {
-                x.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| format!("{s:?}: {x:?} is not a number"))
-            };
-            Ok((num(a)?, num(b)?))
-        };
-        if let Some(rest) = s.strip_prefix("uniform:") {
-            let (lo, hi) = two(rest)?;
-            if lo < 1.0 || hi < lo || lo.fract() != 0.0 || hi.fract() != 0.0 {
-                return Err(format!("{s:?}: need whole numbers 1 ≤ LO ≤ HI"));
-            }
-            return Ok(Self::Uniform(lo as u64, hi as u64));
-        }
-        if let Some(rest) = s.strip_prefix("normal:") {
-            let (mean, std) = two(rest)?;
-            if mean < 1.0 {
-                return Err(format!("{s:?}: the mean must be at least 1"));
-            }
-            return Ok(Self::Normal { mean, std });
-        }
-        s.parse::<u64>()
-            .ok()
-            .filter(|&n| n > 0)
-            .map(Self::Fixed)
-            .ok_or_else(|| {
-                format!("{s:?} is not a token count (N, uniform:LO,HI or normal:MEAN,STD)")
-            })
-    }
-
-    /// One length.
-    pub fn sample(&self, rng: &mut impl Rng) -> u64 {
-        match *self {
-            Self::Fixed(n) => n,
-            Self::Uniform(lo, hi) => rng.gen_range(lo..=hi),
-            Self::Normal { mean, std } => {
-                // Box–Muller, so the draw depends only on the seed.
-                let (u1, u2): (f64, f64) = (rng.gen_range(f64::EPSILON..1.0), rng.gen());
-                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                let lo = (mean - 3.0 * std).max(1.0);
-                let hi = mean + 3.0 * std;
-                (mean + std * z).clamp(lo, hi).round().max(1.0) as u64
-            }
-        }
-    }
-
-    pub fn describe(&self) -> Value {
-        match *self {
-            Self::Fixed(n) => json!({"distribution": "fixed", "tokens": n}),
-            Self::Uniform(lo, hi) => json!({"distribution": "uniform", "min": lo, "max": hi}),
-            Self::Normal { mean, std } => {
-                json!({"distribution": "normal", "mean": mean, "std": std,
-                "min": (mean - 3.0 * std).max(1.0).round(), "max": (mean + 3.0 * std).round()})
-            }
-        }
-    }
-}
-
-/// The token count of every vocabulary word: as the first word, and after a space.
+/// The token count of every vocabulary word: as the first word, and after a space. Every count is
+/// at least 1 and some word is one token after a space, so any length can be built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WordCosts {
     first: Vec<u32>,
@@ -120,57 +48,83 @@ impl WordCosts {
             .collect()
     }
 
-    /// From the counts of [`WordCosts::texts`], in that order.
-    pub fn from_counts(counts: &[usize]) -> Result<Self, String> {
+    /// From the counts of [`WordCosts::texts`], in that order. [`Error::Tokenizer`] when the
+    /// number of counts is not that of the texts, a word counts no token (or more than
+    /// `u32::MAX`), or no word is a single token after a space (prompts could not be finished
+    /// to the exact length).
+    pub fn from_counts(counts: &[usize]) -> Result<Self> {
         let v = VOCABULARY.len();
         if counts.len() != 2 * v {
-            return Err(format!("expected {} counts, got {}", 2 * v, counts.len()));
+            return Err(Error::Tokenizer(format!(
+                "expected {} counts, got {}",
+                2 * v,
+                counts.len()
+            )));
         }
-        let costs = Self {
-            first: counts[..v].iter().map(|&c| c as u32).collect(),
-            rest: counts[v..].iter().map(|&c| c as u32).collect(),
+        let costs = |c: &[usize]| -> Result<Vec<u32>> {
+            c.iter()
+                .map(|&n| match u32::try_from(n) {
+                    Ok(0) => Err(Error::Tokenizer(
+                        "the tokenizer gives some words no token at all".into(),
+                    )),
+                    Ok(n) => Ok(n),
+                    Err(_) => Err(Error::Tokenizer(format!(
+                        "the tokenizer counts {n} tokens in one word"
+                    ))),
+                })
+                .collect()
         };
-        if costs.first.contains(&0) || costs.rest.contains(&0) {
-            return Err("the tokenizer gives some words no token at all".into());
-        }
+        let costs = Self {
+            first: costs(&counts[..v])?,
+            rest: costs(&counts[v..])?,
+        };
         if !costs.rest.contains(&1) {
-            return Err("no vocabulary word is a single token after a space".into());
+            return Err(Error::Tokenizer(
+                "no vocabulary word is a single token after a space".into(),
+            ));
         }
         Ok(costs)
     }
 
-    /// Measures every word with `count`.
-    pub fn measure(mut count: impl FnMut(&str) -> Result<usize, String>) -> Result<Self, String> {
+    /// Measures every word with `count` (its errors are returned as they are), then as
+    /// [`WordCosts::from_counts`].
+    pub fn measure(mut count: impl FnMut(&str) -> Result<usize>) -> Result<Self> {
         let counts = Self::texts()
             .iter()
             .map(|t| count(t))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Self::from_counts(&counts)
     }
 }
 
-/// Counts a text's tokens exactly (a local tokenizer).
-pub type Counter = Arc<dyn Fn(&str) -> Result<usize, String> + Send + Sync>;
+/// Counts a text's tokens exactly, special tokens left out (a local tokenizer: see
+/// [`local_counter`]).
+pub type Counter = Arc<dyn Fn(&str) -> Result<usize> + Send + Sync>;
 
 /// Where the lengths come from.
 #[derive(Clone)]
 pub enum Lengths {
     /// Word costs measured by a tokenizer; with `check`, every prompt is counted again.
     Exact {
+        /// The measured costs.
         costs: WordCosts,
+        /// A counter every drawn prompt is checked with (a local tokenizer), if any.
         check: Option<Counter>,
-        /// `tokenizer` or `tokenize_endpoint`, and what it was (a path, a model id, a URL).
+        /// `tokenizer` or `tokenize_endpoint`.
         source: &'static str,
+        /// What it was: a path, `hf:OWNER/NAME`, a URL.
         detail: String,
     },
-    /// No tokenizer: 1.3 tokens per word.
+    /// No tokenizer: [`TOKENS_PER_WORD`] tokens per word.
     Estimate,
 }
 
 /// Synthetic prompts of a given token length.
 #[derive(Clone)]
 pub struct ExactPrompts {
+    /// The length each prompt is built to.
     pub length: TokenLength,
+    /// How lengths are counted: exactly, or estimated.
     pub lengths: Lengths,
 }
 
@@ -187,6 +141,7 @@ impl std::fmt::Debug for ExactPrompts {
 pub const TOKENS_PER_WORD: f64 = 1.3;
 
 impl ExactPrompts {
+    /// What counted the lengths: `tokenizer`, `tokenize_endpoint` or `estimate`.
     pub fn token_count_source(&self) -> &'static str {
         match &self.lengths {
             Lengths::Exact { source, .. } => source,
@@ -194,8 +149,12 @@ impl ExactPrompts {
         }
     }
 
-    /// `n` prompts for the run seeded with `seed`, with their target lengths.
-    pub fn draw_with_lengths(&self, n: usize, seed: u64) -> Result<Vec<(String, u64)>, String> {
+    /// `n` prompts for the run seeded with `seed`, with their target lengths; the same seed gives
+    /// the same prompts. With exact lengths every text has its target's token count under the
+    /// word costs, and with a `check` counter it is counted again: a mismatch (a tokenizer that
+    /// does not count words independently) is [`Error::Tokenizer`], as is a target shorter than
+    /// every word.
+    pub fn draw_with_lengths(&self, n: usize, seed: u64) -> Result<Vec<(String, u64)>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let v = VOCABULARY.len();
         let offset = (seed % v as u64) as usize;
@@ -220,9 +179,9 @@ impl ExactPrompts {
                         if let Some(count) = check {
                             let got = count(&text)?;
                             if got as u64 != target {
-                                return Err(format!(
+                                return Err(Error::Tokenizer(format!(
                                     "the tokenizer counts {got} tokens in a prompt built to {target}: it does not tokenize words independently, so lengths cannot be made exact with it"
-                                ));
+                                )));
                             }
                         }
                         text
@@ -233,9 +192,10 @@ impl ExactPrompts {
             .collect()
     }
 
-    /// `n` prompts (see [`ExactPrompts::draw_with_lengths`]); a failure to build one (a
-    /// tokenizer that does not count words independently) was found when the source was set up,
-    /// so it falls back to the estimate here rather than failing a run half-way.
+    /// `n` prompts (see [`ExactPrompts::draw_with_lengths`]), each a single user message. A
+    /// failure to build one (a tokenizer that does not count words independently) was found when
+    /// the source was set up, so it falls back to the estimate here rather than failing a run
+    /// half-way.
     pub fn draw(&self, n: usize, seed: u64) -> Vec<Prompt> {
         match self.draw_with_lengths(n, seed) {
             // A user message alone: no system message, so that with `--endpoint completions` the
@@ -257,6 +217,9 @@ impl ExactPrompts {
         }
     }
 
+    /// What the result metadata records: `{"name": "synthetic", "source": {"kind",
+    /// "input_tokens", "token_count_source", "counts", and "tokenizer" or "estimate"}, "rows":
+    /// null}`.
     pub fn describe(&self) -> Value {
         let mut source = json!({
             "kind": "synthetic",
@@ -286,7 +249,7 @@ fn build(
     target: u64,
     opening: &[usize],
     rng: &mut ChaCha8Rng,
-) -> Result<String, String> {
+) -> Result<String> {
     let v = VOCABULARY.len();
     let ones: Vec<usize> = (0..v).filter(|&i| costs.rest[i] == 1).collect();
     let mut idx = Vec::new();
@@ -298,7 +261,11 @@ fn build(
         (0..v)
             .filter(|&i| u64::from(costs.first[i]) <= target)
             .min_by_key(|&i| costs.first[i])
-            .ok_or_else(|| format!("no word is short enough for a {target}-token prompt"))?
+            .ok_or_else(|| {
+                Error::Tokenizer(format!(
+                    "no word is short enough for a {target}-token prompt"
+                ))
+            })?
     };
     idx.push(first);
     total += u64::from(costs.first[first]);
@@ -320,23 +287,38 @@ fn build(
     Ok(join(&idx))
 }
 
-/// Loads a `tokenizer.json` and returns a counter of tokens (no special tokens added).
-pub fn local_counter(path: &std::path::Path) -> Result<Counter, String> {
-    let tok = tokenizers::Tokenizer::from_file(path)
-        .map_err(|e| format!("cannot load tokenizer {}: {e}", path.display()))?;
-    Ok(Arc::new(move |text: &str| {
-        tok.encode(text, false)
-            .map(|e| e.len())
-            .map_err(|e| format!("the tokenizer failed on a prompt: {e}"))
-    }))
+/// Loads a `tokenizer.json` and returns a counter of tokens (no special tokens added). A file
+/// that is missing or not a tokenizer is [`Error::TokenizerFile`] (naming the path); a build
+/// without the `tokenizer` feature answers [`Error::Unsupported`].
+pub fn local_counter(path: &std::path::Path) -> Result<Counter> {
+    #[cfg(feature = "tokenizer")]
+    {
+        let tok = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::TokenizerFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(Arc::new(move |text: &str| {
+            tok.encode(text, false)
+                .map(|e| e.len())
+                .map_err(|e| Error::Tokenizer(format!("the tokenizer failed on a prompt: {e}")))
+        }))
+    }
+    #[cfg(not(feature = "tokenizer"))]
+    {
+        let _ = path;
+        Err(Error::Unsupported(crate::Feature::Tokenizer))
+    }
 }
 
-/// Word costs and a checking counter from a local tokenizer.
+/// Exact prompts from a local tokenizer: word costs measured with `counter`, and every prompt
+/// counted again with it. `detail` says which tokenizer it is (a path, `hf:OWNER/NAME`) in the
+/// metadata. A tokenizer that cannot make exact lengths fails here ([`Error::Tokenizer`]), not
+/// half-way through a run.
 pub fn with_tokenizer(
     length: TokenLength,
     counter: Counter,
     detail: String,
-) -> Result<ExactPrompts, String> {
+) -> Result<ExactPrompts> {
     let costs = WordCosts::measure(|t| counter(t))?;
     let prompts = ExactPrompts {
         length,
@@ -356,47 +338,9 @@ pub fn with_tokenizer(
 mod tests {
     use super::*;
 
-    #[test]
-    fn lengths_parse_and_sample() {
-        assert_eq!(TokenLength::parse("256"), Ok(TokenLength::Fixed(256)));
-        assert_eq!(
-            TokenLength::parse("uniform:10,20"),
-            Ok(TokenLength::Uniform(10, 20))
-        );
-        assert_eq!(
-            TokenLength::parse("normal:100,10"),
-            Ok(TokenLength::Normal {
-                mean: 100.0,
-                std: 10.0
-            })
-        );
-        for bad in [
-            "0",
-            "x",
-            "uniform:5",
-            "uniform:9,3",
-            "uniform:0,3",
-            "normal:0,1",
-            "normal:a,b",
-        ] {
-            assert!(TokenLength::parse(bad).is_err(), "{bad}");
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let n = TokenLength::Normal {
-            mean: 100.0,
-            std: 20.0,
-        };
-        let draws: Vec<u64> = (0..2000).map(|_| n.sample(&mut rng)).collect();
-        assert!(draws.iter().all(|&d| (40..=160).contains(&d)));
-        let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
-        assert!((mean - 100.0).abs() < 2.0, "{mean}");
-        let u = TokenLength::Uniform(3, 5);
-        assert!((0..100).all(|_| (3..=5).contains(&u.sample(&mut rng))));
-    }
-
     /// A tokenizer that splits on spaces and then into pieces of at most 3 letters (so words cost
     /// 1 or 2 tokens), the space belonging to the following word.
-    fn pieces(text: &str) -> Result<usize, String> {
+    fn pieces(text: &str) -> Result<usize> {
         Ok(text
             .split(' ')
             .filter(|w| !w.is_empty())
@@ -433,8 +377,56 @@ mod tests {
             drawn.iter().filter(|(_, n)| *n >= 3).count()
         );
         // Seeded.
-        assert_eq!(p.draw_with_lengths(5, 3), p.draw_with_lengths(5, 3));
-        assert_ne!(p.draw_with_lengths(5, 3), p.draw_with_lengths(5, 4));
+        assert_eq!(
+            p.draw_with_lengths(5, 3).unwrap(),
+            p.draw_with_lengths(5, 3).unwrap()
+        );
+        assert_ne!(
+            p.draw_with_lengths(5, 3).unwrap(),
+            p.draw_with_lengths(5, 4).unwrap()
+        );
+    }
+
+    #[test]
+    fn unusable_tokenizers_are_typed_errors() {
+        let v = VOCABULARY.len();
+        let e = WordCosts::from_counts(&[1; 3]).unwrap_err();
+        assert!(matches!(e, Error::Tokenizer(_)) && e.is_bad_input(), "{e}");
+        let e = WordCosts::from_counts(&vec![2; 2 * v]).unwrap_err();
+        assert!(e.to_string().contains("single token"), "{e}");
+        let mut zero = vec![1; 2 * v];
+        zero[3] = 0;
+        let e = WordCosts::from_counts(&zero).unwrap_err();
+        assert!(e.to_string().contains("no token at all"), "{e}");
+        // A counter's own error comes back as it is.
+        let e = WordCosts::measure(|_| Err(Error::Tokenizer("boom".into()))).unwrap_err();
+        assert_eq!(e.to_string(), "boom");
+        // A counter that is not word-additive (a token more once a text has three words) is
+        // refused up front.
+        let merging: Counter =
+            Arc::new(|t: &str| Ok(pieces(t)? + usize::from(t.split(' ').count() > 2)));
+        let e = with_tokenizer(TokenLength::Fixed(50), merging, "merging".into()).unwrap_err();
+        assert!(
+            matches!(e, Error::Tokenizer(_)) && e.to_string().contains("independently"),
+            "{e}"
+        );
+    }
+
+    /// Without the `tokenizer` feature, a local tokenizer is a clear run-time error.
+    #[cfg(not(feature = "tokenizer"))]
+    #[test]
+    fn local_tokenizers_need_the_tokenizer_feature() {
+        let e = local_counter(std::path::Path::new("tokenizer.json"))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, Error::Unsupported(crate::Feature::Tokenizer)),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "this build has no local tokenizer support (feature `tokenizer`)"
+        );
     }
 
     #[test]

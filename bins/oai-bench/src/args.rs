@@ -1,0 +1,195 @@
+//! `oai-bench`'s flags. Each value is checked by its parser (ranges, lists, enums); how the flags
+//! go together is checked by the library ([`LoadFlags::plan`], [`PromptFlags::check`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tokenomics_bench::load::{Arrival, AtEnd};
+use tokenomics_bench::metrics::Slo;
+use tokenomics_bench::plan::LoadFlags;
+use tokenomics_bench::prompts::PromptFlags;
+use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS, MAX_TOKENS};
+use tokenomics_cli::ServerArgs;
+use tokenomics_client::Endpoint;
+use tokenomics_datasets::exact::TokenLength;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EndpointArg {
+    Chat,
+    Completions,
+}
+
+impl From<EndpointArg> for Endpoint {
+    fn from(e: EndpointArg) -> Self {
+        match e {
+            EndpointArg::Chat => Endpoint::Chat,
+            EndpointArg::Completions => Endpoint::Completions,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Redrawn in place on a terminal, a plain line every 10 s otherwise.
+    Auto,
+    Never,
+}
+
+/// Measure tokens/s and latency of an OpenAI-compatible server under bursts of concurrent
+/// chat requests, or a sustained closed or open loop. Drop-in for oai_server_benchmark.py: same
+/// flags, same JSON.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oai-bench",
+    version,
+    after_help = "Exit codes: 0 success, 1 error, 2 bad usage, 3 some requests failed, 4 every request failed, 130 interrupted.\nUnderscore flags (--batch_sizes) and kebab-case aliases (--batch-sizes) are both accepted."
+)]
+pub struct Args {
+    /// Model tag sent in each request (required unless --simulate is given).
+    #[arg(long, required_unless_present = "simulate")]
+    pub model: Option<String>,
+    /// Prompt source: aime, hf:OWNER/NAME[@REVISION] (any Hugging Face Hub dataset), synthetic, file:PATH [default: aime; synthetic with --simulate].
+    #[arg(long = "dataset_key", visible_alias = "dataset-key")]
+    pub dataset_key: Option<String>,
+    /// Synthetic prompts of an exact length in tokens: N, uniform:LO,HI or normal:MEAN,STD (counted with --tokenizer, else the server's tokenize endpoint, else estimated).
+    #[arg(long = "input_tokens", visible_alias = "input-tokens")]
+    pub input_tokens: Option<TokenLength>,
+    /// With --input_tokens: the model's tokenizer, a tokenizer.json file or a Hub model id (OWNER/NAME).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Hub datasets: the split to read [default: train].
+    #[arg(long = "dataset_split", visible_alias = "dataset-split")]
+    pub dataset_split: Option<String>,
+    /// Hub datasets: the column holding the prompt text, or a chat "messages" column [default: aime: Question; otherwise found by name].
+    #[arg(long = "dataset_column", visible_alias = "dataset-column")]
+    pub dataset_column: Option<String>,
+    /// Burst mode: comma-separated batch sizes; each is one experiment of B requests at once [default: 1,2,4,8].
+    #[arg(long = "batch_sizes", visible_alias = "batch-sizes", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
+    pub batch_sizes: Option<Vec<u64>>,
+    /// Closed loop: keep C requests in flight (comma-separated levels); with --request_rate, a single cap on requests in flight.
+    #[arg(long = "max_concurrency", visible_alias = "max-concurrency", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
+    pub max_concurrency: Option<Vec<u64>>,
+    /// Open loop: send R requests per second on a seeded schedule (comma-separated levels).
+    #[arg(long = "request_rate", visible_alias = "request-rate", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = values::rate)]
+    pub request_rate: Option<Vec<f64>>,
+    /// Open loop: inter-arrival times [default: poisson; gamma when --burstiness is given].
+    #[arg(long, value_enum)]
+    pub arrival: Option<Arrival>,
+    /// Open loop with gamma arrivals: the shape; below 1 burstier than Poisson, above 1 more regular.
+    #[arg(long, value_parser = values::positive_number)]
+    pub burstiness: Option<f64>,
+    /// Closed/open loop: measured requests per level (after the warm-up) [default: 10 per unit of level, at least 20].
+    #[arg(long = "num_requests", visible_alias = "num-requests",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
+    pub num_requests: Option<u64>,
+    /// Closed/open loop: measured seconds per level (after the warm-up); no request is sent after it.
+    #[arg(long, value_parser = values::positive_seconds)]
+    pub duration: Option<Duration>,
+    /// Closed/open loop: seconds of load at the level before measuring; those requests are not counted [default: 0].
+    #[arg(long = "warmup_seconds", visible_alias = "warmup-seconds", value_parser = values::seconds)]
+    pub warmup_seconds: Option<Duration>,
+    /// With --duration: what happens to requests still in flight when it is over: wait (measured) or cancel (counted as cancelled) [default: wait].
+    #[arg(long = "at_end", visible_alias = "at-end", value_enum)]
+    pub at_end: Option<AtEnd>,
+    /// Goodput objectives in milliseconds, e.g. ttft:500,tpot:50,e2el:10000 (ttft and tpot need --stream).
+    #[arg(long)]
+    pub goodput: Option<Slo>,
+    /// Measured runs per level [default: 3 for bursts, 1 for closed and open loops].
+    #[arg(long = "num_runs", visible_alias = "num-runs",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_RUNS))]
+    pub num_runs: Option<u64>,
+    /// Warm-up requests before each level (single requests, max_tokens 30, not recorded).
+    #[arg(long = "warmup_runs", visible_alias = "warmup-runs", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_RUNS))]
+    pub warmup_runs: u64,
+    /// Maximum tokens generated per request.
+    #[arg(long = "max_tokens", visible_alias = "max-tokens", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TOKENS))]
+    pub max_tokens: u64,
+    /// Sampling temperature (0 to 2).
+    #[arg(long, default_value_t = 0.5, value_parser = values::temperature)]
+    pub temperature: f64,
+    /// Prompt sampling seed (each run derives its own from it).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Client worker threads [default: half the CPUs].
+    #[arg(long = "n_cores", visible_alias = "n-cores", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub n_cores: Option<u16>,
+    /// Free text stored in the metadata and used as the plot title.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Output JSON path (written after every level).
+    #[arg(
+        long = "results_file",
+        visible_alias = "results-file",
+        default_value = "async_benchmark_results.json"
+    )]
+    pub results_file: PathBuf,
+    /// Also write one JSON line per request here (timestamps, tokens, outcome), after every run.
+    #[arg(long = "requests_file", visible_alias = "requests-file")]
+    pub requests_file: Option<PathBuf>,
+    /// Also write the per-level summary table as CSV here.
+    #[arg(long = "csv_file", visible_alias = "csv-file")]
+    pub csv_file: Option<PathBuf>,
+    /// Also write the per-level summary table as Markdown here.
+    #[arg(long = "markdown_file", visible_alias = "markdown-file")]
+    pub markdown_file: Option<PathBuf>,
+    /// Live progress: auto (redrawn on a terminal, a line every 10 s otherwise), or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+    /// Stream every request and report TTFT, inter-token latency, TPOT and end-to-end latency.
+    #[arg(long)]
+    pub stream: bool,
+    /// Make every request generate exactly --max_tokens (sends ignore_eos and min_tokens, which vLLM and SGLang honour).
+    #[arg(long = "ignore_eos", visible_alias = "ignore-eos")]
+    pub ignore_eos: bool,
+    /// Generation route: chat (/chat/completions) or completions (/completions).
+    #[arg(long, value_enum, default_value = "chat")]
+    pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl Args {
+    pub fn load(&self) -> LoadFlags {
+        LoadFlags {
+            batch_sizes: self.batch_sizes.clone(),
+            max_concurrency: self.max_concurrency.clone(),
+            request_rate: self.request_rate.clone(),
+            arrival: self.arrival,
+            burstiness: self.burstiness,
+            num_requests: self.num_requests,
+            duration: self.duration,
+            warmup: self.warmup_seconds,
+            at_end: self.at_end,
+            num_runs: self.num_runs,
+        }
+    }
+
+    pub fn prompts(&self) -> PromptFlags {
+        PromptFlags {
+            dataset_key: self.dataset_key.clone(),
+            dataset_split: self.dataset_split.clone(),
+            dataset_column: self.dataset_column.clone(),
+            input_tokens: self.input_tokens,
+            tokenizer: self.tokenizer.clone(),
+        }
+    }
+
+    /// The output files given, with their flags.
+    pub fn outputs(&self) -> Vec<(&'static str, &PathBuf)> {
+        [
+            ("--results_file", Some(&self.results_file)),
+            ("--requests_file", self.requests_file.as_ref()),
+            ("--csv_file", self.csv_file.as_ref()),
+            ("--markdown_file", self.markdown_file.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, path)| path.map(|p| (flag, p)))
+        .collect()
+    }
+}

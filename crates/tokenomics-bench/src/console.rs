@@ -1,0 +1,144 @@
+//! What the benchmark binaries print while they run: [`Observer`]s that write the run lines and
+//! level summaries of [`crate::report`] to the terminal, count outcomes for the exit code, and
+//! keep the live progress line (when there is one) out of the way of what they print.
+
+use tokenomics_client::Error as ClientError;
+use tokenomics_stats::{ChatLevel, EmbedLevel};
+
+use crate::live::Live;
+use crate::load::Shape;
+use crate::{report, ChatConfig, EmbedConfig, EmbedRunReport, Error, Observer, RunReport};
+
+/// Requests counted for the exit code.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// The chat benchmark's console.
+#[derive(Default)]
+pub struct ChatConsole {
+    pub outcome: Outcome,
+    warned: bool,
+    live: Option<Live>,
+}
+
+impl ChatConsole {
+    /// A console that prints above the live progress line `live`, when there is one.
+    pub fn new(live: Option<Live>) -> Self {
+        Self {
+            live,
+            ..Self::default()
+        }
+    }
+
+    /// Removes the live progress line (before the final summary is printed).
+    pub fn finish_live(&mut self) {
+        if let Some(live) = self.live.take() {
+            live.finish();
+        }
+    }
+
+    fn print(&self, text: &str) {
+        match &self.live {
+            Some(l) => l.print(text),
+            None => println!("{}", text.strip_suffix('\n').unwrap_or(text)),
+        }
+    }
+}
+
+impl Observer for ChatConsole {
+    fn level_started(&mut self, shape: &Shape) {
+        self.print(&format!("\n=== {} ===", shape.title()));
+        self.warned = false;
+    }
+    fn warmup_failed(&mut self, _key: &str, error: &ClientError) {
+        if !self.warned {
+            eprintln!("  warning: a warm-up request failed: {error}");
+            self.warned = true;
+        }
+    }
+    fn records_failed(&mut self, error: &Error) {
+        eprintln!("  warning: the per-request records file is no longer written: {error}");
+    }
+    fn run_finished(&mut self, r: &RunReport) {
+        self.outcome.succeeded += r.succeeded as u64;
+        self.outcome.failed += r.failed as u64;
+        self.print(&report::run_line(r));
+    }
+    fn level_finished(&mut self, key: &str, level: &ChatLevel) {
+        self.print(&report::level_summary(key, level));
+    }
+}
+
+/// The embedding benchmark's console.
+#[derive(Default)]
+pub struct EmbedConsole {
+    pub outcome: Outcome,
+    warned: bool,
+}
+
+impl Observer for EmbedConsole {
+    fn warmup_failed(&mut self, _: &str, error: &ClientError) {
+        if !self.warned {
+            eprintln!("  warning: a warm-up request failed: {error}");
+            self.warned = true;
+        }
+    }
+    fn embed_run_finished(&mut self, r: &EmbedRunReport) {
+        if r.run == 0 {
+            println!("\n=== {} ===", r.key);
+        }
+        self.outcome.succeeded += r.succeeded as u64;
+        self.outcome.failed += r.failed as u64;
+        println!("{}", report::embed_run_line(r));
+    }
+    fn embed_level_finished(&mut self, key: &str, level: &EmbedLevel) {
+        print!("{}", report::embed_level_summary(key, level));
+    }
+}
+
+/// The line that opens a chat run: model, server, levels, runs, tokens, streaming.
+pub fn chat_banner(c: &ChatConfig) -> String {
+    let shapes = c.shapes();
+    let keys: Vec<String> = shapes.iter().map(Shape::key).collect();
+    let levels = match shapes.first() {
+        Some(Shape::Open(o)) => format!(
+            "open loop at {} requests/s ({} arrivals{})",
+            keys.join(", "),
+            o.arrival.name(),
+            o.max_concurrency
+                .map(|c| format!(", at most {c} in flight"))
+                .unwrap_or_default()
+        ),
+        Some(Shape::Closed { .. }) => format!("closed loop at concurrency {}", keys.join(", ")),
+        _ => format!("batch sizes {}", keys.join(", ")),
+    };
+    format!(
+        "Benchmarking {:?} at {} — {levels}, {} run{} each, max_tokens {}, {}",
+        c.model,
+        c.api_base,
+        c.num_runs,
+        if c.num_runs == 1 { "" } else { "s" },
+        c.max_tokens,
+        if c.stream {
+            "streaming"
+        } else {
+            "not streaming"
+        }
+    )
+}
+
+/// The line that opens an embedding run.
+pub fn embed_banner(c: &EmbedConfig) -> String {
+    let lengths: Vec<String> = c.sequence_lengths.iter().map(|l| l.label()).collect();
+    format!(
+        "Benchmarking embeddings of {:?} at {} — batch sizes {:?}, lengths {}, {} runs each",
+        c.model,
+        c.api_base,
+        c.batch_sizes,
+        lengths.join(","),
+        c.num_runs
+    )
+}

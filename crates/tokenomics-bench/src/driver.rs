@@ -1,0 +1,159 @@
+//! The one level loop of every benchmark.
+//!
+//! For each level: stop if a shutdown was asked for; warm up; run the level's runs (each stops
+//! early on a shutdown); pool them into the level's result; mark level and document incomplete if
+//! the runs were cut short; keep the level if any request finished; write the document, atomically.
+//! After the last level, a shutdown that came between levels still marks the document
+//! incomplete. What differs between the chat and the embedding benchmark — what a run sends and
+//! how its records are pooled — is the [`Workload`].
+
+use std::path::Path;
+
+use serde::Serialize;
+use tokenomics_stats::{write_json_atomic, ChatDocument, ChatLevel, EmbedDocument, EmbedLevel};
+
+use crate::shutdown::Shutdown;
+use crate::{Observer, Result};
+
+/// A result document the loop fills level by level.
+pub(crate) trait Document: Serialize {
+    type Level;
+    fn insert(&mut self, key: String, level: Self::Level);
+    fn mark_incomplete(&mut self);
+}
+
+/// A level's result.
+pub(crate) trait LevelResult {
+    /// Whether any request finished (an interrupted level with none has nothing to report).
+    fn measured_any(&self) -> bool;
+    fn mark_incomplete(&mut self);
+}
+
+/// What a benchmark runs at each level.
+pub(crate) trait Workload {
+    /// What defines a level.
+    type Spec;
+    /// The runs of a level so far.
+    type Acc;
+    type Level: LevelResult;
+    type Doc: Document<Level = Self::Level>;
+
+    /// The level's key in `results`.
+    fn key(&self, spec: &Self::Spec) -> String;
+    /// Requests before the level's measured runs, not recorded.
+    async fn warm_up(&mut self, spec: &Self::Spec, observer: &mut dyn Observer);
+    /// The level starts (after its warm-up).
+    fn begin(&mut self, spec: &Self::Spec, observer: &mut dyn Observer) -> Self::Acc;
+    /// One measured run; `false` when a request was abandoned by an interruption.
+    async fn run(
+        &mut self,
+        spec: &Self::Spec,
+        run: usize,
+        acc: &mut Self::Acc,
+        observer: &mut dyn Observer,
+    ) -> bool;
+    /// The level's result from its runs.
+    fn finish(&mut self, acc: Self::Acc) -> Self::Level;
+    /// The level is complete and kept.
+    fn level_finished(&mut self, key: &str, level: &Self::Level, observer: &mut dyn Observer);
+    /// Brings the document up to date after a level (e.g. what the first responses taught).
+    fn annotate(&self, _doc: &mut Self::Doc) {}
+}
+
+/// Runs every level of `specs` and fills `doc`, written to `results_file` after each level.
+/// Returns whether the run was interrupted.
+pub(crate) async fn run_levels<W: Workload>(
+    workload: &mut W,
+    specs: Vec<W::Spec>,
+    doc: &mut W::Doc,
+    num_runs: u64,
+    shutdown: &Shutdown,
+    results_file: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<bool> {
+    let mut interrupted = false;
+    let save = |doc: &W::Doc, observer: &mut dyn Observer| -> Result<()> {
+        if let Some(path) = results_file {
+            write_json_atomic(path, doc)?;
+            observer.saved(path);
+        }
+        Ok(())
+    };
+    for spec in specs {
+        if shutdown.is_stopping() {
+            break;
+        }
+        let key = workload.key(&spec);
+        workload.warm_up(&spec, observer).await;
+        let mut acc = workload.begin(&spec, observer);
+        let mut complete = true;
+        for run in 0..num_runs as usize {
+            if shutdown.is_stopping() {
+                complete = false;
+                break;
+            }
+            complete &= workload.run(&spec, run, &mut acc, observer).await;
+        }
+        let mut level = workload.finish(acc);
+        if !complete {
+            interrupted = true;
+            level.mark_incomplete();
+            doc.mark_incomplete();
+        }
+        if level.measured_any() {
+            workload.level_finished(&key, &level, observer);
+            doc.insert(key, level);
+        }
+        workload.annotate(doc);
+        save(doc, observer)?;
+    }
+    if shutdown.is_stopping() && !interrupted {
+        // Stopped between levels: every level written is whole, but not every level ran.
+        interrupted = true;
+        doc.mark_incomplete();
+        save(doc, observer)?;
+    }
+    Ok(interrupted)
+}
+
+impl Document for ChatDocument {
+    type Level = ChatLevel;
+    fn insert(&mut self, key: String, level: ChatLevel) {
+        self.results.insert(key, level);
+    }
+    fn mark_incomplete(&mut self) {
+        self.metadata.incomplete = true;
+    }
+}
+
+impl LevelResult for ChatLevel {
+    fn measured_any(&self) -> bool {
+        self.requests
+            .as_ref()
+            .is_some_and(|c| c.succeeded + c.failed > 0)
+    }
+    fn mark_incomplete(&mut self) {
+        self.incomplete = true;
+    }
+}
+
+impl Document for EmbedDocument {
+    type Level = EmbedLevel;
+    fn insert(&mut self, key: String, level: EmbedLevel) {
+        self.results.insert(key, level);
+    }
+    fn mark_incomplete(&mut self) {
+        self.metadata.incomplete = true;
+    }
+}
+
+impl LevelResult for EmbedLevel {
+    fn measured_any(&self) -> bool {
+        self.requests
+            .as_ref()
+            .is_some_and(|c| c.succeeded + c.failed > 0)
+    }
+    fn mark_incomplete(&mut self) {
+        self.incomplete = true;
+    }
+}

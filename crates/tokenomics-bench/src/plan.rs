@@ -1,0 +1,339 @@
+//! From the load flags of a command line to the levels a benchmark runs.
+//!
+//! clap has already checked each value on its own (positive, finite, in range); what is left
+//! here is how the flags go together: bursts, a closed loop or an open loop, and which limits
+//! mean something for which. Every refusal is an [`Error::Invalid`] whose message names the
+//! flags, so a binary prints it as it is and exits with the usage code.
+
+use std::time::Duration;
+
+use crate::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
+use crate::metrics::Slo;
+use crate::{Error, Result};
+
+/// The load flags as given (`None`: not given).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadFlags {
+    /// `--batch_sizes`: bursts.
+    pub batch_sizes: Option<Vec<u64>>,
+    /// `--max_concurrency`: a closed loop per value, or with `--request_rate` one cap.
+    pub max_concurrency: Option<Vec<u64>>,
+    /// `--request_rate`: an open loop per value, requests per second.
+    pub request_rate: Option<Vec<f64>>,
+    pub arrival: Option<Arrival>,
+    pub burstiness: Option<f64>,
+    pub num_requests: Option<u64>,
+    pub duration: Option<Duration>,
+    pub warmup: Option<Duration>,
+    pub at_end: Option<AtEnd>,
+    pub num_runs: Option<u64>,
+}
+
+/// What the flags ask for: the levels in order, when a sustained level stops, runs per level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPlan {
+    pub levels: Vec<Shape>,
+    pub limits: Limits,
+    pub num_runs: u64,
+}
+
+/// The batch sizes when no load flag is given (the original's).
+pub const DEFAULT_BATCH_SIZES: [u64; 4] = [1, 2, 4, 8];
+
+/// The most arrivals an open-loop level may schedule (rate × (warm-up + duration)).
+pub const MAX_SCHEDULED: f64 = 100_000_000.0;
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid(message.into())
+}
+
+impl LoadFlags {
+    /// Whether the flags ask for a sustained load (closed or open loop).
+    pub fn sustained(&self) -> bool {
+        self.max_concurrency.is_some() || self.request_rate.is_some()
+    }
+
+    /// Checks how the flags go together and builds the plan.
+    pub fn plan(&self) -> Result<LoadPlan> {
+        let sustained = self.sustained();
+        let warmup = self.warmup.unwrap_or(Duration::ZERO);
+        if sustained && self.batch_sizes.is_some() {
+            return Err(invalid(
+                "--batch_sizes is for bursts; with --max_concurrency or --request_rate the levels are those values",
+            ));
+        }
+        if !sustained {
+            for (flag, given) in [
+                ("--num_requests", self.num_requests.is_some()),
+                ("--duration", self.duration.is_some()),
+                ("--warmup_seconds", !warmup.is_zero()),
+                ("--arrival", self.arrival.is_some()),
+                ("--burstiness", self.burstiness.is_some()),
+                ("--at_end", self.at_end.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(format!(
+                        "{flag} needs a sustained load: give --max_concurrency or --request_rate"
+                    )));
+                }
+            }
+        }
+        let at_end = self.at_end.unwrap_or_default();
+        if at_end == AtEnd::Cancel && self.duration.is_none() {
+            return Err(invalid("--at_end cancel needs --duration"));
+        }
+        let levels = match (&self.request_rate, &self.max_concurrency) {
+            (Some(rates), cap) => self.open_levels(rates, cap.as_deref(), warmup)?,
+            (None, Some(concurrencies)) => {
+                if self.arrival.is_some() || self.burstiness.is_some() {
+                    return Err(invalid(
+                        "--arrival and --burstiness shape an open loop: give --request_rate",
+                    ));
+                }
+                concurrencies
+                    .iter()
+                    .map(|&concurrency| Shape::Closed { concurrency })
+                    .collect()
+            }
+            (None, None) => self
+                .batch_sizes
+                .as_deref()
+                .unwrap_or(&DEFAULT_BATCH_SIZES)
+                .iter()
+                .map(|&batch| Shape::Burst { batch })
+                .collect(),
+        };
+        if levels.is_empty() {
+            return Err(invalid("no load level given"));
+        }
+        let num_runs = self.num_runs.unwrap_or(if sustained { 1 } else { 3 });
+        if num_runs == 0 {
+            return Err(invalid("--num_runs must be at least 1"));
+        }
+        if self.num_requests == Some(0) {
+            return Err(invalid("--num_requests must be at least 1"));
+        }
+        Ok(LoadPlan {
+            levels,
+            limits: Limits {
+                num_requests: self.num_requests,
+                duration: self.duration,
+                warmup,
+                at_end,
+            },
+            num_runs,
+        })
+    }
+
+    fn open_levels(
+        &self,
+        rates: &[f64],
+        cap: Option<&[u64]>,
+        warmup: Duration,
+    ) -> Result<Vec<Shape>> {
+        let cap = match cap {
+            None => None,
+            Some([one]) => Some(*one),
+            Some(_) => {
+                return Err(invalid(
+                    "--max_concurrency with --request_rate is one cap on requests in flight, not a list",
+                ))
+            }
+        };
+        let arrival = match (self.arrival, self.burstiness) {
+            (Some(a), _) => a,
+            (None, Some(_)) => Arrival::Gamma,
+            (None, None) => Arrival::Poisson,
+        };
+        if self.burstiness.is_some() && arrival != Arrival::Gamma {
+            return Err(invalid(format!(
+                "--burstiness shapes gamma arrivals; it means nothing with --arrival {}",
+                arrival.name()
+            )));
+        }
+        let burstiness = self.burstiness.unwrap_or(1.0);
+        if !(burstiness.is_finite() && burstiness > 0.0) {
+            return Err(invalid(format!(
+                "--burstiness {burstiness} must be a positive number"
+            )));
+        }
+        for &rate in rates {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(invalid(format!(
+                    "--request_rate {rate} is not a positive number of requests per second"
+                )));
+            }
+            // Every arrival of a level is scheduled up front: keep the schedule a sane size.
+            if let Some(d) = self.duration {
+                let arrivals = rate * (d + warmup).as_secs_f64();
+                if arrivals > MAX_SCHEDULED {
+                    return Err(invalid(format!(
+                        "--request_rate {rate} for {} s schedules {arrivals:.0} requests, more than {MAX_SCHEDULED:.0}; shorten --duration",
+                        (d + warmup).as_secs_f64()
+                    )));
+                }
+            }
+        }
+        Ok(rates
+            .iter()
+            .map(|&rate| {
+                Shape::Open(OpenLoop {
+                    rate,
+                    arrival,
+                    burstiness,
+                    max_concurrency: cap,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Checks what a chat request asks for: a model tag that is not blank, and goodput objectives
+/// that the responses can show (TTFT and TPOT need streamed responses).
+pub fn check_requests(model: Option<&str>, goodput: Option<&Slo>, stream: bool) -> Result<()> {
+    if model.is_some_and(|m| m.trim().is_empty()) {
+        return Err(invalid(
+            "--model is empty: give the model tag the server serves",
+        ));
+    }
+    if goodput.is_some_and(|g| g.needs_stream()) && !stream {
+        return Err(invalid(
+            "--goodput ttft and tpot objectives need --stream (only a stream shows when tokens arrive)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(flags: LoadFlags, words: &str) {
+        match flags.plan() {
+            Err(Error::Invalid(m)) => assert!(m.contains(words), "{m}"),
+            other => panic!("expected a refusal naming {words:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_original_bursts() {
+        let plan = LoadFlags::default().plan().unwrap();
+        let batches: Vec<u64> = plan
+            .levels
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Burst { batch } => Some(*batch),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(batches, DEFAULT_BATCH_SIZES);
+        assert_eq!(plan.num_runs, 3);
+        assert_eq!(plan.limits, Limits::default());
+    }
+
+    #[test]
+    fn loops_and_their_limits() {
+        let closed = LoadFlags {
+            max_concurrency: Some(vec![8, 64]),
+            duration: Some(Duration::from_secs(30)),
+            warmup: Some(Duration::from_secs(5)),
+            ..LoadFlags::default()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(
+            closed.levels,
+            vec![
+                Shape::Closed { concurrency: 8 },
+                Shape::Closed { concurrency: 64 }
+            ]
+        );
+        assert_eq!(closed.num_runs, 1);
+        assert_eq!(closed.limits.warmup, Duration::from_secs(5));
+        let open = LoadFlags {
+            request_rate: Some(vec![2.5]),
+            max_concurrency: Some(vec![16]),
+            burstiness: Some(0.5),
+            ..LoadFlags::default()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(
+            open.levels,
+            vec![Shape::Open(OpenLoop {
+                rate: 2.5,
+                arrival: Arrival::Gamma,
+                burstiness: 0.5,
+                max_concurrency: Some(16)
+            })]
+        );
+    }
+
+    #[test]
+    fn flags_that_do_not_go_together_are_refused() {
+        let secs = |s| Some(Duration::from_secs(s));
+        refused(
+            LoadFlags {
+                batch_sizes: Some(vec![1]),
+                max_concurrency: Some(vec![4]),
+                ..LoadFlags::default()
+            },
+            "--batch_sizes is for bursts",
+        );
+        refused(
+            LoadFlags {
+                duration: secs(5),
+                ..LoadFlags::default()
+            },
+            "needs a sustained load",
+        );
+        refused(
+            LoadFlags {
+                max_concurrency: Some(vec![4]),
+                at_end: Some(AtEnd::Cancel),
+                ..LoadFlags::default()
+            },
+            "--at_end cancel needs --duration",
+        );
+        refused(
+            LoadFlags {
+                max_concurrency: Some(vec![4]),
+                arrival: Some(Arrival::Gamma),
+                ..LoadFlags::default()
+            },
+            "--request_rate",
+        );
+        refused(
+            LoadFlags {
+                request_rate: Some(vec![5.0]),
+                max_concurrency: Some(vec![2, 4]),
+                ..LoadFlags::default()
+            },
+            "one cap",
+        );
+        refused(
+            LoadFlags {
+                request_rate: Some(vec![5.0]),
+                arrival: Some(Arrival::Constant),
+                burstiness: Some(2.0),
+                ..LoadFlags::default()
+            },
+            "--burstiness",
+        );
+        refused(
+            LoadFlags {
+                request_rate: Some(vec![1e6]),
+                duration: secs(365 * 24 * 3600),
+                ..LoadFlags::default()
+            },
+            "shorten --duration",
+        );
+        refused(
+            LoadFlags {
+                num_runs: Some(0),
+                ..LoadFlags::default()
+            },
+            "--num_runs",
+        );
+    }
+}

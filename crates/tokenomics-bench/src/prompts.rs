@@ -1,0 +1,188 @@
+//! Preparing the prompts of a chat benchmark from the prompt flags.
+//!
+//! Either a dataset (`--dataset_key`: synthetic text, a file, a Hugging Face Hub dataset), or
+//! synthetic prompts of an exact token length (`--input_tokens`), whose lengths are counted by the
+//! first of these that works: the tokenizer the user names (`--tokenizer`: a `tokenizer.json` or a
+//! Hub model id), the server's tokenize endpoint, or an estimate — which is labelled as one in
+//! the results and pointed out in a [`Note`].
+
+use std::path::Path;
+
+use tokenomics_datasets::exact::{self, ExactPrompts, TokenLength};
+use tokenomics_datasets::hub::HubConfig;
+use tokenomics_datasets::PromptSource;
+
+use crate::tokenize;
+use crate::{Error, Result};
+
+/// The prompt flags as given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PromptFlags {
+    /// `--dataset_key` [default: `aime`; `synthetic` against the simulator or with
+    /// `--input_tokens`].
+    pub dataset_key: Option<String>,
+    pub dataset_split: Option<String>,
+    pub dataset_column: Option<String>,
+    /// `--input_tokens`: synthetic prompts of an exact length.
+    pub input_tokens: Option<TokenLength>,
+    /// `--tokenizer`: a `tokenizer.json` or a Hub model id, to count `--input_tokens` with.
+    pub tokenizer: Option<String>,
+}
+
+/// Where the server is, for its tokenize endpoint.
+#[derive(Debug, Clone)]
+pub struct TokenizeTarget {
+    pub api_base: String,
+    pub api_key: Option<String>,
+    pub model: String,
+}
+
+/// Something to tell the user about the prompts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// What was done (printed on stdout).
+    Info(String),
+    /// What fell short of what was asked (printed on stderr).
+    Warning(String),
+}
+
+/// The prompts of a benchmark, ready to draw, and what to tell the user about them.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub source: PromptSource,
+    /// The dataset key recorded in the metadata.
+    pub dataset_key: String,
+    pub notes: Vec<Note>,
+}
+
+impl PromptFlags {
+    /// Checks what needs no network: flags that do not go together.
+    pub fn check(&self) -> Result<()> {
+        if self.tokenizer.is_some() && self.input_tokens.is_none() {
+            return Err(Error::Invalid(
+                "--tokenizer counts the tokens of --input_tokens prompts: give --input_tokens too"
+                    .into(),
+            ));
+        }
+        if self.input_tokens.is_some()
+            && self
+                .dataset_key
+                .as_deref()
+                .is_some_and(|k| k != "synthetic")
+        {
+            return Err(Error::Invalid(
+                "--input_tokens makes synthetic prompts: it cannot be used with another --dataset_key"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The dataset key in effect: the one given, else `synthetic` for a simulated run or
+    /// token-exact prompts, else the original's `aime`.
+    pub fn dataset_key(&self, simulated: bool) -> String {
+        self.dataset_key.clone().unwrap_or_else(|| {
+            if simulated || self.input_tokens.is_some() {
+                "synthetic".into()
+            } else {
+                "aime".into()
+            }
+        })
+    }
+
+    /// Loads the dataset or builds the token-exact prompts.
+    pub async fn prepare(
+        &self,
+        server: &TokenizeTarget,
+        simulated: bool,
+        hub: &HubConfig,
+    ) -> Result<Prepared> {
+        self.check()?;
+        let dataset_key = self.dataset_key(simulated);
+        let mut notes = Vec::new();
+        let source = match self.input_tokens {
+            Some(length) => PromptSource::Exact(self.exact(length, server, hub, &mut notes).await?),
+            None => {
+                let (source, note) = PromptSource::open(
+                    &dataset_key,
+                    self.dataset_split.as_deref(),
+                    self.dataset_column.as_deref(),
+                    hub,
+                )
+                .await?;
+                notes.extend(note.map(Note::Warning));
+                if let PromptSource::Rows { rows, .. } = &source {
+                    let commit = source.describe()["source"]["commit"]
+                        .as_str()
+                        .map(|c| format!(" (commit {})", &c[..c.len().min(12)]))
+                        .unwrap_or_default();
+                    notes.push(Note::Info(format!(
+                        "Dataset {dataset_key}: {} prompts{commit}",
+                        rows.len()
+                    )));
+                }
+                source
+            }
+        };
+        Ok(Prepared {
+            source,
+            dataset_key,
+            notes,
+        })
+    }
+
+    /// Token-exact prompts: lengths counted with `--tokenizer` (a file, or a Hub model's
+    /// tokenizer.json), else the server's tokenize endpoint, else estimated (and labelled so).
+    async fn exact(
+        &self,
+        length: TokenLength,
+        server: &TokenizeTarget,
+        hub: &HubConfig,
+        notes: &mut Vec<Note>,
+    ) -> Result<ExactPrompts> {
+        if let Some(t) = &self.tokenizer {
+            let path = Path::new(t);
+            let (path, detail) = if path.exists() {
+                (path.to_path_buf(), path.display().to_string())
+            } else if t.split('/').count() == 2 && !t.ends_with(".json") {
+                let p = tokenomics_datasets::hub::model_tokenizer(t, hub).await?;
+                (p, format!("hf:{t}"))
+            } else {
+                return Err(Error::Invalid(format!(
+                    "--tokenizer {t}: no such file, and not a Hub model id (OWNER/NAME)"
+                )));
+            };
+            let counter = exact::local_counter(&path)?;
+            let prompts = exact::with_tokenizer(length, counter, detail)?;
+            notes.push(Note::Info(format!(
+                "Prompt lengths: exact, counted with the tokenizer {t}"
+            )));
+            return Ok(prompts);
+        }
+        let endpoint =
+            tokenize::Endpoint::find(&server.api_base, server.api_key.clone(), &server.model).await;
+        let counted = match endpoint {
+            Ok(ep) => tokenize::endpoint_prompts(&ep, length)
+                .await
+                .map(|p| (p, ep.url)),
+            Err(e) => Err(e),
+        };
+        match counted {
+            Ok((prompts, url)) => {
+                notes.push(Note::Info(format!(
+                    "Prompt lengths: exact, counted by the server's tokenizer at {url}"
+                )));
+                return Ok(prompts);
+            }
+            Err(e) => notes.push(Note::Warning(e.to_string())),
+        }
+        notes.push(Note::Warning(format!(
+            "prompt lengths are estimated ({} tokens per word); give --tokenizer for exact ones",
+            exact::TOKENS_PER_WORD
+        )));
+        Ok(ExactPrompts {
+            length,
+            lengths: exact::Lengths::Estimate,
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! Text reports: per-run lines and per-level summaries for a terminal, as the original printed
+//! them (`mean ± std` for every metric) plus the request outcomes and streaming latencies, and
+//! the per-level [`table`] in every format.
+
+pub mod table;
+
+use std::fmt::Write;
+
+use tokenomics_stats::{ChatLevel, Distribution, EmbedLevel, Load, Mode, RequestCounts, Stat};
+
+use crate::{EmbedRunReport, RunReport};
+
+/// A number with a sensible number of digits for its size.
+pub fn num(x: f64) -> String {
+    if x.is_nan() {
+        return "n/a".into();
+    }
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{x:.0}");
+    }
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+fn pm(s: &Stat) -> String {
+    format!("{} ± {}", num(s.mean), num(s.std))
+}
+
+/// Milliseconds with three significant-ish digits.
+fn ms(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.1}", x * 1e3)
+    }
+}
+
+/// One line per run: output tokens per request, batch time, request and batch tokens/s.
+pub fn run_line(r: &RunReport) -> String {
+    let mut s = format!(
+        "  run {}/{}: {} tokens/request, batch {} s, request {} tokens/s, batch {} tokens/s",
+        r.run + 1,
+        r.num_runs,
+        num(r.mean_output_tokens),
+        num(r.batch_seconds),
+        num(r.mean_request_tokens_per_second),
+        num(r.batch_tokens_per_second)
+    );
+    if r.failed > 0 {
+        let _ = write!(
+            s,
+            "  ({} of {} requests failed)",
+            r.failed,
+            r.failed + r.succeeded
+        );
+    }
+    s
+}
+
+/// Failures by kind with the first message of each.
+pub fn failures(counts: &RequestCounts) -> String {
+    let mut s = String::new();
+    for (kind, e) in &counts.errors {
+        let _ = writeln!(s, "    {kind} × {}: {}", e.count, e.first_message);
+    }
+    s
+}
+
+fn latency_row(name: &str, d: &Distribution) -> String {
+    format!(
+        "    {name:<5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        ms(d.mean),
+        ms(d.p50),
+        ms(d.p90),
+        ms(d.p95),
+        ms(d.p99),
+        ms(d.max)
+    )
+}
+
+/// The summary of one level: every metric as `mean ± std`, outcomes, and latencies.
+pub fn level_summary(key: &str, level: &ChatLevel) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} — summary over runs (mean ± std)",
+        level_title(key, level)
+    );
+    let rows = [
+        ("input tokens/request", &level.tokens.input_per_request),
+        ("output tokens/request", &level.tokens.output_per_request),
+        ("batch total (s)", &level.timings.batch_total_seconds),
+        ("fastest request (s)", &level.timings.fastest_seconds),
+        ("slowest request (s)", &level.timings.slowest_seconds),
+        ("spread (s)", &level.timings.spread_seconds),
+        ("batch tokens/s", &level.throughput.batch_tokens_per_second),
+        (
+            "request tokens/s",
+            &level.throughput.request_tokens_per_second,
+        ),
+    ];
+    for (name, stat) in rows {
+        let _ = writeln!(s, "  {name:<22} {}", pm(stat));
+    }
+    if let Some(rps) = level.throughput.requests_per_second {
+        let _ = writeln!(s, "  {:<22} {}", "requests/s", num(rps.mean));
+    }
+    if let Some(st) = &level.throughput.steady_state {
+        let _ = writeln!(
+            s,
+            "  {:<22} {} output tokens/s, {} requests/s over {} s ({}% of the run's window at ≥ 90% of {} in flight)",
+            "steady state",
+            num(st.output_tokens_per_second.mean),
+            num(st.requests_per_second.mean),
+            num(st.seconds.mean),
+            num((st.coverage.mean * 100.0).round()),
+            num(st.target_in_flight.mean)
+        );
+    }
+    if let Some(sched) = level.load.as_ref().and_then(Load::schedule) {
+        let mean = |s: Option<Stat>| s.map_or(f64::NAN, |s| s.mean);
+        let q = |d: Option<&Distribution>, f: fn(&Distribution) -> f64| d.map_or(f64::NAN, f);
+        let _ = writeln!(
+            s,
+            "  {:<22} {} requests/s achieved of {} scheduled; send lag p50 {} ms, p99 {} ms",
+            "arrivals",
+            num(mean(sched.achieved_rate)),
+            num(mean(sched.scheduled_rate)),
+            ms(q(sched.send_lag.as_ref(), |d| d.p50)),
+            ms(q(sched.send_lag.as_ref(), |d| d.p99))
+        );
+        if let Some(w) = &sched.slot_wait {
+            let _ = writeln!(
+                s,
+                "  {:<22} p50 {} ms, p99 {} ms waiting for a concurrency slot",
+                "",
+                ms(w.p50),
+                ms(w.p99)
+            );
+        }
+    }
+    if let Some(c) = &level.requests {
+        let _ = write!(
+            s,
+            "  {:<22} {} succeeded, {} failed",
+            "requests", c.succeeded, c.failed
+        );
+        if c.cancelled > 0 {
+            let _ = write!(s, ", {} cancelled at the end", c.cancelled);
+        }
+        s.push('\n');
+        s.push_str(&failures(c));
+    }
+    if let Some(g) = &level.goodput {
+        let _ = writeln!(
+            s,
+            "  {:<22} {} of {} requests met every objective ({}%), {} good requests/s",
+            "goodput",
+            g.good,
+            g.total,
+            num((g.share * 1000.0).round() / 10.0),
+            num(g.requests_per_second)
+        );
+    }
+    if let Some(l) = &level.latency {
+        let _ = writeln!(
+            s,
+            "  latency (ms)     mean       p50       p90       p95       p99       max"
+        );
+        s.push_str(&latency_row("TTFT", &l.ttft));
+        s.push_str(&latency_row("ITL", &l.itl));
+        s.push_str(&latency_row("TPOT", &l.tpot));
+        s.push_str(&latency_row("E2EL", &l.e2el));
+        if let Some(d) = &l.time_to_first_answer_token {
+            s.push_str(&latency_row("TTFAT", d));
+        }
+        if let Some(d) = &l.ttft_from_schedule {
+            s.push_str(&latency_row("TTFT*", d));
+            let _ = writeln!(
+                s,
+                "    (TTFT*: from the scheduled send time, waits in the client included)"
+            );
+        }
+    }
+    s
+}
+
+/// "batch size 8", "concurrency 64" or "2.5 requests/s", by the level's mode.
+pub fn level_title(key: &str, level: &ChatLevel) -> String {
+    match level.load.as_ref().map(Load::mode) {
+        Some(Mode::ClosedLoop) => format!("concurrency {key}"),
+        Some(Mode::OpenLoop) => format!("{key} requests/s"),
+        _ => format!("batch size {key}"),
+    }
+}
+
+/// One line per embedding run.
+pub fn embed_run_line(r: &EmbedRunReport) -> String {
+    let mut s = format!(
+        "  run {}/{}: {} embeddings, {} tokens, batch {} s, {} embeddings/s, {} tokens/s",
+        r.run + 1,
+        r.num_runs,
+        r.embeddings,
+        r.tokens,
+        num(r.batch_seconds),
+        num(r.batch_embeddings_per_second),
+        num(r.batch_tokens_per_second)
+    );
+    if r.failed > 0 {
+        let _ = write!(
+            s,
+            "  ({} of {} requests failed)",
+            r.failed,
+            r.failed + r.succeeded
+        );
+    }
+    if r.retries > 0 {
+        let _ = write!(s, "  ({} retries)", r.retries);
+    }
+    s
+}
+
+fn pm_range(s: &Stat) -> String {
+    match (s.min, s.max) {
+        (Some(lo), Some(hi)) => format!("{}  [{} … {}]", pm(s), num(lo), num(hi)),
+        _ => pm(s),
+    }
+}
+
+/// The summary of one embedding configuration: every statistic as `mean ± std [min … max]`.
+pub fn embed_level_summary(key: &str, level: &EmbedLevel) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{key} — summary over runs (mean ± std [min … max])");
+    let rows = [
+        ("tokens/batch", &level.tokens.total_per_batch),
+        ("embeddings/batch", &level.tokens.embeddings_per_batch),
+        ("batch total (s)", &level.timings.batch_total_seconds),
+        ("fastest request (s)", &level.timings.fastest_seconds),
+        ("slowest request (s)", &level.timings.slowest_seconds),
+        ("spread (s)", &level.timings.spread_seconds),
+        (
+            "batch embeddings/s",
+            &level.throughput.batch_embeddings_per_second,
+        ),
+        ("batch tokens/s", &level.throughput.batch_tokens_per_second),
+        (
+            "request embeddings/s",
+            &level.throughput.request_embeddings_per_second,
+        ),
+        (
+            "request tokens/s",
+            &level.throughput.request_tokens_per_second,
+        ),
+    ];
+    for (name, stat) in rows {
+        let _ = writeln!(s, "  {name:<22} {}", pm_range(stat));
+    }
+    if let Some(l) = &level.latency {
+        let _ = writeln!(
+            s,
+            "  {:<22} p50 {} ms, p90 {} ms, p99 {} ms",
+            "request latency",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99)
+        );
+    }
+    if let Some(c) = &level.requests {
+        let _ = writeln!(
+            s,
+            "  {:<22} {} succeeded, {} failed, {} retries",
+            "requests", c.succeeded, c.failed, c.retries
+        );
+        s.push_str(&failures(c));
+    }
+    if let Some(src) = &level.tokens.token_source {
+        if src.contains_key("estimate") {
+            let _ = writeln!(
+                s,
+                "  note: the server reported no usage for some requests; their tokens are estimated as words × 1.3"
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_readable() {
+        assert_eq!(num(3729.295223546461), "3729");
+        assert_eq!(num(159.1587), "159.2");
+        assert_eq!(num(5.34426), "5.34");
+        assert_eq!(num(0.0123456), "0.0123");
+        assert_eq!(num(f64::NAN), "n/a");
+        assert_eq!(num(8.0), "8");
+        assert_eq!(num(0.0), "0");
+    }
+}

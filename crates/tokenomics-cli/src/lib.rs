@@ -1,0 +1,310 @@
+//! What every Tokenomics binary shares on the command line.
+//!
+//! The binaries (`oai-bench`, `embed-bench`, `plot-throughput`, `oai-sim`, …) parse their flags
+//! with clap and hand the work to a library; this crate is the small layer between the two, as
+//! ripgrep's `grep-cli` is for ripgrep. It holds:
+//!
+//! * the [exit codes](exit), the same for every binary, and [`Failure`], an error that already
+//!   knows its exit code because it was decided where the error arose;
+//! * [`parse`], which turns any clap mistake into one line on stderr (keeping clap's "did you
+//!   mean" tip) and exit code 2, and lets negative numbers reach the value parsers so that
+//!   `--request_rate -5` is refused as a value, with its range;
+//! * [`values`], the checked value parsers for numeric flags: every number a user types is
+//!   finite, inside a stated range and converted without overflow before it becomes a
+//!   [`std::time::Duration`] or a count;
+//! * [`ServerArgs`], the flags that say which server to measure, and its `--simulate` start-up,
+//!   so that the experiment crates never start a server themselves;
+//! * [`ensure_open_files`] and [`runtime`], the process set-up a load generator needs.
+
+mod server;
+pub mod values;
+
+use std::process::ExitCode;
+
+pub use server::{ServerArgs, Target};
+
+/// Exit codes, the same for every binary (and documented in the README).
+pub mod exit {
+    /// Everything succeeded.
+    pub const SUCCESS: u8 = 0;
+    /// An error stopped the program (results written so far are kept).
+    pub const ERROR: u8 = 1;
+    /// Bad usage: a flag or value was refused before any request was sent.
+    pub const USAGE: u8 = 2;
+    /// The benchmark finished, but some requests failed.
+    pub const SOME_FAILED: u8 = 3;
+    /// The benchmark finished, and every request failed.
+    pub const ALL_FAILED: u8 = 4;
+    /// Interrupted (Ctrl-C or SIGTERM); partial results were written.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The system will not let this process open as many files (sockets) as the run needs.
+    #[error("this run needs about {needed} open files (one socket per concurrent request) but the system allows {allowed}; raise the limit (e.g. `ulimit -n {needed}`) or use smaller levels")]
+    OpenFiles { needed: u64, allowed: u64 },
+    /// The open-files limit could not be read.
+    #[error("cannot read the open-files limit")]
+    Rlimit,
+    /// The async runtime could not be started.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Parses the command line. A later occurrence of a flag overrides an earlier one (as argparse
+/// does), and a value may start with `-` when it is a number (so that a negative number is
+/// refused by the flag's value parser, with its range, rather than read as an unknown flag).
+/// `--help` and `--version` print and exit 0; a mistake prints one line naming the binary and
+/// exits [`exit::USAGE`].
+pub fn parse<T: clap::Parser>(name: &str) -> Result<T, ExitCode> {
+    parse_from(name, std::env::args_os())
+}
+
+/// [`parse`] over given arguments (the first is the program name).
+pub fn parse_from<T: clap::Parser>(
+    name: &str,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<T, ExitCode> {
+    let cmd = T::command()
+        .args_override_self(true)
+        .mut_args(|a| a.allow_negative_numbers(true));
+    match cmd.try_get_matches_from(args) {
+        Ok(m) => T::from_arg_matches(&m).map_err(|e| usage_error(name, &e)),
+        Err(e) => Err(usage_error(name, &e)),
+    }
+}
+
+fn usage_error(name: &str, e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            eprintln!("{name}: error: {} (see --help)", one_line(&e.to_string()));
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// clap's message on one line: the error and its tips (such as "a similar argument exists:
+/// '--batch_sizes'"), without the usage block.
+fn one_line(text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        match line.strip_prefix("tip: ") {
+            Some(tip) => parts.push(format!("({tip})")),
+            None => parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string()),
+        }
+    }
+    parts.join(" ")
+}
+
+/// An error that ends a program, with the exit code it calls for, decided where it arose.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input: [`exit::USAGE`].
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: exit::USAGE,
+            message: message.to_string(),
+        }
+    }
+    /// Anything else that stops the program: [`exit::ERROR`].
+    pub fn error(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: exit::ERROR,
+            message: message.to_string(),
+        }
+    }
+    /// [`Failure::usage`] when the error is the user's input (a library's typed error says so),
+    /// else [`Failure::error`].
+    pub fn classify(bad_input: bool, message: impl std::fmt::Display) -> Self {
+        if bad_input {
+            Self::usage(message)
+        } else {
+            Self::error(message)
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::OpenFiles { .. } => Failure::usage(e),
+            Error::Rlimit | Error::Runtime(_) => Failure::error(e),
+        }
+    }
+}
+
+/// Prints `{name}: error: {message}` and returns `code`.
+pub fn fail(name: &str, message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("{name}: error: {message}");
+    ExitCode::from(code)
+}
+
+/// Prints a [`Failure`] as [`fail`] does.
+pub fn fail_with(name: &str, failure: Failure) -> ExitCode {
+    fail(name, failure.message, failure.code)
+}
+
+/// Makes sure this process may keep `needed` files open (sockets included), raising the soft
+/// limit — and the hard one, where the OS allows — when it is lower. Returns the limit in force.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 here, but not on every Unix
+pub fn ensure_open_files(needed: u64) -> Result<u64, Error> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(Error::Rlimit);
+    }
+    let current = lim.rlim_cur as u64;
+    if current >= needed {
+        return Ok(current);
+    }
+    let mut want = libc::rlimit {
+        rlim_cur: needed as libc::rlim_t,
+        rlim_max: lim.rlim_max.max(needed as libc::rlim_t),
+    };
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+        return Ok(needed);
+    }
+    // Not allowed to raise the hard limit: go as high as it is.
+    want.rlim_cur = lim.rlim_max;
+    want.rlim_max = lim.rlim_max;
+    let got = if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+        lim.rlim_max as u64
+    } else {
+        current
+    };
+    if got >= needed {
+        Ok(got)
+    } else {
+        Err(Error::OpenFiles {
+            needed,
+            allowed: got,
+        })
+    }
+}
+
+/// On systems without rlimits there is nothing to raise.
+#[cfg(not(unix))]
+pub fn ensure_open_files(needed: u64) -> Result<u64, Error> {
+    Ok(needed)
+}
+
+/// Half the CPUs (at least one): the default number of client worker threads, leaving the rest
+/// to the kernel's network stack (and, with `--simulate`, to the simulator).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// A multi-threaded runtime with `workers` worker threads; `on_thread_start` runs on each of
+/// them (the benchmarks use it to ask the kernel for timely wake-ups).
+pub fn runtime(
+    workers: usize,
+    on_thread_start: Option<fn()>,
+) -> Result<tokio::runtime::Runtime, Error> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(workers.max(1)).enable_all();
+    if let Some(f) = on_thread_start {
+        builder.on_thread_start(f);
+    }
+    builder.build().map_err(Error::Runtime)
+}
+
+/// The end of a benchmark run: prints where the results are and why the exit code is what it is
+/// ([`exit::INTERRUPTED`], [`exit::ALL_FAILED`], [`exit::SOME_FAILED`] or success).
+pub fn finish(
+    name: &str,
+    results_file: &std::path::Path,
+    succeeded: u64,
+    failed: u64,
+    interrupted: bool,
+) -> ExitCode {
+    println!("\nResults saved to {}", results_file.display());
+    if interrupted {
+        eprintln!("{name}: interrupted; the results measured so far are saved, marked incomplete");
+        ExitCode::from(exit::INTERRUPTED)
+    } else if succeeded == 0 && failed > 0 {
+        eprintln!("{name}: every request failed; see the errors above");
+        ExitCode::from(exit::ALL_FAILED)
+    } else if failed > 0 {
+        eprintln!("{name}: {failed} of {} requests failed", succeeded + failed);
+        ExitCode::from(exit::SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_keep_their_tips_on_one_line() {
+        let text = "error: unexpected argument '--batch_size' found\n\n  tip: a similar argument exists: '--batch_sizes'\n\nUsage: oai-bench --batch_sizes <B>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(text),
+            "unexpected argument '--batch_size' found (a similar argument exists: '--batch_sizes')"
+        );
+        let text = "error: the following required arguments were not provided:\n  --model <MODEL>\n\nUsage: x\n";
+        assert_eq!(
+            one_line(text),
+            "the following required arguments were not provided: --model <MODEL>"
+        );
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Demo {
+        #[arg(long, value_parser = values::positive_number)]
+        rate: Option<f64>,
+        #[arg(long)]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_value_parser() {
+        let args = ["demo", "--rate", "-5"].map(std::ffi::OsString::from);
+        let cmd =
+            <Demo as clap::CommandFactory>::command().mut_args(|a| a.allow_negative_numbers(true));
+        let err = cmd.try_get_matches_from(args).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("-5"), "{err}");
+        // A value that is not a number still cannot be a flag.
+        let args = ["demo", "--name", "--rate"].map(std::ffi::OsString::from);
+        let cmd =
+            <Demo as clap::CommandFactory>::command().mut_args(|a| a.allow_negative_numbers(true));
+        assert!(cmd.try_get_matches_from(args).is_err());
+        let ok: Demo = parse_from(
+            "demo",
+            ["demo", "--rate", "2.5", "--rate", "3"].map(std::ffi::OsString::from),
+        )
+        .unwrap();
+        assert_eq!(ok.rate, Some(3.0), "the last occurrence wins");
+    }
+}

@@ -1,0 +1,220 @@
+//! The client: what all requests to one server share — its base URL, API key, TLS set-up and
+//! limits — and the connections it hands out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderValue;
+
+use crate::conn::Connection;
+use crate::{Clock, Error, Result};
+
+/// What all requests of a client share.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Base URL such as `http://localhost:8000/v1`; routes are appended to it.
+    pub api_base: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub api_key: Option<String>,
+    /// Limit on a whole request, from send to the last byte.
+    pub timeout: Duration,
+    /// Limit on opening a connection (DNS, TCP, TLS).
+    pub connect_timeout: Duration,
+    /// Limit on the silence between two pieces of a response body (a stalled stream).
+    pub idle_timeout: Option<Duration>,
+    /// Bound on one SSE line or event, and on a non-streamed body.
+    pub max_event_bytes: usize,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_base", &self.api_base)
+            // Never printed: a debug log must not leak the key.
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    pub fn new(api_base: impl Into<String>) -> Self {
+        Self {
+            api_base: api_base.into(),
+            api_key: None,
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) https: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) authority: HeaderValue,
+    /// The base URL's path without a trailing slash, e.g. `/v1`.
+    pub(crate) prefix: String,
+}
+
+impl Target {
+    fn parse(api_base: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Config(format!("api_base {api_base:?} {why}"));
+        let uri: http::Uri = api_base
+            .parse()
+            .map_err(|_| bad("is not a URL (expected e.g. http://localhost:8000/v1)"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => return Err(bad(&format!("has scheme {other:?}; use http or https"))),
+            None => return Err(bad("has no scheme; use http:// or https://")),
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str())
+            .unwrap_or(&host)
+            .rsplit('@')
+            .next()
+            .unwrap_or(&host)
+            .to_string();
+        let authority = HeaderValue::from_str(&authority).map_err(|_| bad("has a bad host"))?;
+        Ok(Self {
+            https,
+            host,
+            port,
+            authority,
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) target: Target,
+    pub(crate) auth: Option<HeaderValue>,
+    pub(crate) tls: Option<tokio_rustls::TlsConnector>,
+    pub(crate) config: ClientConfig,
+}
+
+/// A client for one OpenAI-compatible server. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.inner.target)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        crate::rxstamp::keep_enabled();
+        let target = Target::parse(&config.api_base)?;
+        let auth =
+            match config.api_key.as_deref().filter(|k| !k.is_empty()) {
+                Some(key) => Some(HeaderValue::from_str(&format!("Bearer {key}")).map_err(
+                    |_| Error::Config("the API key has characters not allowed in a header".into()),
+                )?),
+                None => None,
+            };
+        let tls = target.https.then(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+                .map_err(|e| Error::Config(format!("TLS set-up failed: {e}")));
+            cfg.as_mut()
+                .map(|c| c.alpn_protocols = vec![b"http/1.1".to_vec()])
+                .ok();
+            cfg.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
+        });
+        let tls = tls.transpose()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                target,
+                auth,
+                tls,
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// A new connection handle (nothing is opened until it is used or [`Connection::connect`]ed).
+    pub fn connection(&self) -> Connection {
+        Connection::new(self.inner.clone())
+    }
+
+    /// `GET {api_base}/models`: the ids of the models the server offers.
+    pub async fn models(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Models {
+            data: Vec<Model>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Model {
+            id: String,
+        }
+        let clock = Clock::start();
+        let mut conn = self.connection();
+        let body = conn.get("/models", &clock).await?;
+        let models: Models = serde_json::from_slice(&body)
+            .map_err(|e| Error::BadResponse(format!("/models did not return a model list: {e}")))?;
+        Ok(models.data.into_iter().map(|m| m.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_key_is_never_printed() {
+        let mut cfg = ClientConfig::new("http://localhost:8000/v1");
+        cfg.api_key = Some("sk-secret".into());
+        let client = Client::new(cfg).unwrap();
+        assert!(!format!("{client:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://localhost:8000/v1/").unwrap();
+        assert_eq!(
+            (t.https, t.host.as_str(), t.port, t.prefix.as_str()),
+            (false, "localhost", 8000, "/v1")
+        );
+        assert_eq!(t.authority, "localhost:8000");
+        let t = Target::parse("https://api.example.com/v1").unwrap();
+        assert_eq!((t.https, t.port), (true, 443));
+        let t = Target::parse("http://[::1]:9/v1").unwrap();
+        assert_eq!(t.host, "::1");
+        for bad in ["localhost:8000/v1", "ftp://x/v1", "http://", "not a url"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

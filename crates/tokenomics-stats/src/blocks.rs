@@ -1,0 +1,272 @@
+//! The typed blocks this project adds beside the original fields of a result document: how a
+//! level loaded the server ([`Load`]), its steady state ([`SteadyState`]), goodput
+//! ([`Goodput`]), and the vocabulary they share ([`Mode`], [`Arrival`], [`AtEnd`]).
+//!
+//! Each serialises to exactly the JSON the README documents, field by field and in order; a
+//! reader takes fields, so a renamed field fails to compile instead of printing NaN.
+
+use serde::{Deserialize, Serialize};
+
+use crate::summary::nullable_f64;
+use crate::{Distribution, Stat};
+
+/// How requests are released: `metadata.mode`, and the tag of each level's [`Load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// B requests at once, wait for all (the original's).
+    Burst,
+    /// C requests kept in flight.
+    ClosedLoop,
+    /// Requests on a schedule of arrival times.
+    OpenLoop,
+}
+
+impl Mode {
+    /// The name written in the documents and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Burst => "burst",
+            Mode::ClosedLoop => "closed_loop",
+            Mode::OpenLoop => "open_loop",
+        }
+    }
+}
+
+/// How the inter-arrival times of an open loop are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Exponential inter-arrival times (a Poisson process).
+    Poisson,
+    /// Exactly 1/rate apart.
+    Constant,
+    /// Gamma-distributed with shape `burstiness` and mean 1/rate: below 1 burstier than Poisson,
+    /// above 1 more regular (vLLM's `--burstiness`).
+    Gamma,
+}
+
+impl Arrival {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Poisson => "poisson",
+            Arrival::Constant => "constant",
+            Arrival::Gamma => "gamma",
+        }
+    }
+}
+
+/// What happens to requests still in flight when a timed level is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum AtEnd {
+    /// Let them finish; they are measured like any other.
+    #[default]
+    Wait,
+    /// Cancel them; they are counted as `cancelled`, apart from successes and failures.
+    Cancel,
+}
+
+impl AtEnd {
+    pub fn name(self) -> &'static str {
+        match self {
+            AtEnd::Wait => "wait",
+            AtEnd::Cancel => "cancel",
+        }
+    }
+}
+
+/// When a sustained level stops (`metadata.limits`, and inside each sustained level's `load`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LimitsBlock {
+    /// Measured requests per level (`null`: bounded by the duration only).
+    pub num_requests: Option<u64>,
+    /// Measured seconds per level (`null`: bounded by the request count only).
+    pub duration_seconds: Option<f64>,
+    /// Seconds of load before measuring.
+    pub warmup_seconds: f64,
+    pub at_end: AtEnd,
+}
+
+/// `metadata.arrival` of an open loop.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalBlock {
+    pub process: Arrival,
+    pub burstiness: f64,
+    /// The cap on requests in flight, `null` when uncapped.
+    pub max_concurrency: Option<u64>,
+}
+
+/// `metadata.simulated`: the run measured the built-in simulator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Simulated {
+    pub preset: String,
+    /// Model seconds per real second.
+    pub time_scale: f64,
+}
+
+/// A level's `load` block: its shape, and for an open loop what the schedule achieved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+// One per level of a document, built once: the size of its open-loop variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Load {
+    Burst {
+        batch_size: u64,
+    },
+    ClosedLoop {
+        max_concurrency: u64,
+        #[serde(flatten)]
+        limits: LimitsBlock,
+    },
+    OpenLoop {
+        /// Requests per second asked for.
+        request_rate: f64,
+        arrival: Arrival,
+        burstiness: f64,
+        /// The cap on requests in flight, `null` when uncapped.
+        max_concurrency: Option<u64>,
+        #[serde(flatten)]
+        limits: LimitsBlock,
+        #[serde(flatten)]
+        schedule: ScheduleBlock,
+    },
+}
+
+impl Load {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Load::Burst { .. } => Mode::Burst,
+            Load::ClosedLoop { .. } => Mode::ClosedLoop,
+            Load::OpenLoop { .. } => Mode::OpenLoop,
+        }
+    }
+
+    /// What an open loop's schedule achieved (`None` for the other modes).
+    pub fn schedule(&self) -> Option<&ScheduleBlock> {
+        match self {
+            Load::OpenLoop { schedule, .. } => Some(schedule),
+            _ => None,
+        }
+    }
+}
+
+/// What an open loop measured about its own schedule, in seconds: the rate it had and the rate
+/// achieved (pooled over runs), the send lag (actual send − scheduled time), the wait for a
+/// concurrency slot (with a cap), and E2EL measured from the scheduled time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleBlock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_rate: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved_rate: Option<Stat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<Distribution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_wait: Option<Distribution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2el_from_schedule: Option<Distribution>,
+}
+
+/// `throughput.steady_state`: throughput over the window in which requests in flight stayed at
+/// or above `threshold_share` of the target, mean ± std over runs, with each run's window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SteadyState {
+    pub output_tokens_per_second: Stat,
+    pub requests_per_second: Stat,
+    pub seconds: Stat,
+    pub coverage: Stat,
+    pub target_in_flight: Stat,
+    pub threshold_share: f64,
+    pub windows: Vec<Window>,
+}
+
+/// One run's steady-state window, nanoseconds on the run's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub seconds: f64,
+}
+
+/// A level's `goodput` block: requests that met every objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goodput {
+    pub slo_ms: SloMs,
+    pub good: u64,
+    /// Measured requests, failed ones included.
+    pub total: u64,
+    /// good / total (`null` when nothing was measured).
+    #[serde(deserialize_with = "nullable_f64")]
+    pub share: f64,
+    /// Good requests over the runs' first send → last end.
+    #[serde(deserialize_with = "nullable_f64")]
+    pub requests_per_second: f64,
+}
+
+/// The objectives of goodput, in milliseconds (`null` for one not given).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SloMs {
+    pub ttft: Option<f64>,
+    pub tpot: Option<f64>,
+    pub e2el: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn load_blocks_serialise_as_documented() {
+        let burst = Load::Burst { batch_size: 8 };
+        assert_eq!(
+            serde_json::to_string(&burst).unwrap(),
+            r#"{"mode":"burst","batch_size":8}"#
+        );
+        let limits = LimitsBlock {
+            num_requests: Some(20),
+            duration_seconds: None,
+            warmup_seconds: 0.0,
+            at_end: AtEnd::Wait,
+        };
+        let closed = Load::ClosedLoop {
+            max_concurrency: 4,
+            limits,
+        };
+        assert_eq!(
+            serde_json::to_string(&closed).unwrap(),
+            r#"{"mode":"closed_loop","max_concurrency":4,"num_requests":20,"duration_seconds":null,"warmup_seconds":0.0,"at_end":"wait"}"#
+        );
+        let open = Load::OpenLoop {
+            request_rate: 2.5,
+            arrival: Arrival::Poisson,
+            burstiness: 1.0,
+            max_concurrency: None,
+            limits,
+            schedule: ScheduleBlock {
+                achieved_rate: Some(Stat {
+                    mean: 2.4,
+                    std: 0.0,
+                    min: None,
+                    max: None,
+                }),
+                ..ScheduleBlock::default()
+            },
+        };
+        let text = serde_json::to_string(&open).unwrap();
+        assert_eq!(
+            text,
+            r#"{"mode":"open_loop","request_rate":2.5,"arrival":"poisson","burstiness":1.0,"max_concurrency":null,"num_requests":20,"duration_seconds":null,"warmup_seconds":0.0,"at_end":"wait","achieved_rate":{"mean":2.4,"std":0.0}}"#
+        );
+        // And back.
+        for load in [burst, closed, open] {
+            let v = serde_json::to_value(&load).unwrap();
+            assert_eq!(serde_json::from_value::<Load>(v).unwrap(), load);
+        }
+        let unknown = json!({"mode": "sideways", "batch_size": 1});
+        assert!(serde_json::from_value::<Load>(unknown).is_err());
+    }
+}
