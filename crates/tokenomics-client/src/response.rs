@@ -553,6 +553,45 @@ mod tests {
         assert_eq!(r.finish_reason.as_deref(), Some("length"));
     }
 
+    /// vLLM 0.33.0's chunks as it writes them: the role chunk (`"content": ""` beside the role,
+    /// sent with the first token) is not a token, nor is the end-of-sequence chunk (empty content
+    /// with `finish_reason: "stop"`); TTFT starts at the first chunk with text.
+    #[test]
+    fn vllm_role_and_eos_chunks_are_not_tokens() {
+        let mut s = StreamState::new(RequestRecord::default());
+        let head = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"#;
+        let role = format!(
+            r#"{head}"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}],"prompt_token_ids":null,"prompt_text":null}}"#
+        );
+        let token = format!(
+            r#"{head}"delta":{{"content":" the"}},"logprobs":null,"finish_reason":null,"token_ids":null}}],"kv_transfer_params":null}}"#
+        );
+        let eos = format!(
+            r#"{head}"delta":{{"content":""}},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"weight_versions":null}}],"kv_transfer_params":null}}"#
+        );
+        assert!(s.on_event(ev(&role), 10));
+        assert_eq!(s.record.timing.first_token_ns, None, "the role chunk");
+        assert!(s.on_event(ev(&token), 11));
+        assert!(s.on_event(ev(&eos), 20));
+        assert!(s.on_event(
+            ev(r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":[],"usage":{"prompt_tokens":7,"total_tokens":9,"completion_tokens":2}}"#),
+            21
+        ));
+        assert!(!s.on_event(ev("[DONE]"), 22));
+        let r = s.finish();
+        assert!(r.error.is_none());
+        assert_eq!(r.timing.first_token_ns, Some(11));
+        assert_eq!(r.timing.token_events_ns, vec![11]);
+        assert_eq!(r.content_events, 1);
+        assert_eq!(
+            r.completion_tokens,
+            Some(2),
+            "the server's count, EOS included"
+        );
+        assert_eq!(r.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(r.response_id.as_deref(), Some("chatcmpl-1"));
+    }
+
     #[test]
     fn without_usage_tokens_come_from_events() {
         let mut s = StreamState::new(RequestRecord::default());

@@ -137,11 +137,34 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     resp
 }
 
-/// An OpenAI-style error body: `{"error": {"message", "type", "code"}}`.
+/// An error body in the shape vLLM 0.33.0 answers errors with (`ErrorResponse`:
+/// `{"error": {"message", "type", "param", "code"}}`), `type` the status's reason phrase as its
+/// handler for HTTP exceptions writes it, no `param`.
 pub fn error_response(status: StatusCode, message: &str) -> Response<SimBody> {
     json_response(
         status,
-        &serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "code": status.as_u16()}}),
+        &serde_json::json!({"error": {
+            "message": message,
+            "type": status.canonical_reason().unwrap_or("Error"),
+            "param": null,
+            "code": status.as_u16(),
+        }}),
+    )
+}
+
+/// A refused request, with the status, type and parameter vLLM gives it.
+pub fn request_error(e: &crate::wire::RequestError) -> Response<SimBody> {
+    json_response(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        &e.body(),
+    )
+}
+
+/// FastAPI's 404 for a path with no route: `{"detail": "Not Found"}`.
+pub fn not_found() -> Response<SimBody> {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"detail": "Not Found"}),
     )
 }
 

@@ -31,7 +31,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 
 use crate::engine::EngineHandle;
-use crate::http::{error_response, json_response, Handler, HandlerFuture, SimBody};
+use crate::http::{json_response, not_found, request_error, Handler, HandlerFuture, SimBody};
 use crate::metrics::TtftHistogram;
 use crate::preset::{Behaviour, Preset};
 
@@ -44,7 +44,7 @@ pub enum Error {
     UnknownPreset(String, String),
     #[error("{0}")]
     Invalid(String),
-    /// A request the simulator cannot serve (it is answered with a 400 and this message).
+    /// A request the simulator cannot serve.
     #[error("{0}")]
     Request(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -116,6 +116,10 @@ pub struct TraceRecord {
     /// processes.
     pub arrival_unix: f64,
     pub first_token_unix: Option<f64>,
+    /// The request's `X-Request-Id` header, when it had one (vLLM names its request after it),
+    /// so a client that sends one can join its records with this log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The simulated server. Create with [`Simulator::start`].
@@ -265,15 +269,14 @@ impl Simulator {
             }
         }
     }
+    /// vLLM's answer to a model it does not serve (a request without a model gets the served
+    /// one).
     fn check_model(&self, model: &str) -> Option<Response<SimBody>> {
-        (model != self.served_model).then(|| {
-            error_response(
-                StatusCode::NOT_FOUND,
-                &format!(
-                    "The model `{model}` does not exist; this server offers `{}`.",
-                    self.served_model
-                ),
-            )
+        (!model.is_empty() && model != self.served_model).then(|| {
+            request_error(&wire::RequestError::unknown_model(
+                model,
+                &self.served_model,
+            ))
         })
     }
 
@@ -313,10 +316,8 @@ impl Handler for Simulator {
                     r
                 }
                 (&Method::GET, "/sim/trace") => Response::new(SimBody::full(self.trace_jsonl())),
-                _ => error_response(
-                    StatusCode::NOT_FOUND,
-                    &format!("no route {} {path}", req.method()),
-                ),
+                // FastAPI's answer for a path it has no route for.
+                _ => not_found(),
             }
         })
     }

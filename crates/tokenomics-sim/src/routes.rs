@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::engine::EngineEvent;
-use crate::http::{self, error_response, json_response, sse_response, SimBody};
+use crate::http::{self, error_response, json_response, request_error, sse_response, SimBody};
 use crate::preset::Behaviour;
 use crate::wire::{self, ChunkWriter, CompletionRequest};
 use crate::{timer, Error, InFlight, Simulator, TraceRecord};
@@ -80,12 +80,13 @@ impl Simulator {
         })
     }
 
-    /// Output length: `max_tokens` when forced, else a seeded Gamma draw (coefficient of
-    /// variation 0.5) around the mean, capped at `max_tokens`.
-    fn output_tokens(&self, id: u64, req: &CompletionRequest) -> u64 {
-        let max = req.max_tokens();
-        if req.forced_length() {
-            return max;
+    /// Output length: `budget` (the request's `max_tokens` within the context) when forced
+    /// (`ignore_eos`, or `min_tokens` at least `budget`), else a seeded Gamma draw (coefficient
+    /// of variation 0.5) around the mean, between `min_tokens` and `budget`.
+    fn output_tokens(&self, id: u64, req: &CompletionRequest, budget: u64) -> u64 {
+        let min = req.min_tokens.unwrap_or(0).clamp(1, budget.max(1));
+        if req.ignore_eos || min >= budget {
+            return budget;
         }
         let mean = self
             .config
@@ -97,7 +98,7 @@ impl Simulator {
         let draw = Gamma::new(4.0, mean / 4.0)
             .map(|g| g.sample(&mut rng))
             .unwrap_or(mean);
-        (draw.round() as u64).clamp(1, max)
+        (draw.round() as u64).clamp(min, budget)
     }
 
     pub(crate) async fn completion(
@@ -107,60 +108,48 @@ impl Simulator {
     ) -> Response<SimBody> {
         let arrival_ns = self.now_ns();
         let guard = InFlight::new(&self);
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect::<String>());
         let body = match http::read_body(req).await {
             Ok(b) => b,
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let parsed: CompletionRequest = match serde_json::from_slice(&body) {
+        let chat = route == "chat";
+        // vLLM's order: the body's validation, the model, then the lengths.
+        let parsed = match wire::parse_completion(&body, chat) {
             Ok(r) => r,
-            Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
-            }
+            Err(e) => return request_error(&e),
         };
         if let Some(resp) = self.check_model(&parsed.model) {
             return resp;
         }
-        let chat = route == "chat";
-        if chat != parsed.is_chat() {
-            let need = if chat { "messages" } else { "prompt" };
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("the request has no {need:?}"),
-            );
-        }
         let prompt = parsed.prompt_tokens();
-        let max_len = self.max_model_len();
-        // Saturating: max_tokens is the client's number, whatever it is.
-        let requested = prompt.saturating_add(parsed.max_tokens());
-        if requested > max_len {
-            // vLLM's answer to a request that cannot fit the context window.
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "This model's maximum context length is {max_len} tokens. However, you requested {requested} tokens ({prompt} in the messages, {} in the completion). Please reduce the length of the messages or completion.",
-                    parsed.max_tokens()
-                ),
-            );
-        }
+        let budget = match parsed.output_budget(prompt, self.max_model_len()) {
+            Ok(b) => b,
+            Err(e) => return request_error(&e),
+        };
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let target = self.output_tokens(id, &parsed);
+        let target = self.output_tokens(id, &parsed, budget);
         self.prompt_tokens_total
             .fetch_add(prompt, Ordering::Relaxed);
         let mut pacer = match self.pacer(prompt, target) {
             Ok(p) => p,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => return request_error(&wire::RequestError::bad_request(e.to_string(), None)),
         };
-        let reason = if target >= parsed.max_tokens() {
-            "length"
-        } else {
-            "stop"
-        };
+        // A sequence shorter than its budget ended on the end-of-sequence token: the last token
+        // counts, its text is empty (as vLLM streams it with `skip_special_tokens`).
+        let reason = if target >= budget { "length" } else { "stop" };
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let cmpl_id = format!("cmpl-sim-{id}");
+        // vLLM names its own model in every response, whatever alias the request used.
+        let model = self.served_model.clone();
         let mut trace = TraceRecord {
             id,
             route,
@@ -175,6 +164,7 @@ impl Simulator {
             prompt_hash: wire::text_hash(&parsed.last_text()),
             arrival_unix: 0.0,
             first_token_unix: None,
+            request_id,
         };
         let keep_times = self.config.trace;
         if !parsed.stream {
@@ -193,7 +183,7 @@ impl Simulator {
                 .fetch_add(trace.completion_tokens, Ordering::Relaxed);
             let body = wire::completion_body(
                 &cmpl_id,
-                &parsed.model,
+                &model,
                 created,
                 chat,
                 prompt,
@@ -207,7 +197,8 @@ impl Simulator {
             return json_response(StatusCode::OK, &body);
         }
         // With the truth log on, token times are taken when the connection takes each event to
-        // write it (see `FrameStamps`); frames are role (chat), tokens, finish, usage, done.
+        // write it (see `FrameStamps`); frames are role (chat, sent with the first token), tokens
+        // (the last carries the finish reason), usage, done.
         let stamps = keep_times.then(|| http::FrameStamps::new(self.started));
         let padding = (self.config.event_padding_bytes > 0).then(|| {
             let mut line = vec![b'x'; self.config.event_padding_bytes + 2];
@@ -215,31 +206,51 @@ impl Simulator {
             *line.last_mut().unwrap_or(&mut 0) = b'\n';
             Bytes::from(line)
         });
+        let continuous = parsed.continuous_usage();
+        let include_usage = parsed.include_usage();
         let (tx, resp) = sse_response(16, stamps.clone());
         let sim = self.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            let writer = ChunkWriter::new(&cmpl_id, &parsed.model, created, chat);
+            let writer = ChunkWriter::new(&cmpl_id, &model, created, chat);
+            let running = |done: u64| continuous.then_some((prompt, done));
             let ok = async {
-                if chat {
-                    tx.send(Ok(writer.role())).await.ok()?;
-                }
+                let mut finished = false;
                 for k in 0..target {
                     if !pacer.next_token().await {
                         break;
                     }
+                    if k == 0 && chat {
+                        // vLLM sends the role on the engine's first output: with the first
+                        // token, not on arrival (chat_completion_stream_generator).
+                        tx.send(Ok(writer.role_chunk(running(0)))).await.ok()?;
+                    }
                     if let Some(p) = &padding {
                         tx.send(Ok(p.clone())).await.ok()?;
                     }
-                    tx.send(Ok(writer.token(wire::output_word(k)))).await.ok()?;
+                    finished = k + 1 == target;
+                    let text = if finished && reason == "stop" {
+                        ""
+                    } else {
+                        wire::output_word(k)
+                    };
+                    let chunk =
+                        writer.token_chunk(text, finished.then_some(reason), running(k + 1));
+                    tx.send(Ok(chunk)).await.ok()?;
                     if trace.first_token_ns.is_none() {
                         trace.first_token_ns = Some(sim.now_ns());
                     }
                     trace.completion_tokens += 1;
                     sim.generation_tokens_total.fetch_add(1, Ordering::Relaxed);
                 }
-                tx.send(Ok(writer.finish(reason))).await.ok()?;
-                if parsed.include_usage() {
+                if !finished {
+                    // The engine ended the sequence early: vLLM's finish without output.
+                    if chat && trace.completion_tokens == 0 {
+                        tx.send(Ok(writer.role_chunk(running(0)))).await.ok()?;
+                    }
+                    tx.send(Ok(writer.finish(reason))).await.ok()?;
+                }
+                if include_usage {
                     tx.send(Ok(writer.usage(prompt, trace.completion_tokens)))
                         .await
                         .ok()?;
@@ -251,8 +262,9 @@ impl Simulator {
             if let Some(stamps) = stamps {
                 stamps.body_done().await;
                 let times = stamps.times();
-                let skip = usize::from(chat);
                 let n = trace.completion_tokens as usize;
+                // The role frame comes right before the first token's (and its padding).
+                let skip = usize::from(chat && n > 0);
                 // With padding, every token frame follows its padding frame.
                 let per = if padding.is_some() { 2 } else { 1 };
                 trace.token_ns = times
@@ -280,11 +292,9 @@ impl Simulator {
             Ok(b) => b,
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        let parsed: wire::EmbeddingsRequest = match serde_json::from_slice(&body) {
+        let parsed = match wire::parse_embeddings(&body) {
             Ok(r) => r,
-            Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"))
-            }
+            Err(e) => return request_error(&e),
         };
         if let Some(resp) = self.check_model(&parsed.model) {
             return resp;
@@ -302,7 +312,11 @@ impl Simulator {
             Ok(mut p) => p.prefill_done().await,
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
         }
-        let body = wire::embeddings_body(&parsed.model, &counts, self.config.preset.embedding_dim);
+        let body = wire::embeddings_body(
+            &self.served_model,
+            &counts,
+            self.config.preset.embedding_dim,
+        );
         self.record(TraceRecord {
             id,
             route: "embeddings",
@@ -317,6 +331,7 @@ impl Simulator {
             prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
             arrival_unix: 0.0,
             first_token_unix: None,
+            request_id: None,
         });
         let mut resp = Response::new(SimBody::full(body));
         resp.headers_mut().insert(

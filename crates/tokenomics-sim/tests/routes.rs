@@ -16,12 +16,22 @@ async fn send(
     path: &str,
     body: Option<Value>,
 ) -> (u16, String) {
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    send_raw(addr, method, path, body).await
+}
+
+/// Sends `body` as it is (which need not be JSON).
+async fn send_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -64,29 +74,122 @@ async fn models_completions_and_streams() {
     let mut streamed = chat.clone();
     streamed["stream"] = json!(true);
     streamed["stream_options"] = json!({"include_usage": true});
-    let (status, body) = send(addr, "POST", "/v1/chat/completions", Some(streamed)).await;
+    let (status, body) = send(addr, "POST", "/v1/chat/completions", Some(streamed.clone())).await;
     assert_eq!(status, 200);
-    let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
-    // role, 5 tokens, finish, usage, [DONE]
-    assert_eq!(events.len(), 9, "{body}");
-    assert!(events[0].contains("\"role\":\"assistant\""));
-    assert!(events[6].contains("\"finish_reason\":\"length\""));
-    assert!(events[7].contains("\"completion_tokens\":5"));
-    assert_eq!(events[8], "data: [DONE]");
+    let events = data_events(&body);
+    // As vLLM 0.33.0 streams it: role, 5 tokens (the last carries the finish reason), usage,
+    // [DONE].
+    assert_eq!(events.len(), 8, "{body}");
+    assert_eq!(
+        events[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    for (k, e) in events[1..6].iter().enumerate() {
+        assert!(e["choices"][0]["delta"]["content"].as_str().unwrap().len() > 1);
+        let reason = if k == 4 { json!("length") } else { Value::Null };
+        assert_eq!(e["choices"][0]["finish_reason"], reason, "{e}");
+        assert!(e.get("usage").is_none(), "no running usage unless asked");
+    }
+    assert_eq!(events[6]["choices"], json!([]));
+    assert_eq!(
+        events[6]["usage"],
+        json!({"prompt_tokens": 12, "total_tokens": 17, "completion_tokens": 5})
+    );
+    assert_eq!(events[7], json!("[DONE]"));
+    assert!(events[..7].iter().all(|e| e["id"] == events[0]["id"]
+        && e["object"] == "chat.completion.chunk"
+        && e["model"] == "instant"));
 
-    let completion =
-        json!({"model": "instant", "prompt": "one two three", "max_tokens": 3, "min_tokens": 3});
-    let (status, body) = send(addr, "POST", "/v1/completions", Some(completion)).await;
+    // No usage chunk unless asked for; with continuous_usage_stats, every chunk counts so far.
+    streamed["stream_options"] = json!(null);
+    let (_, body) = send(addr, "POST", "/v1/chat/completions", Some(streamed.clone())).await;
+    let events = data_events(&body);
+    assert_eq!(events.len(), 7, "{body}");
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+    streamed["stream_options"] = json!({"include_usage": true, "continuous_usage_stats": true});
+    let (_, body) = send(addr, "POST", "/v1/chat/completions", Some(streamed)).await;
+    let events = data_events(&body);
+    let running: Vec<u64> = events[..6]
+        .iter()
+        .map(|e| e["usage"]["completion_tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(running, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(events[3]["usage"]["total_tokens"], 12 + 3);
+
+    // Completions: no role chunk; one chunk per token, the last with the finish reason.
+    let completion = json!({"model": "instant", "prompt": "one two three", "max_tokens": 3,
+        "min_tokens": 3, "stream": true, "stream_options": {"include_usage": true}});
+    let (status, body) = send(addr, "POST", "/v1/completions", Some(completion.clone())).await;
+    assert_eq!(status, 200);
+    let events = data_events(&body);
+    assert_eq!(events.len(), 5, "{body}");
+    assert!(events[..3]
+        .iter()
+        .all(|e| e["object"] == "text_completion"
+            && e["choices"][0]["text"].as_str().unwrap().len() > 1));
+    assert_eq!(events[2]["choices"][0]["finish_reason"], "length");
+    assert_eq!(events[3]["usage"]["completion_tokens"], 3);
+
+    let mut whole = completion;
+    whole["stream"] = json!(false);
+    let (status, body) = send(addr, "POST", "/v1/completions", Some(whole)).await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["object"], "text_completion");
     assert_eq!(v["usage"]["prompt_tokens"], 3);
+
+    // A request without a model is served by the one model, named in the answer (vLLM).
+    let (status, body) = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["model"],
+        "instant"
+    );
+}
+
+/// The `data:` payloads of an SSE body, as JSON (`[DONE]` as a JSON string).
+fn data_events(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)))
+        .collect()
+}
+
+/// A sequence that stops before `max_tokens` ends on the end-of-sequence token: counted in the
+/// usage, streamed as an empty `content` with `finish_reason: "stop"` (vLLM with
+/// `skip_special_tokens`).
+#[tokio::test]
+async fn a_stopped_stream_ends_with_an_empty_eos_chunk() {
+    let (server, _sim) = start("instant").await;
+    let addr = server.addr();
+    // The instant preset draws lengths around 100 tokens: 400 is never reached.
+    let req = json!({"model": "instant", "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 400, "stream": true, "stream_options": {"include_usage": true}});
+    let (_, body) = send(addr, "POST", "/v1/chat/completions", Some(req)).await;
+    let events = data_events(&body);
+    let n = events.len();
+    let usage = events[n - 2]["usage"]["completion_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(usage < 400);
+    // role + one chunk per token + usage + [DONE]
+    assert_eq!(n as u64, usage + 3, "{body}");
+    let last = &events[n - 3]["choices"][0];
+    assert_eq!(last["delta"], json!({"content": ""}));
+    assert_eq!(last["finish_reason"], "stop");
 }
 
 #[tokio::test]
-async fn errors_are_openai_shaped() {
+async fn errors_are_vllm_shaped() {
     let (server, _sim) = start("instant").await;
     let addr = server.addr();
+    let error = |body: &str| serde_json::from_str::<Value>(body).unwrap()["error"].clone();
     let (status, body) = send(
         addr,
         "POST",
@@ -95,35 +198,147 @@ async fn errors_are_openai_shaped() {
     )
     .await;
     assert_eq!(status, 404);
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("does not exist"));
-    let (status, _) = send(
+    assert_eq!(
+        error(&body),
+        json!({"message": "The model `other` does not exist. Valid aliases: instant.",
+            "type": "NotFoundError", "param": "model", "code": 404})
+    );
+    // Not JSON, not an object, a field missing, a field of the wrong type: FastAPI's 400.
+    for (raw, param) in [
+        (&b"{\"model\": \"instant\", "[..], "body.21"),
+        (b"\"not an object\"", "body"),
+        (b"{\"model\": \"instant\"}", "body.messages"),
+        (
+            b"{\"messages\": [], \"max_tokens\": \"many\"}",
+            "body.max_tokens",
+        ),
+    ] {
+        let (status, body) = send_raw(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            Bytes::from_static(raw),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        let e = error(&body);
+        assert_eq!(
+            (e["type"].as_str(), e["code"].as_u64()),
+            (Some("Bad Request"), Some(400))
+        );
+        assert_eq!(e["param"], param, "{body}");
+        assert!(e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 validation error:\n  {'type': "));
+    }
+    let (status, body) = send(
         addr,
         "POST",
-        "/v1/chat/completions",
-        Some(json!("not an object")),
-    )
-    .await;
-    assert_eq!(status, 400);
-    let (status, _) = send(addr, "GET", "/v1/nothing", None).await;
-    assert_eq!(status, 404);
-    // A request longer than the context window is refused, as vLLM refuses it.
-    let (tiny, _s) = start("tiny").await;
-    let (status, body) = send(
-        tiny.addr(),
-        "POST",
         "/v1/completions",
-        Some(json!({"model": "tiny", "prompt": "x", "max_tokens": 100000})),
+        Some(json!({"max_tokens": 3})),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body.contains("maximum context length is 16384 tokens"),
-        "{body}"
+    assert_eq!(
+        (status, error(&body)["param"].as_str()),
+        (400, Some("prompt"))
     );
+    let (status, body) = send(addr, "GET", "/v1/nothing", None).await;
+    assert_eq!((status, body.as_str()), (404, r#"{"detail":"Not Found"}"#));
+
+    // Lengths against the context (16384 tokens on `tiny`), as vLLM 0.33.0 checks them.
+    let (tiny, _s) = start("tiny").await;
+    let ask = |prompt: String, max_tokens: u64| {
+        send(
+            tiny.addr(),
+            "POST",
+            "/v1/completions",
+            Some(
+                json!({"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": true}),
+            ),
+        )
+    };
+    let (status, body) = ask("x".into(), 100_000).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        error(&body),
+        json!({"message": "max_tokens=100000 cannot be greater than max_model_len=16384. Please request fewer output tokens.",
+            "type": "BadRequestError", "param": "max_tokens", "code": 400})
+    );
+    let (status, body) = ask("x ".repeat(16_385), 10).await;
+    assert_eq!(status, 400, "{body}");
+    let e = error(&body);
+    assert_eq!(e["param"], "input_tokens");
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("This model's maximum context length is 16384 tokens. However, your prompt contains 16385 input tokens"));
+    // Prompt and output together past the context: the output is cut to fit, not refused.
+    let (status, body) = ask("x ".repeat(16_380), 100).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 4);
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+}
+
+/// The role chunk is sent with the first token, not when the request arrives: a client that
+/// starts TTFT at the first chunk with `choices` (as vLLM's older benchmark client does) measures
+/// the same TTFT as one that waits for content. On the `fixed` preset the first token is due 50
+/// ms after arrival; the role chunk must not come before it.
+#[tokio::test]
+async fn the_role_chunk_comes_with_the_first_token() {
+    use hyper::body::Body as _;
+    let (server, sim) = start("fixed").await;
+    let stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let body = json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 3, "ignore_eos": true, "stream": true});
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let resp = sender.send_request(req).await.unwrap();
+    let mut body = resp.into_body();
+    let (mut text, mut role_at, mut content_at) = (String::new(), None, None);
+    while !body.is_end_stream() {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let at = t0.elapsed();
+        if let Ok(data) = frame.unwrap().into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        if role_at.is_none() && text.contains("\"role\":\"assistant\"") {
+            role_at = Some(at);
+        }
+        if content_at.is_none() && text.contains("\"delta\":{\"content\":\"") {
+            content_at = Some(at);
+        }
+    }
+    let (role_at, content_at) = (role_at.unwrap(), content_at.unwrap());
+    // Timers never wake early, so 49 ms is a bound that cannot flake; before this change the
+    // role chunk came at about 0 ms.
+    assert!(
+        role_at >= Duration::from_millis(49),
+        "role chunk at {role_at:?}"
+    );
+    assert!(content_at >= role_at);
+    // The two are written back to back; 5 ms leaves room for a busy machine.
+    assert!(
+        content_at - role_at < Duration::from_millis(5),
+        "role at {role_at:?}, first content at {content_at:?}"
+    );
+    // The truth log still records the first token's time (not the role chunk's).
+    let truth = &sim.trace()[0];
+    assert_eq!(truth.token_ns.len(), 3);
+    assert_eq!(truth.first_token_ns, Some(truth.token_ns[0]));
+    assert!(truth.token_ns[0] - truth.arrival_ns >= 49_000_000);
 }
 
 #[tokio::test]
@@ -236,14 +451,17 @@ async fn embeddings_metrics_and_the_truth_log() {
         .map(|t| t.as_u64().unwrap())
         .collect();
     assert_eq!(tokens.len(), 4);
-    let first = (tokens[0] - chat["arrival_ns"].as_u64().unwrap()) as f64 / 1e6;
-    assert!(
-        (50.0..55.0).contains(&first),
-        "first token {first} ms after arrival"
-    );
-    for w in tokens.windows(2) {
-        let gap = (w[1] - w[0]) as f64 / 1e6;
-        assert!((9.0..12.0).contains(&gap), "gap {gap} ms");
+    // Token k is due 50 + 10 k ms after arrival, on an absolute schedule: a timer never wakes
+    // early, and a late wake-up does not push the next token back. 10 ms of lateness is allowed
+    // because this machine is shared with builds (a 12 ms bound on each gap flaked).
+    let arrival = chat["arrival_ns"].as_u64().unwrap();
+    for (k, t) in tokens.iter().enumerate() {
+        let due = 50.0 + 10.0 * k as f64;
+        let at = (t - arrival) as f64 / 1e6;
+        assert!(
+            (due - 0.5..due + 10.0).contains(&at),
+            "token {k} at {at} ms after arrival, due at {due} ms"
+        );
     }
     assert_eq!(chat["completed"], true);
     assert_eq!(sim.trace().len(), 2);
