@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 use tokenomics_sim::calibration::{self, Comparison, Format};
+use tokenomics_sim::{preset, Error};
 
 /// Replay public GPU measurements against the simulator's presets and print measured vs simulated.
 #[derive(Debug, Parser)]
@@ -35,20 +36,27 @@ enum Output {
     Json,
 }
 
-fn run(args: &Args) -> Result<Vec<Comparison>, String> {
-    let rows = calibration::rows().map_err(|e| e.to_string())?;
+/// The comparisons the flags select, or the error that stops the run (bad data, or a flag that
+/// names no row or no engine preset).
+fn run(args: &Args) -> Result<Vec<Comparison>, Error> {
+    let rows = calibration::rows()?;
     for id in &args.row {
         if !rows.iter().any(|r| &r.id == id) {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            return Err(format!("no row {id:?}; rows: {}", ids.join(", ")));
+            return Err(Error::Invalid(format!(
+                "no row {id:?}; rows: {}",
+                ids.join(", ")
+            )));
         }
     }
     for name in &args.preset {
-        if tokenomics_sim::preset::engine(name).is_none() {
-            return Err(format!(
-                "no engine preset {name:?}; presets: {}",
-                tokenomics_sim::preset::preset_names()
-            ));
+        if preset::preset(name).is_none() {
+            return Err(Error::UnknownPreset(name.clone(), preset::preset_names()));
+        }
+        if preset::engine(name).is_none() {
+            return Err(Error::Invalid(format!(
+                "preset {name:?} has no engine, so no row names it"
+            )));
         }
     }
     let mut out = Vec::new();
@@ -58,9 +66,9 @@ fn run(args: &Args) -> Result<Vec<Comparison>, String> {
         {
             continue;
         }
-        let spec = tokenomics_sim::preset::engine(&row.preset)
-            .ok_or_else(|| format!("row {:?}: no engine preset {:?}", row.id, row.preset))?;
-        out.extend(calibration::compare(&row, &spec).map_err(|e| e.to_string())?);
+        let spec = preset::engine(&row.preset)
+            .ok_or_else(|| Error::UnknownPreset(row.preset.clone(), preset::preset_names()))?;
+        out.extend(calibration::compare(&row, &spec)?);
     }
     Ok(out)
 }

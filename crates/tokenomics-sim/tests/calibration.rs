@@ -54,6 +54,33 @@ fn a_drifted_engine_is_caught() {
 }
 
 #[test]
+fn the_tensor_parallel_fit_is_what_meets_the_saturated_tp4_row() {
+    // sglang-vllm060-h100x4-offline is fitted with the per-sequence cost of tensor parallelism
+    // (the TP presets' per-sequence overhead is above the single-GPU one): with the single-GPU
+    // value the row leaves the band (1.28), so the fit is not a no-op that a later change could
+    // drop unnoticed.
+    let row = rows()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == "sglang-vllm060-h100x4-offline")
+        .unwrap();
+    let fitted = preset::engine(&row.preset).unwrap();
+    let one_gpu = preset::engine("h100-llama-3.1-8b").unwrap();
+    assert!(fitted.seq_overhead_s > one_gpu.seq_overhead_s);
+    assert!(compare(&row, &fitted)
+        .unwrap()
+        .iter()
+        .all(|c| c.consistent()));
+    let without = preset::EngineSpec {
+        seq_overhead_s: one_gpu.seq_overhead_s,
+        ..fitted
+    };
+    for c in compare(&row, &without).unwrap() {
+        assert!(c.ratio() > 1.0 + calibration::BAND, "{c:?}");
+    }
+}
+
+#[test]
 fn the_rows_cover_sources_gpus_and_loads() {
     let rows = rows().unwrap();
     // Independent publishers: the source's name up to its first comma.
