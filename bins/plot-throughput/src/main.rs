@@ -16,7 +16,7 @@ const NAME: &str = "plot-throughput";
 #[command(
     name = "plot-throughput",
     version,
-    after_help = "Exit codes: 0 success, 1 error, 2 bad usage (including an unreadable or malformed result file)."
+    after_help = "Exit codes: 0 success (levels in which every request failed are drawn as gaps, with a warning), 1 error, 2 bad usage (an unreadable or malformed result file, an output that cannot be written), 3 a result file with nothing to draw (no request succeeded in any level; with other files, the figure is drawn without it)."
 )]
 struct Args {
     /// Result files, then the output image (unless --output is given).
@@ -74,19 +74,27 @@ fn main() -> ExitCode {
         }
     }
     match tokenomics_plot::plot_files(&inputs, labels.as_deref(), args.title.as_deref(), &output) {
-        Ok(figure) => {
-            let (w, h) = figure.size();
+        Ok(plotted) => {
+            for w in &plotted.warnings {
+                eprintln!("{NAME}: warning: {w}");
+            }
+            let (w, h) = plotted.figure.size();
             println!(
                 "Plot saved to {} ({w}×{h} px, {} panels)",
                 output.display(),
-                figure.panels.len()
+                plotted.figure.panels.len()
             );
-            ExitCode::SUCCESS
+            if plotted.left_out.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::SOME_FAILED)
+            }
         }
         Err(e) => {
             let code = match e {
-                tokenomics_plot::Error::Draw { .. } => exit::ERROR,
-                _ => exit::USAGE,
+                tokenomics_plot::Error::NothingToDraw(_) => exit::SOME_FAILED,
+                ref e if e.is_bad_input() => exit::USAGE,
+                _ => exit::ERROR,
             };
             cli::fail(NAME, e, code)
         }

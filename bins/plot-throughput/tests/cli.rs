@@ -1,5 +1,6 @@
 //! `plot-throughput` as a user runs it: the original's two positional arguments, overlays with
-//! `-o`, and one-line errors with exit code 2.
+//! `-o`, one-line errors with exit code 2, warnings for failed levels, and exit code 3 when a
+//! file has nothing to draw.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -19,14 +20,21 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-/// The trimmed contents of every `<text>` element of an SVG.
+/// The plotting crate's fixtures (result files with failed levels).
+fn plot_fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/tokenomics-plot/tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The text of every run of an SVG (each a `<g aria-label="…">` of glyph outlines).
 fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
+    svg.split("<g aria-label=\"")
         .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        })
+        .filter_map(|t| t.split('"').next())
+        .map(str::to_string)
         .collect()
 }
 
@@ -115,4 +123,69 @@ fn bad_input_is_one_line_and_exit_2() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
     assert!(!out.exists());
+}
+
+#[test]
+fn an_unwritable_output_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out/x.png");
+    let o = plot(&[&fixture("original_chat.json"), out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "plot-throughput: error: cannot write {}: No such file or directory",
+            out.display()
+        )
+    );
+}
+
+#[test]
+fn failed_levels_are_drawn_as_gaps_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("open.png");
+    let o = plot(&[&plot_fixture("chat_open_loop.json"), out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("plot-throughput: warning: ")
+            && stderr.contains("chat_open_loop.json: 10 requests/s: all 20 requests failed")
+            && stderr.trim_end().ends_with("; drawn as a gap"),
+        "{stderr}"
+    );
+    assert!(out.exists());
+}
+
+#[test]
+fn a_file_with_nothing_to_draw_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dead.png");
+    let o = plot(&[&plot_fixture("chat_all_failed.json"), out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("error: nothing to draw: no request succeeded in any level of"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no empty figure");
+
+    // Beside a file with data: the figure is drawn without it, and the exit code says so.
+    let o = plot(&[
+        &plot_fixture("chat_burst_failed.json"),
+        &plot_fixture("chat_all_failed.json"),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "chat_all_failed.json: no request succeeded in any level; left out of the figure"
+        ),
+        "{stderr}"
+    );
+    assert!(out.exists());
 }

@@ -1,360 +1,329 @@
-//! Drawing a [`Figure`] with plotters, on a bitmap or SVG backend.
+//! Drawing a [`Layout`]: shapes through a plotters backend (bitmap or SVG), then the text from
+//! [`crate::text`] over them — rasterised into the bitmap, or written as glyph outlines into the
+//! SVG.
 
-use std::path::Path;
-use std::sync::Once;
-
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::figures::{Figure, Panel, Point, TITLE_HEIGHT};
-use crate::{compact, Error, Format, Result};
+use crate::layout::{
+    Layout, PanelLayout, Rect, Swatch, CAP_HALF_WIDTH, MARKER_RADIUS, SWATCH_WIDTH,
+};
+use crate::{text, Error, Result};
 
-const FONT: &str = "sans-serif";
+/// Pixels per metre of 300 dpi, written into the PNG so that viewers print the figure at the
+/// original's resolution.
+const PIXELS_PER_METRE: u32 = 11_811;
 
-/// Distinct, colour-blind-friendly colours (Okabe–Ito, then Tableau).
-const PALETTE: &[RGBColor] = &[
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
-    RGBColor(120, 120, 120),
-    RGBColor(240, 228, 66),
-];
-
-/// A linear axis whose ticks (and grid lines) are exactly the given values.
-#[derive(Clone)]
-struct KeyedAxis {
-    lo: f64,
-    hi: f64,
-    keys: Vec<f64>,
+fn draw_err(e: impl std::fmt::Display) -> Error {
+    Error::Draw(e.to_string())
 }
 
-impl Ranged for KeyedAxis {
-    type FormatOption = DefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        let span = self.hi - self.lo;
-        let frac = if span > 0.0 {
-            (value - self.lo) / span
-        } else {
-            0.5
-        };
-        limit.0 + (frac * (limit.1 - limit.0) as f64).round() as i32
-    }
-
-    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
-        self.keys.clone()
-    }
-
-    fn range(&self) -> std::ops::Range<f64> {
-        self.lo..self.hi
-    }
+fn px((x, y): (f64, f64)) -> (i32, i32) {
+    (x.round() as i32, y.round() as i32)
 }
 
-fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bytes are valid TrueType fonts shipped with this crate; a failure would only
-        // leave text undrawn, which the tests would catch.
-        let _ = plotters::style::register_font(
-            FONT,
-            FontStyle::Normal,
-            include_bytes!("../fonts/DejaVuSans.ttf"),
-        );
-        let _ = plotters::style::register_font(
-            FONT,
-            FontStyle::Bold,
-            include_bytes!("../fonts/DejaVuSans-Bold.ttf"),
-        );
-    });
-}
-
-pub(crate) fn render(figure: &Figure, format: Format, path: &Path) -> Result<()> {
-    register_fonts();
-    let size = figure.size();
-    let draw_err = |message: String| Error::Draw {
-        path: path.to_path_buf(),
-        message,
-    };
-    match format {
-        Format::Png => {
-            let root = BitMapBackend::new(path, size).into_drawing_area();
-            draw(&root, figure).map_err(draw_err)?;
-            root.present().map_err(|e| draw_err(e.to_string()))
+/// The figure as PNG bytes.
+pub(crate) fn png(layout: &Layout) -> Result<Vec<u8>> {
+    let (w, h) = layout.size;
+    let mut rgb = vec![255u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        for panel in &layout.panels {
+            draw_grid(&root, panel)?;
         }
-        Format::Svg => {
-            let root = SVGBackend::new(path, size).into_drawing_area();
-            draw(&root, figure).map_err(draw_err)?;
-            root.present().map_err(|e| draw_err(e.to_string()))
-        }
+        draw(&root, layout)?;
+        root.present().map_err(draw_err)?;
     }
+    text::rasterize(&layout.texts, &mut rgb, w, h);
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Figures are mostly flat colour: the best compression with per-row filters halves the file
+    // for a few tens of milliseconds.
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    encoder.set_pixel_dims(Some(png::PixelDimensions {
+        xppu: PIXELS_PER_METRE,
+        yppu: PIXELS_PER_METRE,
+        unit: png::Unit::Meter,
+    }));
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&rgb)?;
+    writer.finish()?;
+    Ok(out)
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), String> {
-    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let (title_area, body) = root.split_vertically(TITLE_HEIGHT);
-    let (w, _) = title_area.dim_in_pixel();
-    title_area
-        .draw_text(
-            &figure.title,
-            &TextStyle::from((FONT, 44).into_font().style(FontStyle::Bold))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-            (w as i32 / 2, TITLE_HEIGHT as i32 / 2),
-        )
-        .map_err(e)?;
-    let columns = figure.columns.max(1);
-    let rows = figure.panels.len().div_ceil(columns);
-    let areas = body.split_evenly((rows, columns));
-    for (panel, area) in figure.panels.iter().zip(areas.iter()) {
-        draw_panel(area, panel)?;
+/// The figure as an SVG document whose text is the embedded font's glyph outlines.
+pub(crate) fn svg(layout: &Layout) -> Result<String> {
+    let mut doc = String::new();
+    {
+        let root = SVGBackend::with_string(&mut doc, layout.size).into_drawing_area();
+        draw(&root, layout)?;
+        root.present().map_err(draw_err)?;
+    }
+    // The glyphs are placed with `xlink:href`, which needs its namespace on the root; the title
+    // goes first, for readers and search, then the background and the dashed grid (one path
+    // per panel with a dash pattern, where plotters would write every dash as an element); the
+    // text goes last, over the shapes.
+    let svg_ns = r#"xmlns="http://www.w3.org/2000/svg""#;
+    let root_end = doc
+        .find("<svg")
+        .and_then(|s| doc[s..].find('>').map(|e| s + e + 1))
+        .filter(|_| doc.contains(svg_ns))
+        .ok_or_else(|| draw_err("the SVG backend wrote no <svg> element"))?;
+    let close = doc
+        .rfind("</svg>")
+        .ok_or_else(|| draw_err("the SVG backend wrote no </svg>"))?;
+    let mut out = String::with_capacity(doc.len() * 2);
+    out.push_str(&doc[..root_end].replacen(
+        svg_ns,
+        &format!(r#"{svg_ns} xmlns:xlink="http://www.w3.org/1999/xlink""#),
+        1,
+    ));
+    out.push_str(&format!(
+        "\n<title>{}</title>\n",
+        text::escape(&layout.title)
+    ));
+    out.push_str(&svg_background_and_grid(layout));
+    out.push_str(&doc[root_end..close]);
+    out.push_str(&text::svg(&layout.texts));
+    out.push_str(&doc[close..]);
+    Ok(out)
+}
+
+/// The white background and every panel's dashed grid, as SVG.
+fn svg_background_and_grid(layout: &Layout) -> String {
+    let (w, h) = layout.size;
+    let mut out = format!(r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#FFFFFF"/>"##);
+    out.push('\n');
+    for p in &layout.panels {
+        let mut d = String::new();
+        for &x in &p.x_ticks {
+            d.push_str(&format!(
+                "M{} {}V{}",
+                x.round(),
+                p.plot.y0.round(),
+                p.plot.y1.round()
+            ));
+        }
+        for &y in p.y_ticks.iter().skip(1) {
+            d.push_str(&format!(
+                "M{} {}H{}",
+                p.plot.x0.round(),
+                y.round(),
+                p.plot.x1.round()
+            ));
+        }
+        out.push_str(&format!(
+            r##"<path d="{d}" fill="none" stroke="#000000" stroke-opacity="{GRID_OPACITY}" stroke-width="1" stroke-dasharray="{GRID_DASH} {GRID_SPACE}"/>"##
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+/// The dashed grid, dash by dash (bitmaps).
+fn draw_grid<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout) -> Result<()> {
+    let plot = p.plot;
+    let grid = BLACK.mix(GRID_OPACITY).stroke_width(1);
+    let pattern = (GRID_DASH, GRID_SPACE);
+    for &x in &p.x_ticks {
+        dashed(
+            root,
+            (x.round(), plot.y0.round()),
+            (x.round(), plot.y1.round()),
+            pattern,
+            grid,
+        )?;
+    }
+    for &y in p.y_ticks.iter().skip(1) {
+        dashed(
+            root,
+            (plot.x0.round(), y.round()),
+            (plot.x1.round(), y.round()),
+            pattern,
+            grid,
+        )?;
     }
     Ok(())
 }
 
-/// Tick values: a "nice" step (1, 2 or 5 × 10^k) giving about six ticks from 0 to `top`.
-fn y_ticks(top: f64) -> Vec<f64> {
-    let raw = top / 6.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(raw);
-    (0..)
-        .map(|i| i as f64 * step)
-        .take_while(|v| *v <= top + step * 1e-9)
-        .collect()
+const GRID_OPACITY: f64 = 0.16;
+const GRID_DASH: f64 = 8.0;
+const GRID_SPACE: f64 = 6.0;
+
+/// Everything but the background, the grid and the text.
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, layout: &Layout) -> Result<()> {
+    for panel in &layout.panels {
+        draw_panel(root, panel)?;
+    }
+    Ok(())
 }
 
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    panel: &Panel,
-) -> Result<(), String> {
-    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
-    let ticks = panel.x.ticks().to_vec();
-    let xs: Vec<f64> = ticks.iter().filter_map(|&b| panel.x.position(b)).collect();
-    let (x_lo, x_hi) = match (xs.first(), xs.last()) {
-        (Some(&a), Some(&b)) => (a - 0.5, b + 0.5),
-        _ => (-0.5, 0.5),
-    };
-    // Headroom above the data keeps the legend and the annotations clear of it.
-    let data_max = panel
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .flat_map(|p| [Some(p.y), p.band.map(|b| b.1)])
-        .flatten()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let top = if data_max > 0.0 { data_max * 1.3 } else { 1.0 };
-    let yt = y_ticks(top);
-    let top = yt.last().copied().unwrap_or(top).max(top);
-    let label_font = (FONT, 26).into_font();
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FONT, 32).into_font().style(FontStyle::Bold))
-        .margin(24)
-        .margin_right(48)
-        .x_label_area_size(80)
-        .y_label_area_size(120)
-        .build_cartesian_2d(
-            KeyedAxis {
-                lo: x_lo,
-                hi: x_hi,
-                keys: xs.clone(),
-            },
-            KeyedAxis {
-                lo: 0.0,
-                hi: top,
-                keys: yt.clone(),
-            },
-        )
-        .map_err(e)?;
-    let tick_label = |x: &f64| {
-        ticks
-            .iter()
-            .find(|&&b| panel.x.position(b).is_some_and(|p| (p - x).abs() < 1e-9))
-            .map(|b| b.to_string())
-            .unwrap_or_default()
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc(&panel.x_label)
-        .y_desc(&panel.y_label)
-        .axis_desc_style(label_font.clone())
-        .label_style((FONT, 24).into_font())
-        .x_label_formatter(&tick_label)
-        .y_label_formatter(&|y| compact(*y))
-        .draw()
-        .map_err(e)?;
-    // The dashed grid, at the same ticks as the labels.
-    let grid = BLACK.mix(0.18).stroke_width(1);
-    for &x in &xs {
-        chart
-            .draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, top)], 8, 6, grid))
-            .map_err(e)?;
+fn line<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    points: &[(f64, f64)],
+    style: ShapeStyle,
+) -> Result<()> {
+    let pts: Vec<(i32, i32)> = points.iter().map(|p| px(*p)).collect();
+    root.draw(&PathElement::new(pts, style)).map_err(draw_err)
+}
+
+/// A dashed straight line, `dash` on and `gap` off.
+fn dashed<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    a: (f64, f64),
+    b: (f64, f64),
+    (dash, gap): (f64, f64),
+    style: ShapeStyle,
+) -> Result<()> {
+    let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+    if len == 0.0 {
+        return Ok(());
     }
-    for &y in yt.iter().skip(1) {
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(x_lo, y), (x_hi, y)],
-                8,
-                6,
-                grid,
-            ))
-            .map_err(e)?;
+    let (ux, uy) = ((b.0 - a.0) / len, (b.1 - a.1) / len);
+    let mut t = 0.0;
+    while t < len {
+        let e = (t + dash).min(len);
+        line(
+            root,
+            &[(a.0 + ux * t, a.1 + uy * t), (a.0 + ux * e, a.1 + uy * e)],
+            style,
+        )?;
+        t += dash + gap;
     }
-    let mut notes: Vec<(i32, i32, String, RGBColor)> = Vec::new();
-    for (i, series) in panel.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        // Points in x order, whatever order the file listed its levels in.
-        let mut pts: Vec<(f64, &Point)> = series
-            .points
-            .iter()
-            .filter_map(|p| panel.x.position(p.batch).map(|x| (x, p)))
-            .collect();
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let band: Vec<(f64, (f64, f64))> = pts
-            .iter()
-            .filter_map(|&(x, p)| p.band.map(|b| (x, b)))
-            .collect();
-        if band.len() >= 2 {
-            let mut poly: Vec<(f64, f64)> = band.iter().map(|&(x, (_, hi))| (x, hi)).collect();
-            poly.extend(band.iter().rev().map(|&(x, (lo, _))| (x, lo)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    poly,
-                    color.mix(0.16).filled(),
-                )))
-                .map_err(e)?;
-        } else if let Some(&(x, (lo, hi))) = band.first() {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x, lo), (x, hi)],
-                    color.mix(0.5).stroke_width(6),
-                )))
-                .map_err(e)?;
+    Ok(())
+}
+
+/// Diagonal hatching inside `rect`.
+fn hatch<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rect: Rect,
+    spacing: f64,
+    style: ShapeStyle,
+) -> Result<()> {
+    let span = rect.width() + rect.height();
+    let mut t = spacing / 2.0;
+    while t < span {
+        // Lines from lower left to upper right: x − (y1 − y) = x0 + t − h.
+        let a = (rect.x0 + t - rect.height(), rect.y1);
+        let b = (rect.x0 + t, rect.y0);
+        if let Some((p, q)) = rect.clip(a, b) {
+            line(root, &[p, q], style)?;
         }
-        let line: Vec<(f64, f64)> = pts.iter().map(|&(x, p)| (x, p.y)).collect();
-        chart
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(3)))
-            .map_err(e)?
-            .label(&series.label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 30, y)], color.stroke_width(4))
-            });
-        chart
-            .draw_series(line.iter().map(|&p| Circle::new(p, 7, color.filled())))
-            .map_err(e)?;
-        let (bx, by) = area.get_base_pixel();
-        for &(x, p) in &pts {
-            if let Some(note) = &p.note {
-                let (px, py) = chart.backend_coord(&(x, p.y));
-                notes.push((px - bx, py - by, note.clone(), color));
+        t += spacing;
+    }
+    Ok(())
+}
+
+fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout) -> Result<()> {
+    let plot = p.plot;
+    for g in &p.gaps {
+        let r = g.rect;
+        root.draw(&Rectangle::new(
+            [px((r.x0, r.y0)), px((r.x1, r.y1))],
+            g.color.mix(0.06).filled(),
+        ))
+        .map_err(draw_err)?;
+        hatch(root, r, 16.0, g.color.mix(0.3).stroke_width(2))?;
+        for x in [r.x0, r.x1] {
+            line(
+                root,
+                &[(x, r.y0), (x, r.y1)],
+                g.color.mix(0.5).stroke_width(1),
+            )?;
+        }
+        // The labels stay readable: no hatching under them.
+        for label in &g.labels {
+            let b = label.inflate(3.0);
+            root.draw(&Rectangle::new(
+                [px((b.x0, b.y0)), px((b.x1, b.y1))],
+                WHITE.filled(),
+            ))
+            .map_err(draw_err)?;
+        }
+    }
+    for s in &p.series {
+        for band in &s.bands {
+            let pts: Vec<(i32, i32)> = band.iter().map(|q| px(*q)).collect();
+            root.draw(&Polygon::new(pts, s.color.mix(0.16).filled()))
+                .map_err(draw_err)?;
+        }
+        for &(a, b) in &s.bars {
+            line(root, &[a, b], s.color.mix(0.35).stroke_width(6))?;
+        }
+    }
+    for s in &p.series {
+        for l in &s.lines {
+            line(root, l, s.color.stroke_width(3))?;
+        }
+        for w in &s.whiskers {
+            for (a, b) in w.segments() {
+                line(root, &[a, b], s.color.mix(0.85).stroke_width(2))?;
             }
         }
-    }
-    draw_notes(area, notes).map_err(e)?;
-    if panel.series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 22).into_font())
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .margin(12)
-            .draw()
-            .map_err(e)?;
-    }
-    Ok(())
-}
-
-/// Height of one annotation line, pixels.
-const NOTE_LINE: i32 = 27;
-
-/// Places notes: each just above its point, and notes that share an x position (several series
-/// at one batch size) stacked upward at least one line apart, so none overlaps another and none
-/// drops below its own point. Input and output are (x, y) pixel positions (y grows downward) of
-/// the points and of the notes' bottom edges.
-pub(crate) fn layout_notes(points: &[(i32, i32)]) -> Vec<(i32, i32)> {
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    // By x, then from the lowest point on screen (largest y) up.
-    order.sort_by_key(|&i| (points[i].0, std::cmp::Reverse(points[i].1)));
-    let mut placed = points.to_vec();
-    let mut k = 0;
-    while k < order.len() {
-        let x = points[order[k]].0;
-        let end = order[k..]
-            .iter()
-            .position(|&i| (points[i].0 - x).abs() > 4)
-            .map_or(order.len(), |p| k + p);
-        let mut ceiling = i32::MAX / 2;
-        for &i in &order[k..end] {
-            let y = (points[i].1 - 12).min(ceiling - NOTE_LINE);
-            placed[i] = (points[i].0, y);
-            ceiling = y;
+        for &m in &s.markers {
+            root.draw(&Circle::new(px(m), MARKER_RADIUS as i32, s.color.filled()))
+                .map_err(draw_err)?;
         }
-        k = end;
     }
-    placed
-}
-
-fn draw_notes<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    notes: Vec<(i32, i32, String, RGBColor)>,
-) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let points: Vec<(i32, i32)> = notes.iter().map(|n| (n.0, n.1)).collect();
-    for ((_, _, text, color), at) in notes.into_iter().zip(layout_notes(&points)) {
-        let style = TextStyle::from((FONT, 22).into_font())
-            .color(&color)
-            .pos(Pos::new(HPos::Center, VPos::Bottom));
-        area.draw_text(&text, &style, at)?;
+    // Axes and tick marks.
+    let axis = RGBColor(40, 40, 40).stroke_width(2);
+    line(
+        root,
+        &[(plot.x0, plot.y0), (plot.x0, plot.y1), (plot.x1, plot.y1)],
+        axis,
+    )?;
+    for &x in &p.x_ticks {
+        line(root, &[(x, plot.y1), (x, plot.y1 + 8.0)], axis)?;
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{layout_notes, y_ticks, NOTE_LINE};
-
-    #[test]
-    fn notes_at_one_x_never_overlap() {
-        // Four series whose points nearly coincide at x = 100, two more at x = 300.
-        let points = [
-            (100, 500),
-            (100, 505),
-            (300, 200),
-            (100, 498),
-            (100, 700),
-            (300, 201),
-        ];
-        let placed = layout_notes(&points);
-        for (i, a) in placed.iter().enumerate() {
-            for b in &placed[i + 1..] {
-                if a.0 == b.0 {
-                    assert!((a.1 - b.1).abs() >= NOTE_LINE, "{a:?} and {b:?} overlap");
+    for &y in &p.y_ticks {
+        line(root, &[(plot.x0 - 8.0, y), (plot.x0, y)], axis)?;
+    }
+    if let Some(legend) = &p.legend {
+        let r = legend.rect;
+        root.draw(&Rectangle::new(
+            [px((r.x0, r.y0)), px((r.x1, r.y1))],
+            WHITE.mix(0.92).filled(),
+        ))
+        .map_err(draw_err)?;
+        root.draw(&Rectangle::new(
+            [px((r.x0, r.y0)), px((r.x1, r.y1))],
+            BLACK.mix(0.35).stroke_width(1),
+        ))
+        .map_err(draw_err)?;
+        for e in &legend.entries {
+            let (x, y) = e.at;
+            match e.swatch {
+                Swatch::Line => {
+                    line(
+                        root,
+                        &[(x, y), (x + SWATCH_WIDTH, y)],
+                        e.color.stroke_width(3),
+                    )?;
+                    root.draw(&Circle::new(
+                        px((x + SWATCH_WIDTH / 2.0, y)),
+                        6,
+                        e.color.filled(),
+                    ))
+                    .map_err(draw_err)?;
+                }
+                Swatch::Whisker => {
+                    let cx = x + SWATCH_WIDTH / 2.0;
+                    let style = e.color.mix(0.85).stroke_width(2);
+                    line(root, &[(cx, y - 11.0), (cx, y + 11.0)], style)?;
+                    for cy in [y - 11.0, y + 11.0] {
+                        line(
+                            root,
+                            &[(cx - CAP_HALF_WIDTH, cy), (cx + CAP_HALF_WIDTH, cy)],
+                            style,
+                        )?;
+                    }
                 }
             }
         }
-        // No note falls below its own point.
-        for (p, n) in points.iter().zip(&placed) {
-            assert!(n.1 <= p.1 - 12, "{p:?} → {n:?}");
-        }
-        // A note alone stays just above its point.
-        assert_eq!(layout_notes(&[(10, 400)]), vec![(10, 388)]);
     }
-
-    #[test]
-    fn nice_ticks() {
-        assert_eq!(y_ticks(6.0), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let t = y_ticks(4800.0);
-        assert_eq!(t[1], 1000.0);
-        assert!(*t.last().unwrap() <= 4800.0);
-    }
+    Ok(())
 }

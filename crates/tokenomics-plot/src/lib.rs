@@ -3,22 +3,35 @@
 //! [`plot_files`] reads one or more result files (written by `oai-bench`, `embed-bench`, or the
 //! original Python scripts), recognises their kind, and draws:
 //!
-//! * **chat** — batch tokens/s and request tokens/s against batch size, stacked (the original's
-//!   figure), each a line with markers, a shaded ±std band and every point annotated `mean ± std`;
-//!   batch sizes are evenly spaced categorical ticks. Files with a `latency` block (streaming runs)
-//!   add a column with TTFT and inter-token latency: the p50 line in a p90–p99 band.
+//! * **chat** — batch (or whole-run) tokens/s and request tokens/s against the load level
+//!   (batch size, concurrency or request rate, whichever the file's mode says), stacked, each a
+//!   line with markers inside a shaded mean ± std band, each point annotated where its note fits
+//!   (notes never overlap each other or the data); levels are evenly spaced categorical ticks,
+//!   fractional request rates included; a level in which every request failed is a marked gap
+//!   that breaks the line. Files with a `latency` block (streaming runs) add a column with TTFT
+//!   and inter-token latency: the p50 line, with the p90–p99 range of each level as a whisker
+//!   that the legend names.
 //! * **embeddings** — a 2×2 grid with one line per sequence length against batch size on a log2
 //!   axis: batch embeddings/s, batch tokens/s, batch time, and request latency.
 //!
-//! Several files overlay as labelled series. The output format follows the extension (`.png` or
-//! `.svg`); text is drawn with the DejaVu Sans font embedded in the binary, so a machine without
-//! fonts draws the same picture. Annotations are placed in pixel space and pushed apart so they
-//! never overlap; numbers are written compactly (`3.7k`, not `3729.2952`).
+//! The work is split in three steps, each testable on its own: [`figures`] turns documents into
+//! a [`Figure`] (panels, series, points in the unit chosen for each panel, notes, and the gaps
+//! where a level failed entirely); [`mod@layout`] puts every shape and piece of text of a figure at
+//! its pixel position, keeping notes off each other and off the data; the renderer draws that
+//! layout — shapes through plotters' bitmap or SVG backend, text from the DejaVu Sans faces
+//! embedded in this crate ([`text`]): rasterised for PNG, as glyph outlines for SVG, so every
+//! machine draws the same picture. The output is written once, atomically, after its path was
+//! checked before drawing and everything else succeeded.
 
 mod chart;
 pub mod figures;
+pub mod layout;
+pub mod text;
+pub mod units;
 
 pub use figures::{chat_figure, embed_figure, Figure};
+pub use layout::{layout, Layout};
+pub use units::compact;
 
 use std::path::{Path, PathBuf};
 
@@ -27,8 +40,9 @@ use tokenomics_stats::AnyDocument;
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A result file could not be read or parsed.
     #[error("{0}")]
-    Stats(#[from] tokenomics_stats::Error),
+    Read(tokenomics_stats::Error),
     #[error("{path} is not a chat or embedding result file: {source}")]
     NotResults {
         path: PathBuf,
@@ -36,12 +50,60 @@ pub enum Error {
     },
     #[error("{0} holds no results to plot")]
     Empty(PathBuf),
+    /// Every level of every input failed: there is nothing to draw, and nothing is written.
+    #[error("nothing to draw: no request succeeded in any level of {}", list(.0))]
+    NothingToDraw(Vec<PathBuf>),
     #[error("cannot mix chat and embedding result files in one figure ({0} is the odd one out)")]
     Mixed(PathBuf),
     #[error("output {0} must end in .png or .svg")]
     Format(PathBuf),
-    #[error("cannot draw {path}: {message}")]
-    Draw { path: PathBuf, message: String },
+    /// The output cannot be written (checked before drawing, and when writing).
+    #[error("cannot write {}: {}", .path.display(), os_message(.source))]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot draw the figure: {0}")]
+    Draw(String),
+    #[error("cannot encode the PNG: {0}")]
+    Png(#[from] png::EncodingError),
+}
+
+impl Error {
+    /// Whether the error is the user's input (a file, a path, a mix of files) rather than a
+    /// failure of this program.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(
+            self,
+            Error::Draw(_) | Error::Png(_) | Error::NothingToDraw(_)
+        )
+    }
+}
+
+impl From<tokenomics_stats::Error> for Error {
+    fn from(e: tokenomics_stats::Error) -> Self {
+        match e {
+            tokenomics_stats::Error::Write { path, source } => Error::Write { path, source },
+            other => Error::Read(other),
+        }
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An I/O error as people read it: `No such file or directory`, without `(os error 2)`.
+fn os_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -107,14 +169,27 @@ pub fn default_label(path: &Path, doc: &AnyDocument) -> String {
     }
 }
 
-/// Reads `inputs` (with optional labels, one per input) and draws them into `output`.
+/// A figure drawn from files, and what the user should hear about it.
+#[derive(Debug, Clone)]
+pub struct Plotted {
+    pub figure: Figure,
+    /// One line each: levels drawn as gaps, levels that could not be placed, files left out.
+    pub warnings: Vec<String>,
+    /// Files in which no level had a successful request: left out of the figure (the others were
+    /// drawn). A caller should not report plain success.
+    pub left_out: Vec<PathBuf>,
+}
+
+/// Reads `inputs` (with optional labels, one per input) and draws them into `output`: the
+/// output path is checked first, the file written once, atomically, at the end.
 pub fn plot_files(
     inputs: &[PathBuf],
     labels: Option<&[String]>,
     title: Option<&str>,
     output: &Path,
-) -> Result<Figure> {
+) -> Result<Plotted> {
     let format = Format::from_path(output)?;
+    tokenomics_stats::check_writable(output)?;
     let mut loaded = Vec::with_capacity(inputs.len());
     for (i, path) in inputs.iter().enumerate() {
         let document = load(path)?;
@@ -127,69 +202,131 @@ pub fn plot_files(
             path: path.clone(),
         });
     }
-    let figure = figures::figure_for(&loaded, title)?;
-    chart::render(&figure, format, output)?;
-    Ok(figure)
-}
-
-/// Draws a figure into `output` (format from the extension).
-pub fn render(figure: &Figure, output: &Path) -> Result<()> {
-    chart::render(figure, Format::from_path(output)?, output)
-}
-
-/// Compact numbers for labels: `3.7k`, `159`, `15.9`, `1.59`, `0.0123`, `1.2M`.
-pub fn compact(x: f64) -> String {
-    if !x.is_finite() {
-        return "n/a".into();
-    }
-    let a = x.abs();
-    let trim = |s: String| {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
+    let plotted = figure_for(&loaded, title)?;
+    let bytes = match format {
+        Format::Png => render_png(&plotted.figure)?,
+        Format::Svg => render_svg(&plotted.figure)?.into_bytes(),
     };
-    if a >= 1e9 {
-        format!("{}G", trim(format!("{:.1}", x / 1e9)))
-    } else if a >= 1e6 {
-        format!("{}M", trim(format!("{:.1}", x / 1e6)))
-    } else if a >= 1e4 {
-        format!("{}k", trim(format!("{:.0}", x / 1e3)))
-    } else if a >= 1e3 {
-        format!("{}k", trim(format!("{:.1}", x / 1e3)))
-    } else if a >= 100.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        trim(format!("{x:.1}"))
-    } else if a >= 1.0 {
-        trim(format!("{x:.2}"))
-    } else if a == 0.0 {
-        "0".into()
-    } else {
-        // Three significant digits: 0.0123, 0.000412.
-        let decimals = (2.0 - a.log10().floor()).clamp(0.0, 12.0) as usize;
-        trim(format!("{x:.decimals$}"))
+    tokenomics_stats::write_atomic(output, &bytes)?;
+    Ok(plotted)
+}
+
+/// Draws a figure into `output` (format from the extension), written atomically.
+pub fn render(figure: &Figure, output: &Path) -> Result<()> {
+    let format = Format::from_path(output)?;
+    tokenomics_stats::check_writable(output)?;
+    let bytes = match format {
+        Format::Png => render_png(figure)?,
+        Format::Svg => render_svg(figure)?.into_bytes(),
+    };
+    tokenomics_stats::write_atomic(output, &bytes)?;
+    Ok(())
+}
+
+/// A figure as PNG bytes (300 dpi).
+pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
+    chart::png(&layout(figure))
+}
+
+/// A figure as an SVG document; its text is drawn as the embedded font's outlines (each run a
+/// `<g aria-label="…">`), so it needs no font on the viewer's machine.
+pub fn render_svg(figure: &Figure) -> Result<String> {
+    chart::svg(&layout(figure))
+}
+
+/// Whether a document has a level with something to draw.
+fn has_data(doc: &AnyDocument) -> bool {
+    match doc {
+        AnyDocument::Chat(d) => figures::chat_has_data(d),
+        AnyDocument::Embed(d) => figures::embed_has_data(d),
     }
+}
+
+/// The figure for a set of loaded inputs, all of one kind; inputs with nothing to draw are
+/// left out (an error when that is all of them).
+pub fn figure_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
+    let first = inputs
+        .first()
+        .ok_or_else(|| Error::Empty(PathBuf::from("(no input)")))?;
+    let chat = matches!(first.document, AnyDocument::Chat(_));
+    for i in inputs {
+        if matches!(i.document, AnyDocument::Chat(_)) != chat {
+            return Err(Error::Mixed(i.path.clone()));
+        }
+    }
+    let (drawn, left_out): (Vec<&Input>, Vec<&Input>) =
+        inputs.iter().partition(|i| has_data(&i.document));
+    if drawn.is_empty() {
+        return Err(Error::NothingToDraw(
+            inputs.iter().map(|i| i.path.clone()).collect(),
+        ));
+    }
+    let title = match (title, inputs) {
+        (Some(t), _) => t.to_string(),
+        (None, [one]) => one.label.clone(),
+        (None, many) => format!("Comparison of {} result files", many.len()),
+    };
+    let mut warnings = Vec::new();
+    let figure = if chat {
+        let docs: Vec<(String, &tokenomics_stats::ChatDocument)> = drawn
+            .iter()
+            .filter_map(|i| match &i.document {
+                AnyDocument::Chat(d) => Some((i.label.clone(), d)),
+                AnyDocument::Embed(_) => None,
+            })
+            .collect();
+        for (i, (_, d)) in drawn.iter().zip(&docs) {
+            for key in figures::chat_keys_skipped(d) {
+                warnings.push(format!(
+                    "{}: level {key:?} is not a number and has no load block; left out",
+                    i.path.display()
+                ));
+            }
+        }
+        chat_figure(&docs, &title)
+    } else {
+        let docs: Vec<(String, &tokenomics_stats::EmbedDocument)> = drawn
+            .iter()
+            .filter_map(|i| match &i.document {
+                AnyDocument::Embed(d) => Some((i.label.clone(), d)),
+                AnyDocument::Chat(_) => None,
+            })
+            .collect();
+        embed_figure(&docs, &title)
+    };
+    for f in &figure.failed_levels {
+        warnings.push(format!(
+            "{}: {}: {}; drawn as a gap",
+            drawn[f.input].path.display(),
+            f.level,
+            f.reason
+        ));
+    }
+    for i in &left_out {
+        warnings.push(format!(
+            "{}: no request succeeded in any level; left out of the figure",
+            i.path.display()
+        ));
+    }
+    Ok(Plotted {
+        figure,
+        warnings,
+        left_out: left_out.iter().map(|i| i.path.clone()).collect(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::compact;
+    use super::*;
 
     #[test]
-    fn compact_numbers() {
-        assert_eq!(compact(3729.295223546461), "3.7k");
-        assert_eq!(compact(12345.0), "12k");
-        assert_eq!(compact(159.1587), "159");
-        assert_eq!(compact(15.94), "15.9");
-        assert_eq!(compact(5.344), "5.34");
-        assert_eq!(compact(2.0), "2");
-        assert_eq!(compact(0.01234), "0.0123");
-        assert_eq!(compact(0.000412), "0.000412");
-        assert_eq!(compact(0.5), "0.5");
-        assert_eq!(compact(0.0), "0");
-        assert_eq!(compact(1_250_000.0), "1.2M");
-        assert_eq!(compact(f64::NAN), "n/a");
+    fn io_errors_read_as_one_plain_line() {
+        let dir = std::env::temp_dir().join("tokenomics-plot-no-such-dir-for-this-test");
+        let out = dir.join("x.png");
+        let e: Error = tokenomics_stats::check_writable(&out).unwrap_err().into();
+        assert_eq!(
+            e.to_string(),
+            format!("cannot write {}: No such file or directory", out.display())
+        );
     }
 }

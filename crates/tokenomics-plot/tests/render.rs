@@ -1,9 +1,14 @@
-//! Every kind of figure, rendered from fixture files to PNG and SVG: valid images of the expected
-//! size, and SVGs that carry the title, the axis labels and one annotation per point.
+//! Every kind of figure, built from fixture files: what the figure model holds (levels, gaps,
+//! points, units, notes, spreads), where the layout puts it (lines broken at failed levels,
+//! notes that never intersect each other or the data), and the images drawn from it (PNG of the
+//! figure's size; SVG whose text is glyph outlines, one `aria-label` per run).
 
 use std::path::{Path, PathBuf};
 
-use tokenomics_plot::{plot_files, Figure};
+use tokenomics_plot::figures::{Figure, Panel, Spread, XAxis};
+use tokenomics_plot::layout::{Layout, PanelLayout, MARKER_RADIUS, NOTE_FACE};
+use tokenomics_plot::units::Unit;
+use tokenomics_plot::{layout, plot_files, render_svg, Plotted};
 
 fn fixture(name: &str) -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -33,55 +38,51 @@ fn svg_size(svg: &str) -> (u32, u32) {
     (attr("width"), attr("height"))
 }
 
-/// The trimmed contents of every `<text>` element of an SVG.
+/// The text of every run of an SVG (each a `<g aria-label="…">` of glyph outlines).
 fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
+    svg.split("<g aria-label=\"")
         .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
+        .filter_map(|t| t.split('"').next())
+        .map(|t| {
+            t.replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
         })
         .collect()
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// Renders `inputs` to PNG and SVG and checks both.
-fn check(inputs: &[&str], labels: Option<&[String]>, expect_panels: usize) -> (Figure, String) {
+/// Renders `inputs` to PNG and SVG, checks both, and returns what was drawn.
+fn check(inputs: &[&str], labels: Option<&[String]>, expect_panels: usize) -> Plotted {
     let dir = tempfile::tempdir().unwrap();
     let paths: Vec<PathBuf> = inputs.iter().map(|n| fixture(n)).collect();
     let png = dir.path().join("out.png");
-    let figure = plot_files(&paths, labels, None, &png).unwrap();
+    let plotted = plot_files(&paths, labels, None, &png).unwrap();
+    let figure = &plotted.figure;
     assert_eq!(figure.panels.len(), expect_panels);
     assert_eq!(png_size(&png), figure.size(), "PNG of the figure's size");
 
     let svg_path = dir.path().join("out.svg");
-    let figure_svg = plot_files(&paths, labels, None, &svg_path).unwrap();
+    plot_files(&paths, labels, None, &svg_path).unwrap();
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg"), "an SVG document");
+    assert_eq!(svg_size(&svg), figure.size());
+    // No text left to the viewer's fonts.
+    assert!(!svg.contains("<text") && !svg.contains("font-family"));
     let texts = svg_texts(&svg);
-    let has = |t: &str| texts.iter().any(|x| x == &escape(t));
-    assert_eq!(svg_size(&svg), figure_svg.size());
+    let has = |t: &str| texts.iter().any(|x| x == t);
     assert!(has(&figure.title), "title {:?}", figure.title);
     for panel in &figure.panels {
         assert!(has(&panel.x_label), "x label {:?}", panel.x_label);
         assert!(has(&panel.y_label), "y label {:?}", panel.y_label);
         assert!(has(&panel.title), "panel title {:?}", panel.title);
     }
-    // One annotation per point: every note appears as a text element exactly as often as points
-    // carry it.
-    let mut notes: Vec<String> = figure
+    // Every placed note is drawn, as often as it is placed.
+    let l = layout(figure);
+    let mut notes: Vec<&str> = l
         .panels
         .iter()
-        .flat_map(|p| {
-            p.series
-                .iter()
-                .flat_map(|s| s.points.iter().filter_map(|pt| pt.note.clone()))
-        })
+        .flat_map(|p| p.notes.iter().map(|n| n.text.as_str()))
         .collect();
     assert!(!notes.is_empty());
     notes.sort();
@@ -89,75 +90,408 @@ fn check(inputs: &[&str], labels: Option<&[String]>, expect_panels: usize) -> (F
     distinct.dedup();
     for note in distinct {
         let expected = notes.iter().filter(|n| **n == note).count();
-        let found = texts.iter().filter(|t| **t == escape(&note)).count();
-        assert_eq!(found, expected, "annotation {note:?}");
+        let found = texts.iter().filter(|t| *t == note).count();
+        assert_eq!(found, expected, "note {note:?}");
     }
-    (figure, texts.join("\n"))
+    assert_no_note_overlaps(&l);
+    assert_spreads_drawn_as_what_they_are(figure, &l);
+    plotted
+}
+
+/// Pairs of notes (by index) whose boxes intersect.
+fn intersecting_notes(p: &PanelLayout) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for (i, a) in p.notes.iter().enumerate() {
+        for (j, b) in p.notes.iter().enumerate().skip(i + 1) {
+            if a.rect.intersects(&b.rect) {
+                pairs.push((i, j));
+            }
+        }
+    }
+    pairs
+}
+
+/// No two notes intersect; none covers a marker, a line, a whisker, the legend or a gap; each
+/// lies in its plot; and each box is what the renderer's font metrics make of its text.
+fn assert_no_note_overlaps(l: &Layout) {
+    for (k, p) in l.panels.iter().enumerate() {
+        assert_eq!(intersecting_notes(p), vec![], "panel {k}: notes intersect");
+        for n in &p.notes {
+            let r = n.rect;
+            assert!(
+                (r.width() - NOTE_FACE.width(&n.text)).abs() < 1e-9
+                    && (r.height() - NOTE_FACE.size).abs() < 1e-9,
+                "{n:?}: its box is not its text's"
+            );
+            assert!(
+                l.texts
+                    .iter()
+                    .any(|t| t.text == n.text && t.bounds() == r && !t.rotated),
+                "{n:?} is drawn where it was placed"
+            );
+            assert!(p.plot.contains(&r), "panel {k}: {n:?} leaves the plot");
+            for s in &p.series {
+                for &(x, y) in &s.markers {
+                    let marker =
+                        tokenomics_plot::layout::Rect::new(x, y, x, y).inflate(MARKER_RADIUS);
+                    assert!(
+                        !r.intersects(&marker),
+                        "panel {k}: {n:?} covers a marker at {x},{y}"
+                    );
+                }
+                for line in &s.lines {
+                    for w in line.windows(2) {
+                        assert!(!r.crosses(w[0], w[1]), "panel {k}: {n:?} sits on a line");
+                    }
+                }
+                for wh in &s.whiskers {
+                    for (a, b) in wh.segments() {
+                        assert!(!r.crosses(a, b), "panel {k}: {n:?} sits on a whisker");
+                    }
+                }
+            }
+            if let Some(legend) = &p.legend {
+                assert!(
+                    !r.intersects(&legend.rect),
+                    "panel {k}: {n:?} under the legend"
+                );
+            }
+            for g in &p.gaps {
+                assert!(!r.intersects(&g.rect), "panel {k}: {n:?} on a gap");
+            }
+        }
+    }
+}
+
+/// Mean ± std is a band that contains its line; percentiles are whiskers at or above the p50,
+/// never a band.
+fn assert_spreads_drawn_as_what_they_are(figure: &Figure, l: &Layout) {
+    for (panel, pl) in figure.panels.iter().zip(&l.panels) {
+        for s in &panel.series {
+            for p in &s.points {
+                if let Some((lo, hi)) = p.range {
+                    match panel.spread {
+                        Spread::StdDev => assert!(lo <= p.y && p.y <= hi, "{p:?} outside its band"),
+                        Spread::Percentiles => assert!(lo <= hi, "{p:?}"),
+                    }
+                }
+            }
+        }
+        let bands = pl
+            .series
+            .iter()
+            .map(|s| s.bands.len() + s.bars.len())
+            .sum::<usize>();
+        let whiskers = pl.series.iter().map(|s| s.whiskers.len()).sum::<usize>();
+        match panel.spread {
+            Spread::StdDev => assert_eq!(whiskers, 0, "{}", panel.title),
+            Spread::Percentiles => {
+                assert_eq!(bands, 0, "{}", panel.title);
+                // And the legend says what the whiskers are.
+                let legend = pl.legend.as_ref().expect("a legend for whiskers");
+                assert!(legend
+                    .entries
+                    .iter()
+                    .any(|e| e.label.starts_with("p90–p99")));
+            }
+        }
+    }
+}
+
+fn notes(panel: &Panel) -> Vec<String> {
+    panel.series[0]
+        .points
+        .iter()
+        .map(|p| p.note.clone().unwrap())
+        .collect()
+}
+
+fn panel<'a>(figure: &'a Figure, y_label: &str) -> &'a Panel {
+    figure
+        .panels
+        .iter()
+        .find(|p| p.y_label == y_label)
+        .unwrap_or_else(|| panic!("no panel {y_label:?}"))
 }
 
 #[test]
 fn original_chat_file() {
-    let (figure, _) = check(&["original_chat.json"], None, 2);
+    let figure = check(&["original_chat.json"], None, 2).figure;
     assert_eq!(figure.title, "Deepseek R1 distill 8B TP8 A100s");
     let p = &figure.panels[0];
-    assert_eq!(p.x.ticks(), &[1, 8, 64]);
-    assert_eq!(
-        p.series[0]
-            .points
-            .iter()
-            .map(|p| p.note.clone().unwrap())
-            .collect::<Vec<_>>(),
-        ["182 ± 1.1", "1.5k ± 51", "3.7k ± 122"]
-    );
+    assert_eq!(p.x.tick_labels(), ["1", "8", "64"]);
+    assert_eq!(p.x_label, "batch size (concurrent requests)");
+    assert_eq!(notes(p), ["182 ± 1", "1500 ± 51", "3729 ± 122"]);
 }
 
 #[test]
 fn streamed_chat_file_adds_latency_panels() {
-    let (figure, svg) = check(&["chat_streamed.json"], None, 4);
+    let figure = check(&["chat_streamed.json"], None, 4).figure;
     assert_eq!(figure.columns, 2);
-    assert!(figure.panels.iter().any(|p| p.y_label == "TTFT (ms)"));
-    assert!(figure.panels.iter().any(|p| p.y_label == "ITL (ms)"));
-    assert_eq!(figure.panels[0].x.ticks().len(), 8, "eight batch sizes");
-    assert!(svg.lines().any(|t| t.ends_with(" ms")));
+    let ttft = panel(&figure, "TTFT (ms)");
+    assert_eq!(ttft.unit, Unit::Milliseconds);
+    assert_eq!(ttft.spread, Spread::Percentiles);
+    assert!(notes(ttft)
+        .iter()
+        .all(|n| n.ends_with(" ms") && !n.contains('k')));
+    assert_eq!(panel(&figure, "ITL (ms)").spread, Spread::Percentiles);
+    assert_eq!(figure.panels[0].x.levels().len(), 8, "eight batch sizes");
+    // p50 is the line; p90 and p99 are its whisker, not a band around it.
+    let p = &ttft.series[0].points[7];
+    let (p90, p99) = p.range.unwrap();
+    assert!(p.y < p90 && p90 < p99, "{p:?}");
 }
 
 #[test]
 fn original_embedding_file() {
-    let (figure, _) = check(&["original_embed.json"], None, 4);
+    let figure = check(&["original_embed.json"], None, 4).figure;
     assert_eq!(
         figure.panels[0].series.len(),
         2,
         "one line per sequence length"
     );
     assert_eq!(figure.panels[0].series[1].label, "200 words");
-    assert!(matches!(
-        figure.panels[0].x,
-        tokenomics_plot::figures::XAxis::Log2(_)
-    ));
+    assert!(matches!(figure.panels[0].x, XAxis::Log2(_)));
+    // Batch time in milliseconds, not `0.0204 ± 0.00102` seconds.
+    let time = panel(&figure, "batch time (ms)");
+    assert_eq!(notes(time)[0], "20.4 ± 1.0 ms");
+    panel(&figure, "slowest request (ms)");
 }
 
 #[test]
 fn embedding_file_with_latency() {
-    let (figure, _) = check(&["embed_latency.json"], None, 4);
+    let plotted = check(&["embed_latency.json"], None, 4);
+    let figure = plotted.figure;
     assert_eq!(figure.panels[3].y_label, "latency (ms)");
     assert_eq!(figure.panels[0].series.len(), 4);
+    // The four nearly coincident lines at batch 1–4 cannot all carry a note: some are left out
+    // rather than drawn over each other (checked in `check`).
+    let l = layout(&figure);
+    assert!(l.panels[2].notes_dropped > 0);
+    assert!(l.panels[2].notes.len() >= 12, "most notes still fit");
+    assert!(plotted.warnings.is_empty(), "{:?}", plotted.warnings);
+}
+
+/// The original README's embedding command (batch sizes 1…512, one length): its batch-time
+/// notes at 16, 32 and 64 used to run into each other; now every note of that panel fits.
+#[test]
+fn the_original_readme_embedding_command_draws_every_note_apart() {
+    let figure = check(&["embed_readme_command.json"], None, 4).figure;
+    let time = panel(&figure, "batch time (ms)");
+    assert_eq!(
+        time.x.tick_labels(),
+        ["1", "8", "16", "32", "64", "128", "256", "512"]
+    );
+    assert_eq!(notes(time)[0], "6.67 ± 0.16 ms");
+    let l = layout(&figure);
+    assert_eq!(l.panels[2].notes.len(), 8);
+    assert_eq!(l.panels[2].notes_dropped, 0);
+}
+
+/// The check of the tests above does fail on intersecting notes: move one note onto another.
+#[test]
+fn intersecting_notes_are_caught() {
+    let plotted = plot_in_memory(&["embed_readme_command.json"]);
+    let mut l = layout(&plotted.figure);
+    let p = &mut l.panels[2];
+    assert!(intersecting_notes(p).is_empty());
+    let shifted = p.notes[2].rect;
+    p.notes[3].rect = tokenomics_plot::layout::Rect::new(
+        shifted.x0 + 5.0,
+        shifted.y0 + 3.0,
+        shifted.x0 + 5.0 + p.notes[3].rect.width(),
+        shifted.y0 + 3.0 + p.notes[3].rect.height(),
+    );
+    assert_eq!(intersecting_notes(p), vec![(2, 3)]);
+}
+
+/// Builds the figure of fixture files without writing an image.
+fn plot_in_memory(names: &[&str]) -> Plotted {
+    let inputs: Vec<tokenomics_plot::Input> = names
+        .iter()
+        .map(|n| {
+            let path = fixture(n);
+            let document = tokenomics_plot::load(&path).unwrap();
+            tokenomics_plot::Input {
+                label: tokenomics_plot::default_label(&path, &document),
+                document,
+                path,
+            }
+        })
+        .collect();
+    tokenomics_plot::figure_for(&inputs, None).unwrap()
+}
+
+/// Chat with latency, open loop, one run: fractional rates drawn, the failed level a gap.
+#[test]
+fn open_loop_chat_with_a_failed_level_and_fractional_rates() {
+    let plotted = check(&["chat_open_loop.json"], None, 4);
+    let figure = &plotted.figure;
+    for p in &figure.panels {
+        assert_eq!(p.x.tick_labels(), ["0.5", "2.5", "10", "100.5"]);
+        assert_eq!(p.x_label, "request rate (requests/s)");
+        let s = &p.series[0];
+        assert_eq!(s.gaps.len(), 1, "{}", p.title);
+        assert_eq!(s.gaps[0].label, "10");
+        assert!(s.points.iter().all(|pt| pt.level.label != "10"));
+        assert_eq!(s.points.len(), 3, "{}", p.title);
+    }
+    // One run: the whole-run throughput has no spread, so no "± 0" and no band.
+    let tps = panel(figure, "output tokens/s, whole run");
+    assert_eq!(tps.title, "Throughput (whole run, mean ± std over runs)");
+    assert_eq!(notes(tps), ["126", "611", "2290"]);
+    assert!(tps.series[0].points.iter().all(|p| p.range.is_none()));
+    // TTFT reaches 2.1 s (p99): the axis is in seconds, each note in its own unit.
+    let ttft = panel(figure, "TTFT (s)");
+    assert_eq!(ttft.unit, Unit::Seconds);
+    assert_eq!(notes(ttft), ["7.1 ms", "9.3 ms", "1.31 s"]);
+    assert_eq!(
+        notes(panel(figure, "ITL (ms)")),
+        ["6.2 ms", "6.4 ms", "12.1 ms"]
+    );
+    // The failed level is told about, with its cause.
+    assert_eq!(figure.failed_levels.len(), 1);
+    assert_eq!(figure.failed_levels[0].level, "10 requests/s");
+    assert!(figure.failed_levels[0]
+        .reason
+        .starts_with("all 20 requests failed (http_status ×20: HTTP 500"));
+    assert_eq!(plotted.warnings.len(), 1);
+    assert!(
+        plotted.warnings[0].ends_with("; drawn as a gap"),
+        "{:?}",
+        plotted.warnings
+    );
+    assert!(plotted.left_out.is_empty());
+    // Drawn: the line stops before the gap (0.5–2.5), 100.5 stands alone; the gap is marked.
+    let l = layout(figure);
+    for p in &l.panels {
+        let s = &p.series[0];
+        assert_eq!(s.lines.len(), 1);
+        assert_eq!(s.lines[0].len(), 2);
+        assert_eq!(s.markers.len(), 3);
+        assert_eq!(p.gaps.len(), 1);
+        let (gx, _) = p.gaps[0].rect.center();
+        assert!((gx - p.x_ticks[2]).abs() < 1.0, "the gap sits at level 10");
+        assert_eq!(p.gaps[0].labels.len(), 1);
+        assert!(p.gaps[0].rect.contains(&p.gaps[0].labels[0]));
+        assert!(s.lines[0].iter().all(|&(x, _)| x < p.gaps[0].rect.x0));
+    }
+    let marks = l.texts.iter().filter(|t| t.text == "all failed").count();
+    assert_eq!(marks, 4, "one mark per panel");
+}
+
+/// Chat without latency, bursts, one run, one failed batch size.
+#[test]
+fn burst_chat_with_a_failed_batch_size() {
+    let plotted = check(&["chat_burst_failed.json"], None, 2);
+    let figure = &plotted.figure;
+    let tps = &figure.panels[0];
+    assert_eq!(tps.x.tick_labels(), ["1", "4", "16", "64"]);
+    assert_eq!(tps.series[0].gaps[0].label, "16");
+    // A single value has no "± 0": one run for the batch, one request at batch 1.
+    assert_eq!(notes(tps), ["159", "630", "8548"]);
+    let per_request = &figure.panels[1];
+    assert_eq!(notes(per_request)[0], "158");
+    assert_eq!(notes(per_request)[1], "157 ± 2");
+    for p in &figure.panels {
+        for pt in &p.series[0].points {
+            assert!(!pt.note.as_ref().unwrap().contains("± 0"), "{pt:?}");
+        }
+    }
+    assert_eq!(figure.failed_levels[0].level, "batch size 16");
+    assert!(figure.failed_levels[0].reason.contains("timeout ×16"));
+}
+
+/// Embeddings, one run, one failed batch size.
+#[test]
+fn embeddings_with_a_failed_batch_size() {
+    let plotted = check(&["embed_failed.json"], None, 4);
+    let figure = &plotted.figure;
+    for p in &figure.panels {
+        assert_eq!(p.series.len(), 1);
+        assert_eq!(p.series[0].gaps.len(), 1);
+        assert_eq!(p.series[0].gaps[0].label, "4");
+    }
+    let time = panel(figure, "batch time (ms)");
+    assert_eq!(notes(time), ["6.8 ms", "9.1 ms", "21 ms"]);
+    assert_eq!(
+        figure.failed_levels[0].level,
+        "batch size 4, sequence length 200"
+    );
+    let l = layout(figure);
+    assert!(l
+        .panels
+        .iter()
+        .all(|p| p.gaps.len() == 1 && p.series[0].lines.len() == 1));
 }
 
 #[test]
 fn several_files_overlay_as_labelled_series() {
     let labels = vec!["original".to_string(), "simulated".to_string()];
-    let (figure, svg) = check(
+    let figure = check(
         &["original_chat.json", "chat_streamed.json"],
         Some(&labels),
         4,
-    );
+    )
+    .figure;
     assert_eq!(figure.title, "Comparison of 2 result files");
     assert_eq!(figure.panels[0].series.len(), 2);
+    let l = layout(&figure);
     for label in &labels {
-        assert!(svg.lines().any(|t| t == label), "legend entry {label}");
+        assert!(
+            l.texts.iter().any(|t| &t.text == label),
+            "legend entry {label}"
+        );
     }
     // The union of batch sizes, in order.
-    assert_eq!(figure.panels[0].x.ticks(), &[1, 2, 4, 8, 16, 32, 64, 128]);
+    assert_eq!(
+        figure.panels[0].x.tick_labels(),
+        ["1", "2", "4", "8", "16", "32", "64", "128"]
+    );
+}
+
+/// A file whose every level failed has nothing to draw: an error, nothing written. Beside a
+/// file with data it is left out, and the caller is told.
+#[test]
+fn a_file_with_nothing_to_draw() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.png");
+    let e = plot_files(&[fixture("chat_all_failed.json")], None, None, &out).unwrap_err();
+    assert!(matches!(e, tokenomics_plot::Error::NothingToDraw(_)));
+    assert!(
+        e.to_string()
+            .starts_with("nothing to draw: no request succeeded"),
+        "{e}"
+    );
+    assert!(!out.exists());
+
+    let plotted = plot_files(
+        &[
+            fixture("chat_burst_failed.json"),
+            fixture("chat_all_failed.json"),
+        ],
+        None,
+        None,
+        &out,
+    )
+    .unwrap();
+    assert_eq!(plotted.left_out, [fixture("chat_all_failed.json")]);
+    assert_eq!(plotted.figure.panels[0].series.len(), 1);
+    assert!(plotted
+        .warnings
+        .iter()
+        .any(|w| w.ends_with("no request succeeded in any level; left out of the figure")));
+    assert!(out.exists());
+}
+
+#[test]
+fn svg_text_is_outlines_of_the_embedded_font() {
+    let figure = plot_in_memory(&["chat_streamed.json"]).figure;
+    let svg = render_svg(&figure).unwrap();
+    assert!(svg.contains(r#"xmlns:xlink="http://www.w3.org/1999/xlink""#));
+    assert!(svg.contains("<defs>") && svg.contains("<use xlink:href=\"#dejavu-r-"));
+    assert!(svg_texts(&svg).iter().any(|t| t == "TTFT (ms)"));
+    assert!(!svg.contains("<text") && !svg.contains("font-family"));
 }
 
 #[test]
@@ -192,4 +526,17 @@ fn bad_inputs_are_errors() {
         .to_string();
     assert!(e.contains("cannot read"), "{e}");
     assert!(!out.exists(), "nothing is written for bad input");
+}
+
+/// An output in a missing directory is one plain line, found before any input is read.
+#[test]
+fn an_unwritable_output_is_one_plain_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no/such/dir/x.png");
+    let e = plot_files(&[dir.path().join("missing.json")], None, None, &out).unwrap_err();
+    assert!(matches!(e, tokenomics_plot::Error::Write { .. }));
+    assert_eq!(
+        e.to_string(),
+        format!("cannot write {}: No such file or directory", out.display())
+    );
 }
