@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokenomics_bench::console::{self, EmbedConsole, Outcome};
+use tokenomics_bench::preflight::Probe;
 use tokenomics_bench::{EmbedBenchmark, EmbedConfig, Shutdown};
 use tokenomics_cli::values::{MAX_CONCURRENCY, MAX_RUNS};
 use tokenomics_cli::{self as cli, exit, Failure, ServerArgs};
@@ -102,6 +103,14 @@ async fn run(args: Args) -> Result<(Outcome, bool), Failure> {
         .server
         .connect(args.model.as_deref(), args.seed, "embeddings")
         .await?;
+    let preflight = console::preflight(
+        args.server.no_preflight,
+        &target.client,
+        &target.model,
+        &Probe::Embeddings,
+    )
+    .await
+    .map_err(|e| Failure::classify(e.is_bad_input(), e))?;
     let config = EmbedConfig {
         model: target.model.clone(),
         api_base: target.api_base.clone(),
@@ -117,8 +126,9 @@ async fn run(args: Args) -> Result<(Outcome, bool), Failure> {
         backoff: Duration::from_millis(250),
         timeout_seconds: args.server.timeout.as_secs_f64(),
         simulated: target.simulated.clone(),
+        preflight,
     };
-    println!("{}", console::embed_banner(&config));
+    cli::out!("{}", console::embed_banner(&config));
     let shutdown = Shutdown::default();
     shutdown.on_signals(|| {
         eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")

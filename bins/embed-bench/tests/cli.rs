@@ -8,8 +8,11 @@ use serde_json::Value;
 use tokenomics_stats::Summary;
 use tokenomics_testkit::{Fault, Script, ScriptedServer};
 
+/// Runs embed-bench. These tests script the server request by request (and count its
+/// requests), so the preflight's own request is left out; oai-bench's preflight.rs tests it.
 fn embed_bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_embed-bench"))
+        .arg("--no_preflight")
         .args(args)
         .env_remove("OPENAI_API_KEY")
         .output()
@@ -370,6 +373,7 @@ async fn the_original_readme_command_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_embed-bench"))
         .current_dir(dir.path())
+        .arg("--no_preflight")
         .args([
             "--model",
             "Qwen/Qwen3-Embedding-4B",

@@ -132,6 +132,12 @@ pub struct Args {
     /// Also write one JSON line per request here (timestamps, tokens, outcome), after every run.
     #[arg(long = "requests_file", visible_alias = "requests-file")]
     pub requests_file: Option<PathBuf>,
+    /// With --requests_file and --stream: also record when every token arrived (`token_s` in each line).
+    #[arg(long = "token_times", visible_alias = "token-times")]
+    pub token_times: bool,
+    /// Closed/open loop: rewrite the results file this often (seconds) with the level so far, marked incomplete.
+    #[arg(long = "snapshot_every", visible_alias = "snapshot-every", value_parser = values::positive_seconds)]
+    pub snapshot_every: Option<Duration>,
     /// Also write the per-level summary table as CSV here.
     #[arg(long = "csv_file", visible_alias = "csv-file")]
     pub csv_file: Option<PathBuf>,
@@ -167,6 +173,7 @@ impl Args {
             warmup: self.warmup_seconds,
             at_end: self.at_end,
             num_runs: self.num_runs,
+            snapshot_every: self.snapshot_every,
         }
     }
 

@@ -9,6 +9,7 @@ use serde_json::Map;
 use tokenomics_bench::console::{self, ChatConsole, Outcome};
 use tokenomics_bench::live::Live;
 use tokenomics_bench::plan::{self, LoadPlan};
+use tokenomics_bench::preflight::Probe;
 use tokenomics_bench::prompts::{Note, TokenizeTarget};
 use tokenomics_bench::report::table::{self, Csv, Exporter, Markdown};
 use tokenomics_bench::{sustained, ChatBenchmark, ChatConfig, Shutdown};
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let checked = args.load().plan().and_then(|plan| {
         args.prompts().check()?;
         plan::check_requests(args.model.as_deref(), args.goodput.as_ref(), args.stream)?;
+        plan::check_records(args.token_times, args.requests_file.is_some(), args.stream)?;
         Ok(plan)
     });
     let plan = match checked {
@@ -76,6 +78,26 @@ async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, boo
         .server
         .connect(args.model.as_deref(), args.seed, "chat")
         .await?;
+    let mut extra_body = Map::new();
+    if args.ignore_eos {
+        // Forces every output to max_tokens (vLLM and SGLang honour both).
+        extra_body.insert("ignore_eos".into(), true.into());
+        extra_body.insert("min_tokens".into(), args.max_tokens.into());
+    }
+    let probe = Probe::Completion {
+        endpoint: args.endpoint.into(),
+        stream: args.stream,
+        temperature: args.temperature,
+        extra_body: extra_body.clone(),
+    };
+    let preflight = console::preflight(
+        args.server.no_preflight,
+        &target.client,
+        &target.model,
+        &probe,
+    )
+    .await
+    .map_err(failure)?;
     let server = TokenizeTarget {
         api_base: target.api_base.clone(),
         api_key: args.server.api_key.clone(),
@@ -88,15 +110,9 @@ async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, boo
         .map_err(failure)?;
     for note in &prompts.notes {
         match note {
-            Note::Info(m) => println!("{m}"),
+            Note::Info(m) => cli::out!("{m}"),
             Note::Warning(m) => eprintln!("{NAME}: warning: {m}"),
         }
-    }
-    let mut extra_body = Map::new();
-    if args.ignore_eos {
-        // Forces every output to max_tokens (vLLM and SGLang honour both).
-        extra_body.insert("ignore_eos".into(), true.into());
-        extra_body.insert("min_tokens".into(), args.max_tokens.into());
     }
     let config = ChatConfig {
         model: target.model.clone(),
@@ -114,14 +130,18 @@ async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, boo
         stream: args.stream,
         results_file: Some(args.results_file.clone()),
         requests_file: args.requests_file.clone(),
+        token_times: args.token_times,
+        snapshot_every: plan.snapshot_every,
+        exact_limit: tokenomics_bench::metrics::samples::EXACT_LIMIT,
         timeout_seconds: args.server.timeout.as_secs_f64(),
         extra_body,
         simulated: target.simulated.clone(),
+        preflight,
         levels: plan.levels,
         limits: plan.limits,
         goodput: args.goodput,
     };
-    println!("{}", console::chat_banner(&config));
+    cli::out!("{}", console::chat_banner(&config));
     let shutdown = Shutdown::default();
     shutdown.on_signals(|| {
         eprintln!("\n{NAME}: interrupted: no new requests; waiting up to 3 s for those in flight (interrupt again to stop now)")
@@ -141,17 +161,17 @@ async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, boo
     let doc = doc.map_err(failure)?;
     let rows = table::rows(&doc);
     if !rows.is_empty() {
-        println!(
+        cli::out!(
             "\nSummary (latencies in ms; tok/s: output tokens per second; – where not measured)"
         );
-        print!("{}", table::console(&rows));
+        cli::out!("{}", table::console(&rows).trim_end_matches('\n'));
     }
     let formats: [(&Option<_>, &dyn Exporter); 2] =
         [(&args.csv_file, &Csv), (&args.markdown_file, &Markdown)];
     for (path, format) in formats {
         if let Some(path) = path {
             table::write(path, format, &rows).map_err(failure)?;
-            println!("Table saved to {}", path.display());
+            cli::out!("Table saved to {}", path.display());
         }
     }
     Ok((console.outcome, bench.interrupted()))

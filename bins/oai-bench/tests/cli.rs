@@ -9,10 +9,13 @@ use serde_json::Value;
 use tokenomics_testkit::{refused_api_base, Fault, Script, ScriptedServer};
 
 /// Runs oai-bench; the Hugging Face Hub is off limits (offline, an empty cache) unless `hub`
-/// gives an endpoint and a cache folder.
+/// gives an endpoint and a cache folder. These tests script the server request by request (and
+/// count its requests), so the preflight's own requests are left out (`--no_preflight`); the
+/// preflight has tests of its own (preflight.rs).
 fn oai_bench_with(args: &[&str], hub: Option<(&str, &Path)>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
-    cmd.args(args)
+    cmd.arg("--no_preflight")
+        .args(args)
         .env_remove("OPENAI_API_KEY")
         .env_remove("HF_TOKEN");
     match hub {
@@ -185,6 +188,7 @@ async fn api_key_and_completions_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c.json");
     let o = Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .arg("--no_preflight")
         .args([
             "--model",
             "test-model",
@@ -730,27 +734,28 @@ async fn aime_comes_from_the_hub_and_then_from_the_cache() {
     drop(hub);
     let o = tokio::task::block_in_place(|| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
-        cmd.args([
-            "--model",
-            "test-model",
-            "--api_base",
-            &api_base,
-            "--batch_sizes",
-            "2",
-            "--num_runs",
-            "1",
-            "--warmup_runs",
-            "0",
-            "--max_tokens",
-            "5",
-            "--results_file",
-            out.to_str().unwrap(),
-        ])
-        .env("HF_HOME", &home)
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("OPENAI_API_KEY")
-        .output()
-        .unwrap()
+        cmd.arg("--no_preflight")
+            .args([
+                "--model",
+                "test-model",
+                "--api_base",
+                &api_base,
+                "--batch_sizes",
+                "2",
+                "--num_runs",
+                "1",
+                "--warmup_runs",
+                "0",
+                "--max_tokens",
+                "5",
+                "--results_file",
+                out.to_str().unwrap(),
+            ])
+            .env("HF_HOME", &home)
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap()
     });
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(read(&out)["metadata"]["dataset"]["rows"], 3);

@@ -11,6 +11,7 @@ use tokenomics_testkit::{Fault, Script, ScriptedServer};
 
 fn spawn(api_base: &str, out: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .arg("--no_preflight")
         .args([
             "--model",
             "test-model",
@@ -153,4 +154,95 @@ async fn sigkill_after_the_first_level_leaves_it_on_disk() {
     let doc: tokenomics_stats::ChatDocument =
         tokenomics_stats::read_json(&out).expect("valid JSON");
     assert_eq!(doc.results["1"].requests.as_ref().unwrap().succeeded, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_closed_loop_marks_its_level_incomplete() {
+    // Short requests (every one finishes within the grace period), a level meant to last 30 s.
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(20),
+        tokens: Some(1),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("closed.json");
+    let mut child = spawn(
+        &server.api_base(),
+        &out,
+        &["--max_concurrency", "4", "--duration", "30"],
+    );
+    // Wait until requests flow, then stop the loop.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.requests() < 20 {
+        assert!(Instant::now() < deadline, "the loop never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["metadata"]["incomplete"], true);
+    let level = &doc["results"]["4"];
+    // It ended long before its 30 s: the level says so, not only the document.
+    assert_eq!(level["incomplete"], true, "{level}");
+    assert_eq!(
+        level["requests"]["failed"], 0,
+        "every request finished in the grace"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_after_three_snapshots_keeps_the_level_so_far() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(10),
+        tokens: Some(2),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("soak.json");
+    let mut child = spawn(
+        &server.api_base(),
+        &out,
+        &[
+            "--max_concurrency",
+            "4",
+            "--duration",
+            "60",
+            "--snapshot_every",
+            "0.2",
+        ],
+    );
+    // Watch the file: each snapshot rewrites it with more requests in the level.
+    let mut seen: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 3 {
+        assert!(Instant::now() < deadline, "snapshots seen: {seen:?}");
+        if let Ok(bytes) = std::fs::read(&out) {
+            let doc: Value = serde_json::from_slice(&bytes).expect("always whole, valid JSON");
+            if let Some(n) = doc["results"]["4"]["requests"]["succeeded"].as_u64() {
+                if seen.last() != Some(&n) {
+                    assert_eq!(doc["results"]["4"]["incomplete"], true);
+                    assert_eq!(doc["metadata"]["incomplete"], true);
+                    seen.push(n);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "-KILL");
+    let _ = child.wait();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let level = &doc["results"]["4"];
+    let kept = level["requests"]["succeeded"].as_u64().unwrap();
+    assert!(kept >= seen[2], "the last snapshot holds {kept} requests");
+    assert_eq!(level["incomplete"], true);
+    assert!(
+        level["throughput"]["batch_tokens_per_second"]["mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(level["load"]["mode"], "closed_loop");
 }

@@ -14,8 +14,8 @@ use tokenomics_stats::Summary;
 #[derive(Default)]
 struct Records(Vec<RequestRecord>);
 impl Observer for Records {
-    fn run_records(&mut self, _: &str, _: usize, records: &[RequestRecord]) {
-        self.0.extend_from_slice(records);
+    fn request_done(&mut self, _: &str, _: usize, record: &RequestRecord) {
+        self.0.push(record.clone());
     }
 }
 

@@ -109,14 +109,14 @@ fn main() -> ExitCode {
     };
     if args.list {
         for p in preset::presets() {
-            println!("{:<22} {}", p.name, p.summary);
+            cli::out!("{:<22} {}", p.name, p.summary);
         }
         return ExitCode::SUCCESS;
     }
     if let Some(name) = &args.describe {
         return match describe(name) {
             Ok(s) => {
-                print!("{s}");
+                cli::out!("{}", s.trim_end_matches('\n'));
                 ExitCode::SUCCESS
             }
             Err(e) => cli::fail(NAME, e, exit::USAGE),
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
         let preset = config.preset.name;
         match Simulator::start(config, addr).await {
             Ok((server, sim)) => {
-                println!(
+                cli::out!(
                     "oai-sim: preset {preset}, serving model {:?} at {} (Ctrl-C to stop)",
                     sim.served_model(),
                     server.api_base()

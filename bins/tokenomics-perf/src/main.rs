@@ -28,6 +28,9 @@ struct Args {
     /// Client worker threads for oai-bench (the simulator gets the rest of the machine).
     #[arg(long = "n_cores", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     n_cores: u32,
+    /// Also the soak scenarios: a closed loop of 64 for 200,000 and for 2,000,000 requests of 64 tokens (several minutes), to show memory does not grow with the run.
+    #[arg(long)]
+    soak: bool,
     /// Port for the simulator (on 127.0.0.1).
     #[arg(long, default_value_t = 18_555, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
@@ -43,6 +46,8 @@ struct Scenario {
     padding: usize,
     /// Open loop: requests per second and seconds (instead of a burst of `concurrency`).
     open: Option<(u64, u64)>,
+    /// Closed loop of `concurrency` for this many requests (instead of a burst).
+    closed: Option<u64>,
 }
 
 struct Measured {
@@ -140,13 +145,18 @@ fn measure(
     ])
     .args(["--api_base", &format!("http://127.0.0.1:{port}/v1")])
     .args(["--num_runs", &s.runs.to_string(), "--progress", "never"]);
-    let key = match s.open {
-        Some((rate, seconds)) => {
+    let key = match (s.open, s.closed) {
+        (Some((rate, seconds)), _) => {
             cmd.args(["--request_rate", &rate.to_string()])
                 .args(["--duration", &seconds.to_string()]);
             rate.to_string()
         }
-        None => {
+        (None, Some(requests)) => {
+            cmd.args(["--max_concurrency", &s.concurrency.to_string()])
+                .args(["--num_requests", &requests.to_string()]);
+            s.concurrency.to_string()
+        }
+        (None, None) => {
             cmd.args(["--batch_sizes", &s.concurrency.to_string()]);
             s.concurrency.to_string()
         }
@@ -336,6 +346,7 @@ fn main() -> ExitCode {
         stream: true,
         padding: 0,
         open: None,
+        closed: None,
     };
     let mut scenarios = vec![
         stream("1 stream", 1, 100),
@@ -354,6 +365,7 @@ fn main() -> ExitCode {
         stream: true,
         padding: 1 << 20,
         open: None,
+        closed: None,
     });
     scenarios.push(Scenario {
         name: "128K-token response".into(),
@@ -363,6 +375,7 @@ fn main() -> ExitCode {
         stream: false,
         padding: 0,
         open: None,
+        closed: None,
     });
     scenarios.push(Scenario {
         name: "open loop 2,000 req/s".into(),
@@ -372,12 +385,27 @@ fn main() -> ExitCode {
         stream: true,
         padding: 0,
         open: Some((2000, if args.quick { 3 } else { 10 })),
+        closed: None,
     });
+    if args.soak {
+        for requests in [200_000u64, 2_000_000] {
+            scenarios.push(Scenario {
+                name: format!("soak {}k requests", requests / 1000),
+                concurrency: 64,
+                runs: 1,
+                max_tokens: 64,
+                stream: true,
+                padding: 0,
+                open: None,
+                closed: Some(requests),
+            });
+        }
+    }
 
     let dir = std::env::temp_dir().join(format!("tokenomics-perf-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    println!("client: oai-bench with {} worker thread(s); server: oai-sim --preset instant in another process", args.n_cores);
-    println!(
+    cli::out!("client: oai-bench with {} worker thread(s); server: oai-sim --preset instant in another process", args.n_cores);
+    cli::out!(
         "{:<22} {:>9} {:>10} {:>9} {:>12} {:>10} {:>10} {:>12} {:>7}",
         "scenario",
         "requests",
@@ -410,14 +438,14 @@ fn main() -> ExitCode {
                     baseline_kib = Some(m.max_rss_kib);
                 }
                 let per_stream = match baseline_kib {
-                    _ if s.open.is_some() => "-".into(),
+                    _ if s.open.is_some() || s.closed.is_some() => "-".into(),
                     Some(b) if s.concurrency > 1 => format!(
                         "{:.1}",
                         (m.max_rss_kib.saturating_sub(b)) as f64 / s.concurrency as f64
                     ),
                     _ => "-".into(),
                 };
-                println!(
+                cli::out!(
                     "{:<22} {:>9} {:>10.0} {:>9.3} {:>12.2} {:>10.0} {:>10.0} {:>12.1} {:>7}{}",
                     s.name,
                     m.requests,
@@ -435,24 +463,24 @@ fn main() -> ExitCode {
                     }
                 );
                 if let Some([scheduled, achieved, p50, p99, max]) = m.open {
-                    println!(
+                    cli::out!(
                         "{:<22} achieved {achieved:.1} req/s of {scheduled:.1} scheduled ({:+.2}%); send lag p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms",
                         "",
                         (achieved / scheduled - 1.0) * 100.0
                     );
                 }
             }
-            Err(e) => println!("{:<22} failed: {e}", s.name),
+            Err(e) => cli::out!("{:<22} failed: {e}", s.name),
         }
     }
     // TTFT accuracy: 500 streams against a server whose schedule is known (first token 50 ms
     // after each request arrives), in another process, with the server's truth log joined to the
     // client's per-request records by response id.
     match ttft_split(&oai_sim, &oai_bench, args.port, args.n_cores, &dir) {
-        Ok(report) => println!("\n{report}"),
-        Err(e) => println!("\nTTFT accuracy scenario failed: {e}"),
+        Ok(report) => cli::out!("\n{report}"),
+        Err(e) => cli::out!("\nTTFT accuracy scenario failed: {e}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("\nCPU is the client process's whole life (start-up, prompt generation, the load); tokens/s and req/s are over the load only.");
+    cli::out!("\nCPU is the client process's whole life (start-up, prompt generation, the load); tokens/s and req/s are over the load only.");
     ExitCode::SUCCESS
 }

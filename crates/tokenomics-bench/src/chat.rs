@@ -8,17 +8,19 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokenomics_client::{ChatRequest, Client, Clock, Connection, Endpoint, Message, RequestRecord};
 use tokenomics_datasets::{run_seed, Prompt, PromptSource};
-use tokenomics_stats::{ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Mode, Simulated};
+use tokenomics_stats::{
+    ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Mode, Preflight, Simulated,
+};
 
 use std::sync::Arc;
 
-use crate::driver::{run_levels, Workload};
+use crate::driver::{run_levels, Settings, Workload};
 use crate::load::{Limits, Shape};
-use crate::metrics::{LevelAccumulator, RunFigures, Scheduled, Slo};
+use crate::metrics::{LevelAccumulator, RunSummary, Scheduled, Slo};
 use crate::pool::ConnectionPool;
-use crate::records::RequestsFile;
+use crate::records::{Place, RequestsFile};
 use crate::shutdown::Shutdown;
-use crate::sustained::{self, BodyFeed, Progress};
+use crate::sustained::{self, BodyFeed, Progress, Sent, Sink};
 use crate::{Observer, Result, RunReport};
 
 /// The system message the original script sent with every problem.
@@ -43,14 +45,26 @@ pub struct ChatConfig {
     pub stream: bool,
     /// Written after every level when set.
     pub results_file: Option<PathBuf>,
-    /// One JSON line per request, written after every run, when set.
+    /// One JSON line per request when set: a burst's after it ends, a sustained run's as each
+    /// request finishes.
     pub requests_file: Option<PathBuf>,
+    /// With `requests_file`: every content event's arrival too (`token_s`).
+    pub token_times: bool,
+    /// Sustained levels: rewrite the results file this often with the level so far, marked
+    /// incomplete, so a run killed outright keeps almost everything.
+    pub snapshot_every: Option<std::time::Duration>,
+    /// Sustained levels: values kept per figure before its percentiles come from a histogram
+    /// ([`crate::metrics::samples::EXACT_LIMIT`] by default). Bursts keep every value.
+    pub exact_limit: usize,
     /// Request timeout, seconds (recorded in the metadata).
     pub timeout_seconds: f64,
     /// Extra body fields sent with every request.
     pub extra_body: Map<String, Value>,
     /// The simulator preset that served the run, when it was simulated.
     pub simulated: Option<Simulated>,
+    /// What the check before the run found ([`crate::preflight::check`]), recorded in the
+    /// metadata.
+    pub preflight: Option<Preflight>,
     /// The load levels. Empty: one burst per batch size (the original's mode).
     pub levels: Vec<Shape>,
     /// When a sustained level stops, and its warm-up.
@@ -78,9 +92,13 @@ impl Default for ChatConfig {
             stream: false,
             results_file: None,
             requests_file: None,
+            token_times: false,
+            snapshot_every: None,
+            exact_limit: crate::metrics::samples::EXACT_LIMIT,
             timeout_seconds: 600.0,
             extra_body: Map::new(),
             simulated: None,
+            preflight: None,
             levels: Vec::new(),
             limits: Limits::default(),
             goodput: None,
@@ -235,6 +253,7 @@ impl ChatBenchmark {
             outputs_forced: Some(c.extra_body.get("ignore_eos") == Some(&Value::Bool(true))),
             simulated: c.simulated.clone(),
             extra_body: (!c.extra_body.is_empty()).then(|| c.extra_body.clone()),
+            preflight: c.preflight.clone(),
             incomplete: false,
             extra: Map::new(),
         }
@@ -252,57 +271,59 @@ impl ChatBenchmark {
             results: IndexMap::new(),
         };
         self.requests = match &self.config.requests_file {
-            Some(path) => Some(RequestsFile::create(path)?),
+            Some(path) => Some(RequestsFile::create(path, self.config.token_times)?),
             None => None,
         };
         let (shapes, num_runs) = (self.config.shapes(), self.config.num_runs);
         let (shutdown, results_file) = (self.shutdown.clone(), self.config.results_file.clone());
+        let snapshot_every = self.config.snapshot_every;
         self.interrupted = run_levels(
             self,
             shapes,
             &mut doc,
-            num_runs,
-            &shutdown,
-            results_file.as_deref(),
+            Settings {
+                num_runs,
+                shutdown: &shutdown,
+                results_file: results_file.as_deref(),
+                snapshot_every,
+            },
             observer,
         )
         .await?;
         Ok(doc)
     }
 
-    fn run_report(
-        &self,
-        shape: &Shape,
-        run: usize,
-        records: &[RequestRecord],
-        figures: Option<&RunFigures>,
-    ) -> RunReport {
-        let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.is_ok()).collect();
-        let mean = |f: &dyn Fn(&RequestRecord) -> Option<f64>| {
-            let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v.iter().sum::<f64>() / v.len() as f64
-            }
-        };
+    fn run_report(&self, shape: &Shape, run: usize, r: &RunSummary) -> RunReport {
         RunReport {
             level: shape.key(),
             mode: shape.mode(),
             run,
             num_runs: self.config.num_runs as usize,
-            succeeded: ok.len(),
-            failed: records.len() - ok.len(),
-            mean_output_tokens: mean(&|r| r.completion_tokens.map(|c| c as f64)),
-            batch_seconds: figures.map_or(f64::NAN, |f| f.batch_total_seconds),
-            mean_request_tokens_per_second: mean(&crate::metrics::request_tokens_per_second),
-            batch_tokens_per_second: figures.map_or(f64::NAN, |f| f.batch_tokens_per_second),
+            succeeded: r.succeeded as usize,
+            failed: r.failed as usize,
+            mean_output_tokens: r.mean_output_tokens,
+            batch_seconds: r
+                .figures
+                .as_ref()
+                .map_or(f64::NAN, |f| f.batch_total_seconds),
+            mean_request_tokens_per_second: r.mean_request_tokens_per_second,
+            batch_tokens_per_second: r
+                .figures
+                .as_ref()
+                .map_or(f64::NAN, |f| f.batch_tokens_per_second),
         }
     }
 
-    /// One sustained run: the measured records (warm-up and cancelled requests left out), what
-    /// the open loop knows of each, and how many were cancelled at the end.
-    async fn sustained_run(&mut self, shape: &Shape, run: usize) -> RunDone {
+    /// One sustained run: every measured request goes into `acc` (and the records file) as it
+    /// finishes. Returns whether a request was abandoned by an interruption.
+    async fn sustained_run(
+        &mut self,
+        shape: &Shape,
+        run: usize,
+        acc: &mut LevelAccumulator,
+        observer: &mut dyn Observer,
+        checkpoint: &mut dyn FnMut(&LevelAccumulator),
+    ) -> bool {
         let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
         let limits = self.config.limits_for(shape);
         let (config, prompts) = (self.config.clone(), self.prompts.clone());
@@ -320,18 +341,18 @@ impl ChatBenchmark {
         };
         let client = self.pool.client().clone();
         // The open loop's schedule is drawn first: it says how many bodies the run needs.
-        let schedule = match shape {
-            Shape::Open(open) => Some(crate::load::schedule(open, &limits, seed)),
-            _ => None,
-        };
-        let (limit, ahead) = match (&schedule, shape) {
-            (Some((times, _)), _) => (Some(times.len() as u64), times.len().clamp(1, 4096)),
+        let (schedule, limit, ahead) = match shape {
+            Shape::Open(open) => {
+                let (times, warmup) = crate::load::schedule(open, &limits, seed);
+                let n = times.len();
+                (Some((times, warmup)), Some(n as u64), n.clamp(1, 4096))
+            }
             // With a warm-up, how many bodies a closed loop needs is not known up front.
-            (None, Shape::Closed { concurrency }) => (
+            Shape::Closed { concurrency } | Shape::Burst { batch: concurrency } => (
+                None,
                 limits.num_requests.filter(|_| limits.warmup.is_zero()),
                 (*concurrency as usize).saturating_mul(2).clamp(256, 8192),
             ),
-            (None, _) => unreachable!("bursts run in burst_run"),
         };
         let ctx = sustained::Context {
             client: &client,
@@ -342,37 +363,42 @@ impl ChatBenchmark {
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
         };
-        let output = match (shape, schedule) {
-            (Shape::Open(open), Some((times, warmup))) => {
-                sustained::open_loop(ctx, open, times, warmup).await
-            }
-            (Shape::Closed { concurrency }, _) => sustained::closed_loop(ctx, *concurrency).await,
-            _ => unreachable!("bursts run in burst_run"),
+        let key = shape.key();
+        let mut sink = LevelSink {
+            key: &key,
+            run,
+            acc,
+            observer,
+            requests: &mut self.requests,
+            clock,
+            origin_ns: 0,
+            interrupted: false,
+            cancelled: 0,
+            checkpoint,
+            flushed: std::time::Instant::now(),
         };
-        let mut done = RunDone::default();
-        let mut schedule = Vec::new();
-        for s in output.into_iter().filter(|s| !s.warmup) {
-            if let Some(at) = s.scheduled_ns {
-                done.arrivals.push((at, s.record.timing.send_ns));
+        match (shape, schedule) {
+            (Shape::Open(open), Some((times, warmup))) => {
+                sustained::open_loop(ctx, open, times, warmup, &mut sink).await
             }
-            if s.cancelled {
-                done.cancelled += 1;
-                continue;
+            (Shape::Closed { concurrency }, _) | (Shape::Burst { batch: concurrency }, _) => {
+                sustained::closed_loop(ctx, *concurrency, &mut sink).await
             }
-            if let Some(at) = s.scheduled_ns {
-                schedule.push(Scheduled {
-                    scheduled_ns: at,
-                    slot_wait_ns: s.slot_wait_ns,
-                });
-            }
-            done.records.push(s.record);
+            (Shape::Open(_), None) => {}
         }
-        done.schedule = matches!(shape, Shape::Open(_)).then_some(schedule);
-        done
+        let (interrupted, cancelled) = (sink.interrupted, sink.cancelled);
+        if let Some(file) = sink.requests.as_mut() {
+            if let Err(e) = file.flush() {
+                sink.observer.records_failed(&e);
+                *sink.requests = None;
+            }
+        }
+        acc.add_cancelled(cancelled);
+        interrupted
     }
 
-    /// One burst run: `batch` requests at once.
-    async fn burst_run(&mut self, batch: u64, run: usize) -> RunDone {
+    /// One burst run: `batch` requests at once; their records in the order built.
+    async fn burst_run(&mut self, batch: u64, run: usize) -> Vec<RequestRecord> {
         let n = batch as usize;
         let prompts = self
             .prompts
@@ -411,10 +437,7 @@ impl ChatBenchmark {
                 },
             )
             .await;
-        RunDone {
-            records,
-            ..RunDone::default()
-        }
+        records
     }
 }
 
@@ -464,6 +487,7 @@ impl Workload for ChatBenchmark {
         self.progress.new_level(self.clock.now_ns());
         LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
             .with_slo(self.config.goodput)
+            .with_exact_limit(self.config.exact_limit)
     }
 
     async fn run(
@@ -472,41 +496,43 @@ impl Workload for ChatBenchmark {
         run: usize,
         acc: &mut LevelAccumulator,
         observer: &mut dyn Observer,
+        checkpoint: &mut dyn FnMut(&LevelAccumulator),
     ) -> bool {
-        let done = match shape {
-            Shape::Burst { batch } => self.burst_run(*batch, run).await,
-            _ => self.sustained_run(shape, run).await,
+        let interrupted = match shape {
+            Shape::Burst { batch } => {
+                let records = self.burst_run(*batch, run).await;
+                let key = shape.key();
+                for r in &records {
+                    if let Some(e) = &r.error {
+                        observer.request_failed(&key, run, e);
+                    }
+                    observer.request_done(&key, run, r);
+                }
+                if let Some(file) = self.requests.as_mut() {
+                    // A records file that cannot be written is reported once, and not retried.
+                    if let Err(e) = file.write_run(&key, run, &records, &self.clock) {
+                        observer.records_failed(&e);
+                        self.requests = None;
+                    }
+                }
+                let summary = acc.add_run(&records);
+                observer.run_finished(&self.run_report(shape, run, &summary));
+                return !records.iter().any(is_interrupted);
+            }
+            _ => {
+                self.sustained_run(shape, run, acc, observer, checkpoint)
+                    .await
+            }
         };
-        let key = shape.key();
-        let RunDone {
-            records,
-            schedule,
-            arrivals,
-            cancelled,
-        } = done;
-        for r in &records {
-            if let Some(e) = &r.error {
-                observer.request_failed(&key, run, e);
-            }
-        }
-        let interrupted =
-            |r: &RequestRecord| matches!(r.error, Some(tokenomics_client::Error::Interrupted));
-        let complete = !records.iter().any(interrupted);
-        observer.run_records(&key, run, &records);
-        if let Some(file) = self.requests.as_mut() {
-            // A records file that cannot be written is reported once, and not retried.
-            if let Err(e) = file.write_run(&key, run, &records, schedule.as_deref(), &self.clock) {
-                observer.records_failed(&e);
-                self.requests = None;
-            }
-        }
-        let figures = acc.add_run(&records);
-        if let Some(s) = &schedule {
-            acc.add_schedule(&records, s, &arrivals);
-        }
-        acc.add_cancelled(cancelled);
-        observer.run_finished(&self.run_report(shape, run, &records, figures.as_ref()));
-        complete
+        let summary = acc.end_run();
+        observer.run_finished(&self.run_report(shape, run, &summary));
+        // A sustained run stopped by the shutdown sent fewer requests than its limits asked
+        // for, even when every request it sent finished within the grace period.
+        !interrupted && !self.shutdown.is_stopping()
+    }
+
+    fn snapshot(acc: &LevelAccumulator) -> Option<ChatLevel> {
+        Some(acc.snapshot())
     }
 
     fn finish(&mut self, acc: LevelAccumulator) -> ChatLevel {
@@ -518,12 +544,80 @@ impl Workload for ChatBenchmark {
     }
 }
 
-/// The requests of one run: the measured records; for an open loop, when each was due (and
-/// (due, sent) of every measured request, the cancelled included); how many were cancelled.
-#[derive(Default)]
-struct RunDone {
-    records: Vec<RequestRecord>,
-    schedule: Option<Vec<Scheduled>>,
-    arrivals: Vec<(u64, u64)>,
+/// How often a long run's records file is flushed, so a crash loses at most this much of it.
+const RECORDS_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn is_interrupted(r: &RequestRecord) -> bool {
+    matches!(r.error, Some(tokenomics_client::Error::Interrupted))
+}
+
+/// Where a sustained run's requests go as they finish: the level's figures, the observer and the
+/// records file. Warm-up requests are dropped; cancelled ones only counted.
+struct LevelSink<'a> {
+    key: &'a str,
+    run: usize,
+    acc: &'a mut LevelAccumulator,
+    observer: &'a mut dyn Observer,
+    requests: &'a mut Option<RequestsFile>,
+    clock: Clock,
+    origin_ns: u64,
+    interrupted: bool,
     cancelled: u64,
+    checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
+    /// When the records file was last flushed (it is, every second of a long run).
+    flushed: std::time::Instant,
+}
+
+impl Sink for LevelSink<'_> {
+    fn begin(&mut self, origin_ns: u64) {
+        self.origin_ns = origin_ns;
+        self.acc.begin_run(origin_ns);
+    }
+
+    fn done(&mut self, s: Sent) {
+        if s.warmup {
+            return;
+        }
+        if let Some(at) = s.scheduled_ns {
+            self.acc.add_arrival(at, s.record.timing.send_ns);
+        }
+        if s.cancelled {
+            self.cancelled += 1;
+            return;
+        }
+        let r = &s.record;
+        self.interrupted |= is_interrupted(r);
+        if let Some(e) = &r.error {
+            self.observer.request_failed(self.key, self.run, e);
+        }
+        self.observer.request_done(self.key, self.run, r);
+        let scheduled = s.scheduled_ns.map(|at| Scheduled {
+            scheduled_ns: at,
+            slot_wait_ns: s.slot_wait_ns,
+        });
+        if let Some(file) = self.requests.as_mut() {
+            let place = Place {
+                level: self.key,
+                run: self.run,
+                index: s.seq,
+                origin_ns: self.origin_ns,
+            };
+            let written = file
+                .write(&place, r, scheduled.as_ref(), &self.clock)
+                .and_then(|()| {
+                    if self.flushed.elapsed() >= RECORDS_FLUSH_EVERY {
+                        self.flushed = std::time::Instant::now();
+                        file.flush()
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(e) = written {
+                self.observer.records_failed(&e);
+                *self.requests = None;
+            }
+        }
+        self.acc.add_request(r, scheduled.as_ref());
+        (self.checkpoint)(self.acc);
+    }
 }

@@ -2,12 +2,20 @@
 //! level summaries of [`crate::report`] to the terminal, count outcomes for the exit code, and
 //! keep the live progress line (when there is one) out of the way of what they print.
 
-use tokenomics_client::Error as ClientError;
-use tokenomics_stats::{ChatLevel, EmbedLevel};
+use tokenomics_client::{Client, Error as ClientError};
+use tokenomics_stats::{ChatLevel, EmbedLevel, Preflight};
 
 use crate::live::Live;
 use crate::load::Shape;
+use crate::preflight::{self, Probe};
 use crate::{report, ChatConfig, EmbedConfig, EmbedRunReport, Error, Observer, RunReport};
+
+/// Prints `text` and a newline on stdout. A failed write (a reader that stopped reading, as in
+/// `oai-bench … | head`) is dropped, never a panic: the run goes on and its results are written.
+pub fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
 
 /// Requests counted for the exit code.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +51,7 @@ impl ChatConsole {
     fn print(&self, text: &str) {
         match &self.live {
             Some(l) => l.print(text),
-            None => println!("{}", text.strip_suffix('\n').unwrap_or(text)),
+            None => say(text.strip_suffix('\n').unwrap_or(text)),
         }
     }
 }
@@ -88,15 +96,35 @@ impl Observer for EmbedConsole {
     }
     fn embed_run_finished(&mut self, r: &EmbedRunReport) {
         if r.run == 0 {
-            println!("\n=== {} ===", r.key);
+            say(&format!("\n=== {} ===", r.key));
         }
         self.outcome.succeeded += r.succeeded as u64;
         self.outcome.failed += r.failed as u64;
-        println!("{}", report::embed_run_line(r));
+        say(&report::embed_run_line(r));
     }
     fn embed_level_finished(&mut self, key: &str, level: &EmbedLevel) {
-        print!("{}", report::embed_level_summary(key, level));
+        let summary = report::embed_level_summary(key, level);
+        say(summary.strip_suffix('\n').unwrap_or(&summary));
     }
+}
+
+/// The check before the run ([`preflight::check`]), unless `skip`, with its result in one line.
+pub async fn preflight(
+    skip: bool,
+    client: &Client,
+    model: &str,
+    probe: &Probe,
+) -> crate::Result<Option<Preflight>> {
+    if skip {
+        return Ok(None);
+    }
+    let found = preflight::check(client, model, probe).await?;
+    say(&preflight::summary(
+        &found,
+        &client.config().api_base,
+        model,
+    ));
+    Ok(Some(found))
 }
 
 /// The line that opens a chat run: model, server, levels, runs, tokens, streaming.

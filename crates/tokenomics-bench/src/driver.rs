@@ -8,6 +8,7 @@
 //! how its records are pooled — is the [`Workload`].
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokenomics_stats::{write_json_atomic, ChatDocument, ChatLevel, EmbedDocument, EmbedLevel};
@@ -16,7 +17,7 @@ use crate::shutdown::Shutdown;
 use crate::{Observer, Result};
 
 /// A result document the loop fills level by level.
-pub(crate) trait Document: Serialize {
+pub(crate) trait Document: Serialize + Clone {
     type Level;
     fn insert(&mut self, key: String, level: Self::Level);
     fn mark_incomplete(&mut self);
@@ -44,14 +45,20 @@ pub(crate) trait Workload {
     async fn warm_up(&mut self, spec: &Self::Spec, observer: &mut dyn Observer);
     /// The level starts (after its warm-up).
     fn begin(&mut self, spec: &Self::Spec, observer: &mut dyn Observer) -> Self::Acc;
-    /// One measured run; `false` when a request was abandoned by an interruption.
+    /// One measured run; `false` when it was cut short by an interruption. A run that lasts
+    /// calls `checkpoint` as requests finish (it decides when a snapshot is due).
     async fn run(
         &mut self,
         spec: &Self::Spec,
         run: usize,
         acc: &mut Self::Acc,
         observer: &mut dyn Observer,
+        checkpoint: &mut dyn FnMut(&Self::Acc),
     ) -> bool;
+    /// The level so far, for a snapshot (`None`: this workload takes none).
+    fn snapshot(_acc: &Self::Acc) -> Option<Self::Level> {
+        None
+    }
     /// The level's result from its runs.
     fn finish(&mut self, acc: Self::Acc) -> Self::Level;
     /// The level is complete and kept.
@@ -60,17 +67,31 @@ pub(crate) trait Workload {
     fn annotate(&self, _doc: &mut Self::Doc) {}
 }
 
+/// How the loop runs the levels.
+pub(crate) struct Settings<'a> {
+    pub num_runs: u64,
+    pub shutdown: &'a Shutdown,
+    /// Written after every level, and at every snapshot.
+    pub results_file: Option<&'a Path>,
+    /// Rewrite the results file this often with the level in progress (marked incomplete).
+    pub snapshot_every: Option<Duration>,
+}
+
 /// Runs every level of `specs` and fills `doc`, written to `results_file` after each level.
 /// Returns whether the run was interrupted.
 pub(crate) async fn run_levels<W: Workload>(
     workload: &mut W,
     specs: Vec<W::Spec>,
     doc: &mut W::Doc,
-    num_runs: u64,
-    shutdown: &Shutdown,
-    results_file: Option<&Path>,
+    settings: Settings<'_>,
     observer: &mut dyn Observer,
 ) -> Result<bool> {
+    let Settings {
+        num_runs,
+        shutdown,
+        results_file,
+        snapshot_every,
+    } = settings;
     let mut interrupted = false;
     let save = |doc: &W::Doc, observer: &mut dyn Observer| -> Result<()> {
         if let Some(path) = results_file {
@@ -87,12 +108,35 @@ pub(crate) async fn run_levels<W: Workload>(
         workload.warm_up(&spec, observer).await;
         let mut acc = workload.begin(&spec, observer);
         let mut complete = true;
+        let mut last_snapshot = Instant::now();
         for run in 0..num_runs as usize {
             if shutdown.is_stopping() {
                 complete = false;
                 break;
             }
-            complete &= workload.run(&spec, run, &mut acc, observer).await;
+            // The document as it would be if the run stopped now: the levels done, this one
+            // so far (marked incomplete). Written atomically: a kill at any moment leaves it.
+            let snapshot_doc = &*doc;
+            let mut checkpoint = |acc: &W::Acc| {
+                let (Some(every), Some(path)) = (snapshot_every, results_file) else {
+                    return;
+                };
+                if last_snapshot.elapsed() < every {
+                    return;
+                }
+                last_snapshot = Instant::now();
+                if let Some(mut level) = W::snapshot(acc) {
+                    level.mark_incomplete();
+                    let mut snap = snapshot_doc.clone();
+                    snap.insert(key.clone(), level);
+                    snap.mark_incomplete();
+                    // A failed snapshot is not fatal: the level is written again when it ends.
+                    let _ = write_json_atomic(path, &snap);
+                }
+            };
+            complete &= workload
+                .run(&spec, run, &mut acc, observer, &mut checkpoint)
+                .await;
         }
         let mut level = workload.finish(acc);
         if !complete {

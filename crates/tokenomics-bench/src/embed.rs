@@ -14,11 +14,11 @@ use tokenomics_client::{
 use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
-    ChatTimings, EmbedDocument, EmbedLevel, EmbedMetadata, EmbedThroughput, EmbedTokens,
+    ChatTimings, EmbedDocument, EmbedLevel, EmbedMetadata, EmbedThroughput, EmbedTokens, Preflight,
     RequestCounts, Simulated, Summary,
 };
 
-use crate::driver::{run_levels, Workload};
+use crate::driver::{run_levels, Settings, Workload};
 use crate::metrics::{burst_timing, rate, BurstTiming};
 use crate::pool::ConnectionPool;
 use crate::shutdown::Shutdown;
@@ -48,6 +48,9 @@ pub struct EmbedConfig {
     pub timeout_seconds: f64,
     /// The simulator preset that served the run, when it was simulated.
     pub simulated: Option<Simulated>,
+    /// What the check before the run found ([`crate::preflight::check`]), recorded in the
+    /// metadata.
+    pub preflight: Option<Preflight>,
 }
 
 /// What one run of a configuration produced, for progress display.
@@ -232,6 +235,7 @@ impl EmbedBenchmark {
             timeout_seconds: Some(c.timeout_seconds),
             embedding_dim: Some(self.dimension.map(|d| d as u64)),
             simulated: c.simulated.clone(),
+            preflight: c.preflight.clone(),
             incomplete: false,
             extra: Map::new(),
         }
@@ -273,9 +277,12 @@ impl EmbedBenchmark {
             self,
             specs,
             &mut doc,
-            num_runs,
-            &shutdown,
-            results_file.as_deref(),
+            Settings {
+                num_runs,
+                shutdown: &shutdown,
+                results_file: results_file.as_deref(),
+                snapshot_every: None,
+            },
             observer,
         )
         .await?;
@@ -410,7 +417,10 @@ impl Workload for EmbedBenchmark {
     }
 
     fn begin(&mut self, _spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedAccumulator {
-        EmbedAccumulator::default()
+        let mut acc = EmbedAccumulator::default();
+        // Written even when none was needed: "0 retries" is a finding.
+        acc.counts.retries = Some(0);
+        acc
     }
 
     async fn run(
@@ -419,13 +429,15 @@ impl Workload for EmbedBenchmark {
         run: usize,
         acc: &mut EmbedAccumulator,
         observer: &mut dyn Observer,
+        _checkpoint: &mut dyn FnMut(&EmbedAccumulator),
     ) -> bool {
         let requests = self.run_requests(spec, run);
         let mut outcomes = self.burst(requests).await;
         let (mut tokens, mut embeddings, mut run_retries) = (0u64, 0u64, 0u64);
         for o in &mut outcomes {
             check_vectors(o, &mut self.dimension);
-            acc.counts.retries = acc.counts.retries.saturating_add(u64::from(o.retries));
+            let retries = acc.counts.retries.unwrap_or(0);
+            acc.counts.retries = Some(retries.saturating_add(u64::from(o.retries)));
             run_retries += u64::from(o.retries);
             match &o.record.error {
                 Some(e) => {

@@ -24,6 +24,7 @@ pub mod load;
 pub mod metrics;
 pub mod plan;
 pub mod pool;
+pub mod preflight;
 pub mod prompts;
 pub mod records;
 pub mod report;
@@ -56,6 +57,10 @@ pub enum Error {
     /// A report (CSV, Markdown) could not be built.
     #[error("cannot build the report: {0}")]
     Report(String),
+    /// The check before the run found the server unreachable, the model missing, or the route
+    /// refusing a request.
+    #[error(transparent)]
+    Preflight(Box<preflight::PreflightError>),
 }
 
 impl Error {
@@ -66,6 +71,7 @@ impl Error {
             Error::Invalid(_) => true,
             Error::Dataset(e) => e.is_bad_input(),
             Error::Client(ClientError::Config(_)) => true,
+            Error::Preflight(e) => e.is_bad_input(),
             _ => false,
         }
     }
@@ -98,12 +104,13 @@ pub trait Observer: Send {
     fn warmup_failed(&mut self, _key: &str, _error: &ClientError) {}
     /// A measured request failed.
     fn request_failed(&mut self, _key: &str, _run: usize, _error: &ClientError) {}
-    /// Every record of a finished run, in the order the requests were built.
-    fn run_records(
+    /// A measured request finished (a burst's when the burst ends, in the order built; a
+    /// sustained run's as each finishes). The record is dropped after this call.
+    fn request_done(
         &mut self,
         _key: &str,
         _run: usize,
-        _records: &[tokenomics_client::RequestRecord],
+        _record: &tokenomics_client::RequestRecord,
     ) {
     }
     fn run_finished(&mut self, _report: &RunReport) {}

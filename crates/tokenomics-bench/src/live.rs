@@ -70,8 +70,11 @@ impl Live {
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    if progress.in_flight() > 0 {
-                        println!("  progress: {}", line(&progress, &clock));
+                    // A level that has just begun has nothing to tell yet.
+                    let started = progress.level_start_ns.load(Ordering::Relaxed);
+                    let running = clock.now_ns().saturating_sub(started);
+                    if progress.in_flight() > 0 && running >= 1_000_000_000 {
+                        crate::console::say(&format!("  progress: {}", line(&progress, &clock)));
                     }
                 }
             });
@@ -83,8 +86,8 @@ impl Live {
     pub fn print(&self, text: &str) {
         let text = text.strip_suffix('\n').unwrap_or(text);
         match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
+            Some(bar) => bar.suspend(|| crate::console::say(text)),
+            None => crate::console::say(text),
         }
     }
 

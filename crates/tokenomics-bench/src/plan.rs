@@ -27,14 +27,18 @@ pub struct LoadFlags {
     pub warmup: Option<Duration>,
     pub at_end: Option<AtEnd>,
     pub num_runs: Option<u64>,
+    /// Rewrite the results file this often during a sustained level.
+    pub snapshot_every: Option<Duration>,
 }
 
-/// What the flags ask for: the levels in order, when a sustained level stops, runs per level.
+/// What the flags ask for: the levels in order, when a sustained level stops, runs per level,
+/// how often a sustained level is snapshotted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadPlan {
     pub levels: Vec<Shape>,
     pub limits: Limits,
     pub num_runs: u64,
+    pub snapshot_every: Option<Duration>,
 }
 
 /// The batch sizes when no load flag is given (the original's).
@@ -70,6 +74,7 @@ impl LoadFlags {
                 ("--arrival", self.arrival.is_some()),
                 ("--burstiness", self.burstiness.is_some()),
                 ("--at_end", self.at_end.is_some()),
+                ("--snapshot_every", self.snapshot_every.is_some()),
             ] {
                 if given {
                     return Err(invalid(format!(
@@ -122,6 +127,7 @@ impl LoadFlags {
                 at_end,
             },
             num_runs,
+            snapshot_every: self.snapshot_every,
         })
     }
 
@@ -199,6 +205,22 @@ pub fn check_requests(model: Option<&str>, goodput: Option<&Slo>, stream: bool) 
     if goodput.is_some_and(|g| g.needs_stream()) && !stream {
         return Err(invalid(
             "--goodput ttft and tpot objectives need --stream (only a stream shows when tokens arrive)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what the per-request file is asked for: token times need the file, and streamed
+/// responses (only a stream shows when each token arrived).
+pub fn check_records(token_times: bool, requests_file: bool, stream: bool) -> Result<()> {
+    if token_times && !requests_file {
+        return Err(invalid(
+            "--token_times adds token times to the per-request file: give --requests_file too",
+        ));
+    }
+    if token_times && !stream {
+        return Err(invalid(
+            "--token_times needs --stream (only a stream shows when each token arrives)",
         ));
     }
     Ok(())

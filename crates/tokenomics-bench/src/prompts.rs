@@ -56,7 +56,8 @@ pub struct Prepared {
 }
 
 impl PromptFlags {
-    /// Checks what needs no network: flags that do not go together.
+    /// Checks what needs no network: flags that do not go together, the form of the dataset key
+    /// (and a dataset file), a tokenizer path that does not exist.
     pub fn check(&self) -> Result<()> {
         if self.tokenizer.is_some() && self.input_tokens.is_none() {
             return Err(Error::Invalid(
@@ -74,6 +75,16 @@ impl PromptFlags {
                 "--input_tokens makes synthetic prompts: it cannot be used with another --dataset_key"
                     .into(),
             ));
+        }
+        if let Some(key) = &self.dataset_key {
+            PromptSource::check_key(key)?;
+        }
+        if let Some(t) = &self.tokenizer {
+            if !Path::new(t).exists() && (t.split('/').count() != 2 || t.ends_with(".json")) {
+                return Err(Error::Invalid(format!(
+                    "--tokenizer {t}: no such file, and not a Hub model id (OWNER/NAME)"
+                )));
+            }
         }
         Ok(())
     }

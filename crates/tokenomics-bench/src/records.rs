@@ -1,10 +1,14 @@
 //! `--requests_file`: one JSON line per request, for analysis beyond the summary.
 //!
-//! Each line holds the request's level and run, its outcome (and error kind and message), its
-//! token counts and where they came from, and its timestamps in seconds relative to the start of
-//! its run (the run's first send) and as Unix wall-clock time; in an open loop also when it was
-//! due, its send lag and its wait for a concurrency slot. Lines are flushed after every run,
-//! so a crash keeps every finished run.
+//! Each line holds the request's level and run, its place in the order of sending (`index`), its
+//! outcome (and error kind and message), its token counts and where they came from, and its
+//! timestamps in seconds from the start of its run (a burst's first send; for a sustained run,
+//! the moment measurement began) and as Unix wall-clock time; in an open loop also when it was
+//! due, its send lag and its wait for a concurrency slot; with `--token_times`, the arrival of
+//! every content event. A burst's lines are written when it ends, in the order its requests were
+//! built; a sustained run's as each request finishes (so a run of any length keeps nothing in
+//! memory), flushed every second and at the end of every run, so a crash loses at most the last
+//! second.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,11 +22,21 @@ use crate::metrics::Scheduled;
 pub struct RequestsFile {
     path: PathBuf,
     out: BufWriter<std::fs::File>,
+    token_times: bool,
+}
+
+/// Where a line belongs: its level, run, place in the run, and the run's start (ns).
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub level: &'a str,
+    pub run: usize,
+    pub index: u64,
+    pub origin_ns: u64,
 }
 
 impl RequestsFile {
-    /// Creates (or truncates) `path`.
-    pub fn create(path: &Path) -> crate::Result<Self> {
+    /// Creates (or truncates) `path`; `token_times` adds every content event's arrival.
+    pub fn create(path: &Path, token_times: bool) -> crate::Result<Self> {
         let file = std::fs::File::create(path).map_err(|source| {
             crate::Error::Stats(tokenomics_stats::Error::Write {
                 path: path.to_path_buf(),
@@ -32,60 +46,78 @@ impl RequestsFile {
         Ok(Self {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            token_times,
         })
     }
 
-    /// Appends the records of one run and flushes them.
+    /// Appends the records of one burst (in the order built) and flushes them. Times are from
+    /// the burst's first send.
     pub fn write_run(
         &mut self,
         level: &str,
         run: usize,
         records: &[RequestRecord],
-        schedule: Option<&[Scheduled]>,
         clock: &Clock,
     ) -> crate::Result<()> {
-        // The run starts at its first send (or, in an open loop, its first due time if earlier).
-        let first_due = schedule.and_then(|s| s.iter().map(|d| d.scheduled_ns).min());
-        let start = records
+        let origin_ns = records
             .iter()
             .filter(|r| r.timing.end_ns.is_some())
             .map(|r| r.timing.send_ns)
-            .chain(first_due)
             .min()
             .unwrap_or(0);
-        let rel = |ns: Option<u64>| ns.map(|t| (t as f64 - start as f64) / 1e9);
         for (index, r) in records.iter().enumerate() {
-            let t = &r.timing;
-            let sent = t.end_ns.is_some();
-            let due = schedule.and_then(|s| s.get(index));
-            let mut line = json!({
-                "level": level,
-                "run": run,
-                "index": index,
-                "status": if r.is_ok() { "ok" } else { "failed" },
-                "error_kind": r.error.as_ref().map(|e| e.kind()),
-                "error": r.error.as_ref().map(|e| e.to_string()),
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "reasoning_tokens": r.reasoning_tokens,
-                "token_source": r.token_source.name(),
-                "content_events": r.content_events,
-                "finish_reason": r.finish_reason,
-                "response_id": r.response_id,
-                "connect_s": t.connect_ns as f64 / 1e9,
-                "send_s": rel(sent.then_some(t.send_ns)),
-                "headers_s": rel(t.headers_ns),
-                "first_byte_s": rel(t.first_byte_ns),
-                "first_token_s": rel(t.first_token_ns),
-                "first_answer_s": rel(t.first_answer_ns),
-                "reasoning_events": r.reasoning_events,
-                "last_token_s": rel(t.last_token_ns()),
-                "end_s": rel(t.end_ns),
-                "ttft_s": t.ttft_s(),
-                "e2el_s": t.e2e_s(),
-                "send_unix": sent.then(|| clock.unix_seconds(t.send_ns)),
-            });
-            if let (Some(due), Some(obj)) = (due, line.as_object_mut()) {
+            let place = Place {
+                level,
+                run,
+                index: index as u64,
+                origin_ns,
+            };
+            self.write(&place, r, None, clock)?;
+        }
+        self.flush()
+    }
+
+    /// Appends one request's line (buffered; see [`RequestsFile::flush`]).
+    pub fn write(
+        &mut self,
+        place: &Place<'_>,
+        r: &RequestRecord,
+        due: Option<&Scheduled>,
+        clock: &Clock,
+    ) -> crate::Result<()> {
+        let start = place.origin_ns;
+        let rel = |ns: Option<u64>| ns.map(|t| (t as f64 - start as f64) / 1e9);
+        let t = &r.timing;
+        let sent = t.end_ns.is_some();
+        let mut line = json!({
+            "level": place.level,
+            "run": place.run,
+            "index": place.index,
+            "status": if r.is_ok() { "ok" } else { "failed" },
+            "error_kind": r.error.as_ref().map(|e| e.kind()),
+            "error": r.error.as_ref().map(|e| e.to_string()),
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "reasoning_tokens": r.reasoning_tokens,
+            "token_source": r.token_source.name(),
+            "content_events": r.content_events,
+            "finish_reason": r.finish_reason,
+            "response_id": r.response_id,
+            "connect_s": t.connect_ns as f64 / 1e9,
+            "send_s": rel(sent.then_some(t.send_ns)),
+            "headers_s": rel(t.headers_ns),
+            "first_byte_s": rel(t.first_byte_ns),
+            "first_token_s": rel(t.first_token_ns),
+            "first_answer_s": rel(t.first_answer_ns),
+            "reasoning_events": r.reasoning_events,
+            "last_token_s": rel(t.last_token_ns()),
+            "end_s": rel(t.end_ns),
+            "ttft_s": t.ttft_s(),
+            "e2el_s": t.e2e_s(),
+            "send_unix": sent.then(|| clock.unix_seconds(t.send_ns)),
+        });
+        if let Some(obj) = line.as_object_mut() {
+            if let Some(due) = due {
                 obj.insert("scheduled_s".into(), json!(rel(Some(due.scheduled_ns))));
                 obj.insert(
                     "send_lag_s".into(),
@@ -96,9 +128,21 @@ impl RequestsFile {
                     json!(due.slot_wait_ns.map(|w| w as f64 / 1e9)),
                 );
             }
-            serde_json::to_writer(&mut self.out, &line).map_err(tokenomics_stats::Error::Encode)?;
-            self.out.write_all(b"\n").map_err(|e| self.write_error(e))?;
+            if self.token_times {
+                let times: Vec<f64> = t
+                    .token_events_ns
+                    .iter()
+                    .map(|&e| (e as f64 - start as f64) / 1e9)
+                    .collect();
+                obj.insert("token_s".into(), json!(times));
+            }
         }
+        serde_json::to_writer(&mut self.out, &line).map_err(tokenomics_stats::Error::Encode)?;
+        self.out.write_all(b"\n").map_err(|e| self.write_error(e))
+    }
+
+    /// Makes every line written so far reach the file.
+    pub fn flush(&mut self) -> crate::Result<()> {
         self.out.flush().map_err(|e| self.write_error(e))
     }
 

@@ -1,9 +1,10 @@
 //! Sustained load: the closed and open loops of [`crate::load`], run over real connections.
 //!
 //! Both loops take request bodies from a [`BodyFeed`] (built on its own thread, ahead of need, so
-//! building JSON never delays a send), report live counts through [`Progress`], and return one
-//! [`Sent`] per request in the order they were sent. Nothing is shared between requests but the
-//! feed, the counters and, in the open loop, the list of idle connections.
+//! building JSON never delays a send), report live counts through [`Progress`], and hand every
+//! request to a [`Sink`] the moment it finishes, on the task that awaits the loop — so a run of
+//! any length keeps in memory only the requests in flight. Nothing is shared between requests but
+//! the feed, the counters and, in the open loop, the list of idle connections.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +129,8 @@ impl BodyFeed {
 /// One request of a sustained run.
 #[derive(Debug)]
 pub struct Sent {
+    /// Its place in the order of sending (0, 1, 2, …; warm-up requests included).
+    pub seq: u64,
     pub record: RequestRecord,
     /// Scheduled send time (open loop), ns on the clock.
     pub scheduled_ns: Option<u64>,
@@ -137,6 +140,16 @@ pub struct Sent {
     pub warmup: bool,
     /// Still in flight at the end of `duration` and cancelled there (`AtEnd::Cancel`).
     pub cancelled: bool,
+}
+
+/// Where a loop's requests go as they finish (in the order they finish, on the task that awaits
+/// the loop).
+pub trait Sink {
+    /// Measurement starts at `origin_ns` on the benchmark's clock (after any warm-up); called
+    /// once, before any request finishes.
+    fn begin(&mut self, origin_ns: u64);
+    /// A request finished (or was cancelled, or abandoned).
+    fn done(&mut self, sent: Sent);
 }
 
 /// A request operation: sends `body` on the connection and returns its record.
@@ -225,9 +238,9 @@ impl<O: Op> Context<'_, O> {
 }
 
 /// Closed loop: `concurrency` workers, each with its own connection, each sending its next request
-/// the moment the last one ends, until the limits are reached. Returns every request, in the
-/// order sent (warm-up and cancelled ones included, flagged).
-pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Sent> {
+/// the moment the last one ends, until the limits are reached. Every request (warm-up and
+/// cancelled ones included, flagged) goes to `sink` as it finishes.
+pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mut dyn Sink) {
     let n = concurrency as usize;
     // Open every connection before the clock starts, as the burst does.
     let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
@@ -239,21 +252,27 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Se
         .duration
         .and_then(|d| measured_start.checked_add(d));
     let cancel_at = ctx.cancel_at(measured_start);
+    sink.begin(ctx.clock.now_ns().saturating_add(
+        u64::try_from(measured_start.duration_since(now).as_nanos()).unwrap_or(u64::MAX),
+    ));
     let measured = Arc::new(AtomicU64::new(0));
+    let seq = Arc::new(AtomicU64::new(0));
     let limit = ctx.limits.num_requests;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
     let mut tasks = Vec::with_capacity(n);
     for mut conn in conns {
-        let (op, feed, shutdown, progress, measured, clock, client) = (
+        let (op, feed, shutdown, progress, measured, seq, clock, client, tx) = (
             ctx.op.clone(),
             ctx.feed.clone(),
             ctx.shutdown.clone(),
             ctx.progress.clone(),
             measured.clone(),
+            seq.clone(),
             ctx.clock,
             ctx.client.clone(),
+            tx.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
             loop {
                 if shutdown.is_stopping() {
                     break;
@@ -270,6 +289,7 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Se
                 }
                 let Some(body) = feed.next().await else { break };
                 progress.started();
+                let seq = seq.fetch_add(1, Ordering::Relaxed);
                 let send_ns = clock.now_ns();
                 let (record, cancelled) = match one(&op, conn, body, &shutdown, cancel_at).await {
                     Finished::Done(c, r) => {
@@ -286,7 +306,8 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Se
                     }
                 };
                 progress.finished(&record);
-                out.push(Sent {
+                let _ = tx.send(Sent {
+                    seq,
                     record,
                     scheduled_ns: None,
                     slot_wait_ns: None,
@@ -297,29 +318,29 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64) -> Vec<Se
                     break;
                 }
             }
-            out
         }));
     }
-    let mut sent = Vec::new();
-    for t in tasks {
-        if let Ok(mut v) = t.await {
-            sent.append(&mut v);
-        }
+    // The workers hold the only senders: the channel ends when the last of them is done.
+    drop(tx);
+    while let Some(s) = rx.recv().await {
+        sink.done(s);
     }
-    sent.sort_by_key(|s| s.record.timing.send_ns);
-    sent
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// Open loop: requests leave at `schedule` (ns after the start; the first `warmup` of them are
 /// the warm-up), sent by a thread of their own that sleeps until each time — never "from now" —
-/// and hands the request to the runtime; at most `max_concurrency` in flight when capped. Returns
-/// every request in the order due (warm-up and cancelled ones included, flagged).
+/// and hands the request to the runtime; at most `max_concurrency` in flight when capped. Every
+/// request (warm-up and cancelled ones included, flagged) goes to `sink` as it finishes.
 pub async fn open_loop<O: Op>(
     ctx: Context<'_, O>,
     open: &OpenLoop,
     schedule: Vec<u64>,
     warmup: usize,
-) -> Vec<Sent> {
+    sink: &mut dyn Sink,
+) {
     // Idle connections, taken by a request and given back when it ends. Open enough ahead that the
     // first second does not pay for connection set-up in its send lag.
     let ahead = open
@@ -335,6 +356,15 @@ pub async fn open_loop<O: Op>(
     let start_ns = ctx.clock.now_ns() + 2_000_000; // the dispatcher's first arrival, 2 ms ahead
     let first = ctx.clock.instant_at(start_ns);
     let measured_start = first.checked_add(ctx.limits.warmup).unwrap_or(first);
+    // Measurement starts when the first measured request is due.
+    sink.begin(
+        start_ns.saturating_add(
+            schedule
+                .get(warmup)
+                .copied()
+                .unwrap_or_else(|| u64::try_from(ctx.limits.warmup.as_nanos()).unwrap_or(u64::MAX)),
+        ),
+    );
     let cancel_at = ctx.cancel_at(measured_start);
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
@@ -401,6 +431,7 @@ pub async fn open_loop<O: Op>(
                             };
                         progress.finished(&record);
                         let _ = tx.send(Sent {
+                            seq: i as u64,
                             record,
                             scheduled_ns: Some(due_ns),
                             slot_wait_ns,
@@ -413,15 +444,14 @@ pub async fn open_loop<O: Op>(
                 spawned
             })
     };
-    let mut sent = Vec::new();
+    // The dispatcher thread (it owns the sender) and the request tasks hold the only senders:
+    // the channel ends when the last request is done.
     while let Some(s) = rx.recv().await {
-        sent.push(s);
+        sink.done(s);
     }
     if let Ok(d) = dispatcher {
         let _ = tokio::task::spawn_blocking(move || d.join()).await;
     }
-    sent.sort_by_key(|s| s.scheduled_ns);
-    sent
 }
 
 /// Makes the calling thread wake on time: no timer slack (Linux lets a sleep overrun by 50 µs by

@@ -13,8 +13,12 @@ use tokenomics_testkit::{Script, ScriptedServer};
 #[derive(Default)]
 struct Records(Vec<(String, usize, Vec<RequestRecord>)>);
 impl Observer for Records {
-    fn run_records(&mut self, level: &str, run: usize, records: &[RequestRecord]) {
-        self.0.push((level.to_string(), run, records.to_vec()));
+    /// Gathers each run's records, in the order they are reported.
+    fn request_done(&mut self, level: &str, run: usize, record: &RequestRecord) {
+        match self.0.last_mut() {
+            Some((l, r, records)) if l == level && *r == run => records.push(record.clone()),
+            _ => self.0.push((level.to_string(), run, vec![record.clone()])),
+        }
     }
 }
 

@@ -19,6 +19,17 @@
 mod server;
 pub mod values;
 
+/// `println!` for a command-line tool whose output may be piped into something that stops
+/// reading (`| head`): a write that fails is dropped instead of panicking, so the program goes
+/// on and its results file is still written.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use std::process::ExitCode;
 
 pub use server::{ServerArgs, Target};
@@ -246,15 +257,16 @@ pub fn finish(
     failed: u64,
     interrupted: bool,
 ) -> ExitCode {
-    println!("\nResults saved to {}", results_file.display());
+    out!("\nResults saved to {}", results_file.display());
     if interrupted {
         eprintln!("{name}: interrupted; the results measured so far are saved, marked incomplete");
         ExitCode::from(exit::INTERRUPTED)
     } else if succeeded == 0 && failed > 0 {
-        eprintln!("{name}: every request failed; see the errors above");
+        // On stdout, where the errors by kind it points to were printed.
+        out!("{name}: every request failed; see the errors above");
         ExitCode::from(exit::ALL_FAILED)
     } else if failed > 0 {
-        eprintln!("{name}: {failed} of {} requests failed", succeeded + failed);
+        out!("{name}: {failed} of {} requests failed", succeeded + failed);
         ExitCode::from(exit::SOME_FAILED)
     } else {
         ExitCode::SUCCESS

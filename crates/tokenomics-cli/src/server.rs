@@ -42,6 +42,9 @@ pub struct ServerArgs {
         value_parser = values::time_scale
     )]
     pub sim_time_scale: f64,
+    /// Skip the check before the run (the server answers, lists the model, accepts a one-token request).
+    #[arg(long = "no_preflight", visible_alias = "no-preflight")]
+    pub no_preflight: bool,
 }
 
 /// The server a benchmark talks to, resolved from [`ServerArgs`].
@@ -86,7 +89,7 @@ impl ServerArgs {
                             _ => Failure::error(e),
                         })?;
                 let api_base = server.api_base();
-                println!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
+                crate::out!("Simulated server: preset {preset}, model {served:?}, at {api_base}");
                 let simulated = Simulated {
                     preset: preset.clone(),
                     time_scale: self.sim_time_scale,

@@ -102,33 +102,7 @@ impl PromptSource {
         column: Option<&str>,
         hub_config: &hub::HubConfig,
     ) -> Result<(Self, Option<String>)> {
-        let request = match key {
-            "aime" => Some(hub::HubRequest {
-                repo: hub::AIME.0.into(),
-                split: split.unwrap_or(hub::AIME.1).into(),
-                column: Some(column.unwrap_or(hub::AIME.2).into()),
-                revision: "main".into(),
-            }),
-            _ => match key.strip_prefix("hf:") {
-                Some(repo) => {
-                    let (repo, revision) = match repo.split_once('@') {
-                        Some((r, rev)) => (r, rev),
-                        None => (repo, "main"),
-                    };
-                    let parts: Vec<&str> = repo.split('/').collect();
-                    if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
-                        return Err(Error::UnknownKey(key.to_string()));
-                    }
-                    Some(hub::HubRequest {
-                        repo: repo.into(),
-                        split: split.unwrap_or("train").into(),
-                        column: column.map(str::to_string),
-                        revision: revision.into(),
-                    })
-                }
-                None => None,
-            },
-        };
+        let request = hub_request(key, split, column)?;
         let Some(request) = request else {
             return Ok((Self::from_key(key)?, None));
         };
@@ -141,6 +115,16 @@ impl PromptSource {
             },
             loaded.note,
         ))
+    }
+
+    /// Checks a `--dataset_key` without the network: a Hub key's form (`aime`, `hf:OWNER/NAME`),
+    /// and for the others what [`PromptSource::from_key`] checks (a file that exists and holds
+    /// prompts). Lets a command line refuse a mistyped key before it contacts any server.
+    pub fn check_key(key: &str) -> Result<()> {
+        match hub_request(key, None, None)? {
+            Some(_) => Ok(()),
+            None => Self::from_key(key).map(drop),
+        }
     }
 
     /// Parses a `--dataset_key` that needs no network (`synthetic`, `file:PATH`) and loads it (a
@@ -202,6 +186,42 @@ impl PromptSource {
             }),
         }
     }
+}
+
+/// The Hub request a key names (`aime`, `hf:OWNER/NAME[@REVISION]`), `None` for the keys that
+/// need no network; a malformed `hf:` key is [`Error::UnknownKey`].
+fn hub_request(
+    key: &str,
+    split: Option<&str>,
+    column: Option<&str>,
+) -> Result<Option<hub::HubRequest>> {
+    Ok(match key {
+        "aime" => Some(hub::HubRequest {
+            repo: hub::AIME.0.into(),
+            split: split.unwrap_or(hub::AIME.1).into(),
+            column: Some(column.unwrap_or(hub::AIME.2).into()),
+            revision: "main".into(),
+        }),
+        _ => match key.strip_prefix("hf:") {
+            Some(repo) => {
+                let (repo, revision) = match repo.split_once('@') {
+                    Some((r, rev)) => (r, rev),
+                    None => (repo, "main"),
+                };
+                let parts: Vec<&str> = repo.split('/').collect();
+                if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                    return Err(Error::UnknownKey(key.to_string()));
+                }
+                Some(hub::HubRequest {
+                    repo: repo.into(),
+                    split: split.unwrap_or("train").into(),
+                    column: column.map(str::to_string),
+                    revision: revision.into(),
+                })
+            }
+            None => None,
+        },
+    })
 }
 
 /// The seed of run `run` of a benchmark seeded with `seed` at load level `level`: distinct for

@@ -214,6 +214,29 @@ pub struct SloMs {
     pub e2el: Option<f64>,
 }
 
+/// `metadata.preflight`: what the check before the run found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preflight {
+    /// The models `GET /models` listed (`null` when the server gave no list).
+    pub models: Option<Vec<String>>,
+    /// Whether the benchmark's model was among them (`null` without a list).
+    pub model_listed: Option<bool>,
+    /// The route of the one-token request: `chat`, `completions` or `embeddings`.
+    pub probe: String,
+    /// How long that request took, seconds.
+    pub probe_seconds: f64,
+}
+
+/// A level's `percentiles` block, present when some distributions' percentiles came from a
+/// histogram rather than every value (a long sustained level): which ones, and how far off such
+/// a percentile may be, as a fraction of its value. Count, mean, std, min and max stay exact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// The distributions whose percentiles are histogram-based (`ttft`, `itl`, `send_lag`, …).
+    pub histogram: Vec<String>,
+    pub relative_error: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{ArrivalBlock, Goodput, LimitsBlock, Load, Mode, Simulated, SteadyState};
+use crate::{
+    ArrivalBlock, Goodput, LimitsBlock, Load, Mode, Percentiles, Preflight, Simulated, SteadyState,
+};
 use crate::{Distribution, Stat};
 
 /// The document `oai-bench` writes (and `oai_server_benchmark.py` wrote).
@@ -68,6 +70,9 @@ pub struct ChatMetadata {
     /// Body fields sent with every request beyond the standard ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_body: Option<Map<String, Value>>,
+    /// What the check before the run found (absent with `--no_preflight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Preflight>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -94,6 +99,9 @@ pub struct ChatLevel {
     /// How the level loaded the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<Load>,
+    /// Which percentiles came from a histogram (absent: every percentile is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentiles: Option<Percentiles>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -166,9 +174,10 @@ pub struct ChatLatency {
 pub struct RequestCounts {
     pub succeeded: u64,
     pub failed: u64,
-    /// Retries made (embedding benchmark); a request that succeeded after retries counts once.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retries: u64,
+    /// Retries made: always written by the embedding benchmark (0 included), absent from chat
+    /// levels, which do not retry. A request that succeeded after retries counts once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
     /// Requests still in flight when a timed level ended and cancelled there (neither succeeded
     /// nor failed).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -268,6 +277,9 @@ pub struct EmbedMetadata {
     pub embedding_dim: Option<Option<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<Simulated>,
+    /// What the check before the run found (absent with `--no_preflight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Preflight>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
     #[serde(flatten)]

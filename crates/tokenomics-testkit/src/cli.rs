@@ -56,3 +56,64 @@ pub fn assert_refused(binary: &Path, base: &[&str], flags: &[NumericFlag]) -> us
     }
     checked
 }
+
+/// The long flags a binary's `--help` lists (their underscore names; kebab-case aliases and
+/// `--help`/`--version` left out).
+pub fn help_flags(binary: &Path) -> Vec<String> {
+    let out = Command::new(binary)
+        .arg("--help")
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut flags: Vec<String> = text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("--") || l.starts_with('-') && l.get(2..4) == Some(", "))
+        .filter_map(|l| {
+            let at = l.find("--")?;
+            let name: String = l[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '=' && *c != '<' && *c != ',')
+                .collect();
+            Some(name)
+        })
+        .filter(|f| f != "--help" && f != "--version")
+        .collect();
+    flags.dedup();
+    flags
+}
+
+/// Asserts that every flag `--help` lists is documented in `readme`'s section headed by
+/// `heading` (the section runs to the next heading of the same or a higher level), as
+/// `` `--flag` `` or `` `--flag VALUE` ``: a flag cannot be added without its documentation.
+pub fn assert_flags_documented(binary: &Path, readme: &Path, heading: &str) {
+    let doc = std::fs::read_to_string(readme).expect("README");
+    let start = doc
+        .lines()
+        .position(|l| l.starts_with('#') && l.trim_start_matches('#').trim() == heading)
+        .unwrap_or_else(|| panic!("no section {heading:?} in the README"));
+    let level = doc
+        .lines()
+        .nth(start)
+        .map_or(0, |l| l.len() - l.trim_start_matches('#').len());
+    let section: Vec<&str> = doc
+        .lines()
+        .skip(start + 1)
+        .take_while(|l| {
+            let hashes = l.len() - l.trim_start_matches('#').len();
+            !(hashes > 0 && hashes <= level && l.chars().nth(hashes) == Some(' '))
+        })
+        .collect();
+    let section = section.join("\n");
+    let flags = help_flags(binary);
+    assert!(flags.len() >= 2, "no flags found in --help of {binary:?}");
+    let missing: Vec<&String> = flags
+        .iter()
+        .filter(|f| !section.contains(&format!("`{f}`")) && !section.contains(&format!("`{f} ")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} lists flags that the README's section {heading:?} does not document: {missing:?}",
+        binary.display()
+    );
+}

@@ -1,16 +1,26 @@
-//! Pooling the runs of one level into its [`ChatLevel`], by the SPEC's rules.
+//! Pooling the runs of one level into its [`ChatLevel`], by the SPEC's rules, as requests finish.
+//!
+//! Every request is summarised the moment it is added ([`LevelAccumulator::add_request`]) and
+//! may then be dropped: per-request figures go into [`Pooled`] (mean and sample std) and
+//! [`Samples`] (distributions: exact for bursts and small levels, a histogram past
+//! [`EXACT_LIMIT`] values in a sustained level), per-run figures into a [`RunTally`], and a
+//! sustained run's steady state into a [`Timeline`] of time buckets. A burst keeps its records
+//! anyway (B of them) and adds them with [`LevelAccumulator::add_run`], whose steady state is
+//! computed exactly from them, as before.
 
 use indexmap::IndexMap;
 use tokenomics_client::RequestRecord;
 use tokenomics_stats::{
-    ChatLatency, ChatLevel, ChatThroughput, ChatTimings, ChatTokens, Goodput, RequestCounts,
-    ScheduleBlock, SteadyState, Summary, Window,
+    ChatLatency, ChatLevel, ChatThroughput, ChatTimings, ChatTokens, Goodput, Percentiles,
+    RequestCounts, ScheduleBlock, SteadyState, Summary, Window,
 };
 
-use super::burst::{run_figures, RunFigures};
+use super::burst::RunFigures;
 use super::goodput::Slo;
 use super::latency::{request_latency, request_tokens_per_second};
+use super::samples::{Moments, Pooled, Samples, EXACT_LIMIT, HISTOGRAM_RELATIVE_ERROR};
 use super::steady::{steady_state, SteadyWindow, STEADY_SHARE};
+use super::timeline::Timeline;
 use super::{rate, NS};
 use crate::load::{Limits, Shape};
 
@@ -21,77 +31,183 @@ pub struct Scheduled {
     pub slot_wait_ns: Option<u64>,
 }
 
+/// The figures of the run in progress, built request by request.
+#[derive(Debug, Clone, Default)]
+pub struct RunTally {
+    first_send: Option<u64>,
+    last_end: Option<u64>,
+    first_ok_end: Option<u64>,
+    last_ok_end: Option<u64>,
+    ok: u64,
+    failed: u64,
+    tokens: u64,
+    /// Output tokens and tokens/s of the run's successful requests, for its progress line.
+    output: Moments,
+    request_tps: Moments,
+    /// Sustained runs: the steady state in time buckets.
+    timeline: Option<Timeline>,
+    /// Open loops: (count, min, max) of due times and of send times of every measured arrival.
+    due: Option<(u64, u64, u64)>,
+    sent: Option<(u64, u64, u64)>,
+}
+
+/// What one run produced, for its progress line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The original's per-run figures (`None` when nothing succeeded).
+    pub figures: Option<RunFigures>,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Means over the run's successful requests (NaN when none).
+    pub mean_output_tokens: f64,
+    pub mean_request_tokens_per_second: f64,
+}
+
+impl RunTally {
+    fn add(&mut self, r: &RequestRecord) {
+        if r.is_ok() {
+            if let Some(c) = r.completion_tokens {
+                self.output.push(c as f64);
+            }
+            if let Some(tps) = request_tokens_per_second(r) {
+                self.request_tps.push(tps);
+            }
+        } else {
+            self.failed += 1;
+        }
+        // A request abandoned by an interruption has no end and takes no part in the timing.
+        let Some(end) = r.timing.end_ns else { return };
+        let send = r.timing.send_ns;
+        self.first_send = Some(self.first_send.map_or(send, |f| f.min(send)));
+        self.last_end = Some(self.last_end.map_or(end, |l| l.max(end)));
+        if r.is_ok() {
+            self.ok += 1;
+            self.first_ok_end = Some(self.first_ok_end.map_or(end, |f| f.min(end)));
+            self.last_ok_end = Some(self.last_ok_end.map_or(end, |l| l.max(end)));
+            // Saturating: a server's usage counts are not trusted to stay small.
+            self.tokens = self.tokens.saturating_add(r.completion_tokens.unwrap_or(0));
+        }
+        if let Some(t) = &mut self.timeline {
+            let ok = r.is_ok().then(|| {
+                (
+                    r.completion_tokens.unwrap_or(r.content_events),
+                    &r.timing.token_events_ns[..],
+                )
+            });
+            t.add(send, end, ok);
+        }
+    }
+
+    /// The original's per-run figures (`None` when nothing succeeded).
+    fn figures(&self) -> Option<RunFigures> {
+        let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / NS;
+        let (start, end) = (self.first_send?, self.last_end?);
+        let (fastest, slowest) = (self.first_ok_end?, self.last_ok_end?);
+        let total = secs(start, end);
+        Some(RunFigures {
+            batch_total_seconds: total,
+            fastest_seconds: secs(start, fastest),
+            slowest_seconds: secs(start, slowest),
+            spread_seconds: secs(fastest, slowest),
+            batch_tokens_per_second: rate(self.tokens as f64, total),
+        })
+    }
+}
+
+fn widen(span: &mut Option<(u64, u64, u64)>, t: u64) {
+    *span = Some(match *span {
+        None => (1, t, t),
+        Some((n, lo, hi)) => (n + 1, lo.min(t), hi.max(t)),
+    });
+}
+
+/// Requests per second over a span of arrivals: (n − 1) gaps over first → last.
+fn span_rate(span: Option<(u64, u64, u64)>) -> f64 {
+    match span {
+        Some((n, lo, hi)) if n > 1 => rate((n - 1) as f64, (hi - lo) as f64 / NS),
+        _ => f64::NAN,
+    }
+}
+
 /// Accumulates the runs of one level and produces its [`ChatLevel`] by the SPEC's pooling rules:
-/// per-request lists pooled over every run, per-run scalars one value per run.
-#[derive(Debug)]
+/// per-request figures pooled over every run, per-run figures one value per run.
+#[derive(Debug, Clone)]
 pub struct LevelAccumulator {
     shape: Shape,
     limits: Limits,
-    input_tokens: Vec<f64>,
-    output_tokens: Vec<f64>,
-    content_events: Vec<f64>,
-    request_tps: Vec<f64>,
-    runs: Vec<RunFigures>,
-    requests_per_second: Vec<f64>,
-    ttft: Vec<f64>,
-    ttfat: Vec<f64>,
-    reasoning_seen: bool,
-    itl: Vec<f64>,
-    tpot: Vec<f64>,
-    e2el: Vec<f64>,
-    counts: RequestCounts,
-    token_sources: IndexMap<&'static str, u64>,
     streamed: bool,
+    slo: Option<Slo>,
     /// In-flight target of the steady state (`None`: the run's own mean, for open loops).
     target: Option<f64>,
-    steady: Vec<SteadyWindow>,
-    slo: Option<Slo>,
+    counts: RequestCounts,
+    token_sources: IndexMap<&'static str, u64>,
+    input_tokens: Pooled,
+    output_tokens: Pooled,
+    content_events: Pooled,
+    request_tps: Pooled,
+    ttft: Samples,
+    ttfat: Samples,
+    reasoning_seen: bool,
+    itl: Samples,
+    tpot: Samples,
+    e2el: Samples,
     good: u64,
     measured: u64,
     measured_seconds: f64,
+    runs: Vec<RunFigures>,
+    requests_per_second: Vec<f64>,
+    steady: Vec<SteadyWindow>,
     // Open loop only.
-    send_lag: Vec<f64>,
-    slot_wait: Vec<f64>,
-    ttft_from_schedule: Vec<f64>,
-    e2el_from_schedule: Vec<f64>,
+    send_lag: Samples,
+    slot_wait: Samples,
+    ttft_from_schedule: Samples,
+    e2el_from_schedule: Samples,
     scheduled_rate: Vec<f64>,
     achieved_rate: Vec<f64>,
+    run: RunTally,
 }
 
 impl LevelAccumulator {
     /// An empty level of `shape`, stopped by `limits` (recorded in its `load` block);
-    /// `streamed` adds the latency figures.
+    /// `streamed` adds the latency figures. A burst keeps every value (its percentiles are
+    /// exact); a sustained level keeps [`EXACT_LIMIT`] values per figure, then a histogram.
     pub fn new(shape: Shape, limits: Limits, streamed: bool) -> Self {
+        let limit = match shape {
+            Shape::Burst { .. } => usize::MAX,
+            _ => EXACT_LIMIT,
+        };
+        let samples = || Samples::new(limit);
         Self {
             shape,
             limits,
-            target: shape.target_in_flight(),
             streamed,
-            input_tokens: Vec::new(),
-            output_tokens: Vec::new(),
-            content_events: Vec::new(),
-            request_tps: Vec::new(),
-            runs: Vec::new(),
-            requests_per_second: Vec::new(),
-            ttft: Vec::new(),
-            ttfat: Vec::new(),
-            reasoning_seen: false,
-            itl: Vec::new(),
-            tpot: Vec::new(),
-            e2el: Vec::new(),
+            slo: None,
+            target: shape.target_in_flight(),
             counts: RequestCounts::default(),
             token_sources: IndexMap::new(),
-            steady: Vec::new(),
-            slo: None,
+            input_tokens: Pooled::new(limit),
+            output_tokens: Pooled::new(limit),
+            content_events: Pooled::new(limit),
+            request_tps: Pooled::new(limit),
+            ttft: samples(),
+            ttfat: samples(),
+            reasoning_seen: false,
+            itl: samples(),
+            tpot: samples(),
+            e2el: samples(),
             good: 0,
             measured: 0,
             measured_seconds: 0.0,
-            send_lag: Vec::new(),
-            slot_wait: Vec::new(),
-            ttft_from_schedule: Vec::new(),
-            e2el_from_schedule: Vec::new(),
+            runs: Vec::new(),
+            requests_per_second: Vec::new(),
+            steady: Vec::new(),
+            send_lag: samples(),
+            slot_wait: samples(),
+            ttft_from_schedule: samples(),
+            e2el_from_schedule: samples(),
             scheduled_rate: Vec::new(),
             achieved_rate: Vec::new(),
+            run: RunTally::default(),
         }
     }
 
@@ -101,92 +217,117 @@ impl LevelAccumulator {
         self
     }
 
-    /// Adds one run's records; returns the run's figures (if anything succeeded).
-    pub fn add_run(&mut self, records: &[RequestRecord]) -> Option<RunFigures> {
-        for r in records {
-            match &r.error {
-                Some(e) => self.counts.record_failure(e.kind(), || e.to_string()),
-                None => {
-                    self.counts.record_success();
-                    if let Some(p) = r.prompt_tokens {
-                        self.input_tokens.push(p as f64);
-                    }
-                    if let Some(c) = r.completion_tokens {
-                        self.output_tokens.push(c as f64);
-                    }
-                    *self.token_sources.entry(r.token_source.name()).or_default() += 1;
-                    if let Some(tps) = request_tokens_per_second(r) {
-                        self.request_tps.push(tps);
-                    }
-                    if self.streamed {
-                        self.content_events.push(r.content_events as f64);
-                        self.reasoning_seen |= r.reasoning_events > 0;
-                        if let Some(l) = request_latency(r) {
-                            self.ttft.push(l.ttft);
-                            self.ttfat.extend(l.ttfat);
-                            self.e2el.push(l.e2el);
-                            self.tpot.extend(l.tpot);
-                            self.itl.extend(l.itl);
-                        }
-                    }
-                }
-            }
-            if let Some(slo) = &self.slo {
-                self.good += u64::from(slo.met(r));
-            }
+    /// A sustained level keeps `limit` values per figure (instead of [`EXACT_LIMIT`]) before its
+    /// percentiles come from a histogram; a burst keeps every value whatever the limit. Call it
+    /// before adding any request.
+    pub fn with_exact_limit(self, limit: usize) -> Self {
+        match self.shape {
+            Shape::Burst { .. } => self,
+            _ => self.with_limit(limit),
         }
-        self.measured += records.len() as u64;
-        let refs: Vec<&RequestRecord> = records.iter().collect();
-        if let Some(st) = steady_state(&refs, self.target) {
-            self.steady.push(st);
-        }
-        let figures = run_figures(records);
-        if let Some(f) = &figures {
-            self.runs.push(f.clone());
-            self.measured_seconds += f.batch_total_seconds;
-            let ok = records.iter().filter(|r| r.is_ok()).count();
-            self.requests_per_second
-                .push(rate(ok as f64, f.batch_total_seconds));
-        }
-        figures
     }
 
-    /// Adds what an open loop knows about the same run's records (in the same order): when each
-    /// was due and how long it waited for a slot. `arrivals` holds (due, sent) of every measured
-    /// request, those cancelled at the end included, for the scheduled and achieved rates.
-    pub fn add_schedule(
-        &mut self,
-        records: &[RequestRecord],
-        schedule: &[Scheduled],
-        arrivals: &[(u64, u64)],
-    ) {
-        let secs = |ns: u64, from: u64| (ns as f64 - from as f64) / NS;
-        for (r, s) in records.iter().zip(schedule) {
-            if r.timing.end_ns.is_some() {
-                self.send_lag.push(secs(r.timing.send_ns, s.scheduled_ns));
-            }
-            if let Some(w) = s.slot_wait_ns {
-                self.slot_wait.push(w as f64 / NS);
-            }
-            if r.is_ok() {
-                if let Some(t) = r.timing.first_token_ns {
-                    self.ttft_from_schedule.push(secs(t, s.scheduled_ns));
+    fn with_limit(mut self, limit: usize) -> Self {
+        for s in [
+            &mut self.ttft,
+            &mut self.ttfat,
+            &mut self.itl,
+            &mut self.tpot,
+            &mut self.e2el,
+            &mut self.send_lag,
+            &mut self.slot_wait,
+            &mut self.ttft_from_schedule,
+            &mut self.e2el_from_schedule,
+        ] {
+            *s = Samples::new(limit);
+        }
+        for p in [
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.content_events,
+            &mut self.request_tps,
+        ] {
+            *p = Pooled::new(limit);
+        }
+        self
+    }
+
+    /// Starts a sustained run whose measurement began at `origin_ns` (ns on the benchmark's
+    /// clock): its requests are then added one by one with [`LevelAccumulator::add_request`],
+    /// and its steady state is kept in time buckets.
+    pub fn begin_run(&mut self, origin_ns: u64) {
+        self.run = RunTally {
+            timeline: Some(Timeline::new(origin_ns)),
+            ..RunTally::default()
+        };
+    }
+
+    /// Adds one measured request of the run in progress, with what an open loop knows of it.
+    pub fn add_request(&mut self, r: &RequestRecord, scheduled: Option<&Scheduled>) {
+        match &r.error {
+            Some(e) => self.counts.record_failure(e.kind(), || e.to_string()),
+            None => {
+                self.counts.record_success();
+                if let Some(p) = r.prompt_tokens {
+                    self.input_tokens.push(p as f64);
                 }
-                if let Some(e) = r.timing.end_ns {
-                    self.e2el_from_schedule.push(secs(e, s.scheduled_ns));
+                if let Some(c) = r.completion_tokens {
+                    self.output_tokens.push(c as f64);
+                }
+                *self.token_sources.entry(r.token_source.name()).or_default() += 1;
+                if let Some(tps) = request_tokens_per_second(r) {
+                    self.request_tps.push(tps);
+                }
+                if self.streamed {
+                    self.content_events.push(r.content_events as f64);
+                    self.reasoning_seen |= r.reasoning_events > 0;
+                    if let Some(l) = request_latency(r) {
+                        self.ttft.push(l.ttft);
+                        if let Some(a) = l.ttfat {
+                            self.ttfat.push(a);
+                        }
+                        self.e2el.push(l.e2el);
+                        if let Some(t) = l.tpot {
+                            self.tpot.push(t);
+                        }
+                        l.itl.iter().for_each(|&g| self.itl.push(g));
+                    }
                 }
             }
         }
-        let due = || arrivals.iter().map(|a| a.0);
-        let sent = || arrivals.iter().map(|a| a.1);
-        let span_rate = |n: usize, lo: Option<u64>, hi: Option<u64>| match (lo, hi) {
-            (Some(lo), Some(hi)) if n > 1 => rate((n - 1) as f64, (hi - lo) as f64 / NS),
-            _ => f64::NAN,
-        };
-        self.scheduled_rate
-            .push(span_rate(arrivals.len(), due().min(), due().max()));
-        self.achieved_rate
-            .push(span_rate(sent().count(), sent().min(), sent().max()));
+        if let Some(slo) = &self.slo {
+            self.good += u64::from(slo.met(r));
+        }
+        self.measured += 1;
+        self.run.add(r);
+        if let Some(s) = scheduled {
+            self.add_scheduled(r, s);
+        }
+    }
+
+    fn add_scheduled(&mut self, r: &RequestRecord, s: &Scheduled) {
+        let secs = |ns: u64, from: u64| (ns as f64 - from as f64) / NS;
+        if r.timing.end_ns.is_some() {
+            self.send_lag.push(secs(r.timing.send_ns, s.scheduled_ns));
+        }
+        if let Some(w) = s.slot_wait_ns {
+            self.slot_wait.push(w as f64 / NS);
+        }
+        if r.is_ok() {
+            if let Some(t) = r.timing.first_token_ns {
+                self.ttft_from_schedule.push(secs(t, s.scheduled_ns));
+            }
+            if let Some(e) = r.timing.end_ns {
+                self.e2el_from_schedule.push(secs(e, s.scheduled_ns));
+            }
+        }
+    }
+
+    /// An open loop's measured arrival (cancelled ones included), for the scheduled and achieved
+    /// rates: when it was due and when it was sent.
+    pub fn add_arrival(&mut self, due_ns: u64, sent_ns: u64) {
+        widen(&mut self.run.due, due_ns);
+        widen(&mut self.run.sent, sent_ns);
     }
 
     /// Counts requests cancelled at the end of a timed level.
@@ -194,26 +335,102 @@ impl LevelAccumulator {
         self.counts.cancelled += n;
     }
 
+    /// Ends the run in progress; returns what it produced.
+    pub fn end_run(&mut self) -> RunSummary {
+        let run = std::mem::take(&mut self.run);
+        if let Some(st) = run
+            .timeline
+            .as_ref()
+            .and_then(|t| t.steady_state(self.target))
+        {
+            self.steady.push(st);
+        }
+        if run.due.is_some() {
+            self.scheduled_rate.push(span_rate(run.due));
+            self.achieved_rate.push(span_rate(run.sent));
+        }
+        let figures = run.figures();
+        if let Some(f) = &figures {
+            self.runs.push(f.clone());
+            self.measured_seconds += f.batch_total_seconds;
+            self.requests_per_second
+                .push(rate(run.ok as f64, f.batch_total_seconds));
+        }
+        RunSummary {
+            figures,
+            succeeded: run.ok,
+            failed: run.failed,
+            mean_output_tokens: run.output.stat().mean,
+            mean_request_tokens_per_second: run.request_tps.stat().mean,
+        }
+    }
+
+    /// Adds one burst's records (kept by the burst anyway) and ends the run: its steady state is
+    /// computed exactly from them.
+    pub fn add_run(&mut self, records: &[RequestRecord]) -> RunSummary {
+        self.run = RunTally::default();
+        for r in records {
+            self.add_request(r, None);
+        }
+        let refs: Vec<&RequestRecord> = records.iter().collect();
+        if let Some(st) = steady_state(&refs, self.target) {
+            self.steady.push(st);
+        }
+        self.end_run()
+    }
+
     pub fn counts(&self) -> &RequestCounts {
         &self.counts
     }
 
+    /// The level so far, as [`LevelAccumulator::finish`] would give it with the run in progress
+    /// ended now (for periodic snapshots of a long level).
+    pub fn snapshot(&self) -> ChatLevel {
+        let mut copy = self.clone();
+        let _ = copy.end_run();
+        copy.finish()
+    }
+
     /// The level's typed results: every figure by the SPEC's pooling rules, its `load` block
-    /// (shape, limits, and what an open loop's schedule achieved) and, with objectives, its
-    /// goodput.
+    /// (shape, limits, and what an open loop's schedule achieved), with objectives its goodput,
+    /// and which percentiles came from a histogram.
     pub fn finish(self) -> ChatLevel {
         let per_run = |f: fn(&RunFigures) -> f64| Summary::new(self.runs.iter().map(f)).mean_std();
         let pooled = |v: &[f64]| Summary::new(v.iter().copied()).mean_std();
-        let dist = |v: &[f64]| Summary::new(v.iter().copied()).distribution();
+        let mut histograms: Vec<&str> = Vec::new();
+        let mut dist = |name: &'static str, s: &Samples| {
+            if !s.is_exact() {
+                histograms.push(name);
+            }
+            s.distribution()
+        };
         let latency = self.streamed.then(|| ChatLatency {
-            ttft: dist(&self.ttft),
-            itl: dist(&self.itl),
-            tpot: dist(&self.tpot),
-            e2el: dist(&self.e2el),
-            time_to_first_answer_token: self.reasoning_seen.then(|| dist(&self.ttfat)),
-            ttft_from_schedule: (!self.ttft_from_schedule.is_empty())
-                .then(|| dist(&self.ttft_from_schedule)),
+            ttft: dist("ttft", &self.ttft),
+            itl: dist("itl", &self.itl),
+            tpot: dist("tpot", &self.tpot),
+            e2el: dist("e2el", &self.e2el),
+            time_to_first_answer_token: self
+                .reasoning_seen
+                .then(|| dist("time_to_first_answer_token", &self.ttfat)),
+            ttft_from_schedule: (self.ttft_from_schedule.count() > 0)
+                .then(|| dist("ttft_from_schedule", &self.ttft_from_schedule)),
             extra: Default::default(),
+        });
+        let schedule = if self.scheduled_rate.is_empty() {
+            ScheduleBlock::default()
+        } else {
+            ScheduleBlock {
+                scheduled_rate: Some(pooled(&self.scheduled_rate)),
+                achieved_rate: Some(pooled(&self.achieved_rate)),
+                send_lag: Some(dist("send_lag", &self.send_lag)),
+                slot_wait: (self.slot_wait.count() > 0).then(|| dist("slot_wait", &self.slot_wait)),
+                e2el_from_schedule: (self.e2el_from_schedule.count() > 0)
+                    .then(|| dist("e2el_from_schedule", &self.e2el_from_schedule)),
+            }
+        };
+        let percentiles = (!histograms.is_empty()).then(|| Percentiles {
+            histogram: histograms.iter().map(|s| s.to_string()).collect(),
+            relative_error: HISTOGRAM_RELATIVE_ERROR,
         });
         let steady_state = (!self.steady.is_empty()).then(|| {
             let st = &self.steady;
@@ -246,18 +463,6 @@ impl LevelAccumulator {
             },
             requests_per_second: rate(self.good as f64, self.measured_seconds),
         });
-        let schedule = if self.scheduled_rate.is_empty() {
-            ScheduleBlock::default()
-        } else {
-            ScheduleBlock {
-                scheduled_rate: Some(pooled(&self.scheduled_rate)),
-                achieved_rate: Some(pooled(&self.achieved_rate)),
-                send_lag: Some(dist(&self.send_lag)),
-                slot_wait: (!self.slot_wait.is_empty()).then(|| dist(&self.slot_wait)),
-                e2el_from_schedule: (!self.e2el_from_schedule.is_empty())
-                    .then(|| dist(&self.e2el_from_schedule)),
-            }
-        };
         let token_sources: IndexMap<String, u64> = self
             .token_sources
             .iter()
@@ -265,12 +470,12 @@ impl LevelAccumulator {
             .collect();
         ChatLevel {
             tokens: ChatTokens {
-                input_per_request: pooled(&self.input_tokens),
-                output_per_request: pooled(&self.output_tokens),
+                input_per_request: self.input_tokens.stat(),
+                output_per_request: self.output_tokens.stat(),
                 output_token_source: Some(token_sources),
                 // Beside the token count: how many SSE events carried content. Equal to it when
                 // the server sends one token per event; fewer when it merges tokens.
-                content_events_per_request: self.streamed.then(|| pooled(&self.content_events)),
+                content_events_per_request: self.streamed.then(|| self.content_events.stat()),
                 extra: Default::default(),
             },
             timings: ChatTimings {
@@ -282,7 +487,7 @@ impl LevelAccumulator {
             },
             throughput: ChatThroughput {
                 batch_tokens_per_second: per_run(|r| r.batch_tokens_per_second),
-                request_tokens_per_second: pooled(&self.request_tps),
+                request_tokens_per_second: self.request_tps.stat(),
                 requests_per_second: Some(pooled(&self.requests_per_second)),
                 steady_state,
                 extra: Default::default(),
@@ -291,6 +496,7 @@ impl LevelAccumulator {
             requests: Some(self.counts),
             goodput,
             load: Some(self.shape.load_block(&self.limits, schedule)),
+            percentiles,
             incomplete: false,
             extra: Default::default(),
         }

@@ -5,18 +5,23 @@
 //! - [`latency`]: TTFT, ITL, TPOT and E2EL of one streamed request;
 //! - [`goodput`]: the service-level objectives a request meets or not;
 //! - [`steady`]: the steady-state window of a run;
+//! - [`samples`]: summaries built as values arrive (exact, or a histogram past a limit);
+//! - [`timeline`]: a sustained run's steady state in time buckets;
 //! - [`level`]: pooling the runs of one level into its typed [`tokenomics_stats::ChatLevel`].
 
 pub mod burst;
 pub mod goodput;
 pub mod latency;
 pub mod level;
+pub mod samples;
 pub mod steady;
+pub mod timeline;
 
 pub use burst::{burst_timing, run_figures, BurstTiming, RunFigures};
 pub use goodput::Slo;
 pub use latency::{request_latency, request_tokens_per_second, token_gaps, RequestLatency};
-pub use level::{LevelAccumulator, Scheduled};
+pub use level::{LevelAccumulator, RunSummary, RunTally, Scheduled};
+pub use samples::{Moments, Pooled, Samples};
 pub use steady::{steady_state, SteadyWindow, STEADY_SHARE};
 
 /// Nanoseconds per second.

@@ -36,8 +36,9 @@ pub const STEADY_SHARE: f64 = 0.9;
 /// takes the time-weighted mean in flight between the first and the last send. The window opens
 /// when in-flight first reaches 90% of the target and closes when it last falls below it; its
 /// throughput counts the output tokens that arrived inside it (a streamed request's tokens at
-/// their events, a non-streamed one's spread evenly over its send → end) and the requests that
-/// succeeded inside it. `None` when in-flight never reached the threshold or the window is empty.
+/// their events, a non-streamed one's spread evenly over its send → end) and the successful
+/// requests, each by the share of its send → end inside the window. `None` when in-flight never
+/// reached the threshold or the window is empty.
 pub fn steady_state(records: &[&RequestRecord], target: Option<f64>) -> Option<SteadyWindow> {
     let mut edges: Vec<(u64, i64)> = Vec::with_capacity(records.len() * 2);
     for r in records {
@@ -90,21 +91,26 @@ pub fn steady_state(records: &[&RequestRecord], target: Option<f64>) -> Option<S
     }
     let seconds = (end - start) as f64 / NS;
     let mut tokens = 0.0;
-    let mut requests = 0u64;
+    let mut requests = 0.0;
     for r in records.iter().filter(|r| r.is_ok()) {
         let (Some(n), Some(e)) = (r.completion_tokens, r.timing.end_ns) else {
             continue;
         };
-        if (start..=end).contains(&e) {
-            requests += 1;
-        }
+        // The share of the request's time (send → end) that fell inside the window. Requests
+        // count by it (so a window in which every request ran throughout gives the number of
+        // requests over their latency, comparable with the whole run's requests/s; counting
+        // only the requests that *ended* inside a burst's window would give a handful), and so
+        // do the tokens of a non-streamed request.
+        let s = r.timing.send_ns;
+        let inside_share = if e > s {
+            e.min(end).saturating_sub(s.max(start)) as f64 / (e - s) as f64
+        } else {
+            f64::from(u8::from((start..=end).contains(&e)))
+        };
+        requests += inside_share;
         let events = &r.timing.token_events_ns;
         if events.is_empty() {
-            let (s, e) = (r.timing.send_ns, e);
-            let overlap = e.min(end).saturating_sub(s.max(start));
-            if e > s {
-                tokens += n as f64 * overlap as f64 / (e - s) as f64;
-            }
+            tokens += n as f64 * inside_share;
         } else {
             let inside = events
                 .iter()
@@ -120,7 +126,7 @@ pub fn steady_state(records: &[&RequestRecord], target: Option<f64>) -> Option<S
         threshold,
         coverage: above_ns as f64 / (end - start) as f64,
         output_tokens_per_second: tokens / seconds,
-        requests_per_second: requests as f64 / seconds,
+        requests_per_second: requests / seconds,
     })
 }
 
@@ -145,7 +151,9 @@ mod tests {
         assert!(close(st.coverage, 1.0));
         // Tokens inside: 9 × 10 + the straggler's one token at 100 ms = 91 over 0.1 s.
         assert!(close(st.output_tokens_per_second, 910.0));
-        assert!(close(st.requests_per_second, 90.0));
+        // Requests count by their share inside the window: 9 whole ones and a tenth of the
+        // straggler, 9.1 over 0.1 s.
+        assert!(close(st.requests_per_second, 91.0));
         // The whole run would say 100 tokens / 1 s.
         let whole = run_figures(&recs).unwrap();
         assert!(close(whole.batch_tokens_per_second, 100.0));

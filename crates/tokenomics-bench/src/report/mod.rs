@@ -43,17 +43,31 @@ fn ms(x: f64) -> String {
     }
 }
 
-/// One line per run: output tokens per request, batch time, request and batch tokens/s.
+/// One line per run, in the words of its mode: a burst's batch time and batch tokens/s, a
+/// sustained run's length and output tokens/s.
 pub fn run_line(r: &RunReport) -> String {
-    let mut s = format!(
-        "  run {}/{}: {} tokens/request, batch {} s, request {} tokens/s, batch {} tokens/s",
-        r.run + 1,
-        r.num_runs,
-        num(r.mean_output_tokens),
-        num(r.batch_seconds),
-        num(r.mean_request_tokens_per_second),
-        num(r.batch_tokens_per_second)
-    );
+    let mut s = if r.mode == Mode::Burst {
+        format!(
+            "  run {}/{}: {} tokens/request, batch {} s, request {} tokens/s, batch {} tokens/s",
+            r.run + 1,
+            r.num_runs,
+            num(r.mean_output_tokens),
+            num(r.batch_seconds),
+            num(r.mean_request_tokens_per_second),
+            num(r.batch_tokens_per_second)
+        )
+    } else {
+        format!(
+            "  run {}/{}: {} requests over {} s, {} tokens/request, request {} tokens/s, {} output tokens/s",
+            r.run + 1,
+            r.num_runs,
+            r.succeeded + r.failed,
+            num(r.batch_seconds),
+            num(r.mean_output_tokens),
+            num(r.mean_request_tokens_per_second),
+            num(r.batch_tokens_per_second)
+        )
+    };
     if r.failed > 0 {
         let _ = write!(
             s,
@@ -94,29 +108,40 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
         "{} — summary over runs (mean ± std)",
         level_title(key, level)
     );
+    let (t, tp) = (&level.timings, &level.throughput);
+    // A burst in the original's words; a sustained run has no batch, and its fastest and slowest
+    // request ends say nothing about it (they stay in the file).
+    let rows = if level.load.as_ref().is_none_or(|l| l.mode() == Mode::Burst) {
+        vec![
+            ("batch total (s)", &t.batch_total_seconds),
+            ("fastest request (s)", &t.fastest_seconds),
+            ("slowest request (s)", &t.slowest_seconds),
+            ("spread (s)", &t.spread_seconds),
+            ("batch tokens/s", &tp.batch_tokens_per_second),
+        ]
+    } else {
+        vec![
+            ("run length (s)", &t.batch_total_seconds),
+            ("output tokens/s", &tp.batch_tokens_per_second),
+        ]
+    };
     let rows = [
         ("input tokens/request", &level.tokens.input_per_request),
         ("output tokens/request", &level.tokens.output_per_request),
-        ("batch total (s)", &level.timings.batch_total_seconds),
-        ("fastest request (s)", &level.timings.fastest_seconds),
-        ("slowest request (s)", &level.timings.slowest_seconds),
-        ("spread (s)", &level.timings.spread_seconds),
-        ("batch tokens/s", &level.throughput.batch_tokens_per_second),
-        (
-            "request tokens/s",
-            &level.throughput.request_tokens_per_second,
-        ),
-    ];
+    ]
+    .into_iter()
+    .chain(rows)
+    .chain([("request tokens/s", &tp.request_tokens_per_second)]);
     for (name, stat) in rows {
         let _ = writeln!(s, "  {name:<22} {}", pm(stat));
     }
-    if let Some(rps) = level.throughput.requests_per_second {
+    if let Some(rps) = tp.requests_per_second {
         let _ = writeln!(s, "  {:<22} {}", "requests/s", num(rps.mean));
     }
-    if let Some(st) = &level.throughput.steady_state {
+    if let Some(st) = &tp.steady_state {
         let _ = writeln!(
             s,
-            "  {:<22} {} output tokens/s, {} requests/s over {} s ({}% of the run's window at ≥ 90% of {} in flight)",
+            "  {:<22} {} output tokens/s, {} requests/s over {} s ({}% of the window at ≥ 90% of {} in flight)",
             "steady state",
             num(st.output_tokens_per_second.mean),
             num(st.requests_per_second.mean),
@@ -277,7 +302,10 @@ pub fn embed_level_summary(key: &str, level: &EmbedLevel) -> String {
         let _ = writeln!(
             s,
             "  {:<22} {} succeeded, {} failed, {} retries",
-            "requests", c.succeeded, c.failed, c.retries
+            "requests",
+            c.succeeded,
+            c.failed,
+            c.retries.unwrap_or(0)
         );
         s.push_str(&failures(c));
     }
