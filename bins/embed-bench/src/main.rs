@@ -43,6 +43,9 @@ struct Args {
     #[arg(long = "warmup_runs", visible_alias = "warmup-runs", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=MAX_RUNS))]
     warmup_runs: u64,
+    /// Confidence level of the intervals in every configuration (batch figures over runs, request latency).
+    #[arg(long, default_value = "0.95", value_parser = tokenomics_cli::values::confidence)]
+    confidence: f64,
     /// Text generation seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -127,6 +130,7 @@ async fn run(args: Args) -> Result<(Outcome, bool), Failure> {
         timeout_seconds: args.server.timeout.as_secs_f64(),
         simulated: target.simulated.clone(),
         preflight,
+        confidence: Some(args.confidence),
     };
     cli::out!("{}", console::embed_banner(&config));
     let shutdown = Shutdown::default();

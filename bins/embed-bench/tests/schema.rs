@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use tokenomics_testkit::schema::first_difference;
+use tokenomics_testkit::schema::{first_difference, strip};
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -51,6 +51,7 @@ fn the_embedding_document_is_the_one_written_before() {
         .unwrap()
         .remove("preflight")
         .is_some());
+    assert!(strip(&mut now, &["ci"]) > 0, "intervals are written (#17)");
     for level in now["results"].as_object_mut().unwrap().values_mut() {
         let requests = level["requests"].as_object_mut().unwrap();
         assert_eq!(requests.remove("retries"), Some(serde_json::json!(0)));

@@ -113,6 +113,9 @@ pub struct Args {
     /// Sampling temperature (0 to 2).
     #[arg(long, default_value_t = 0.5, value_parser = values::temperature)]
     pub temperature: f64,
+    /// Confidence level of the intervals in every level (throughput over runs, latency means and percentiles).
+    #[arg(long, default_value = "0.95", value_parser = values::confidence)]
+    pub confidence: f64,
     /// Prompt sampling seed (each run derives its own from it).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -133,6 +133,7 @@ async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, boo
         token_times: args.token_times,
         snapshot_every: plan.snapshot_every,
         exact_limit: tokenomics_bench::metrics::samples::EXACT_LIMIT,
+        confidence: Some(args.confidence),
         timeout_seconds: args.server.timeout.as_secs_f64(),
         extra_body,
         simulated: target.simulated.clone(),

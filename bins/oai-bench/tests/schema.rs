@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tokenomics_testkit::schema::first_difference;
+use tokenomics_testkit::schema::{first_difference, strip};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,13 +54,15 @@ fn run(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
 }
 
 /// Fields added on purpose since the fixtures were written, removed before comparing:
-/// `metadata.preflight` (#25, the check before the run).
+/// `metadata.preflight` (#25, the check before the run) and the confidence intervals (`ci`,
+/// #17) beside the statistics.
 fn without_additions(mut doc: Value) -> Value {
     let metadata = doc["metadata"].as_object_mut().unwrap();
     assert!(
         metadata.remove("preflight").is_some(),
         "the preflight is recorded"
     );
+    strip(&mut doc, &["ci"]);
     doc
 }
 

@@ -311,8 +311,8 @@ async fn vllm_rule_and_oai_bench_agree_with_the_truth_at_concurrency_16() {
     // every client's error is the simulator's own delay in reading the request (client send →
     // arrival stamp: 0.25–0.4 ms measured here, more while other builds share the two cores),
     // which no client can help; what the client adds is the rest, and that must be under 1 ms.
-    // With the read delay, 2 ms: oai-bench measured 0.3–0.75 ms here, and 1.2 ms in the
-    // compatibility suite while compilers ran beside it. The two clients ran one after the
+    // With the read delay, oai-bench measured 0.3–0.75 ms here, and 1.2 ms in the compatibility
+    // suite while compilers ran beside it. The two clients ran one after the
     // other, so their truths differ by the scheduler's phase (a few ms); what must agree is what
     // each adds to its truth.
     let (rule_send, bench_send) = (mean(&send_lag), mean(&bench_send_lag));
@@ -329,7 +329,9 @@ async fn vllm_rule_and_oai_bench_agree_with_the_truth_at_concurrency_16() {
             own < 1.0,
             "{who}: mean TTFT {own:.3} ms above the truth, net of the server's read"
         );
-        assert!(bias < 2.0, "{who}: mean TTFT {bias:.3} ms above the truth");
+        // The total includes the simulator's read delay, which is the machine's (it grows with
+        // whatever else runs on its two cores): only a gross delay fails here.
+        assert!(bias < 5.0, "{who}: mean TTFT {bias:.3} ms above the truth");
     }
     assert!(
         (rule_own - bench_own).abs() < 1.0,

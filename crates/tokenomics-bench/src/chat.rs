@@ -53,6 +53,9 @@ pub struct ChatConfig {
     /// Sustained levels: rewrite the results file this often with the level so far, marked
     /// incomplete, so a run killed outright keeps almost everything.
     pub snapshot_every: Option<std::time::Duration>,
+    /// Confidence intervals in every level at this level (e.g. 0.95): throughput over runs,
+    /// latency means and percentiles (`None`: none).
+    pub confidence: Option<f64>,
     /// Sustained levels: values kept per figure before its percentiles come from a histogram
     /// ([`crate::metrics::samples::EXACT_LIMIT`] by default). Bursts keep every value.
     pub exact_limit: usize,
@@ -95,6 +98,7 @@ impl Default for ChatConfig {
             token_times: false,
             snapshot_every: None,
             exact_limit: crate::metrics::samples::EXACT_LIMIT,
+            confidence: Some(0.95),
             timeout_seconds: 600.0,
             extra_body: Map::new(),
             simulated: None,
@@ -488,6 +492,7 @@ impl Workload for ChatBenchmark {
         LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
             .with_slo(self.config.goodput)
             .with_exact_limit(self.config.exact_limit)
+            .with_confidence(self.config.confidence)
     }
 
     async fn run(

@@ -51,6 +51,9 @@ pub struct EmbedConfig {
     /// What the check before the run found ([`crate::preflight::check`]), recorded in the
     /// metadata.
     pub preflight: Option<Preflight>,
+    /// Confidence intervals at this level (e.g. 0.95): batch figures over runs, the request
+    /// latency's mean and percentiles (`None`: none).
+    pub confidence: Option<f64>,
 }
 
 /// What one run of a configuration produced, for progress display.
@@ -499,30 +502,45 @@ impl Workload for EmbedBenchmark {
     }
 
     fn finish(&mut self, acc: EmbedAccumulator) -> EmbedLevel {
+        let confidence = self.config.confidence;
         let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
-        let per_run = &acc.per_run;
+        // Per-run figures: the mean over runs gets its interval.
+        let per_run = |v: &[f64]| {
+            let s = Summary::new(v.iter().copied());
+            match confidence {
+                Some(c) => s.stat_ci(c),
+                None => s.stat(),
+            }
+        };
+        let runs = &acc.per_run;
         EmbedLevel {
             tokens: EmbedTokens {
-                total_per_batch: stat(&per_run.tokens),
-                embeddings_per_batch: stat(&per_run.embeddings),
+                total_per_batch: per_run(&runs.tokens),
+                embeddings_per_batch: per_run(&runs.embeddings),
                 token_source: Some(acc.token_sources),
                 extra: Map::new(),
             },
             timings: ChatTimings {
-                batch_total_seconds: stat(&per_run.total),
-                fastest_seconds: stat(&per_run.fastest),
-                slowest_seconds: stat(&per_run.slowest),
-                spread_seconds: stat(&per_run.spread),
+                batch_total_seconds: per_run(&runs.total),
+                fastest_seconds: per_run(&runs.fastest),
+                slowest_seconds: per_run(&runs.slowest),
+                spread_seconds: per_run(&runs.spread),
                 extra: Map::new(),
             },
             throughput: EmbedThroughput {
-                batch_embeddings_per_second: stat(&per_run.eps),
-                batch_tokens_per_second: stat(&per_run.tps),
+                batch_embeddings_per_second: per_run(&runs.eps),
+                batch_tokens_per_second: per_run(&runs.tps),
                 request_embeddings_per_second: stat(&acc.request_eps),
                 request_tokens_per_second: stat(&acc.request_tps),
                 extra: Map::new(),
             },
-            latency: Some(Summary::new(acc.latencies).distribution()),
+            latency: Some({
+                let s = Summary::new(acc.latencies);
+                match confidence {
+                    Some(c) => s.distribution_ci(c),
+                    None => s.distribution(),
+                }
+            }),
             requests: Some(acc.counts),
             incomplete: false,
             extra: Map::new(),

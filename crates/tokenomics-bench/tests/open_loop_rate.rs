@@ -48,7 +48,7 @@ async fn measure() {
     let schedule = level.load.as_ref().and_then(Load::schedule).unwrap();
     let scheduled = schedule.scheduled_rate.unwrap().mean;
     let achieved = schedule.achieved_rate.unwrap().mean;
-    let lag = schedule.send_lag.unwrap();
+    let lag = schedule.send_lag.as_ref().unwrap();
     eprintln!(
         "scheduled {scheduled:.1}/s, achieved {achieved:.1}/s, send lag p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
         lag.p50 * 1e3,
@@ -77,7 +77,7 @@ async fn measure() {
     assert_eq!(doc.metadata.arrival.unwrap().process, Arrival::Poisson);
     // Latency from the scheduled time is the latency plus the lag.
     let lat = level.latency.as_ref().unwrap();
-    let from_schedule = lat.ttft_from_schedule.unwrap();
+    let from_schedule = lat.ttft_from_schedule.as_ref().unwrap();
     assert!(from_schedule.mean >= lat.ttft.mean);
     assert!(from_schedule.mean - lat.ttft.mean < 0.002);
 }

@@ -88,6 +88,12 @@ pub fn positive_number(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, false, 1e9, "a number")
 }
 
+/// A confidence level from 0.5 to 0.999 (the share of repeated runs whose interval would hold
+/// the true value).
+pub fn confidence(s: &str) -> Result<f64, BadValue> {
+    in_range(s, 0.5, true, 0.999, "a confidence level")
+}
+
 /// A sampling temperature from 0 to 2.
 pub fn temperature(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 2.0, "a temperature")

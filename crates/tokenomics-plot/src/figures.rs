@@ -136,7 +136,9 @@ pub struct FailedLevel {
     pub reason: String,
 }
 
-/// A value read from a level for a panel, in the files' units.
+/// A value read from a level for a panel, in the files' units. (A distribution is larger than a
+/// statistic since it may carry its intervals; one lives for a moment per point.)
+#[allow(clippy::large_enum_variant)]
 enum Reading {
     MeanStd(Stat),
     Percentiles(Distribution),
@@ -484,14 +486,22 @@ pub fn chat_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figure {
             name: "TTFT".into(),
             quantity: Quantity::Time,
             spread: Spread::Percentiles,
-            read: |l| l.latency.as_ref().map(|d| Reading::Percentiles(d.ttft)),
+            read: |l| {
+                l.latency
+                    .as_ref()
+                    .map(|d| Reading::Percentiles(d.ttft.clone()))
+            },
         };
         let itl = PanelSpec::<ChatLevel> {
             title: "Inter-token latency (p50 line, p90–p99 whiskers)".into(),
             name: "ITL".into(),
             quantity: Quantity::Time,
             spread: Spread::Percentiles,
-            read: |l| l.latency.as_ref().map(|d| Reading::Percentiles(d.itl)),
+            read: |l| {
+                l.latency
+                    .as_ref()
+                    .map(|d| Reading::Percentiles(d.itl.clone()))
+            },
         };
         vec![batch_tps, ttft, request_tps, itl]
     } else {
@@ -618,7 +628,7 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
             name: "latency".into(),
             quantity: Quantity::Time,
             spread: Spread::Percentiles,
-            read: |l| l.latency.map(Reading::Percentiles),
+            read: |l| l.latency.clone().map(Reading::Percentiles),
         }
     } else {
         PanelSpec::<EmbedLevel> {

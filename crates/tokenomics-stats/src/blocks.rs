@@ -275,6 +275,7 @@ mod tests {
                     std: 0.0,
                     min: None,
                     max: None,
+                    ci: None,
                 }),
                 ..ScheduleBlock::default()
             },

@@ -18,10 +18,12 @@
 
 pub mod blocks;
 pub mod document;
+pub mod intervals;
 pub mod summary;
 
 pub use blocks::*;
 pub use document::*;
+pub use intervals::DistributionCi;
 pub use summary::{percentile, Distribution, Stat, Summary};
 
 use std::path::{Path, PathBuf};

@@ -57,6 +57,16 @@ impl Summary {
             std: self.std,
             min: None,
             max: None,
+            ci: None,
+        }
+    }
+
+    /// [`Summary::mean_std`] with the mean's Student's t interval at `confidence` (two values
+    /// or more).
+    pub fn mean_std_ci(&self, confidence: f64) -> Stat {
+        Stat {
+            ci: crate::intervals::t_interval(self.mean, self.std, self.count(), confidence),
+            ..self.mean_std()
         }
     }
 
@@ -67,6 +77,16 @@ impl Summary {
             std: self.std,
             min: Some(self.min()),
             max: Some(self.max()),
+            ci: None,
+        }
+    }
+
+    /// [`Summary::stat`] with the mean's Student's t interval at `confidence` (two values or
+    /// more).
+    pub fn stat_ci(&self, confidence: f64) -> Stat {
+        Stat {
+            ci: crate::intervals::t_interval(self.mean, self.std, self.count(), confidence),
+            ..self.stat()
         }
     }
 
@@ -83,6 +103,22 @@ impl Summary {
             p95: self.percentile(95.0),
             p99: self.percentile(99.0),
             p99_9: self.percentile(99.9),
+            ci: None,
+        }
+    }
+
+    /// [`Summary::distribution`] with its confidence intervals at `confidence` (the mean's t
+    /// interval, each percentile's order-statistic interval).
+    pub fn distribution_ci(&self, confidence: f64) -> Distribution {
+        Distribution {
+            ci: crate::intervals::DistributionCi::new(
+                self.count(),
+                self.mean,
+                self.std,
+                confidence,
+                |r| self.sorted[r],
+            ),
+            ..self.distribution()
         }
     }
 }
@@ -122,10 +158,13 @@ pub struct Stat {
         deserialize_with = "nullable_opt_f64"
     )]
     pub max: Option<f64>,
+    /// The mean's confidence interval over runs (Student's t; two runs or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<[f64; 2]>,
 }
 
 /// A latency distribution: count, mean, std, min, max and percentiles, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
     pub count: u64,
     #[serde(deserialize_with = "nullable_f64")]
@@ -146,6 +185,9 @@ pub struct Distribution {
     pub p99: f64,
     #[serde(rename = "p99.9", deserialize_with = "nullable_f64")]
     pub p99_9: f64,
+    /// How sure the mean and each percentile are (absent when not asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<crate::intervals::DistributionCi>,
 }
 
 pub(crate) fn nullable_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {

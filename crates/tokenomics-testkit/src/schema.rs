@@ -28,6 +28,21 @@ fn shape_at(v: &Value, key: &str) -> Value {
     }
 }
 
+/// Removes every field named in `keys` at any depth (fields added on purpose since a fixture was
+/// written); returns how many were removed.
+pub fn strip(v: &mut Value, keys: &[&str]) -> usize {
+    match v {
+        Value::Object(m) => {
+            let before = m.len();
+            m.retain(|k, _| !keys.contains(&k.as_str()));
+            let removed = before - m.len();
+            removed + m.values_mut().map(|x| strip(x, keys)).sum::<usize>()
+        }
+        Value::Array(a) => a.iter_mut().map(|x| strip(x, keys)).sum(),
+        _ => 0,
+    }
+}
+
 /// The first place where two shapes differ, as a path, for a readable failure.
 pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
     diff(&shape(a), &shape(b), String::new())

@@ -137,6 +137,8 @@ pub struct LevelAccumulator {
     limits: Limits,
     streamed: bool,
     slo: Option<Slo>,
+    /// Confidence intervals at this level (`None`: none).
+    confidence: Option<f64>,
     /// In-flight target of the steady state (`None`: the run's own mean, for open loops).
     target: Option<f64>,
     counts: RequestCounts,
@@ -182,6 +184,7 @@ impl LevelAccumulator {
             limits,
             streamed,
             slo: None,
+            confidence: None,
             target: shape.target_in_flight(),
             counts: RequestCounts::default(),
             token_sources: IndexMap::new(),
@@ -214,6 +217,13 @@ impl LevelAccumulator {
     /// Counts requests that meet `slo` (goodput).
     pub fn with_slo(mut self, slo: Option<Slo>) -> Self {
         self.slo = slo;
+        self
+    }
+
+    /// Adds confidence intervals at `confidence` (e.g. 0.95): each per-run figure's mean over
+    /// the runs (Student's t, two runs or more), each latency's mean and percentiles.
+    pub fn with_confidence(mut self, confidence: Option<f64>) -> Self {
+        self.confidence = confidence;
         self
     }
 
@@ -395,14 +405,19 @@ impl LevelAccumulator {
     /// (shape, limits, and what an open loop's schedule achieved), with objectives its goodput,
     /// and which percentiles came from a histogram.
     pub fn finish(self) -> ChatLevel {
-        let per_run = |f: fn(&RunFigures) -> f64| Summary::new(self.runs.iter().map(f)).mean_std();
-        let pooled = |v: &[f64]| Summary::new(v.iter().copied()).mean_std();
+        let confidence = self.confidence;
+        let over_runs = |s: Summary| match confidence {
+            Some(c) => s.mean_std_ci(c),
+            None => s.mean_std(),
+        };
+        let per_run = |f: fn(&RunFigures) -> f64| over_runs(Summary::new(self.runs.iter().map(f)));
+        let pooled = |v: &[f64]| over_runs(Summary::new(v.iter().copied()));
         let mut histograms: Vec<&str> = Vec::new();
         let mut dist = |name: &'static str, s: &Samples| {
             if !s.is_exact() {
                 histograms.push(name);
             }
-            s.distribution()
+            s.distribution(confidence)
         };
         let latency = self.streamed.then(|| ChatLatency {
             ttft: dist("ttft", &self.ttft),
@@ -434,7 +449,7 @@ impl LevelAccumulator {
         });
         let steady_state = (!self.steady.is_empty()).then(|| {
             let st = &self.steady;
-            let runs = |f: fn(&SteadyWindow) -> f64| Summary::new(st.iter().map(f)).mean_std();
+            let runs = |f: fn(&SteadyWindow) -> f64| over_runs(Summary::new(st.iter().map(f)));
             SteadyState {
                 output_tokens_per_second: runs(|w| w.output_tokens_per_second),
                 requests_per_second: runs(|w| w.requests_per_second),

@@ -8,7 +8,7 @@
 //! it); count, mean, std, min and max stay exact either way.
 
 use hdrhistogram::Histogram;
-use tokenomics_stats::{Distribution, Stat, Summary};
+use tokenomics_stats::{Distribution, DistributionCi, Stat, Summary};
 
 /// The relative error of a histogram-based percentile: three significant digits resolve a value
 /// to one part in 2,048 of its power of two; the middle of the bucket is reported, so the error
@@ -75,6 +75,7 @@ impl Moments {
             std,
             min: None,
             max: None,
+            ci: None,
         }
     }
 
@@ -203,10 +204,16 @@ impl Samples {
         }
     }
 
-    /// Count, mean, std, min, max (exact) and percentiles (exact, or from the histogram).
-    pub fn distribution(&self) -> Distribution {
+    /// Count, mean, std, min, max (exact) and percentiles (exact, or from the histogram), with
+    /// their confidence intervals when `confidence` is given (order statistics read from the
+    /// values, or from the histogram at the same ranks).
+    pub fn distribution(&self, confidence: Option<f64>) -> Distribution {
         if let Some(v) = &self.exact {
-            return Summary::new(v.iter().copied()).distribution();
+            let s = Summary::new(v.iter().copied());
+            return match confidence {
+                Some(c) => s.distribution_ci(c),
+                None => s.distribution(),
+            };
         }
         let m = &self.moments;
         let stat = m.stat();
@@ -217,6 +224,12 @@ impl Samples {
             }
             None => f64::NAN,
         };
+        let n = m.count() as usize;
+        let ci = confidence.and_then(|c| {
+            DistributionCi::new(n, stat.mean, stat.std, c, |rank| {
+                q(100.0 * (rank as f64 + 0.5) / n as f64)
+            })
+        });
         Distribution {
             count: m.count(),
             mean: stat.mean,
@@ -228,6 +241,7 @@ impl Samples {
             p95: q(95.0),
             p99: q(99.0),
             p99_9: q(99.9),
+            ci,
         }
     }
 }
@@ -275,7 +289,7 @@ mod tests {
             hist.push(x);
         }
         assert!(exact.is_exact() && !hist.is_exact());
-        let (e, h) = (exact.distribution(), hist.distribution());
+        let (e, h) = (exact.distribution(None), hist.distribution(None));
         assert_eq!(e.count, h.count);
         assert!((e.mean - h.mean).abs() < 1e-12 * e.mean.abs().max(1.0));
         assert!((e.std - h.std).abs() < 1e-9 * e.std);
@@ -300,7 +314,7 @@ mod tests {
         for x in [0.0, -1e-9, 5e-7, 7200.0] {
             s.push(x);
         }
-        let d = s.distribution();
+        let d = s.distribution(Some(0.95));
         assert_eq!((d.min, d.max), (-1e-9, 7200.0));
         assert!(d.p50 >= d.min && d.p99_9 <= d.max);
     }

@@ -30,8 +30,43 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// `mean ± std`, and the mean's interval when there is one: `5843 ± 25 [5781, 5905]`.
 fn pm(s: &Stat) -> String {
-    format!("{} ± {}", num(s.mean), num(s.std))
+    match s.ci {
+        Some([lo, hi]) => format!(
+            "{} ± {} [{}, {}]",
+            num(s.mean),
+            num(s.std),
+            num(lo),
+            num(hi)
+        ),
+        None => format!("{} ± {}", num(s.mean), num(s.std)),
+    }
+}
+
+/// One distribution's intervals in ms: `TTFT  mean 11.5 [11.3, 11.7]  p50 …  p99 …`, and the
+/// percentiles that need more samples.
+fn interval_row(name: &str, d: &Distribution) -> Option<String> {
+    let ci = d.ci.as_ref()?;
+    let mut s = format!("    {name:<5}");
+    let mut part = |label: &str, value: f64, iv: Option<[f64; 2]>| {
+        if let Some([lo, hi]) = iv {
+            let _ = write!(s, "  {label} {} [{}, {}]", ms(value), ms(lo), ms(hi));
+        }
+    };
+    part("mean", d.mean, ci.mean);
+    part("p50", d.p50, ci.p50);
+    part("p99", d.p99, ci.p99);
+    if !ci.needs.is_empty() {
+        let needs: Vec<String> = ci
+            .needs
+            .iter()
+            .map(|(p, n)| format!("{p} needs {n} more"))
+            .collect();
+        let _ = write!(s, "  ({})", needs.join(", "));
+    }
+    s.push('\n');
+    Some(s)
 }
 
 /// Milliseconds with three significant-ish digits.
@@ -213,6 +248,23 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
                 s,
                 "    (TTFT*: from the scheduled send time, waits in the client included)"
             );
+        }
+        let rows: Vec<String> = [
+            ("TTFT", &l.ttft),
+            ("ITL", &l.itl),
+            ("TPOT", &l.tpot),
+            ("E2EL", &l.e2el),
+        ]
+        .iter()
+        .filter_map(|(n, d)| interval_row(n, d))
+        .collect();
+        if let Some(c) = l.ttft.ci.as_ref().map(|c| c.confidence) {
+            let _ = writeln!(
+                s,
+                "  {}% intervals (ms; a percentile without one needs more requests):",
+                num(c * 100.0)
+            );
+            rows.iter().for_each(|r| s.push_str(r));
         }
     }
     s
