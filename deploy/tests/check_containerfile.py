@@ -83,8 +83,11 @@ def main(root):
             m = re.search(r'^name\s*=\s*"([^"]+)"', f.read(), re.M)
         if m:
             members.add(m.group(1))
-    for p in sorted(packages - members):
-        print(f"note: package {p} is not in the workspace yet; the image build needs it")
+    check(
+        "every package it builds is in the workspace",
+        packages <= members,
+        "missing: " + ", ".join(sorted(packages - members)),
+    )
 
     for c in builder:
         if c.cmd == "COPY" and not any(f.startswith("--from") for f in c.flags):

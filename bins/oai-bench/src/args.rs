@@ -2,13 +2,14 @@
 //! go together is checked by the library ([`LoadFlags::plan`], [`PromptFlags::check`]).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, ValueEnum};
 use tokenomics_bench::load::{Arrival, AtEnd};
 use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::plan::LoadFlags;
 use tokenomics_bench::prompts::PromptFlags;
+use tokenomics_bench::shard::Shard;
 use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS, MAX_TOKENS};
 use tokenomics_cli::ServerArgs;
 use tokenomics_client::Endpoint;
@@ -141,6 +142,22 @@ pub struct Args {
     /// Closed/open loop: rewrite the results file this often (seconds) with the level so far, marked incomplete.
     #[arg(long = "snapshot_every", visible_alias = "snapshot-every", value_parser = values::positive_seconds)]
     pub snapshot_every: Option<Duration>,
+    /// Sharded load: this process is shard I of N (e.g. 0/4) of one run and sends its part of the global plan; needs --results_dir [default: from JOB_COMPLETION_INDEX and TOKENOMICS_SHARDS, or SLURM_PROCID and SLURM_NTASKS, when --results_dir is given].
+    #[arg(long, value_parser = shard)]
+    pub shard: Option<Shard>,
+    /// Start the first run at this Unix time (seconds); later runs follow on a timetable of --warmup_seconds + --duration + --run_gap each (needs --duration). Every shard of a run is given the same.
+    #[arg(long = "start_at", visible_alias = "start-at", value_parser = unix_time)]
+    pub start_at: Option<SystemTime>,
+    /// With --start_at: seconds between a timed run's end and the next run's start on the timetable.
+    #[arg(long = "run_gap", visible_alias = "run-gap", default_value = "10", value_parser = values::seconds)]
+    pub run_gap: Duration,
+    /// Write this shard's results and per-request records (with token times when streaming) to DIR/shard-I-of-N.json and .jsonl, for tokenomics-merge (instead of --results_file and --requests_file).
+    #[arg(
+        long = "results_dir",
+        visible_alias = "results-dir",
+        conflicts_with = "requests_file"
+    )]
+    pub results_dir: Option<PathBuf>,
     /// Also write the per-level summary table as CSV here.
     #[arg(long = "csv_file", visible_alias = "csv-file")]
     pub csv_file: Option<PathBuf>,
@@ -202,4 +219,15 @@ impl Args {
         .filter_map(|(flag, path)| path.map(|p| (flag, p)))
         .collect()
     }
+}
+
+/// `--shard I/N`.
+fn shard(s: &str) -> Result<Shard, String> {
+    s.parse()
+        .map_err(|e: tokenomics_bench::Error| e.to_string())
+}
+
+/// `--start_at UNIX_SECONDS`.
+fn unix_time(s: &str) -> Result<SystemTime, String> {
+    tokenomics_bench::shard::unix_time(s).map_err(|e| e.to_string())
 }

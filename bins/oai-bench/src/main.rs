@@ -12,6 +12,7 @@ use tokenomics_bench::plan::{self, LoadPlan};
 use tokenomics_bench::preflight::Probe;
 use tokenomics_bench::prompts::{Note, TokenizeTarget};
 use tokenomics_bench::report::table::{self, Csv, Exporter, Markdown};
+use tokenomics_bench::shard::Shard;
 use tokenomics_bench::{sustained, ChatBenchmark, ChatConfig, Shutdown};
 use tokenomics_cli::{self as cli, exit, Failure};
 use tokenomics_datasets::hub::HubConfig;
@@ -21,7 +22,7 @@ use args::{Args, ProgressArg};
 const NAME: &str = "oai-bench";
 
 fn main() -> ExitCode {
-    let args: Args = match cli::parse(NAME) {
+    let mut args: Args = match cli::parse(NAME) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -29,12 +30,38 @@ fn main() -> ExitCode {
         args.prompts().check()?;
         plan::check_requests(args.model.as_deref(), args.goodput.as_ref(), args.stream)?;
         plan::check_records(args.token_times, args.requests_file.is_some(), args.stream)?;
-        Ok(plan)
+        let shard = Shard::resolve(args.shard, args.results_dir.is_some(), |k| {
+            std::env::var(k).ok()
+        })?;
+        ChatConfig {
+            levels: plan.levels.clone(),
+            limits: plan.limits,
+            shard,
+            start_at: args.start_at,
+            ..ChatConfig::default()
+        }
+        .check_timetable()?;
+        Ok((plan, shard))
     });
-    let plan = match checked {
+    let (plan, shard) = match checked {
         Ok(p) => p,
         Err(e) => return cli::fail(NAME, e, exit::USAGE),
     };
+    if let (Some(dir), Some(shard)) = (&args.results_dir, shard) {
+        // A shard's results and records (token times too, when streaming: the merge rebuilds
+        // inter-token latencies from them) go to the results directory.
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return cli::fail(
+                NAME,
+                format!("--results_dir {}: {e}", dir.display()),
+                exit::USAGE,
+            );
+        }
+        let (results, records) = shard.paths(dir);
+        args.results_file = results;
+        args.requests_file = Some(records);
+        args.token_times = args.stream;
+    }
     for (flag, path) in args.outputs() {
         if let Err(e) = tokenomics_stats::check_writable(path) {
             return cli::fail(NAME, format!("{flag}: {e}"), exit::USAGE);
@@ -56,7 +83,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail_with(NAME, e.into()),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args, plan, workers)) {
+    match runtime.block_on(run(args, plan, shard, workers)) {
         Ok((outcome, interrupted)) => cli::finish(
             NAME,
             &results_file,
@@ -73,7 +100,12 @@ fn failure(e: tokenomics_bench::Error) -> Failure {
     Failure::classify(e.is_bad_input(), e)
 }
 
-async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, bool), Failure> {
+async fn run(
+    args: Args,
+    plan: LoadPlan,
+    shard: Option<Shard>,
+    workers: usize,
+) -> Result<(Outcome, bool), Failure> {
     let target = args
         .server
         .connect(args.model.as_deref(), args.seed, "chat")
@@ -141,6 +173,9 @@ async fn run(args: Args, plan: LoadPlan, workers: usize) -> Result<(Outcome, boo
         levels: plan.levels,
         limits: plan.limits,
         goodput: args.goodput,
+        shard,
+        start_at: args.start_at,
+        run_gap: args.run_gap,
     };
     cli::out!("{}", console::chat_banner(&config));
     let shutdown = Shutdown::default();

@@ -2,6 +2,7 @@
 //! loops of [`crate::load`].
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -9,7 +10,8 @@ use serde_json::{Map, Value};
 use tokenomics_client::{ChatRequest, Client, Clock, Connection, Endpoint, Message, RequestRecord};
 use tokenomics_datasets::{run_seed, Prompt, PromptSource};
 use tokenomics_stats::{
-    ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Mode, Preflight, Simulated,
+    ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Load, Mode, Preflight, ScheduleBlock,
+    ShardBlock, Simulated,
 };
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::load::{Limits, Shape};
 use crate::metrics::{LevelAccumulator, RunSummary, Scheduled, Slo};
 use crate::pool::ConnectionPool;
 use crate::records::{Place, RequestsFile};
+use crate::shard::{Shard, Timetable};
 use crate::shutdown::Shutdown;
 use crate::sustained::{self, BodyFeed, Progress, Sent, Sink};
 use crate::{Observer, Result, RunReport};
@@ -74,6 +77,15 @@ pub struct ChatConfig {
     pub limits: Limits,
     /// Objectives for goodput.
     pub goodput: Option<Slo>,
+    /// This process's part of a run spread over several ([`crate::shard`]): it sends every
+    /// N-th request of the global plan, or its share of a closed loop's concurrency.
+    pub shard: Option<Shard>,
+    /// When the first run starts (`--start_at`); each later one follows on the [`Timetable`].
+    /// A run over more than one shard needs it.
+    pub start_at: Option<SystemTime>,
+    /// On the timetable: between a timed run's end and the next run's start (requests in flight
+    /// finish, the next level warms up).
+    pub run_gap: Duration,
 }
 
 impl Default for ChatConfig {
@@ -106,9 +118,15 @@ impl Default for ChatConfig {
             levels: Vec::new(),
             limits: Limits::default(),
             goodput: None,
+            shard: None,
+            start_at: None,
+            run_gap: DEFAULT_RUN_GAP,
         }
     }
 }
+
+/// The default time between two runs on a timetable.
+pub const DEFAULT_RUN_GAP: Duration = Duration::from_secs(10);
 
 impl ChatConfig {
     /// The levels to run: `levels`, or one burst per batch size.
@@ -133,6 +151,91 @@ impl ChatConfig {
             limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
         }
         limits
+    }
+
+    /// When each run starts, for a run on a timetable (`start_at`): every run lasts its
+    /// warm-up and duration, then `run_gap`.
+    pub fn timetable(&self) -> Option<Timetable> {
+        Some(Timetable {
+            start: self.start_at?,
+            run_length: self.limits.warmup.checked_add(self.limits.duration?)?,
+            gap: self.run_gap,
+        })
+    }
+
+    /// Refuses a timetable or a sharding that cannot work, in one line: shards and start times
+    /// need timed sustained levels, more than one shard a start time, and every shard a part of
+    /// each level.
+    pub fn check_timetable(&self) -> Result<()> {
+        let invalid = |m: String| Err(crate::Error::Invalid(m));
+        if self.shard.is_none() && self.start_at.is_none() {
+            return Ok(());
+        }
+        let shapes = self.shapes();
+        if shapes.iter().any(|s| matches!(s, Shape::Burst { .. })) {
+            return invalid(
+                "--shard and --start_at need sustained levels (--concurrency or --request_rate): \
+                 a burst leaves from one place at once"
+                    .into(),
+            );
+        }
+        if self.limits.duration.is_none() {
+            return invalid(
+                "--shard and --start_at need --duration: the shards keep one timetable".into(),
+            );
+        }
+        let Some(shard) = self.shard else {
+            return Ok(());
+        };
+        if shard.count > 1 && self.start_at.is_none() {
+            return invalid(format!(
+                "{} shards need --start_at (a Unix time): they start together",
+                shard.count
+            ));
+        }
+        let n = u64::from(shard.count);
+        for shape in &shapes {
+            let too_few = match shape {
+                Shape::Closed { concurrency } => Some(("concurrency", *concurrency)),
+                Shape::Open(o) => o.max_concurrency.map(|c| ("--max_concurrency", c)),
+                Shape::Burst { .. } => None,
+            };
+            if let Some((what, c)) = too_few.filter(|(_, c)| *c < n) {
+                return invalid(format!(
+                    "{what} {c} over {n} shards leaves some with none: give at least {n}"
+                ));
+            }
+        }
+        if let (Some(r), false) = (
+            self.limits.num_requests,
+            matches!(shapes[0], Shape::Open(_)),
+        ) {
+            if r < n {
+                return invalid(format!(
+                    "--num_requests {r} over {n} shards leaves some with none: give at least {n}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What this process runs of `shape`: a shard's part of a closed loop's concurrency and of
+    /// an open loop's cap (its arrivals are taken from the global schedule).
+    pub fn local_shape(&self, shape: &Shape) -> Shape {
+        let Some(shard) = self.shard else {
+            return *shape;
+        };
+        match shape {
+            Shape::Closed { concurrency } => Shape::Closed {
+                concurrency: shard.part(*concurrency),
+            },
+            Shape::Open(o) => Shape::Open(crate::load::OpenLoop {
+                rate: o.rate / f64::from(shard.count),
+                max_concurrency: o.max_concurrency.map(|c| shard.part(c)),
+                ..*o
+            }),
+            Shape::Burst { .. } => *shape,
+        }
     }
 
     /// The request body for `prompt`.
@@ -173,6 +276,10 @@ pub struct ChatBenchmark {
     interrupted: bool,
     requests: Option<RequestsFile>,
     progress: Arc<Progress>,
+    /// Runs started on the timetable so far (every level's, in order).
+    timetable_runs: u32,
+    /// The latest any run started after its time on the timetable, seconds.
+    late_s: f64,
 }
 
 impl ChatBenchmark {
@@ -186,6 +293,8 @@ impl ChatBenchmark {
             interrupted: false,
             requests: None,
             progress: Arc::default(),
+            timetable_runs: 0,
+            late_s: 0.0,
         }
     }
 
@@ -258,9 +367,62 @@ impl ChatBenchmark {
             simulated: c.simulated.clone(),
             extra_body: (!c.extra_body.is_empty()).then(|| c.extra_body.clone()),
             preflight: c.preflight.clone(),
+            shard: c.shard.map(|shard| ShardBlock {
+                index: shard.index,
+                count: shard.count,
+                config_hash: self.config_hash(),
+                start_at: c.start_at.map_or(0.0, crate::shard::unix_seconds),
+                run_gap_seconds: c.run_gap.as_secs_f64(),
+                host: crate::shard::host_name(),
+                late_seconds: 0.0,
+                confidence: c.confidence,
+                records: c
+                    .requests_file
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            }),
+            merged: None,
             incomplete: false,
             extra: Map::new(),
         }
+    }
+
+    /// A hash of everything that makes the run what it is, and not what differs between its
+    /// shards (which shard, when it was written, where to): the merge refuses shards whose hashes
+    /// differ.
+    fn config_hash(&self) -> String {
+        let c = &self.config;
+        let shapes: Vec<Load> = c
+            .shapes()
+            .iter()
+            .map(|s| s.load_block(&c.limits_for(s), ScheduleBlock::default()))
+            .collect();
+        let identity = serde_json::json!({
+            "model": c.model,
+            "dataset_key": c.dataset_key,
+            "dataset": self.prompts.describe(),
+            "api_base": c.api_base,
+            "levels": shapes,
+            "num_runs": c.num_runs,
+            "warmup_runs": c.warmup_runs,
+            "max_tokens": c.max_tokens,
+            "temperature": c.temperature,
+            "seed": c.seed,
+            "endpoint": c.endpoint.name(),
+            "stream": c.stream,
+            "extra_body": c.extra_body,
+            "goodput": c.goodput.map(|g| g.ms()),
+            "confidence": c.confidence,
+            "timeout_seconds": c.timeout_seconds,
+            "shards": c.shard.map(|s| s.count),
+            "start_at": c.start_at.map(crate::shard::unix_seconds),
+            "run_gap_seconds": c.run_gap.as_secs_f64(),
+        });
+        format!(
+            "{:016x}",
+            crate::shard::fnv1a(identity.to_string().as_bytes())
+        )
     }
 
     fn body(&self, prompt: Prompt, max_tokens: u64) -> Bytes {
@@ -270,6 +432,7 @@ impl ChatBenchmark {
     /// Runs every level and returns the document (also written after each level when
     /// `results_file` is set).
     pub async fn run(&mut self, observer: &mut dyn Observer) -> Result<ChatDocument> {
+        self.config.check_timetable()?;
         let mut doc = ChatDocument {
             metadata: self.metadata(),
             results: IndexMap::new(),
@@ -320,6 +483,9 @@ impl ChatBenchmark {
 
     /// One sustained run: every measured request goes into `acc` (and the records file) as it
     /// finishes. Returns whether a request was abandoned by an interruption.
+    ///
+    /// A shard draws the global plan — the prompts in order, the open loop's schedule — and
+    /// keeps its part (every N-th, [`Shard::takes`]); on a timetable the run starts at its time.
     async fn sustained_run(
         &mut self,
         shape: &Shape,
@@ -329,14 +495,36 @@ impl ChatBenchmark {
         checkpoint: &mut dyn FnMut(&LevelAccumulator),
     ) -> bool {
         let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
-        let limits = self.config.limits_for(shape);
+        let global_limits = self.config.limits_for(shape);
+        let shard = self.config.shard;
+        let local = self.config.local_shape(shape);
+        let mut limits = global_limits;
+        if let (Some(s), Shape::Closed { .. }) = (shard, shape) {
+            limits.num_requests = limits.num_requests.map(|n| s.part(n));
+        }
         let (config, prompts) = (self.config.clone(), self.prompts.clone());
-        let make = move |chunk: u64| -> Vec<Bytes> {
-            prompts
-                .draw(256, run_seed(seed, chunk, 1))
-                .into_iter()
-                .map(|p| config.body(p, config.max_tokens))
-                .collect()
+        let mut next_chunk = 0u64;
+        let make = move |_: u64| -> Vec<Bytes> {
+            // Chunks of the global sequence, in order; a shard keeps its part of each, and draws
+            // on when a chunk has none of its part (more shards than a chunk has prompts).
+            loop {
+                let chunk = next_chunk;
+                next_chunk += 1;
+                let drawn = prompts.draw(FEED_CHUNK, run_seed(seed, chunk, 1));
+                if drawn.is_empty() {
+                    return Vec::new();
+                }
+                let first = chunk.saturating_mul(FEED_CHUNK as u64);
+                let bodies: Vec<Bytes> = drawn
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(j, _)| shard.is_none_or(|s| s.takes(first + *j as u64)))
+                    .map(|(_, p)| config.body(p, config.max_tokens))
+                    .collect();
+                if !bodies.is_empty() {
+                    return bodies;
+                }
+            }
         };
         let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
         let op = move |mut conn: Connection, body: Bytes| async move {
@@ -347,25 +535,62 @@ impl ChatBenchmark {
         // The open loop's schedule is drawn first: it says how many bodies the run needs.
         let (schedule, limit, ahead) = match shape {
             Shape::Open(open) => {
-                let (times, warmup) = crate::load::schedule(open, &limits, seed);
+                let (times, warmup) = crate::load::schedule(open, &global_limits, seed);
+                // The whole plan's first measured arrival: every shard measures from it.
+                let measured_from = times.get(warmup).copied();
+                let (times, warmup) = match shard {
+                    Some(s) => (
+                        times
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| s.takes(*i as u64))
+                            .map(|(_, t)| t)
+                            .collect::<Vec<_>>(),
+                        (0..warmup as u64).filter(|&i| s.takes(i)).count(),
+                    ),
+                    None => (times, warmup),
+                };
                 let n = times.len();
-                (Some((times, warmup)), Some(n as u64), n.clamp(1, 4096))
+                (
+                    Some((times, warmup, measured_from)),
+                    Some(n as u64),
+                    n.clamp(1, 4096),
+                )
             }
             // With a warm-up, how many bodies a closed loop needs is not known up front.
-            Shape::Closed { concurrency } | Shape::Burst { batch: concurrency } => (
-                None,
-                limits.num_requests.filter(|_| limits.warmup.is_zero()),
-                (*concurrency as usize).saturating_mul(2).clamp(256, 8192),
-            ),
+            Shape::Closed { .. } | Shape::Burst { .. } => {
+                let concurrency = local.max_in_flight().unwrap_or(1);
+                (
+                    None,
+                    limits.num_requests.filter(|_| limits.warmup.is_zero()),
+                    (concurrency as usize).saturating_mul(2).clamp(256, 8192),
+                )
+            }
         };
+        let feed = Arc::new(BodyFeed::start(make, limit, ahead).await);
+        // On a timetable: when this run is due, on the clock (a time past is "at once", and the
+        // sink learns how late it began).
+        let planned_ns = self.config.timetable().map(|t| {
+            let k = self.timetable_runs;
+            self.timetable_runs += 1;
+            let due = t.run_start(k).unwrap_or(t.start);
+            let now = self.clock.now_ns();
+            match due.duration_since(SystemTime::now()) {
+                Ok(wait) => now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)),
+                Err(late) => {
+                    now.saturating_sub(u64::try_from(late.duration().as_nanos()).unwrap_or(0))
+                }
+            }
+        });
         let ctx = sustained::Context {
             client: &client,
             clock,
             op,
-            feed: Arc::new(BodyFeed::start(make, limit, ahead).await),
+            feed,
             limits,
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
+            start_ns: planned_ns,
         };
         let key = shape.key();
         let mut sink = LevelSink {
@@ -376,21 +601,30 @@ impl ChatBenchmark {
             requests: &mut self.requests,
             clock,
             origin_ns: 0,
+            planned_ns,
+            late_s: None,
+            global_index: match (shard, shape) {
+                (Some(s), Shape::Open(_)) => Some(s),
+                _ => None,
+            },
             interrupted: false,
             cancelled: 0,
             checkpoint,
             flushed: std::time::Instant::now(),
         };
-        match (shape, schedule) {
-            (Shape::Open(open), Some((times, warmup))) => {
-                sustained::open_loop(ctx, open, times, warmup, &mut sink).await
+        match (local, schedule) {
+            (Shape::Open(open), Some((times, warmup, measured_from))) => {
+                sustained::open_loop(ctx, &open, times, warmup, measured_from, &mut sink).await
             }
             (Shape::Closed { concurrency }, _) | (Shape::Burst { batch: concurrency }, _) => {
-                sustained::closed_loop(ctx, *concurrency, &mut sink).await
+                sustained::closed_loop(ctx, concurrency, &mut sink).await
             }
             (Shape::Open(_), None) => {}
         }
         let (interrupted, cancelled) = (sink.interrupted, sink.cancelled);
+        if let Some(late) = sink.late_s {
+            self.late_s = self.late_s.max(late);
+        }
         if let Some(file) = sink.requests.as_mut() {
             if let Err(e) = file.flush() {
                 sink.observer.records_failed(&e);
@@ -489,7 +723,9 @@ impl Workload for ChatBenchmark {
     fn begin(&mut self, shape: &Shape, observer: &mut dyn Observer) -> LevelAccumulator {
         observer.level_started(shape);
         self.progress.new_level(self.clock.now_ns());
+        // A shard's level describes the whole run's load; its steady state, its own part.
         LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
+            .with_target(self.config.local_shape(shape).target_in_flight())
             .with_slo(self.config.goodput)
             .with_exact_limit(self.config.exact_limit)
             .with_confidence(self.config.confidence)
@@ -547,7 +783,20 @@ impl Workload for ChatBenchmark {
     fn level_finished(&mut self, key: &str, level: &ChatLevel, observer: &mut dyn Observer) {
         observer.level_finished(key, level);
     }
+
+    fn annotate(&self, doc: &mut ChatDocument) {
+        if let Some(shard) = doc.metadata.shard.as_mut() {
+            shard.late_seconds = self.late_s;
+        }
+    }
 }
+
+/// Bodies drawn at a time by a sustained run's feed: the global prompt sequence is drawn in
+/// chunks of this many, each from its own seed (so every shard draws the same sequence).
+const FEED_CHUNK: usize = 256;
+
+/// A run on a timetable that starts later than this says so.
+const LATE_ENOUGH_TO_SAY: Duration = Duration::from_millis(10);
 
 /// How often a long run's records file is flushed, so a crash loses at most this much of it.
 const RECORDS_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -566,6 +815,12 @@ struct LevelSink<'a> {
     requests: &'a mut Option<RequestsFile>,
     clock: Clock,
     origin_ns: u64,
+    /// On a timetable: when the run was due to start (ns on the clock).
+    planned_ns: Option<u64>,
+    /// On a timetable: how late it started, seconds.
+    late_s: Option<f64>,
+    /// A shard's open loop: its requests' places in the global schedule are `i·N + index`.
+    global_index: Option<Shard>,
     interrupted: bool,
     cancelled: u64,
     checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
@@ -574,9 +829,16 @@ struct LevelSink<'a> {
 }
 
 impl Sink for LevelSink<'_> {
-    fn begin(&mut self, origin_ns: u64) {
+    fn begin(&mut self, origin_ns: u64, start_ns: u64) {
         self.origin_ns = origin_ns;
         self.acc.begin_run(origin_ns);
+        if let Some(planned) = self.planned_ns {
+            let late = Duration::from_nanos(start_ns.saturating_sub(planned));
+            self.late_s = Some(late.as_secs_f64());
+            if late >= LATE_ENOUGH_TO_SAY {
+                self.observer.run_late(self.key, self.run, late);
+            }
+        }
     }
 
     fn done(&mut self, s: Sent) {
@@ -586,41 +848,54 @@ impl Sink for LevelSink<'_> {
         if let Some(at) = s.scheduled_ns {
             self.acc.add_arrival(at, s.record.timing.send_ns);
         }
-        if s.cancelled {
-            self.cancelled += 1;
-            return;
-        }
         let r = &s.record;
-        self.interrupted |= is_interrupted(r);
-        if let Some(e) = &r.error {
-            self.observer.request_failed(self.key, self.run, e);
+        if !s.cancelled {
+            self.interrupted |= is_interrupted(r);
+            if let Some(e) = &r.error {
+                self.observer.request_failed(self.key, self.run, e);
+            }
+            self.observer.request_done(self.key, self.run, r);
         }
-        self.observer.request_done(self.key, self.run, r);
         let scheduled = s.scheduled_ns.map(|at| Scheduled {
             scheduled_ns: at,
             slot_wait_ns: s.slot_wait_ns,
         });
         if let Some(file) = self.requests.as_mut() {
+            let index = match self.global_index {
+                Some(shard) => s
+                    .seq
+                    .saturating_mul(u64::from(shard.count))
+                    .saturating_add(u64::from(shard.index)),
+                None => s.seq,
+            };
             let place = Place {
                 level: self.key,
                 run: self.run,
-                index: s.seq,
+                index,
                 origin_ns: self.origin_ns,
+                late_s: self.late_s,
             };
-            let written = file
-                .write(&place, r, scheduled.as_ref(), &self.clock)
-                .and_then(|()| {
-                    if self.flushed.elapsed() >= RECORDS_FLUSH_EVERY {
-                        self.flushed = std::time::Instant::now();
-                        file.flush()
-                    } else {
-                        Ok(())
-                    }
-                });
+            let written = if s.cancelled {
+                file.write_cancelled(&place, r, scheduled.as_ref(), &self.clock)
+            } else {
+                file.write(&place, r, scheduled.as_ref(), &self.clock)
+            };
+            let written = written.and_then(|()| {
+                if self.flushed.elapsed() >= RECORDS_FLUSH_EVERY {
+                    self.flushed = std::time::Instant::now();
+                    file.flush()
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = written {
                 self.observer.records_failed(&e);
                 *self.requests = None;
             }
+        }
+        if s.cancelled {
+            self.cancelled += 1;
+            return;
         }
         self.acc.add_request(r, scheduled.as_ref());
         (self.checkpoint)(self.acc);

@@ -70,6 +70,14 @@ impl Observer for ChatConsole {
     fn records_failed(&mut self, error: &Error) {
         eprintln!("  warning: the per-request records file is no longer written: {error}");
     }
+    fn run_late(&mut self, _key: &str, run: usize, late: std::time::Duration) {
+        eprintln!(
+            "  warning: run {} started {:.3} s after its time on the timetable (the records say \
+             so in late_s; a shard that starts late sends its part late)",
+            run + 1,
+            late.as_secs_f64()
+        );
+    }
     fn run_finished(&mut self, r: &RunReport) {
         self.outcome.succeeded += r.succeeded as u64;
         self.outcome.failed += r.failed as u64;
@@ -143,7 +151,7 @@ pub fn chat_banner(c: &ChatConfig) -> String {
         Some(Shape::Closed { .. }) => format!("closed loop at concurrency {}", keys.join(", ")),
         _ => format!("batch sizes {}", keys.join(", ")),
     };
-    format!(
+    let mut banner = format!(
         "Benchmarking {:?} at {} — {levels}, {} run{} each, max_tokens {}, {}",
         c.model,
         c.api_base,
@@ -155,7 +163,30 @@ pub fn chat_banner(c: &ChatConfig) -> String {
         } else {
             "not streaming"
         }
-    )
+    );
+    if let Some(s) = c.shard.filter(|s| s.count > 1) {
+        banner.push_str(&format!(
+            "\nShard {} of {}: this process sends requests #{}, #{}, … of the run's plan \
+             (closed loops: its share of the concurrency); tokenomics-merge joins the shards",
+            s.index,
+            s.count,
+            s.index,
+            s.index + s.count
+        ));
+    }
+    if let Some(start) = c.start_at {
+        let wait = start
+            .duration_since(std::time::SystemTime::now())
+            .map_or(0.0, |d| d.as_secs_f64());
+        banner.push_str(&format!(
+            "\nThe first run starts at Unix time {:.3} (in {wait:.1} s); each later one \
+             {:.1} s after the one before",
+            crate::shard::unix_seconds(start),
+            c.timetable()
+                .map_or(0.0, |t| (t.run_length + t.gap).as_secs_f64()),
+        ));
+    }
+    banner
 }
 
 /// The line that opens an embedding run.

@@ -21,6 +21,7 @@ mod driver;
 pub mod embed;
 pub mod live;
 pub mod load;
+pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod pool;
@@ -28,6 +29,7 @@ pub mod preflight;
 pub mod prompts;
 pub mod records;
 pub mod report;
+pub mod shard;
 pub mod shutdown;
 pub mod sustained;
 pub mod tokenize;
@@ -114,6 +116,8 @@ pub trait Observer: Send {
     ) {
     }
     fn run_finished(&mut self, _report: &RunReport) {}
+    /// A run on a timetable (`--start_at`, shards) started `late` after its time.
+    fn run_late(&mut self, _key: &str, _run: usize, _late: std::time::Duration) {}
     /// A level is complete; `key` is its key in `results`.
     fn level_finished(&mut self, _key: &str, _level: &tokenomics_stats::ChatLevel) {}
     /// A run of an embedding configuration finished.

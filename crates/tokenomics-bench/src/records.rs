@@ -8,7 +8,9 @@
 //! every content event. A burst's lines are written when it ends, in the order its requests were
 //! built; a sustained run's as each request finishes (so a run of any length keeps nothing in
 //! memory), flushed every second and at the end of every run, so a crash loses at most the last
-//! second.
+//! second. A request still in flight when a timed run ended and cancelled there has a line with
+//! status `cancelled`; a run on a timetable (`--start_at`, shards) adds how late it started
+//! (`late_s`) to each of its lines. `tokenomics-merge` rebuilds the levels from these lines.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,8 @@ pub struct Place<'a> {
     pub run: usize,
     pub index: u64,
     pub origin_ns: u64,
+    /// A run on a timetable (`--start_at`, shards): how late it started, seconds (`late_s`).
+    pub late_s: Option<f64>,
 }
 
 impl RequestsFile {
@@ -71,6 +75,7 @@ impl RequestsFile {
                 run,
                 index: index as u64,
                 origin_ns,
+                late_s: None,
             };
             self.write(&place, r, None, clock)?;
         }
@@ -85,15 +90,41 @@ impl RequestsFile {
         due: Option<&Scheduled>,
         clock: &Clock,
     ) -> crate::Result<()> {
+        let status = if r.is_ok() { "ok" } else { "failed" };
+        self.write_as(place, r, due, clock, status)
+    }
+
+    /// Appends the line of a request still in flight when its timed run ended, cancelled there
+    /// (status `cancelled`: neither succeeded nor failed).
+    pub fn write_cancelled(
+        &mut self,
+        place: &Place<'_>,
+        r: &RequestRecord,
+        due: Option<&Scheduled>,
+        clock: &Clock,
+    ) -> crate::Result<()> {
+        self.write_as(place, r, due, clock, "cancelled")
+    }
+
+    fn write_as(
+        &mut self,
+        place: &Place<'_>,
+        r: &RequestRecord,
+        due: Option<&Scheduled>,
+        clock: &Clock,
+        status: &str,
+    ) -> crate::Result<()> {
         let start = place.origin_ns;
         let rel = |ns: Option<u64>| ns.map(|t| (t as f64 - start as f64) / 1e9);
         let t = &r.timing;
-        let sent = t.end_ns.is_some();
+        // A request that never reached the wire (its connection failed) has no send time; one
+        // abandoned or cancelled midway has one, and no end.
+        let sent = t.end_ns.is_some() || t.send_ns > 0;
         let mut line = json!({
             "level": place.level,
             "run": place.run,
             "index": place.index,
-            "status": if r.is_ok() { "ok" } else { "failed" },
+            "status": status,
             "error_kind": r.error.as_ref().map(|e| e.kind()),
             "error": r.error.as_ref().map(|e| e.to_string()),
             "prompt_tokens": r.prompt_tokens,
@@ -117,6 +148,9 @@ impl RequestsFile {
             "send_unix": sent.then(|| clock.unix_seconds(t.send_ns)),
         });
         if let Some(obj) = line.as_object_mut() {
+            if let Some(late) = place.late_s {
+                obj.insert("late_s".into(), json!(late));
+            }
             if let Some(due) = due {
                 obj.insert("scheduled_s".into(), json!(rel(Some(due.scheduled_ns))));
                 obj.insert(

@@ -145,9 +145,10 @@ pub struct Sent {
 /// Where a loop's requests go as they finish (in the order they finish, on the task that awaits
 /// the loop).
 pub trait Sink {
-    /// Measurement starts at `origin_ns` on the benchmark's clock (after any warm-up); called
-    /// once, before any request finishes.
-    fn begin(&mut self, origin_ns: u64);
+    /// Measurement starts at `origin_ns` on the benchmark's clock (after any warm-up); the load
+    /// itself (warm-up included) started at `start_ns`. Called once, before any request
+    /// finishes.
+    fn begin(&mut self, origin_ns: u64, start_ns: u64);
     /// A request finished (or was cancelled, or abandoned).
     fn done(&mut self, sent: Sent);
 }
@@ -226,6 +227,9 @@ pub struct Context<'a, O: Op> {
     pub limits: Limits,
     pub shutdown: Shutdown,
     pub progress: Arc<Progress>,
+    /// Start the load at this time (ns on the clock) rather than at once: a run on a
+    /// timetable. A time already past starts at once (the sink is told when it really began).
+    pub start_ns: Option<u64>,
 }
 
 impl<O: Op> Context<'_, O> {
@@ -244,6 +248,10 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
     let n = concurrency as usize;
     // Open every connection before the clock starts, as the burst does.
     let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
+    if let Some(start) = ctx.start_ns {
+        tokio::time::sleep_until(ctx.clock.instant_at(start).into()).await;
+    }
+    let start_ns = ctx.clock.now_ns();
     // A warm-up or duration too long for the clock means "never": the other limit ends the level.
     let now = Instant::now();
     let measured_start = now.checked_add(ctx.limits.warmup).unwrap_or(now);
@@ -252,9 +260,12 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
         .duration
         .and_then(|d| measured_start.checked_add(d));
     let cancel_at = ctx.cancel_at(measured_start);
-    sink.begin(ctx.clock.now_ns().saturating_add(
-        u64::try_from(measured_start.duration_since(now).as_nanos()).unwrap_or(u64::MAX),
-    ));
+    sink.begin(
+        start_ns.saturating_add(
+            u64::try_from(measured_start.duration_since(now).as_nanos()).unwrap_or(u64::MAX),
+        ),
+        start_ns,
+    );
     let measured = Arc::new(AtomicU64::new(0));
     let seq = Arc::new(AtomicU64::new(0));
     let limit = ctx.limits.num_requests;
@@ -334,11 +345,15 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
 /// the warm-up), sent by a thread of their own that sleeps until each time — never "from now" —
 /// and hands the request to the runtime; at most `max_concurrency` in flight when capped. Every
 /// request (warm-up and cancelled ones included, flagged) goes to `sink` as it finishes.
+/// Measurement starts `measured_from` ns after the start when given (a shard's part of a schedule
+/// is measured from the whole plan's first measured arrival, which another shard may send), else
+/// at the first measured arrival of `schedule`.
 pub async fn open_loop<O: Op>(
     ctx: Context<'_, O>,
     open: &OpenLoop,
     schedule: Vec<u64>,
     warmup: usize,
+    measured_from: Option<u64>,
     sink: &mut dyn Sink,
 ) {
     // Idle connections, taken by a request and given back when it ends. Open enough ahead that the
@@ -353,17 +368,22 @@ pub async fn open_loop<O: Op>(
         .max_concurrency
         .map(|c| Arc::new(tokio::sync::Semaphore::new(c as usize)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
-    let start_ns = ctx.clock.now_ns() + 2_000_000; // the dispatcher's first arrival, 2 ms ahead
+    // The dispatcher's first arrival: on the timetable, or 2 ms ahead.
+    let now_ns = ctx.clock.now_ns();
+    let start_ns = ctx
+        .start_ns
+        .filter(|&s| s > now_ns)
+        .unwrap_or(now_ns + 2_000_000);
     let first = ctx.clock.instant_at(start_ns);
     let measured_start = first.checked_add(ctx.limits.warmup).unwrap_or(first);
     // Measurement starts when the first measured request is due.
     sink.begin(
         start_ns.saturating_add(
-            schedule
-                .get(warmup)
-                .copied()
+            measured_from
+                .or_else(|| schedule.get(warmup).copied())
                 .unwrap_or_else(|| u64::try_from(ctx.limits.warmup.as_nanos()).unwrap_or(u64::MAX)),
         ),
+        start_ns,
     );
     let cancel_at = ctx.cancel_at(measured_start);
     let handle = tokio::runtime::Handle::current();

@@ -45,6 +45,13 @@ pub struct ServerArgs {
     /// Skip the check before the run (the server answers, lists the model, accepts a one-token request).
     #[arg(long = "no_preflight", visible_alias = "no-preflight")]
     pub no_preflight: bool,
+    /// Local addresses to open connections from, in turn: a list or IPv4 ranges, e.g. 127.0.0.2-127.0.0.9 (each address has its own ephemeral ports, so more connections fit) [default: the kernel's choice].
+    #[arg(
+        long = "source_ips",
+        visible_alias = "source-ips",
+        value_parser = values::source_ips
+    )]
+    pub source_ips: Option<values::SourceIps>,
 }
 
 /// The server a benchmark talks to, resolved from [`ServerArgs`].
@@ -103,6 +110,13 @@ impl ServerArgs {
         cfg.api_key = self.api_key.clone();
         cfg.timeout = self.timeout;
         cfg.idle_timeout = self.idle_timeout;
+        // An address not on this host is found at the first connection (the preflight's), whose
+        // error names it.
+        cfg.local_addrs = self
+            .source_ips
+            .as_ref()
+            .map(|s| s.0.clone())
+            .unwrap_or_default();
         // The client refuses only its configuration (URL, key): bad input.
         let client = tokenomics_client::Client::new(cfg).map_err(Failure::usage)?;
         Ok(Target {

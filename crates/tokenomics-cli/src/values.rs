@@ -4,8 +4,10 @@
 //! inside bounds that keep all later arithmetic safe: a duration of at most a year converts to a
 //! [`Duration`] without overflow and can be added to an `Instant`; a rate of at most a million
 //! requests per second over at most a year still schedules in `u64` nanoseconds. Integer counts
-//! use clap's own `value_parser!(u64).range(…)` with the bounds below.
+//! use clap's own `value_parser!(u64).range(…)` with the bounds below. Lists of source addresses
+//! (`--source_ips`) are parsed here too, with a bound on how many a range may expand to.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// The longest duration a flag takes: a year, in seconds.
@@ -22,6 +24,9 @@ pub const MAX_REQUESTS: u64 = 100_000_000;
 pub const MAX_TOKENS: u64 = 100_000_000;
 /// The most runs per level (and warm-up requests).
 pub const MAX_RUNS: u64 = 1_000_000;
+
+/// The most source addresses `--source_ips` takes in all (ranges expanded): a /16.
+pub const MAX_SOURCE_IPS: u64 = 65_536;
 
 /// A value a flag refuses: the message says what was expected.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -99,6 +104,85 @@ pub fn temperature(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 2.0, "a temperature")
 }
 
+/// The local addresses connections are opened from (`--source_ips`), in the order given, ranges
+/// expanded: each a single host's address, none twice, all of one family, at most
+/// [`MAX_SOURCE_IPS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIps(pub Vec<IpAddr>);
+
+/// A comma-separated list whose items are IP addresses or inclusive IPv4 ranges `A-B`, e.g.
+/// `127.0.0.2-127.0.0.9` or `10.0.0.5,10.0.0.6,fd00::5`.
+pub fn source_ips(s: &str) -> Result<SourceIps, BadValue> {
+    const EXAMPLE: &str = "e.g. 127.0.0.2-127.0.0.9 or 10.0.0.5,10.0.0.6";
+    let bad = |why: String| BadValue(format!("{why} ({EXAMPLE})"));
+    let address = |t: &str| {
+        t.parse::<IpAddr>().map_err(|_| {
+            // The text quoted in the message is cut short: it is a line, not a dump.
+            let shown: String = t.chars().take(48).collect();
+            let cut = if shown.len() < t.len() { "…" } else { "" };
+            bad(format!("{shown:?}{cut} is not an IP address"))
+        })
+    };
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for item in s.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(bad(
+                "expected IP addresses or IPv4 ranges separated by commas, found an empty item"
+                    .into(),
+            ));
+        }
+        // An IPv6 address never contains '-', so the first one splits a range.
+        let (first, last) = match item.split_once('-') {
+            None => {
+                let a = address(item)?;
+                (a, a)
+            }
+            Some((a, b)) => match (address(a.trim())?, address(b.trim())?) {
+                (IpAddr::V4(a), IpAddr::V4(b)) if a <= b => (IpAddr::V4(a), IpAddr::V4(b)),
+                (IpAddr::V4(_), IpAddr::V4(_)) => {
+                    return Err(bad(format!("the range {item} ends before it starts")))
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "the range {item} is not two IPv4 addresses (IPv6 addresses are listed one by one)"
+                    )))
+                }
+            },
+        };
+        let count = match (first, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => u64::from(u32::from(b) - u32::from(a)) + 1,
+            _ => 1,
+        };
+        if addrs.len() as u64 + count > MAX_SOURCE_IPS {
+            return Err(bad(format!(
+                "at most {MAX_SOURCE_IPS} source addresses in all"
+            )));
+        }
+        let expanded: Box<dyn Iterator<Item = IpAddr>> = match (first, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                Box::new((u32::from(a)..=u32::from(b)).map(|x| IpAddr::V4(Ipv4Addr::from(x))))
+            }
+            _ => Box::new(std::iter::once(first)),
+        };
+        for ip in expanded {
+            if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+                return Err(bad(format!("{ip} cannot be the source of a connection")));
+            }
+            if addrs.first().is_some_and(|f| f.is_ipv4() != ip.is_ipv4()) {
+                return Err(bad(
+                    "mixes IPv4 and IPv6 addresses; give addresses of the server's family".into(),
+                ));
+            }
+            if !seen.insert(ip) {
+                return Err(bad(format!("{ip} is given twice")));
+            }
+            addrs.push(ip);
+        }
+    }
+    Ok(SourceIps(addrs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +222,80 @@ mod tests {
         assert_eq!(
             msg,
             "expected a number of requests per second above 0 and at most 1000000"
+        );
+    }
+
+    #[test]
+    fn source_ips_take_lists_and_ranges() {
+        let ips = |s: &str| -> Vec<String> {
+            source_ips(s)
+                .unwrap()
+                .0
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            ips("127.0.0.2-127.0.0.5"),
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+        );
+        assert_eq!(ips(" 10.0.0.5 , 10.0.0.7 "), ["10.0.0.5", "10.0.0.7"]);
+        assert_eq!(ips("10.0.0.1-10.0.0.1,10.0.1.0"), ["10.0.0.1", "10.0.1.0"]);
+        // Across an octet boundary.
+        assert_eq!(
+            ips("10.0.0.254-10.0.1.1"),
+            ["10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1"]
+        );
+        assert_eq!(ips("::1,fd00::5"), ["::1", "fd00::5"]);
+        // A whole /16 is the most.
+        assert_eq!(
+            source_ips("10.1.0.0-10.1.255.255").unwrap().0.len() as u64,
+            MAX_SOURCE_IPS
+        );
+    }
+
+    #[test]
+    fn hostile_source_ips_are_refused_in_one_line() {
+        let refused = [
+            ("127.0.0.9-127.0.0.2", "ends before it starts"),
+            ("300.1.1.1", "is not an IP address"),
+            ("127.0.0.1-::1", "not two IPv4 addresses"),
+            ("::1-::5", "IPv6 addresses are listed one by one"),
+            ("10.0.0.0-10.1.0.0", "at most 65536"),
+            ("0.0.0.0-255.255.255.255", "at most 65536"),
+            ("10.0.0.0-10.0.255.255,10.1.0.0", "at most 65536"),
+            ("127.0.0.1,::1", "mixes IPv4 and IPv6"),
+            ("127.0.0.2,127.0.0.2", "given twice"),
+            ("127.0.0.1-127.0.0.3,127.0.0.2", "given twice"),
+            ("0.0.0.0", "cannot be the source"),
+            ("::", "cannot be the source"),
+            ("224.0.0.1", "cannot be the source"),
+            ("255.255.255.254-255.255.255.255", "cannot be the source"),
+            ("", "empty item"),
+            ("127.0.0.2,", "empty item"),
+            (",", "empty item"),
+            ("-", "is not an IP address"),
+            ("-1", "is not an IP address"),
+            ("127.0.0.1-", "is not an IP address"),
+            ("127.0.0.1--127.0.0.2", "is not an IP address"),
+            ("127.0.0.1-127.0.0.2-127.0.0.3", "is not an IP address"),
+            ("127.0.0.1/24", "is not an IP address"),
+            ("localhost", "is not an IP address"),
+            ("[::1]", "is not an IP address"),
+            ("127.0.0.1:80", "is not an IP address"),
+            ("1e300", "is not an IP address"),
+            ("18446744073709551616", "is not an IP address"),
+        ];
+        for (s, why) in refused {
+            let msg = source_ips(s).unwrap_err().to_string();
+            assert!(msg.contains(why), "{s:?}: {msg}");
+            assert_eq!(msg.lines().count(), 1, "{s:?}: {msg}");
+        }
+        let long = "1".repeat(100_000);
+        assert!(source_ips(&long).unwrap_err().to_string().len() < 200);
+        assert_eq!(
+            source_ips("127.0.0.9-127.0.0.2").unwrap_err().to_string(),
+            "the range 127.0.0.9-127.0.0.2 ends before it starts (e.g. 127.0.0.2-127.0.0.9 or 10.0.0.5,10.0.0.6)"
         );
     }
 }

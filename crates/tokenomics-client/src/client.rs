@@ -1,6 +1,8 @@
 //! The client: what all requests to one server share — its base URL, API key, TLS set-up and
 //! limits — and the connections it hands out.
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,11 @@ pub struct ClientConfig {
     pub idle_timeout: Option<Duration>,
     /// Bound on one SSE line or event, and on a non-streamed body.
     pub max_event_bytes: usize,
+    /// Local addresses new connections are opened from, taken in turn (round-robin over all
+    /// connections of the client); empty: the kernel chooses, as for any socket. Each source
+    /// address has its own ephemeral ports towards the server, so N addresses hold N times the
+    /// connections one does. Only the addresses of the server's family are usable.
+    pub local_addrs: Vec<IpAddr>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -36,6 +43,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("local_addrs", &self.local_addrs)
             .finish()
     }
 }
@@ -49,6 +57,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: None,
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
+            local_addrs: Vec::new(),
         }
     }
 }
@@ -107,6 +116,22 @@ pub(crate) struct Inner {
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) tls: Option<tokio_rustls::TlsConnector>,
     pub(crate) config: ClientConfig,
+    /// How many connections have taken a source address from `config.local_addrs`.
+    pub(crate) sources_taken: AtomicUsize,
+}
+
+impl Inner {
+    /// The source address for the next new connection: the next of `config.local_addrs` in
+    /// turn, or `None` (the kernel chooses) when there are none.
+    pub(crate) fn next_source(&self) -> Option<IpAddr> {
+        let addrs = &self.config.local_addrs;
+        if addrs.is_empty() {
+            return None;
+        }
+        // Relaxed: only the spread matters, not an order between threads; the counter wraps.
+        let i = self.sources_taken.fetch_add(1, Ordering::Relaxed);
+        addrs.get(i % addrs.len()).copied()
+    }
 }
 
 /// A client for one OpenAI-compatible server. Cheap to clone.
@@ -157,6 +182,7 @@ impl Client {
                 auth,
                 tls,
                 config,
+                sources_taken: AtomicUsize::new(0),
             }),
         })
     }
@@ -199,6 +225,19 @@ mod tests {
         cfg.api_key = Some("sk-secret".into());
         let client = Client::new(cfg).unwrap();
         assert!(!format!("{client:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn source_addresses_are_taken_in_turn() {
+        let mut cfg = ClientConfig::new("http://localhost:8000/v1");
+        let client = Client::new(cfg.clone()).unwrap();
+        assert_eq!(client.inner.next_source(), None);
+        let (a, b): (IpAddr, IpAddr) = ([127, 0, 0, 2].into(), [127, 0, 0, 3].into());
+        cfg.local_addrs = vec![a, b];
+        let client = Client::new(cfg).unwrap();
+        let taken: Vec<_> = (0..5).map(|_| client.inner.next_source()).collect();
+        assert_eq!(taken, [Some(a), Some(b), Some(a), Some(b), Some(a)]);
+        assert!(format!("{client:?}").contains("127.0.0.3"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! one place that turns a response into a timing record.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
 use crate::client::{ClientConfig, Inner};
@@ -126,6 +126,60 @@ async fn drive<F: Future>(
     .await
 }
 
+/// Opens a TCP connection to `addr`, from the local address `source` when one is given (its port
+/// chosen by the kernel). The error names the source address, so a mistyped one
+/// (one not on this host: "Cannot assign requested address") is recognisable.
+async fn tcp_connect(
+    source: Option<IpAddr>,
+    addr: SocketAddr,
+) -> std::result::Result<TcpStream, String> {
+    let Some(ip) = source else {
+        return TcpStream::connect(addr).await.map_err(|e| e.to_string());
+    };
+    let failed = |step: &str, e: std::io::Error| format!("from source address {ip}: {step}{e}");
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4(),
+        IpAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(|e| failed("cannot open a socket: ", e))?;
+    bind_address_no_port(&socket);
+    socket
+        .bind(SocketAddr::new(ip, 0))
+        .map_err(|e| failed("cannot bind to it: ", e))?;
+    socket.connect(addr).await.map_err(|e| failed("", e))
+}
+
+/// Asks Linux to choose the source port at `connect`, not at `bind` (`IP_BIND_ADDRESS_NO_PORT`).
+///
+/// Why: `bind(ip, 0)` must pick a port before the destination is known, so it reserves that port
+/// on the address for every destination — ports bound this way are not shared between 4-tuples,
+/// and the bind-time search over the address's ports slows as they fill. Deferred to `connect`,
+/// the kernel picks a port unique only for (source, destination), exactly as for a socket that
+/// was never bound: each source address then holds the whole ephemeral range towards each server
+/// address. `SO_REUSEADDR` is not set: it would let two sockets share a port before connect and
+/// fail there instead. Best effort: elsewhere, or on a kernel without it (before 4.2), the port is
+/// chosen at bind and everything still works, with the limits above.
+fn bind_address_no_port(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: the descriptor is a socket this function borrows; the option value is a c_int
+        // that outlives the call, and its size is passed with it.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
 /// One HTTP/1.1 keep-alive connection, reused by every request sent through it, reopened when
 /// the server closed it. Not shared: each concurrent worker owns one.
 pub struct Connection {
@@ -181,21 +235,38 @@ impl Connection {
             seconds,
             stage: "connect",
         };
-        let addrs: Vec<SocketAddr> =
+        let mut addrs: Vec<SocketAddr> =
             timeout_at(deadline, tokio::net::lookup_host((t.host.as_str(), t.port)))
                 .await
                 .map_err(timed_out)?
                 .map_err(|e| connect_err(format!("name resolution failed: {e}")))?
                 .collect();
         let mut last_err = connect_err("the name resolved to no address".into());
+        // A connection from a source address can only go to a server address of its family.
+        let source = self.inner.next_source();
+        if let Some(ip) = source {
+            let resolved = addrs.len();
+            addrs.retain(|a| a.is_ipv4() == ip.is_ipv4());
+            if addrs.is_empty() && resolved > 0 {
+                let (ours, theirs) = if ip.is_ipv4() {
+                    ("IPv4", "IPv6")
+                } else {
+                    ("IPv6", "IPv4")
+                };
+                return Err(connect_err(format!(
+                    "the source address {ip} is {ours} but {} has only {theirs} addresses; give source addresses of the server's family",
+                    t.host
+                )));
+            }
+        }
         let mut stream = None;
         for addr in addrs {
-            match timeout_at(deadline, TcpStream::connect(addr)).await {
+            match timeout_at(deadline, tcp_connect(source, addr)).await {
                 Ok(Ok(s)) => {
                     stream = Some(s);
                     break;
                 }
-                Ok(Err(e)) => last_err = connect_err(e.to_string()),
+                Ok(Err(message)) => last_err = connect_err(message),
                 Err(e) => return Err(timed_out(e)),
             }
         }
@@ -575,5 +646,35 @@ impl Connection {
         }
         self.read_body(resp.into_body(), deadline, clock, &mut timing)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_source_port_is_left_to_connect() {
+        let socket = TcpSocket::new_v4().unwrap();
+        bind_address_no_port(&socket);
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        // Bound to the address only: no port is taken until connect picks one for the 4-tuple.
+        assert_eq!(socket.local_addr().unwrap().port(), 0);
+        let plain = TcpSocket::new_v4().unwrap();
+        plain.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        assert_ne!(plain.local_addr().unwrap().port(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_bind_names_the_source_address() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let e = tcp_connect(Some("192.0.2.1".parse().unwrap()), to)
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("from source address 192.0.2.1: cannot bind to it: "),
+            "{e}"
+        );
     }
 }

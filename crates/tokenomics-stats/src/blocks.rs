@@ -183,7 +183,8 @@ pub struct SteadyState {
     pub windows: Vec<Window>,
 }
 
-/// One run's steady-state window, nanoseconds on the run's clock.
+/// One run's steady-state window: nanoseconds from the run's start in a sustained level (so the
+/// same in a merge of shards), on the benchmark's clock in a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     pub start_ns: u64,
@@ -293,4 +294,55 @@ mod tests {
         let unknown = json!({"mode": "sideways", "batch_size": 1});
         assert!(serde_json::from_value::<Load>(unknown).is_err());
     }
+}
+
+/// `metadata.shard`: this document is one shard's part of a run spread over several processes
+/// (machines). Its levels describe the whole run's load; its figures, only what this shard sent.
+/// `tokenomics-merge` rebuilds the run from every shard's per-request records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardBlock {
+    /// 0-based.
+    pub index: u32,
+    pub count: u32,
+    /// Identifies the run: every shard of one run has the same (a hash of the configuration,
+    /// without what differs between shards).
+    pub config_hash: String,
+    /// When the first run was to start, Unix seconds (`--start_at`).
+    pub start_at: f64,
+    /// Seconds between one timed run's end and the next run's start.
+    pub run_gap_seconds: f64,
+    /// The machine the shard ran on.
+    pub host: String,
+    /// The most any of this shard's runs started after its time on the timetable, seconds (0:
+    /// every run on time).
+    pub late_seconds: f64,
+    /// The confidence level of the intervals (`null`: none), so the merge computes the same.
+    pub confidence: Option<f64>,
+    /// The per-request records, relative to this document.
+    pub records: String,
+}
+
+/// `metadata.merged`: this document was merged from the shards of one run by `tokenomics-merge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedBlock {
+    pub count: u32,
+    pub config_hash: String,
+    pub start_at: f64,
+    /// The widest spread of the shards' actual start times over the runs, seconds: how far apart
+    /// the shards began (clock offsets included).
+    pub start_skew_seconds: f64,
+    /// Every shard, by index.
+    pub shards: Vec<MergedShard>,
+}
+
+/// One shard of a merged run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    pub index: u32,
+    pub host: String,
+    pub late_seconds: f64,
+    /// Measured requests it sent (failed ones included).
+    pub requests: u64,
+    /// The shard's result file, as given to the merge.
+    pub file: String,
 }

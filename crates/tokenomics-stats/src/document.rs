@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
-    ArrivalBlock, Goodput, LimitsBlock, Load, Mode, Percentiles, Preflight, Simulated, SteadyState,
+    ArrivalBlock, Goodput, LimitsBlock, Load, MergedBlock, Mode, Percentiles, Preflight,
+    ShardBlock, Simulated, SteadyState,
 };
 use crate::{Distribution, Stat};
 
@@ -73,6 +74,12 @@ pub struct ChatMetadata {
     /// What the check before the run found (absent with `--no_preflight`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<Preflight>,
+    /// This document is one shard of a run spread over several machines (`--shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardBlock>,
+    /// This document was merged from the shards of one run (`tokenomics-merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedBlock>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

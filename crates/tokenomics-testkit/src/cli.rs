@@ -96,17 +96,22 @@ pub fn assert_flags_documented(binary: &Path, readme: &Path, heading: &str) {
         .lines()
         .nth(start)
         .map_or(0, |l| l.len() - l.trim_start_matches('#').len());
+    // A `# comment` in a fenced code block is no heading.
+    let mut fenced = false;
     let section: Vec<&str> = doc
         .lines()
         .skip(start + 1)
         .take_while(|l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+            }
             let hashes = l.len() - l.trim_start_matches('#').len();
-            !(hashes > 0 && hashes <= level && l.chars().nth(hashes) == Some(' '))
+            fenced || !(hashes > 0 && hashes <= level && l.chars().nth(hashes) == Some(' '))
         })
         .collect();
     let section = section.join("\n");
     let flags = help_flags(binary);
-    assert!(flags.len() >= 2, "no flags found in --help of {binary:?}");
+    assert!(!flags.is_empty(), "no flags found in --help of {binary:?}");
     let missing: Vec<&String> = flags
         .iter()
         .filter(|f| !section.contains(&format!("`{f}`")) && !section.contains(&format!("`{f} ")))

@@ -272,39 +272,68 @@ impl LevelAccumulator {
         };
     }
 
+    /// The steady state aims at `target` requests in flight instead of the shape's (a shard's
+    /// part of a closed loop's concurrency).
+    pub fn with_target(mut self, target: Option<f64>) -> Self {
+        self.target = target;
+        self
+    }
+
     /// Adds one measured request of the run in progress, with what an open loop knows of it.
     pub fn add_request(&mut self, r: &RequestRecord, scheduled: Option<&Scheduled>) {
         match &r.error {
             Some(e) => self.counts.record_failure(e.kind(), || e.to_string()),
-            None => {
-                self.counts.record_success();
-                if let Some(p) = r.prompt_tokens {
-                    self.input_tokens.push(p as f64);
+            None => self.add_success(r),
+        }
+        self.add_common(r, scheduled);
+    }
+
+    /// Adds one request read back from a records file ([`crate::merge`]): a failed one is
+    /// counted under the `(kind, message)` the file gives (its `error`, any failure, only makes
+    /// it read as failed); otherwise as [`LevelAccumulator::add_request`].
+    pub fn add_recorded(
+        &mut self,
+        r: &RequestRecord,
+        failure: Option<(&str, &str)>,
+        scheduled: Option<&Scheduled>,
+    ) {
+        match failure {
+            Some((kind, message)) => self.counts.record_failure(kind, || message.to_string()),
+            None => self.add_success(r),
+        }
+        self.add_common(r, scheduled);
+    }
+
+    fn add_success(&mut self, r: &RequestRecord) {
+        self.counts.record_success();
+        if let Some(p) = r.prompt_tokens {
+            self.input_tokens.push(p as f64);
+        }
+        if let Some(c) = r.completion_tokens {
+            self.output_tokens.push(c as f64);
+        }
+        *self.token_sources.entry(r.token_source.name()).or_default() += 1;
+        if let Some(tps) = request_tokens_per_second(r) {
+            self.request_tps.push(tps);
+        }
+        if self.streamed {
+            self.content_events.push(r.content_events as f64);
+            self.reasoning_seen |= r.reasoning_events > 0;
+            if let Some(l) = request_latency(r) {
+                self.ttft.push(l.ttft);
+                if let Some(a) = l.ttfat {
+                    self.ttfat.push(a);
                 }
-                if let Some(c) = r.completion_tokens {
-                    self.output_tokens.push(c as f64);
+                self.e2el.push(l.e2el);
+                if let Some(t) = l.tpot {
+                    self.tpot.push(t);
                 }
-                *self.token_sources.entry(r.token_source.name()).or_default() += 1;
-                if let Some(tps) = request_tokens_per_second(r) {
-                    self.request_tps.push(tps);
-                }
-                if self.streamed {
-                    self.content_events.push(r.content_events as f64);
-                    self.reasoning_seen |= r.reasoning_events > 0;
-                    if let Some(l) = request_latency(r) {
-                        self.ttft.push(l.ttft);
-                        if let Some(a) = l.ttfat {
-                            self.ttfat.push(a);
-                        }
-                        self.e2el.push(l.e2el);
-                        if let Some(t) = l.tpot {
-                            self.tpot.push(t);
-                        }
-                        l.itl.iter().for_each(|&g| self.itl.push(g));
-                    }
-                }
+                l.itl.iter().for_each(|&g| self.itl.push(g));
             }
         }
+    }
+
+    fn add_common(&mut self, r: &RequestRecord, scheduled: Option<&Scheduled>) {
         if let Some(slo) = &self.slo {
             self.good += u64::from(slo.met(r));
         }
@@ -348,12 +377,14 @@ impl LevelAccumulator {
     /// Ends the run in progress; returns what it produced.
     pub fn end_run(&mut self) -> RunSummary {
         let run = std::mem::take(&mut self.run);
-        if let Some(st) = run
-            .timeline
-            .as_ref()
-            .and_then(|t| t.steady_state(self.target))
-        {
-            self.steady.push(st);
+        if let Some(timeline) = &run.timeline {
+            if let Some(mut st) = timeline.steady_state(self.target) {
+                // From the run's start, so that the window means the same on every clock (a
+                // merge of shards puts their runs on a timeline of its own).
+                st.start_ns = st.start_ns.saturating_sub(timeline.origin_ns());
+                st.end_ns = st.end_ns.saturating_sub(timeline.origin_ns());
+                self.steady.push(st);
+            }
         }
         if run.due.is_some() {
             self.scheduled_rate.push(span_rate(run.due));

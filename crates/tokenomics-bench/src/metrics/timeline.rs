@@ -34,6 +34,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Where the buckets start (ns on the run's clock).
+    pub fn origin_ns(&self) -> u64 {
+        self.origin_ns
+    }
+
     /// An empty timeline whose buckets start at `origin_ns`.
     pub fn new(origin_ns: u64) -> Self {
         Self {

@@ -1,0 +1,265 @@
+//! Partition invariance: one open-loop run as one `oai-bench` process and as four shard processes
+//! (their index and count from the variables a Kubernetes Indexed Job sets, one `--start_at`),
+//! against one simulator. The shards send exactly the single run's requests — the same prompts at
+//! the same scheduled times — and the merge's percentiles are those of the union of their records.
+//! Alone in its test binary: five processes and a simulator share this machine's cores.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokenomics_bench::merge;
+use tokenomics_sim::{SimConfig, Simulator};
+
+/// Starts the simulator on a runtime and thread of its own, as a separate process would run.
+fn start_sim() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let config = SimConfig::preset("h100-llama-3.1-8b").unwrap();
+            let (server, _sim) = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            tx.send(server.api_base()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn oai_bench(api_base: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
+    cmd.args([
+        "--model",
+        "llama-3.1-8b",
+        "--api_base",
+        api_base,
+        "--dataset_key",
+        "synthetic",
+        "--request_rate",
+        "16",
+        "--duration",
+        "3",
+        "--max_tokens",
+        "24",
+        "--stream",
+        "--seed",
+        "11",
+        "--warmup_runs",
+        "0",
+        "--progress",
+        "never",
+    ])
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    for var in [
+        "JOB_COMPLETION_INDEX",
+        "TOKENOMICS_SHARDS",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Every records line of the `.jsonl` files in `dir`, by its index in the run's plan.
+fn lines(dir: &Path) -> BTreeMap<u64, Value> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let l: Value = serde_json::from_str(line).unwrap();
+                let index = l["index"].as_u64().unwrap();
+                assert!(all.insert(index, l).is_none(), "request {index} twice");
+            }
+        }
+    }
+    all
+}
+
+/// Linear-interpolation percentile (the one every document uses), `q` in percent.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let rank = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+/// `a` and `b` alike, numbers to a relative 1e-9 (sums taken in another order); the path of the
+/// first difference otherwise.
+fn alike(a: &Value, b: &Value, path: &str) -> Result<(), String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            if x.len() != y.len() {
+                return Err(format!("{path}: keys {:?} vs {:?}", x.keys(), y.keys()));
+            }
+            for (k, v) in x {
+                let w = y.get(k).ok_or(format!("{path}/{k} missing"))?;
+                alike(v, w, &format!("{path}/{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .try_for_each(|(i, (v, w))| alike(v, w, &format!("{path}[{i}]"))),
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            if (x - y).abs() <= 1e-9 * x.abs().max(1.0) {
+                Ok(())
+            } else {
+                Err(format!("{path}: {x} vs {y}"))
+            }
+        }
+        _ if a == b => Ok(()),
+        _ => Err(format!("{path}: {a} vs {b}")),
+    }
+}
+
+#[test]
+fn four_shards_are_the_single_run_split_and_merge_exactly() {
+    let api_base = start_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("single");
+    let shards = dir.path().join("shards");
+
+    let out = oai_bench(&api_base, &["--shard", "0/1"])
+        .args(["--results_dir", single.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Four processes started with one start time, ahead by enough for all four to be ready.
+    let start_at = (SystemTime::now() + Duration::from_secs(4))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start_at = format!("{start_at:.3}");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            oai_bench(&api_base, &["--start_at", &start_at])
+                .args(["--results_dir", shards.to_str().unwrap()])
+                .env("JOB_COMPLETION_INDEX", i.to_string())
+                .env("TOKENOMICS_SHARDS", "4")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The same requests: the same prompts at the same scheduled times, each once.
+    let one = lines(&single);
+    let four = lines(&shards);
+    assert!(one.len() >= 30, "{} requests", one.len());
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        four.keys().collect::<Vec<_>>()
+    );
+    for (index, a) in &one {
+        let b = &four[index];
+        assert_eq!(a["prompt_tokens"], b["prompt_tokens"], "request {index}");
+        let (sa, sb) = (
+            a["scheduled_s"].as_f64().unwrap(),
+            b["scheduled_s"].as_f64().unwrap(),
+        );
+        assert!(
+            (sa - sb).abs() < 1e-9,
+            "request {index}: scheduled {sa} vs {sb}"
+        );
+        assert_eq!(b["status"], "ok", "request {index}: {b}");
+    }
+
+    // Merged percentiles are the union's.
+    let files = merge::shard_files(std::slice::from_ref(&shards)).unwrap();
+    assert_eq!(files.len(), 4);
+    let merged = serde_json::to_value(merge::merge(&files).unwrap()).unwrap();
+    let level = &merged["results"]["16"];
+    assert_eq!(level["requests"]["succeeded"], four.len() as u64);
+    let mut ttft: Vec<f64> = four
+        .values()
+        .map(|l| l["ttft_s"].as_f64().unwrap())
+        .collect();
+    let mut e2el: Vec<f64> = four
+        .values()
+        .map(|l| l["e2el_s"].as_f64().unwrap())
+        .collect();
+    let mut itl: Vec<f64> = four
+        .values()
+        .flat_map(|l| {
+            let t: Vec<f64> = l["token_s"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+        })
+        .collect();
+    for v in [&mut ttft, &mut e2el, &mut itl] {
+        v.sort_by(f64::total_cmp);
+    }
+    for (name, values, tolerance) in [
+        ("ttft", &ttft, 2e-9),
+        ("e2el", &e2el, 2e-9),
+        ("itl", &itl, 2e-9),
+    ] {
+        assert_eq!(
+            level["latency"][name]["count"],
+            values.len() as u64,
+            "{name}"
+        );
+        for q in ["50", "90", "99"] {
+            let got = level["latency"][name][format!("p{q}")].as_f64().unwrap();
+            let want = percentile(values, q.parse().unwrap());
+            assert!(
+                (got - want).abs() < tolerance,
+                "{name} p{q}: merged {got}, union of the records {want}"
+            );
+        }
+    }
+    // The merged run kept to its schedule: the achieved rate within 1% of the scheduled one.
+    let load = &level["load"];
+    let scheduled = load["scheduled_rate"]["mean"].as_f64().unwrap();
+    let achieved = load["achieved_rate"]["mean"].as_f64().unwrap();
+    assert!(
+        (achieved / scheduled - 1.0).abs() < 0.01,
+        "achieved {achieved} of {scheduled} requests/s"
+    );
+    let shards_meta = merged["metadata"]["merged"]["shards"].as_array().unwrap();
+    assert_eq!(shards_meta.len(), 4);
+
+    // One shard merged is the local run's document.
+    let local = read(&single.join("shard-0-of-1.json"));
+    let one_merged = serde_json::to_value(
+        merge::merge(&merge::shard_files(std::slice::from_ref(&single)).unwrap()).unwrap(),
+    )
+    .unwrap();
+    if let Err(e) = alike(&one_merged["results"], &local["results"], "results") {
+        panic!("one shard merged differs from the local document at {e}");
+    }
+}

@@ -1,0 +1,242 @@
+//! `tokenomics-merge` on the shards of real runs (tests/fixtures, see its README): the merged
+//! document counts every shard's requests once and its percentiles are those of the union of the
+//! shards' records; a set of files that is not one whole run is refused in one line, exit 2.
+//!
+//! The fixtures were written by (oai-sim on port 18432, `S` a Unix time two seconds ahead):
+//! `oai-sim --port 18432 --ttft_ms 5 --itl_ms 2 --model test-model`, then for I in 0..4
+//! `oai-bench --model test-model --api_base http://127.0.0.1:18432/v1 --dataset_key synthetic
+//! --request_rate 12 --duration 1 --max_tokens 4 --stream --progress never --warmup_runs 0
+//! --seed 7 --results_dir run --shard I/4 --start_at S` (and `--seed 8 … other --shard I/2`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn merge(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokenomics-merge"))
+        .args(args)
+        .output()
+        .expect("run tokenomics-merge")
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The one error line of a refused merge (exit 2), and nothing written.
+fn refused(inputs: &[&Path], out: &Path) -> String {
+    let mut args = inputs.to_vec();
+    args.extend([Path::new("-o"), out]);
+    let o = merge(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("tokenomics-merge: error: "), "{stderr}");
+    assert!(!out.exists(), "a refused merge writes nothing");
+    stderr
+}
+
+/// Linear-interpolation percentile (the one every document uses), `q` in percent.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let rank = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+#[test]
+fn four_shards_merge_into_the_union_of_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("merged.json");
+    let run = fixtures().join("run");
+    let o = merge(&[&run, Path::new("-o"), &out]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("Merged 4 shards of run "), "{stdout}");
+    assert!(stdout.contains("Summary"), "{stdout}");
+
+    let doc = read(&out);
+    let mut ttft = Vec::new();
+    let mut e2el = Vec::new();
+    let mut indexes = Vec::new();
+    let mut per_shard = Vec::new();
+    for i in 0..4 {
+        let shard = read(&run.join(format!("shard-{i}-of-4.json")));
+        per_shard.push(
+            shard["results"]["12"]["requests"]["succeeded"]
+                .as_u64()
+                .unwrap(),
+        );
+        let text = std::fs::read_to_string(run.join(format!("shard-{i}-of-4.jsonl"))).unwrap();
+        for line in text.lines() {
+            let l: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(l["status"], "ok");
+            ttft.push(l["ttft_s"].as_f64().unwrap());
+            e2el.push(l["e2el_s"].as_f64().unwrap());
+            let index = l["index"].as_u64().unwrap();
+            assert_eq!(index % 4, i, "shard {i} sends requests i, i+4, …");
+            indexes.push(index);
+        }
+    }
+    indexes.sort_unstable();
+    assert_eq!(
+        indexes,
+        (0..indexes.len() as u64).collect::<Vec<_>>(),
+        "the shards' requests are the plan's, each once"
+    );
+    let level = &doc["results"]["12"];
+    let total: u64 = per_shard.iter().sum();
+    assert_eq!(level["requests"]["succeeded"], total);
+    assert_eq!(level["requests"]["failed"], 0);
+    assert_eq!(level["latency"]["ttft"]["count"], total);
+    ttft.sort_by(f64::total_cmp);
+    e2el.sort_by(f64::total_cmp);
+    for (name, values) in [("ttft", &ttft), ("e2el", &e2el)] {
+        for q in ["50", "90", "95", "99"] {
+            let merged = level["latency"][name][format!("p{q}")].as_f64().unwrap();
+            let union = percentile(values, q.parse().unwrap());
+            // The records keep each time to the nanosecond; a latency is a difference of two.
+            assert!(
+                (merged - union).abs() < 2e-9,
+                "{name} p{q}: merged {merged}, union of the records {union}"
+            );
+        }
+        let max = level["latency"][name]["max"].as_f64().unwrap();
+        assert!((max - values[values.len() - 1]).abs() < 2e-9);
+    }
+    let meta = &doc["metadata"];
+    assert!(
+        meta.get("shard").is_none(),
+        "the merged document is no shard"
+    );
+    assert_eq!(meta["merged"]["count"], 4);
+    let shards = meta["merged"]["shards"].as_array().unwrap();
+    let counted: Vec<u64> = shards
+        .iter()
+        .map(|s| s["requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counted, per_shard);
+    // The merged document is a result document like any other: it plots and compares.
+    assert_eq!(meta["mode"], "open_loop");
+}
+
+#[test]
+fn shard_files_given_one_by_one_merge_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let run = fixtures().join("run");
+    assert!(merge(&[&run, Path::new("-o"), &a]).status.success());
+    let files: Vec<PathBuf> = (0..4)
+        .rev()
+        .map(|i| run.join(format!("shard-{i}-of-4.json")))
+        .collect();
+    let mut args: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    args.extend([Path::new("-o"), &b]);
+    assert!(merge(&args).status.success());
+    assert_eq!(read(&a)["results"], read(&b)["results"]);
+}
+
+#[test]
+fn a_missing_shard_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = fixtures().join("run");
+    let files: Vec<PathBuf> = [0, 1, 3]
+        .iter()
+        .map(|i| run.join(format!("shard-{i}-of-4.json")))
+        .collect();
+    let mut inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let out = dir.path().join("m.json");
+    let e = refused(&inputs, &out);
+    assert!(e.contains("shard 2 of 4 missing"), "{e}");
+    inputs.truncate(1);
+    let e = refused(&inputs, &out);
+    assert!(e.contains("shards 1, 2, 3 of 4 missing"), "{e}");
+}
+
+#[test]
+fn a_shard_given_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = fixtures().join("run");
+    let copy = dir.path().join("shard-1-of-4.json");
+    std::fs::copy(run.join("shard-1-of-4.json"), &copy).unwrap();
+    std::fs::copy(
+        run.join("shard-1-of-4.jsonl"),
+        dir.path().join("shard-1-of-4.jsonl"),
+    )
+    .unwrap();
+    let e = refused(&[&run, &copy], &dir.path().join("m.json"));
+    assert!(e.contains("shard 1 of 4 is given twice"), "{e}");
+}
+
+#[test]
+fn shards_of_another_run_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = fixtures().join("run");
+    let other = fixtures().join("other/shard-1-of-2.json");
+    let files: Vec<PathBuf> = (0..4)
+        .map(|i| run.join(format!("shard-{i}-of-4.json")))
+        .collect();
+    let mut inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    inputs.push(&other);
+    let e = refused(&inputs, &dir.path().join("m.json"));
+    assert!(e.contains("is from another run than"), "{e}");
+}
+
+#[test]
+fn incomplete_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = fixtures().join("run");
+    for i in 0..4 {
+        for ext in ["json", "jsonl"] {
+            let name = format!("shard-{i}-of-4.{ext}");
+            std::fs::copy(run.join(&name), dir.path().join(&name)).unwrap();
+        }
+    }
+    // A shard's records lose their last line (a file system that lost the end of a write).
+    let records = dir.path().join("shard-2-of-4.jsonl");
+    let text = std::fs::read_to_string(&records).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(&records, kept[..kept.len() - 1].join("\n") + "\n").unwrap();
+    let e = refused(&[dir.path()], &dir.path().join("m.json"));
+    assert!(e.contains("the records are incomplete"), "{e}");
+    // And without records at all.
+    std::fs::remove_file(&records).unwrap();
+    let e = refused(&[dir.path()], &dir.path().join("m.json"));
+    assert!(e.contains("are missing"), "{e}");
+}
+
+#[test]
+fn files_that_are_no_shards_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    // A result document without a shard block: the merged one.
+    let merged = dir.path().join("merged.json");
+    let run = fixtures().join("run");
+    assert!(merge(&[&run, Path::new("-o"), &merged]).status.success());
+    let e = refused(&[&merged], &out);
+    assert!(e.contains("is not a shard's result"), "{e}");
+    let e = refused(&[&dir.path().join("nothing.json")], &out);
+    assert!(e.contains("nothing.json"), "{e}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = refused(&[&empty], &out);
+    assert!(e.contains("holds no shard results"), "{e}");
+    let garbage = dir.path().join("shard-0-of-1.json");
+    std::fs::write(&garbage, b"{\"metadata\": 7").unwrap();
+    let e = refused(&[&garbage], &out);
+    assert!(e.contains("shard-0-of-1.json"), "{e}");
+}
+
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_merging() {
+    let run = fixtures().join("run");
+    let out = Path::new("/nonexistent-dir/merged.json");
+    let o = merge(&[&run, Path::new("-o"), out]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -1,0 +1,611 @@
+//! Merging the shards of one run ([`crate::shard`]) into the document one machine would have
+//! written: `tokenomics-merge`.
+//!
+//! Each shard wrote its result document (`shard-I-of-N.json`, with `metadata.shard`) and its
+//! per-request records (`shard-I-of-N.jsonl`). The merge checks that the documents are one run —
+//! one configuration hash, every shard from 0 to N−1 present, none twice — then rebuilds every
+//! level from the records of all shards, run by run, through the same accumulator a single
+//! machine uses, keeping every value ([`LevelAccumulator::with_exact_limit`]): each percentile
+//! is exact, the one the union of the records gives.
+//!
+//! Latencies never cross machines: every duration is a difference of two timestamps of one
+//! request, taken by one shard's clock, and the records keep them to the nanosecond (times in
+//! seconds from the run's origin, which a double gives back to the nanosecond for runs of up to 26 days).
+//! Only the placing of the shards' runs on one timeline uses their wall clocks (each run's origin
+//! is its records' `send_unix − send_s`): it moves throughput windows by the clocks' offsets (NTP
+//! keeps them to a millisecond or so), never a latency.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use tokenomics_client::{Error as ClientError, RequestRecord, TokenSource};
+use tokenomics_stats::{ChatDocument, LimitsBlock, Load, MergedBlock, MergedShard, ShardBlock};
+
+use crate::load::{Limits, OpenLoop, Shape};
+use crate::metrics::{LevelAccumulator, Scheduled, Slo};
+use crate::{Error, Result};
+
+/// The shards' result files among `inputs`: a directory gives every `shard-I-of-N.json` in it,
+/// a file itself.
+pub fn shard_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let entries = std::fs::read_dir(input).map_err(|source| {
+                Error::Stats(tokenomics_stats::Error::Read {
+                    path: input.clone(),
+                    source,
+                })
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(is_shard_name)
+                })
+                .collect();
+            if found.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{} holds no shard results (shard-I-of-N.json)",
+                    input.display()
+                )));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::Invalid("no shard results given".into()));
+    }
+    Ok(files)
+}
+
+/// `shard-I-of-N.json`.
+fn is_shard_name(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix("shard-")
+        .and_then(|r| r.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let Some((i, n)) = rest.split_once("-of-") else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(i) && digits(n)
+}
+
+/// One shard's document, where its records are, and its figures.
+struct ShardInput {
+    file: PathBuf,
+    doc: ChatDocument,
+    block: ShardBlock,
+    records: PathBuf,
+}
+
+/// Merges the shards' result files (one run, every shard once) into one document.
+pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
+    let shards = read_shards(files)?;
+    let first = &shards[0];
+    let num_runs = first.doc.metadata.num_runs;
+    let streamed = first.doc.metadata.stream.unwrap_or(false);
+    let keys: Vec<String> = first
+        .doc
+        .metadata
+        .levels
+        .clone()
+        .unwrap_or_else(|| first.doc.results.keys().cloned().collect());
+    let mut readers = shards
+        .iter()
+        .map(|s| Records::open(&s.records, &keys))
+        .collect::<Result<Vec<_>>>()?;
+    let mut results = IndexMap::new();
+    let mut requests = vec![0u64; shards.len()];
+    let mut skew = 0.0f64;
+    for (pos, key) in keys.iter().enumerate() {
+        let levels: Vec<_> = shards.iter().map(|s| s.doc.results.get(key)).collect();
+        let Some(template) = levels.iter().flatten().next() else {
+            continue; // no shard measured this level (the run was interrupted before it)
+        };
+        let load = template.load.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "level {key} of {} has no load block",
+                first.file.display()
+            ))
+        })?;
+        let (shape, limits) = shape_of(load)?;
+        let slo = template.goodput.as_ref().map(|g| Slo {
+            ttft: g.slo_ms.ttft.map(|ms| ms / 1e3),
+            tpot: g.slo_ms.tpot.map(|ms| ms / 1e3),
+            e2el: g.slo_ms.e2el.map(|ms| ms / 1e3),
+        });
+        let mut acc = LevelAccumulator::new(shape, limits, streamed)
+            .with_slo(slo)
+            .with_exact_limit(usize::MAX)
+            .with_confidence(first.block.confidence);
+        let mut measured = vec![0u64; shards.len()];
+        for run in 0..num_runs as usize {
+            let mut lines = Vec::new();
+            for (i, reader) in readers.iter_mut().enumerate() {
+                for line in reader.take(pos, run)? {
+                    lines.push((i, line));
+                }
+            }
+            skew = skew.max(spread(lines.iter().filter_map(|(_, l)| l.late_s)));
+            measured_run(&mut acc, &lines, &shards, &mut measured)?;
+        }
+        for (i, level) in levels.iter().enumerate() {
+            let counted = level
+                .and_then(|l| l.requests.as_ref())
+                .map_or(0, |c| c.succeeded + c.failed);
+            if counted != measured[i] {
+                return Err(Error::Invalid(format!(
+                    "{} has {} requests of level {key} but {} counts {counted}: the records are \
+                     incomplete",
+                    shards[i].records.display(),
+                    measured[i],
+                    shards[i].file.display()
+                )));
+            }
+            requests[i] += measured[i];
+        }
+        let mut level = acc.finish();
+        level.incomplete = levels.iter().flatten().any(|l| l.incomplete);
+        results.insert(key.clone(), level);
+    }
+    for r in &mut readers {
+        r.finish()?;
+    }
+    let mut metadata = first.doc.metadata.clone();
+    metadata.shard = None;
+    metadata.incomplete = shards.iter().any(|s| s.doc.metadata.incomplete);
+    metadata.merged = Some(MergedBlock {
+        count: first.block.count,
+        config_hash: first.block.config_hash.clone(),
+        start_at: first.block.start_at,
+        start_skew_seconds: skew,
+        shards: shards
+            .iter()
+            .zip(&requests)
+            .map(|(s, &requests)| MergedShard {
+                index: s.block.index,
+                host: s.block.host.clone(),
+                late_seconds: s.block.late_seconds,
+                requests,
+                file: s.file.display().to_string(),
+            })
+            .collect(),
+    });
+    Ok(ChatDocument { metadata, results })
+}
+
+/// Reads and checks the shards: each a shard's document, one run, every index once.
+fn read_shards(files: &[PathBuf]) -> Result<Vec<ShardInput>> {
+    let mut shards: Vec<ShardInput> = Vec::with_capacity(files.len());
+    for file in files {
+        let doc: ChatDocument =
+            tokenomics_stats::read_json(file).map_err(|e| Error::Invalid(e.to_string()))?;
+        let block = doc.metadata.shard.clone().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} is not a shard's result (no metadata.shard): oai-bench writes one with \
+                 --results_dir",
+                file.display()
+            ))
+        })?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let records = dir.join(&block.records);
+        if block.records.is_empty() || !records.is_file() {
+            return Err(Error::Invalid(format!(
+                "the records of {} ({}) are missing",
+                file.display(),
+                records.display()
+            )));
+        }
+        shards.push(ShardInput {
+            file: file.clone(),
+            doc,
+            block,
+            records,
+        });
+    }
+    shards.sort_by_key(|s| s.block.index);
+    let first = &shards[0];
+    for s in &shards[1..] {
+        if s.block.config_hash != first.block.config_hash || s.block.count != first.block.count {
+            return Err(Error::Invalid(format!(
+                "{} is from another run than {} (configuration {} of {} shards, not {} of {})",
+                s.file.display(),
+                first.file.display(),
+                s.block.config_hash,
+                s.block.count,
+                first.block.config_hash,
+                first.block.count
+            )));
+        }
+    }
+    for pair in shards.windows(2) {
+        if pair[0].block.index == pair[1].block.index {
+            return Err(Error::Invalid(format!(
+                "shard {} of {} is given twice: {} and {}",
+                pair[0].block.index,
+                pair[0].block.count,
+                pair[0].file.display(),
+                pair[1].file.display()
+            )));
+        }
+    }
+    let count = first.block.count;
+    let missing: Vec<String> = (0..count)
+        .filter(|i| !shards.iter().any(|s| s.block.index == *i))
+        .map(|i| i.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Invalid(format!(
+            "shard{} {} of {count} missing: merge every shard of the run",
+            if missing.len() > 1 { "s" } else { "" },
+            list(&missing)
+        )));
+    }
+    Ok(shards)
+}
+
+/// `0, 1, 2 … (N in all)` for a long list.
+fn list(items: &[String]) -> String {
+    if items.len() <= 8 {
+        items.join(", ")
+    } else {
+        format!("{} … ({} in all)", items[..8].join(", "), items.len())
+    }
+}
+
+/// The level's shape and limits from its `load` block.
+fn shape_of(load: &Load) -> Result<(Shape, Limits)> {
+    let limits = |b: &LimitsBlock| -> Result<Limits> {
+        let secs = |s: f64| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|e| Error::Invalid(format!("a level's limits: {s} s: {e}")))
+        };
+        Ok(Limits {
+            num_requests: b.num_requests,
+            duration: b.duration_seconds.map(secs).transpose()?,
+            warmup: secs(b.warmup_seconds)?,
+            at_end: b.at_end,
+        })
+    };
+    match load {
+        Load::ClosedLoop {
+            max_concurrency,
+            limits: l,
+        } => Ok((
+            Shape::Closed {
+                concurrency: *max_concurrency,
+            },
+            limits(l)?,
+        )),
+        Load::OpenLoop {
+            request_rate,
+            arrival,
+            burstiness,
+            max_concurrency,
+            limits: l,
+            ..
+        } => Ok((
+            Shape::Open(OpenLoop {
+                rate: *request_rate,
+                arrival: *arrival,
+                burstiness: *burstiness,
+                max_concurrency: *max_concurrency,
+            }),
+            limits(l)?,
+        )),
+        Load::Burst { .. } => Err(Error::Invalid(
+            "a burst level cannot come from shards (they run sustained levels only)".into(),
+        )),
+    }
+}
+
+/// The widest gap between values.
+fn spread(values: impl Iterator<Item = f64>) -> f64 {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if hi >= lo {
+        hi - lo
+    } else {
+        0.0
+    }
+}
+
+/// Nanoseconds before the earliest origin on the merged timeline, so that no time is negative.
+const BASE_NS: i64 = 1_000_000_000_000;
+
+/// One run of a level from every shard's lines: placed on one timeline, added in the order they
+/// ended.
+fn measured_run(
+    acc: &mut LevelAccumulator,
+    lines: &[(usize, Line)],
+    shards: &[ShardInput],
+    measured: &mut [u64],
+) -> Result<()> {
+    // Each shard's origin (Unix seconds) from its first line that has both clocks.
+    let mut origins: BTreeMap<usize, f64> = BTreeMap::new();
+    for (i, l) in lines {
+        if let (Some(unix), Some(rel)) = (l.send_unix, l.send_s) {
+            origins.entry(*i).or_insert(unix - rel);
+        }
+    }
+    let earliest = origins.values().copied().fold(f64::INFINITY, f64::min);
+    let base = |i: usize| -> i64 {
+        let offset = origins.get(&i).map_or(0.0, |o| o - earliest);
+        BASE_NS + (offset * 1e9).round() as i64
+    };
+    let mut records: Vec<(usize, &Line, RequestRecord)> = Vec::with_capacity(lines.len());
+    for (i, l) in lines {
+        let record = l.record(base(*i), &shards[*i].records)?;
+        records.push((*i, l, record));
+    }
+    records.sort_by_key(|(i, l, r)| (r.timing.end_ns.unwrap_or(r.timing.send_ns), *i, l.index));
+    acc.begin_run(BASE_NS as u64);
+    let mut cancelled = 0;
+    for (i, l, r) in &records {
+        let scheduled = l.scheduled_s.map(|s| Scheduled {
+            scheduled_ns: at(base(*i), s),
+            slot_wait_ns: l.slot_wait_s.map(|w| (w * 1e9).round() as u64),
+        });
+        if let Some(s) = &scheduled {
+            acc.add_arrival(s.scheduled_ns, r.timing.send_ns);
+        }
+        if l.status == "cancelled" {
+            cancelled += 1;
+            continue;
+        }
+        let failure = (l.status != "ok").then(|| {
+            (
+                l.error_kind.as_deref().unwrap_or("unknown"),
+                l.error.as_deref().unwrap_or(""),
+            )
+        });
+        acc.add_recorded(r, failure, scheduled.as_ref());
+        measured[*i] += 1;
+    }
+    acc.add_cancelled(cancelled);
+    acc.end_run();
+    Ok(())
+}
+
+/// `base` plus `s` seconds, in nanoseconds.
+fn at(base: i64, s: f64) -> u64 {
+    u64::try_from(base.saturating_add((s * 1e9).round() as i64)).unwrap_or(0)
+}
+
+/// One line of a records file (see [`crate::records`]), as far as the merge reads it.
+#[derive(Debug, Deserialize)]
+struct Line {
+    level: String,
+    run: usize,
+    index: u64,
+    status: String,
+    error_kind: Option<String>,
+    error: Option<String>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+    token_source: String,
+    #[serde(default)]
+    content_events: u64,
+    #[serde(default)]
+    reasoning_events: u64,
+    finish_reason: Option<String>,
+    response_id: Option<String>,
+    #[serde(default)]
+    connect_s: f64,
+    send_s: Option<f64>,
+    headers_s: Option<f64>,
+    first_byte_s: Option<f64>,
+    first_token_s: Option<f64>,
+    first_answer_s: Option<f64>,
+    end_s: Option<f64>,
+    send_unix: Option<f64>,
+    scheduled_s: Option<f64>,
+    slot_wait_s: Option<f64>,
+    token_s: Option<Vec<f64>>,
+    late_s: Option<f64>,
+}
+
+impl Line {
+    /// The request as the shard recorded it, its times `base` ns + the line's seconds.
+    fn record(&self, base: i64, file: &Path) -> Result<RequestRecord> {
+        let t = |s: Option<f64>| s.map(|s| at(base, s));
+        let mut r = RequestRecord {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            token_source: match self.token_source.as_str() {
+                "usage" => TokenSource::Usage,
+                "events" => TokenSource::Events,
+                _ => TokenSource::Unknown,
+            },
+            content_events: self.content_events,
+            reasoning_events: self.reasoning_events,
+            finish_reason: self.finish_reason.clone(),
+            response_id: self.response_id.clone(),
+            // The kind and message are counted from the line; this only makes it read as failed.
+            error: match self.status.as_str() {
+                "ok" => None,
+                _ if self.error_kind.as_deref() == Some("interrupted") => {
+                    Some(ClientError::Interrupted)
+                }
+                _ => Some(ClientError::Io(self.error.clone().unwrap_or_default())),
+            },
+            ..RequestRecord::default()
+        };
+        let timing = &mut r.timing;
+        timing.send_ns = t(self.send_s).unwrap_or(0);
+        timing.connect_ns = (self.connect_s * 1e9).round() as u64;
+        timing.headers_ns = t(self.headers_s);
+        timing.first_byte_ns = t(self.first_byte_s);
+        timing.first_token_ns = t(self.first_token_s);
+        timing.first_answer_ns = t(self.first_answer_s);
+        timing.end_ns = t(self.end_s);
+        match &self.token_s {
+            Some(times) => timing.token_events_ns = times.iter().map(|&s| at(base, s)).collect(),
+            None if self.status == "ok" && self.first_token_s.is_some() => {
+                return Err(Error::Invalid(format!(
+                    "{} has no token times (token_s) for a streamed request: its shard ran \
+                     without them, and the inter-token latencies cannot be rebuilt",
+                    file.display()
+                )))
+            }
+            None => {}
+        }
+        Ok(r)
+    }
+}
+
+/// A records file read run by run: its lines come level by level, run by run, in the order the
+/// levels were run.
+struct Records {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<File>>,
+    line_no: usize,
+    /// Level keys in order, to place each line.
+    keys: Vec<String>,
+    /// The next line, read but not yet taken: (level position, run, line).
+    pending: Option<(usize, usize, Line)>,
+}
+
+impl Records {
+    fn open(path: &Path, keys: &[String]) -> Result<Self> {
+        let file = File::open(path).map_err(|source| {
+            Error::Stats(tokenomics_stats::Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            lines: BufReader::new(file).lines(),
+            line_no: 0,
+            keys: keys.to_vec(),
+            pending: None,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<(usize, usize, Line)>> {
+        if let Some(p) = self.pending.take() {
+            return Ok(Some(p));
+        }
+        loop {
+            let Some(text) = self.lines.next() else {
+                return Ok(None);
+            };
+            self.line_no += 1;
+            let text = text.map_err(|source| {
+                Error::Stats(tokenomics_stats::Error::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            })?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let line: Line = serde_json::from_str(&text).map_err(|e| {
+                Error::Invalid(format!(
+                    "{} line {}: not a request record: {e}",
+                    self.path.display(),
+                    self.line_no
+                ))
+            })?;
+            let pos = self
+                .keys
+                .iter()
+                .position(|k| *k == line.level)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{} line {}: level {:?} is not one of the run's levels",
+                        self.path.display(),
+                        self.line_no,
+                        line.level
+                    ))
+                })?;
+            return Ok(Some((pos, line.run, line)));
+        }
+    }
+
+    /// The lines of run `run` of the level at `pos` (lines of earlier runs left unread are an
+    /// error: the file is out of order).
+    fn take(&mut self, pos: usize, run: usize) -> Result<Vec<Line>> {
+        let mut out = Vec::new();
+        while let Some((p, r, line)) = self.next()? {
+            if (p, r) == (pos, run) {
+                out.push(line);
+            } else if (p, r) < (pos, run) {
+                return Err(self.out_of_order());
+            } else {
+                self.pending = Some((p, r, line));
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every line was taken.
+    fn finish(&mut self) -> Result<()> {
+        match self.next()? {
+            None => Ok(()),
+            Some(_) => Err(self.out_of_order()),
+        }
+    }
+
+    fn out_of_order(&self) -> Error {
+        Error::Invalid(format!(
+            "{} line {}: out of order (a records file holds its levels and runs in the order \
+             they ran)",
+            self.path.display(),
+            self.line_no
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_file_names() {
+        assert!(is_shard_name("shard-0-of-4.json"));
+        assert!(is_shard_name("shard-12-of-100.json"));
+        for bad in [
+            "shard-0-of-4.jsonl",
+            "shard--of-4.json",
+            "shard-a-of-4.json",
+            "x.json",
+        ] {
+            assert!(!is_shard_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_come_back_to_the_nanosecond() {
+        // What records.rs writes: (t − origin) / 1e9 as a double; read back at the base.
+        for d in [
+            0u64,
+            1,
+            999,
+            1_234_567_891,
+            86_400_000_000_123,
+            864_000_000_000_007,
+        ] {
+            let s = d as f64 / 1e9;
+            assert_eq!(at(BASE_NS, s), BASE_NS as u64 + d, "{d}");
+        }
+    }
+}
