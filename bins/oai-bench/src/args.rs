@@ -155,7 +155,7 @@ pub struct Args {
     #[arg(
         long = "results_dir",
         visible_alias = "results-dir",
-        conflicts_with = "requests_file"
+        conflicts_with_all = ["requests_file", "results_file"]
     )]
     pub results_dir: Option<PathBuf>,
     /// Also write the per-level summary table as CSV here.

@@ -209,6 +209,120 @@ fn incomplete_records_are_refused() {
     assert!(e.contains("are missing"), "{e}");
 }
 
+/// A copy of the `run` fixture in a temporary directory, with `edit` applied to the text of
+/// one of its files.
+fn edited_run(name: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let run = fixtures().join("run");
+    for i in 0..4 {
+        for ext in ["json", "jsonl"] {
+            let file = format!("shard-{i}-of-4.{ext}");
+            let text = std::fs::read_to_string(run.join(&file)).unwrap();
+            let text = if file == name { edit(text) } else { text };
+            std::fs::write(dir.path().join(&file), text).unwrap();
+        }
+    }
+    dir
+}
+
+/// `text` with the first `"key": value` (as the writer spaces it) set to `value`.
+fn set_json(text: String, key: &str, value: &str) -> String {
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    let shard = doc["metadata"]["shard"].as_object_mut().unwrap();
+    shard.insert(key.into(), serde_json::from_str(value).unwrap());
+    serde_json::to_string_pretty(&doc).unwrap()
+}
+
+/// Every line of a records file with `edit` applied to its object.
+fn edit_lines(text: String, edit: impl Fn(&mut Value)) -> String {
+    text.lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            edit(&mut v);
+            v.to_string() + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn a_shard_that_stopped_early_is_refused() {
+    let dir = edited_run("shard-1-of-4.json", |t| set_json(t, "levels_done", "0"));
+    let e = refused(&[dir.path()], &dir.path().join("m.json"));
+    assert!(
+        e.contains("shard 1 of 4 stopped after 0 of its 1 levels"),
+        "{e}"
+    );
+}
+
+#[test]
+fn shards_that_did_not_start_together_are_refused() {
+    // Shard 2's clock an hour ahead (or shard 2 retried an hour later).
+    let dir = edited_run("shard-2-of-4.jsonl", |t| {
+        edit_lines(t, |v| {
+            let unix = v["send_unix"].as_f64().unwrap();
+            v["send_unix"] = (unix + 3600.0).into();
+        })
+    });
+    let e = refused(&[dir.path()], &dir.path().join("m.json"));
+    assert!(e.contains("the shards started 3600.0 s apart"), "{e}");
+}
+
+/// An edit of a file's text.
+type Edit = fn(String) -> String;
+
+#[test]
+fn impossible_records_and_counts_are_refused() {
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "shard-0-of-4.jsonl",
+            |t| {
+                edit_lines(t, |v| {
+                    v["first_token_s"] = (-1.0).into();
+                })
+            },
+            "first_token_s is not a time within a run",
+        ),
+        (
+            "shard-0-of-4.jsonl",
+            |t| {
+                edit_lines(t, |v| {
+                    let send = v["send_s"].as_f64().unwrap();
+                    v["end_s"] = (send / 2.0).into();
+                })
+            },
+            "end_s is before send_s",
+        ),
+        (
+            "shard-3-of-4.jsonl",
+            |t| {
+                edit_lines(t, |v| {
+                    v["completion_tokens"] = 1_000_000_000_000_000u64.into();
+                })
+            },
+            "completion_tokens is more than",
+        ),
+        (
+            "shard-3-of-4.jsonl",
+            |t| {
+                edit_lines(t, |v| {
+                    v["send_unix"] = 1e300.into();
+                })
+            },
+            "send_unix is not a Unix time",
+        ),
+        (
+            "shard-1-of-4.json",
+            |t| set_json(t, "count", "4000000000"),
+            "4000000000 shards: give from 1 to 10000",
+        ),
+    ];
+    for (file, edit, why) in cases {
+        let dir = edited_run(file, edit);
+        let e = refused(&[dir.path()], &dir.path().join("m.json"));
+        assert!(e.contains(why), "{file}: {e}");
+    }
+}
+
 #[test]
 fn files_that_are_no_shards_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -174,14 +174,16 @@ impl ChatConfig {
         let shapes = self.shapes();
         if shapes.iter().any(|s| matches!(s, Shape::Burst { .. })) {
             return invalid(
-                "--shard and --start_at need sustained levels (--concurrency or --request_rate): \
-                 a burst leaves from one place at once"
+                "sharded runs (--shard, --results_dir) and --start_at need sustained levels \
+                 (--max_concurrency or --request_rate): a burst leaves from one place at once"
                     .into(),
             );
         }
         if self.limits.duration.is_none() {
             return invalid(
-                "--shard and --start_at need --duration: the shards keep one timetable".into(),
+                "sharded runs (--shard, --results_dir) and --start_at need --duration: the \
+                 shards keep one timetable"
+                    .into(),
             );
         }
         let Some(shard) = self.shard else {
@@ -280,6 +282,8 @@ pub struct ChatBenchmark {
     timetable_runs: u32,
     /// The latest any run started after its time on the timetable, seconds.
     late_s: f64,
+    /// Levels finished so far (measured or not).
+    levels_done: u64,
 }
 
 impl ChatBenchmark {
@@ -295,6 +299,7 @@ impl ChatBenchmark {
             progress: Arc::default(),
             timetable_runs: 0,
             late_s: 0.0,
+            levels_done: 0,
         }
     }
 
@@ -375,6 +380,7 @@ impl ChatBenchmark {
                 run_gap_seconds: c.run_gap.as_secs_f64(),
                 host: crate::shard::host_name(),
                 late_seconds: 0.0,
+                levels_done: 0,
                 confidence: c.confidence,
                 records: c
                     .requests_file
@@ -570,16 +576,16 @@ impl ChatBenchmark {
         let feed = Arc::new(BodyFeed::start(make, limit, ahead).await);
         // On a timetable: when this run is due, on the clock (a time past is "at once", and the
         // sink learns how late it began).
-        let planned_ns = self.config.timetable().map(|t| {
+        let due = self.config.timetable().map(|t| {
             let k = self.timetable_runs;
             self.timetable_runs += 1;
-            let due = t.run_start(k).unwrap_or(t.start);
+            t.run_start(k).unwrap_or(t.start)
+        });
+        let planned_ns = due.map(|due| {
             let now = self.clock.now_ns();
             match due.duration_since(SystemTime::now()) {
                 Ok(wait) => now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)),
-                Err(late) => {
-                    now.saturating_sub(u64::try_from(late.duration().as_nanos()).unwrap_or(0))
-                }
+                Err(_) => now, // past: at once
             }
         });
         let ctx = sustained::Context {
@@ -601,7 +607,7 @@ impl ChatBenchmark {
             requests: &mut self.requests,
             clock,
             origin_ns: 0,
-            planned_ns,
+            due,
             late_s: None,
             global_index: match (shard, shape) {
                 (Some(s), Shape::Open(_)) => Some(s),
@@ -777,6 +783,7 @@ impl Workload for ChatBenchmark {
     }
 
     fn finish(&mut self, acc: LevelAccumulator) -> ChatLevel {
+        self.levels_done += 1;
         acc.finish()
     }
 
@@ -787,6 +794,7 @@ impl Workload for ChatBenchmark {
     fn annotate(&self, doc: &mut ChatDocument) {
         if let Some(shard) = doc.metadata.shard.as_mut() {
             shard.late_seconds = self.late_s;
+            shard.levels_done = self.levels_done;
         }
     }
 }
@@ -815,8 +823,8 @@ struct LevelSink<'a> {
     requests: &'a mut Option<RequestsFile>,
     clock: Clock,
     origin_ns: u64,
-    /// On a timetable: when the run was due to start (ns on the clock).
-    planned_ns: Option<u64>,
+    /// On a timetable: when the run was due to start (wall clock).
+    due: Option<SystemTime>,
     /// On a timetable: how late it started, seconds.
     late_s: Option<f64>,
     /// A shard's open loop: its requests' places in the global schedule are `i·N + index`.
@@ -832,8 +840,12 @@ impl Sink for LevelSink<'_> {
     fn begin(&mut self, origin_ns: u64, start_ns: u64) {
         self.origin_ns = origin_ns;
         self.acc.begin_run(origin_ns);
-        if let Some(planned) = self.planned_ns {
-            let late = Duration::from_nanos(start_ns.saturating_sub(planned));
+        if let Some(due) = self.due {
+            // On the wall clock, which the timetable is on: the benchmark's clock starts with the
+            // process, so a shard that starts later than it has run could not say how late.
+            let ahead = Duration::from_nanos(start_ns.saturating_sub(self.clock.now_ns()));
+            let started = SystemTime::now().checked_add(ahead).unwrap_or(due);
+            let late = started.duration_since(due).unwrap_or(Duration::ZERO);
             self.late_s = Some(late.as_secs_f64());
             if late >= LATE_ENOUGH_TO_SAY {
                 self.observer.run_late(self.key, self.run, late);

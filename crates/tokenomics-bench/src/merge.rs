@@ -3,10 +3,11 @@
 //!
 //! Each shard wrote its result document (`shard-I-of-N.json`, with `metadata.shard`) and its
 //! per-request records (`shard-I-of-N.jsonl`). The merge checks that the documents are one run —
-//! one configuration hash, every shard from 0 to N−1 present, none twice — then rebuilds every
-//! level from the records of all shards, run by run, through the same accumulator a single
-//! machine uses, keeping every value ([`LevelAccumulator::with_exact_limit`]): each percentile
-//! is exact, the one the union of the records gives.
+//! one configuration hash, every shard from 0 to N−1 present, none twice, each having finished
+//! every level — then rebuilds every level from the records of all shards, run by run, through
+//! the same accumulator a single machine uses, with the same limits: each percentile is the one
+//! the union of the records gives (exact up to the accumulator's exact limit per figure, past it
+//! from the same histogram, with the same stated error, as on one machine).
 //!
 //! Latencies never cross machines: every duration is a difference of two timestamps of one
 //! request, taken by one shard's clock, and the records keep them to the nanosecond (times in
@@ -28,6 +29,7 @@ use tokenomics_stats::{ChatDocument, LimitsBlock, Load, MergedBlock, MergedShard
 
 use crate::load::{Limits, OpenLoop, Shape};
 use crate::metrics::{LevelAccumulator, Scheduled, Slo};
+use crate::shard::Shard;
 use crate::{Error, Result};
 
 /// The shards' result files among `inputs`: a directory gives every `shard-I-of-N.json` in it,
@@ -96,6 +98,12 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
     let shards = read_shards(files)?;
     let first = &shards[0];
     let num_runs = first.doc.metadata.num_runs;
+    if num_runs > MAX_RUNS {
+        return Err(Error::Invalid(format!(
+            "{}: {num_runs} runs per level is more than a run has (at most {MAX_RUNS})",
+            first.file.display()
+        )));
+    }
     let streamed = first.doc.metadata.stream.unwrap_or(false);
     let keys: Vec<String> = first
         .doc
@@ -129,7 +137,6 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         });
         let mut acc = LevelAccumulator::new(shape, limits, streamed)
             .with_slo(slo)
-            .with_exact_limit(usize::MAX)
             .with_confidence(first.block.confidence);
         let mut measured = vec![0u64; shards.len()];
         for run in 0..num_runs as usize {
@@ -139,17 +146,32 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
                     lines.push((i, line));
                 }
             }
-            skew = skew.max(spread(lines.iter().filter_map(|(_, l)| l.late_s)));
-            measured_run(&mut acc, &lines, &shards, &mut measured)?;
+            let spread = measured_run(&mut acc, &lines, &shards, &mut measured)?;
+            // Runs of one timetable slot start together; shards further apart than the gap
+            // between runs are not one run (a clock far off, a shard retried later).
+            let allowed = first.block.run_gap_seconds.max(1.0);
+            if spread > allowed {
+                return Err(Error::Invalid(format!(
+                    "run {} of level {key}: the shards started {spread:.1} s apart (more than \
+                     {allowed:.1} s): not one run (are their clocks synchronised? was a shard \
+                     restarted?)",
+                    run + 1
+                )));
+            }
+            skew = skew.max(spread);
         }
         for (i, level) in levels.iter().enumerate() {
             let counted = level
                 .and_then(|l| l.requests.as_ref())
                 .map_or(0, |c| c.succeeded + c.failed);
             if counted != measured[i] {
+                let which = if measured[i] < counted {
+                    "the records are incomplete"
+                } else {
+                    "the results were written before the level ended (a snapshot?)"
+                };
                 return Err(Error::Invalid(format!(
-                    "{} has {} requests of level {key} but {} counts {counted}: the records are \
-                     incomplete",
+                    "{} has {} requests of level {key} but {} counts {counted}: {which}",
                     shards[i].records.display(),
                     measured[i],
                     shards[i].file.display()
@@ -200,6 +222,19 @@ fn read_shards(files: &[PathBuf]) -> Result<Vec<ShardInput>> {
                 file.display()
             ))
         })?;
+        Shard::new(block.index, block.count)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
+        let planned = doc.metadata.levels.as_ref().map_or(0, Vec::len) as u64;
+        if block.levels_done < planned {
+            return Err(Error::Invalid(format!(
+                "{}: shard {} of {} stopped after {} of its {planned} levels (killed or \
+                 interrupted?): its part of the run is missing",
+                file.display(),
+                block.index,
+                block.count,
+                block.levels_done
+            )));
+        }
         let dir = file.parent().unwrap_or(Path::new("."));
         let records = dir.join(&block.records);
         if block.records.is_empty() || !records.is_file() {
@@ -243,6 +278,12 @@ fn read_shards(files: &[PathBuf]) -> Result<Vec<ShardInput>> {
         }
     }
     let count = first.block.count;
+    if shards.len() > count as usize {
+        return Err(Error::Invalid(format!(
+            "{} files given for a run of {count} shards",
+            shards.len()
+        )));
+    }
     let missing: Vec<String> = (0..count)
         .filter(|i| !shards.iter().any(|s| s.block.index == *i))
         .map(|i| i.to_string())
@@ -312,6 +353,12 @@ fn shape_of(load: &Load) -> Result<(Shape, Limits)> {
     }
 }
 
+/// The most runs per level a merge takes (as `--num_runs` does).
+const MAX_RUNS: u64 = 1_000_000;
+
+/// The most tokens one record may claim (as the client refuses larger usage counts).
+const MAX_TOKENS: u64 = 1 << 24;
+
 /// The widest gap between values.
 fn spread(values: impl Iterator<Item = f64>) -> f64 {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -328,13 +375,16 @@ fn spread(values: impl Iterator<Item = f64>) -> f64 {
 const BASE_NS: i64 = 1_000_000_000_000;
 
 /// One run of a level from every shard's lines: placed on one timeline, added in the order they
-/// ended.
+/// ended. Returns how far apart the shards' runs began (seconds, on their wall clocks).
 fn measured_run(
     acc: &mut LevelAccumulator,
     lines: &[(usize, Line)],
     shards: &[ShardInput],
     measured: &mut [u64],
-) -> Result<()> {
+) -> Result<f64> {
+    for (i, l) in lines {
+        l.check(&shards[*i].records)?;
+    }
     // Each shard's origin (Unix seconds) from its first line that has both clocks.
     let mut origins: BTreeMap<usize, f64> = BTreeMap::new();
     for (i, l) in lines {
@@ -345,7 +395,7 @@ fn measured_run(
     let earliest = origins.values().copied().fold(f64::INFINITY, f64::min);
     let base = |i: usize| -> i64 {
         let offset = origins.get(&i).map_or(0.0, |o| o - earliest);
-        BASE_NS + (offset * 1e9).round() as i64
+        BASE_NS.saturating_add((offset * 1e9).round() as i64)
     };
     let mut records: Vec<(usize, &Line, RequestRecord)> = Vec::with_capacity(lines.len());
     for (i, l) in lines {
@@ -378,7 +428,7 @@ fn measured_run(
     }
     acc.add_cancelled(cancelled);
     acc.end_run();
-    Ok(())
+    Ok(spread(origins.values().copied()))
 }
 
 /// `base` plus `s` seconds, in nanoseconds.
@@ -417,10 +467,88 @@ struct Line {
     scheduled_s: Option<f64>,
     slot_wait_s: Option<f64>,
     token_s: Option<Vec<f64>>,
-    late_s: Option<f64>,
 }
 
 impl Line {
+    /// Refuses a line whose figures no client could have written: times that are not finite,
+    /// negative, out of order or past a year; a wall-clock time outside 1970–5138; token counts
+    /// the client refuses.
+    fn check(&self, file: &Path) -> Result<()> {
+        let bad = |what: &str| {
+            Err(Error::Invalid(format!(
+                "{} request {} of level {} run {}: {what}",
+                file.display(),
+                self.index,
+                self.level,
+                self.run + 1
+            )))
+        };
+        const YEAR_S: f64 = 366.0 * 86_400.0;
+        let valid = |t: f64| t.is_finite() && (0.0..=YEAR_S).contains(&t);
+        let times = [
+            ("send_s", self.send_s),
+            ("headers_s", self.headers_s),
+            ("first_byte_s", self.first_byte_s),
+            ("first_token_s", self.first_token_s),
+            ("first_answer_s", self.first_answer_s),
+            ("end_s", self.end_s),
+            ("scheduled_s", self.scheduled_s),
+            ("slot_wait_s", self.slot_wait_s),
+        ];
+        for (name, t) in times {
+            if t.is_some_and(|t| !valid(t)) {
+                return bad(&format!("{name} is not a time within a run"));
+            }
+        }
+        if !valid(self.connect_s) {
+            return bad("connect_s is not a time within a run");
+        }
+        let send = self.send_s.unwrap_or(0.0);
+        for (name, t) in [
+            ("headers_s", self.headers_s),
+            ("first_byte_s", self.first_byte_s),
+            ("first_token_s", self.first_token_s),
+            ("first_answer_s", self.first_answer_s),
+            ("end_s", self.end_s),
+        ] {
+            if t.is_some_and(|t| t < send) {
+                return bad(&format!("{name} is before send_s"));
+            }
+        }
+        if let (Some(first), Some(end)) = (self.first_token_s, self.end_s) {
+            if first > end {
+                return bad("first_token_s is after end_s");
+            }
+        }
+        if let Some(times) = &self.token_s {
+            if times.iter().any(|&t| !valid(t) || t < send) {
+                return bad("token_s holds a time that is not within the request");
+            }
+            if times.windows(2).any(|w| w[1] < w[0]) {
+                return bad("token_s is not in order");
+            }
+        }
+        if self
+            .send_unix
+            .is_some_and(|u| !(u.is_finite() && u > 0.0 && u < 1e11))
+        {
+            return bad("send_unix is not a Unix time");
+        }
+        for (name, n) in [
+            ("prompt_tokens", self.prompt_tokens),
+            ("completion_tokens", self.completion_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ] {
+            if n.is_some_and(|n| n > MAX_TOKENS) {
+                return bad(&format!("{name} is more than {MAX_TOKENS}"));
+            }
+        }
+        if self.content_events > MAX_TOKENS || self.reasoning_events > MAX_TOKENS {
+            return bad(&format!("more than {MAX_TOKENS} events"));
+        }
+        Ok(())
+    }
+
     /// The request as the shard recorded it, its times `base` ns + the line's seconds.
     fn record(&self, base: i64, file: &Path) -> Result<RequestRecord> {
         let t = |s: Option<f64>| s.map(|s| at(base, s));

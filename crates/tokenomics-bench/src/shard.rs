@@ -4,8 +4,11 @@
 //! Every shard computes the whole plan from the seed — the open loop's schedule, the sequence of
 //! prompts — and takes its part: arrival (or prompt) `i` belongs to shard `i mod N`; a closed
 //! loop's concurrency `C` is split `⌊C/N⌋` with the remainder to the first shards, and so is a
-//! request count. So the union of the shards is exactly the run one machine would have made, and
-//! their per-request records can be merged into it ([`crate::merge`]). All shards start each run
+//! request count. So the union of the shards sends exactly the requests one machine would have
+//! sent, at the same times, and their per-request records can be merged into it
+//! ([`crate::merge`]). One difference remains: an open loop's cap on requests in flight
+//! (`--max_concurrency` with `--request_rate`) is split like a concurrency, so N shards queue on
+//! N separate pools where one machine would share one (slot waits differ near saturation). All shards start each run
 //! at one wall-clock time (`--start_at` plus the runs before it), so sharded levels are timed
 //! (`--duration`): a burst, which must leave from one place at once, is not sharded.
 
@@ -53,6 +56,15 @@ impl Shard {
         ];
         for (index_var, count_var) in pairs {
             let Some(index) = var(index_var) else {
+                // A count without an index is a Job that is not Indexed (or a task outside
+                // srun): every process would be shard 0 and send the whole load.
+                if var(count_var).is_some() {
+                    return Err(Error::Invalid(format!(
+                        "{count_var} is set but {index_var} is not: each shard needs its index \
+                         (an Indexed Job sets JOB_COMPLETION_INDEX, srun sets SLURM_PROCID), or \
+                         give --shard I/N"
+                    )));
+                }
                 continue;
             };
             let Some(count) = var(count_var) else {
@@ -161,7 +173,11 @@ impl Timetable {
     }
 }
 
-/// Parses a Unix time in seconds (fractional allowed) for `--start_at`.
+/// How far ahead `--start_at` may be: a start further ahead is taken for a mistake.
+pub const MAX_START_AHEAD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a Unix time in seconds (fractional allowed) for `--start_at`: at most
+/// [`MAX_START_AHEAD`] from now (a time in the past is allowed: the run starts at once, late).
 pub fn unix_time(s: &str) -> Result<SystemTime> {
     let secs: f64 = s
         .trim()
@@ -177,9 +193,19 @@ pub fn unix_time(s: &str) -> Result<SystemTime> {
             ))
         })?;
     let d = Duration::try_from_secs_f64(secs).map_err(|e| Error::Invalid(e.to_string()))?;
-    SystemTime::UNIX_EPOCH
+    let at = SystemTime::UNIX_EPOCH
         .checked_add(d)
-        .ok_or_else(|| Error::Invalid(format!("{s:?} is too far in the future")))
+        .ok_or_else(|| Error::Invalid(format!("{s:?} is too far in the future")))?;
+    if at
+        .duration_since(SystemTime::now())
+        .is_ok_and(|ahead| ahead > MAX_START_AHEAD)
+    {
+        return Err(Error::Invalid(format!(
+            "--start_at {s} is more than {} days ahead",
+            MAX_START_AHEAD.as_secs() / 86_400
+        )));
+    }
+    Ok(at)
 }
 
 /// The wall-clock time as Unix seconds.
@@ -252,6 +278,10 @@ mod tests {
         assert_eq!(slurm.unwrap(), Some(Shard { index: 1, count: 2 }));
         assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
         assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
+        // A Job that is not Indexed: every pod would be shard 0 of 1 with the whole load.
+        let e = Shard::from_env(env(&[("TOKENOMICS_SHARDS", "4")])).unwrap_err();
+        assert!(e.to_string().contains("JOB_COMPLETION_INDEX is not"), "{e}");
+        assert!(Shard::resolve(None, true, env(&[("SLURM_NTASKS", "2")])).is_err());
         assert!(Shard::from_env(env(&[("SLURM_PROCID", "5"), ("SLURM_NTASKS", "2")])).is_err());
         // Only a process that writes shard results is a shard.
         let slurm = env(&[("SLURM_PROCID", "1"), ("SLURM_NTASKS", "2")]);
@@ -276,7 +306,14 @@ mod tests {
         };
         let k2 = t.run_start(2).unwrap();
         assert!((unix_seconds(k2) - 1_700_000_080.5).abs() < 1e-6);
-        for bad in ["", "-5", "nan", "1e300", "yesterday"] {
+        // A month ahead is a mistake; a time in the past starts at once (late).
+        let month = unix_seconds(SystemTime::now()) + 30.0 * 86_400.0;
+        assert!(unix_time(&format!("{month}"))
+            .unwrap_err()
+            .to_string()
+            .contains("days ahead"));
+        assert!(unix_time("1000000000").is_ok());
+        for bad in ["", "-5", "nan", "1e300", "99999999999", "yesterday"] {
             assert!(unix_time(bad).is_err(), "{bad}");
         }
     }

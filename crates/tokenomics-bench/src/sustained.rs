@@ -405,7 +405,7 @@ pub async fn open_loop<O: Op>(
                     if shutdown.is_stopping() {
                         break;
                     }
-                    let due_ns = start_ns + offset;
+                    let due_ns = start_ns.saturating_add(offset);
                     let due = clock.instant_at(due_ns);
                     let now = Instant::now();
                     if due > now {

@@ -320,6 +320,10 @@ pub struct ShardBlock {
     pub confidence: Option<f64>,
     /// The per-request records, relative to this document.
     pub records: String,
+    /// How many of the run's levels this shard has finished (measured or not); a shard that
+    /// stopped early has fewer than `metadata.levels`, and the merge refuses it.
+    #[serde(default)]
+    pub levels_done: u64,
 }
 
 /// `metadata.merged`: this document was merged from the shards of one run by `tokenomics-merge`.
@@ -328,8 +332,8 @@ pub struct MergedBlock {
     pub count: u32,
     pub config_hash: String,
     pub start_at: f64,
-    /// The widest spread of the shards' actual start times over the runs, seconds: how far apart
-    /// the shards began (clock offsets included).
+    /// The widest spread of the shards' measured starts over the runs, seconds, each read on its
+    /// shard's wall clock: how far apart the shards began, clock offsets included.
     pub start_skew_seconds: f64,
     /// Every shard, by index.
     pub shards: Vec<MergedShard>,
