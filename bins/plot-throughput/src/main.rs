@@ -1,16 +1,19 @@
 //! `plot-throughput`: draw result files. Argument parsing and printing only; the drawing is in
-//! `tokenomics-plot`.
+//! `tokenomics-plot`, and other tools' result files are read by `tokenomics-compare`'s importer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use tokenomics_cli::{self as cli, exit};
+use tokenomics_compare::import::AnyResult;
+use tokenomics_stats::AnyDocument;
 
 const NAME: &str = "plot-throughput";
 
 /// Plot chat or embedding benchmark results (files from oai-bench, embed-bench or the original
-/// Python scripts). `plot-throughput RESULTS.json OUT.png`, or several files overlaid:
+/// Python scripts, and the result files of vLLM bench serve, GuideLLM, AIPerf and
+/// inference-benchmarker). `plot-throughput RESULTS.json OUT.png`, or several files overlaid:
 /// `plot-throughput a.json b.json -o OUT.png`. The format follows OUT's extension: .png or .svg.
 #[derive(Debug, Parser)]
 #[command(
@@ -73,7 +76,29 @@ fn main() -> ExitCode {
             );
         }
     }
-    match tokenomics_plot::plot_files(&inputs, labels.as_deref(), args.title.as_deref(), &output) {
+    // Checked before anything is read or drawn.
+    if let Err(e) = tokenomics_stats::check_writable(&output) {
+        return cli::fail(NAME, tokenomics_plot::Error::from(e), exit::USAGE);
+    }
+    let mut loaded = Vec::with_capacity(inputs.len());
+    for (i, path) in inputs.iter().enumerate() {
+        let document = match load(path) {
+            Ok(d) => d,
+            Err(e) => return cli::fail(NAME, e, exit::USAGE),
+        };
+        let label = labels
+            .as_ref()
+            .and_then(|l| l.get(i).cloned())
+            .unwrap_or_else(|| tokenomics_plot::default_label(path, &document));
+        loaded.push(tokenomics_plot::Input {
+            label,
+            document,
+            path: path.clone(),
+        });
+    }
+    let drawn = tokenomics_plot::figure_for(&loaded, args.title.as_deref())
+        .and_then(|plotted| tokenomics_plot::render(&plotted.figure, &output).map(|()| plotted));
+    match drawn {
         Ok(plotted) => {
             for w in &plotted.warnings {
                 eprintln!("{NAME}: warning: {w}");
@@ -98,5 +123,21 @@ fn main() -> ExitCode {
             };
             cli::fail(NAME, e, code)
         }
+    }
+}
+
+/// A result file as a document to draw: this project's and the original scripts' as
+/// `tokenomics-plot` reads them, other tools' converted by `tokenomics-compare`'s importer.
+/// A file that is not JSON (or cannot be read) is refused as `tokenomics-plot` refuses it; JSON
+/// of no known shape, or another tool's file with something missing, with the importer's word
+/// on what was expected.
+fn load(path: &Path) -> Result<AnyDocument, String> {
+    match AnyResult::read(path) {
+        Ok(r) if r.format.is_foreign() => Ok(r.document),
+        Ok(_)
+        | Err(tokenomics_compare::Error::Read { .. } | tokenomics_compare::Error::NotJson { .. }) => {
+            tokenomics_plot::load(path).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -189,3 +189,59 @@ fn a_file_with_nothing_to_draw_is_exit_3() {
     );
     assert!(out.exists());
 }
+
+/// Other tools' result files (the fixtures of `tokenomics-compare`), drawn as they are, alone
+/// or beside this project's; JSON of no known shape is refused with what was expected.
+#[test]
+fn other_tools_results_plot_as_they_are() {
+    let foreign = |name: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crates/tokenomics-compare/tests/fixtures")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "vllm/bench_serve.json",
+        "guidellm/benchmarks.json",
+        "aiperf/profile_export_aiperf.json",
+        "inference_benchmarker/results.json",
+    ] {
+        let out = dir.path().join("foreign.svg");
+        let o = plot(&[&foreign(name), out.to_str().unwrap()]);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let texts = svg_texts(&std::fs::read_to_string(&out).unwrap());
+        assert!(
+            texts.iter().any(|t| t.contains("TTFT")),
+            "{name}: {texts:?}"
+        );
+    }
+    let out = dir.path().join("overlay.png");
+    let o = plot(&[
+        &foreign("vllm/bench_serve_append.json"),
+        &foreign("guidellm/benchmarks.json"),
+        &fixture("original_chat.json"),
+        "-o",
+        out.to_str().unwrap(),
+        "--labels",
+        "vLLM,GuideLLM,original",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(&std::fs::read(&out).unwrap()[..4], b"\x89PNG");
+
+    let unknown = dir.path().join("unknown.json");
+    std::fs::write(&unknown, r#"{"score": 1}"#).unwrap();
+    let o = plot(&[unknown.to_str().unwrap(), out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is not a result file this tool reads") && stderr.contains("GuideLLM"),
+        "{stderr}"
+    );
+}
