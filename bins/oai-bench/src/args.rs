@@ -117,6 +117,15 @@ pub struct Args {
     /// Confidence level of the intervals in every level (throughput over runs, latency means and percentiles).
     #[arg(long, default_value = "0.95", value_parser = values::confidence)]
     pub confidence: f64,
+    /// What one GPU of the server costs per hour, in dollars: every level gets its cost per million output tokens, output tokens/s per GPU and requests per GPU-hour.
+    #[arg(long = "gpu_hour_cost", visible_alias = "gpu-hour-cost", value_parser = values::gpu_hour_cost)]
+    pub gpu_hour_cost: Option<f64>,
+    /// With --gpu_hour_cost: how many GPUs serve the model.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000), requires = "gpu_hour_cost")]
+    pub gpus: u64,
+    /// With --gpu_hour_cost: the share of the GPUs' time charged to input (prompt) tokens, 0 to 0.99, for a price per million input tokens too [default: none; output tokens carry it all].
+    #[arg(long = "input_cost_share", visible_alias = "input-cost-share", value_parser = values::cost_share, requires = "gpu_hour_cost")]
+    pub input_cost_share: Option<f64>,
     /// Prompt sampling seed (each run derives its own from it).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -176,6 +176,11 @@ async fn run(
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,
+        cost: args.gpu_hour_cost.map(|usd| tokenomics_stats::CostBasis {
+            usd_per_gpu_hour: usd,
+            gpus: args.gpus,
+            input_cost_share: args.input_cost_share,
+        }),
     };
     cli::out!("{}", console::chat_banner(&config));
     let shutdown = Shutdown::default();

@@ -455,6 +455,66 @@ fn simulate_runs_the_built_in_server() {
 }
 
 #[test]
+fn every_level_gets_its_cost_from_its_own_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cost.json");
+    let o = oai_bench(&[
+        "--simulate",
+        "tiny",
+        "--max_concurrency",
+        "2,4",
+        "--num_requests",
+        "12",
+        "--max_tokens",
+        "8",
+        "--sim_time_scale",
+        "4",
+        "--gpu_hour_cost",
+        "3.6",
+        "--gpus",
+        "2",
+        "--input_cost_share",
+        "0.25",
+        "--results_file",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("per million output tokens"), "{stdout}");
+    let doc = read(&out);
+    let basis = &doc["metadata"]["cost"];
+    assert_eq!(basis["usd_per_gpu_hour"], 3.6);
+    assert_eq!(basis["gpus"], 2);
+    for key in ["2", "4"] {
+        let level = &doc["results"][key];
+        let f = |v: &Value| v.as_f64().unwrap();
+        let out_tps = f(&level["throughput"]["batch_tokens_per_second"]["mean"]);
+        let rps = f(&level["throughput"]["requests_per_second"]["mean"]);
+        let input = f(&level["tokens"]["input_per_request"]["mean"]) * rps;
+        // $3.60 an hour on 2 GPUs: $0.002 a second, three quarters of it to output tokens.
+        let cost = &level["cost"];
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+        assert!(close(
+            f(&cost["usd_per_million_output_tokens"]),
+            0.002 * 0.75 / out_tps * 1e6
+        ));
+        assert!(close(
+            f(&cost["usd_per_million_input_tokens"]),
+            0.002 * 0.25 / input * 1e6
+        ));
+        assert!(close(
+            f(&cost["output_tokens_per_second_per_gpu"]),
+            out_tps / 2.0
+        ));
+        assert!(close(f(&cost["requests_per_gpu_hour"]), rps * 1800.0));
+    }
+    // Without a price, no cost anywhere; a GPU count without one is refused.
+    let o = oai_bench(&["--simulate", "tiny", "--gpus", "4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--gpu_hour_cost"));
+}
+
+#[test]
 fn ignore_eos_forces_every_output_to_max_tokens() {
     let dir = tempfile::tempdir().unwrap();
     // The instant simulator draws output lengths around 100 tokens unless they are forced.

@@ -26,6 +26,9 @@ fn hostile_numbers_are_refused_in_one_line() {
         NumericFlag::new("--timeout"),
         NumericFlag::new("--idle_timeout"),
         NumericFlag::new("--sim_time_scale"),
+        NumericFlag::new("--gpu_hour_cost"),
+        NumericFlag::new("--gpus"),
+        NumericFlag::accepting("--input_cost_share", &["0"]),
     ];
     let checked = assert_refused(
         Path::new(env!("CARGO_BIN_EXE_oai-bench")),
@@ -39,5 +42,5 @@ fn hostile_numbers_are_refused_in_one_line() {
         ],
         &flags,
     );
-    assert_eq!(checked, 7 * flags.len() - 4);
+    assert_eq!(checked, 7 * flags.len() - 5);
 }

@@ -86,6 +86,8 @@ pub struct ChatConfig {
     /// On the timetable: between a timed run's end and the next run's start (requests in flight
     /// finish, the next level warms up).
     pub run_gap: Duration,
+    /// The price of the serving hardware: every level gets its cost per million tokens.
+    pub cost: Option<tokenomics_stats::CostBasis>,
 }
 
 impl Default for ChatConfig {
@@ -121,6 +123,7 @@ impl Default for ChatConfig {
             shard: None,
             start_at: None,
             run_gap: DEFAULT_RUN_GAP,
+            cost: None,
         }
     }
 }
@@ -389,6 +392,7 @@ impl ChatBenchmark {
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             }),
             merged: None,
+            cost: c.cost,
             incomplete: false,
             extra: Map::new(),
         }
@@ -784,7 +788,9 @@ impl Workload for ChatBenchmark {
 
     fn finish(&mut self, acc: LevelAccumulator) -> ChatLevel {
         self.levels_done += 1;
-        acc.finish()
+        let mut level = acc.finish();
+        level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
+        level
     }
 
     fn level_finished(&mut self, key: &str, level: &ChatLevel, observer: &mut dyn Observer) {

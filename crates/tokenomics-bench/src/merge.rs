@@ -181,6 +181,7 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         }
         let mut level = acc.finish();
         level.incomplete = levels.iter().flatten().any(|l| l.incomplete);
+        level.cost = first.doc.metadata.cost.and_then(|c| c.chat_level(&level));
         results.insert(key.clone(), level);
     }
     for r in &mut readers {

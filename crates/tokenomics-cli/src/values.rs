@@ -99,6 +99,16 @@ pub fn confidence(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.5, true, 0.999, "a confidence level")
 }
 
+/// A price in dollars per GPU-hour: above 0 and at most 10,000.
+pub fn gpu_hour_cost(s: &str) -> Result<f64, BadValue> {
+    in_range(s, 0.0, false, 10_000.0, "dollars per GPU-hour")
+}
+
+/// The share of the GPUs' time charged to input tokens: from 0 to 0.99.
+pub fn cost_share(s: &str) -> Result<f64, BadValue> {
+    in_range(s, 0.0, true, 0.99, "a share of the time")
+}
+
 /// A sampling temperature from 0 to 2.
 pub fn temperature(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 2.0, "a temperature")

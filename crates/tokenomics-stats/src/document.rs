@@ -80,6 +80,9 @@ pub struct ChatMetadata {
     /// This document was merged from the shards of one run (`tokenomics-merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergedBlock>,
+    /// The price of the serving hardware (`--gpu_hour_cost`, `--gpus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::CostBasis>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -109,6 +112,9 @@ pub struct ChatLevel {
     /// Which percentiles came from a histogram (absent: every percentile is exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentiles: Option<Percentiles>,
+    /// What the level's throughput costs (with `metadata.cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::LevelCost>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

@@ -17,11 +17,13 @@
 //! beside the target and renames it, so a reader (or a crash) never sees half a file.
 
 pub mod blocks;
+pub mod cost;
 pub mod document;
 pub mod intervals;
 pub mod summary;
 
 pub use blocks::*;
+pub use cost::{CostBasis, LevelCost};
 pub use document::*;
 pub use intervals::DistributionCi;
 pub use summary::{percentile, Distribution, Stat, Summary};

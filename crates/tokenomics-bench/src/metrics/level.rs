@@ -543,6 +543,7 @@ impl LevelAccumulator {
             goodput,
             load: Some(self.shape.load_block(&self.limits, schedule)),
             percentiles,
+            cost: None,
             incomplete: false,
             extra: Default::default(),
         }

@@ -219,6 +219,26 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
         s.push('\n');
         s.push_str(&failures(c));
     }
+    if let Some(c) = &level.cost {
+        let _ = write!(
+            s,
+            "  {:<22} ${} per million output tokens",
+            "cost",
+            num(c.usd_per_million_output_tokens)
+        );
+        if let Some(input) = c.usd_per_million_input_tokens {
+            let _ = write!(s, ", ${} per million input tokens", num(input));
+        }
+        let _ = write!(
+            s,
+            "; {} output tokens/s per GPU",
+            num(c.output_tokens_per_second_per_gpu)
+        );
+        if let Some(r) = c.requests_per_gpu_hour {
+            let _ = write!(s, ", {} requests per GPU-hour", num(r));
+        }
+        s.push('\n');
+    }
     if let Some(g) = &level.goodput {
         let _ = writeln!(
             s,

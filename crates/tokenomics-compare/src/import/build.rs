@@ -255,6 +255,7 @@ impl LevelParts {
             goodput: self.goodput,
             load: self.load,
             percentiles: None,
+            cost: None,
             incomplete: false,
             extra: Map::new(),
         }
@@ -363,6 +364,7 @@ pub(crate) fn document(
         preflight: None,
         shard: None,
         merged: None,
+        cost: None,
         incomplete: false,
         extra,
     };
