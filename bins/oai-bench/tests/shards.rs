@@ -2,7 +2,8 @@
 //! (their index and count from the variables a Kubernetes Indexed Job sets, one `--start_at`),
 //! against one simulator. The shards send exactly the single run's requests — the same prompts at
 //! the same scheduled times — and the merge's percentiles are those of the union of their records.
-//! Alone in its test binary: five processes and a simulator share this machine's cores.
+//! Alone in its test binary, its tests one at a time: several processes and a simulator share
+//! this machine's cores.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,6 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokenomics_bench::merge;
 use tokenomics_sim::{SimConfig, Simulator};
+
+/// The tests take turns: each starts several processes on a machine that may have two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Starts the simulator on a runtime and thread of its own, as a separate process would run.
 fn start_sim() -> String {
@@ -34,7 +38,14 @@ fn start_sim() -> String {
     rx.recv().unwrap()
 }
 
+/// The open-loop run of the first test.
+const OPEN_LOOP: [&str; 4] = ["--request_rate", "16", "--duration", "3"];
+
 fn oai_bench(api_base: &str, extra: &[&str]) -> Command {
+    oai_bench_with(api_base, &OPEN_LOOP, extra)
+}
+
+fn oai_bench_with(api_base: &str, load: &[&str], extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
     cmd.args([
         "--model",
@@ -43,10 +54,6 @@ fn oai_bench(api_base: &str, extra: &[&str]) -> Command {
         api_base,
         "--dataset_key",
         "synthetic",
-        "--request_rate",
-        "16",
-        "--duration",
-        "3",
         "--max_tokens",
         "24",
         "--stream",
@@ -57,6 +64,7 @@ fn oai_bench(api_base: &str, extra: &[&str]) -> Command {
         "--progress",
         "never",
     ])
+    .args(load)
     .args(extra)
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
@@ -132,6 +140,7 @@ fn alike(a: &Value, b: &Value, path: &str) -> Result<(), String> {
 
 #[test]
 fn four_shards_are_the_single_run_split_and_merge_exactly() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let api_base = start_sim();
     let dir = tempfile::tempdir().unwrap();
     let single = dir.path().join("single");
@@ -262,4 +271,74 @@ fn four_shards_are_the_single_run_split_and_merge_exactly() {
     if let Err(e) = alike(&one_merged["results"], &local["results"], "results") {
         panic!("one shard merged differs from the local document at {e}");
     }
+}
+
+#[test]
+fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
+    // Two levels, two shards started as srun starts its tasks: each shard runs half of each
+    // concurrency, both levels on one timetable; the merge restores the whole concurrency.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let api_base = start_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let start_at = (SystemTime::now() + Duration::from_secs(4))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start_at = format!("{start_at:.3}");
+    let load = [
+        "--max_concurrency",
+        "4,6",
+        "--duration",
+        "1.5",
+        "--run_gap",
+        "1",
+    ];
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            oai_bench_with(&api_base, &load, &["--start_at", &start_at])
+                .args(["--results_dir", dir.path().to_str().unwrap()])
+                .env("SLURM_PROCID", i.to_string())
+                .env("SLURM_NTASKS", "2")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut per_level = [0u64; 2];
+    for i in 0..2 {
+        let doc = read(&dir.path().join(format!("shard-{i}-of-2.json")));
+        assert_eq!(doc["metadata"]["shard"]["levels_done"], 2);
+        for (k, key) in ["4", "6"].iter().enumerate() {
+            let level = &doc["results"][key];
+            // Each shard ran half of the concurrency.
+            let target = level["throughput"]["steady_state"]["target_in_flight"]["mean"]
+                .as_f64()
+                .unwrap();
+            assert_eq!(target, [2.0, 3.0][k], "shard {i}, level {key}");
+            per_level[k] += level["requests"]["succeeded"].as_u64().unwrap();
+        }
+    }
+    let files = merge::shard_files(&[dir.path().to_path_buf()]).unwrap();
+    let merged = serde_json::to_value(merge::merge(&files).unwrap()).unwrap();
+    for (k, key) in ["4", "6"].iter().enumerate() {
+        let level = &merged["results"][key];
+        assert_eq!(level["load"]["max_concurrency"], [4, 6][k]);
+        assert_eq!(level["requests"]["succeeded"], per_level[k]);
+        let target = level["throughput"]["steady_state"]["target_in_flight"]["mean"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(target, [4.0, 6.0][k], "level {key}");
+    }
+    // Both shards kept the timetable: their runs began within a few milliseconds of each other.
+    let skew = merged["metadata"]["merged"]["start_skew_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(skew < 0.5, "start skew {skew} s");
 }

@@ -241,11 +241,21 @@ impl<O: Op> Context<'_, O> {
     }
 }
 
+/// How long before a timetabled start a closed loop opens its connections.
+const OPEN_BEFORE_START_NS: u64 = 2_000_000_000;
+
 /// Closed loop: `concurrency` workers, each with its own connection, each sending its next request
 /// the moment the last one ends, until the limits are reached. Every request (warm-up and
 /// cancelled ones included, flagged) goes to `sink` as it finishes.
 pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mut dyn Sink) {
     let n = concurrency as usize;
+    // On a timetable, connections are opened shortly before the start, not long before it: a
+    // server closes idle keep-alive connections after a few seconds (uvicorn: 5 s), and every
+    // worker would then reconnect at the start.
+    if let Some(start) = ctx.start_ns {
+        let open_at = start.saturating_sub(OPEN_BEFORE_START_NS);
+        tokio::time::sleep_until(ctx.clock.instant_at(open_at).into()).await;
+    }
     // Open every connection before the clock starts, as the burst does.
     let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
     if let Some(start) = ctx.start_ns {
