@@ -12,31 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokenomics_bench::merge;
-use tokenomics_sim::{SimConfig, Simulator};
+use tokenomics_sim::SimConfig;
+use tokenomics_testkit::start_sim_thread;
 
 /// The tests take turns: each starts several processes on a machine that may have two cores.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Starts the simulator on a runtime and thread of its own, as a separate process would run.
-fn start_sim() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let config = SimConfig::preset("h100-llama-3.1-8b").unwrap();
-            let (server, _sim) = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            tx.send(server.api_base()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
 
 /// The open-loop run of the first test.
 const OPEN_LOOP: [&str; 4] = ["--request_rate", "16", "--duration", "3"];
@@ -81,6 +61,27 @@ fn oai_bench_with(api_base: &str, load: &[&str], extra: &[&str]) -> Command {
 
 fn read(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A `--start_at` value `secs` seconds from now: enough for every shard process to be ready.
+fn start_at_in(secs: u64) -> String {
+    let at = (SystemTime::now() + Duration::from_secs(secs))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!("{at:.3}")
+}
+
+/// Waits for every shard process; each must succeed.
+fn wait_all(children: Vec<std::process::Child>) {
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Every records line of the `.jsonl` files in `dir`, by its index in the run's plan.
@@ -141,7 +142,7 @@ fn alike(a: &Value, b: &Value, path: &str) -> Result<(), String> {
 #[test]
 fn four_shards_are_the_single_run_split_and_merge_exactly() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let api_base = start_sim();
+    let api_base = start_sim_thread(SimConfig::preset("h100-llama-3.1-8b").unwrap()).api_base;
     let dir = tempfile::tempdir().unwrap();
     let single = dir.path().join("single");
     let shards = dir.path().join("shards");
@@ -157,11 +158,7 @@ fn four_shards_are_the_single_run_split_and_merge_exactly() {
     );
 
     // Four processes started with one start time, ahead by enough for all four to be ready.
-    let start_at = (SystemTime::now() + Duration::from_secs(4))
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let start_at = format!("{start_at:.3}");
+    let start_at = start_at_in(4);
     let children: Vec<_> = (0..4)
         .map(|i| {
             oai_bench(&api_base, &["--start_at", &start_at])
@@ -172,14 +169,7 @@ fn four_shards_are_the_single_run_split_and_merge_exactly() {
                 .unwrap()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    wait_all(children);
 
     // The same requests: the same prompts at the same scheduled times, each once.
     let one = lines(&single);
@@ -278,13 +268,9 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
     // Two levels, two shards started as srun starts its tasks: each shard runs half of each
     // concurrency, both levels on one timetable; the merge restores the whole concurrency.
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let api_base = start_sim();
+    let api_base = start_sim_thread(SimConfig::preset("h100-llama-3.1-8b").unwrap()).api_base;
     let dir = tempfile::tempdir().unwrap();
-    let start_at = (SystemTime::now() + Duration::from_secs(4))
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let start_at = format!("{start_at:.3}");
+    let start_at = start_at_in(4);
     let load = [
         "--max_concurrency",
         "4,6",
@@ -303,14 +289,7 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
                 .unwrap()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    wait_all(children);
     let mut per_level = [0u64; 2];
     for i in 0..2 {
         let doc = read(&dir.path().join(format!("shard-{i}-of-2.json")));

@@ -2,13 +2,11 @@
 //! `oai-sim`, request by request against the simulator's truth log. Alone in its test binary so
 //! no other test competes for the CPU while it measures.
 
-use std::sync::Arc;
-
 use serde_json::{json, Map};
 use tokenomics_bench::{ChatBenchmark, ChatConfig, Observer};
 use tokenomics_client::{Client, ClientConfig, Endpoint, RequestRecord};
 use tokenomics_datasets::{run_seed, Prompt, PromptSource};
-use tokenomics_sim::{wire, SimConfig, Simulator};
+use tokenomics_sim::{wire, SimConfig};
 use tokenomics_stats::Summary;
 
 #[derive(Default)]
@@ -19,26 +17,6 @@ impl Observer for Records {
     }
 }
 
-/// Starts the simulator on a runtime and thread of its own, as a separate process would run.
-fn start_sim(config: SimConfig) -> (String, Arc<Simulator>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (server, sim) = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            tx.send((server.api_base(), sim)).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
-
 // One client worker and one server worker: on a two-core machine, client and server each get a
 // core, as they would on two machines. (Three busy threads on two cores would measure the
 // operating system's time slices, not the client.)
@@ -46,7 +24,8 @@ fn start_sim(config: SimConfig) -> (String, Arc<Simulator>) {
 async fn streaming_at_concurrency_256_matches_the_truth_log() {
     let mut sim_cfg = SimConfig::preset("h100-llama-3.1-8b").unwrap();
     sim_cfg.trace = true;
-    let (api_base, sim) = start_sim(sim_cfg);
+    let tokenomics_testkit::SimThread { api_base, sim, .. } =
+        tokenomics_testkit::start_sim_thread(sim_cfg);
     let mut extra_body = Map::new();
     extra_body.insert("ignore_eos".into(), json!(true));
     let config = ChatConfig {

@@ -13,37 +13,16 @@
 //! Alone in its test binary so no other test competes for the CPU while it measures.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use tokenomics_sim::{SimConfig, Simulator, TraceRecord};
+use tokenomics_sim::{SimConfig, TraceRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CONCURRENCY: usize = 16;
 const PER_WORKER: usize = 6;
 const MAX_TOKENS: u64 = 128;
-
-/// Starts the simulator on a runtime and thread of its own, as a separate process would run.
-fn start_sim(config: SimConfig) -> (std::net::SocketAddr, Arc<Simulator>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let (server, sim) = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            tx.send((server.addr(), sim)).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
 
 /// What the vLLM-rule client saw of one streamed request, in seconds from its send.
 struct Seen {
@@ -186,7 +165,7 @@ fn mean(v: &[f64]) -> f64 {
 async fn vllm_rule_and_oai_bench_agree_with_the_truth_at_concurrency_16() {
     let mut cfg = SimConfig::preset("h100-llama-3.1-8b").unwrap();
     cfg.trace = true;
-    let (addr, sim) = start_sim(cfg);
+    let tokenomics_testkit::SimThread { addr, sim, .. } = tokenomics_testkit::start_sim_thread(cfg);
 
     // 1. The vLLM-rule client.
     let workers: Vec<_> = (0..CONCURRENCY)

@@ -439,3 +439,38 @@ impl State {
         }
     }
 }
+
+/// A simulator started on a runtime and thread of its own, as a separate process would run it
+/// (one worker thread: on a two-core machine client and server each get a core). It serves until
+/// the test process ends.
+pub struct SimThread {
+    pub addr: SocketAddr,
+    pub api_base: String,
+    pub sim: Arc<tokenomics_sim::Simulator>,
+}
+
+/// Starts `config` on 127.0.0.1 in a [`SimThread`].
+pub fn start_sim_thread(config: tokenomics_sim::SimConfig) -> SimThread {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (server, sim) =
+                tokenomics_sim::Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+                    .await
+                    .unwrap();
+            tx.send(SimThread {
+                addr: server.addr(),
+                api_base: server.api_base(),
+                sim,
+            })
+            .unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
