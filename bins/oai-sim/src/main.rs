@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokenomics_cli::{self as cli, exit, values};
-use tokenomics_sim::preset::{self, Behaviour};
-use tokenomics_sim::{SimConfig, Simulator};
+use tokenomics_sim::preset;
+use tokenomics_sim::{SimConfig, Simulator, MAX_SLOTS};
 
 const NAME: &str = "oai-sim";
 
 /// The longest padding line (--event_padding_bytes): 64 MiB, the client's bound on a line.
 const MAX_PADDING: i64 = 64 << 20;
+
+/// The longest prompt or output of a --describe what-if: 16M tokens, above any context length.
+const MAX_TOKENS: u64 = 1 << 24;
 
 /// A simulated OpenAI-compatible inference server: continuous batching on a roofline model of a
 /// named GPU and model, with vLLM's metric names and a truth log of every token it sent.
@@ -67,39 +70,35 @@ struct Args {
     /// With --ttft_ms: milliseconds between tokens.
     #[arg(long = "itl_ms", visible_alias = "itl-ms", default_value = "10", value_parser = values::milliseconds)]
     itl_ms: Duration,
-    /// Print the arithmetic behind a preset and exit.
+    /// At most N requests served at once, the others waiting first come, first served: a fixed schedule gets N slots (a request's schedule starts when it gets one); an engine runs at most N sequences (its max_num_seqs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_SLOTS))]
+    slots: Option<u64>,
+    /// Print the arithmetic behind a preset, its price and a what-if for one workload, and exit.
     #[arg(long, value_name = "PRESET")]
     describe: Option<String>,
-    /// List the presets and exit.
+    /// With --describe: prompt tokens per request of the what-if.
+    #[arg(
+        long = "input_tokens",
+        visible_alias = "input-tokens",
+        value_name = "N",
+        requires = "describe",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TOKENS)
+    )]
+    input_tokens: u64,
+    /// With --describe: output tokens per request of the what-if.
+    #[arg(
+        long = "output_tokens",
+        visible_alias = "output-tokens",
+        value_name = "N",
+        requires = "describe",
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TOKENS)
+    )]
+    output_tokens: u64,
+    /// List the presets and their prices and exit.
     #[arg(long)]
     list: bool,
-}
-
-fn describe(name: &str) -> Result<String, String> {
-    let p = preset::preset(name).ok_or_else(|| {
-        format!(
-            "unknown preset {name:?}; presets: {}",
-            preset::preset_names()
-        )
-    })?;
-    let mut s = format!(
-        "{} — {}\nserved model: {}\n",
-        p.name, p.summary, p.served_model
-    );
-    match &p.behaviour {
-        Behaviour::Engine(e) => s.push_str(&e.describe()),
-        Behaviour::Fixed { ttft_s, itl_s } => s.push_str(&format!(
-            "fixed schedule: first token {:.1} ms after arrival, then one every {:.1} ms, for every request however many run at once\n",
-            ttft_s * 1e3,
-            itl_s * 1e3
-        )),
-        Behaviour::Instant => s.push_str("no delays: every token is written as fast as the connection takes it\n"),
-    }
-    s.push_str(&format!(
-        "output length: max_tokens when ignore_eos/min_tokens force it, else a seeded Gamma draw with mean {} (capped at max_tokens)\n",
-        p.mean_output_tokens
-    ));
-    Ok(s)
 }
 
 fn main() -> ExitCode {
@@ -108,36 +107,29 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if args.list {
-        for p in preset::presets() {
-            cli::out!("{:<22} {}", p.name, p.summary);
-        }
+        cli::out!("{}", preset::list().trim_end_matches('\n'));
         return ExitCode::SUCCESS;
     }
-    if let Some(name) = &args.describe {
-        return match describe(name) {
-            Ok(s) => {
-                cli::out!("{}", s.trim_end_matches('\n'));
-                ExitCode::SUCCESS
-            }
-            Err(e) => cli::fail(NAME, e, exit::USAGE),
-        };
-    }
-    let mut config = match SimConfig::preset(&args.preset) {
+    let name = args.describe.as_deref().unwrap_or(&args.preset);
+    let mut config = match SimConfig::preset(name) {
         Ok(c) => c,
         Err(e) => return cli::fail(NAME, e, exit::USAGE),
     };
     if let Some(ttft) = args.ttft_ms {
-        config.preset.behaviour = Behaviour::Fixed {
-            ttft_s: ttft.as_secs_f64(),
-            itl_s: args.itl_ms.as_secs_f64(),
-        };
+        config = config.with_fixed_schedule(ttft.as_secs_f64(), args.itl_ms.as_secs_f64());
     }
+    config.max_running = args.slots;
     config.served_model = args.model.clone();
     config.time_scale = args.time_scale;
     config.seed = args.seed;
     config.trace = args.trace;
     config.mean_output_tokens = args.mean_output_tokens;
     config.event_padding_bytes = args.event_padding_bytes as usize;
+    if args.describe.is_some() {
+        let text = config.describe(args.input_tokens, args.output_tokens);
+        cli::out!("{}", text.trim_end_matches('\n'));
+        return ExitCode::SUCCESS;
+    }
     let addr = match args.host.parse::<std::net::IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, args.port),
         Err(_) => {

@@ -16,6 +16,9 @@ fn hostile_numbers_are_refused_in_one_line() {
         NumericFlag::accepting("--event_padding_bytes", &["0"]),
         NumericFlag::accepting("--ttft_ms", &["0"]),
         NumericFlag::accepting("--itl_ms", &["0"]),
+        NumericFlag::new("--slots"),
+        NumericFlag::new("--input_tokens"),
+        NumericFlag::new("--output_tokens"),
     ];
     // --ttft_ms selects the fixed schedule, whose --itl_ms is then checked too.
     let checked = assert_refused(

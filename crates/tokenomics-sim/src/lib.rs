@@ -7,6 +7,12 @@
 //! [`preset::Behaviour`]: no delay at all (`instant`), a fixed per-request schedule (`fixed`), or
 //! the continuous-batching [`engine`] on a roofline model of a named GPU and model.
 //!
+//! `max_running` gives any of them a capacity: at most N requests served at once, the others
+//! waiting first come, first served (the fixed schedule's slots, the engine's `max_num_seqs`).
+//! [`SimConfig::predict`] says what the preset gives a workload — time to first token and per
+//! token alone, and the saturation rate — from the same step model, and
+//! [`preset::Preset::cost_basis`] what its GPUs cost by the hour.
+//!
 //! The truth log records, per request, the server-side times of arrival, first token, every token
 //! and end, in nanoseconds since the server started, so a test can compare what a client measured
 //! with what happened. `time_scale` runs the model faster (or slower) than real time.
@@ -17,13 +23,14 @@ pub mod http;
 mod metrics;
 pub mod preset;
 mod routes;
+mod slots;
 pub mod timer;
 pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::http::{Method, Request, Response, StatusCode};
 use bytes::Bytes;
@@ -33,9 +40,11 @@ use serde::Serialize;
 use crate::engine::EngineHandle;
 use crate::http::{json_response, not_found, request_error, Handler, HandlerFuture, SimBody};
 use crate::metrics::TtftHistogram;
-use crate::preset::{Behaviour, Preset};
+use crate::preset::{Behaviour, Prediction, Preset};
+use crate::slots::Slots;
 
 pub use crate::http::Server;
+pub use crate::slots::MAX_SLOTS;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +80,12 @@ pub struct SimConfig {
     /// Bytes of an SSE comment line sent before every streamed token (0: none). Lets a client be
     /// tested with huge lines, which it must skip in time linear in their size.
     pub event_padding_bytes: usize,
+    /// At most this many requests served at once (1..=[`MAX_SLOTS`]); None: the preset's own
+    /// limit. A fixed schedule (or `instant`) gets this many slots: the others wait first come,
+    /// first served, and a request's schedule (first token `ttft_s` after it gets its slot, then
+    /// one every `itl_s`) starts when it gets one; the slot is free once its last token is sent.
+    /// An engine runs at most this many sequences (it replaces the preset's `max_num_seqs`).
+    pub max_running: Option<u64>,
 }
 
 impl SimConfig {
@@ -83,7 +98,64 @@ impl SimConfig {
             trace: false,
             mean_output_tokens: None,
             event_padding_bytes: 0,
+            max_running: None,
         }
+    }
+
+    /// With at most `n` requests served at once (see [`SimConfig::max_running`]).
+    pub fn with_max_running(mut self, n: u64) -> Self {
+        self.max_running = Some(n);
+        self
+    }
+
+    /// Serving a fixed schedule instead of the preset's behaviour: first token `ttft_s` seconds
+    /// after a request starts, then one every `itl_s` seconds.
+    pub fn with_fixed_schedule(mut self, ttft_s: f64, itl_s: f64) -> Self {
+        self.preset.behaviour = Behaviour::Fixed { ttft_s, itl_s };
+        self
+    }
+
+    /// Model seconds per real second.
+    pub fn with_time_scale(mut self, time_scale: f64) -> Self {
+        self.time_scale = time_scale;
+        self
+    }
+
+    /// Seed of the output-length draws.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Keeping the truth log (`/sim/trace`).
+    pub fn with_trace(mut self, trace: bool) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// The behaviour this configuration serves: the preset's, with an engine's `max_num_seqs`
+    /// replaced by `max_running` when set (a fixed schedule's slots are not part of its
+    /// behaviour; see [`SimConfig::max_running`]).
+    pub fn behaviour(&self) -> Behaviour {
+        match (&self.preset.behaviour, self.max_running) {
+            (Behaviour::Engine(e), Some(n)) => {
+                let mut e = e.clone();
+                e.max_num_seqs = usize::try_from(n).unwrap_or(usize::MAX);
+                Behaviour::Engine(e)
+            }
+            (b, _) => b.clone(),
+        }
+    }
+
+    /// What this server would give requests of `input_tokens` prompt and `output_tokens` output
+    /// tokens each, in *real* seconds (model time divided by `time_scale`): alone, and at
+    /// saturation (see [`Prediction`]). Fails when such a request cannot run (it does not fit
+    /// the engine's KV cache, or asks for no output).
+    pub fn predict(&self, input_tokens: u64, output_tokens: u64) -> Result<Prediction, Error> {
+        let p = self
+            .behaviour()
+            .predict(input_tokens, output_tokens, self.max_running)?;
+        Ok(p.scaled(self.time_scale))
     }
 
     /// The configuration of the preset called `name`.
@@ -109,6 +181,12 @@ pub struct TraceRecord {
     pub completion_tokens: u64,
     /// `false` when the client went away before the end.
     pub completed: bool,
+    /// When the request's schedule started: on a fixed schedule (and `instant`), when it got
+    /// its slot (its arrival, give or take reading the body, when the server has no slots or one
+    /// was free). None for the engine, which schedules on its own, and for requests whose client
+    /// left before they started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_ns: Option<u64>,
     /// [`wire::text_hash`] of the last message's text (or the prompt), to match a client's record.
     pub prompt_hash: u64,
     /// `arrival_ns` and `first_token_ns` as Unix seconds (the server's start time on the wall
@@ -130,6 +208,10 @@ pub struct Simulator {
     /// `started` on the wall clock, Unix seconds.
     started_unix: f64,
     engine: Option<EngineHandle>,
+    /// A fixed schedule's time to first token and between tokens, in real time.
+    fixed: Option<(Duration, Duration)>,
+    /// The slots of a fixed schedule (or `instant`) with `max_running`.
+    slots: Option<Arc<Slots>>,
     next_id: AtomicU64,
     in_flight: AtomicI64,
     peak_in_flight: AtomicI64,
@@ -186,10 +268,37 @@ impl Simulator {
                 config.time_scale
             )));
         }
-        let engine = match &config.preset.behaviour {
+        if let Some(n) = config.max_running {
+            if !(1..=MAX_SLOTS).contains(&n) {
+                return Err(Error::Invalid(format!(
+                    "max_running must be between 1 and {MAX_SLOTS}, got {n}"
+                )));
+            }
+        }
+        let started = Instant::now();
+        let behaviour = config.behaviour();
+        let mut fixed = None;
+        let mut slots = None;
+        let engine = match &behaviour {
             Behaviour::Engine(spec) => Some(EngineHandle::spawn(spec.clone(), config.time_scale)),
-            _ => None,
+            Behaviour::Fixed { ttft_s, itl_s } => {
+                let real = |what: &str, s: f64| {
+                    Duration::try_from_secs_f64(s / config.time_scale).map_err(|_| {
+                        Error::Invalid(format!(
+                            "the fixed schedule's {what} must be a number of seconds, got {s}"
+                        ))
+                    })
+                };
+                fixed = Some((real("ttft_s", *ttft_s)?, real("itl_s", *itl_s)?));
+                None
+            }
+            Behaviour::Instant => None,
         };
+        if engine.is_none() {
+            if let Some(n) = config.max_running {
+                slots = Some(Arc::new(Slots::new(n, started)?));
+            }
+        }
         let served_model = config
             .served_model
             .clone()
@@ -197,11 +306,13 @@ impl Simulator {
         let sim = Arc::new(Simulator {
             config,
             served_model,
-            started: Instant::now(),
+            started,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             engine,
+            fixed,
+            slots,
             next_id: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             peak_in_flight: AtomicI64::new(0),
@@ -320,5 +431,56 @@ impl Handler for Simulator {
                 _ => not_found(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_running_caps_an_engine_and_the_prediction_follows() {
+        let cfg = SimConfig::preset("tiny").unwrap();
+        assert_eq!(cfg.predict(100, 40).unwrap().saturation.unwrap().batch, 16);
+        let cfg = cfg.with_max_running(4);
+        let Behaviour::Engine(e) = cfg.behaviour() else {
+            panic!("tiny runs the engine")
+        };
+        assert_eq!(e.max_num_seqs, 4);
+        let sat = cfg.predict(100, 40).unwrap().saturation.unwrap();
+        assert_eq!(sat.batch, 4);
+        // In real time: ten times the rate at time scale 10.
+        let fast = cfg.clone().with_time_scale(10.0).predict(100, 40).unwrap();
+        let ratio = fast.saturation.unwrap().requests_per_s / sat.requests_per_s;
+        assert!((ratio - 10.0).abs() < 1e-9);
+        // A fixed schedule's slots are its capacity: N / (ttft + (L − 1)·itl).
+        let fixed = SimConfig::preset("fixed")
+            .unwrap()
+            .with_fixed_schedule(0.05, 0.01)
+            .with_max_running(2);
+        let s = fixed.predict(10, 5).unwrap().saturation.unwrap();
+        assert!((s.requests_per_s - 2.0 / 0.09).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn bad_capacities_and_schedules_are_refused() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        for cfg in [
+            SimConfig::preset("fixed").unwrap().with_max_running(0),
+            SimConfig::preset("tiny")
+                .unwrap()
+                .with_max_running(MAX_SLOTS + 1),
+            SimConfig::preset("fixed")
+                .unwrap()
+                .with_fixed_schedule(f64::NAN, 0.01),
+            SimConfig::preset("fixed")
+                .unwrap()
+                .with_fixed_schedule(0.05, -1.0),
+        ] {
+            assert!(matches!(
+                Simulator::start(cfg, addr).await,
+                Err(Error::Invalid(_))
+            ));
+        }
     }
 }

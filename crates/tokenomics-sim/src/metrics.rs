@@ -42,13 +42,15 @@ impl Simulator {
     pub(crate) fn metrics(&self) -> String {
         use std::fmt::Write;
         let m = format!("model_name=\"{}\"", self.served_model);
-        let (running, waiting, kv) = match &self.engine {
-            Some(e) => (
+        let (running, waiting, kv) = match (&self.engine, &self.slots) {
+            (Some(e), _) => (
                 e.gauges.running.load(Ordering::Relaxed) as i64,
                 e.gauges.waiting.load(Ordering::Relaxed) as i64,
                 e.kv_usage(),
             ),
-            None => (self.in_flight.load(Ordering::Relaxed), 0, 0.0),
+            // A fixed schedule with slots: those holding one run, those queued for one wait.
+            (None, Some(s)) => (s.running() as i64, s.waiting() as i64, 0.0),
+            (None, None) => (self.in_flight.load(Ordering::Relaxed), 0, 0.0),
         };
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {

@@ -1,6 +1,7 @@
 //! The routes that generate: chat and text completions (streamed or not), embeddings, and the
 //! tokenize endpoint. Each request is timed by its [`Pacer`]: no delay, a fixed schedule, or the
-//! continuous-batching engine.
+//! continuous-batching engine; without the engine, a server with `max_running` makes a request
+//! wait for one of its slots (`crate::slots`) before its schedule starts.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,32 +18,87 @@ use tokio::sync::mpsc;
 
 use crate::engine::EngineEvent;
 use crate::http::{self, error_response, json_response, request_error, sse_response, SimBody};
-use crate::preset::Behaviour;
+use crate::slots::{Slot, Slots};
 use crate::wire::{self, ChunkWriter, CompletionRequest};
 use crate::{timer, Error, InFlight, Simulator, TraceRecord};
 
-/// Paces tokens by the behaviour.
+/// Paces tokens by the behaviour, and holds the request's slot when the server has slots.
 enum Pacer {
-    Instant,
+    Instant {
+        slot: Option<Slot>,
+    },
     Fixed {
         start: Instant,
         ttft: Duration,
         itl: Duration,
         next: u32,
+        slot: Option<Slot>,
     },
     Engine(mpsc::UnboundedReceiver<EngineEvent>),
 }
 
 impl Pacer {
+    /// Waits (first come, first served) for a slot when the server has slots, and starts the
+    /// schedule of a request of `output_tokens` tokens there. Returns when the schedule started
+    /// (None for the engine, which schedules on its own).
+    async fn begin(
+        &mut self,
+        slots: Option<&Arc<Slots>>,
+        output_tokens: u64,
+    ) -> Result<Option<Instant>, Error> {
+        let held = match slots {
+            Some(s) if !matches!(self, Pacer::Engine(_)) => Some(s.acquire().await?),
+            _ => None,
+        };
+        Ok(match self {
+            Pacer::Instant { slot } => {
+                let start = held.as_ref().map_or_else(Instant::now, |s| s.start);
+                *slot = held;
+                Some(start)
+            }
+            Pacer::Fixed {
+                start,
+                ttft,
+                itl,
+                slot,
+                ..
+            } => {
+                if let Some(mut held) = held {
+                    *start = held.start;
+                    // The last token is due ttft + (L − 1)·itl after the start (the end of the
+                    // prefill for a request without output).
+                    let gaps = u32::try_from(output_tokens.saturating_sub(1)).unwrap_or(u32::MAX);
+                    held.ends_at(
+                        itl.checked_mul(gaps)
+                            .and_then(|d| d.checked_add(*ttft))
+                            .and_then(|d| start.checked_add(d)),
+                    );
+                    *slot = Some(held);
+                }
+                Some(*start)
+            }
+            Pacer::Engine(_) => None,
+        })
+    }
+
+    /// Frees the slot, if any: the request has sent its last token (or ended).
+    fn finish(&mut self) {
+        match self {
+            Pacer::Instant { slot } | Pacer::Fixed { slot, .. } => *slot = None,
+            Pacer::Engine(_) => {}
+        }
+    }
+
     /// Waits for the next token; `false` if the engine ended the sequence.
     async fn next_token(&mut self) -> bool {
         match self {
-            Pacer::Instant => true,
+            Pacer::Instant { .. } => true,
             Pacer::Fixed {
                 start,
                 ttft,
                 itl,
                 next,
+                ..
             } => {
                 timer::sleep_until(*start + *ttft + *itl * *next).await;
                 *next += 1;
@@ -55,7 +111,7 @@ impl Pacer {
     /// Waits until a prefill-only request is done.
     async fn prefill_done(&mut self) {
         match self {
-            Pacer::Instant => {}
+            Pacer::Instant { .. } => {}
             Pacer::Fixed { start, ttft, .. } => timer::sleep_until(*start + *ttft).await,
             Pacer::Engine(rx) => while let Some(EngineEvent::Token(_)) = rx.recv().await {},
         }
@@ -64,20 +120,22 @@ impl Pacer {
 
 impl Simulator {
     fn pacer(&self, prompt_tokens: u64, output_tokens: u64) -> Result<Pacer, Error> {
-        let scale = self.config.time_scale;
-        Ok(match &self.config.preset.behaviour {
-            Behaviour::Instant => Pacer::Instant,
-            Behaviour::Fixed { ttft_s, itl_s } => Pacer::Fixed {
+        Ok(match (&self.engine, self.fixed) {
+            (Some(e), _) => Pacer::Engine(e.submit(prompt_tokens, output_tokens)?),
+            (None, Some((ttft, itl))) => Pacer::Fixed {
                 start: Instant::now(),
-                ttft: Duration::from_secs_f64(ttft_s / scale),
-                itl: Duration::from_secs_f64(itl_s / scale),
+                ttft,
+                itl,
                 next: 0,
+                slot: None,
             },
-            Behaviour::Engine(_) => match &self.engine {
-                Some(e) => Pacer::Engine(e.submit(prompt_tokens, output_tokens)?),
-                None => return Err(Error::Request("engine not running".into())),
-            },
+            (None, None) => Pacer::Instant { slot: None },
         })
+    }
+
+    /// Nanoseconds from the server's start to `at`.
+    fn ns_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_nanos() as u64
     }
 
     /// Output length: `budget` (the request's `max_tokens` within the context) when forced
@@ -161,6 +219,7 @@ impl Simulator {
             prompt_tokens: prompt,
             completion_tokens: 0,
             completed: false,
+            scheduled_ns: None,
             prompt_hash: wire::text_hash(&parsed.last_text()),
             arrival_unix: 0.0,
             first_token_unix: None,
@@ -168,6 +227,14 @@ impl Simulator {
         };
         let keep_times = self.config.trace;
         if !parsed.stream {
+            // A client that leaves while this waits for a slot drops this future, and with it
+            // its place in the queue.
+            match pacer.begin(self.slots.as_ref(), target).await {
+                Ok(start) => trace.scheduled_ns = start.map(|t| self.ns_at(t)),
+                Err(e) => {
+                    return error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+                }
+            }
             for _ in 0..target {
                 if !pacer.next_token().await {
                     break;
@@ -179,6 +246,7 @@ impl Simulator {
                 }
                 trace.completion_tokens += 1;
             }
+            pacer.finish();
             self.generation_tokens_total
                 .fetch_add(trace.completion_tokens, Ordering::Relaxed);
             let body = wire::completion_body(
@@ -215,6 +283,13 @@ impl Simulator {
             let writer = ChunkWriter::new(&cmpl_id, &model, created, chat);
             let running = |done: u64| continuous.then_some((prompt, done));
             let ok = async {
+                // Headers are out; the first token waits for a slot, a place the client gives
+                // up by going away.
+                let start = tokio::select! {
+                    start = pacer.begin(sim.slots.as_ref(), target) => start.ok()?,
+                    _ = tx.closed() => return None,
+                };
+                trace.scheduled_ns = start.map(|t| sim.ns_at(t));
                 let mut finished = false;
                 for k in 0..target {
                     if !pacer.next_token().await {
@@ -243,6 +318,8 @@ impl Simulator {
                     trace.completion_tokens += 1;
                     sim.generation_tokens_total.fetch_add(1, Ordering::Relaxed);
                 }
+                // The last token is sent: the next request may start.
+                pacer.finish();
                 if !finished {
                     // The engine ended the sequence early: vLLM's finish without output.
                     if chat && trace.completion_tokens == 0 {
@@ -258,6 +335,7 @@ impl Simulator {
                 tx.send(Ok(ChunkWriter::done())).await.ok()
             }
             .await;
+            pacer.finish(); // a request that ended early frees its slot now
             drop(tx); // ends the body
             if let Some(stamps) = stamps {
                 stamps.body_done().await;
@@ -308,10 +386,19 @@ impl Simulator {
             .collect();
         let total: u64 = counts.iter().sum();
         self.prompt_tokens_total.fetch_add(total, Ordering::Relaxed);
-        match self.pacer(total, 0) {
-            Ok(mut p) => p.prefill_done().await,
+        let scheduled_ns = match self.pacer(total, 0) {
+            Ok(mut p) => {
+                let start = match p.begin(self.slots.as_ref(), 0).await {
+                    Ok(start) => start,
+                    Err(e) => {
+                        return error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+                    }
+                };
+                p.prefill_done().await;
+                start.map(|t| self.ns_at(t))
+            }
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
-        }
+        };
         let body = wire::embeddings_body(
             &self.served_model,
             &counts,
@@ -328,6 +415,7 @@ impl Simulator {
             prompt_tokens: total,
             completion_tokens: 0,
             completed: true,
+            scheduled_ns,
             prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
             arrival_unix: 0.0,
             first_token_unix: None,

@@ -486,6 +486,40 @@ fn oai_sim_describe_and_list() {
         text.contains("fitted on: vllm-ci-latency-8b-h100"),
         "{text}"
     );
+    // The whole --describe: the price with its source, the engine, and the what-if.
+    let text = SimConfig::preset("h100-llama-3.1-8b")
+        .unwrap()
+        .describe(1000, 200);
+    for line in [
+        "price:      $3.20 per GPU-hour × 1 GPU = $3.20 per hour (Hyperstack on-demand",
+        "https://www.hyperstack.cloud/gpu-pricing on 2026-08-26",
+        "single stream (short context): 7.70 ms per token",
+        "what if every request has 1000 prompt and 200 output tokens:",
+        "  saturation:    256 requests at once: min(max_num_seqs 256, KV capacity 426788 / 1200 tokens = 355)",
+        "requests/s: the saturation rate",
+        "per million output tokens at saturation ($3.20 per hour)",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    let text = SimConfig::preset("fixed")
+        .unwrap()
+        .with_max_running(2)
+        .describe(10, 5);
+    // 2 slots over 50 + 4 × 10 ms.
+    assert!(text.contains("fixed schedule with 2 slots"), "{text}");
+    assert!(
+        text.contains("111 output tokens/s, 22.222 requests/s"),
+        "{text}"
+    );
+    let list = tokenomics_sim::preset::list();
+    assert!(
+        list.contains("h100x4-llama-3.1-70b   $3.20/GPU-h × 4"),
+        "{list}"
+    );
+    assert!(
+        list.contains("H200 SXM 141 GB, $3.99 per GPU-hour"),
+        "{list}"
+    );
 }
 
 /// Numbers a hostile client sends — any `max_tokens`, `min_tokens`, `max_completion_tokens`,
@@ -529,4 +563,185 @@ async fn hostile_numbers_from_a_client_are_answered() {
     }
     let (status, _) = send(addr, "GET", "/health", None).await;
     assert_eq!(status, 200);
+}
+
+/// The `vllm:num_requests_running` and `…_waiting` gauges of `/metrics`.
+async fn running_and_waiting(addr: std::net::SocketAddr, model: &str) -> (u64, u64) {
+    let (_, metrics) = send(addr, "GET", "/metrics", None).await;
+    let gauge = |name: &str| {
+        let prefix = format!("vllm:{name}{{model_name=\"{model}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap()
+    };
+    (gauge("num_requests_running"), gauge("num_requests_waiting"))
+}
+
+/// A fixed schedule with two slots (`max_running`): four requests at once of five tokens each,
+/// 100 ms to the first token and 25 ms between tokens, so a slot serves a request for
+/// S = 100 + 4 × 25 = 200 ms. The first two start on arrival; the other two wait, first come,
+/// first served, and each starts exactly when the request whose slot it takes was due to end — S
+/// after that one started, to the microsecond in the truth log, however late the server's tasks
+/// woke — and gets its first token 100 ms later: S + 100 ms after the first two got theirs. While
+/// the first two run, `/metrics` counts two running and two waiting. Two of the four are
+/// streamed and two are not: both paths queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_queue_a_fixed_schedule_first_come_first_served() {
+    let cfg = SimConfig::preset("fixed")
+        .unwrap()
+        .with_fixed_schedule(0.100, 0.025)
+        .with_max_running(2)
+        .with_trace(true);
+    let (server, sim) = Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let sent = std::time::Instant::now();
+    let requests: Vec<_> = (0..4)
+        .map(|i| {
+            let body = json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 5, "ignore_eos": true, "stream": i % 2 == 0});
+            tokio::spawn(
+                async move { send(addr, "POST", "/v1/chat/completions", Some(body)).await },
+            )
+        })
+        .collect();
+    // The first two hold their slots for 200 ms: the gauges must show the queue within that.
+    let mut seen = None;
+    while sent.elapsed() < Duration::from_millis(190) {
+        let gauges = running_and_waiting(addr, "fixed").await;
+        if gauges == (2, 2) {
+            seen = Some(gauges);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(
+        seen,
+        Some((2, 2)),
+        "two running and two waiting while the first two run"
+    );
+    for r in requests {
+        let (status, body) = r.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(running_and_waiting(addr, "fixed").await, (0, 0));
+
+    let trace = sim.trace();
+    assert_eq!(trace.len(), 4);
+    let mut starts: Vec<u64> = trace.iter().map(|t| t.scheduled_ns.unwrap()).collect();
+    starts.sort_unstable();
+    const S: i64 = 200_000_000;
+    // The waiters start when their predecessors were due to end: S after them, within 1 µs.
+    for (waiter, first) in [(2, 0), (3, 1)] {
+        let gap = starts[waiter] as i64 - starts[first] as i64;
+        assert!(
+            (gap - S).abs() <= 1_000,
+            "slot handed on {gap} ns after its start"
+        );
+    }
+    // The first two did not wait (they start when they asked, a few ms after arrival at most).
+    for t in &trace {
+        let start = t.scheduled_ns.unwrap();
+        let first = t.first_token_ns.unwrap();
+        // Each first token is due 100 ms after its start; timers never fire early, and 15 ms of
+        // lateness is allowed on a machine shared with builds.
+        let ttft = (first - start) as f64 / 1e6;
+        assert!(
+            (99.5..115.0).contains(&ttft),
+            "first token {ttft} ms after its start"
+        );
+        assert_eq!(t.token_ns.len(), 5);
+        if start < starts[2] {
+            assert!(start - t.arrival_ns < 50_000_000, "{t:?}");
+        } else {
+            // It arrived with the others and waited: its first token comes S + 100 ms after the
+            // first pair's start, at least 250 ms after it arrived (50 ms for the arrivals'
+            // spread).
+            assert!(first - t.arrival_ns >= 250_000_000, "{t:?}");
+        }
+    }
+}
+
+/// A client that leaves while its request waits for a slot gives up its place: with one slot,
+/// A runs (S = 200 ms), B waits and its client goes away, C arrives later and starts exactly
+/// when A was due to end. B's truth record says it never started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_leaves_gives_up_its_slot() {
+    use hyper::body::Body as _;
+    let cfg = SimConfig::preset("fixed")
+        .unwrap()
+        .with_fixed_schedule(0.100, 0.025)
+        .with_max_running(1)
+        .with_trace(true);
+    let (server, sim) = Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let body = |stream: bool| {
+        json!({"model": "fixed", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 5, "ignore_eos": true, "stream": stream})
+    };
+    let a =
+        tokio::spawn(
+            async move { send(addr, "POST", "/v1/chat/completions", Some(body(true))).await },
+        );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // B: streamed, so the headers come at once; the client reads them and hangs up.
+    {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(body(true).to_string())))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(!resp.body().is_end_stream());
+        // A holds the slot for 200 ms; B's task queues for it as soon as it runs.
+        let deadline = std::time::Instant::now() + Duration::from_millis(150);
+        while running_and_waiting(addr, "fixed").await != (1, 1) {
+            assert!(std::time::Instant::now() < deadline, "B never queued");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(resp);
+        drop(sender);
+        conn.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let c =
+        tokio::spawn(
+            async move { send(addr, "POST", "/v1/chat/completions", Some(body(false))).await },
+        );
+    assert_eq!(a.await.unwrap().0, 200);
+    assert_eq!(c.await.unwrap().0, 200);
+    // B's record is written once its task has seen the client go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.trace().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", sim.trace());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let trace = sim.trace();
+    let by_arrival = {
+        let mut t = trace.clone();
+        t.sort_by_key(|r| r.arrival_ns);
+        t
+    };
+    let (a, b, c) = (&by_arrival[0], &by_arrival[1], &by_arrival[2]);
+    assert!(a.completed && c.completed);
+    assert!(
+        !b.completed && b.scheduled_ns.is_none() && b.token_ns.is_empty(),
+        "{b:?}"
+    );
+    let gap = c.scheduled_ns.unwrap() as i64 - a.scheduled_ns.unwrap() as i64;
+    assert!(
+        (gap - 200_000_000).abs() <= 1_000,
+        "C started {gap} ns after A"
+    );
 }

@@ -1,8 +1,11 @@
-//! `--describe`: a preset's constants, the arithmetic they imply, and its calibration, as text.
+//! `--describe`: a preset's price, constants, the arithmetic they imply, its calibration and a
+//! what-if for one workload, as text; and `--list`.
 
 use std::fmt::Write;
 
+use super::price::PresetCost;
 use super::step::{EngineSpec, SchedulingPolicy};
+use super::Behaviour;
 
 impl SchedulingPolicy {
     fn describe(self, budget: u64) -> String {
@@ -166,6 +169,195 @@ impl EngineSpec {
             };
         }
         s.push_str(&crate::calibration::describe_fit(self));
+        s
+    }
+}
+
+/// `--list`: one line per preset: its name, the price of its GPUs, its summary.
+pub fn list() -> String {
+    let mut s = String::new();
+    for p in super::presets() {
+        let price = p.cost_basis().map_or_else(String::new, |c| {
+            format!("${:.2}/GPU-h × {}", c.usd_per_gpu_hour, c.gpus)
+        });
+        let _ = writeln!(s, "{:<22} {:<16} {}", p.name, price, p.summary);
+    }
+    let sources: Vec<&str> = {
+        let mut v: Vec<&str> = super::presets()
+            .iter()
+            .filter_map(|p| Some(p.list_price?.source))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if !sources.is_empty() {
+        let _ = writeln!(s, "\nprices (on demand, per GPU-hour):");
+        for src in sources {
+            let _ = writeln!(s, "  {src}");
+        }
+    }
+    s
+}
+
+impl crate::SimConfig {
+    /// `--describe`: the preset, its price, how it times answers (an engine's constants,
+    /// arithmetic and calibration), and what it would give requests of `input_tokens` prompt
+    /// and `output_tokens` output tokens: alone and at saturation ([`crate::SimConfig::predict`]),
+    /// with the cost per million output tokens at saturation when the preset has a price.
+    pub fn describe(&self, input_tokens: u64, output_tokens: u64) -> String {
+        let p = &self.preset;
+        let mut s = String::new();
+        let _ = writeln!(s, "{} — {}", p.name, p.summary);
+        let _ = writeln!(
+            s,
+            "served model: {}",
+            self.served_model.as_deref().unwrap_or(p.served_model)
+        );
+        let cost = p.cost_basis();
+        match &cost {
+            Some(c) => {
+                let _ = writeln!(
+                    s,
+                    "price:      ${:.2} per GPU-hour × {} GPU{} = ${:.2} per hour ({})",
+                    c.usd_per_gpu_hour,
+                    c.gpus,
+                    if c.gpus == 1 { "" } else { "s" },
+                    c.usd_per_hour(),
+                    c.source
+                );
+            }
+            None => {
+                let _ = writeln!(s, "price:      none (no hardware)");
+            }
+        }
+        let behaviour = self.behaviour();
+        match &behaviour {
+            Behaviour::Engine(e) => s.push_str(&e.describe()),
+            Behaviour::Fixed { ttft_s, itl_s } => {
+                let _ = match self.max_running {
+                    None => writeln!(
+                        s,
+                        "fixed schedule: first token {:.1} ms after arrival, then one every {:.1} ms, for every request however many run at once",
+                        ttft_s * 1e3,
+                        itl_s * 1e3
+                    ),
+                    Some(n) => writeln!(
+                        s,
+                        "fixed schedule with {n} slot{}: at most {n} request{} served at once, the others waiting first come, first served; a request's first token comes {:.1} ms after it gets its slot, then one every {:.1} ms, and its slot is free once its last token is sent",
+                        if n == 1 { "" } else { "s" },
+                        if n == 1 { "" } else { "s" },
+                        ttft_s * 1e3,
+                        itl_s * 1e3
+                    ),
+                };
+            }
+            Behaviour::Instant => {
+                s.push_str("no delays: every token is written as fast as the connection takes it\n")
+            }
+        }
+        let _ = writeln!(
+            s,
+            "output length: max_tokens when ignore_eos/min_tokens force it, else a seeded Gamma draw with mean {} (capped at max_tokens)",
+            self.mean_output_tokens.unwrap_or(p.mean_output_tokens)
+        );
+        s.push_str(&self.describe_prediction(&behaviour, input_tokens, output_tokens, cost));
+        s
+    }
+
+    fn describe_prediction(
+        &self,
+        behaviour: &Behaviour,
+        input: u64,
+        output: u64,
+        cost: Option<PresetCost>,
+    ) -> String {
+        let mut s = String::new();
+        let scale = if self.time_scale == 1.0 {
+            String::new()
+        } else {
+            format!(", in real time at time scale {}", self.time_scale)
+        };
+        let _ = writeln!(
+            s,
+            "\nwhat if every request has {input} prompt and {output} output tokens{scale}:"
+        );
+        let p = match self.predict(input, output) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(s, "  cannot predict: {e}");
+                return s;
+            }
+        };
+        let ms = |x: f64| x * 1e3;
+        let per_s = if p.tpot_s > 0.0 {
+            format!(" ({:.0} tokens/s)", 1.0 / p.tpot_s)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "  alone:         TTFT {:.2} ms, TPOT {:.2} ms{per_s}",
+            ms(p.ttft_s),
+            ms(p.tpot_s)
+        );
+        let Some(sat) = p.saturation else {
+            let _ = writeln!(
+                s,
+                "  saturation:    none: {}",
+                match behaviour {
+                    Behaviour::Fixed { .. } =>
+                        "every request runs on its own schedule however many run at once (with --slots N the capacity is N / (ttft + (output − 1) × itl))",
+                    _ => "nothing limits how many run at once",
+                }
+            );
+            return s;
+        };
+        let why = match behaviour {
+            Behaviour::Engine(e) => format!(
+                "min(max_num_seqs {}, KV capacity {} / {} tokens = {})",
+                e.max_num_seqs,
+                e.kv_capacity_tokens,
+                input.max(1) + output,
+                e.kv_capacity_tokens / (input.max(1) + output)
+            ),
+            _ => "the slots".to_string(),
+        };
+        let _ = writeln!(s, "  saturation:    {} requests at once: {why}", sat.batch);
+        let _ = writeln!(
+            s,
+            "                 decode step {:.2} ms; a closed loop of {} clients sees TTFT {:.1} ms, TPOT {:.2} ms",
+            ms(sat.step_s),
+            sat.batch,
+            ms(sat.ttft_s),
+            ms(sat.tpot_s)
+        );
+        let _ = writeln!(
+            s,
+            "                 {:.0} output tokens/s, {:.3} requests/s: the saturation rate",
+            sat.output_tokens_per_s, sat.requests_per_s
+        );
+        if let Some(c) = cost {
+            if let Some(usd) = c.usd_per_million_output_tokens(sat.output_tokens_per_s) {
+                let _ = writeln!(
+                    s,
+                    "                 ${usd:.3} per million output tokens at saturation (${:.2} per hour)",
+                    c.usd_per_hour()
+                );
+            }
+        }
+        if let Behaviour::Engine(e) = behaviour {
+            let _ = writeln!(
+                s,
+                "                 ({})",
+                match e.scheduling {
+                    SchedulingPolicy::PrefillFirst =>
+                        "prefill-first: a closed loop moves in waves and meets this rate; an open loop, its prompts prefilled in smaller groups, sustains somewhat less",
+                    SchedulingPolicy::ChunkedPrefill =>
+                        "chunked prefill: an estimate of the steady state, within a few per cent of a closed loop's replay",
+                }
+            );
+        }
         s
     }
 }

@@ -7,15 +7,24 @@
 //! policy, fitted to public measurements (the rows in `calibration/rows.json` at the crate root,
 //! replayed by [`crate::calibration`]) and printed with their fit by `oai-sim --describe`.
 //!
+//! Every preset on real GPUs carries their public list price per GPU-hour, with its source
+//! ([`Preset::cost_basis`]), so a simulated run can be priced like a real one.
+//!
 //! By concern: `hardware` is the catalogue of GPUs and models, `step` the step model
-//! ([`EngineSpec`], [`StepLoad`], [`StepTime`]), `describe` the `--describe` text; this module
-//! holds the presets and the fitted constants of the vLLM engine.
+//! ([`EngineSpec`], [`StepLoad`], [`StepTime`]), `predict` the what-if arithmetic on it
+//! ([`Prediction`]), `price` the list prices, `describe` the `--describe` and `--list` text;
+//! this module holds the presets and the fitted constants of the vLLM engine.
 
 mod describe;
 mod hardware;
+mod predict;
+mod price;
 mod step;
 
+pub use describe::list;
 pub use hardware::{Gpu, ModelSpec, A100, H100, H200, LLAMA_3_1_70B, LLAMA_3_1_8B};
+pub use predict::{Prediction, Saturation};
+pub use price::{ListPrice, PresetCost, A100_SXM_PRICE, H100_SXM_PRICE, H200_SXM_PRICE};
 pub use step::{EngineSpec, SchedulingPolicy, StepLoad, StepTime};
 
 /// How a simulated server times its answers.
@@ -24,7 +33,9 @@ pub enum Behaviour {
     /// No delays at all: the client's own overhead becomes visible.
     Instant,
     /// Every request on its own fixed schedule: first token `ttft_s` seconds after arrival, then
-    /// one every `itl_s` seconds, however many requests run at once.
+    /// one every `itl_s` seconds, however many requests run at once — unless the server has
+    /// slots ([`crate::SimConfig::max_running`]): then a request's schedule starts when it gets
+    /// one.
     Fixed {
         /// Arrival to first token, seconds.
         ttft_s: f64,
@@ -50,6 +61,30 @@ pub struct Preset {
     pub mean_output_tokens: f64,
     /// Length of the vectors `/v1/embeddings` returns.
     pub embedding_dim: usize,
+    /// The public on-demand price of one of its GPUs for an hour, and where it was listed (None
+    /// for presets on no hardware).
+    pub list_price: Option<ListPrice>,
+}
+
+impl Preset {
+    /// GPUs one server of this preset runs on: its engine's tensor parallelism (1 without an
+    /// engine).
+    pub fn gpus(&self) -> u64 {
+        match &self.behaviour {
+            Behaviour::Engine(e) => e.tensor_parallel,
+            _ => 1,
+        }
+    }
+
+    /// What its hardware costs: the list price per GPU-hour, the GPUs, the price's source; None
+    /// for presets without a price.
+    pub fn cost_basis(&self) -> Option<PresetCost> {
+        self.list_price.map(|p| PresetCost {
+            usd_per_gpu_hour: p.usd_per_gpu_hour,
+            gpus: self.gpus(),
+            source: p.source,
+        })
+    }
 }
 
 /// A single- or few-GPU vLLM engine with the constants fitted to the public rows (see
@@ -109,6 +144,7 @@ pub fn presets() -> Vec<Preset> {
     a100x8.step_overhead_s = 2.25e-3;
     a100x8.seq_overhead_s = 0.0;
     // A deliberately small engine for tests: steps of about 6 ms, 16 sequences, a small cache.
+    // Its step model is one H100's, and it is priced as one, so that tests can price a run.
     let mut tiny = EngineSpec::new("tiny", H100, LLAMA_3_1_8B, 1);
     tiny.step_overhead_s = 0.5e-3;
     tiny.max_num_seqs = 16;
@@ -122,6 +158,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(vllm("h100-llama-3.1-8b", H100, LLAMA_3_1_8B, 1)),
             mean_output_tokens: 300.0,
             embedding_dim: 4096,
+            list_price: Some(H100_SXM_PRICE),
         },
         Preset {
             name: "h200-llama-3.1-8b",
@@ -130,6 +167,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(vllm("h200-llama-3.1-8b", H200, LLAMA_3_1_8B, 1)),
             mean_output_tokens: 300.0,
             embedding_dim: 4096,
+            list_price: Some(H200_SXM_PRICE),
         },
         Preset {
             name: "a100-llama-3.1-8b",
@@ -138,6 +176,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(vllm("a100-llama-3.1-8b", A100, LLAMA_3_1_8B, 1)),
             mean_output_tokens: 300.0,
             embedding_dim: 4096,
+            list_price: Some(A100_SXM_PRICE),
         },
         Preset {
             name: "a100x8-llama-3.1-8b",
@@ -146,6 +185,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(a100x8),
             mean_output_tokens: 6200.0,
             embedding_dim: 4096,
+            list_price: Some(A100_SXM_PRICE),
         },
         Preset {
             name: "h100x4-llama-3.1-70b",
@@ -154,6 +194,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(vllm("h100x4-llama-3.1-70b", H100, LLAMA_3_1_70B, 4)),
             mean_output_tokens: 300.0,
             embedding_dim: 8192,
+            list_price: Some(H100_SXM_PRICE),
         },
         Preset {
             name: "h200x4-llama-3.1-70b",
@@ -162,6 +203,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(vllm("h200x4-llama-3.1-70b", H200, LLAMA_3_1_70B, 4)),
             mean_output_tokens: 300.0,
             embedding_dim: 8192,
+            list_price: Some(H200_SXM_PRICE),
         },
         Preset {
             name: "h100x8-llama-3.1-70b",
@@ -170,6 +212,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(vllm("h100x8-llama-3.1-70b", H100, LLAMA_3_1_70B, 8)),
             mean_output_tokens: 300.0,
             embedding_dim: 8192,
+            list_price: Some(H100_SXM_PRICE),
         },
         Preset {
             name: "tiny",
@@ -179,6 +222,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Engine(tiny),
             mean_output_tokens: 40.0,
             embedding_dim: 64,
+            list_price: Some(H100_SXM_PRICE),
         },
         Preset {
             name: "fixed",
@@ -191,6 +235,7 @@ pub fn presets() -> Vec<Preset> {
             },
             mean_output_tokens: 100.0,
             embedding_dim: 64,
+            list_price: None,
         },
         Preset {
             name: "instant",
@@ -199,6 +244,7 @@ pub fn presets() -> Vec<Preset> {
             behaviour: Behaviour::Instant,
             mean_output_tokens: 100.0,
             embedding_dim: 64,
+            list_price: None,
         },
     ]
 }
@@ -245,6 +291,38 @@ mod tests {
         assert!(preset("tiny").is_some() && preset("nope").is_none());
         assert!(engine("fixed").is_none() && engine("tiny").is_some());
         assert!(preset_names().starts_with("h100-llama-3.1-8b, "));
+    }
+
+    #[test]
+    fn presets_on_gpus_carry_their_list_price() {
+        for p in presets() {
+            match &p.behaviour {
+                Behaviour::Engine(e) => {
+                    let c = p.cost_basis().unwrap();
+                    assert_eq!(c.gpus, e.tensor_parallel, "{}", p.name);
+                    // One provider, the price of the preset's own GPU.
+                    let expected = match e.gpu.name {
+                        n if n == A100.name => A100_SXM_PRICE,
+                        n if n == H100.name => H100_SXM_PRICE,
+                        n if n == H200.name => H200_SXM_PRICE,
+                        n => panic!("no price for {n}"),
+                    };
+                    assert_eq!(p.list_price, Some(expected), "{}", p.name);
+                    assert!(c.source.contains("https://") && c.source.contains("2026-"));
+                }
+                _ => assert!(p.cost_basis().is_none(), "{}", p.name),
+            }
+        }
+        let c = preset("h100x4-llama-3.1-70b")
+            .unwrap()
+            .cost_basis()
+            .unwrap();
+        assert_eq!((c.usd_per_gpu_hour, c.gpus), (3.20, 4));
+        assert!((c.usd_per_hour() - 12.8).abs() < 1e-12);
+        // $12.80 an hour over 1,000 tokens/s: 3.6 M tokens an hour, $3.56 per million.
+        let per_m = c.usd_per_million_output_tokens(1000.0).unwrap();
+        assert!((per_m - 12.8 / 3.6).abs() < 1e-12);
+        assert!(c.usd_per_million_output_tokens(0.0).is_none());
     }
 
     #[test]
