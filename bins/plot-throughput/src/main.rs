@@ -19,7 +19,7 @@ const NAME: &str = "plot-throughput";
 #[command(
     name = "plot-throughput",
     version,
-    after_help = "Exit codes: 0 success (levels in which every request failed are drawn as gaps, with a warning), 1 error, 2 bad usage (an unreadable or malformed result file, an output that cannot be written), 3 a result file with nothing to draw (no request succeeded in any level; with other files, the figure is drawn without it)."
+    after_help = "Exit codes: 0 success (levels in which every request failed are drawn as gaps, with a warning), 1 error, 2 bad usage (an unreadable or malformed result file, an output that cannot be written, a file --frontier cannot draw), 3 a result file with nothing to draw (no request succeeded in any level; with other files, the figure is drawn without it)."
 )]
 struct Args {
     /// Result files, then the output image (unless --output is given).
@@ -34,6 +34,9 @@ struct Args {
     /// Figure title [default: the description of a single file].
     #[arg(long)]
     title: Option<String>,
+    /// Draw the throughput–interactivity frontier of chat result files instead: output tokens/s per GPU against output tokens/s per user (1 / mean TPOT), one point per level, each file's Pareto frontier as a line, and the cost per million output tokens where the files carry a GPU price.
+    #[arg(long)]
+    frontier: bool,
 }
 
 fn main() -> ExitCode {
@@ -96,7 +99,12 @@ fn main() -> ExitCode {
             path: path.clone(),
         });
     }
-    let drawn = tokenomics_plot::figure_for(&loaded, args.title.as_deref())
+    let figure = if args.frontier {
+        tokenomics_plot::frontier_for(&loaded, args.title.as_deref())
+    } else {
+        tokenomics_plot::figure_for(&loaded, args.title.as_deref())
+    };
+    let drawn = figure
         .and_then(|plotted| tokenomics_plot::render(&plotted.figure, &output).map(|()| plotted));
     match drawn {
         Ok(plotted) => {
@@ -104,10 +112,11 @@ fn main() -> ExitCode {
                 eprintln!("{NAME}: warning: {w}");
             }
             let (w, h) = plotted.figure.size();
+            let panels = plotted.figure.panels.len();
             println!(
-                "Plot saved to {} ({w}×{h} px, {} panels)",
+                "Plot saved to {} ({w}×{h} px, {panels} panel{})",
                 output.display(),
-                plotted.figure.panels.len()
+                if panels == 1 { "" } else { "s" }
             );
             if plotted.left_out.is_empty() {
                 ExitCode::SUCCESS

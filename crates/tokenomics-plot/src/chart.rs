@@ -218,6 +218,23 @@ fn hatch<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A marker drawn as a ring: a point off its series' line.
+fn hollow_marker<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    at: (f64, f64),
+    radius: f64,
+    color: RGBColor,
+) -> Result<()> {
+    root.draw(&Circle::new(px(at), radius as i32, WHITE.filled()))
+        .map_err(draw_err)?;
+    root.draw(&Circle::new(
+        px(at),
+        (radius - 1.0) as i32,
+        color.stroke_width(3),
+    ))
+    .map_err(draw_err)
+}
+
 fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout) -> Result<()> {
     let plot = p.plot;
     for g in &p.gaps {
@@ -255,6 +272,24 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
             line(root, &[a, b], s.color.mix(0.35).stroke_width(6))?;
         }
     }
+    // Reference lines under the data: iso-cost lines thin and grey, a marked level in its
+    // series' colour; a level's label on white, since it may lie across a gap's hatching.
+    for r in &p.rules {
+        let (style, pattern) = if r.horizontal {
+            (r.color.mix(0.7).stroke_width(2), (10.0, 8.0))
+        } else {
+            (r.color.stroke_width(3), (14.0, 8.0))
+        };
+        dashed(root, r.from, r.to, pattern, style)?;
+        if !r.horizontal {
+            let b = r.label.inflate(3.0);
+            root.draw(&Rectangle::new(
+                [px((b.x0, b.y0)), px((b.x1, b.y1))],
+                WHITE.filled(),
+            ))
+            .map_err(draw_err)?;
+        }
+    }
     for s in &p.series {
         for l in &s.lines {
             line(root, l, s.color.stroke_width(3))?;
@@ -264,9 +299,13 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
                 line(root, &[a, b], s.color.mix(0.85).stroke_width(2))?;
             }
         }
-        for &m in &s.markers {
-            root.draw(&Circle::new(px(m), MARKER_RADIUS as i32, s.color.filled()))
-                .map_err(draw_err)?;
+        for (k, &m) in s.markers.iter().enumerate() {
+            if s.hollow.contains(&k) {
+                hollow_marker(root, m, MARKER_RADIUS, s.color)?;
+            } else {
+                root.draw(&Circle::new(px(m), MARKER_RADIUS as i32, s.color.filled()))
+                    .map_err(draw_err)?;
+            }
         }
     }
     // Axes and tick marks.
@@ -309,6 +348,9 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
                         e.color.filled(),
                     ))
                     .map_err(draw_err)?;
+                }
+                Swatch::Hollow => {
+                    hollow_marker(root, (x + SWATCH_WIDTH / 2.0, y), 6.0, e.color)?;
                 }
                 Swatch::Whisker => {
                     let cx = x + SWATCH_WIDTH / 2.0;

@@ -6,7 +6,7 @@
 
 use tokenomics_stats::{
     ChatDocument, ChatLevel, Distribution, EmbedDocument, EmbedLevel, Load, Mode, RequestCounts,
-    Stat,
+    SearchAxis, Stat,
 };
 
 use crate::units::{self, Quantity, Unit};
@@ -19,8 +19,12 @@ pub struct Figure {
     pub panels: Vec<Panel>,
     /// Pixel size of one panel.
     pub panel_size: (u32, u32),
-    /// Levels in which no request succeeded: drawn as gaps, and worth telling the user.
+    /// Levels with nothing to draw, worth telling the user: levels in which no request
+    /// succeeded (drawn as gaps), and on the frontier also levels without its figures (left out).
     pub failed_levels: Vec<FailedLevel>,
+    /// Lines written under the title, one each: what the figure's data cannot say itself (a
+    /// sweep that stopped early, a stand-in figure, the price behind cost lines).
+    pub remarks: Vec<String>,
 }
 
 impl Figure {
@@ -29,13 +33,20 @@ impl Figure {
         let rows = self.panels.len().div_ceil(self.columns.max(1)) as u32;
         (
             self.panel_size.0 * self.columns as u32,
-            self.panel_size.1 * rows + TITLE_HEIGHT,
+            self.panel_size.1 * rows + self.header_height(),
         )
+    }
+
+    /// Height of the band above the panels: the title, and a row per remark, pixels.
+    pub fn header_height(&self) -> u32 {
+        TITLE_HEIGHT + REMARK_ROW * self.remarks.len() as u32
     }
 }
 
 /// Height of the band that holds the figure's title, pixels.
 pub const TITLE_HEIGHT: u32 = 100;
+/// Height of a remark's row under the title, pixels.
+pub const REMARK_ROW: u32 = 32;
 
 /// One level of load along the x axis: a batch size, a concurrency or a request rate.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,13 +63,34 @@ pub enum XAxis {
     Categories(Vec<Level>),
     /// A log2 axis with ticks at these levels.
     Log2(Vec<Level>),
+    /// A linear axis of values (a point's [`Level::value`] is its x), from the first tick to the
+    /// last; the ticks are evenly spaced round numbers ([`XAxis::linear`]).
+    Linear(Vec<Level>),
 }
 
 impl XAxis {
+    /// A linear axis from 0 to a round number above `data_max`, ticked as the value axis is
+    /// (about six round steps, room above the data for notes).
+    pub fn linear(data_max: f64) -> XAxis {
+        let (top, step) = crate::layout::y_scale(data_max);
+        let n = (top / step).round() as usize;
+        XAxis::Linear(
+            (0..=n)
+                .map(|i| {
+                    let value = i as f64 * step;
+                    Level {
+                        value,
+                        label: units::tick(value, step),
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// The levels with a tick, in order.
     pub fn levels(&self) -> &[Level] {
         match self {
-            XAxis::Categories(v) | XAxis::Log2(v) => v,
+            XAxis::Categories(v) | XAxis::Log2(v) | XAxis::Linear(v) => v,
         }
     }
 
@@ -75,11 +107,31 @@ impl XAxis {
                 .position(|l| same(l.value, value))
                 .map(|i| i as f64),
             XAxis::Log2(_) => (value > 0.0 && value.is_finite()).then(|| value.log2()),
+            XAxis::Linear(_) => value.is_finite().then_some(value),
+        }
+    }
+
+    /// The span the axis draws, in positions: half a step beyond the outer levels of
+    /// categories and log2 axes, the first tick to the last of a linear one.
+    pub fn span(&self) -> (f64, f64) {
+        if let XAxis::Linear(ticks) = self {
+            if let (Some(a), Some(b)) = (ticks.first(), ticks.last()) {
+                if b.value > a.value {
+                    return (a.value, b.value);
+                }
+            }
+        }
+        let positions = self.levels().iter().filter_map(|l| self.position(l.value));
+        match positions.fold(None, |acc: Option<(f64, f64)>, p| {
+            Some(acc.map_or((p, p), |(a, b)| (a.min(p), b.max(p))))
+        }) {
+            Some((a, b)) => (a - 0.5, b + 0.5),
+            None => (-0.5, 0.5),
         }
     }
 }
 
-fn same(a: f64, b: f64) -> bool {
+pub(crate) fn same(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
@@ -104,6 +156,8 @@ pub struct Panel {
     pub spread: Spread,
     pub x: XAxis,
     pub series: Vec<Series>,
+    /// Reference lines across the plot, each with its label.
+    pub rules: Vec<Rule>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +166,37 @@ pub struct Series {
     pub points: Vec<Point>,
     /// Levels in which no request succeeded: the line is broken there and the level marked.
     pub gaps: Vec<Level>,
+    /// Which points the series' line joins.
+    pub line: Line,
+}
+
+/// Which points a series' line joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Every point, in x order, broken at the gaps.
+    Levels,
+    /// These points (indices into [`Series::points`]), in this order: a Pareto frontier. The
+    /// other points are drawn as hollow markers.
+    Through(Vec<usize>),
+}
+
+/// A reference line across a panel: a value of the y axis (an iso-cost line) or a level of the
+/// x axis (the capacity an SLO search found), with its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub at: RuleAt,
+    pub label: String,
+    /// The series whose colour it takes; `None`: a neutral grey.
+    pub series: Option<usize>,
+}
+
+/// Where a [`Rule`] is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RuleAt {
+    /// Horizontal, at this value of the y axis (in the panel's unit).
+    Y(f64),
+    /// Vertical, at this value of the x axis (a level's value, placed by [`XAxis::position`]).
+    X(f64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,14 +353,16 @@ fn build_panel<L>(
                     .filter(|l| l.data.is_err())
                     .map(|l| l.level.clone())
                     .collect(),
+                line: Line::Levels,
             })
             .collect(),
+        rules: Vec::new(),
     }
 }
 
 /// Why a level has nothing to draw, or `None` when some request succeeded. Files without a
 /// `requests` block (the original's) have nothing to draw when their headline figure is null.
-fn failure(requests: Option<&RequestCounts>, headline: f64) -> Option<String> {
+pub(crate) fn failure(requests: Option<&RequestCounts>, headline: f64) -> Option<String> {
     match requests {
         Some(r) if r.succeeded == 0 => Some(describe_failure(r)),
         Some(_) => None,
@@ -311,7 +398,7 @@ fn level_word(mode: Mode) -> &'static str {
     }
 }
 
-fn level_name(mode: Mode, label: &str) -> String {
+pub(crate) fn level_name(mode: Mode, label: &str) -> String {
     match mode {
         Mode::OpenLoop => format!("{label} requests/s"),
         m => format!("{} {label}", level_word(m)),
@@ -332,7 +419,7 @@ fn x_label(modes: &[Mode]) -> String {
 }
 
 /// A chat level's place on the x axis: its load block's number, else its key's.
-fn chat_level(key: &str, level: &ChatLevel) -> Option<f64> {
+pub(crate) fn chat_level(key: &str, level: &ChatLevel) -> Option<f64> {
     let value = match &level.load {
         Some(Load::Burst { batch_size }) => *batch_size as f64,
         Some(Load::ClosedLoop {
@@ -507,16 +594,82 @@ pub fn chat_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figure {
     } else {
         vec![batch_tps, request_tps]
     };
+    let mut panels: Vec<Panel> = specs
+        .iter()
+        .map(|s| build_panel(s, &x, &x_label, &series))
+        .collect();
+    // What a sweep and an SLO search decided: the capacity marked on the throughput panels,
+    // an early stop said under the title.
+    let several = inputs.len() > 1;
+    let mut remarks = Vec::new();
+    for (i, (label, doc)) in inputs.iter().enumerate() {
+        if let Some(rule) = slo_rule(doc, several.then_some(i)) {
+            for p in panels.iter_mut().filter(|p| p.unit == Unit::PerSecond) {
+                p.rules.push(rule.clone());
+            }
+        }
+        let stopped = doc.metadata.sweep.as_ref();
+        if let Some(reason) = stopped.and_then(|s| s.stopped_early.as_deref()) {
+            remarks.push(if several {
+                format!("{label}: sweep stopped: {reason}")
+            } else {
+                format!("sweep stopped: {reason}")
+            });
+        }
+    }
     Figure {
         title: title.to_string(),
         columns: if streamed { 2 } else { 1 },
-        panels: specs
-            .iter()
-            .map(|s| build_panel(s, &x, &x_label, &series))
-            .collect(),
+        panels,
         panel_size: (1800, 1000),
         failed_levels,
+        remarks,
     }
+}
+
+/// The mark of an SLO search (`metadata.slo_search`) on the level axis: a vertical line at the
+/// highest level that met the objectives, labelled with it and the lowest that did not
+/// (`SLO capacity 12.3 req/s (fails at 13.1)`); at the lowest failing level when none passed.
+/// `None` when the file has no search, or its level is not one of the file's results.
+pub fn slo_rule(doc: &ChatDocument, series: Option<usize>) -> Option<Rule> {
+    let slo = doc.metadata.slo_search.as_ref()?;
+    let load = |v: f64| match slo.axis {
+        SearchAxis::Rate => format!("{} req/s", units::compact(v)),
+        SearchAxis::Concurrency => format!("at concurrency {}", units::compact(v)),
+    };
+    let (key, label) = match (&slo.level, slo.highest_passing) {
+        (Some(key), Some(passing)) => {
+            let tail = match slo.lowest_failing {
+                Some(failing) => format!("fails at {}", units::compact(failing)),
+                None => "no level tried failed".to_string(),
+            };
+            (
+                key.clone(),
+                format!("SLO capacity {} ({tail})", load(passing)),
+            )
+        }
+        _ => {
+            let failing = slo.lowest_failing?;
+            let probe = slo
+                .probes
+                .iter()
+                .find(|p| !p.passed && same(p.value, failing))?;
+            (
+                probe.level.clone(),
+                format!("SLO missed from {} (no level passed)", load(failing)),
+            )
+        }
+    };
+    let (key, level) = doc
+        .results
+        .get_key_value(&key)
+        .or_else(|| doc.results.iter().find(|(k, _)| k.trim() == key.trim()))?;
+    let value = chat_level(key, level)?;
+    Some(Rule {
+        at: RuleAt::X(value),
+        label,
+        series,
+    })
 }
 
 /// `batch_{B}_seq_{L}` → (B, L).
@@ -648,6 +801,7 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
             .collect(),
         panel_size: (1800, 1000),
         failed_levels,
+        remarks: Vec::new(),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use plotters::style::RGBColor;
 
-use crate::figures::{Figure, Spread, TITLE_HEIGHT};
+use crate::figures::{Figure, Line, RuleAt, Spread, REMARK_ROW, TITLE_HEIGHT};
 use crate::text::{Align, Face, TextRun};
 use crate::units;
 
@@ -37,6 +37,10 @@ pub const TICK_FACE: Face = Face::regular(24.0);
 pub const LEGEND_FACE: Face = Face::regular(22.0);
 pub const NOTE_FACE: Face = Face::regular(22.0);
 pub const GAP_FACE: Face = Face::regular(20.0);
+pub const REMARK_FACE: Face = Face::regular(22.0);
+pub const RULE_FACE: Face = Face::regular(22.0);
+/// Reference lines that stand for no series (iso-cost lines), and their labels.
+pub const RULE_GREY: RGBColor = RGBColor(120, 120, 120);
 
 /// Radius of a point's marker, pixels.
 pub const MARKER_RADIUS: f64 = 7.0;
@@ -158,6 +162,23 @@ pub struct PanelLayout {
     pub notes: Vec<PlacedNote>,
     /// Notes left out because they fit nowhere without covering something.
     pub notes_dropped: usize,
+    /// Reference lines with their labels, in the order of the panel's rules.
+    pub rules: Vec<PlacedRule>,
+    /// Rules left out because their label fit nowhere.
+    pub rules_dropped: usize,
+}
+
+/// A reference line ([`crate::figures::Rule`]) across the plot, dashed, with its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacedRule {
+    pub from: (f64, f64),
+    pub to: (f64, f64),
+    /// Horizontal (a value of the y axis) or vertical (a level).
+    pub horizontal: bool,
+    pub color: RGBColor,
+    pub text: String,
+    /// Its label's box: [`RULE_FACE`]'s advance width of `text` × the face's size.
+    pub label: Rect,
 }
 
 /// A failed level: a hatched band across the plot at the level, labelled [`GAP_TEXT`].
@@ -178,6 +199,9 @@ pub struct SeriesShapes {
     /// The line, one polyline per stretch between failed levels.
     pub lines: Vec<Vec<(f64, f64)>>,
     pub markers: Vec<(f64, f64)>,
+    /// Indices into `markers` of points the line does not join (levels off a Pareto frontier):
+    /// drawn hollow.
+    pub hollow: Vec<usize>,
     /// Shaded mean ± std polygons (each around a stretch of the line).
     pub bands: Vec<Vec<(f64, f64)>>,
     /// Mean ± std of a point with no neighbour to share a band with: a vertical bar.
@@ -229,6 +253,8 @@ pub enum Swatch {
     Line,
     /// A whisker.
     Whisker,
+    /// A hollow marker (a point off the line).
+    Hollow,
 }
 
 /// Width of a legend swatch, pixels.
@@ -256,6 +282,20 @@ pub fn layout(figure: &Figure) -> Layout {
         Align::Middle,
         Align::Middle,
     )];
+    for (i, remark) in figure.remarks.iter().enumerate() {
+        texts.push(TextRun::at(
+            fit(remark, REMARK_FACE, f64::from(w) - 80.0),
+            REMARK_FACE,
+            MUTED,
+            (
+                f64::from(w) / 2.0,
+                f64::from(TITLE_HEIGHT) - 16.0 + (i as u32 * REMARK_ROW) as f64,
+            ),
+            Align::Middle,
+            Align::Start,
+        ));
+    }
+    let header = f64::from(figure.header_height());
     let columns = figure.columns.max(1);
     let (pw, ph) = (
         f64::from(figure.panel_size.0),
@@ -267,7 +307,7 @@ pub fn layout(figure: &Figure) -> Layout {
         .enumerate()
         .map(|(i, panel)| {
             let (col, row) = ((i % columns) as f64, (i / columns) as f64);
-            let y0 = f64::from(TITLE_HEIGHT) + row * ph;
+            let y0 = header + row * ph;
             let frame = Rect::new(col * pw, y0, (col + 1.0) * pw, y0 + ph);
             layout_panel(panel, frame, &mut texts)
         })
@@ -344,13 +384,7 @@ fn layout_panel(
         .iter()
         .filter_map(|l| panel.x.position(l.value))
         .collect();
-    let (lo, hi) = match (
-        positions.iter().copied().reduce(f64::min),
-        positions.iter().copied().reduce(f64::max),
-    ) {
-        (Some(a), Some(b)) => (a - 0.5, b + 0.5),
-        _ => (-0.5, 0.5),
-    };
+    let (lo, hi) = panel.x.span();
     let unit_px = plot.width() / (hi - lo);
     let x_px = |pos: f64| plot.x0 + (pos - lo) * unit_px;
     let x_ticks: Vec<f64> = positions.iter().map(|p| x_px(*p)).collect();
@@ -493,10 +527,39 @@ fn layout_panel(
             color: color(i),
             lines: Vec::new(),
             markers: Vec::new(),
+            hollow: Vec::new(),
             bands: Vec::new(),
             bars: Vec::new(),
             whiskers: Vec::new(),
         };
+        if let Line::Through(on) = &s.line {
+            // A frontier: the line through its points in their order, every point a marker,
+            // hollow when off the line.
+            let at = |p: &crate::figures::Point| {
+                panel
+                    .x
+                    .position(p.level.value)
+                    .map(|x| (x_px(x), y_px(p.y)))
+            };
+            let line: Vec<(f64, f64)> = on
+                .iter()
+                .filter_map(|&k| s.points.get(k))
+                .filter_map(at)
+                .collect();
+            for (k, p) in s.points.iter().enumerate() {
+                if let Some(m) = at(p) {
+                    if !on.contains(&k) {
+                        sh.hollow.push(sh.markers.len());
+                    }
+                    sh.markers.push(m);
+                }
+            }
+            if line.len() >= 2 {
+                sh.lines.push(line);
+            }
+            shapes.push(sh);
+            continue;
+        }
         for stretch in &stretches {
             let line: Vec<(f64, f64)> =
                 stretch.iter().map(|(x, p)| (x_px(*x), y_px(p.y))).collect();
@@ -566,9 +629,36 @@ fn layout_panel(
     }
     obstacles.extend(marker_boxes.iter().copied());
 
-    // The legend: series when there are several, and what whiskers mean.
+    // Reference lines: where they run (their labels are placed after the legend); a rule
+    // outside the plot is left out.
+    let rule_color = |r: &crate::figures::Rule| r.series.map_or(RULE_GREY, color);
+    let rule_lines: Vec<Option<Segment>> = panel
+        .rules
+        .iter()
+        .map(|r| {
+            let line = match r.at {
+                RuleAt::Y(v) => ((plot.x0, y_px(v)), (plot.x1, y_px(v))),
+                RuleAt::X(v) => {
+                    let x = x_px(panel.x.position(v)?);
+                    ((x, plot.y0), (x, plot.y1))
+                }
+            };
+            let inside = |(x, y): (f64, f64)| {
+                x >= plot.x0 - 0.5 && x <= plot.x1 + 0.5 && y >= plot.y0 - 0.5 && y <= plot.y1 + 0.5
+            };
+            (inside(line.0) && inside(line.1)).then_some(line)
+        })
+        .collect();
+    let rule_segments: Vec<Segment> = rule_lines.iter().flatten().copied().collect();
+
+    // The legend: series when there are several, what whiskers mean, what a frontier is.
     let mut entries: Vec<(Swatch, RGBColor, String)> = Vec::new();
     let has_whiskers = shapes.iter().any(|s| !s.whiskers.is_empty());
+    let frontier = panel
+        .series
+        .iter()
+        .any(|s| matches!(s.line, Line::Through(_)));
+    let has_hollow = shapes.iter().any(|s| !s.hollow.is_empty());
     if n_series > 1 {
         for (i, s) in panel.series.iter().enumerate() {
             entries.push((Swatch::Line, color(i), s.label.clone()));
@@ -576,18 +666,102 @@ fn layout_panel(
         if has_whiskers {
             entries.push((Swatch::Whisker, MUTED, "p90–p99 (whiskers)".into()));
         }
+        if has_hollow {
+            entries.push((Swatch::Hollow, MUTED, "level off the frontier".into()));
+        }
     } else if has_whiskers {
         entries.push((Swatch::Line, color(0), "p50".into()));
         entries.push((Swatch::Whisker, color(0), "p90–p99".into()));
+    } else if frontier {
+        entries.push((Swatch::Line, color(0), "Pareto frontier".into()));
+        if has_hollow {
+            entries.push((Swatch::Hollow, color(0), "level off the frontier".into()));
+        }
     }
-    let legend =
-        (!entries.is_empty()).then(|| place_legend(entries, plot, &obstacles, &segments, texts));
+    let all_segments: Vec<Segment> = segments.iter().chain(&rule_segments).copied().collect();
+    let legend = (!entries.is_empty())
+        .then(|| place_legend(entries, plot, &obstacles, &all_segments, texts));
     if let Some(l) = &legend {
         obstacles.push(l.rect);
     }
 
-    // Notes, greedily, series by series and left to right.
+    // Rule labels, before the notes: a line without its label says nothing. A label keeps off
+    // everything a note keeps off; when nothing else fits, a level's label may cross a series
+    // line or a gap's band (never its label: the rule's label is drawn on white), while an
+    // iso-cost line is left out instead.
     let area = plot.inflate(-2.0);
+    let mut firm: Vec<Rect> = marker_boxes.clone();
+    firm.extend(
+        gaps.iter()
+            .flat_map(|g| g.labels.iter().map(|r| r.inflate(3.0))),
+    );
+    firm.extend(legend.iter().map(|l| l.rect));
+    let mut rules: Vec<PlacedRule> = Vec::new();
+    let mut rules_dropped = 0;
+    for (r, line) in panel.rules.iter().zip(&rule_lines) {
+        let Some((a, b)) = *line else {
+            rules_dropped += 1;
+            continue;
+        };
+        let horizontal = matches!(r.at, RuleAt::Y(_));
+        let (w, h) = (RULE_FACE.width(&r.label), RULE_FACE.size);
+        let candidates = if horizontal {
+            rule_label_candidates_h(a.1, plot, w, h)
+        } else {
+            rule_label_candidates_v(a.0, plot, w, h)
+        };
+        let on_rule_label = |q: &Rect| {
+            rules
+                .iter()
+                .any(|p: &PlacedRule| p.label.inflate(NOTE_GAP).intersects(q))
+        };
+        let strict = candidates.iter().find(|q| {
+            area.contains(q)
+                && !obstacles.iter().any(|o| o.intersects(q))
+                && !on_rule_label(q)
+                && !segments
+                    .iter()
+                    .chain(&rule_segments)
+                    .any(|&(s0, s1)| q.crosses(s0, s1))
+        });
+        let place = match strict {
+            Some(q) => Some(*q),
+            None if !horizontal => candidates
+                .iter()
+                .find(|q| {
+                    area.contains(q) && !firm.iter().any(|o| o.intersects(q)) && !on_rule_label(q)
+                })
+                .copied(),
+            None => None,
+        };
+        let Some(label) = place else {
+            rules_dropped += 1;
+            continue;
+        };
+        let c = rule_color(r);
+        texts.push(TextRun::at(
+            r.label.clone(),
+            RULE_FACE,
+            if r.series.is_some() { c } else { MUTED },
+            (label.x0, label.y0),
+            Align::Start,
+            Align::Start,
+        ));
+        obstacles.push(label);
+        rules.push(PlacedRule {
+            from: a,
+            to: b,
+            horizontal,
+            color: c,
+            text: r.label.clone(),
+            label,
+        });
+    }
+    // Notes keep off the rules' lines where they can, and may cross them where nothing else
+    // fits (never their labels).
+    let placed_rule_segments: Vec<Segment> = rules.iter().map(|r| (r.from, r.to)).collect();
+
+    // Notes, greedily, series by series and left to right.
     let mut notes: Vec<PlacedNote> = Vec::new();
     let mut dropped = 0;
     for (i, s) in panel.series.iter().enumerate() {
@@ -600,14 +774,18 @@ fn layout_panel(
         for (x, p) in pts {
             let Some(text) = &p.note else { continue };
             let point = (x_px(x), y_px(p.y));
-            let place = note_candidates(point, NOTE_FACE.width(text), NOTE_FACE.size)
-                .into_iter()
-                .find(|r| {
-                    area.contains(r)
-                        && !obstacles.iter().any(|o| o.intersects(r))
-                        && !segments.iter().any(|&(a, b)| r.crosses(a, b))
-                        && !notes.iter().any(|n| n.rect.inflate(NOTE_GAP).intersects(r))
-                });
+            let candidates = note_candidates(point, NOTE_FACE.width(text), NOTE_FACE.size);
+            let free = |r: &Rect| {
+                area.contains(r)
+                    && !obstacles.iter().any(|o| o.intersects(r))
+                    && !segments.iter().any(|&(a, b)| r.crosses(a, b))
+                    && !notes.iter().any(|n| n.rect.inflate(NOTE_GAP).intersects(r))
+            };
+            let place = candidates
+                .iter()
+                .find(|r| free(r) && !placed_rule_segments.iter().any(|&(a, b)| r.crosses(a, b)))
+                .or_else(|| candidates.iter().find(|r| free(r)))
+                .copied();
             match place {
                 Some(rect) => {
                     texts.push(TextRun::at(
@@ -641,7 +819,41 @@ fn layout_panel(
         legend,
         notes,
         notes_dropped: dropped,
+        rules,
+        rules_dropped,
     }
+}
+
+/// Places for the label of a horizontal rule at `y`, best first: just above the line at its
+/// right end, below it there, then at its left end, then along it.
+fn rule_label_candidates_h(y: f64, plot: Rect, w: f64, h: f64) -> Vec<Rect> {
+    let gap = 4.0;
+    let mut out = Vec::new();
+    for x0 in [
+        plot.x1 - 10.0 - w,
+        plot.x0 + 10.0,
+        plot.x0 + 0.75 * plot.width() - w / 2.0,
+        plot.x0 + 0.5 * plot.width() - w / 2.0,
+        plot.x0 + 0.25 * plot.width() - w / 2.0,
+    ] {
+        out.push(Rect::new(x0, y - gap - h, x0 + w, y - gap));
+        out.push(Rect::new(x0, y + gap, x0 + w, y + gap + h));
+    }
+    out
+}
+
+/// Places for the label of a vertical rule at `x`, best first: beside the line at the top of
+/// the plot, right then left, then lower down.
+fn rule_label_candidates_v(x: f64, plot: Rect, w: f64, h: f64) -> Vec<Rect> {
+    let gap = 8.0;
+    let mut out = Vec::new();
+    let mut y0 = plot.y0 + 8.0;
+    while y0 + h <= plot.y1 - 8.0 {
+        out.push(Rect::new(x + gap, y0, x + gap + w, y0 + h));
+        out.push(Rect::new(x - gap - w, y0, x - gap, y0 + h));
+        y0 += h / 2.0;
+    }
+    out
 }
 
 /// Every how many levels a tick label is written, so that neighbours keep 12 px apart.

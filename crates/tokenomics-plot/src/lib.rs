@@ -10,14 +10,22 @@
 //!   fractional request rates included; a level in which every request failed is a marked gap
 //!   that breaks the line. Files with a `latency` block (streaming runs) add a column with TTFT
 //!   and inter-token latency: the p50 line, with the p90–p99 range of each level as a whisker
-//!   that the legend names.
+//!   that the legend names. A file with an SLO search (`metadata.slo_search`) has its capacity
+//!   marked on the throughput panels (a dashed line at the level, labelled with the capacity and
+//!   the load that failed); a sweep that stopped early says why under the title.
+//! * **the throughput–interactivity frontier** ([`frontier`], chat files only) — output tokens/s
+//!   per GPU against output tokens/s per user (1 / mean TPOT), one point per level noted with its
+//!   name, each file's Pareto frontier as its line (the other levels hollow), and the cost per
+//!   million output tokens as labelled iso-cost lines (files of one GPU price) or in the notes of
+//!   the frontier's points (several prices).
 //! * **embeddings** — a 2×2 grid with one line per sequence length against batch size on a log2
 //!   axis: batch embeddings/s, batch tokens/s, batch time, and request latency.
 //!
 //! The work is split in three steps, each testable on its own: [`figures`] turns documents into
 //! a [`Figure`] (panels, series, points in the unit chosen for each panel, notes, and the gaps
-//! where a level failed entirely); [`mod@layout`] puts every shape and piece of text of a figure at
-//! its pixel position, keeping notes off each other and off the data; the renderer draws that
+//! where a level failed entirely, reference lines); [`mod@layout`] puts every shape and piece of
+//! text of a figure at its pixel position, keeping notes and the labels of reference lines off
+//! each other and off the data; the renderer draws that
 //! layout — shapes through plotters' bitmap or SVG backend, text from the DejaVu Sans faces
 //! embedded in this crate ([`text`]): rasterised for PNG, as glyph outlines for SVG, so every
 //! machine draws the same picture. The output is written once, atomically, after its path was
@@ -25,11 +33,13 @@
 
 mod chart;
 pub mod figures;
+pub mod frontier;
 pub mod layout;
 pub mod text;
 pub mod units;
 
 pub use figures::{chat_figure, embed_figure, Figure};
+pub use frontier::{frontier_figure, pareto_frontier};
 pub use layout::{layout, Layout};
 pub use units::compact;
 
@@ -55,6 +65,12 @@ pub enum Error {
     NothingToDraw(Vec<PathBuf>),
     #[error("cannot mix chat and embedding result files in one figure ({0} is the odd one out)")]
     Mixed(PathBuf),
+    /// The throughput–interactivity frontier was asked of an embedding result file.
+    #[error("{0} is an embedding result file: the throughput–interactivity frontier draws chat result files only")]
+    FrontierOfEmbeddings(PathBuf),
+    /// A chat file none of whose levels has the figures a frontier point needs.
+    #[error("{0} has no level to place on the frontier (each needs output tokens/s, and a TPOT or request tokens/s)")]
+    NoFrontierLevel(PathBuf),
     #[error("output {0} must end in .png or .svg")]
     Format(PathBuf),
     /// The output cannot be written (checked before drawing, and when writing).
@@ -267,6 +283,7 @@ pub fn figure_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
         (None, many) => format!("Comparison of {} result files", many.len()),
     };
     let mut warnings = Vec::new();
+    let mut chat_docs = None;
     let figure = if chat {
         let docs: Vec<(String, &tokenomics_stats::ChatDocument)> = drawn
             .iter()
@@ -283,7 +300,9 @@ pub fn figure_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
                 ));
             }
         }
-        chat_figure(&docs, &title)
+        let figure = chat_figure(&docs, &title);
+        chat_docs = Some(docs.iter().map(|(_, d)| *d).collect::<Vec<_>>());
+        figure
     } else {
         let docs: Vec<(String, &tokenomics_stats::EmbedDocument)> = drawn
             .iter()
@@ -302,6 +321,21 @@ pub fn figure_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
             f.reason
         ));
     }
+    if let Some(docs) = chat_docs {
+        for (i, doc) in drawn.iter().zip(docs) {
+            let searched = doc
+                .metadata
+                .slo_search
+                .as_ref()
+                .is_some_and(|s| s.highest_passing.is_some() || s.lowest_failing.is_some());
+            if searched && figures::slo_rule(doc, None).is_none() {
+                warnings.push(format!(
+                    "{}: the level the SLO search found is not among its results; not marked",
+                    i.path.display()
+                ));
+            }
+        }
+    }
     for i in &left_out {
         warnings.push(format!(
             "{}: no request succeeded in any level; left out of the figure",
@@ -312,6 +346,66 @@ pub fn figure_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
         figure,
         warnings,
         left_out: left_out.iter().map(|i| i.path.clone()).collect(),
+    })
+}
+
+/// The throughput–interactivity frontier of a set of loaded chat inputs ([`frontier`]): an
+/// embedding file, or a file with levels that succeeded but none with a frontier point, is an
+/// error; files in which no request succeeded are left out, as in [`figure_for`].
+pub fn frontier_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
+    if inputs.is_empty() {
+        return Err(Error::Empty(PathBuf::from("(no input)")));
+    }
+    let mut chat: Vec<(&Input, &tokenomics_stats::ChatDocument)> = Vec::new();
+    for i in inputs {
+        match &i.document {
+            AnyDocument::Chat(d) => chat.push((i, d)),
+            AnyDocument::Embed(_) => return Err(Error::FrontierOfEmbeddings(i.path.clone())),
+        }
+    }
+    let (drawn, left_out): (Vec<_>, Vec<_>) = chat
+        .into_iter()
+        .partition(|(_, d)| figures::chat_has_data(d));
+    if drawn.is_empty() {
+        return Err(Error::NothingToDraw(
+            inputs.iter().map(|i| i.path.clone()).collect(),
+        ));
+    }
+    for (i, d) in &drawn {
+        if frontier::file_points(d).points.is_empty() {
+            return Err(Error::NoFrontierLevel(i.path.clone()));
+        }
+    }
+    let title = match (title, inputs) {
+        (Some(t), _) => t.to_string(),
+        (None, [one]) => one.label.clone(),
+        (None, many) => format!("Comparison of {} result files", many.len()),
+    };
+    let docs: Vec<(String, &tokenomics_stats::ChatDocument)> =
+        drawn.iter().map(|(i, d)| (i.label.clone(), *d)).collect();
+    let figure = frontier_figure(&docs, &title);
+    let mut warnings: Vec<String> = figure
+        .failed_levels
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}: {}; left out of the frontier",
+                drawn[f.input].0.path.display(),
+                f.level,
+                f.reason
+            )
+        })
+        .collect();
+    for (i, _) in &left_out {
+        warnings.push(format!(
+            "{}: no request succeeded in any level; left out of the figure",
+            i.path.display()
+        ));
+    }
+    Ok(Plotted {
+        figure,
+        warnings,
+        left_out: left_out.iter().map(|(i, _)| i.path.clone()).collect(),
     })
 }
 

@@ -193,6 +193,27 @@ pub fn compact(x: f64) -> String {
     }
 }
 
+/// Dollars, as a price is read: whole dollars plain (`$2`), cents from ten cents up
+/// (`$0.50`, `$1.39`, `$12.35`), three significant digits below (`$0.0556`, `$0.005`); no
+/// decimals from a hundred dollars (`$125`).
+pub fn usd(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let a = x.abs();
+    let body = if a >= 100.0 || (a >= 1.0 && (a - a.round()).abs() < 5e-3) {
+        format!("{a:.0}")
+    } else if a >= 0.1 - 5e-4 {
+        format!("{a:.2}")
+    } else if a == 0.0 {
+        "0".into()
+    } else {
+        fixed(a, decimals(round3(a)))
+    };
+    let sign = if x < 0.0 { "-" } else { "" };
+    format!("{sign}${body}")
+}
+
 /// An axis tick: as many decimals as the tick step needs (`0.2`, `50`), thousands as `k` when the
 /// step is a thousand or more.
 pub fn tick(value: f64, step: f64) -> String {
@@ -270,6 +291,21 @@ mod tests {
         assert_eq!(Unit::for_seconds(0.0009), Unit::Microseconds);
         assert_eq!(Unit::for_seconds(f64::NAN), Unit::Seconds);
         assert_eq!(Unit::for_seconds(0.0), Unit::Milliseconds);
+    }
+
+    #[test]
+    fn dollars() {
+        assert_eq!(usd(2.0), "$2");
+        assert_eq!(usd(0.5), "$0.50");
+        assert_eq!(usd(0.5556), "$0.56");
+        assert_eq!(usd(1.3889), "$1.39");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(0.05), "$0.05");
+        assert_eq!(usd(0.0556), "$0.0556");
+        assert_eq!(usd(0.005), "$0.005");
+        assert_eq!(usd(125.4), "$125");
+        assert_eq!(usd(0.0), "$0");
+        assert_eq!(usd(f64::NAN), "n/a");
     }
 
     #[test]
