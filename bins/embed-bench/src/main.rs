@@ -129,6 +129,7 @@ async fn run(args: Args) -> Result<(Outcome, bool), Failure> {
         backoff: Duration::from_millis(250),
         timeout_seconds: args.server.timeout.as_secs_f64(),
         simulated: target.simulated.clone(),
+        insecure_tls: target.insecure,
         preflight,
         confidence: Some(args.confidence),
     };

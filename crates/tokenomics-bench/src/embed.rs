@@ -18,7 +18,7 @@ use tokenomics_stats::{
     RequestCounts, Simulated, Summary,
 };
 
-use crate::driver::{run_levels, Settings, Workload};
+use crate::driver::{run_levels, FixedLevels, Settings, Workload};
 use crate::metrics::{burst_timing, rate, BurstTiming};
 use crate::pool::ConnectionPool;
 use crate::shutdown::Shutdown;
@@ -48,6 +48,8 @@ pub struct EmbedConfig {
     pub timeout_seconds: f64,
     /// The simulator preset that served the run, when it was simulated.
     pub simulated: Option<Simulated>,
+    /// The server's certificate was not checked (`--insecure`): recorded in the metadata.
+    pub insecure_tls: bool,
     /// What the check before the run found ([`crate::preflight::check`]), recorded in the
     /// metadata.
     pub preflight: Option<Preflight>,
@@ -239,6 +241,7 @@ impl EmbedBenchmark {
             embedding_dim: Some(self.dimension.map(|d| d as u64)),
             simulated: c.simulated.clone(),
             preflight: c.preflight.clone(),
+            insecure_tls: c.insecure_tls,
             incomplete: false,
             extra: Map::new(),
         }
@@ -278,7 +281,7 @@ impl EmbedBenchmark {
             (self.shutdown.clone(), c.results_file.clone(), c.num_runs);
         self.interrupted = run_levels(
             self,
-            specs,
+            &mut FixedLevels(specs.into_iter()),
             &mut doc,
             Settings {
                 num_runs,

@@ -35,6 +35,8 @@ pub struct TokenizeTarget {
     pub api_base: String,
     pub api_key: Option<String>,
     pub model: String,
+    /// TLS as the benchmark's client has it.
+    pub tls: tokenomics_client::TlsOptions,
 }
 
 /// Something to tell the user about the prompts.
@@ -170,8 +172,13 @@ impl PromptFlags {
             )));
             return Ok(prompts);
         }
-        let endpoint =
-            tokenize::Endpoint::find(&server.api_base, server.api_key.clone(), &server.model).await;
+        let endpoint = tokenize::Endpoint::find(
+            &server.api_base,
+            server.api_key.clone(),
+            &server.model,
+            &server.tls,
+        )
+        .await;
         let counted = match endpoint {
             Ok(ep) => tokenize::endpoint_prompts(&ep, length)
                 .await

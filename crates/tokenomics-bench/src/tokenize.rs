@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tokenomics_client::{Client, ClientConfig, Clock, Connection};
+use tokenomics_client::{Client, ClientConfig, Clock, Connection, TlsOptions};
 use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength, WordCosts};
 
 use crate::{Error, Result};
@@ -33,8 +33,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Finds the endpoint: `{root}/tokenize`, `{root}/extras/tokenize`, `{api_base}/tokenize`.
-    pub async fn find(api_base: &str, api_key: Option<String>, model: &str) -> Result<Self> {
+    /// Finds the endpoint: `{root}/tokenize`, `{root}/extras/tokenize`, `{api_base}/tokenize`,
+    /// over TLS set up as `tls` says (the benchmark's own roots, client certificate, `--insecure`).
+    pub async fn find(
+        api_base: &str,
+        api_key: Option<String>,
+        model: &str,
+        tls: &TlsOptions,
+    ) -> Result<Self> {
         let root = server_root(api_base);
         let mut tried = Vec::new();
         for (base, route) in [
@@ -45,6 +51,7 @@ impl Endpoint {
             let mut cfg = ClientConfig::new(&base);
             cfg.api_key = api_key.clone();
             cfg.timeout = Duration::from_secs(30);
+            cfg.tls = tls.clone();
             let client = Client::new(cfg)?;
             let ep = Self {
                 client,

@@ -10,7 +10,7 @@ async fn lengths_are_exact_in_the_servers_tokenizer() {
     let (server, model) = tokenomics_sim::start_local("instant", None, 1.0, 1)
         .await
         .unwrap();
-    let ep = Endpoint::find(&server.api_base(), None, &model)
+    let ep = Endpoint::find(&server.api_base(), None, &model, &Default::default())
         .await
         .unwrap();
     // vLLM's place for it: beside /v1, not under it.
@@ -34,7 +34,7 @@ async fn lengths_are_exact_in_the_servers_tokenizer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_one_is_named_in_the_error() {
     let server = ScriptedServer::uniform(Script::default()).await;
-    let e = Endpoint::find(&server.api_base(), None, "m")
+    let e = Endpoint::find(&server.api_base(), None, "m", &Default::default())
         .await
         .err()
         .unwrap()

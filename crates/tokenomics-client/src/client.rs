@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::header::HeaderValue;
 
 use crate::conn::Connection;
+use crate::tls::{TlsOptions, TlsRoots};
 use crate::{Clock, Error, Result};
 
 /// What all requests of a client share.
@@ -31,6 +32,9 @@ pub struct ClientConfig {
     /// address has its own ephemeral ports towards the server, so N addresses hold N times the
     /// connections one does. Only the addresses of the server's family are usable.
     pub local_addrs: Vec<IpAddr>,
+    /// For `https://` bases: CAs trusted besides the bundled and system roots, a client
+    /// certificate, or no certificate check at all (see [`TlsOptions`]).
+    pub tls: TlsOptions,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_event_bytes", &self.max_event_bytes)
             .field("local_addrs", &self.local_addrs)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -58,6 +63,7 @@ impl ClientConfig {
             idle_timeout: None,
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
             local_addrs: Vec::new(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -73,6 +79,14 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// A `connect` error for this server.
+    pub(crate) fn connect_error(&self, message: String) -> Error {
+        Error::Connect {
+            addr: format!("{}:{}", self.host, self.port),
+            message,
+        }
+    }
+
     fn parse(api_base: &str) -> Result<Self> {
         let bad = |why: &str| Error::Config(format!("api_base {api_base:?} {why}"));
         let uri: http::Uri = api_base
@@ -115,6 +129,8 @@ pub(crate) struct Inner {
     pub(crate) target: Target,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) tls: Option<tokio_rustls::TlsConnector>,
+    /// The trust anchors of `tls`, by source.
+    pub(crate) tls_roots: Option<TlsRoots>,
     pub(crate) config: ClientConfig,
     /// How many connections have taken a source address from `config.local_addrs`.
     pub(crate) sources_taken: AtomicUsize,
@@ -145,12 +161,14 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("target", &self.inner.target)
             .field("config", &self.inner.config)
+            .field("tls_roots", &self.inner.tls_roots)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
-    /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases.
+    /// Checks the configuration (URL, API key) and prepares TLS for `https://` bases (the first
+    /// https client of a process reads the system's certificate store).
     pub fn new(config: ClientConfig) -> Result<Self> {
         crate::rxstamp::keep_enabled();
         let target = Target::parse(&config.api_base)?;
@@ -161,26 +179,19 @@ impl Client {
                 )?),
                 None => None,
             };
-        let tls = target.https.then(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-                .map_err(|e| Error::Config(format!("TLS set-up failed: {e}")));
-            cfg.as_mut()
-                .map(|c| c.alpn_protocols = vec![b"http/1.1".to_vec()])
-                .ok();
-            cfg.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
-        });
-        let tls = tls.transpose()?;
+        let (tls, tls_roots) = match target.https {
+            true => {
+                let (connector, roots) = crate::tls::connector(&config.tls)?;
+                (Some(connector), Some(roots))
+            }
+            false => (None, None),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 target,
                 auth,
                 tls,
+                tls_roots,
                 config,
                 sources_taken: AtomicUsize::new(0),
             }),
@@ -189,6 +200,12 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// For an `https://` base, how many trust anchors the TLS set-up holds, by source (`None`
+    /// for `http://`).
+    pub fn tls_roots(&self) -> Option<TlsRoots> {
+        self.inner.tls_roots
     }
 
     /// A new connection handle (nothing is opened until it is used or [`Connection::connect`]ed).

@@ -44,8 +44,18 @@ struct Open {
     conn: HyperConn,
     /// The kernel's arrival time of the newest bytes read on this connection.
     rx: Arc<RxStamp>,
-    /// The connection future has completed (closed by either side, or failed).
+    /// Whether the connection future has completed, and how.
+    end: ConnEnd,
+}
+
+/// Whether a connection's I/O future has completed (closed by either side, or failed), and the
+/// TLS failure it ended with, if that is why: a server that refuses the client's certificate
+/// says so only after the client's side of a TLS 1.3 handshake is done, so the refusal reaches
+/// the client as the connection's end, not as a handshake error.
+#[derive(Default)]
+struct ConnEnd {
     finished: bool,
+    tls_failure: Option<String>,
 }
 
 /// A request's time limit: one timer for the whole request (not one per body frame), moved
@@ -103,15 +113,20 @@ impl Deadline {
 /// cross-task wake-up for every piece of a response.
 async fn drive<F: Future>(
     conn: &mut HyperConn,
-    finished: &mut bool,
+    end: &mut ConnEnd,
     sleep: Option<&mut Pin<Box<tokio::time::Sleep>>>,
     fut: F,
 ) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let mut sleep = sleep;
     std::future::poll_fn(|cx| {
-        if !*finished && Pin::new(&mut *conn).poll(cx).is_ready() {
-            *finished = true;
+        if !end.finished {
+            if let Poll::Ready(result) = Pin::new(&mut *conn).poll(cx) {
+                end.finished = true;
+                if let Err(e) = result {
+                    end.tls_failure = crate::tls::failure_in(&e);
+                }
+            }
         }
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
@@ -220,16 +235,12 @@ impl Connection {
     fn is_open(&self) -> bool {
         self.open
             .as_ref()
-            .is_some_and(|o| !o.finished && !o.sender.is_closed())
+            .is_some_and(|o| !o.end.finished && !o.sender.is_closed())
     }
 
     async fn open_new(&self, deadline: Instant) -> Result<Open> {
         let t = &self.inner.target;
-        let addr_text = format!("{}:{}", t.host, t.port);
-        let connect_err = |message: String| Error::Connect {
-            addr: addr_text.clone(),
-            message,
-        };
+        let connect_err = |message: String| t.connect_error(message);
         let seconds = self.inner.config.connect_timeout.as_secs_f64();
         let timed_out = |_| Error::Timeout {
             seconds,
@@ -284,7 +295,9 @@ impl Connection {
                 let tls_stream = timeout_at(deadline, tls.connect(name, stream))
                     .await
                     .map_err(timed_out)?
-                    .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+                    .map_err(|e| {
+                        connect_err(crate::tls::handshake_failure(&e, self.inner.tls_roots))
+                    })?;
                 Box::new(tls_stream)
             }
         };
@@ -300,7 +313,7 @@ impl Connection {
             sender,
             conn,
             rx,
-            finished: false,
+            end: ConnEnd::default(),
         })
     }
 
@@ -352,10 +365,7 @@ impl Connection {
                 timing.connect_ns += clock.now_ns() - t0;
             }
             let Some(Open {
-                sender,
-                conn,
-                finished,
-                ..
+                sender, conn, end, ..
             }) = self.open.as_mut()
             else {
                 continue;
@@ -363,13 +373,22 @@ impl Connection {
             // An idle connection the server closed is noticed here, before anything is sent.
             let ready = drive(
                 conn,
-                finished,
+                end,
                 None,
                 std::future::poll_fn(|cx| sender.poll_ready(cx)),
             )
             .await;
             if !matches!(ready, Some(Ok(()))) {
+                // A TLS refusal (no or a wrong client certificate) would only repeat.
+                let tls_failure = match &ready {
+                    Some(Err(e)) => crate::tls::failure_in(e),
+                    _ => None,
+                }
+                .or_else(|| end.tls_failure.take());
                 self.open = None;
+                if let Some(message) = tls_failure {
+                    return Err(inner.target.connect_error(message));
+                }
                 continue;
             }
             timing.send_ns = clock.now_ns();
@@ -380,7 +399,7 @@ impl Connection {
             let mut deadline = Deadline::new(total, None);
             let sent = drive(
                 conn,
-                finished,
+                end,
                 Some(&mut deadline.sleep),
                 sender.try_send_request(req),
             )
@@ -399,6 +418,9 @@ impl Connection {
                 }
                 Some(Err(mut e)) => {
                     self.open = None;
+                    if let Some(message) = crate::tls::failure_in(e.error()) {
+                        return Err(inner.target.connect_error(message));
+                    }
                     match e.take_message() {
                         Some(unsent) if attempt == 0 => req = unsent,
                         _ => return Err(Error::Io(e.into_error().to_string())),
@@ -423,7 +445,7 @@ impl Connection {
             };
             let frame = drive(
                 &mut open.conn,
-                &mut open.finished,
+                &mut open.end,
                 Some(&mut deadline.sleep),
                 body.frame(),
             )

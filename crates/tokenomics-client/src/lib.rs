@@ -11,6 +11,9 @@
 //! request sent through it and reopened transparently when the server closed it between requests.
 //! A benchmark gives each concurrent worker its own `Connection`, so there is no pool lock shared
 //! between requests and no hidden cap on concurrency: N workers are N connections.
+//! For `https://` a client trusts the bundled Mozilla roots, the system's store and any CAs added
+//! through [`TlsOptions`], which also carries a client certificate for mutual TLS (or, named
+//! plainly, `insecure`: no certificate check).
 //!
 //! Every request yields a [`RequestRecord`]: a [`RequestTiming`] (nanoseconds on the client's
 //! monotonic clock) plus token counts and, for a failed request, a typed [`Error`] whose
@@ -23,6 +26,7 @@ mod request;
 mod response;
 mod rxstamp;
 pub mod sse;
+mod tls;
 
 pub use client::{Client, ClientConfig};
 pub use conn::Connection;
@@ -30,6 +34,7 @@ pub use error::{Error, Result};
 pub use request::{ChatRequest, EmbeddingsRequest, Endpoint, Message};
 pub use response::{EmbeddingsRecord, RequestRecord, RequestTiming, TokenSource};
 pub use sse::{SseEvent, SseFramer};
+pub use tls::{read_certificates, read_private_key, TlsOptions, TlsRoots};
 
 use std::time::Instant;
 
