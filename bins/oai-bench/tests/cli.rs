@@ -204,6 +204,9 @@ async fn api_key_and_completions_endpoint() {
             "0",
             "--endpoint",
             "completions",
+            // Only the benchmark's own requests are counted here.
+            "--server_metrics",
+            "off",
             "--results_file",
             out.to_str().unwrap(),
         ])

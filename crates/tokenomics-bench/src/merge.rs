@@ -182,6 +182,11 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         let mut level = acc.finish();
         level.incomplete = levels.iter().flatten().any(|l| l.incomplete);
         level.cost = first.doc.metadata.cost.and_then(|c| c.chat_level(&level));
+        // The server's metrics are the whole server's, seen by every shard at once: one shard's
+        // block is the run's; several cannot be added, and are left out.
+        if let [Some(only)] = levels[..] {
+            level.server_metrics = only.server_metrics.clone();
+        }
         results.insert(key.clone(), level);
     }
     for r in &mut readers {

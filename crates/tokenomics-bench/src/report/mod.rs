@@ -239,6 +239,9 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
         }
         s.push('\n');
     }
+    if let Some(m) = &level.server_metrics {
+        s.push_str(&crate::server_metrics::summary(m));
+    }
     if let Some(g) = &level.goodput {
         let _ = writeln!(
             s,

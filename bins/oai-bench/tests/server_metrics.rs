@@ -1,0 +1,372 @@
+//! Issue #18's server metrics: `oai-bench` scrapes the server's Prometheus `/metrics` around and
+//! during every level, and cross-checks the server's generated tokens against its own count.
+//! Against the simulator (exact by construction) the two agree to the token for every level,
+//! warm-ups excluded; its gauges agree with what the load was; a server without `/metrics` gives
+//! one note and a normal run; bad flag values are refused in one line.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tokenomics_testkit::cli::{assert_refused, NumericFlag};
+use tokenomics_testkit::{refused_api_base, Script, ScriptedServer};
+
+fn oai_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .args(["--progress", "never"])
+        .args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", "/nonexistent/tokenomics-test-hf-home")
+        .output()
+        .expect("run oai-bench")
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("results file")).expect("valid JSON")
+}
+
+/// Runs `args` against the tiny simulated preset; the document and the console output.
+fn simulated(args: &[&str], series: &Path) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = oai_bench(
+        &[
+            &["--simulate", "tiny", "--max_tokens", "24"][..],
+            args,
+            &[
+                "--scrape_interval",
+                "0.02",
+                "--server_metrics_file",
+                series.to_str().unwrap(),
+                "--results_file",
+                out.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (read(&out), stdout)
+}
+
+/// Every level's generation-token delta equals the client's output tokens, to the token; with
+/// `measured_only` (no sustained warm-up) those are the measured requests' output tokens.
+fn assert_exact(doc: &Value, stdout: &str, measured_only: bool) -> Vec<(String, Value)> {
+    let results = doc["results"].as_object().expect("results");
+    assert!(!results.is_empty());
+    let mut blocks = Vec::new();
+    for (key, level) in results {
+        let m = &level["server_metrics"];
+        let check = &m["cross_check"];
+        let client = check["client_output_tokens"]
+            .as_u64()
+            .expect("client count");
+        assert!(client > 0, "{key}: {m}");
+        assert_eq!(
+            check["server_generation_tokens"].as_f64(),
+            Some(client as f64),
+            "{key}: {m}"
+        );
+        assert_eq!(check["difference"].as_f64(), Some(0.0), "{key}");
+        assert_eq!(
+            m["counters"]["generation_tokens"].as_f64(),
+            Some(client as f64)
+        );
+        // Every measured request succeeded and reported its usage: the client's count is the
+        // level's output tokens per request × requests.
+        let n = level["requests"]["succeeded"].as_u64().unwrap();
+        let mean = level["tokens"]["output_per_request"]["mean"]
+            .as_f64()
+            .unwrap();
+        if measured_only {
+            assert!(
+                (mean * n as f64 - client as f64).abs() < 1e-6 * client as f64,
+                "{key}"
+            );
+        }
+        assert_eq!(m["engine"], "vllm");
+        assert!(
+            m["scrapes"].as_u64().unwrap() >= 2,
+            "{key}: both boundaries"
+        );
+        let line = format!("generation tokens, client {}", thousands(client));
+        assert!(stdout.contains(&line), "{key}: {line:?} in\n{stdout}");
+        blocks.push((key.clone(), m.clone()));
+    }
+    assert!(stdout.contains("(0.0%)"));
+    blocks
+}
+
+fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut s = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            s.push(',');
+        }
+        s.push(c);
+    }
+    s
+}
+
+#[test]
+fn bursts_cross_check_to_the_token_with_warm_ups_excluded() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series.jsonl");
+    let (doc, stdout) = simulated(
+        &[
+            "--batch_sizes",
+            "1,4",
+            "--num_runs",
+            "2",
+            "--warmup_runs",
+            "2",
+        ],
+        &series,
+    );
+    for (key, m) in assert_exact(&doc, &stdout, true) {
+        let batch: f64 = key.parse().unwrap();
+        let running = m["gauges"]["running"]["max"].as_f64().unwrap();
+        assert!(running <= batch, "{key}: {m}");
+    }
+    // The series: one line per scrape, on the run's clock, with each level's boundaries.
+    let text = std::fs::read_to_string(&series).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let begins: Vec<&Value> = lines.iter().filter(|l| l["mark"] == "begin").collect();
+    assert_eq!(begins.len(), 2);
+    assert_eq!(begins[0]["level"], "1");
+    // Two runs per level: a closing scrape after each.
+    assert_eq!(lines.iter().filter(|l| l["mark"] == "end").count(), 4);
+    let t: Vec<f64> = lines.iter().map(|l| l["t_s"].as_f64().unwrap()).collect();
+    assert!(t.windows(2).all(|w| w[0] <= w[1]), "in order on one clock");
+    // Metrics with no role are kept raw.
+    assert!(lines[0]["samples"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("tokenomics_sim:peak_requests_in_flight{")));
+}
+
+#[test]
+fn a_closed_loop_keeps_its_concurrency_running_and_counts_its_warm_up_seconds_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series.jsonl");
+    let (doc, stdout) = simulated(
+        &[
+            "--max_concurrency",
+            "2,4",
+            "--num_requests",
+            "32",
+            "--warmup_seconds",
+            "0.2",
+            "--warmup_runs",
+            "1",
+            "--stream",
+        ],
+        &series,
+    );
+    for (key, m) in assert_exact(&doc, &stdout, false) {
+        // Below the engine's max_num_seqs (16) a closed loop at C keeps exactly C running.
+        let c: f64 = key.parse().unwrap();
+        assert_eq!(
+            m["gauges"]["running"]["max"].as_f64(),
+            Some(c),
+            "{key}: {m}"
+        );
+        assert_eq!(
+            m["gauges"]["waiting"]["max"].as_f64(),
+            Some(0.0),
+            "{key}: {m}"
+        );
+        assert!(
+            m["gauges"]["running"]["mean"].as_f64().unwrap() > 0.5 * c,
+            "{key}: {m}"
+        );
+        // The warm-up's requests are the server's too: the cross-check counts more than the
+        // measured requests' tokens.
+        let level = &doc["results"][&key];
+        let measured = level["requests"]["succeeded"].as_f64().unwrap()
+            * level["tokens"]["output_per_request"]["mean"]
+                .as_f64()
+                .unwrap();
+        let client = m["cross_check"]["client_output_tokens"].as_f64().unwrap();
+        assert!(
+            client > measured,
+            "{key}: warm-up included: {client} > {measured}"
+        );
+    }
+}
+
+/// The exactness check above, but without warm-up seconds: the client's count is exactly the
+/// measured requests' (no request outside the measurement reaches the server in the level).
+#[test]
+fn without_warm_up_seconds_the_server_counted_exactly_the_measured_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series.jsonl");
+    let (doc, _) = simulated(
+        &[
+            "--max_concurrency",
+            "3",
+            "--num_requests",
+            "12",
+            "--warmup_runs",
+            "3",
+        ],
+        &series,
+    );
+    let level = &doc["results"]["3"];
+    let measured = (level["requests"]["succeeded"].as_f64().unwrap()
+        * level["tokens"]["output_per_request"]["mean"]
+            .as_f64()
+            .unwrap())
+    .round();
+    let m = &level["server_metrics"];
+    assert_eq!(
+        m["counters"]["generation_tokens"].as_f64(),
+        Some(measured),
+        "{m}"
+    );
+    assert_eq!(
+        m["counters"]["prompt_tokens"].as_f64().unwrap(),
+        (12.0
+            * level["tokens"]["input_per_request"]["mean"]
+                .as_f64()
+                .unwrap())
+        .round()
+    );
+}
+
+fn fast() -> Script {
+    Script {
+        tokens: Some(4),
+        ..Script::default()
+    }
+}
+
+fn scripted_args<'a>(server: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "--no_preflight",
+        "--model",
+        "test-model",
+        "--dataset_key",
+        "synthetic",
+        "--api_base",
+        server,
+        "--batch_sizes",
+        "2",
+        "--num_runs",
+        "1",
+        "--warmup_runs",
+        "0",
+        "--results_file",
+        out,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_metrics_gives_one_note_and_a_normal_run() {
+    let server = ScriptedServer::uniform(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let base = server.api_base();
+    let o = oai_bench(&scripted_args(&base, out.to_str().unwrap()));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let notes: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("metrics were not scraped"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{stdout}");
+    assert!(notes[0].contains("/metrics: HTTP 404"), "{}", notes[0]);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = read(&out);
+    assert_eq!(doc["results"]["2"]["requests"]["succeeded"], 2);
+    assert!(doc["results"]["2"].get("server_metrics").is_none());
+    // One try at the first scrape, none after.
+    let scrapes = server
+        .seen()
+        .iter()
+        .filter(|(_, p)| p == "/metrics")
+        .count();
+    assert_eq!(scrapes, 1);
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_scrapes_nothing_and_an_explicit_url_that_fails_stops_before_any_request() {
+    let server = ScriptedServer::uniform(fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let base = server.api_base();
+    let mut args = scripted_args(&base, out.to_str().unwrap());
+    args.extend(["--server_metrics", "off"]);
+    let o = oai_bench(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("metrics"));
+    assert!(server.seen().iter().all(|(_, p)| p != "/metrics"));
+    assert_eq!(server.requests(), 2);
+
+    let origin = base.trim_end_matches("/v1");
+    let url = format!("{origin}/no-metrics-here");
+    let mut args = scripted_args(&base, out.to_str().unwrap());
+    args.extend(["--server_metrics", &url]);
+    let o = oai_bench(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("server metrics") && stderr.contains("HTTP 404"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests(), 2, "no request was sent");
+}
+
+#[test]
+fn bad_values_are_refused_in_one_line() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_oai-bench"));
+    let base = refused_api_base();
+    let base = ["--model", "m", "--api_base", base.as_str()];
+    assert_eq!(
+        assert_refused(binary, &base, &[NumericFlag::new("--scrape_interval")]),
+        7
+    );
+    for bad in [
+        "",
+        "metrics",
+        "ftp://h/metrics",
+        "localhost:8000/metrics",
+        "http://",
+        "0.001",
+    ] {
+        for (flag, value) in [("--server_metrics", bad), ("--scrape_interval", bad)] {
+            if flag == "--scrape_interval" && bad.is_empty() {
+                continue; // among the hostile values above
+            }
+            let o = Command::new(binary)
+                .args(base)
+                .args([flag, value])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{flag} {value:?}: {stderr}");
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{flag} {value:?}: {stderr}"
+            );
+            assert!(stderr.contains(flag.trim_start_matches('-')), "{stderr}");
+        }
+    }
+}
