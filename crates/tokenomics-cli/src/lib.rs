@@ -14,8 +14,11 @@
 //!   [`std::time::Duration`] or a count;
 //! * [`ServerArgs`], the flags that say which server to measure, and its `--simulate` start-up,
 //!   so that the experiment crates never start a server themselves;
+//! * [`docs`], the shell completions and man page each binary writes on `--generate KIND`,
+//!   generated from the clap command it parses with;
 //! * [`ensure_open_files`] and [`runtime`], the process set-up a load generator needs.
 
+pub mod docs;
 mod server;
 pub mod values;
 
@@ -31,6 +34,30 @@ macro_rules! out {
 }
 
 use std::process::ExitCode;
+
+/// The rate at which the simulator preset `name` saturates for requests of `input_tokens` in and
+/// `output_tokens` out, in requests per real second at `time_scale` (for `--sweep_from_sim`).
+pub fn predicted_rate(
+    name: &str,
+    input_tokens: u64,
+    output_tokens: u64,
+    time_scale: f64,
+) -> Result<f64, Failure> {
+    let config = tokenomics_sim::SimConfig::preset(name)
+        .map_err(Failure::usage)?
+        .with_time_scale(time_scale);
+    let p = config
+        .predict(input_tokens, output_tokens)
+        .map_err(|e| Failure::usage(format!("--sweep_from_sim {name}: {e}")))?;
+    p.saturation
+        .map(|s| s.requests_per_s)
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--sweep_from_sim {name}: the preset has no saturation point to predict (no capacity limit)"
+            ))
+        })
+}
 
 pub use server::{ServerArgs, Target};
 
@@ -68,7 +95,8 @@ pub enum Error {
 /// does), and a value may start with `-` when it is a number (so that a negative number is
 /// refused by the flag's value parser, with its range, rather than read as an unknown flag).
 /// `--help` and `--version` print and exit 0; a mistake prints one line naming the binary and
-/// exits [`exit::USAGE`].
+/// exits [`exit::USAGE`]. `NAME --generate KIND` writes a shell completion script or the man page
+/// generated from the same flags (see [`docs`]) and exits 0 without running.
 pub fn parse<T: clap::Parser>(name: &str) -> Result<T, ExitCode> {
     parse_from(name, std::env::args_os())
 }
@@ -78,13 +106,23 @@ pub fn parse_from<T: clap::Parser>(
     name: &str,
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Result<T, ExitCode> {
-    let cmd = T::command()
-        .args_override_self(true)
-        .mut_args(negative_numbers);
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let cmd = command::<T>();
+    if docs::requested(&args) {
+        return Err(docs::run(name, cmd, args));
+    }
     match cmd.try_get_matches_from(args) {
         Ok(m) => T::from_arg_matches(&m).map_err(|e| usage_error(name, &e)),
         Err(e) => Err(usage_error(name, &e)),
     }
+}
+
+/// The command `T` parses with, as [`parse`] configures it; the completions and the man page are
+/// generated from this same value.
+fn command<T: clap::Parser>() -> clap::Command {
+    T::command()
+        .args_override_self(true)
+        .mut_args(negative_numbers)
 }
 
 /// Lets a flag that takes a value take a negative number (`--seed -1`), so that the value parser,

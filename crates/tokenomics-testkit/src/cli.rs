@@ -122,3 +122,34 @@ pub fn assert_flags_documented(binary: &Path, readme: &Path, heading: &str) {
         binary.display()
     );
 }
+
+/// What `binary --generate KIND` wrote, after checking that it succeeded quietly.
+pub fn generated(binary: &Path, kind: &str) -> String {
+    let out = Command::new(binary)
+        .args(["--generate", kind])
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{kind}: {stderr}");
+    assert!(stderr.is_empty(), "{kind}: {stderr}");
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Checks the README's `--generate` command for `binary` called `name`: its man page and its
+/// bash, zsh and fish completions name it, and the man page and the bash completion hold every
+/// flag its `--help` lists.
+pub fn assert_generates_docs(binary: &Path, name: &str) {
+    let man = generated(binary, "man");
+    assert!(man.contains(&format!(".TH {name} 1 ")), "{man}");
+    let bash = generated(binary, "completions-bash");
+    assert!(bash.contains(&format!("-o default {name}\n")), "{bash}");
+    for flag in help_flags(binary) {
+        let roff = format!("\\fB{}\\fR", flag.replace('-', "\\-"));
+        assert!(man.contains(&roff), "the man page lacks {flag}");
+        assert!(bash.contains(&format!("{flag} ")), "bash lacks {flag}");
+    }
+    let zsh = generated(binary, "completions-zsh");
+    assert!(zsh.starts_with(&format!("#compdef {name}\n")), "{zsh}");
+    let fish = generated(binary, "completions-fish");
+    assert!(fish.contains(&format!("complete -c {name} ")), "{fish}");
+}
