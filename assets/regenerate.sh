@@ -27,4 +27,20 @@ bin=target/release
     -o assets/example_compare.png --labels "H100,A100" \
     --title "Llama 3.1 8B: simulated H100 against A100"
 "$bin/plot-throughput" assets/example_embeddings.json assets/example_embeddings.png
+# A sweep and an SLO search of each of two presets (1,000 prompt tokens, 200 output tokens), the
+# frontier of the two sweeps, and the H100 search's probes with its capacity marked.
+for gpu in h100 a100; do
+    "$bin/oai-bench" --simulate "$gpu-llama-3.1-8b" --sweep --duration 20 --stream --ignore_eos \
+        --input_tokens 1000 --max_tokens 200 --progress never \
+        --description "Sweep: simulated $gpu, Llama 3.1 8B, 1000 in / 200 out" \
+        --results_file "assets/sweep_$gpu.json"
+    "$bin/oai-bench" --simulate "$gpu-llama-3.1-8b" --slo ttft_p99:500,tpot_p99:40 \
+        --sweep_from_sim "$gpu-llama-3.1-8b" --stream --ignore_eos \
+        --input_tokens 1000 --max_tokens 200 --progress never \
+        --description "SLO search: simulated $gpu" \
+        --results_file "assets/slo_$gpu.json"
+done
+"$bin/plot-throughput" assets/sweep_h100.json assets/sweep_a100.json -o assets/frontier.png \
+    --frontier --labels "H100,A100" --title "Llama 3.1 8B, 1000 in / 200 out: simulated H100 against A100"
+"$bin/plot-throughput" assets/slo_h100.json assets/slo_h100.png
 echo "assets regenerated"

@@ -5,15 +5,18 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, ValueEnum};
+use tokenomics_bench::adaptive::{self, ExperimentFlags};
 use tokenomics_bench::load::{Arrival, AtEnd};
 use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::plan::LoadFlags;
 use tokenomics_bench::prompts::PromptFlags;
+use tokenomics_bench::server_metrics;
 use tokenomics_bench::shard::Shard;
 use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS, MAX_TOKENS};
 use tokenomics_cli::ServerArgs;
 use tokenomics_client::Endpoint;
 use tokenomics_datasets::exact::TokenLength;
+use tokenomics_stats::{Objective, SearchAxis, Spacing};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum EndpointArg {
@@ -173,6 +176,15 @@ pub struct Args {
     /// Also write the per-level summary table as Markdown here.
     #[arg(long = "markdown_file", visible_alias = "markdown-file")]
     pub markdown_file: Option<PathBuf>,
+    /// The server's Prometheus metrics, scraped during the run for every level's server_metrics block: auto (the API base's origin + /metrics; skipped with a note when absent), a URL, or off.
+    #[arg(long = "server_metrics", visible_alias = "server-metrics", default_value = "auto", value_parser = server_metrics)]
+    pub server_metrics: server_metrics::Source,
+    /// Seconds between two scrapes of --server_metrics (each level's start and end are scraped too).
+    #[arg(long = "scrape_interval", visible_alias = "scrape-interval", default_value = "1", value_parser = scrape_interval)]
+    pub scrape_interval: Duration,
+    /// Also write every scrape of --server_metrics here as a JSON line (t_s on the run's clock, every sample).
+    #[arg(long = "server_metrics_file", visible_alias = "server-metrics-file")]
+    pub server_metrics_file: Option<PathBuf>,
     /// Live progress: auto (redrawn on a terminal, a line every 10 s otherwise), or never.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,
@@ -182,6 +194,44 @@ pub struct Args {
     /// Make every request generate exactly --max_tokens (sends ignore_eos and min_tokens, which vLLM and SGLang honour).
     #[arg(long = "ignore_eos", visible_alias = "ignore-eos")]
     pub ignore_eos: bool,
+    /// Sweep: measure concurrency 1 and saturation, then open-loop rates between them; stops early when the server falls behind.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Open-loop rates of a sweep, both end points included [default: 5].
+    #[arg(long = "sweep_points", visible_alias = "sweep-points", value_parser = clap::value_parser!(u64).range(2..=100))]
+    pub sweep_points: Option<u64>,
+    /// How a sweep spaces its rates [default: linear].
+    #[arg(long = "sweep_spacing", visible_alias = "sweep-spacing", value_enum)]
+    pub sweep_spacing: Option<SpacingArg>,
+    /// A sweep's top rate in requests/s, instead of measuring saturation with a closed loop.
+    #[arg(long = "sweep_max", visible_alias = "sweep-max", value_parser = values::rate)]
+    pub sweep_max: Option<f64>,
+    /// Start a rate search from the simulator preset's predicted saturation rate (see oai-sim --describe).
+    #[arg(
+        long = "sweep_from_sim",
+        visible_alias = "sweep-from-sim",
+        value_name = "PRESET",
+        requires = "slo"
+    )]
+    pub sweep_from_sim: Option<String>,
+    /// SLO search: find the highest load at which every objective holds, e.g. ttft_p99:500,tpot_p99:50 (ms; mean, median, p50, p90, p95, p99, p99.9 of ttft, tpot, itl, e2el).
+    #[arg(long, value_parser = objectives)]
+    pub slo: Option<Objectives>,
+    /// With --slo: the least share of requests that must meet every threshold at once (0–1).
+    #[arg(long = "slo_attainment", visible_alias = "slo-attainment", value_parser = values::share)]
+    pub slo_attainment: Option<f64>,
+    /// With --slo: vary the open-loop rate or the closed-loop concurrency [default: rate].
+    #[arg(long = "slo_search", visible_alias = "slo-search", value_enum)]
+    pub slo_search: Option<AxisArg>,
+    /// With --slo: stop when the lowest failing load is within this share above the highest passing one [default: 0.05].
+    #[arg(long = "slo_tolerance", visible_alias = "slo-tolerance", value_parser = values::share)]
+    pub slo_tolerance: Option<f64>,
+    /// With --slo: the most probes a search runs [default: 16].
+    #[arg(long = "slo_max_probes", visible_alias = "slo-max-probes", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub slo_max_probes: Option<u64>,
+    /// A sweep stops, and an SLO probe fails, when more than this share of requests fail [default: 0.01].
+    #[arg(long = "max_error_rate", visible_alias = "max-error-rate", value_parser = values::share_or_zero)]
+    pub max_error_rate: Option<f64>,
     /// Generation route: chat (/chat/completions) or completions (/completions).
     #[arg(long, value_enum, default_value = "chat")]
     pub endpoint: EndpointArg,
@@ -203,6 +253,21 @@ impl Args {
             at_end: self.at_end,
             num_runs: self.num_runs,
             snapshot_every: self.snapshot_every,
+            experiment: ExperimentFlags {
+                sweep: self.sweep,
+                sweep_points: self.sweep_points,
+                sweep_spacing: self.sweep_spacing.map(Into::into),
+                sweep_max: self.sweep_max,
+                slo: self.slo.as_ref().map(|o| o.0.clone()),
+                slo_attainment: self.slo_attainment,
+                slo_search: self.slo_search.map(Into::into),
+                slo_tolerance: self.slo_tolerance,
+                slo_max_probes: self.slo_max_probes,
+                max_error_rate: self.max_error_rate,
+                predicted_start: None,
+                predicted_saturation: None,
+            },
+            confidence: Some(self.confidence),
         }
     }
 
@@ -223,11 +288,73 @@ impl Args {
             ("--requests_file", self.requests_file.as_ref()),
             ("--csv_file", self.csv_file.as_ref()),
             ("--markdown_file", self.markdown_file.as_ref()),
+            ("--server_metrics_file", self.server_metrics_file.as_ref()),
         ]
         .into_iter()
         .filter_map(|(flag, path)| path.map(|p| (flag, p)))
         .collect()
     }
+}
+
+/// `--slo`'s objectives (one value, not a list of values to clap).
+#[derive(Debug, Clone)]
+pub struct Objectives(pub Vec<Objective>);
+
+fn objectives(s: &str) -> Result<Objectives, String> {
+    adaptive::parse_objectives(s)
+        .map(Objectives)
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SpacingArg {
+    Linear,
+    Geometric,
+}
+
+impl From<SpacingArg> for Spacing {
+    fn from(s: SpacingArg) -> Self {
+        match s {
+            SpacingArg::Linear => Spacing::Linear,
+            SpacingArg::Geometric => Spacing::Geometric,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AxisArg {
+    Rate,
+    Concurrency,
+}
+
+impl From<AxisArg> for SearchAxis {
+    fn from(a: AxisArg) -> Self {
+        match a {
+            AxisArg::Rate => SearchAxis::Rate,
+            AxisArg::Concurrency => SearchAxis::Concurrency,
+        }
+    }
+}
+
+/// `--server_metrics auto|off|URL`.
+fn server_metrics(s: &str) -> Result<server_metrics::Source, String> {
+    s.parse()
+        .map_err(|e: tokenomics_bench::Error| e.to_string())
+}
+
+/// `--scrape_interval SECONDS`, from [`server_metrics::MIN_INTERVAL_S`] to
+/// [`server_metrics::MAX_INTERVAL_S`].
+fn scrape_interval(s: &str) -> Result<Duration, String> {
+    let (lo, hi) = (
+        server_metrics::MIN_INTERVAL_S,
+        server_metrics::MAX_INTERVAL_S,
+    );
+    let bad = || format!("expected a number of seconds from {lo} to {hi}");
+    let x: f64 = s.trim().parse().map_err(|_| bad())?;
+    if !(lo..=hi).contains(&x) {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(x).map_err(|_| bad())
 }
 
 /// `--shard I/N`.

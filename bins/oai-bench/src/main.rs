@@ -12,9 +12,11 @@ use tokenomics_bench::plan::{self, LoadPlan};
 use tokenomics_bench::preflight::Probe;
 use tokenomics_bench::prompts::{Note, TokenizeTarget};
 use tokenomics_bench::report::table::{self, Csv, Exporter, Markdown};
+use tokenomics_bench::server_metrics::{ScrapeConfig, ServerMetrics, Started};
 use tokenomics_bench::shard::Shard;
 use tokenomics_bench::{sustained, ChatBenchmark, ChatConfig, Shutdown};
 use tokenomics_cli::{self as cli, exit, Failure};
+use tokenomics_datasets::exact::TokenLength;
 use tokenomics_datasets::hub::HubConfig;
 
 use args::{Args, ProgressArg};
@@ -26,9 +28,39 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let checked = args.load().plan().and_then(|plan| {
+    let mut load = args.load();
+    // The prediction's workload: the prompts' mean length when --input_tokens gives it (else
+    // 1,000 tokens), and every request generating --max_tokens; in the simulator's time when it
+    // is the one measured.
+    let input = match args.input_tokens {
+        Some(TokenLength::Fixed(n)) => n,
+        Some(TokenLength::Uniform(lo, hi)) => lo / 2 + hi / 2,
+        Some(TokenLength::Normal { mean, .. }) => mean.round() as u64,
+        None => 1000,
+    };
+    let scale = if args.server.simulate.is_some() {
+        args.server.sim_time_scale
+    } else {
+        1.0
+    };
+    if let (true, Some(preset)) = (args.sweep, &args.server.simulate) {
+        // Theory beside the measurement: what the simulated preset's roofline predicts.
+        load.experiment.predicted_saturation =
+            cli::predicted_rate(preset, input, args.max_tokens, scale).ok();
+    }
+    if let Some(name) = &args.sweep_from_sim {
+        match cli::predicted_rate(name, input, args.max_tokens, scale) {
+            Ok(rate) => {
+                // The start keeps to the keys' six decimals.
+                load.experiment.predicted_start = Some(((rate * 1e3).round() / 1e3).max(1e-3));
+            }
+            Err(f) => return cli::fail_with(NAME, f),
+        }
+    }
+    let checked = load.plan().and_then(|plan| {
         args.prompts().check()?;
         plan::check_requests(args.model.as_deref(), args.goodput.as_ref(), args.stream)?;
+        plan::check_experiment(plan.adaptive.as_ref(), args.goodput.is_some(), args.stream)?;
         plan::check_records(args.token_times, args.requests_file.is_some(), args.stream)?;
         let shard = Shard::resolve(args.shard, args.results_dir.is_some(), |k| {
             std::env::var(k).ok()
@@ -36,6 +68,7 @@ fn main() -> ExitCode {
         ChatConfig {
             levels: plan.levels.clone(),
             limits: plan.limits,
+            adaptive: plan.adaptive.clone(),
             shard,
             start_at: args.start_at,
             ..ChatConfig::default()
@@ -134,6 +167,7 @@ async fn run(
         api_base: target.api_base.clone(),
         api_key: args.server.api_key.clone(),
         model: target.model.clone(),
+        tls: target.client.config().tls.clone(),
     };
     let prompts = args
         .prompts()
@@ -172,15 +206,25 @@ async fn run(
         preflight,
         levels: plan.levels,
         limits: plan.limits,
-        goodput: args.goodput,
+        // An SLO search counts the requests that meet every threshold (its attainment, and the
+        // goodput at its answer).
+        goodput: args
+            .goodput
+            .or_else(|| plan.adaptive.as_ref().and_then(|a| a.per_request_slo())),
+        adaptive: plan.adaptive,
+        insecure_tls: target.insecure,
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,
-        cost: args.gpu_hour_cost.map(|usd| tokenomics_stats::CostBasis {
-            usd_per_gpu_hour: usd,
-            gpus: args.gpus,
-            input_cost_share: args.input_cost_share,
-        }),
+        // A simulated run without a price is priced at its preset's list price.
+        cost: args
+            .gpu_hour_cost
+            .map(|usd| tokenomics_stats::CostBasis {
+                usd_per_gpu_hour: usd,
+                gpus: args.gpus,
+                input_cost_share: args.input_cost_share,
+            })
+            .or(target.preset_cost),
     };
     cli::out!("{}", console::chat_banner(&config));
     let shutdown = Shutdown::default();
@@ -189,6 +233,19 @@ async fn run(
     });
     let mut bench = ChatBenchmark::new(config, target.client.clone(), prompts.source);
     bench.set_shutdown(shutdown);
+    let scrape = ScrapeConfig {
+        source: args.server_metrics.clone(),
+        interval: args.scrape_interval,
+        series_file: args.server_metrics_file.clone(),
+    };
+    match ServerMetrics::start(&scrape, &target.client, bench.clock())
+        .await
+        .map_err(failure)?
+    {
+        Started::Scraping(m) => bench.set_server_metrics(m),
+        Started::Absent(note) => cli::out!("Note: {note}"),
+        Started::Off => {}
+    }
     let live = (args.progress == ProgressArg::Auto).then(|| {
         Live::start(
             bench.progress(),
@@ -206,6 +263,9 @@ async fn run(
             "\nSummary (latencies in ms; tok/s: output tokens per second; – where not measured)"
         );
         cli::out!("{}", table::console(&rows).trim_end_matches('\n'));
+    }
+    if let Some(text) = tokenomics_bench::adaptive::summary(&doc) {
+        cli::out!("\n{text}");
     }
     let formats: [(&Option<_>, &dyn Exporter); 2] =
         [(&args.csv_file, &Csv), (&args.markdown_file, &Markdown)];

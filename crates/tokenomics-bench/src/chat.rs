@@ -16,11 +16,13 @@ use tokenomics_stats::{
 
 use std::sync::Arc;
 
-use crate::driver::{run_levels, Settings, Workload};
+use crate::adaptive::Experiment;
+use crate::driver::{run_levels, LevelSource, Settings, Workload};
 use crate::load::{Limits, Shape};
 use crate::metrics::{LevelAccumulator, RunSummary, Scheduled, Slo};
 use crate::pool::ConnectionPool;
 use crate::records::{Place, RequestsFile};
+use crate::server_metrics::{LevelWindow, ServerMetrics};
 use crate::shard::{Shard, Timetable};
 use crate::shutdown::Shutdown;
 use crate::sustained::{self, BodyFeed, Progress, Sent, Sink};
@@ -88,6 +90,10 @@ pub struct ChatConfig {
     pub run_gap: Duration,
     /// The price of the serving hardware: every level gets its cost per million tokens.
     pub cost: Option<tokenomics_stats::CostBasis>,
+    /// A sweep or an SLO search, which choose the levels as they go (`levels` is then unused).
+    pub adaptive: Option<crate::adaptive::Adaptive>,
+    /// The server's certificate was not checked (`--insecure`): recorded in the metadata.
+    pub insecure_tls: bool,
 }
 
 impl Default for ChatConfig {
@@ -124,6 +130,8 @@ impl Default for ChatConfig {
             start_at: None,
             run_gap: DEFAULT_RUN_GAP,
             cost: None,
+            adaptive: None,
+            insecure_tls: false,
         }
     }
 }
@@ -153,6 +161,10 @@ impl ChatConfig {
             // `as` saturates: a huge level asks for u64::MAX requests, bounded by its duration.
             limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
         }
+        // An SLO probe measures enough requests for its percentiles to mean something.
+        if let (Some(n), Some(a)) = (limits.num_requests, &self.adaptive) {
+            limits.num_requests = Some(n.max(a.min_requests()));
+        }
         limits
     }
 
@@ -173,6 +185,13 @@ impl ChatConfig {
         let invalid = |m: String| Err(crate::Error::Invalid(m));
         if self.shard.is_none() && self.start_at.is_none() {
             return Ok(());
+        }
+        if self.adaptive.is_some() {
+            return invalid(
+                "a sweep or an SLO search chooses each level from the last: it cannot be sharded \
+                 or put on a timetable (--shard, --results_dir, --start_at)"
+                    .into(),
+            );
         }
         let shapes = self.shapes();
         if shapes.iter().any(|s| matches!(s, Shape::Burst { .. })) {
@@ -255,6 +274,14 @@ impl ChatConfig {
                 .map(|t| Message::new(&t.role, t.content))
                 .collect(),
         };
+        let mut extra = self.extra_body.clone();
+        // `--ignore_eos` forces min_tokens to the measured max_tokens; a shorter request (a
+        // warm-up's 30 tokens) must not ask for more than its own maximum, which servers refuse.
+        if let Some(min) = extra.get("min_tokens").and_then(Value::as_u64) {
+            if min > max_tokens {
+                extra.insert("min_tokens".into(), max_tokens.into());
+            }
+        }
         ChatRequest {
             endpoint: self.endpoint,
             model: self.model.clone(),
@@ -262,7 +289,7 @@ impl ChatConfig {
             max_tokens,
             temperature: self.temperature,
             stream: self.stream,
-            extra: self.extra_body.clone(),
+            extra,
         }
         .body()
     }
@@ -287,6 +314,13 @@ pub struct ChatBenchmark {
     late_s: f64,
     /// Levels finished so far (measured or not).
     levels_done: u64,
+    /// The server's metrics, scraped around and during every level ([`crate::server_metrics`]).
+    server_metrics: Option<ServerMetrics>,
+    /// The level's scrapes so far (from its latest closing scrape).
+    server_window: Option<LevelWindow>,
+    /// Output tokens of every request the level sent since its opening scrape, for the
+    /// cross-check with the server's count.
+    client_tokens: u64,
 }
 
 impl ChatBenchmark {
@@ -303,6 +337,31 @@ impl ChatBenchmark {
             timetable_runs: 0,
             late_s: 0.0,
             levels_done: 0,
+            server_metrics: None,
+            server_window: None,
+            client_tokens: 0,
+        }
+    }
+
+    /// Scrapes the server's metrics around and during every level: each level gets its
+    /// `server_metrics` block. `metrics` must be on this benchmark's [`ChatBenchmark::clock`].
+    pub fn set_server_metrics(&mut self, metrics: ServerMetrics) {
+        self.server_metrics = Some(metrics);
+    }
+
+    /// The level's opening scrape, after its warm-up requests and before its first measured one.
+    async fn open_server_window(&mut self, key: &str) {
+        self.client_tokens = 0;
+        self.server_window = None;
+        if let Some(m) = &self.server_metrics {
+            m.open(key).await;
+        }
+    }
+
+    /// A closing scrape, after a run's last request finished.
+    async fn close_server_window(&mut self) {
+        if let Some(m) = &self.server_metrics {
+            self.server_window = m.close().await;
         }
     }
 
@@ -393,6 +452,9 @@ impl ChatBenchmark {
             }),
             merged: None,
             cost: c.cost,
+            sweep: None,
+            slo_search: None,
+            insecure_tls: c.insecure_tls,
             incomplete: false,
             extra: Map::new(),
         }
@@ -451,12 +513,26 @@ impl ChatBenchmark {
             Some(path) => Some(RequestsFile::create(path, self.config.token_times)?),
             None => None,
         };
-        let (shapes, num_runs) = (self.config.shapes(), self.config.num_runs);
+        let num_runs = self.config.num_runs;
+        let mut experiment = match &self.config.adaptive {
+            Some(a) => {
+                if let Some(open) = a.open() {
+                    doc.metadata.arrival = Some(ArrivalBlock {
+                        process: open.arrival,
+                        burstiness: open.burstiness,
+                        max_concurrency: None,
+                    });
+                }
+                a.start()
+            }
+            None => Experiment::Levels(self.config.shapes().into_iter()),
+        };
+        experiment.annotate(&mut doc);
         let (shutdown, results_file) = (self.shutdown.clone(), self.config.results_file.clone());
         let snapshot_every = self.config.snapshot_every;
-        self.interrupted = run_levels(
+        let ran = run_levels(
             self,
-            shapes,
+            &mut experiment,
             &mut doc,
             Settings {
                 num_runs,
@@ -466,7 +542,13 @@ impl ChatBenchmark {
             },
             observer,
         )
-        .await?;
+        .await;
+        let scraped = match self.server_metrics.take() {
+            Some(m) => m.stop().await,
+            None => Ok(()),
+        };
+        self.interrupted = ran?;
+        scraped?;
         Ok(doc)
     }
 
@@ -619,6 +701,7 @@ impl ChatBenchmark {
             },
             interrupted: false,
             cancelled: 0,
+            client_tokens: &mut self.client_tokens,
             checkpoint,
             flushed: std::time::Instant::now(),
         };
@@ -643,6 +726,38 @@ impl ChatBenchmark {
         }
         acc.add_cancelled(cancelled);
         interrupted
+    }
+
+    /// The warm-up requests before a level: one at a time, not recorded.
+    async fn warm_up_requests(&mut self, shape: &Shape, observer: &mut dyn Observer) {
+        if self.config.warmup_runs == 0 {
+            return;
+        }
+        let key = shape.key();
+        let prompts = self.prompts.draw(
+            usize::try_from(self.config.warmup_runs).unwrap_or(usize::MAX),
+            run_seed(self.config.seed, shape.seed_level(), u64::MAX),
+        );
+        for prompt in prompts {
+            let body = self.body(prompt, WARMUP_MAX_TOKENS);
+            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+            let conn = self.pool.first();
+            let done = self
+                .shutdown
+                .run(conn.completion(endpoint, stream, body, &clock))
+                .await;
+            match done {
+                Some(record) => {
+                    if let Some(e) = &record.error {
+                        observer.warmup_failed(&key, e);
+                    }
+                }
+                None => {
+                    conn.reset();
+                    return;
+                }
+            }
+        }
     }
 
     /// One burst run: `batch` requests at once; their records in the order built.
@@ -700,34 +815,10 @@ impl Workload for ChatBenchmark {
     }
 
     async fn warm_up(&mut self, shape: &Shape, observer: &mut dyn Observer) {
-        if self.config.warmup_runs == 0 {
-            return;
-        }
-        let key = shape.key();
-        let prompts = self.prompts.draw(
-            usize::try_from(self.config.warmup_runs).unwrap_or(usize::MAX),
-            run_seed(self.config.seed, shape.seed_level(), u64::MAX),
-        );
-        for prompt in prompts {
-            let body = self.body(prompt, WARMUP_MAX_TOKENS);
-            let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-            let conn = self.pool.first();
-            let done = self
-                .shutdown
-                .run(conn.completion(endpoint, stream, body, &clock))
-                .await;
-            match done {
-                Some(record) => {
-                    if let Some(e) = &record.error {
-                        observer.warmup_failed(&key, e);
-                    }
-                }
-                None => {
-                    conn.reset();
-                    return;
-                }
-            }
-        }
+        self.warm_up_requests(shape, observer).await;
+        // After the warm-up's requests have finished: the server's counters from here on are
+        // the level's.
+        self.open_server_window(&shape.key()).await;
     }
 
     fn begin(&mut self, shape: &Shape, observer: &mut dyn Observer) -> LevelAccumulator {
@@ -749,9 +840,13 @@ impl Workload for ChatBenchmark {
         observer: &mut dyn Observer,
         checkpoint: &mut dyn FnMut(&LevelAccumulator),
     ) -> bool {
-        let interrupted = match shape {
+        let complete = match shape {
             Shape::Burst { batch } => {
                 let records = self.burst_run(*batch, run).await;
+                self.client_tokens = records
+                    .iter()
+                    .map(crate::server_metrics::client_output_tokens)
+                    .fold(self.client_tokens, u64::saturating_add);
                 let key = shape.key();
                 for r in &records {
                     if let Some(e) = &r.error {
@@ -768,18 +863,22 @@ impl Workload for ChatBenchmark {
                 }
                 let summary = acc.add_run(&records);
                 observer.run_finished(&self.run_report(shape, run, &summary));
-                return !records.iter().any(is_interrupted);
+                !records.iter().any(is_interrupted)
             }
             _ => {
-                self.sustained_run(shape, run, acc, observer, checkpoint)
-                    .await
+                let interrupted = self
+                    .sustained_run(shape, run, acc, observer, checkpoint)
+                    .await;
+                let summary = acc.end_run();
+                observer.run_finished(&self.run_report(shape, run, &summary));
+                // A sustained run stopped by the shutdown sent fewer requests than its limits
+                // asked for, even when every request it sent finished within the grace period.
+                !interrupted && !self.shutdown.is_stopping()
             }
         };
-        let summary = acc.end_run();
-        observer.run_finished(&self.run_report(shape, run, &summary));
-        // A sustained run stopped by the shutdown sent fewer requests than its limits asked
-        // for, even when every request it sent finished within the grace period.
-        !interrupted && !self.shutdown.is_stopping()
+        // Every request of the run has finished: the server's counters include all of them.
+        self.close_server_window().await;
+        complete
     }
 
     fn snapshot(acc: &LevelAccumulator) -> Option<ChatLevel> {
@@ -790,6 +889,11 @@ impl Workload for ChatBenchmark {
         self.levels_done += 1;
         let mut level = acc.finish();
         level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
+        if let (Some(m), Some(w)) = (&self.server_metrics, self.server_window.take()) {
+            // A server that also served other shards counted their tokens too.
+            let alone = self.config.shard.is_none_or(|s| s.count == 1);
+            level.server_metrics = Some(w.block(m.source(), alone.then_some(self.client_tokens)));
+        }
         level
     }
 
@@ -837,6 +941,9 @@ struct LevelSink<'a> {
     global_index: Option<Shard>,
     interrupted: bool,
     cancelled: u64,
+    /// Output tokens of every request sent (warm-up and cancelled ones too: the server counted
+    /// them), for the cross-check with the server's metrics.
+    client_tokens: &'a mut u64,
     checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
     /// When the records file was last flushed (it is, every second of a long run).
     flushed: std::time::Instant,
@@ -860,6 +967,9 @@ impl Sink for LevelSink<'_> {
     }
 
     fn done(&mut self, s: Sent) {
+        *self.client_tokens = self
+            .client_tokens
+            .saturating_add(crate::server_metrics::client_output_tokens(&s.record));
         if s.warmup {
             return;
         }
@@ -917,5 +1027,25 @@ impl Sink for LevelSink<'_> {
         }
         self.acc.add_request(r, scheduled.as_ref());
         (self.checkpoint)(self.acc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warm_up_never_asks_for_more_tokens_than_its_maximum() {
+        let mut config = ChatConfig::default();
+        config.extra_body.insert("ignore_eos".into(), true.into());
+        config.extra_body.insert("min_tokens".into(), 200.into());
+        let body: Value =
+            serde_json::from_slice(&config.body(Prompt::Text("hi".into()), WARMUP_MAX_TOKENS))
+                .unwrap();
+        assert_eq!(body["max_tokens"], 30);
+        assert_eq!(body["min_tokens"], 30);
+        let body: Value =
+            serde_json::from_slice(&config.body(Prompt::Text("hi".into()), 200)).unwrap();
+        assert_eq!(body["min_tokens"], 200);
     }
 }

@@ -86,6 +86,9 @@ impl Observer for ChatConsole {
     fn level_finished(&mut self, key: &str, level: &ChatLevel) {
         self.print(&report::level_summary(key, level));
     }
+    fn experiment_step(&mut self, text: &str) {
+        self.print(&format!("  → {text}"));
+    }
 }
 
 /// The embedding benchmark's console.
@@ -140,6 +143,11 @@ pub fn chat_banner(c: &ChatConfig) -> String {
     let shapes = c.shapes();
     let keys: Vec<String> = shapes.iter().map(Shape::key).collect();
     let levels = match shapes.first() {
+        _ if c.adaptive.is_some() => c
+            .adaptive
+            .as_ref()
+            .map(|a| a.describe())
+            .unwrap_or_default(),
         Some(Shape::Open(o)) => format!(
             "open loop at {} requests/s ({} arrivals{})",
             keys.join(", "),

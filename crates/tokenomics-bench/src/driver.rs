@@ -67,6 +67,29 @@ pub(crate) trait Workload {
     fn annotate(&self, _doc: &mut Self::Doc) {}
 }
 
+/// Where the levels come from: a list fixed up front, or an experiment that decides each next
+/// level from the ones before ([`crate::adaptive`]).
+pub(crate) trait LevelSource<S, L, D> {
+    /// The next level (`None`: done).
+    fn next_level(&mut self) -> Option<S>;
+    /// A level ended: its result (`None` when nothing was measured), before it joins the
+    /// document. Returns what the source decided, for people (`None`: nothing to say).
+    fn ended(&mut self, _spec: &S, _key: &str, _level: Option<&L>) -> Option<String> {
+        None
+    }
+    /// Brings the document up to date after a level (what the experiment decided so far).
+    fn annotate(&self, _doc: &mut D) {}
+}
+
+/// The levels of a list, in order.
+pub(crate) struct FixedLevels<S>(pub std::vec::IntoIter<S>);
+
+impl<S, L, D> LevelSource<S, L, D> for FixedLevels<S> {
+    fn next_level(&mut self) -> Option<S> {
+        self.0.next()
+    }
+}
+
 /// How the loop runs the levels.
 pub(crate) struct Settings<'a> {
     pub num_runs: u64,
@@ -77,11 +100,11 @@ pub(crate) struct Settings<'a> {
     pub snapshot_every: Option<Duration>,
 }
 
-/// Runs every level of `specs` and fills `doc`, written to `results_file` after each level.
+/// Runs every level `specs` gives and fills `doc`, written to `results_file` after each level.
 /// Returns whether the run was interrupted.
 pub(crate) async fn run_levels<W: Workload>(
     workload: &mut W,
-    specs: Vec<W::Spec>,
+    specs: &mut dyn LevelSource<W::Spec, W::Level, W::Doc>,
     doc: &mut W::Doc,
     settings: Settings<'_>,
     observer: &mut dyn Observer,
@@ -100,7 +123,7 @@ pub(crate) async fn run_levels<W: Workload>(
         }
         Ok(())
     };
-    for spec in specs {
+    while let Some(spec) = specs.next_level() {
         if shutdown.is_stopping() {
             break;
         }
@@ -144,11 +167,17 @@ pub(crate) async fn run_levels<W: Workload>(
             level.mark_incomplete();
             doc.mark_incomplete();
         }
-        if level.measured_any() {
+        let measured = level.measured_any();
+        let step = specs.ended(&spec, &key, measured.then_some(&level));
+        if measured {
             workload.level_finished(&key, &level, observer);
             doc.insert(key, level);
         }
+        if let Some(text) = step {
+            observer.experiment_step(&text);
+        }
         workload.annotate(doc);
+        specs.annotate(doc);
         save(doc, observer)?;
     }
     if shutdown.is_stopping() && !interrupted {

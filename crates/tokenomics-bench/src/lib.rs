@@ -15,6 +15,7 @@
 //! print ([`console`]), libraries and CI harnesses can collect. This crate never starts a
 //! server: the simulator is started by the command line (`tokenomics-cli`) or by a test.
 
+pub mod adaptive;
 pub mod chat;
 pub mod console;
 mod driver;
@@ -29,6 +30,7 @@ pub mod preflight;
 pub mod prompts;
 pub mod records;
 pub mod report;
+pub mod server_metrics;
 pub mod shard;
 pub mod shutdown;
 pub mod sustained;
@@ -63,6 +65,10 @@ pub enum Error {
     /// refusing a request.
     #[error(transparent)]
     Preflight(Box<preflight::PreflightError>),
+    /// The server's metrics (`--server_metrics URL`) could not be read, or their series file
+    /// written.
+    #[error("server metrics: {0}")]
+    ServerMetrics(String),
 }
 
 impl Error {
@@ -128,6 +134,8 @@ pub trait Observer: Send {
     fn records_failed(&mut self, _error: &Error) {}
     /// The document was written to disk.
     fn saved(&mut self, _path: &std::path::Path) {}
+    /// A sweep or an SLO search decided something after a level (a verdict, where it goes next).
+    fn experiment_step(&mut self, _text: &str) {}
 }
 
 /// An observer that ignores everything.

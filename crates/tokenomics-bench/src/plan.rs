@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::adaptive::{Adaptive, ExperimentFlags, OpenTemplate, DEFAULT_SATURATION_CONCURRENCY};
 use crate::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
 use crate::metrics::Slo;
 use crate::{Error, Result};
@@ -29,6 +30,10 @@ pub struct LoadFlags {
     pub num_runs: Option<u64>,
     /// Rewrite the results file this often during a sustained level.
     pub snapshot_every: Option<Duration>,
+    /// A sweep or an SLO search (`--sweep`, `--slo`).
+    pub experiment: ExperimentFlags,
+    /// The confidence of intervals (an SLO probe measures enough requests for its percentile's).
+    pub confidence: Option<f64>,
 }
 
 /// What the flags ask for: the levels in order, when a sustained level stops, runs per level,
@@ -39,6 +44,9 @@ pub struct LoadPlan {
     pub limits: Limits,
     pub num_runs: u64,
     pub snapshot_every: Option<Duration>,
+    /// A sweep or an SLO search, which choose the levels as they go (`levels` then holds the
+    /// kinds of level it may run, for the sizing of sockets).
+    pub adaptive: Option<Adaptive>,
 }
 
 /// The batch sizes when no load flag is given (the original's).
@@ -52,9 +60,9 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 impl LoadFlags {
-    /// Whether the flags ask for a sustained load (closed or open loop).
+    /// Whether the flags ask for a sustained load (closed or open loop; a sweep or a search).
     pub fn sustained(&self) -> bool {
-        self.max_concurrency.is_some() || self.request_rate.is_some()
+        self.max_concurrency.is_some() || self.request_rate.is_some() || self.experiment.any()
     }
 
     /// Checks how the flags go together and builds the plan.
@@ -87,7 +95,22 @@ impl LoadFlags {
         if at_end == AtEnd::Cancel && self.duration.is_none() {
             return Err(invalid("--at_end cancel needs --duration"));
         }
+        let adaptive = self.adaptive_plan()?;
         let levels = match (&self.request_rate, &self.max_concurrency) {
+            _ if adaptive.is_some() => {
+                // What the experiment may run: concurrency 1 and its largest closed loop, and
+                // uncapped open loops.
+                let open = self.open_levels(&[1.0], None, warmup)?;
+                let top = self
+                    .max_concurrency
+                    .as_ref()
+                    .and_then(|c| c.iter().max().copied());
+                [1, top.unwrap_or(DEFAULT_SATURATION_CONCURRENCY)]
+                    .into_iter()
+                    .map(|concurrency| Shape::Closed { concurrency })
+                    .chain(open)
+                    .collect()
+            }
             (Some(rates), cap) => self.open_levels(rates, cap.as_deref(), warmup)?,
             (None, Some(concurrencies)) => {
                 if self.arrival.is_some() || self.burstiness.is_some() {
@@ -128,7 +151,30 @@ impl LoadFlags {
             },
             num_runs,
             snapshot_every: self.snapshot_every,
+            adaptive,
         })
+    }
+
+    /// The sweep or search the flags ask for, checked against the load flags.
+    fn adaptive_plan(&self) -> Result<Option<Adaptive>> {
+        let open = match self.open_levels(&[1.0], None, Duration::ZERO)?.first() {
+            Some(Shape::Open(o)) => OpenTemplate {
+                arrival: o.arrival,
+                burstiness: o.burstiness,
+            },
+            _ => return Err(invalid("no open loop")),
+        };
+        let plan = self.experiment.plan(
+            self.batch_sizes.is_some(),
+            self.max_concurrency.as_deref(),
+            self.request_rate.as_deref(),
+            open,
+            self.confidence.unwrap_or(0.95),
+        )?;
+        if let Some(r) = self.request_rate.as_deref().filter(|_| plan.is_some()) {
+            self.open_levels(r, None, Duration::ZERO)?;
+        }
+        Ok(plan)
     }
 
     fn open_levels(
@@ -206,6 +252,24 @@ pub fn check_requests(model: Option<&str>, goodput: Option<&Slo>, stream: bool) 
         return Err(invalid(
             "--goodput ttft and tpot objectives need --stream (only a stream shows when tokens arrive)",
         ));
+    }
+    Ok(())
+}
+
+/// Checks what an experiment needs of the rest: an SLO search reads streamed latencies and sets
+/// the goodput objectives itself.
+pub fn check_experiment(adaptive: Option<&Adaptive>, goodput: bool, stream: bool) -> Result<()> {
+    if let Some(Adaptive::Search(_)) = adaptive {
+        if !stream {
+            return Err(invalid(
+                "--slo judges streamed latencies (TTFT, TPOT, ITL, E2EL): add --stream",
+            ));
+        }
+        if goodput {
+            return Err(invalid(
+                "--slo counts the requests that meet its objectives itself: leave out --goodput",
+            ));
+        }
     }
     Ok(())
 }

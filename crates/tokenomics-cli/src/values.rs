@@ -109,6 +109,16 @@ pub fn cost_share(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 0.99, "a share of the time")
 }
 
+/// A share above 0 and at most 1 (an attainment, a tolerance).
+pub fn share(s: &str) -> Result<f64, BadValue> {
+    in_range(s, 0.0, false, 1.0, "a share")
+}
+
+/// A share from 0 to 1 (an error rate).
+pub fn share_or_zero(s: &str) -> Result<f64, BadValue> {
+    in_range(s, 0.0, true, 1.0, "a share")
+}
+
 /// A sampling temperature from 0 to 2.
 pub fn temperature(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 2.0, "a temperature")

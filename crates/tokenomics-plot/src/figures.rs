@@ -431,6 +431,17 @@ pub(crate) fn chat_level(key: &str, level: &ChatLevel) -> Option<f64> {
     (value.is_finite() && value > 0.0).then_some(value)
 }
 
+/// A level's tick: its key, or for a key of many decimals (a sweep's or a search's rates) the value
+/// to three significant digits, as it is read.
+fn tick_label(key: &str, value: f64) -> String {
+    match key.split_once('.') {
+        Some((_, decimals)) if decimals.len() > 3 && value.is_finite() => {
+            crate::units::compact(value)
+        }
+        _ => key.to_string(),
+    }
+}
+
 fn sorted_levels(levels: impl IntoIterator<Item = Level>) -> Vec<Level> {
     let mut v: Vec<Level> = Vec::new();
     for l in levels {
@@ -520,7 +531,7 @@ pub fn chat_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figure {
                     Some(LevelOf {
                         level: Level {
                             value,
-                            label: key.trim().to_string(),
+                            label: tick_label(key.trim(), value),
                         },
                         data,
                     })

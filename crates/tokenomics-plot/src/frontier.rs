@@ -176,7 +176,13 @@ fn short_name(mode: Mode, key: &str) -> String {
     match mode {
         Mode::Burst => format!("b={key}"),
         Mode::ClosedLoop => format!("c={key}"),
-        Mode::OpenLoop => format!("{key} req/s"),
+        // A sweep's rates are keys of six decimals: three significant digits are read at once.
+        Mode::OpenLoop => match (key.split_once('.'), key.parse::<f64>()) {
+            (Some((_, decimals)), Ok(rate)) if decimals.len() > 3 => {
+                format!("{} req/s", crate::units::compact(rate))
+            }
+            _ => format!("{key} req/s"),
+        },
     }
 }
 
@@ -419,5 +425,7 @@ mod tests {
         assert_eq!(short_name(Mode::ClosedLoop, "64"), "c=64");
         assert_eq!(short_name(Mode::Burst, "16"), "b=16");
         assert_eq!(short_name(Mode::OpenLoop, "8"), "8 req/s");
+        assert_eq!(short_name(Mode::OpenLoop, "19.022149"), "19 req/s");
+        assert_eq!(short_name(Mode::OpenLoop, "0.636149"), "0.636 req/s");
     }
 }

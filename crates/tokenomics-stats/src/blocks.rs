@@ -105,6 +105,10 @@ pub struct Simulated {
     pub preset: String,
     /// Model seconds per real second.
     pub time_scale: f64,
+    /// Where `metadata.cost` came from when the run was priced at the preset's list price (not
+    /// by `--gpu_hour_cost`): the price, its source, and the time scale it was multiplied by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
 }
 
 /// A level's `load` block: its shape, and for an open loop what the schedule achieved.
@@ -168,6 +172,40 @@ pub struct ScheduleBlock {
     pub slot_wait: Option<Distribution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e2el_from_schedule: Option<Distribution>,
+    /// Whether the server kept up: how the latency to the first token grew through the level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_trend: Option<LatencyTrend>,
+}
+
+/// `load.latency_trend`: a least-squares line of each successful request's latency to its first
+/// token (to its end when not streamed), measured from its *scheduled* time, against that time
+/// (from its run's start), fitted to the second half of the level (the first is the server
+/// filling up). A server that keeps up shows no trend there; one that cannot queues the excess,
+/// and the wait grows through the level for as long as the level lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyTrend {
+    /// Requests in the fit (those of the level's second half).
+    pub samples: u64,
+    /// Their mean latency, seconds.
+    pub mean_seconds: f64,
+    /// The line's slope: seconds of latency gained per second of the level.
+    pub slope: f64,
+    /// The slope over its standard error (`null` with too few samples or no scatter).
+    #[serde(deserialize_with = "crate::summary::nullable_f64")]
+    pub t: f64,
+    /// The slope times the level's span of scheduled times: how much the latency grows over the
+    /// level at that slope, seconds.
+    pub growth_seconds: f64,
+    /// The growth is large (more than [`LatencyTrend::MATERIAL_SHARE`] of the mean latency) and
+    /// certain (t above [`LatencyTrend::SIGNIFICANT_T`]): the server did not keep up.
+    pub oversaturated: bool,
+}
+
+impl LatencyTrend {
+    /// A growth below this share of the mean latency is not called over-saturation.
+    pub const MATERIAL_SHARE: f64 = 0.25;
+    /// Nor one whose slope is less than this many standard errors from zero.
+    pub const SIGNIFICANT_T: f64 = 4.0;
 }
 
 /// `throughput.steady_state`: throughput over the window in which requests in flight stayed at

@@ -83,6 +83,15 @@ pub struct ChatMetadata {
     /// The price of the serving hardware (`--gpu_hour_cost`, `--gpus`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::CostBasis>,
+    /// How a sweep chose its levels (`--sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::SweepBlock>,
+    /// What an SLO search found (`--slo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_search: Option<crate::SloSearchBlock>,
+    /// The server's certificate was not checked (`--insecure` against `https://`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_tls: bool,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -115,6 +124,9 @@ pub struct ChatLevel {
     /// What the level's throughput costs (with `metadata.cost`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::LevelCost>,
+    /// What the server's own metrics said over the level (`--server_metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<crate::ServerMetricsBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -293,6 +305,9 @@ pub struct EmbedMetadata {
     /// What the check before the run found (absent with `--no_preflight`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<Preflight>,
+    /// The server's certificate was not checked (`--insecure` against `https://`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub insecure_tls: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
     #[serde(flatten)]

@@ -20,12 +20,16 @@ pub mod blocks;
 pub mod cost;
 pub mod document;
 pub mod intervals;
+pub mod search;
+pub mod server_metrics;
 pub mod summary;
 
 pub use blocks::*;
 pub use cost::{CostBasis, LevelCost};
 pub use document::*;
 pub use intervals::DistributionCi;
+pub use search::{Objective, SearchAxis, SloProbe, SloSearchBlock, Spacing, SweepBlock};
+pub use server_metrics::{CrossCheck, GaugeStat, ServerCounters, ServerGauges, ServerMetricsBlock};
 pub use summary::{percentile, Distribution, Stat, Summary};
 
 use std::path::{Path, PathBuf};

@@ -21,6 +21,7 @@ use super::latency::{request_latency, request_tokens_per_second};
 use super::samples::{Moments, Pooled, Samples, EXACT_LIMIT, HISTOGRAM_RELATIVE_ERROR};
 use super::steady::{steady_state, SteadyWindow, STEADY_SHARE};
 use super::timeline::Timeline;
+use super::trend::TrendFit;
 use super::{rate, NS};
 use crate::load::{Limits, Shape};
 
@@ -166,6 +167,8 @@ pub struct LevelAccumulator {
     e2el_from_schedule: Samples,
     scheduled_rate: Vec<f64>,
     achieved_rate: Vec<f64>,
+    /// Latency from the schedule against scheduled time, every run's (from its start).
+    trend: TrendFit,
     run: RunTally,
 }
 
@@ -210,6 +213,7 @@ impl LevelAccumulator {
             e2el_from_schedule: samples(),
             scheduled_rate: Vec::new(),
             achieved_rate: Vec::new(),
+            trend: TrendFit::default(),
             run: RunTally::default(),
         }
     }
@@ -353,6 +357,19 @@ impl LevelAccumulator {
             self.slot_wait.push(w as f64 / NS);
         }
         if r.is_ok() {
+            // The latency the server's queue shows in: to the first token when streamed, to the
+            // end otherwise; from the schedule, so that waits in the client count too.
+            let first = if self.streamed {
+                r.timing.first_token_ns
+            } else {
+                r.timing.end_ns
+            };
+            if let (Some(t), Some(origin)) =
+                (first, self.run.timeline.as_ref().map(Timeline::origin_ns))
+            {
+                self.trend
+                    .push(secs(s.scheduled_ns, origin), secs(t, s.scheduled_ns));
+            }
             if let Some(t) = r.timing.first_token_ns {
                 self.ttft_from_schedule.push(secs(t, s.scheduled_ns));
             }
@@ -472,6 +489,7 @@ impl LevelAccumulator {
                 slot_wait: (self.slot_wait.count() > 0).then(|| dist("slot_wait", &self.slot_wait)),
                 e2el_from_schedule: (self.e2el_from_schedule.count() > 0)
                     .then(|| dist("e2el_from_schedule", &self.e2el_from_schedule)),
+                latency_trend: self.trend.trend(),
             }
         };
         let percentiles = (!histograms.is_empty()).then(|| Percentiles {
@@ -544,6 +562,7 @@ impl LevelAccumulator {
             load: Some(self.shape.load_block(&self.limits, schedule)),
             percentiles,
             cost: None,
+            server_metrics: None,
             incomplete: false,
             extra: Default::default(),
         }

@@ -7,6 +7,7 @@
 //! - [`steady`]: the steady-state window of a run;
 //! - [`samples`]: summaries built as values arrive (exact, or a histogram past a limit);
 //! - [`timeline`]: a sustained run's steady state in time buckets;
+//! - [`trend`]: whether an open loop's server kept up (latency against time);
 //! - [`level`]: pooling the runs of one level into its typed [`tokenomics_stats::ChatLevel`].
 
 pub mod burst;
@@ -16,6 +17,7 @@ pub mod level;
 pub mod samples;
 pub mod steady;
 pub mod timeline;
+pub mod trend;
 
 pub use burst::{burst_timing, run_figures, BurstTiming, RunFigures};
 pub use goodput::Slo;

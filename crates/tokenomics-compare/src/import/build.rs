@@ -256,6 +256,7 @@ impl LevelParts {
             load: self.load,
             percentiles: None,
             cost: None,
+            server_metrics: None,
             incomplete: false,
             extra: Map::new(),
         }
@@ -365,6 +366,9 @@ pub(crate) fn document(
         shard: None,
         merged: None,
         cost: None,
+        sweep: None,
+        slo_search: None,
+        insecure_tls: false,
         incomplete: false,
         extra,
     };
