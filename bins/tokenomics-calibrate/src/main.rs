@@ -11,8 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use serde_json::json;
+use tokenomics_cli as cli;
 use tokenomics_sim::calibration::{self, Comparison, Format};
 use tokenomics_sim::{preset, Error};
+
+const NAME: &str = "tokenomics-calibrate";
 
 /// Replay public GPU measurements against the simulator's presets and print measured vs simulated.
 #[derive(Debug, Parser)]
@@ -74,11 +77,15 @@ fn run(args: &Args) -> Result<Vec<Comparison>, Error> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // One-line errors (exit 2) and `--generate` (completions, man page), as every binary.
+    let args: Args = match cli::parse(NAME) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let comparisons = match run(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("tokenomics-calibrate: {e}");
+            eprintln!("{NAME}: {e}");
             return ExitCode::from(2);
         }
     };
