@@ -4,8 +4,11 @@
 //! found is in the results.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
+use tokenomics_testkit::cli::one_request;
+
+const BIN: &str = env!("CARGO_BIN_EXE_oai-bench");
 
 use serde_json::Value;
 use tokenomics_sim::{SimConfig, Simulator};
@@ -14,28 +17,7 @@ use tokenomics_testkit::{refused_api_base, Script, ScriptedServer};
 /// Runs oai-bench (a burst of 1, no warm-up) and how long it took.
 fn oai_bench(api_base: &str, model: &str, out: &Path) -> (Output, Duration) {
     let started = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_oai-bench"))
-        .args([
-            "--model",
-            model,
-            "--api_base",
-            api_base,
-            "--dataset_key",
-            "synthetic",
-            "--batch_sizes",
-            "1",
-            "--num_runs",
-            "1",
-            "--warmup_runs",
-            "0",
-            "--max_tokens",
-            "4",
-            "--progress",
-            "never",
-            "--results_file",
-            out.to_str().unwrap(),
-        ])
-        .env_remove("OPENAI_API_KEY")
+    let o = one_request(BIN.as_ref(), api_base, model, out)
         .output()
         .unwrap();
     (o, started.elapsed())

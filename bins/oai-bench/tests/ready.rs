@@ -4,38 +4,19 @@
 //! more than 3 s after: the last probe and the process's exit fit in that margin); a wait that is
 //! not a positive number of seconds up to a year is refused in one line.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
+use tokenomics_testkit::cli::one_request;
+
+const BIN: &str = env!("CARGO_BIN_EXE_oai-bench");
 
 use tokenomics_sim::{SimConfig, Simulator};
 
 /// Runs oai-bench (a burst of 1, no warm-up) waiting up to `wait` seconds, and how long it took.
 fn oai_bench(api_base: &str, wait: &str, out: &std::path::Path) -> (Output, Duration) {
     let started = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_oai-bench"))
-        .args([
-            "--model",
-            "fixed",
-            "--api_base",
-            api_base,
-            "--wait_ready",
-            wait,
-            "--dataset_key",
-            "synthetic",
-            "--batch_sizes",
-            "1",
-            "--num_runs",
-            "1",
-            "--warmup_runs",
-            "0",
-            "--max_tokens",
-            "4",
-            "--progress",
-            "never",
-            "--results_file",
-            out.to_str().unwrap(),
-        ])
-        .env_remove("OPENAI_API_KEY")
+    let o = one_request(BIN.as_ref(), api_base, "fixed", out)
+        .args(["--wait_ready", wait])
         .output()
         .unwrap();
     (o, started.elapsed())

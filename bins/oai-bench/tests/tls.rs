@@ -6,8 +6,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
+use tokenomics_testkit::cli::one_request;
+
+const BIN: &str = env!("CARGO_BIN_EXE_oai-bench");
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -112,32 +115,12 @@ async fn https_proxy(server: &ScriptedServer, leaf: &Leaf, client_ca: Option<&Ca
 /// Runs oai-bench (a burst of 1 streamed request, no warm-up) with `extra` flags and, when
 /// given, `SSL_CERT_FILE`.
 fn oai_bench(api_base: &str, out: &Path, extra: &[&str], ssl_cert_file: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oai-bench"));
-    cmd.args([
-        "--model",
-        "test-model",
-        "--api_base",
-        api_base,
-        "--dataset_key",
-        "synthetic",
-        "--batch_sizes",
-        "1",
-        "--num_runs",
-        "1",
-        "--warmup_runs",
-        "0",
-        "--max_tokens",
-        "4",
-        "--stream",
-        "--progress",
-        "never",
-        "--results_file",
-        out.to_str().unwrap(),
-    ])
-    .args(extra)
-    .env_remove("OPENAI_API_KEY")
-    .env_remove("SSL_CERT_FILE")
-    .env_remove("SSL_CERT_DIR");
+    let mut cmd = one_request(BIN.as_ref(), api_base, "test-model", out);
+    cmd.arg("--stream")
+        .args(extra)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
     if let Some(path) = ssl_cert_file {
         cmd.env("SSL_CERT_FILE", path);
     }

@@ -153,3 +153,31 @@ pub fn assert_generates_docs(binary: &Path, name: &str) {
     let fish = generated(binary, "completions-fish");
     assert!(fish.contains(&format!("complete -c {name} ")), "{fish}");
 }
+
+/// `binary` (oai-bench) set up for the smallest run against `api_base`: one burst of one
+/// synthetic request of 4 tokens, no warm-up, no progress, results to `results`, and no API key
+/// from the environment. Callers add their own flags.
+pub fn one_request(binary: &Path, api_base: &str, model: &str, results: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(["--model", model, "--api_base", api_base])
+        .args([
+            "--dataset_key",
+            "synthetic",
+            "--batch_sizes",
+            "1",
+            "--num_runs",
+            "1",
+        ])
+        .args([
+            "--warmup_runs",
+            "0",
+            "--max_tokens",
+            "4",
+            "--progress",
+            "never",
+        ])
+        .arg("--results_file")
+        .arg(results)
+        .env_remove("OPENAI_API_KEY");
+    cmd
+}
