@@ -21,7 +21,7 @@
 //! load (the x axis of every plot).
 
 use tokenomics_stats::{
-    intervals, Arrival, ChatDocument, ChatLevel, Distribution, LatencyTrend, Mode, Objective,
+    intervals, Arrival, ChatDocument, ChatLevel, Distribution, LatencyTrend, Load, Mode, Objective,
     SearchAxis, SloProbe, SloSearchBlock, Spacing, SweepBlock,
 };
 
@@ -1093,7 +1093,12 @@ impl LevelSource<Shape, ChatLevel, ChatDocument> for Experiment {
         // levels only, one kind of load.
         if self.mode() == Some(Mode::OpenLoop) {
             for a in &anchors {
-                doc.results.shift_remove(a);
+                // Only while the key still holds the closed loop: an open loop at the same
+                // number (1 request/s after concurrency 1) is one of the experiment's levels.
+                let anchor = doc.results.get(a).and_then(|l| l.load.as_ref());
+                if matches!(anchor, Some(Load::ClosedLoop { .. })) {
+                    doc.results.shift_remove(a);
+                }
             }
         }
         doc.metadata.mode = self.mode();

@@ -168,7 +168,12 @@ pub(crate) async fn run_levels<W: Workload>(
             doc.mark_incomplete();
         }
         let measured = level.measured_any();
-        let step = specs.ended(&spec, &key, measured.then_some(&level));
+        // A level cut short by an interruption measured too little to decide anything on.
+        let step = if complete {
+            specs.ended(&spec, &key, measured.then_some(&level))
+        } else {
+            None
+        };
         if measured {
             workload.level_finished(&key, &level, observer);
             doc.insert(key, level);
