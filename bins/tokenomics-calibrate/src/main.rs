@@ -84,10 +84,7 @@ fn main() -> ExitCode {
     };
     let comparisons = match run(&args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("{NAME}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return cli::fail(NAME, e, cli::exit::USAGE),
     };
     match args.format {
         Output::Text => print!("{}", calibration::render(&comparisons, Format::Text)),
@@ -115,10 +112,7 @@ fn main() -> ExitCode {
                 "figures": figures,
             })) {
                 Ok(text) => println!("{text}"),
-                Err(e) => {
-                    eprintln!("tokenomics-calibrate: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return cli::fail(NAME, e, cli::exit::USAGE),
             }
         }
     }

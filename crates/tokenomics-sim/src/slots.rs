@@ -8,6 +8,8 @@
 //! length L the service time is S = ttft + (L − 1)·itl to the nanosecond, so N slots serve N/S
 //! requests per second. A slot freed early (the client went away) is handed on at that moment.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -26,7 +28,8 @@ pub(crate) struct Slots {
     /// For every free slot, the instant from which it is free: when the request that last held
     /// it was due to end (or left). One entry per available permit: an entry is pushed before
     /// its permit is returned.
-    free_since: Mutex<Vec<Instant>>,
+    /// A min-heap, so that taking the earliest costs O(log n) however many slots there are.
+    free_since: Mutex<BinaryHeap<Reverse<Instant>>>,
     size: u64,
     waiting: AtomicU64,
 }
@@ -41,7 +44,7 @@ impl Slots {
         }
         Ok(Self {
             permits: Arc::new(Semaphore::new(size as usize)),
-            free_since: Mutex::new(vec![origin; size as usize]),
+            free_since: Mutex::new((0..size).map(|_| Reverse(origin)).collect()),
             size,
             waiting: AtomicU64::new(0),
         })
@@ -60,10 +63,11 @@ impl Slots {
                 .map_err(|_| Error::Request("the server is shutting down".into()))?
         };
         // The earliest-freed slot: with several free, it starts the request no later.
-        let free = self.free_since.lock().ok().and_then(|mut f| {
-            let (i, _) = f.iter().enumerate().min_by_key(|(_, t)| **t)?;
-            Some(f.swap_remove(i))
-        });
+        let free = self
+            .free_since
+            .lock()
+            .ok()
+            .and_then(|mut f| f.pop().map(|Reverse(t)| t));
         Ok(Slot {
             slots: self.clone(),
             start: free.map_or(asked, |t| t.max(asked)),
@@ -122,7 +126,7 @@ impl Drop for Slot {
         let now = Instant::now();
         let free = self.due_end.map_or(now, |d| d.min(now));
         if let Ok(mut f) = self.slots.free_since.lock() {
-            f.push(free);
+            f.push(Reverse(free));
         }
     }
 }

@@ -248,7 +248,12 @@ impl EngineSpec {
             stall_sum += k as f64 * (prefill - elapsed);
         }
         let n = batch as f64;
-        let step_s = self.mean_decode_step(batch, input, output);
+        // The decode steps are summed once (`decode`); their mean is that sum over the steps.
+        let step_s = if output > 1 {
+            decode / (output - 1) as f64
+        } else {
+            self.mean_decode_step(batch, input, output)
+        };
         let tpot_s = if output > 1 {
             (stall_sum / n + decode) / (output - 1) as f64
         } else {
