@@ -21,6 +21,7 @@ pub struct ServerMetricsBlock {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_scrapes: u64,
     /// Seconds from the level's opening scrape to its closing one (the run's clock).
+    #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub seconds: f64,
     /// How much each counter grew from the opening scrape to the closing one (absent: the server
     /// has no such counter, a boundary scrape failed, or the counter went back — a restart).
@@ -87,7 +88,9 @@ impl ServerGauges {
 /// A gauge's mean and maximum over a level's scrapes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GaugeStat {
+    #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub mean: f64,
+    #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub max: f64,
 }
 
@@ -100,9 +103,11 @@ pub struct GaugeStat {
 /// failed or cancelled request adds only what reached the client, so the server may count more.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossCheck {
+    #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub server_generation_tokens: f64,
     pub client_output_tokens: u64,
     /// Server − client.
+    #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub difference: f64,
     /// `difference` / client (absent when the client counted none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +153,27 @@ mod tests {
         );
         let back: ServerMetricsBlock = serde_json::from_value(v).unwrap();
         assert_eq!(back, block);
+    }
+
+    #[test]
+    fn a_level_whose_boundary_scrape_failed_reads_back() {
+        // No opening or closing scrape: no span (NaN, written as null), which must load again,
+        // or the whole results file would not.
+        let block = ServerMetricsBlock {
+            source: "http://localhost:8000/metrics".into(),
+            engine: None,
+            scrapes: 0,
+            failed_scrapes: 2,
+            seconds: f64::NAN,
+            counters: ServerCounters::default(),
+            gauges: ServerGauges::default(),
+            cross_check: None,
+        };
+        let text = serde_json::to_string(&block).unwrap();
+        assert!(text.contains("\"seconds\":null"), "{text}");
+        let back: ServerMetricsBlock = serde_json::from_str(&text).unwrap();
+        assert!(back.seconds.is_nan());
+        assert_eq!(back.failed_scrapes, 2);
     }
 
     #[test]
