@@ -127,6 +127,9 @@ pub struct ChatLevel {
     /// What the server's own metrics said over the level (`--server_metrics`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<crate::ServerMetricsBlock>,
+    /// The level over time, in fixed buckets on the run's clock (`--timeline_interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::TimelineBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

@@ -23,6 +23,7 @@ pub mod intervals;
 pub mod search;
 pub mod server_metrics;
 pub mod summary;
+pub mod timeline;
 
 pub use blocks::*;
 pub use cost::{CostBasis, LevelCost};
@@ -31,6 +32,7 @@ pub use intervals::DistributionCi;
 pub use search::{Objective, SearchAxis, SloProbe, SloSearchBlock, Spacing, SweepBlock};
 pub use server_metrics::{CrossCheck, GaugeStat, ServerCounters, ServerGauges, ServerMetricsBlock};
 pub use summary::{percentile, Distribution, Stat, Summary};
+pub use timeline::{TimelineBlock, TimelineServer};
 
 use std::path::{Path, PathBuf};
 

@@ -563,6 +563,7 @@ impl LevelAccumulator {
             percentiles,
             cost: None,
             server_metrics: None,
+            timeline: None,
             incomplete: false,
             extra: Default::default(),
         }

@@ -257,6 +257,7 @@ impl LevelParts {
             percentiles: None,
             cost: None,
             server_metrics: None,
+            timeline: None,
             incomplete: false,
             extra: Map::new(),
         }
