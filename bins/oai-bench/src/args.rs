@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, ValueEnum};
 use tokenomics_bench::adaptive::{self, ExperimentFlags};
-use tokenomics_bench::load::{Arrival, AtEnd};
+use tokenomics_bench::load::{Arrival, AtEnd, Ramp};
 use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::plan::LoadFlags;
 use tokenomics_bench::prompts::PromptFlags;
@@ -80,6 +80,9 @@ pub struct Args {
     #[arg(long = "request_rate", visible_alias = "request-rate", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
           value_parser = values::rate)]
     pub request_rate: Option<Vec<f64>>,
+    /// Open loop whose rate changes linearly: linear:FROM,TO,SECONDS (requests/s at the start and the end, and the level's length), one level; with --arrival, --burstiness and a --max_concurrency cap.
+    #[arg(long, value_parser = ramp)]
+    pub ramp: Option<Ramp>,
     /// Open loop: inter-arrival times [default: poisson; gamma when --burstiness is given].
     #[arg(long, value_enum)]
     pub arrival: Option<Arrival>,
@@ -185,6 +188,9 @@ pub struct Args {
     /// Also write every scrape of --server_metrics here as a JSON line (t_s on the run's clock, every sample).
     #[arg(long = "server_metrics_file", visible_alias = "server-metrics-file")]
     pub server_metrics_file: Option<PathBuf>,
+    /// Every level's timeline (sends, completions, in flight, output tokens, TTFT p50/p99, errors and the scraped server gauges) in buckets this many seconds wide, in the results file for plot-throughput --timeline; 0 for none.
+    #[arg(long = "timeline_interval", visible_alias = "timeline-interval", default_value = "1", value_parser = values::seconds)]
+    pub timeline_interval: Duration,
     /// Live progress: auto (redrawn on a terminal, a line every 10 s otherwise), or never.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,
@@ -245,6 +251,7 @@ impl Args {
             batch_sizes: self.batch_sizes.clone(),
             max_concurrency: self.max_concurrency.clone(),
             request_rate: self.request_rate.clone(),
+            ramp: self.ramp,
             arrival: self.arrival,
             burstiness: self.burstiness,
             num_requests: self.num_requests,
@@ -355,6 +362,12 @@ fn scrape_interval(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Duration::try_from_secs_f64(x).map_err(|_| bad())
+}
+
+/// `--ramp linear:FROM,TO,SECONDS`.
+fn ramp(s: &str) -> Result<Ramp, String> {
+    s.parse()
+        .map_err(|e: tokenomics_bench::Error| e.to_string())
 }
 
 /// `--shard I/N`.

@@ -213,6 +213,7 @@ async fn run(
             .or_else(|| plan.adaptive.as_ref().and_then(|a| a.per_request_slo())),
         adaptive: plan.adaptive,
         insecure_tls: target.insecure,
+        timeline_interval: Some(args.timeline_interval).filter(|d| !d.is_zero()),
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

@@ -50,6 +50,7 @@ impl OpenTemplate {
             arrival: self.arrival,
             burstiness: self.burstiness,
             max_concurrency: None,
+            ramp: None,
         })
     }
 }

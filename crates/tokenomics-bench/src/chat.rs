@@ -94,6 +94,8 @@ pub struct ChatConfig {
     pub adaptive: Option<crate::adaptive::Adaptive>,
     /// The server's certificate was not checked (`--insecure`): recorded in the metadata.
     pub insecure_tls: bool,
+    /// Every level's timeline in buckets this wide (`None`: no timeline).
+    pub timeline_interval: Option<Duration>,
 }
 
 impl Default for ChatConfig {
@@ -132,9 +134,13 @@ impl Default for ChatConfig {
             cost: None,
             adaptive: None,
             insecure_tls: false,
+            timeline_interval: Some(DEFAULT_TIMELINE_INTERVAL),
         }
     }
 }
+
+/// The default width of a timeline's buckets.
+pub const DEFAULT_TIMELINE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The default time between two runs on a timetable.
 pub const DEFAULT_RUN_GAP: Duration = Duration::from_secs(10);
@@ -830,6 +836,7 @@ impl Workload for ChatBenchmark {
             .with_slo(self.config.goodput)
             .with_exact_limit(self.config.exact_limit)
             .with_confidence(self.config.confidence)
+            .with_timeline(self.config.timeline_interval)
     }
 
     async fn run(
@@ -893,6 +900,9 @@ impl Workload for ChatBenchmark {
             // A server that also served other shards counted their tokens too.
             let alone = self.config.shard.is_none_or(|s| s.count == 1);
             level.server_metrics = Some(w.block(m.source(), alone.then_some(self.client_tokens)));
+            if let Some(t) = level.timeline.as_mut() {
+                t.server = Some(crate::metrics::series::server_buckets(t, w.points()));
+            }
         }
         level
     }
@@ -953,6 +963,7 @@ impl Sink for LevelSink<'_> {
     fn begin(&mut self, origin_ns: u64, start_ns: u64) {
         self.origin_ns = origin_ns;
         self.acc.begin_run(origin_ns);
+        self.acc.timeline_begin(start_ns, origin_ns);
         if let Some(due) = self.due {
             // On the wall clock, which the timetable is on: the benchmark's clock starts with the
             // process, so a shard that starts later than it has run could not say how late.
@@ -970,6 +981,17 @@ impl Sink for LevelSink<'_> {
         *self.client_tokens = self
             .client_tokens
             .saturating_add(crate::server_metrics::client_output_tokens(&s.record));
+        // A request given up has no end of its own: it ended now, as it reached the sink.
+        let end_ns = s
+            .record
+            .timing
+            .end_ns
+            .unwrap_or_else(|| self.clock.now_ns());
+        self.acc.timeline_add(crate::metrics::series::Ended {
+            record: &s.record,
+            end_ns,
+            cancelled: s.cancelled,
+        });
         if s.warmup {
             return;
         }

@@ -15,18 +15,94 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma};
 pub use tokenomics_stats::{Arrival, AtEnd, Mode};
-use tokenomics_stats::{LimitsBlock, Load, ScheduleBlock};
+use tokenomics_stats::{LimitsBlock, Load, RampBlock, ScheduleBlock};
 
 /// An open-loop arrival process.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenLoop {
-    /// Requests per second.
+    /// Requests per second (a ramp's mean rate).
     pub rate: f64,
     pub arrival: Arrival,
     /// The gamma shape (1 for Poisson; ignored for constant).
     pub burstiness: f64,
     /// At most this many requests in flight; later arrivals wait for a slot.
     pub max_concurrency: Option<u64>,
+    /// A rate that changes linearly through the level instead of `rate` throughout.
+    pub ramp: Option<Ramp>,
+}
+
+/// An open loop's rate rising (or falling) linearly from `from` to `to` requests/s over
+/// `seconds` (`--ramp linear:FROM,TO,SECONDS`). Arrivals follow the inhomogeneous process of that
+/// rate: the arrival process's gaps are drawn at rate 1 and mapped through the inverse of the
+/// cumulative rate, Λ(t) = from·t + (to − from)·t²/(2·seconds), so Poisson stays Poisson and a
+/// constant process sends at exactly the rate of each moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ramp {
+    pub from: f64,
+    pub to: f64,
+    pub seconds: f64,
+}
+
+impl Ramp {
+    /// The mean rate over the ramp, requests/s.
+    pub fn mean_rate(&self) -> f64 {
+        (self.from + self.to) / 2.0
+    }
+
+    /// The rate `t` seconds into the ramp.
+    pub fn rate_at(&self, t: f64) -> f64 {
+        self.from + (self.to - self.from) * (t / self.seconds).clamp(0.0, 1.0)
+    }
+
+    /// When the cumulative rate reaches `u` arrivals, seconds (the inverse of Λ).
+    fn time_of(&self, u: f64) -> f64 {
+        let a = (self.to - self.from) / (2.0 * self.seconds);
+        if a.abs() < 1e-12 * self.from.max(self.to) {
+            return u / self.from;
+        }
+        // a·t² + from·t − u = 0; the root that is ≥ 0 (written to stay exact when a is small).
+        2.0 * u / (self.from + (self.from * self.from + 4.0 * a * u).max(0.0).sqrt())
+    }
+
+    /// The ramp as the documents record it.
+    pub fn block(&self) -> RampBlock {
+        RampBlock {
+            from_rate: self.from,
+            to_rate: self.to,
+            seconds: self.seconds,
+        }
+    }
+}
+
+impl std::str::FromStr for Ramp {
+    type Err = crate::Error;
+
+    /// `linear:FROM,TO,SECONDS`: rates in requests/s (at least one above 0, none below), seconds
+    /// above 0.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let bad = || {
+            crate::Error::Invalid(format!(
+                "--ramp {s:?}: expected linear:FROM,TO,SECONDS (requests/s at the start and the \
+                 end, and the seconds between), e.g. linear:1,20,60"
+            ))
+        };
+        let rest = s.trim().strip_prefix("linear:").ok_or_else(bad)?;
+        let parts: Vec<f64> = rest
+            .split(',')
+            .map(|p| p.trim().parse::<f64>().map_err(|_| bad()))
+            .collect::<crate::Result<_>>()?;
+        let [from, to, seconds] = parts[..] else {
+            return Err(bad());
+        };
+        let rate_ok = |r: f64| r.is_finite() && r >= 0.0 && r <= 1e6;
+        if !(rate_ok(from) && rate_ok(to) && from.max(to) > 0.0) {
+            return Err(bad());
+        }
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 31_536_000.0) {
+            return Err(bad());
+        }
+        Ok(Ramp { from, to, seconds })
+    }
 }
 
 /// One level of load.
@@ -84,6 +160,7 @@ impl Shape {
                 arrival: o.arrival,
                 burstiness: o.burstiness,
                 max_concurrency: o.max_concurrency,
+                ramp: o.ramp.as_ref().map(Ramp::block),
                 limits: limits.block(),
                 schedule,
             },
@@ -95,6 +172,9 @@ impl Shape {
         match self {
             Shape::Burst { batch } => batch.to_string(),
             Shape::Closed { concurrency } => concurrency.to_string(),
+            Shape::Open(OpenLoop { ramp: Some(r), .. }) => {
+                format!("{}..{}", format_rate(r.from), format_rate(r.to))
+            }
             Shape::Open(o) => format_rate(o.rate),
         }
     }
@@ -104,6 +184,12 @@ impl Shape {
         match self {
             Shape::Burst { batch } => format!("batch size {batch}"),
             Shape::Closed { concurrency } => format!("concurrency {concurrency}"),
+            Shape::Open(OpenLoop { ramp: Some(r), .. }) => format!(
+                "{} → {} requests/s over {} s",
+                format_rate(r.from),
+                format_rate(r.to),
+                format_rate(r.seconds)
+            ),
             Shape::Open(o) => format!("{} requests/s", format_rate(o.rate)),
         }
     }
@@ -168,7 +254,12 @@ pub fn schedule(open: &OpenLoop, limits: &Limits, seed: u64) -> (Vec<u64>, usize
         return (Vec::new(), 0);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mean = 1.0 / open.rate;
+    // A ramp draws its gaps at rate 1 and maps them onto its own clock.
+    let mean = if open.ramp.is_some() {
+        1.0
+    } else {
+        1.0 / open.rate
+    };
     let gamma = match open.arrival {
         Arrival::Constant => None,
         Arrival::Poisson => Gamma::new(1.0, mean).ok(),
@@ -182,7 +273,15 @@ pub fn schedule(open: &OpenLoop, limits: &Limits, seed: u64) -> (Vec<u64>, usize
     // The first request leaves at once; each later one after a drawn gap.
     let mut t = 0.0f64;
     loop {
-        let at = (t * 1e9).round() as u64;
+        let at_s = match &open.ramp {
+            // Past the ramp's end (a rate of 0 at the end never gets there): no more arrivals.
+            Some(r) => match r.time_of(t) {
+                x if x.is_finite() && x < r.seconds => x,
+                _ => break,
+            },
+            None => t,
+        };
+        let at = (at_s * 1e9).round() as u64;
         if end_ns.is_some_and(|e| at >= e) {
             break;
         }
@@ -214,6 +313,79 @@ mod tests {
             arrival,
             burstiness,
             max_concurrency: None,
+            ramp: None,
+        }
+    }
+
+    #[test]
+    fn a_ramp_sends_at_the_rate_of_each_moment() {
+        let ramp: Ramp = "linear:10,50,20".parse().unwrap();
+        let limits = Limits {
+            duration: Some(Duration::from_secs(20)),
+            ..Limits::default()
+        };
+        let ramped = |arrival| OpenLoop {
+            ramp: Some(ramp),
+            ..open(ramp.mean_rate(), arrival, 1.0)
+        };
+        // Constant: exactly Λ(t) arrivals by t; Λ(20) = 10·20 + 40·400/40 = 600.
+        let (t, warm) = schedule(&ramped(Arrival::Constant), &limits, 1);
+        assert_eq!(warm, 0);
+        assert_eq!(t.len(), 600);
+        let secs = |ns: u64| ns as f64 / 1e9;
+        // The k-th arrival (from 0) is at Λ⁻¹(k).
+        let lambda = |x: f64| 10.0 * x + x * x;
+        for (k, &at) in t.iter().enumerate() {
+            assert!((lambda(secs(at)) - k as f64).abs() < 1e-6, "{k}: {at}");
+        }
+        // Poisson: arrivals per 5 s window follow the rate (expected 62.5, 112.5, 162.5, 212.5).
+        let (t, _) = schedule(&ramped(Arrival::Poisson), &limits, 9);
+        let windows: Vec<usize> = (0..4)
+            .map(|w| {
+                t.iter()
+                    .filter(|&&x| (w as f64 * 5.0..(w + 1) as f64 * 5.0).contains(&secs(x)))
+                    .count()
+            })
+            .collect();
+        for (n, expected) in windows.iter().zip([62.5, 112.5, 162.5, 212.5]) {
+            // Four standard deviations of a Poisson count.
+            assert!(
+                (*n as f64 - expected).abs() < 4.0 * expected.sqrt(),
+                "{windows:?}"
+            );
+        }
+        assert!(t.iter().all(|&x| secs(x) < 20.0));
+        // Down to 0: the last arrivals thin out and none comes after the end.
+        let down = OpenLoop {
+            ramp: Some("linear:20,0,10".parse().unwrap()),
+            ..open(10.0, Arrival::Constant, 1.0)
+        };
+        let (t, _) = schedule(
+            &down,
+            &Limits {
+                duration: Some(Duration::from_secs(10)),
+                ..Limits::default()
+            },
+            1,
+        );
+        assert_eq!(t.len(), 100);
+    }
+
+    #[test]
+    fn ramps_parse_or_are_refused() {
+        let r: Ramp = " linear: 1, 20 ,60".parse().unwrap();
+        assert_eq!((r.from, r.to, r.seconds), (1.0, 20.0, 60.0));
+        assert_eq!(r.mean_rate(), 10.5);
+        assert_eq!(r.rate_at(30.0), 10.5);
+        for bad in [
+            "1,20,60",
+            "linear:1,20",
+            "linear:0,0,5",
+            "linear:-1,5,5",
+            "linear:1,5,0",
+            "exp:1,2,3",
+        ] {
+            assert!(bad.parse::<Ramp>().is_err(), "{bad}");
         }
     }
 

@@ -342,6 +342,7 @@ fn shape_of(load: &Load) -> Result<(Shape, Limits)> {
             arrival,
             burstiness,
             max_concurrency,
+            ramp,
             limits: l,
             ..
         } => Ok((
@@ -350,6 +351,11 @@ fn shape_of(load: &Load) -> Result<(Shape, Limits)> {
                 arrival: *arrival,
                 burstiness: *burstiness,
                 max_concurrency: *max_concurrency,
+                ramp: ramp.map(|r| crate::load::Ramp {
+                    from: r.from_rate,
+                    to: r.to_rate,
+                    seconds: r.seconds,
+                }),
             }),
             limits(l)?,
         )),

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::adaptive::{Adaptive, ExperimentFlags, OpenTemplate, DEFAULT_SATURATION_CONCURRENCY};
-use crate::load::{Arrival, AtEnd, Limits, OpenLoop, Shape};
+use crate::load::{Arrival, AtEnd, Limits, OpenLoop, Ramp, Shape};
 use crate::metrics::Slo;
 use crate::{Error, Result};
 
@@ -21,6 +21,8 @@ pub struct LoadFlags {
     pub max_concurrency: Option<Vec<u64>>,
     /// `--request_rate`: an open loop per value, requests per second.
     pub request_rate: Option<Vec<f64>>,
+    /// `--ramp`: one open loop whose rate changes linearly (it sets the level's duration).
+    pub ramp: Option<Ramp>,
     pub arrival: Option<Arrival>,
     pub burstiness: Option<f64>,
     pub num_requests: Option<u64>,
@@ -62,11 +64,77 @@ fn invalid(message: impl Into<String>) -> Error {
 impl LoadFlags {
     /// Whether the flags ask for a sustained load (closed or open loop; a sweep or a search).
     pub fn sustained(&self) -> bool {
-        self.max_concurrency.is_some() || self.request_rate.is_some() || self.experiment.any()
+        self.max_concurrency.is_some()
+            || self.request_rate.is_some()
+            || self.ramp.is_some()
+            || self.experiment.any()
+    }
+
+    /// A ramp's plan: one open-loop level as long as the ramp.
+    fn ramp_plan(&self, ramp: Ramp) -> Result<LoadPlan> {
+        for (flag, given) in [
+            ("--request_rate", self.request_rate.is_some()),
+            ("--batch_sizes", self.batch_sizes.is_some()),
+            ("--duration", self.duration.is_some()),
+            ("--num_requests", self.num_requests.is_some()),
+            (
+                "--warmup_seconds",
+                self.warmup.is_some_and(|w| !w.is_zero()),
+            ),
+            ("--sweep or --slo", self.experiment.any()),
+        ] {
+            if given {
+                return Err(invalid(format!(
+                    "--ramp is one open-loop level whose rate and length it sets: leave out {flag}"
+                )));
+            }
+        }
+        let arrivals = ramp.mean_rate() * ramp.seconds;
+        if arrivals > MAX_SCHEDULED {
+            return Err(invalid(format!(
+                "--ramp schedules {arrivals:.0} requests, more than {MAX_SCHEDULED:.0}; shorten it"
+            )));
+        }
+        let levels = self
+            .open_levels(
+                &[ramp.mean_rate()],
+                self.max_concurrency.as_deref(),
+                Duration::ZERO,
+            )?
+            .into_iter()
+            .map(|shape| match shape {
+                Shape::Open(o) => Shape::Open(OpenLoop {
+                    ramp: Some(ramp),
+                    ..o
+                }),
+                other => other,
+            })
+            .collect();
+        let duration = Duration::try_from_secs_f64(ramp.seconds)
+            .map_err(|e| invalid(format!("--ramp: {e}")))?;
+        let at_end = self.at_end.unwrap_or_default();
+        Ok(LoadPlan {
+            levels,
+            limits: Limits {
+                num_requests: None,
+                duration: Some(duration),
+                warmup: Duration::ZERO,
+                at_end,
+            },
+            num_runs: match self.num_runs.unwrap_or(1) {
+                0 => return Err(invalid("--num_runs must be at least 1")),
+                n => n,
+            },
+            snapshot_every: self.snapshot_every,
+            adaptive: None,
+        })
     }
 
     /// Checks how the flags go together and builds the plan.
     pub fn plan(&self) -> Result<LoadPlan> {
+        if let Some(ramp) = self.ramp {
+            return self.ramp_plan(ramp);
+        }
         let sustained = self.sustained();
         let warmup = self.warmup.unwrap_or(Duration::ZERO);
         if sustained && self.batch_sizes.is_some() {
@@ -234,6 +302,7 @@ impl LoadFlags {
                     arrival,
                     burstiness,
                     max_concurrency: cap,
+                    ramp: None,
                 })
             })
             .collect())
@@ -350,9 +419,54 @@ mod tests {
                 rate: 2.5,
                 arrival: Arrival::Gamma,
                 burstiness: 0.5,
-                max_concurrency: Some(16)
+                max_concurrency: Some(16),
+                ramp: None,
             })]
         );
+        let ramp: Ramp = "linear:1,9,30".parse().unwrap();
+        let ramped = LoadFlags {
+            ramp: Some(ramp),
+            max_concurrency: Some(vec![8]),
+            ..LoadFlags::default()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(
+            ramped.levels,
+            vec![Shape::Open(OpenLoop {
+                rate: 5.0,
+                arrival: Arrival::Poisson,
+                burstiness: 1.0,
+                max_concurrency: Some(8),
+                ramp: Some(ramp),
+            })]
+        );
+        assert_eq!(ramped.limits.duration, Some(Duration::from_secs(30)));
+        assert_eq!(ramped.levels[0].key(), "1..9");
+        for (flags, flag) in [
+            (
+                LoadFlags {
+                    request_rate: Some(vec![2.0]),
+                    ..LoadFlags::default()
+                },
+                "--request_rate",
+            ),
+            (
+                LoadFlags {
+                    duration: Some(Duration::from_secs(5)),
+                    ..LoadFlags::default()
+                },
+                "--duration",
+            ),
+        ] {
+            refused(
+                LoadFlags {
+                    ramp: Some(ramp),
+                    ..flags
+                },
+                flag,
+            );
+        }
     }
 
     #[test]

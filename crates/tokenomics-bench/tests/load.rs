@@ -77,6 +77,7 @@ async fn open_loop_capped_waits_for_a_slot() {
     // 100 requests/s, but each takes ~41 ms and only 2 may be in flight: ~49/s can be served, so
     // requests queue in the client.
     let open = OpenLoop {
+        ramp: None,
         rate: 100.0,
         arrival: Arrival::Constant,
         burstiness: 1.0,

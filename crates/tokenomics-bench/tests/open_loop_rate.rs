@@ -31,6 +31,7 @@ async fn measure() {
     })
     .await;
     let open = OpenLoop {
+        ramp: None,
         rate: 500.0,
         arrival: Arrival::Poisson,
         burstiness: 1.0,

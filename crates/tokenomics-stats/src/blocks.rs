@@ -111,6 +111,15 @@ pub struct Simulated {
     pub price: Option<String>,
 }
 
+/// An open loop whose rate rose (or fell) linearly through the level: `from_rate` at its start,
+/// `to_rate` after `seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RampBlock {
+    pub from_rate: f64,
+    pub to_rate: f64,
+    pub seconds: f64,
+}
+
 /// A level's `load` block: its shape, and for an open loop what the schedule achieved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
@@ -126,12 +135,15 @@ pub enum Load {
         limits: LimitsBlock,
     },
     OpenLoop {
-        /// Requests per second asked for.
+        /// Requests per second asked for (a ramp's mean rate).
         request_rate: f64,
         arrival: Arrival,
         burstiness: f64,
         /// The cap on requests in flight, `null` when uncapped.
         max_concurrency: Option<u64>,
+        /// A rate that changed through the level (`--ramp`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ramp: Option<RampBlock>,
         #[serde(flatten)]
         limits: LimitsBlock,
         #[serde(flatten)]
@@ -303,6 +315,7 @@ mod tests {
             r#"{"mode":"closed_loop","max_concurrency":4,"num_requests":20,"duration_seconds":null,"warmup_seconds":0.0,"at_end":"wait"}"#
         );
         let open = Load::OpenLoop {
+            ramp: None,
             request_rate: 2.5,
             arrival: Arrival::Poisson,
             burstiness: 1.0,

@@ -19,6 +19,7 @@ use super::burst::RunFigures;
 use super::goodput::Slo;
 use super::latency::{request_latency, request_tokens_per_second};
 use super::samples::{Moments, Pooled, Samples, EXACT_LIMIT, HISTOGRAM_RELATIVE_ERROR};
+use super::series::{Ended, Series};
 use super::steady::{steady_state, SteadyWindow, STEADY_SHARE};
 use super::timeline::Timeline;
 use super::trend::TrendFit;
@@ -170,6 +171,8 @@ pub struct LevelAccumulator {
     /// Latency from the schedule against scheduled time, every run's (from its start).
     trend: TrendFit,
     run: RunTally,
+    /// The level over time (`None`: no timeline asked for).
+    series: Option<Series>,
 }
 
 impl LevelAccumulator {
@@ -215,6 +218,30 @@ impl LevelAccumulator {
             achieved_rate: Vec::new(),
             trend: TrendFit::default(),
             run: RunTally::default(),
+            series: None,
+        }
+    }
+
+    /// Keeps the level's timeline in buckets `interval` wide (`None`: none).
+    pub fn with_timeline(mut self, interval: Option<std::time::Duration>) -> Self {
+        self.series =
+            interval.map(|i| Series::new(u64::try_from(i.as_nanos()).unwrap_or(u64::MAX)));
+        self
+    }
+
+    /// A sustained run's load started at `start_ns` and its measurement at `measured_ns` (ns on
+    /// the run's clock), for the timeline.
+    pub fn timeline_begin(&mut self, start_ns: u64, measured_ns: u64) {
+        if let Some(s) = self.series.as_mut() {
+            s.begin(start_ns, measured_ns);
+        }
+    }
+
+    /// Adds a request to the timeline only: every request a run sent goes there (warm-up and
+    /// cancelled ones too), measured or not.
+    pub fn timeline_add(&mut self, ended: Ended<'_>) {
+        if let Some(s) = self.series.as_mut() {
+            s.add(ended);
         }
     }
 
@@ -429,6 +456,12 @@ impl LevelAccumulator {
         self.run = RunTally::default();
         for r in records {
             self.add_request(r, None);
+            let end_ns = r.timing.end_ns.unwrap_or(r.timing.send_ns);
+            self.timeline_add(Ended {
+                record: r,
+                end_ns,
+                cancelled: false,
+            });
         }
         let refs: Vec<&RequestRecord> = records.iter().collect();
         if let Some(st) = steady_state(&refs, self.target) {
@@ -563,7 +596,7 @@ impl LevelAccumulator {
             percentiles,
             cost: None,
             server_metrics: None,
-            timeline: None,
+            timeline: self.series.as_ref().and_then(Series::block),
             incomplete: false,
             extra: Default::default(),
         }

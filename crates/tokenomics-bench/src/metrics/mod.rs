@@ -6,6 +6,7 @@
 //! - [`goodput`]: the service-level objectives a request meets or not;
 //! - [`steady`]: the steady-state window of a run;
 //! - [`samples`]: summaries built as values arrive (exact, or a histogram past a limit);
+//! - [`series`]: a level's timeline, bucket by bucket, for the result file;
 //! - [`timeline`]: a sustained run's steady state in time buckets;
 //! - [`trend`]: whether an open loop's server kept up (latency against time);
 //! - [`level`]: pooling the runs of one level into its typed [`tokenomics_stats::ChatLevel`].
@@ -15,6 +16,7 @@ pub mod goodput;
 pub mod latency;
 pub mod level;
 pub mod samples;
+pub mod series;
 pub mod steady;
 pub mod timeline;
 pub mod trend;

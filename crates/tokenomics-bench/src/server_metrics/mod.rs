@@ -253,13 +253,27 @@ pub(crate) struct LevelWindow {
     scrapes: u64,
     failed: u64,
     engine: Option<&'static str>,
+    /// Every scrape's gauges (ns on the run's clock; running, waiting, KV usage), for the
+    /// level's timeline; at most [`MAX_POINTS`].
+    points: Vec<(u64, [Option<f64>; 3])>,
 }
+
+/// The most scrapes a level keeps for its timeline (a day at one a second).
+const MAX_POINTS: usize = 86_400;
 
 const GAUGES: [usize; 3] = [roles::RUNNING, roles::WAITING, roles::KV_USAGE];
 
 impl LevelWindow {
-    fn add(&mut self, values: &Values) {
+    /// The gauges of every scrape so far: (ns on the run's clock, running, waiting, KV usage).
+    pub(crate) fn points(&self) -> &[(u64, [Option<f64>; 3])] {
+        &self.points
+    }
+
+    fn add(&mut self, t_ns: u64, values: &Values) {
         self.scrapes += 1;
+        if self.points.len() < MAX_POINTS {
+            self.points.push((t_ns, GAUGES.map(|role| values[role])));
+        }
         for (acc, role) in self.gauges.iter_mut().zip(GAUGES) {
             if let Some(v) = values[role].filter(|v| v.is_finite()) {
                 acc.0 += 1;
@@ -410,7 +424,7 @@ impl Scraper {
             Ok(samples) => {
                 let (values, engine) = roles::values(&samples);
                 if let Some(w) = self.window.as_mut() {
-                    w.add(&values);
+                    w.add(t_ns, &values);
                     w.engine = w.engine.or(engine);
                     match mark {
                         Some(Mark::Begin(_)) => w.begin = Some((t_ns, values)),
@@ -590,19 +604,21 @@ mod tests {
         v[roles::GENERATION_TOKENS] = Some(1000.0);
         v[roles::PROMPT_TOKENS] = Some(50.0);
         v[roles::RUNNING] = Some(0.0);
-        w.add(&v);
+        w.add(1_000_000_000, &v);
         w.begin = Some((1_000_000_000, v));
         let mut mid = v;
         mid[roles::RUNNING] = Some(4.0);
         mid[roles::GENERATION_TOKENS] = Some(1500.0);
-        w.add(&mid);
+        w.add(2_000_000_000, &mid);
         let mut end = v;
         end[roles::GENERATION_TOKENS] = Some(1640.0);
         end[roles::PROMPT_TOKENS] = Some(40.0); // went back: a restart
-        w.add(&end);
+        w.add(3_500_000_000, &end);
         w.end = Some((3_500_000_000, end));
         let b = w.block("http://h/metrics", Some(640));
         assert_eq!(b.scrapes, 3);
+        assert_eq!(w.points().len(), 3);
+        assert_eq!(w.points()[1], (2_000_000_000, [Some(4.0), None, None]));
         assert_eq!(b.seconds, 2.5);
         assert_eq!(b.counters.generation_tokens, Some(640.0));
         assert_eq!(b.counters.prompt_tokens, None);

@@ -141,6 +141,7 @@ pub(super) fn convert(path: &Path, v: &Value) -> Result<AnyResult> {
             (
                 rate_key(rate),
                 Some(Load::OpenLoop {
+                    ramp: None,
                     request_rate: rate,
                     arrival,
                     burstiness: 1.0,

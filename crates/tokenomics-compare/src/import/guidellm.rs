@@ -186,6 +186,7 @@ fn level(
         "constant" | "poisson" => {
             let rate = src.num(strategy, "rate", &format!("{where_}'s strategy"))?;
             let load = Load::OpenLoop {
+                ramp: None,
                 request_rate: rate,
                 arrival: if kind == "poisson" {
                     Arrival::Poisson

@@ -106,6 +106,7 @@ pub(super) fn convert(path: &Path, v: &Value) -> Result<AnyResult> {
                 (
                     rate_key(rate),
                     Load::OpenLoop {
+                        ramp: None,
                         request_rate: rate,
                         arrival: Arrival::Constant,
                         burstiness: 1.0,

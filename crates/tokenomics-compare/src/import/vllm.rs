@@ -221,6 +221,7 @@ fn level(
             (Some(r), cap) => {
                 let burstiness = opt_num(run, "burstiness").unwrap_or(1.0);
                 let load = Load::OpenLoop {
+                    ramp: None,
                     request_rate: r,
                     arrival: if burstiness == 1.0 {
                         Arrival::Poisson
