@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokenomics_cli::{self as cli, exit, values};
-use tokenomics_sim::preset;
+use tokenomics_sim::{prefix, preset};
 use tokenomics_sim::{SimConfig, Simulator, MAX_SLOTS};
 
 const NAME: &str = "oai-sim";
@@ -73,6 +73,18 @@ struct Args {
     /// At most N requests served at once, the others waiting first come, first served: a fixed schedule gets N slots (a request's schedule starts when it gets one); an engine runs at most N sequences (its max_num_seqs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_SLOTS))]
     slots: Option<u64>,
+    /// Tokens per KV-cache block, the unit of the engine's prefix caching (vLLM's --block-size).
+    #[arg(
+        long = "block_tokens",
+        visible_alias = "block-tokens",
+        value_name = "N",
+        default_value_t = prefix::DEFAULT_BLOCK_TOKENS,
+        value_parser = clap::value_parser!(u64).range(1..=prefix::MAX_BLOCK_TOKENS)
+    )]
+    block_tokens: u64,
+    /// Turn the engine's automatic prefix caching off (on by default, as in vLLM V1).
+    #[arg(long = "no_prefix_caching", visible_alias = "no-prefix-caching")]
+    no_prefix_caching: bool,
     /// Print the arithmetic behind a preset, its price and a what-if for one workload, and exit.
     #[arg(long, value_name = "PRESET")]
     describe: Option<String>,
@@ -119,6 +131,8 @@ fn main() -> ExitCode {
         config = config.with_fixed_schedule(ttft.as_secs_f64(), args.itl_ms.as_secs_f64());
     }
     config.max_running = args.slots;
+    config.block_tokens = args.block_tokens;
+    config.prefix_caching = !args.no_prefix_caching;
     config.served_model = args.model.clone();
     config.time_scale = args.time_scale;
     config.seed = args.seed;

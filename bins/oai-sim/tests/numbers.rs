@@ -19,6 +19,7 @@ fn hostile_numbers_are_refused_in_one_line() {
         NumericFlag::new("--slots"),
         NumericFlag::new("--input_tokens"),
         NumericFlag::new("--output_tokens"),
+        NumericFlag::new("--block_tokens"),
     ];
     // --ttft_ms selects the fixed schedule, whose --itl_ms is then checked too.
     let checked = assert_refused(

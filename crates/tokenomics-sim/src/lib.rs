@@ -13,6 +13,13 @@
 //! token alone, and the saturation rate — from the same step model, and
 //! [`preset::Preset::cost_basis`] what its GPUs cost by the hour.
 //!
+//! The engine caches prompt prefixes as vLLM V1 does ([`prefix`]: full blocks of
+//! `block_tokens` keyed by a hash chained over the prefix, kept within the KV capacity, least
+//! recently used evicted first): a request whose leading blocks are cached skips their prefill,
+//! and says so in `usage.prompt_tokens_details.cached_tokens`. A request whose client goes away
+//! is dropped before the engine's next step and frees its KV cache at once; `/metrics` counts
+//! it under `vllm:request_success_total{finished_reason="abort"}`.
+//!
 //! The truth log records, per request, the server-side times of arrival, first token, every token
 //! and end, in nanoseconds since the server started, so a test can compare what a client measured
 //! with what happened. `time_scale` runs the model faster (or slower) than real time.
@@ -21,6 +28,7 @@ pub mod calibration;
 pub mod engine;
 pub mod http;
 mod metrics;
+pub mod prefix;
 pub mod preset;
 mod routes;
 mod slots;
@@ -86,6 +94,13 @@ pub struct SimConfig {
     /// one every `itl_s`) starts when it gets one; the slot is free once its last token is sent.
     /// An engine runs at most this many sequences (it replaces the preset's `max_num_seqs`).
     pub max_running: Option<u64>,
+    /// Automatic prefix caching in the engine (default on, as in vLLM V1): a prompt's leading
+    /// full blocks found in the cache are not prefilled (see [`prefix`]). A fixed schedule or
+    /// `instant` has no engine and caches nothing (their `cached_tokens` are 0).
+    pub prefix_caching: bool,
+    /// Tokens per KV-cache block, the unit of prefix caching (vLLM's `--block-size`; default
+    /// [`prefix::DEFAULT_BLOCK_TOKENS`], at most [`prefix::MAX_BLOCK_TOKENS`]).
+    pub block_tokens: u64,
 }
 
 impl SimConfig {
@@ -99,7 +114,21 @@ impl SimConfig {
             mean_output_tokens: None,
             event_padding_bytes: 0,
             max_running: None,
+            prefix_caching: true,
+            block_tokens: prefix::DEFAULT_BLOCK_TOKENS,
         }
+    }
+
+    /// With automatic prefix caching on or off (see [`SimConfig::prefix_caching`]).
+    pub fn with_prefix_caching(mut self, on: bool) -> Self {
+        self.prefix_caching = on;
+        self
+    }
+
+    /// With KV-cache blocks of `n` tokens (see [`SimConfig::block_tokens`]).
+    pub fn with_block_tokens(mut self, n: u64) -> Self {
+        self.block_tokens = n;
+        self
     }
 
     /// With at most `n` requests served at once (see [`SimConfig::max_running`]).
@@ -167,7 +196,7 @@ impl SimConfig {
 }
 
 /// One request as the server saw it. Times in nanoseconds since the server started.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TraceRecord {
     pub id: u64,
     pub route: &'static str,
@@ -178,8 +207,12 @@ pub struct TraceRecord {
     pub token_ns: Vec<u64>,
     pub end_ns: u64,
     pub prompt_tokens: u64,
+    /// Prompt tokens served from the engine's prefix cache (not prefilled); 0 without an engine
+    /// or with prefix caching off.
+    pub cached_tokens: u64,
     pub completion_tokens: u64,
-    /// `false` when the client went away before the end.
+    /// `false` when the client went away before the end (an abort); `end_ns` is then when the
+    /// server saw it go.
     pub completed: bool,
     /// When the request's schedule started: on a fixed schedule (and `instant`), when it got
     /// its slot (its arrival, give or take reading the body, when the server has no slots or one
@@ -218,8 +251,34 @@ pub struct Simulator {
     prompt_tokens_total: AtomicU64,
     generation_tokens_total: AtomicU64,
     requests_total: AtomicU64,
+    /// Requests ended, by [`FinishReason`] (`vllm:request_success_total`).
+    finished: [AtomicU64; 3],
     ttft: Mutex<TtftHistogram>,
     trace: Mutex<Vec<TraceRecord>>,
+}
+
+/// How a request ended, as vLLM's `finished_reason` label names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The sequence ended on its end-of-sequence token (an embedding ends so too).
+    Stop,
+    /// It reached `max_tokens`.
+    Length,
+    /// Its client went away first.
+    Abort,
+}
+
+impl FinishReason {
+    pub const ALL: [FinishReason; 3] = [Self::Stop, Self::Length, Self::Abort];
+
+    /// The label value: `stop`, `length`, `abort`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::Abort => "abort",
+        }
+    }
 }
 
 /// Decrements the in-flight gauge when a request ends, however it ends.
@@ -275,12 +334,23 @@ impl Simulator {
                 )));
             }
         }
+        if !(1..=prefix::MAX_BLOCK_TOKENS).contains(&config.block_tokens) {
+            return Err(Error::Invalid(format!(
+                "block_tokens must be between 1 and {}, got {}",
+                prefix::MAX_BLOCK_TOKENS,
+                config.block_tokens
+            )));
+        }
         let started = Instant::now();
         let behaviour = config.behaviour();
         let mut fixed = None;
         let mut slots = None;
         let engine = match &behaviour {
-            Behaviour::Engine(spec) => Some(EngineHandle::spawn(spec.clone(), config.time_scale)),
+            Behaviour::Engine(spec) => Some(EngineHandle::spawn(
+                spec.clone(),
+                config.time_scale,
+                config.block_tokens,
+            )),
             Behaviour::Fixed { ttft_s, itl_s } => {
                 let real = |what: &str, s: f64| {
                     Duration::try_from_secs_f64(s / config.time_scale).map_err(|_| {
@@ -319,6 +389,7 @@ impl Simulator {
             prompt_tokens_total: AtomicU64::new(0),
             generation_tokens_total: AtomicU64::new(0),
             requests_total: AtomicU64::new(0),
+            finished: Default::default(),
             ttft: Mutex::new(TtftHistogram::new()),
             trace: Mutex::new(Vec::new()),
         });
@@ -362,6 +433,15 @@ impl Simulator {
 
     fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Requests ended with `reason` since the start.
+    pub fn finished(&self, reason: FinishReason) -> u64 {
+        self.finished[reason as usize].load(Ordering::Relaxed)
+    }
+
+    fn count_finished(&self, reason: FinishReason) {
+        self.finished[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     fn record(&self, mut rec: TraceRecord) {
@@ -447,6 +527,10 @@ mod tests {
             panic!("tiny runs the engine")
         };
         assert_eq!(e.max_num_seqs, 4);
+        assert!(
+            cfg.prefix_caching && cfg.block_tokens == 16,
+            "vLLM V1's defaults"
+        );
         let sat = cfg.predict(100, 40).unwrap().saturation.unwrap();
         assert_eq!(sat.batch, 4);
         // In real time: ten times the rate at time scale 10.
@@ -476,6 +560,10 @@ mod tests {
             SimConfig::preset("fixed")
                 .unwrap()
                 .with_fixed_schedule(0.05, -1.0),
+            SimConfig::preset("tiny").unwrap().with_block_tokens(0),
+            SimConfig::preset("tiny")
+                .unwrap()
+                .with_block_tokens(prefix::MAX_BLOCK_TOKENS + 1),
         ] {
             assert!(matches!(
                 Simulator::start(cfg, addr).await,

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::Simulator;
+use crate::{FinishReason, Simulator};
 
 /// vLLM's TTFT histogram buckets, seconds.
 const TTFT_BUCKETS: &[f64] = &[
@@ -52,6 +52,15 @@ impl Simulator {
             (None, Some(s)) => (s.running() as i64, s.waiting() as i64, 0.0),
             (None, None) => (self.in_flight.load(Ordering::Relaxed), 0, 0.0),
         };
+        let engine_count =
+            |f: fn(&crate::engine::EngineGauges) -> &std::sync::atomic::AtomicU64| {
+                self.engine
+                    .as_ref()
+                    .map_or(0, |e| f(&e.gauges).load(Ordering::Relaxed))
+            };
+        let queries = engine_count(|g| &g.prefix_cache_queries);
+        let hits = engine_count(|g| &g.prefix_cache_hits);
+        let cached_blocks = engine_count(|g| &g.cached_blocks);
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
             let _ = write!(
@@ -92,11 +101,42 @@ impl Simulator {
                 .to_string(),
         );
         metric(
+            "vllm:prefix_cache_queries_total",
+            "counter",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            queries.to_string(),
+        );
+        metric(
+            "vllm:prefix_cache_hits_total",
+            "counter",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            hits.to_string(),
+        );
+        metric(
+            "tokenomics_sim:prefix_cache_blocks",
+            "gauge",
+            "Blocks held in the prefix cache, in use or evictable.",
+            cached_blocks.to_string(),
+        );
+        metric(
             "tokenomics_sim:peak_requests_in_flight",
             "gauge",
             "Most requests in flight at once since the start.",
             self.peak_in_flight().to_string(),
         );
+        let name = "vllm:request_success_total";
+        let _ = write!(
+            s,
+            "# HELP {name} Count of successfully processed requests.\n# TYPE {name} counter\n"
+        );
+        for reason in FinishReason::ALL {
+            let _ = writeln!(
+                s,
+                "{name}{{{m},finished_reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.finished(reason)
+            );
+        }
         let name = "vllm:time_to_first_token_seconds";
         let _ = write!(
             s,

@@ -1,7 +1,9 @@
 //! The routes that generate: chat and text completions (streamed or not), embeddings, and the
 //! tokenize endpoint. Each request is timed by its [`Pacer`]: no delay, a fixed schedule, or the
 //! continuous-batching engine; without the engine, a server with `max_running` makes a request
-//! wait for one of its slots (`crate::slots`) before its schedule starts.
+//! wait for one of its slots (`crate::slots`) before its schedule starts. Every request's truth
+//! record is written, and its end counted by reason, when it ends however it ends (see
+//! `Recording`): a client that goes away makes it an abort.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use crate::engine::EngineEvent;
 use crate::http::{self, error_response, json_response, request_error, sse_response, SimBody};
 use crate::slots::{Slot, Slots};
 use crate::wire::{self, ChunkWriter, CompletionRequest};
-use crate::{timer, Error, InFlight, Simulator, TraceRecord};
+use crate::{timer, Error, FinishReason, InFlight, Simulator, TraceRecord};
 
 /// Paces tokens by the behaviour, and holds the request's slot when the server has slots.
 enum Pacer {
@@ -34,7 +36,12 @@ enum Pacer {
         next: u32,
         slot: Option<Slot>,
     },
-    Engine(mpsc::UnboundedReceiver<EngineEvent>),
+    Engine {
+        events: mpsc::UnboundedReceiver<EngineEvent>,
+        /// Prompt tokens the engine found in its prefix cache (known once it admitted the
+        /// request).
+        cached_tokens: u64,
+    },
 }
 
 impl Pacer {
@@ -47,7 +54,7 @@ impl Pacer {
         output_tokens: u64,
     ) -> Result<Option<Instant>, Error> {
         let held = match slots {
-            Some(s) if !matches!(self, Pacer::Engine(_)) => Some(s.acquire().await?),
+            Some(s) if !matches!(self, Pacer::Engine { .. }) => Some(s.acquire().await?),
             _ => None,
         };
         Ok(match self {
@@ -77,7 +84,7 @@ impl Pacer {
                 }
                 Some(*start)
             }
-            Pacer::Engine(_) => None,
+            Pacer::Engine { .. } => None,
         })
     }
 
@@ -85,7 +92,15 @@ impl Pacer {
     fn finish(&mut self) {
         match self {
             Pacer::Instant { slot } | Pacer::Fixed { slot, .. } => *slot = None,
-            Pacer::Engine(_) => {}
+            Pacer::Engine { .. } => {}
+        }
+    }
+
+    /// Prompt tokens served from the prefix cache (0 but for an engine that found some).
+    fn cached_tokens(&self) -> u64 {
+        match self {
+            Pacer::Engine { cached_tokens, .. } => *cached_tokens,
+            _ => 0,
         }
     }
 
@@ -104,7 +119,16 @@ impl Pacer {
                 *next += 1;
                 true
             }
-            Pacer::Engine(rx) => matches!(rx.recv().await, Some(EngineEvent::Token(_))),
+            Pacer::Engine {
+                events,
+                cached_tokens,
+            } => loop {
+                match events.recv().await {
+                    Some(EngineEvent::Token(_)) => return true,
+                    Some(EngineEvent::Admitted { cached_tokens: n }) => *cached_tokens = n,
+                    Some(EngineEvent::Finished(_)) | None => return false,
+                }
+            },
         }
     }
 
@@ -113,15 +137,85 @@ impl Pacer {
         match self {
             Pacer::Instant { .. } => {}
             Pacer::Fixed { start, ttft, .. } => timer::sleep_until(*start + *ttft).await,
-            Pacer::Engine(rx) => while let Some(EngineEvent::Token(_)) = rx.recv().await {},
+            Pacer::Engine { events, .. } => {
+                while let Some(EngineEvent::Token(_) | EngineEvent::Admitted { .. }) =
+                    events.recv().await
+                {}
+            }
         }
     }
 }
 
+/// A request's truth record while it is served. It is written, and the request's end counted by
+/// reason, by [`Recording::finish`], or when the recording is dropped first — the handler was
+/// dropped because its client went away — as an abort.
+struct Recording {
+    sim: Arc<Simulator>,
+    trace: TraceRecord,
+    ended: bool,
+}
+
+impl Recording {
+    fn new(sim: &Arc<Simulator>, trace: TraceRecord) -> Self {
+        Self {
+            sim: sim.clone(),
+            trace,
+            ended: false,
+        }
+    }
+
+    /// Writes the record: `completed` unless the reason is an abort, `end_ns` now unless set.
+    fn finish(mut self, reason: FinishReason) {
+        self.end(reason);
+    }
+
+    fn end(&mut self, reason: FinishReason) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let mut trace = std::mem::take(&mut self.trace);
+        trace.completed = reason != FinishReason::Abort;
+        if trace.end_ns == 0 {
+            trace.end_ns = self.sim.now_ns();
+        }
+        self.sim.count_finished(reason);
+        self.sim.record(trace);
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.end(FinishReason::Abort);
+    }
+}
+
+impl std::ops::Deref for Recording {
+    type Target = TraceRecord;
+    fn deref(&self) -> &TraceRecord {
+        &self.trace
+    }
+}
+
+impl std::ops::DerefMut for Recording {
+    fn deref_mut(&mut self) -> &mut TraceRecord {
+        &mut self.trace
+    }
+}
+
 impl Simulator {
-    fn pacer(&self, prompt_tokens: u64, output_tokens: u64) -> Result<Pacer, Error> {
+    /// How a request of `prompt_tokens` tokens and `output_tokens` output is paced; `block_keys`
+    /// are its prompt's full blocks for the engine's prefix cache (None: no lookup).
+    fn pacer(
+        &self,
+        prompt_tokens: u64,
+        output_tokens: u64,
+        block_keys: Option<Vec<u64>>,
+    ) -> Result<Pacer, Error> {
         Ok(match (&self.engine, self.fixed) {
-            (Some(e), _) => Pacer::Engine(e.submit(prompt_tokens, output_tokens)?),
+            (Some(e), _) => Pacer::Engine {
+                events: e.submit(prompt_tokens, output_tokens, block_keys)?,
+                cached_tokens: 0,
+            },
             (None, Some((ttft, itl))) => Pacer::Fixed {
                 start: Instant::now(),
                 ttft,
@@ -131,6 +225,12 @@ impl Simulator {
             },
             (None, None) => Pacer::Instant { slot: None },
         })
+    }
+
+    /// Whether answers carry `usage.prompt_tokens_details.cached_tokens`: with an engine that
+    /// caches prefixes (a fixed schedule or `instant` caches nothing, and says nothing).
+    fn reports_cache(&self) -> bool {
+        self.engine.is_some() && self.config.prefix_caching
     }
 
     /// Nanoseconds from the server's start to `at`.
@@ -184,7 +284,8 @@ impl Simulator {
         if let Some(resp) = self.check_model(&parsed.model) {
             return resp;
         }
-        let prompt = parsed.prompt_tokens();
+        let ids = parsed.prompt_token_ids();
+        let prompt = ids.len() as u64;
         let budget = match parsed.output_budget(prompt, self.max_model_len()) {
             Ok(b) => b,
             Err(e) => return request_error(&e),
@@ -194,13 +295,23 @@ impl Simulator {
         let target = self.output_tokens(id, &parsed, budget);
         self.prompt_tokens_total
             .fetch_add(prompt, Ordering::Relaxed);
-        let mut pacer = match self.pacer(prompt, target) {
+        let keys = self
+            .reports_cache()
+            .then(|| crate::prefix::block_keys(&ids, self.config.block_tokens));
+        drop(ids);
+        let mut pacer = match self.pacer(prompt, target, keys) {
             Ok(p) => p,
             Err(e) => return request_error(&wire::RequestError::bad_request(e.to_string(), None)),
         };
         // A sequence shorter than its budget ended on the end-of-sequence token: the last token
         // counts, its text is empty (as vLLM streams it with `skip_special_tokens`).
-        let reason = if target >= budget { "length" } else { "stop" };
+        let finish = if target >= budget {
+            FinishReason::Length
+        } else {
+            FinishReason::Stop
+        };
+        let reason = finish.as_str();
+        let report_cache = self.reports_cache();
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -208,23 +319,27 @@ impl Simulator {
         let cmpl_id = format!("cmpl-sim-{id}");
         // vLLM names its own model in every response, whatever alias the request used.
         let model = self.served_model.clone();
-        let mut trace = TraceRecord {
-            id,
-            route,
-            stream: parsed.stream,
-            arrival_ns,
-            first_token_ns: None,
-            token_ns: Vec::new(),
-            end_ns: 0,
-            prompt_tokens: prompt,
-            completion_tokens: 0,
-            completed: false,
-            scheduled_ns: None,
-            prompt_hash: wire::text_hash(&parsed.last_text()),
-            arrival_unix: 0.0,
-            first_token_unix: None,
-            request_id,
-        };
+        let mut trace = Recording::new(
+            &self,
+            TraceRecord {
+                id,
+                route,
+                stream: parsed.stream,
+                arrival_ns,
+                first_token_ns: None,
+                token_ns: Vec::new(),
+                end_ns: 0,
+                prompt_tokens: prompt,
+                cached_tokens: 0,
+                completion_tokens: 0,
+                completed: false,
+                scheduled_ns: None,
+                prompt_hash: wire::text_hash(&parsed.last_text()),
+                arrival_unix: 0.0,
+                first_token_unix: None,
+                request_id,
+            },
+        );
         let keep_times = self.config.trace;
         if !parsed.stream {
             // A client that leaves while this waits for a slot drops this future, and with it
@@ -240,7 +355,11 @@ impl Simulator {
                     break;
                 }
                 let t = self.now_ns();
-                trace.first_token_ns.get_or_insert(t);
+                if trace.first_token_ns.is_none() {
+                    trace.first_token_ns = Some(t);
+                    // Known by now, and kept should the client leave before the end.
+                    trace.cached_tokens = pacer.cached_tokens();
+                }
                 if keep_times {
                     trace.token_ns.push(t);
                 }
@@ -249,7 +368,7 @@ impl Simulator {
             pacer.finish();
             self.generation_tokens_total
                 .fetch_add(trace.completion_tokens, Ordering::Relaxed);
-            let body = wire::completion_body(
+            let mut body = wire::completion_body(
                 &cmpl_id,
                 &model,
                 created,
@@ -258,9 +377,11 @@ impl Simulator {
                 trace.completion_tokens,
                 reason,
             );
+            if report_cache {
+                wire::set_cached_tokens(&mut body, trace.cached_tokens);
+            }
             trace.end_ns = self.now_ns();
-            trace.completed = true;
-            self.record(trace);
+            trace.finish(finish);
             drop(guard);
             return json_response(StatusCode::OK, &body);
         }
@@ -292,7 +413,13 @@ impl Simulator {
                 trace.scheduled_ns = start.map(|t| sim.ns_at(t));
                 let mut finished = false;
                 for k in 0..target {
-                    if !pacer.next_token().await {
+                    // A client that goes away is seen at once, not at its next token: the
+                    // engine then drops the request before its next step.
+                    let token = tokio::select! {
+                        token = pacer.next_token() => token,
+                        _ = tx.closed() => return None,
+                    };
+                    if !token {
                         break;
                     }
                     if k == 0 && chat {
@@ -328,14 +455,21 @@ impl Simulator {
                     tx.send(Ok(writer.finish(reason))).await.ok()?;
                 }
                 if include_usage {
-                    tx.send(Ok(writer.usage(prompt, trace.completion_tokens)))
-                        .await
-                        .ok()?;
+                    let cached = report_cache.then(|| pacer.cached_tokens());
+                    tx.send(Ok(writer.usage_with_cache(
+                        prompt,
+                        trace.completion_tokens,
+                        cached,
+                    )))
+                    .await
+                    .ok()?;
                 }
                 tx.send(Ok(ChunkWriter::done())).await.ok()
             }
             .await;
-            pacer.finish(); // a request that ended early frees its slot now
+            // A request that ended early frees its slot, and its place in the engine, now.
+            trace.cached_tokens = pacer.cached_tokens();
+            drop(pacer);
             drop(tx); // ends the body
             if let Some(stamps) = stamps {
                 stamps.body_done().await;
@@ -353,12 +487,20 @@ impl Simulator {
                     .copied()
                     .collect();
                 trace.first_token_ns = trace.token_ns.first().copied().or(trace.first_token_ns);
-                trace.end_ns = times.last().copied().unwrap_or_else(|| sim.now_ns());
+                // An abort ends when the server saw the client go (its body is gone by now), not
+                // at the last frame it wrote.
+                trace.end_ns = match times.last() {
+                    Some(&t) if ok.is_some() => t,
+                    _ => sim.now_ns(),
+                };
             } else {
                 trace.end_ns = sim.now_ns();
             }
-            trace.completed = ok.is_some();
-            sim.record(trace);
+            trace.finish(if ok.is_some() {
+                finish
+            } else {
+                FinishReason::Abort
+            });
         });
         resp
     }
@@ -386,41 +528,36 @@ impl Simulator {
             .collect();
         let total: u64 = counts.iter().sum();
         self.prompt_tokens_total.fetch_add(total, Ordering::Relaxed);
-        let scheduled_ns = match self.pacer(total, 0) {
-            Ok(mut p) => {
-                let start = match p.begin(self.slots.as_ref(), 0).await {
-                    Ok(start) => start,
-                    Err(e) => {
-                        return error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
-                    }
-                };
-                p.prefill_done().await;
-                start.map(|t| self.ns_at(t))
-            }
+        // Embeddings are not looked up in the prefix cache: one request's texts are several
+        // sequences, and vLLM's pooling models are served apart.
+        let mut pacer = match self.pacer(total, 0, None) {
+            Ok(p) => p,
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
         };
+        let mut trace = Recording::new(
+            &self,
+            TraceRecord {
+                id,
+                route: "embeddings",
+                arrival_ns,
+                prompt_tokens: total,
+                prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
+                ..TraceRecord::default()
+            },
+        );
+        let start = match pacer.begin(self.slots.as_ref(), 0).await {
+            Ok(start) => start,
+            Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+        pacer.prefill_done().await;
+        trace.scheduled_ns = start.map(|t| self.ns_at(t));
         let body = wire::embeddings_body(
             &self.served_model,
             &counts,
             self.config.preset.embedding_dim,
         );
-        self.record(TraceRecord {
-            id,
-            route: "embeddings",
-            stream: false,
-            arrival_ns,
-            first_token_ns: None,
-            token_ns: Vec::new(),
-            end_ns: self.now_ns(),
-            prompt_tokens: total,
-            completion_tokens: 0,
-            completed: true,
-            scheduled_ns,
-            prompt_hash: wire::text_hash(&parsed.texts().join("\n")),
-            arrival_unix: 0.0,
-            first_token_unix: None,
-            request_id: None,
-        });
+        // vLLM ends a pooling request as stopped.
+        trace.finish(FinishReason::Stop);
         let mut resp = Response::new(SimBody::full(body));
         resp.headers_mut().insert(
             ::http::header::CONTENT_TYPE,
@@ -449,7 +586,7 @@ impl Simulator {
             wire::tokenize(p)
         } else if v.get("messages").is_some() {
             match serde_json::from_value::<CompletionRequest>(v.clone()) {
-                Ok(r) => (0..r.prompt_tokens() as u32).collect(),
+                Ok(r) => r.prompt_token_ids(),
                 Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
             }
         } else {

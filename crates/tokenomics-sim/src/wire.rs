@@ -53,6 +53,14 @@ pub struct StreamOptions {
 pub const TEMPLATE_TOKENS_PER_MESSAGE: u64 = 4;
 pub const TEMPLATE_TOKENS_PER_CHAT: u64 = 3;
 
+/// The chat template's special tokens: ids above the text tokens' (which are below 100,000).
+const BEGIN_OF_TEXT: [u32; 3] = [100_000, 100_001, 100_002];
+const START_HEADER: u32 = 100_003;
+const END_HEADER: u32 = 100_004;
+const END_OF_TURN: u32 = 100_005;
+/// A role's token: 100,010 and up, by the role's name.
+const ROLE_TOKENS: u32 = 100_010;
+
 impl CompletionRequest {
     /// The text of the last message (chat) or the prompt (completions).
     pub fn last_text(&self) -> String {
@@ -102,28 +110,49 @@ impl CompletionRequest {
         self.ignore_eos || self.min_tokens.is_some_and(|m| m >= self.max_tokens())
     }
 
-    /// Prompt tokens under the simulator's tokenizer and chat template.
+    /// Prompt tokens under the simulator's tokenizer and chat template: the length of
+    /// [`CompletionRequest::prompt_token_ids`].
     pub fn prompt_tokens(&self) -> u64 {
+        self.prompt_token_ids().len() as u64
+    }
+
+    /// The prompt as token ids, deterministically: the same text gives the same ids (runs of
+    /// spaces are not tokens, see [`tokenize`]). A chat is the template's
+    /// [`TEMPLATE_TOKENS_PER_CHAT`] opening tokens, then each message in order as a header (its
+    /// role's token between two markers), its content and an end-of-turn token
+    /// ([`TEMPLATE_TOKENS_PER_MESSAGE`] per message), so a conversation's earlier turns are a
+    /// prefix of its next one. A completion's `prompt` is its text's tokens, or for an array, each
+    /// string's tokens and each number as a token id.
+    pub fn prompt_token_ids(&self) -> Vec<u32> {
         match (&self.messages, &self.prompt) {
             (Some(messages), _) => {
-                TEMPLATE_TOKENS_PER_CHAT
-                    + messages
-                        .iter()
-                        .map(|m| {
-                            TEMPLATE_TOKENS_PER_MESSAGE + count_tokens(&content_text(&m.content))
-                        })
-                        .sum::<u64>()
+                let mut ids = BEGIN_OF_TEXT.to_vec();
+                for m in messages {
+                    let role = ROLE_TOKENS + (text_hash(&m.role) % 1000) as u32;
+                    ids.extend([START_HEADER, role, END_HEADER]);
+                    ids.extend(tokenize(&content_text(&m.content)));
+                    ids.push(END_OF_TURN);
+                }
+                ids
             }
-            (None, Some(Value::String(s))) => count_tokens(s),
-            (None, Some(Value::Array(items))) => items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => count_tokens(s),
-                    Value::Number(_) => 1, // a token id
-                    _ => 0,
-                })
-                .sum(),
-            _ => 0,
+            (None, Some(Value::String(s))) => tokenize(s),
+            (None, Some(Value::Array(items))) => {
+                let mut ids = Vec::new();
+                for i in items {
+                    match i {
+                        Value::String(s) => ids.extend(tokenize(s)),
+                        // A token id (one that is no u32 stands for some id all the same).
+                        Value::Number(n) => ids.push(
+                            n.as_u64()
+                                .and_then(|n| u32::try_from(n).ok())
+                                .unwrap_or_else(|| text_hash(&n.to_string()) as u32),
+                        ),
+                        _ => {}
+                    }
+                }
+                ids
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -660,9 +689,20 @@ impl ChunkWriter {
     /// The usage chunk (`choices` empty), as vLLM sends it for `include_usage` (serialised with
     /// `exclude_none`, so nothing but the counts).
     pub fn usage(&self, prompt: u64, completion: u64) -> Bytes {
+        self.usage_with_cache(prompt, completion, None)
+    }
+
+    /// The usage chunk with `prompt_tokens_details.cached_tokens` when `cached_tokens` is set
+    /// (see [`usage_with_cache`]).
+    pub fn usage_with_cache(
+        &self,
+        prompt: u64,
+        completion: u64,
+        cached_tokens: Option<u64>,
+    ) -> Bytes {
         self.event(&json!({
             "id": self.id, "object": self.object(), "created": self.created, "model": self.model,
-            "choices": [], "usage": usage(prompt, completion)
+            "choices": [], "usage": usage_with_cache(prompt, completion, cached_tokens)
         }))
     }
 
@@ -677,7 +717,29 @@ impl ChunkWriter {
 
 /// vLLM's `UsageInfo`, in its field order.
 pub fn usage(prompt: u64, completion: u64) -> Value {
-    json!({"prompt_tokens": prompt, "total_tokens": prompt.saturating_add(completion), "completion_tokens": completion})
+    usage_with_cache(prompt, completion, None)
+}
+
+/// vLLM's `UsageInfo` with, when `cached_tokens` is set, `prompt_tokens_details:
+/// {"cached_tokens": n}`: the prompt tokens served from the prefix cache (the last field, as
+/// vLLM orders it).
+pub fn usage_with_cache(prompt: u64, completion: u64, cached_tokens: Option<u64>) -> Value {
+    let mut u = json!({"prompt_tokens": prompt, "total_tokens": prompt.saturating_add(completion), "completion_tokens": completion});
+    if let (Some(n), Some(map)) = (cached_tokens, u.as_object_mut()) {
+        map.insert("prompt_tokens_details".into(), json!({"cached_tokens": n}));
+    }
+    u
+}
+
+/// Adds `usage.prompt_tokens_details.cached_tokens` to a whole completion body
+/// ([`completion_body`]).
+pub fn set_cached_tokens(body: &mut Value, cached_tokens: u64) {
+    if let Some(usage) = body.get_mut("usage").and_then(Value::as_object_mut) {
+        usage.insert(
+            "prompt_tokens_details".into(),
+            json!({"cached_tokens": cached_tokens}),
+        );
+    }
 }
 
 /// A whole non-streamed completion (`reason` `stop`: the last token is the end of sequence,
@@ -813,6 +875,28 @@ mod tests {
         .unwrap();
         assert_eq!(r.prompt_tokens(), 3 + 4 + 2);
         assert!(r.forced_length() && r.is_chat());
+        // Spacing the tokenizer ignores changes no id.
+        let spaced: CompletionRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"  one   two "}]}"#)
+                .unwrap();
+        assert_eq!(spaced.prompt_token_ids(), r.prompt_token_ids());
+        // A conversation's next turn starts with the whole of the one before.
+        let next: CompletionRequest = serde_json::from_str(
+            r#"{"messages":[{"role":"user","content":"one two"},{"role":"assistant","content":"three"},{"role":"user","content":"four"}]}"#,
+        )
+        .unwrap();
+        let (turn, history) = (next.prompt_token_ids(), r.prompt_token_ids());
+        assert_eq!(turn[..history.len()], history[..]);
+        assert_eq!(next.prompt_tokens(), 3 + 3 * 4 + 2 + 1 + 1);
+        // The role is part of the prefix.
+        let system: CompletionRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"system","content":"one two"}]}"#)
+                .unwrap();
+        assert_ne!(system.prompt_token_ids(), r.prompt_token_ids());
+        let ids: CompletionRequest =
+            serde_json::from_str(r#"{"prompt":["one two", 7, 1e3, 99999999999]}"#).unwrap();
+        assert_eq!(ids.prompt_token_ids().len(), 5);
+        assert_eq!(ids.prompt_token_ids()[2], 7);
         assert_eq!(r.max_tokens(), 9);
     }
 

@@ -745,3 +745,306 @@ async fn a_request_whose_client_leaves_gives_up_its_slot() {
         "C started {gap} ns after A"
     );
 }
+
+/// The value of the sample `name{labels}` in a Prometheus text.
+fn sample(metrics: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}
+
+/// A conversation on the engine: each turn's prompt begins with the whole of the turn before
+/// (the template's tokens, every earlier message, in order), so the next turn finds all of the
+/// previous prompt's full blocks in the prefix cache. Responses say how many prompt tokens were
+/// cached (`usage.prompt_tokens_details.cached_tokens`, streamed and not), the truth log says
+/// the same, and `/metrics` counts the lookups and hits in tokens: hits are the sum of the
+/// responses' cached tokens, queries the sum of their prompt tokens. With prefix caching off
+/// nothing is cached and responses have no details.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_cache_hits_reach_usage_metrics_and_the_truth_log() {
+    let system = "You are a careful assistant. ".repeat(12);
+    let turn = |messages: &Value, stream: bool| {
+        json!({"model": "tiny", "messages": messages, "max_tokens": 3, "ignore_eos": true,
+            "stream": stream, "stream_options": {"include_usage": true}})
+    };
+    // The usage of a whole answer or of a stream's usage chunk.
+    let usage = |body: &str, stream: bool| -> Value {
+        if stream {
+            let events = data_events(body);
+            events[events.len() - 2]["usage"].clone()
+        } else {
+            serde_json::from_str::<Value>(body).unwrap()["usage"].clone()
+        }
+    };
+    let cfg = SimConfig::preset("tiny")
+        .unwrap()
+        .with_time_scale(20.0)
+        .with_trace(true);
+    let (server, sim) = Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let mut messages = json!([{"role": "system", "content": system}, {"role": "user", "content": "What is two and two?"}]);
+    let (mut prompts, mut cached) = (Vec::new(), Vec::new());
+    for (k, stream) in [false, true, false].into_iter().enumerate() {
+        let (status, body) = send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            Some(turn(&messages, stream)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let u = usage(&body, stream);
+        let prompt = u["prompt_tokens"].as_u64().unwrap();
+        let hit = u["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap();
+        if let Some(&before) = prompts.last() {
+            // Every full block of the previous turn's prompt, and no more.
+            assert_eq!(hit, before / 16 * 16, "turn {k}: {u}");
+        } else {
+            assert_eq!(hit, 0, "nothing cached yet");
+        }
+        prompts.push(prompt);
+        cached.push(hit);
+        let answer = if stream {
+            data_events(&body)
+                .iter()
+                .filter_map(|e| {
+                    e["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(String::from)
+                })
+                .collect::<String>()
+        } else {
+            serde_json::from_str::<Value>(&body).unwrap()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let list = messages.as_array_mut().unwrap();
+        list.push(json!({"role": "assistant", "content": answer}));
+        list.push(json!({"role": "user", "content": format!("And question {k}?")}));
+    }
+    assert!(cached[1] > 0 && cached[2] > cached[1], "{cached:?}");
+    // The same prompt twice as a text completion: all its full blocks but the last token's.
+    let text = json!({"model": "tiny", "prompt": system, "max_tokens": 2});
+    for again in [false, true] {
+        let (_, body) = send(addr, "POST", "/v1/completions", Some(text.clone())).await;
+        let u = usage(&body, false);
+        let (prompt, hit) = (
+            u["prompt_tokens"].as_u64().unwrap(),
+            u["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap(),
+        );
+        assert_eq!(hit, if again { (prompt - 1) / 16 * 16 } else { 0 });
+        prompts.push(prompt);
+        cached.push(hit);
+    }
+    let trace = sim.trace();
+    let mut logged: Vec<(u64, u64)> = trace.iter().map(|t| (t.id, t.cached_tokens)).collect();
+    logged.sort_unstable();
+    assert_eq!(
+        logged.iter().map(|l| l.1).collect::<Vec<_>>(),
+        cached,
+        "the truth log"
+    );
+    let (_, metrics) = send(addr, "GET", "/metrics", None).await;
+    let m = "{model_name=\"tiny\"}";
+    assert_eq!(
+        sample(&metrics, &format!("vllm:prefix_cache_hits_total{m}")),
+        cached.iter().sum::<u64>() as f64
+    );
+    assert_eq!(
+        sample(&metrics, &format!("vllm:prefix_cache_queries_total{m}")),
+        prompts.iter().sum::<u64>() as f64
+    );
+    assert!(metrics.contains("# TYPE vllm:prefix_cache_hits_total counter"));
+    assert_eq!(
+        sample(
+            &metrics,
+            "vllm:request_success_total{model_name=\"tiny\",finished_reason=\"length\"}"
+        ),
+        5.0
+    );
+
+    // Off: no lookups, no details in the answers.
+    let cfg = SimConfig::preset("tiny")
+        .unwrap()
+        .with_time_scale(20.0)
+        .with_prefix_caching(false);
+    let (off, _sim) = Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for stream in [false, true, false] {
+        let (_, body) = send(
+            off.addr(),
+            "POST",
+            "/v1/chat/completions",
+            Some(turn(&messages, stream)),
+        )
+        .await;
+        let u = usage(&body, stream);
+        assert!(u.get("prompt_tokens_details").is_none(), "{u}");
+    }
+    let (_, metrics) = send(off.addr(), "GET", "/metrics", None).await;
+    assert_eq!(
+        sample(&metrics, &format!("vllm:prefix_cache_queries_total{m}")),
+        0.0
+    );
+}
+
+/// A client that cancels a stream after a few tokens: the engine drops the request before its
+/// next step, so the running gauge and the KV cache's usage return to 0 while the prompt's
+/// computed blocks stay in the prefix cache; `/metrics` counts one abort (beside the one request
+/// that ended at its length) and the truth log says the request did not complete. A client that
+/// leaves a request that is not streamed is an abort too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_stream_is_an_abort_and_frees_its_cache() {
+    use hyper::body::Body as _;
+    let cfg = SimConfig::preset("tiny").unwrap().with_trace(true);
+    let (server, sim) = Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let content = "Tell me a long story about a lighthouse keeper and a storm. ".repeat(8);
+    let body = |stream: bool| {
+        json!({"model": "tiny", "messages": [{"role": "user", "content": content}],
+            "max_tokens": 4000, "ignore_eos": true, "stream": stream})
+    };
+    let (status, short) = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some(
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 2, "ignore_eos": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{short}");
+    {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(body(true).to_string())))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let mut tokens = 0;
+        while tokens < 3 {
+            let frame = body.frame().await.unwrap().unwrap();
+            if let Ok(data) = frame.into_data() {
+                tokens += std::str::from_utf8(&data)
+                    .unwrap()
+                    .matches("\"delta\":{\"content\":\"")
+                    .count();
+            }
+        }
+        assert!(!body.is_end_stream());
+        // While it runs, its prompt and output are reserved.
+        let (_, metrics) = send(addr, "GET", "/metrics", None).await;
+        assert!(sample(&metrics, "vllm:gpu_cache_usage_perc{model_name=\"tiny\"}") > 0.0);
+        drop(body);
+        drop(sender);
+        conn.abort();
+    }
+    // Gone before its next step: nothing runs and nothing holds the cache, within a few steps.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let (_, metrics) = send(addr, "GET", "/metrics", None).await;
+        let aborts = sample(
+            &metrics,
+            "vllm:request_success_total{model_name=\"tiny\",finished_reason=\"abort\"}",
+        );
+        if aborts == 1.0 && running_and_waiting(addr, "tiny").await == (0, 0) {
+            break metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let m = "model_name=\"tiny\"";
+    assert_eq!(
+        sample(&metrics, &format!("vllm:gpu_cache_usage_perc{{{m}}}")),
+        0.0
+    );
+    for (reason, n) in [("stop", 0.0), ("length", 1.0), ("abort", 1.0)] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("vllm:request_success_total{{{m},finished_reason=\"{reason}\"}}")
+            ),
+            n,
+            "{reason}"
+        );
+    }
+    let records = sim.trace();
+    let cancelled = records.iter().find(|t| t.stream).unwrap();
+    assert!(!cancelled.completed, "{cancelled:?}");
+    assert!(
+        (3..4000).contains(&cancelled.completion_tokens),
+        "{cancelled:?}"
+    );
+    assert!(cancelled.end_ns >= *cancelled.token_ns.last().unwrap());
+    // Its computed prompt blocks stay cached, evictable: the same prompt finds them.
+    let blocks = sample(
+        &metrics,
+        &format!("tokenomics_sim:prefix_cache_blocks{{{m}}}"),
+    );
+    assert!(blocks >= (cancelled.prompt_tokens / 16) as f64, "{blocks}");
+
+    // Not streamed: the client gives up while the answer is being generated. It finds the
+    // cancelled stream's blocks (the counter says so on admission), and leaves well after its
+    // first token (due one ~6 ms step later).
+    let hits = format!("vllm:prefix_cache_hits_total{{{m}}}");
+    let before = sample(&metrics, &hits);
+    let whole = body(false);
+    let waiting =
+        tokio::spawn(async move { send(addr, "POST", "/v1/chat/completions", Some(whole)).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = send(addr, "GET", "/metrics", None).await;
+        if sample(&metrics, &hits) > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    waiting.abort();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.trace().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", sim.trace());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left = sim
+        .trace()
+        .into_iter()
+        .find(|t| !t.stream && t.prompt_tokens > 100)
+        .unwrap();
+    assert!(!left.completed && left.completion_tokens < 4000, "{left:?}");
+    assert_eq!(
+        left.cached_tokens,
+        (cancelled.prompt_tokens - 1) / 16 * 16,
+        "the cancelled stream's blocks were still cached"
+    );
+    let (_, metrics) = send(addr, "GET", "/metrics", None).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("vllm:request_success_total{{{m},finished_reason=\"abort\"}}")
+        ),
+        2.0
+    );
+}

@@ -71,7 +71,7 @@ pub fn replay(spec: &EngineSpec, workload: &Workload) -> Result<Replay, Error> {
         };
         n
     ];
-    let mut scheduler = Scheduler::<usize>::new(spec.clone());
+    let mut scheduler = Scheduler::<usize>::new(spec.clone(), crate::prefix::DEFAULT_BLOCK_TOKENS);
     let (mut now, mut steps) = (0.0f64, 0u64);
     let mut finished = Vec::new();
     loop {
@@ -85,6 +85,8 @@ pub fn replay(spec: &EngineSpec, workload: &Workload) -> Result<Replay, Error> {
             scheduler.enqueue(Pending {
                 prompt: workload.input_tokens,
                 output: outputs[i],
+                // A row's prompts have lengths, not contents: nothing to share.
+                blocks: None,
                 handle: i,
             });
         }
