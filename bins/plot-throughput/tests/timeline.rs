@@ -52,7 +52,11 @@ fn a_run_over_time_in_png_and_svg() {
         String::from_utf8_lossy(&o.stderr)
     );
     let svg = std::fs::read_to_string(&svg).unwrap();
-    for title in ["Output tokens per second", "KV cache in use (server)", "second"] {
+    for title in [
+        "Output tokens per second",
+        "KV cache in use (server)",
+        "second",
+    ] {
         assert!(svg.contains(&format!("aria-label=\"{title}\"")), "{title}");
     }
 }
