@@ -19,7 +19,7 @@ const NAME: &str = "plot-throughput";
 #[command(
     name = "plot-throughput",
     version,
-    after_help = "Exit codes: 0 success (levels in which every request failed are drawn as gaps, with a warning), 1 error, 2 bad usage (an unreadable or malformed result file, an output that cannot be written, a file --frontier cannot draw), 3 a result file with nothing to draw (no request succeeded in any level; with other files, the figure is drawn without it)."
+    after_help = "Exit codes: 0 success (levels in which every request failed are drawn as gaps, with a warning), 1 error, 2 bad usage (an unreadable or malformed result file, an output that cannot be written, a file --frontier or --timeline cannot draw), 3 a result file with nothing to draw (no request succeeded in any level; with other files, the figure is drawn without it)."
 )]
 struct Args {
     /// Result files, then the output image (unless --output is given).
@@ -37,6 +37,9 @@ struct Args {
     /// Draw the throughput–interactivity frontier of chat result files instead: output tokens/s per GPU against output tokens/s per user (1 / mean TPOT), one point per level, each file's Pareto frontier as a line, and the cost per million output tokens where the files carry a GPU price.
     #[arg(long)]
     frontier: bool,
+    /// Draw chat result files over time instead, from each level's timeline block (oai-bench --timeline_interval): requests/s sent and completed, requests in flight (with the server's running and waiting), output tokens/s, TTFT p50 and p99, and the server's KV-cache usage, stacked on one time axis, with each level's start marked and its warm-up shaded.
+    #[arg(long, conflicts_with = "frontier")]
+    timeline: bool,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +104,8 @@ fn main() -> ExitCode {
     }
     let figure = if args.frontier {
         tokenomics_plot::frontier_for(&loaded, args.title.as_deref())
+    } else if args.timeline {
+        tokenomics_plot::timeline_for(&loaded, args.title.as_deref())
     } else {
         tokenomics_plot::figure_for(&loaded, args.title.as_deref())
     };

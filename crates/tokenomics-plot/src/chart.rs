@@ -5,9 +5,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::layout::{
-    Layout, PanelLayout, Rect, Swatch, CAP_HALF_WIDTH, MARKER_RADIUS, SWATCH_WIDTH,
-};
+use crate::figures::{RuleKind, Stroke};
+use crate::layout::{Layout, PanelLayout, Rect, Swatch, CAP_HALF_WIDTH, SWATCH_WIDTH};
 use crate::{text, Error, Result};
 
 /// Pixels per metre of 300 dpi, written into the PNG so that viewers print the figure at the
@@ -197,6 +196,68 @@ fn dashed<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A polyline dashed `dash` on and `gap` off, the pattern carried from one segment to the next
+/// (a time series' segments are often shorter than a dash).
+fn dashed_path<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    points: &[(f64, f64)],
+    (dash, gap): (f64, f64),
+    style: ShapeStyle,
+) -> Result<()> {
+    let period = dash + gap;
+    // Where along the pattern the current segment starts.
+    let mut phase = 0.0f64;
+    let mut piece: Vec<(f64, f64)> = Vec::new();
+    for w in points.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        let at = |t: f64| (a.0 + (b.0 - a.0) * t / len, a.1 + (b.1 - a.1) * t / len);
+        let mut t = 0.0;
+        while t < len {
+            let in_dash = phase < dash;
+            let left = if in_dash {
+                dash - phase
+            } else {
+                period - phase
+            };
+            let step = left.min(len - t);
+            if in_dash {
+                if piece.is_empty() {
+                    piece.push(at(t));
+                }
+                piece.push(at(t + step));
+            }
+            t += step;
+            phase += step;
+            if phase >= dash && in_dash && piece.len() >= 2 {
+                line(root, &piece, style)?;
+                piece.clear();
+            }
+            if phase >= period - 1e-9 {
+                phase = 0.0;
+            }
+        }
+    }
+    if piece.len() >= 2 {
+        line(root, &piece, style)?;
+    }
+    Ok(())
+}
+
+/// A series' line in its stroke.
+fn stroked<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    points: &[(f64, f64)],
+    stroke: Stroke,
+    style: ShapeStyle,
+) -> Result<()> {
+    match stroke {
+        Stroke::Solid => line(root, points, style),
+        Stroke::Dashed => dashed_path(root, points, (16.0, 9.0), style),
+        Stroke::Dotted => dashed_path(root, points, (4.0, 7.0), style),
+    }
+}
+
 /// Diagonal hatching inside `rect`.
 fn hatch<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -237,6 +298,14 @@ fn hollow_marker<DB: DrawingBackend>(
 
 fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout) -> Result<()> {
     let plot = p.plot;
+    for span in &p.spans {
+        let r = span.rect;
+        root.draw(&Rectangle::new(
+            [px((r.x0, r.y0)), px((r.x1, r.y1))],
+            span.color.mix(0.12).filled(),
+        ))
+        .map_err(draw_err)?;
+    }
     for g in &p.gaps {
         let r = g.rect;
         root.draw(&Rectangle::new(
@@ -275,14 +344,18 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
     // Reference lines under the data: iso-cost lines thin and grey, a marked level in its
     // series' colour; a level's label on white, since it may lie across a gap's hatching.
     for r in &p.rules {
-        let (style, pattern) = if r.horizontal {
-            (r.color.mix(0.7).stroke_width(2), (10.0, 8.0))
+        if r.kind == RuleKind::Boundary {
+            line(root, &[r.from, r.to], r.color.mix(0.6).stroke_width(2))?;
         } else {
-            (r.color.stroke_width(3), (14.0, 8.0))
-        };
-        dashed(root, r.from, r.to, pattern, style)?;
-        if !r.horizontal {
-            let b = r.label.inflate(3.0);
+            let (style, pattern) = if r.horizontal {
+                (r.color.mix(0.7).stroke_width(2), (10.0, 8.0))
+            } else {
+                (r.color.stroke_width(3), (14.0, 8.0))
+            };
+            dashed(root, r.from, r.to, pattern, style)?;
+        }
+        if let (false, Some(label)) = (r.horizontal, r.label) {
+            let b = label.inflate(3.0);
             root.draw(&Rectangle::new(
                 [px((b.x0, b.y0)), px((b.x1, b.y1))],
                 WHITE.filled(),
@@ -292,7 +365,7 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
     }
     for s in &p.series {
         for l in &s.lines {
-            line(root, l, s.color.stroke_width(3))?;
+            stroked(root, l, s.stroke, s.color.stroke_width(3))?;
         }
         for w in &s.whiskers {
             for (a, b) in w.segments() {
@@ -301,10 +374,14 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
         }
         for (k, &m) in s.markers.iter().enumerate() {
             if s.hollow.contains(&k) {
-                hollow_marker(root, m, MARKER_RADIUS, s.color)?;
+                hollow_marker(root, m, s.marker_radius, s.color)?;
             } else {
-                root.draw(&Circle::new(px(m), MARKER_RADIUS as i32, s.color.filled()))
-                    .map_err(draw_err)?;
+                root.draw(&Circle::new(
+                    px(m),
+                    s.marker_radius as i32,
+                    s.color.filled(),
+                ))
+                .map_err(draw_err)?;
             }
         }
     }
@@ -348,6 +425,14 @@ fn draw_panel<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &PanelLayout
                         e.color.filled(),
                     ))
                     .map_err(draw_err)?;
+                }
+                Swatch::Trace(stroke) => {
+                    stroked(
+                        root,
+                        &[(x, y), (x + SWATCH_WIDTH, y)],
+                        stroke,
+                        e.color.stroke_width(3),
+                    )?;
                 }
                 Swatch::Hollow => {
                     hollow_marker(root, (x + SWATCH_WIDTH / 2.0, y), 6.0, e.color)?;

@@ -87,6 +87,29 @@ impl XAxis {
         )
     }
 
+    /// A linear axis from 0 to the first round tick at or above `data_max` (a timeline, whose
+    /// data need no room above them), about six ticks.
+    pub fn linear_to(data_max: f64) -> XAxis {
+        let max = if data_max > 0.0 && data_max.is_finite() {
+            data_max
+        } else {
+            1.0
+        };
+        let step = crate::layout::nice_step(max / 6.0);
+        let n = (max / step - 1e-9).ceil().max(1.0) as usize;
+        XAxis::Linear(
+            (0..=n)
+                .map(|i| {
+                    let value = i as f64 * step;
+                    Level {
+                        value,
+                        label: units::tick(value, step),
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// The levels with a tick, in order.
     pub fn levels(&self) -> &[Level] {
         match self {
@@ -158,6 +181,38 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// Reference lines across the plot, each with its label.
     pub rules: Vec<Rule>,
+    /// Shaded stretches of the x axis, under the data (a level's warm-up on a timeline).
+    pub spans: Vec<Span>,
+    /// The legend's entries when the series cannot say it themselves (several files' timelines:
+    /// one entry per file, one per quantity); `None`: the legend follows from the series.
+    pub legend: Option<Vec<LegendItem>>,
+}
+
+/// A shaded stretch of the x axis, from one value of it to another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub from: f64,
+    pub to: f64,
+    /// The palette colour it takes; `None`: a neutral grey.
+    pub color: Option<usize>,
+}
+
+/// An entry of a legend given by the figure ([`Panel::legend`]): a line in a colour and stroke.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegendItem {
+    pub label: String,
+    /// A palette colour; `None`: the muted grey of an entry that stands for every colour.
+    pub color: Option<usize>,
+    pub stroke: Stroke,
+}
+
+/// How a series' line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stroke {
+    #[default]
+    Solid,
+    Dashed,
+    Dotted,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +223,9 @@ pub struct Series {
     pub gaps: Vec<Level>,
     /// Which points the series' line joins.
     pub line: Line,
+    /// Its colour, an index into the palette; `None`: its index among the panel's series.
+    pub color: Option<usize>,
+    pub stroke: Stroke,
 }
 
 /// Which points a series' line joins.
@@ -178,6 +236,10 @@ pub enum Line {
     /// These points (indices into [`Series::points`]), in this order: a Pareto frontier. The
     /// other points are drawn as hollow markers.
     Through(Vec<usize>),
+    /// A time series: each run of points (indices into [`Series::points`], in x order) joined by
+    /// a line, without markers; a run of one point is a dot. A missing value is where one run
+    /// ends and the next begins, so it is a gap, never a zero.
+    Trace(Vec<Vec<usize>>),
 }
 
 /// A reference line across a panel: a value of the y axis (an iso-cost line) or a level of the
@@ -188,6 +250,18 @@ pub struct Rule {
     pub label: String,
     /// The series whose colour it takes; `None`: a neutral grey.
     pub series: Option<usize>,
+    pub kind: RuleKind,
+}
+
+/// What a [`Rule`] marks, and so how it is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// A finding (an SLO capacity, an iso-cost line): dashed, and left out with its label when
+    /// the label fits nowhere.
+    Mark,
+    /// Where something starts (a level on a timeline): a thin solid line, drawn even when its
+    /// label (which may be empty) fits nowhere.
+    Boundary,
 }
 
 /// Where a [`Rule`] is.
@@ -354,9 +428,13 @@ fn build_panel<L>(
                     .map(|l| l.level.clone())
                     .collect(),
                 line: Line::Levels,
+                color: None,
+                stroke: Stroke::Solid,
             })
             .collect(),
         rules: Vec::new(),
+        spans: Vec::new(),
+        legend: None,
     }
 }
 
@@ -680,6 +758,7 @@ pub fn slo_rule(doc: &ChatDocument, series: Option<usize>) -> Option<Rule> {
         at: RuleAt::X(value),
         label,
         series,
+        kind: RuleKind::Mark,
     })
 }
 

@@ -17,7 +17,7 @@ use tokenomics_stats::{ChatDocument, ChatLevel, CostBasis, Load, Mode};
 
 use crate::figures::{
     failure, level_name, same, FailedLevel, Figure, Level, Line, Panel, Point, Rule, RuleAt,
-    Series, Spread, XAxis,
+    RuleKind, Series, Spread, Stroke, XAxis,
 };
 use crate::layout::y_scale;
 use crate::units::{self, Unit};
@@ -331,6 +331,8 @@ pub fn frontier_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figur
             points,
             gaps: Vec::new(),
             line: Line::Through(frontier),
+            color: None,
+            stroke: Stroke::Solid,
         });
     }
 
@@ -346,6 +348,7 @@ pub fn frontier_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figur
                 at: RuleAt::Y(line.tokens_per_second_per_gpu),
                 label: line.label(),
                 series: None,
+                kind: RuleKind::Mark,
             });
         }
         let mut remark = format!(
@@ -405,6 +408,8 @@ pub fn frontier_figure(inputs: &[(String, &ChatDocument)], title: &str) -> Figur
         x: XAxis::linear(x_max),
         series,
         rules,
+        spans: Vec::new(),
+        legend: None,
     };
     Figure {
         title: title.to_string(),

@@ -9,7 +9,7 @@
 
 use plotters::style::RGBColor;
 
-use crate::figures::{Figure, Line, RuleAt, Spread, REMARK_ROW, TITLE_HEIGHT};
+use crate::figures::{Figure, Line, RuleAt, RuleKind, Spread, Stroke, REMARK_ROW, TITLE_HEIGHT};
 use crate::text::{Align, Face, TextRun};
 use crate::units;
 
@@ -44,6 +44,8 @@ pub const RULE_GREY: RGBColor = RGBColor(120, 120, 120);
 
 /// Radius of a point's marker, pixels.
 pub const MARKER_RADIUS: f64 = 7.0;
+/// Radius of the dot of a time series' value with no neighbour to join, pixels.
+pub const TRACE_DOT_RADIUS: f64 = 4.0;
 /// Half the width of a whisker's caps, pixels.
 pub const CAP_HALF_WIDTH: f64 = 7.0;
 /// The least room kept between two notes, pixels.
@@ -166,6 +168,17 @@ pub struct PanelLayout {
     pub rules: Vec<PlacedRule>,
     /// Rules left out because their label fit nowhere.
     pub rules_dropped: usize,
+    /// Boundaries drawn without their label, which fit nowhere.
+    pub rule_labels_dropped: usize,
+    /// Shaded stretches of the x axis ([`crate::figures::Span`]), clipped to the plot.
+    pub spans: Vec<ShadedSpan>,
+}
+
+/// A shaded stretch of the plot, drawn under everything else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadedSpan {
+    pub rect: Rect,
+    pub color: RGBColor,
 }
 
 /// A reference line ([`crate::figures::Rule`]) across the plot, dashed, with its label.
@@ -176,9 +189,11 @@ pub struct PlacedRule {
     /// Horizontal (a value of the y axis) or vertical (a level).
     pub horizontal: bool,
     pub color: RGBColor,
+    pub kind: RuleKind,
     pub text: String,
-    /// Its label's box: [`RULE_FACE`]'s advance width of `text` × the face's size.
-    pub label: Rect,
+    /// Its label's box: [`RULE_FACE`]'s advance width of `text` × the face's size; `None` for a
+    /// boundary whose label is empty or fit nowhere.
+    pub label: Option<Rect>,
 }
 
 /// A failed level: a hatched band across the plot at the level, labelled [`GAP_TEXT`].
@@ -196,6 +211,9 @@ pub struct GapMark {
 #[derive(Debug, Clone)]
 pub struct SeriesShapes {
     pub color: RGBColor,
+    pub stroke: Stroke,
+    /// Radius of its markers, pixels ([`MARKER_RADIUS`], smaller for a time series' dots).
+    pub marker_radius: f64,
     /// The line, one polyline per stretch between failed levels.
     pub lines: Vec<Vec<(f64, f64)>>,
     pub markers: Vec<(f64, f64)>,
@@ -255,6 +273,8 @@ pub enum Swatch {
     Whisker,
     /// A hollow marker (a point off the line).
     Hollow,
+    /// A line alone, in this stroke (a time series).
+    Trace(Stroke),
 }
 
 /// Width of a legend swatch, pixels.
@@ -301,6 +321,13 @@ pub fn layout(figure: &Figure) -> Layout {
         f64::from(figure.panel_size.0),
         f64::from(figure.panel_size.1),
     );
+    // The panels of a column share their x axis' place: the widest tick labels of any of them
+    // set the left margin of all.
+    let mut tick_widths = vec![0.0f64; columns];
+    for (i, panel) in figure.panels.iter().enumerate() {
+        let w = &mut tick_widths[i % columns];
+        *w = w.max(value_axis(panel).3);
+    }
     let panels = figure
         .panels
         .iter()
@@ -309,7 +336,7 @@ pub fn layout(figure: &Figure) -> Layout {
             let (col, row) = ((i % columns) as f64, (i / columns) as f64);
             let y0 = header + row * ph;
             let frame = Rect::new(col * pw, y0, (col + 1.0) * pw, y0 + ph);
-            layout_panel(panel, frame, &mut texts)
+            layout_panel(panel, frame, tick_widths[i % columns], &mut texts)
         })
         .collect();
     Layout {
@@ -328,19 +355,50 @@ pub fn y_scale(data_max: f64) -> (f64, f64) {
     } else {
         1.0
     };
-    let raw = raw_top / 6.0;
+    let step = nice_step(raw_top / 6.0);
+    ((raw_top / step - 1e-9).ceil() * step, step)
+}
+
+/// The smallest "nice" step (1, 2 or 5 × 10^k) at least `raw` (positive and finite).
+pub fn nice_step(raw: f64) -> f64 {
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * mag)
         .find(|s| *s >= raw * (1.0 - 1e-9))
-        .unwrap_or(raw);
-    ((raw_top / step - 1e-9).ceil() * step, step)
+        .unwrap_or(raw)
+}
+
+/// A panel's value axis: its top, its tick step, the ticks' values and labels, and the width of
+/// the widest label.
+fn value_axis(panel: &crate::figures::Panel) -> (f64, f64, Vec<(f64, String)>, f64) {
+    let data_max = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .flat_map(|p| [Some(p.y), p.range.map(|r| r.1)])
+        .flatten()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let (top, step) = y_scale(data_max);
+    let n_ticks = (top / step).round() as usize;
+    let ticks: Vec<(f64, String)> = (0..=n_ticks)
+        .map(|i| {
+            let v = i as f64 * step;
+            (v, units::tick(v, step))
+        })
+        .collect();
+    let width = ticks
+        .iter()
+        .map(|(_, t)| TICK_FACE.width(t))
+        .fold(0.0, f64::max);
+    (top, step, ticks, width)
 }
 
 fn layout_panel(
     panel: &crate::figures::Panel,
     frame: Rect,
+    tick_width: f64,
     texts: &mut Vec<TextRun>,
 ) -> PanelLayout {
     texts.push(TextRun::at(
@@ -353,22 +411,8 @@ fn layout_panel(
     ));
 
     // The value axis.
-    let data_max = panel
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .flat_map(|p| [Some(p.y), p.range.map(|r| r.1)])
-        .flatten()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let (top, step) = y_scale(data_max);
-    let n_ticks = (top / step).round() as usize;
-    let tick_values: Vec<f64> = (0..=n_ticks).map(|i| i as f64 * step).collect();
-    let tick_labels: Vec<String> = tick_values.iter().map(|v| units::tick(*v, step)).collect();
-    let tick_width = tick_labels
-        .iter()
-        .map(|t| TICK_FACE.width(t))
-        .fold(0.0, f64::max);
+    let (top, _, ticks, _) = value_axis(panel);
+    let (tick_values, tick_labels): (Vec<f64>, Vec<String>) = ticks.into_iter().unzip();
 
     let plot = Rect::new(
         frame.x0 + 24.0 + AXIS_LABEL_FACE.size + 20.0 + tick_width + 16.0,
@@ -433,7 +477,23 @@ fn layout_panel(
     ));
 
     let n_series = panel.series.len();
-    let color = |i: usize| PALETTE[i % PALETTE.len()];
+    let color = |k: usize| PALETTE[k % PALETTE.len()];
+    // A series' colour: its own, else its index's.
+    let series_color = |i: usize| color(panel.series.get(i).and_then(|s| s.color).unwrap_or(i));
+
+    // Shaded spans, under everything.
+    let spans: Vec<ShadedSpan> = panel
+        .spans
+        .iter()
+        .filter_map(|sp| {
+            let (a, b) = (panel.x.position(sp.from)?, panel.x.position(sp.to)?);
+            let (a, b) = (x_px(a.min(b)).max(plot.x0), x_px(a.max(b)).min(plot.x1));
+            (b > a).then(|| ShadedSpan {
+                rect: Rect::new(a, plot.y0, b, plot.y1),
+                color: sp.color.map_or(MUTED, color),
+            })
+        })
+        .collect();
 
     // Failed levels: one band per level, labelled once per series that failed there.
     let mut gaps: Vec<GapMark> = Vec::new();
@@ -468,7 +528,7 @@ fn layout_panel(
                 TextRun::at(
                     GAP_TEXT,
                     GAP_FACE,
-                    color(s),
+                    series_color(s),
                     (cx, plot.y0 + 8.0 + j as f64 * (GAP_FACE.size + 2.0)),
                     Align::Middle,
                     Align::Start,
@@ -478,7 +538,7 @@ fn layout_panel(
                 TextRun::upward(
                     GAP_TEXT,
                     GAP_FACE,
-                    color(s),
+                    series_color(s),
                     (cx + offset, plot.y0 + 8.0 + GAP_FACE.width(GAP_TEXT) / 2.0),
                 )
             };
@@ -489,7 +549,11 @@ fn layout_panel(
         gaps.push(GapMark {
             rect,
             labels,
-            color: if who.len() == 1 { color(who[0]) } else { MUTED },
+            color: if who.len() == 1 {
+                series_color(who[0])
+            } else {
+                MUTED
+            },
             series: who,
         });
     }
@@ -524,7 +588,9 @@ fn layout_panel(
             0.0
         };
         let mut sh = SeriesShapes {
-            color: color(i),
+            color: series_color(i),
+            stroke: s.stroke,
+            marker_radius: MARKER_RADIUS,
             lines: Vec::new(),
             markers: Vec::new(),
             hollow: Vec::new(),
@@ -532,6 +598,27 @@ fn layout_panel(
             bars: Vec::new(),
             whiskers: Vec::new(),
         };
+        if let Line::Trace(runs) = &s.line {
+            // A time series: a line along each run, a dot for a run of one point.
+            sh.marker_radius = TRACE_DOT_RADIUS;
+            for run in runs {
+                let line: Vec<(f64, f64)> = run
+                    .iter()
+                    .filter_map(|&k| s.points.get(k))
+                    .filter_map(|p| {
+                        let x = panel.x.position(p.level.value)?;
+                        p.y.is_finite().then(|| (x_px(x), y_px(p.y)))
+                    })
+                    .collect();
+                match line.len() {
+                    0 => {}
+                    1 => sh.markers.push(line[0]),
+                    _ => sh.lines.push(line),
+                }
+            }
+            shapes.push(sh);
+            continue;
+        }
         if let Line::Through(on) = &s.line {
             // A frontier: the line through its points in their order, every point a marker,
             // hollow when off the line.
@@ -659,9 +746,21 @@ fn layout_panel(
         .iter()
         .any(|s| matches!(s.line, Line::Through(_)));
     let has_hollow = shapes.iter().any(|s| !s.hollow.is_empty());
-    if n_series > 1 {
+    if let Some(items) = &panel.legend {
+        for item in items {
+            entries.push((
+                Swatch::Trace(item.stroke),
+                item.color.map_or(MUTED, color),
+                item.label.clone(),
+            ));
+        }
+    } else if n_series > 1 {
         for (i, s) in panel.series.iter().enumerate() {
-            entries.push((Swatch::Line, color(i), s.label.clone()));
+            let swatch = match s.line {
+                Line::Trace(_) => Swatch::Trace(s.stroke),
+                _ => Swatch::Line,
+            };
+            entries.push((swatch, series_color(i), s.label.clone()));
         }
         if has_whiskers {
             entries.push((Swatch::Whisker, MUTED, "p90–p99 (whiskers)".into()));
@@ -670,12 +769,16 @@ fn layout_panel(
             entries.push((Swatch::Hollow, MUTED, "level off the frontier".into()));
         }
     } else if has_whiskers {
-        entries.push((Swatch::Line, color(0), "p50".into()));
-        entries.push((Swatch::Whisker, color(0), "p90–p99".into()));
+        entries.push((Swatch::Line, series_color(0), "p50".into()));
+        entries.push((Swatch::Whisker, series_color(0), "p90–p99".into()));
     } else if frontier {
-        entries.push((Swatch::Line, color(0), "Pareto frontier".into()));
+        entries.push((Swatch::Line, series_color(0), "Pareto frontier".into()));
         if has_hollow {
-            entries.push((Swatch::Hollow, color(0), "level off the frontier".into()));
+            entries.push((
+                Swatch::Hollow,
+                series_color(0),
+                "level off the frontier".into(),
+            ));
         }
     }
     let all_segments: Vec<Segment> = segments.iter().chain(&rule_segments).copied().collect();
@@ -698,12 +801,26 @@ fn layout_panel(
     firm.extend(legend.iter().map(|l| l.rect));
     let mut rules: Vec<PlacedRule> = Vec::new();
     let mut rules_dropped = 0;
+    let mut rule_labels_dropped = 0;
     for (r, line) in panel.rules.iter().zip(&rule_lines) {
         let Some((a, b)) = *line else {
             rules_dropped += 1;
             continue;
         };
         let horizontal = matches!(r.at, RuleAt::Y(_));
+        let c = rule_color(r);
+        if r.label.is_empty() {
+            rules.push(PlacedRule {
+                from: a,
+                to: b,
+                horizontal,
+                color: c,
+                kind: r.kind,
+                text: String::new(),
+                label: None,
+            });
+            continue;
+        }
         let (w, h) = (RULE_FACE.width(&r.label), RULE_FACE.size);
         let candidates = if horizontal {
             rule_label_candidates_h(a.1, plot, w, h)
@@ -713,7 +830,8 @@ fn layout_panel(
         let on_rule_label = |q: &Rect| {
             rules
                 .iter()
-                .any(|p: &PlacedRule| p.label.inflate(NOTE_GAP).intersects(q))
+                .filter_map(|p: &PlacedRule| p.label)
+                .any(|l| l.inflate(NOTE_GAP).intersects(q))
         };
         let strict = candidates.iter().find(|q| {
             area.contains(q)
@@ -735,10 +853,23 @@ fn layout_panel(
             None => None,
         };
         let Some(label) = place else {
-            rules_dropped += 1;
+            if r.kind == RuleKind::Boundary {
+                // A boundary says where something starts even without its label.
+                rule_labels_dropped += 1;
+                rules.push(PlacedRule {
+                    from: a,
+                    to: b,
+                    horizontal,
+                    color: c,
+                    kind: r.kind,
+                    text: r.label.clone(),
+                    label: None,
+                });
+            } else {
+                rules_dropped += 1;
+            }
             continue;
         };
-        let c = rule_color(r);
         texts.push(TextRun::at(
             r.label.clone(),
             RULE_FACE,
@@ -753,8 +884,9 @@ fn layout_panel(
             to: b,
             horizontal,
             color: c,
+            kind: r.kind,
             text: r.label.clone(),
-            label,
+            label: Some(label),
         });
     }
     // Notes keep off the rules' lines where they can, and may cross them where nothing else
@@ -791,7 +923,7 @@ fn layout_panel(
                     texts.push(TextRun::at(
                         text.clone(),
                         NOTE_FACE,
-                        color(i),
+                        series_color(i),
                         (rect.x0, rect.y0),
                         Align::Start,
                         Align::Start,
@@ -821,6 +953,8 @@ fn layout_panel(
         notes_dropped: dropped,
         rules,
         rules_dropped,
+        rule_labels_dropped,
+        spans,
     }
 }
 

@@ -18,6 +18,11 @@
 //!   name, each file's Pareto frontier as its line (the other levels hollow), and the cost per
 //!   million output tokens as labelled iso-cost lines (files of one GPU price) or in the notes of
 //!   the frontier's points (several prices).
+//! * **a run over time** ([`timeline`], chat files whose levels carry a `timeline` block) —
+//!   stacked panels on one time axis: requests/s sent and completed (and failed), requests in
+//!   flight with the server's running and waiting gauges, output tokens/s, TTFT p50 and p99, and
+//!   the server's KV-cache usage; each level's start a thin line named after it, its warm-up
+//!   shaded, missing values gaps in the line.
 //! * **embeddings** — a 2×2 grid with one line per sequence length against batch size on a log2
 //!   axis: batch embeddings/s, batch tokens/s, batch time, and request latency.
 //!
@@ -36,11 +41,13 @@ pub mod figures;
 pub mod frontier;
 pub mod layout;
 pub mod text;
+pub mod timeline;
 pub mod units;
 
 pub use figures::{chat_figure, embed_figure, Figure};
 pub use frontier::{frontier_figure, pareto_frontier};
 pub use layout::{layout, Layout};
+pub use timeline::{file_timeline, timeline_figure};
 pub use units::compact;
 
 use std::path::{Path, PathBuf};
@@ -71,6 +78,20 @@ pub enum Error {
     /// A chat file none of whose levels has the figures a frontier point needs.
     #[error("{0} has no level to place on the frontier (each needs output tokens/s, and a TPOT or request tokens/s)")]
     NoFrontierLevel(PathBuf),
+    /// A timeline was asked of an embedding result file.
+    #[error("{0} is an embedding result file: --timeline draws chat result files only")]
+    TimelineOfEmbeddings(PathBuf),
+    /// A chat file none of whose levels carries a `timeline` block.
+    #[error("{0}: no level has a timeline (run oai-bench with a sustained load and --timeline_interval)")]
+    NoTimeline(PathBuf),
+    /// A level's `timeline` block that cannot be drawn (columns of different lengths, a bucket
+    /// width that is not a positive number).
+    #[error("{}: {level}: malformed timeline: {reason}", .path.display())]
+    BadTimeline {
+        path: PathBuf,
+        level: String,
+        reason: String,
+    },
     #[error("output {0} must end in .png or .svg")]
     Format(PathBuf),
     /// The output cannot be written (checked before drawing, and when writing).
@@ -346,6 +367,50 @@ pub fn figure_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
         figure,
         warnings,
         left_out: left_out.iter().map(|i| i.path.clone()).collect(),
+    })
+}
+
+/// The timeline figure of a set of loaded chat inputs ([`timeline`]): an embedding file, a file
+/// with no level carrying a timeline, or a malformed timeline is an error; a level without a
+/// timeline beside others with one is left out with a warning.
+pub fn timeline_for(inputs: &[Input], title: Option<&str>) -> Result<Plotted> {
+    if inputs.is_empty() {
+        return Err(Error::Empty(PathBuf::from("(no input)")));
+    }
+    let mut files = Vec::with_capacity(inputs.len());
+    let mut warnings = Vec::new();
+    for i in inputs {
+        let doc = match &i.document {
+            AnyDocument::Chat(d) => d,
+            AnyDocument::Embed(_) => return Err(Error::TimelineOfEmbeddings(i.path.clone())),
+        };
+        let file = timeline::file_timeline(doc).map_err(|m| Error::BadTimeline {
+            path: i.path.clone(),
+            level: m.level,
+            reason: m.reason,
+        })?;
+        if file.levels.is_empty() {
+            return Err(Error::NoTimeline(i.path.clone()));
+        }
+        for level in &file.skipped {
+            warnings.push(format!(
+                "{}: {level} has no timeline; left out",
+                i.path.display()
+            ));
+        }
+        files.push((i.label.clone(), file));
+    }
+    let title = match (title, inputs) {
+        (Some(t), _) => t.to_string(),
+        (None, [one]) => one.label.clone(),
+        (None, many) => format!("Comparison of {} result files", many.len()),
+    };
+    let refs: Vec<(String, &timeline::FileTimeline)> =
+        files.iter().map(|(l, f)| (l.clone(), f)).collect();
+    Ok(Plotted {
+        figure: timeline_figure(&refs, &title),
+        warnings,
+        left_out: Vec::new(),
     })
 }
 

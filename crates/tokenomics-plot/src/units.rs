@@ -1,6 +1,8 @@
 //! Numbers as a reader wants them: each in the unit that suits its magnitude (`7.47 ms`, not
-//! `0.00747` seconds; `1.2 s`, not `1.2k ms`), a spread written to the precision of the value
-//! it goes with (`7.47 ± 0.26 ms`), and no `± 0` for a single value.
+//! `0.00747` seconds; `1.2 s`, not `1.2k ms`), a duration's spread to two significant digits
+//! with its mean to the same place (`7.47 ± 0.26 ms`), a rate's spread to the precision of the
+//! rate (`3729 ± 122`), and no `± 0` for a single value. Every duration a figure writes (a
+//! note, an axis's unit) goes through [`Unit::for_seconds`], [`time`] or [`time_mean_std`].
 
 /// What a panel's values measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,10 @@ pub enum Unit {
     Microseconds,
     /// Rates: the axis label names them (`output tokens/s, whole batch`).
     PerSecond,
+    /// Counts (requests in flight): the axis label names them.
+    Count,
+    /// A share, from 0 to 1 in the files, drawn in percent.
+    Percent,
 }
 
 impl Unit {
@@ -41,14 +47,16 @@ impl Unit {
             Unit::Seconds => Some("s"),
             Unit::Milliseconds => Some("ms"),
             Unit::Microseconds => Some("µs"),
-            Unit::PerSecond => None,
+            Unit::Percent => Some("%"),
+            Unit::PerSecond | Unit::Count => None,
         }
     }
 
     /// Values in this unit per value in the files' unit (seconds, or per second).
     pub fn per_base(self) -> f64 {
         match self {
-            Unit::Seconds | Unit::PerSecond => 1.0,
+            Unit::Seconds | Unit::PerSecond | Unit::Count => 1.0,
+            Unit::Percent => 100.0,
             Unit::Milliseconds => 1e3,
             Unit::Microseconds => 1e6,
         }
@@ -114,9 +122,10 @@ pub fn time(seconds: f64) -> String {
     )
 }
 
-/// Mean ± std of a duration, both in the unit that suits the mean and to the same decimals:
-/// `7.47 ± 0.26 ms`, `20.4 ± 1.0 ms`. A spread
-/// that is zero or missing (a single value) is left out: `7.47 ms`.
+/// Mean ± std of a duration, as a measurement is written: both in the unit that suits the mean,
+/// the spread to two significant digits and the mean to the same decimal place (`6.67 ± 0.16 ms`,
+/// `566.3 ± 1.3 ms`, `570 ± 120 ms`). A spread that is zero or missing (a single value) is left
+/// out: `7.47 ms`.
 pub fn time_mean_std(mean: f64, std: f64) -> String {
     if !mean.is_finite() {
         return "n/a".into();
@@ -126,12 +135,33 @@ pub fn time_mean_std(mean: f64, std: f64) -> String {
     }
     let unit = Unit::for_seconds(round3(mean.abs()));
     let (m, s) = (mean * unit.per_base(), std * unit.per_base());
-    let d = decimals(round3(m));
     format!(
-        "{m:.d$} ± {} {}",
-        spread(s, d),
+        "{} {}",
+        measurement(m, s),
         unit.symbol().unwrap_or_default()
     )
+}
+
+/// `m ± s` with `s` to two significant digits and `m` to the same decimal place; for a spread of
+/// a hundred or more both are rounded to its second digit (`570 ± 120`).
+fn measurement(m: f64, s: f64) -> String {
+    // The power of ten of the spread's second significant digit, after rounding to two (so that
+    // 0.0999 is written 0.10, not 0.100).
+    let place = |s: f64| s.abs().log10().floor() as i32 - 1;
+    let mut p = place(s);
+    let rounded = (s / 10f64.powi(p)).round() * 10f64.powi(p);
+    if rounded > 0.0 {
+        p = place(rounded);
+    }
+    let p = p.clamp(-9, 12);
+    if p >= 0 {
+        let k = 10f64.powi(p);
+        let at = |x: f64| format!("{:.0}", (x / k).round() * k);
+        format!("{} ± {}", at(m), at(s))
+    } else {
+        let d = (-p) as usize;
+        format!("{m:.d$} ± {s:.d$}")
+    }
 }
 
 /// The scale a rate is written in: plain below ten thousand (`3729`), else thousands (`27.3k`),
@@ -260,11 +290,17 @@ mod tests {
         assert_eq!(time(0.511), "511 ms");
         assert_eq!(time(0.000412), "412 µs");
         assert_eq!(time(0.9996), "1 s");
-        assert_eq!(time_mean_std(0.99971, 0.0031), "1.00 ± 0.003 s");
-        assert_eq!(time_mean_std(0.566, 0.00128), "566 ± 1 ms");
-        assert_eq!(time_mean_std(0.1604, 0.000302), "160 ± 0.3 ms");
+        // The spread to two significant digits, the mean to the same place.
+        assert_eq!(time_mean_std(0.99971, 0.0031), "0.9997 ± 0.0031 s");
+        assert_eq!(time_mean_std(0.566, 0.00128), "566.0 ± 1.3 ms");
+        assert_eq!(time_mean_std(0.5663, 0.123), "570 ± 120 ms");
+        assert_eq!(time_mean_std(0.1604, 0.000302), "160.40 ± 0.30 ms");
         assert_eq!(time_mean_std(0.0204, 0.00102), "20.4 ± 1.0 ms");
         assert_eq!(time_mean_std(0.02, 0.0031), "20.0 ± 3.1 ms");
+        assert_eq!(time_mean_std(0.02, 0.0000999), "20.00 ± 0.10 ms");
+        assert_eq!(time_mean_std(2.5, 0.8), "2.50 ± 0.80 s");
+        assert_eq!(time_mean_std(0.000412, 0.0000123), "412 ± 12 µs");
+        assert_eq!(time_mean_std(-0.5, 0.05), "-500 ± 50 ms");
         // No "± 0" for a single value.
         assert_eq!(time_mean_std(0.02, 0.0), "20 ms");
         assert_eq!(time_mean_std(0.02, f64::NAN), "20 ms");

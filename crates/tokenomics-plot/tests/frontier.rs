@@ -211,11 +211,15 @@ fn assert_notes_clear(l: &Layout) {
                 "{n:?} on a gap"
             );
             for rule in &p.rules {
-                assert!(!r.intersects(&rule.label), "{n:?} on {:?}", rule.text);
+                assert!(
+                    !rule.label.is_some_and(|l| r.intersects(&l)),
+                    "{n:?} on {:?}",
+                    rule.text
+                );
             }
         }
         for (i, rule) in p.rules.iter().enumerate() {
-            let r = rule.label;
+            let r = rule.label.expect("a placed mark has its label");
             assert!(p.plot.contains(&r), "{rule:?} leaves the plot");
             assert!(
                 !markers.iter().any(|m| m.intersects(&r)),
@@ -225,7 +229,10 @@ fn assert_notes_clear(l: &Layout) {
                 assert!(!r.intersects(&legend.rect), "{rule:?} under the legend");
             }
             for other in p.rules.iter().skip(i + 1) {
-                assert!(!r.intersects(&other.label), "{rule:?} on {other:?}");
+                assert!(
+                    !other.label.is_some_and(|o| r.intersects(&o)),
+                    "{rule:?} on {other:?}"
+                );
             }
             if rule.horizontal {
                 assert!(
@@ -366,9 +373,8 @@ fn iso_cost_lines_in_the_figure() {
         assert_eq!((placed.from.0, placed.to.0), (p.plot.x0, p.plot.x1));
         assert_eq!(&placed.text, label);
         // The label sits just above its line (or just below it).
-        let gap = (placed.label.y1 - py)
-            .abs()
-            .min((placed.label.y0 - py).abs());
+        let label = placed.label.expect("a placed mark has its label");
+        let gap = (label.y1 - py).abs().min((label.y0 - py).abs());
         assert!(gap <= 4.0 + 1e-9, "{placed:?}");
     }
     assert_notes_clear(&l);
@@ -775,7 +781,7 @@ fn a_note_on_a_rule_label_is_caught() {
     let plotted = frontier_for(&[input("priced", doc)], None).unwrap();
     let mut l = layout(&plotted.figure);
     let p = &mut l.panels[0];
-    let target = p.rules[0].label;
+    let target = p.rules[0].label.expect("a placed mark has its label");
     let n = &mut p.notes[0];
     n.rect = Rect::new(
         target.x0,

@@ -94,6 +94,7 @@ fn check(inputs: &[&str], labels: Option<&[String]>, expect_panels: usize) -> Pl
         assert_eq!(found, expected, "note {note:?}");
     }
     assert_no_note_overlaps(&l);
+    assert_eq!(overlapping_texts(&l), Vec::<(String, String)>::new());
     assert_spreads_drawn_as_what_they_are(figure, &l);
     plotted
 }
@@ -539,4 +540,161 @@ fn an_unwritable_output_is_one_plain_line() {
         e.to_string(),
         format!("cannot write {}: No such file or directory", out.display())
     );
+}
+
+/// Pairs of text runs of a figure (titles, ticks, axis labels, legend entries, notes, the labels
+/// of rules and gaps) whose boxes intersect.
+fn overlapping_texts(l: &Layout) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (i, a) in l.texts.iter().enumerate() {
+        for b in l.texts.iter().skip(i + 1) {
+            if a.bounds().intersects(&b.bounds()) {
+                pairs.push((a.text.clone(), b.text.clone()));
+            }
+        }
+    }
+    pairs
+}
+
+/// No two notes of a panel intersect, and no piece of text of the figure lies on another.
+fn assert_nothing_overlaps(figure: &Figure) -> Layout {
+    let l = layout(figure);
+    for (k, p) in l.panels.iter().enumerate() {
+        assert_eq!(intersecting_notes(p), vec![], "panel {k}: notes intersect");
+    }
+    assert_eq!(overlapping_texts(&l), Vec::<(String, String)>::new());
+    assert_no_note_overlaps(&l);
+    assert_eq!(overlapping_texts(&l), Vec::<(String, String)>::new());
+    l
+}
+
+fn document(value: serde_json::Value) -> tokenomics_stats::AnyDocument {
+    tokenomics_stats::AnyDocument::from_value(value).unwrap()
+}
+
+fn stat(mean: f64, std: f64) -> serde_json::Value {
+    serde_json::json!({ "mean": mean, "std": std, "min": mean - std, "max": mean + std })
+}
+
+fn dist(p50: f64) -> serde_json::Value {
+    serde_json::json!({ "count": 24, "mean": p50 * 1.05, "std": p50 * 0.1, "min": p50 * 0.8,
+        "max": p50 * 1.7, "p50": p50, "p90": p50 * 1.3, "p95": p50 * 1.45, "p99": p50 * 1.6,
+        "p99.9": p50 * 1.7 })
+}
+
+/// The original README's embedding command with every power of two from 1 to 512, one sequence
+/// length, three runs: batch times of a few milliseconds at the small sizes, whose notes (at 16,
+/// 32 and 64 in the issue) crowd on the log2 axis.
+fn embed_powers_of_two() -> tokenomics_stats::AnyDocument {
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("embed_readme_command.json")).unwrap())
+            .unwrap();
+    let mut doc = template.clone();
+    let sizes: Vec<u64> = (0..10).map(|k| 1 << k).collect();
+    doc["metadata"]["batch_sizes"] = serde_json::json!(sizes);
+    let mut results = serde_json::Map::new();
+    for &b in &sizes {
+        let mut level = template["results"]["batch_1_seq_200"].clone();
+        let bf = b as f64;
+        let t = 0.0060 + 0.00074 * bf;
+        let rel = 0.024;
+        level["tokens"]["total_per_batch"] = stat(260.0 * bf, 0.0);
+        level["tokens"]["embeddings_per_batch"] = stat(bf, 0.0);
+        for timing in ["batch_total_seconds", "slowest_seconds"] {
+            level["timings"][timing] = stat(t, t * rel);
+        }
+        level["timings"]["fastest_seconds"] = stat(0.6 * t, t * rel);
+        level["timings"]["spread_seconds"] = stat(0.4 * t, t * rel);
+        level["throughput"]["batch_embeddings_per_second"] = stat(bf / t, bf / t * rel);
+        level["throughput"]["batch_tokens_per_second"] = stat(260.0 * bf / t, 260.0 * bf / t * rel);
+        level["latency"] = dist(0.85 * t);
+        level["requests"] = serde_json::json!({ "succeeded": 3 * b, "failed": 0 });
+        results.insert(format!("batch_{b}_seq_200"), level);
+    }
+    doc["results"] = serde_json::Value::Object(results);
+    document(doc)
+}
+
+/// A streamed chat file of `n` batch sizes 1…n, throughput and latency growing with the level.
+fn chat_many_levels(n: u64, speed: f64) -> tokenomics_stats::AnyDocument {
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("chat_streamed.json")).unwrap()).unwrap();
+    let mut doc = template.clone();
+    doc["metadata"]["batch_sizes"] = serde_json::json!((1..=n).collect::<Vec<_>>());
+    let mut results = serde_json::Map::new();
+    for c in 1..=n {
+        let cf = c as f64;
+        let mut level = template["results"]["8"].clone();
+        let batch = speed * 150.0 * cf.powf(0.8);
+        let request = speed * 150.0 / (1.0 + 0.02 * cf);
+        level["throughput"]["batch_tokens_per_second"] = stat(batch, 0.04 * batch);
+        level["throughput"]["request_tokens_per_second"] = stat(request, 0.02 * request);
+        level["latency"]["ttft"] = dist((0.02 + 0.003 * cf) / speed);
+        level["latency"]["itl"] = dist((0.006 + 0.0002 * cf) / speed);
+        results.insert(c.to_string(), level);
+    }
+    doc["results"] = serde_json::Value::Object(results);
+    document(doc)
+}
+
+fn figure_of(docs: Vec<(&str, tokenomics_stats::AnyDocument)>) -> Figure {
+    let inputs: Vec<tokenomics_plot::Input> = docs
+        .into_iter()
+        .map(|(label, document)| tokenomics_plot::Input {
+            label: label.to_string(),
+            document,
+            path: PathBuf::from(format!("{label}.json")),
+        })
+        .collect();
+    tokenomics_plot::figure_for(&inputs, None).unwrap().figure
+}
+
+/// Issue #23: batch sizes 1, 2, 4, …, 512 of one length. Every note's box is computed; none
+/// intersects another, and no text of the figure lies on other text; the batch times read in
+/// milliseconds with a two-digit spread.
+#[test]
+fn embedding_batch_sizes_1_to_512_have_no_overlapping_notes() {
+    let figure = figure_of(vec![("powers of two", embed_powers_of_two())]);
+    let time = panel(&figure, "batch time (ms)");
+    assert_eq!(time.x.levels().len(), 10);
+    assert_eq!(notes(time)[0], "6.74 ± 0.16 ms");
+    assert_eq!(notes(time)[4], "17.84 ± 0.43 ms", "batch size 16");
+    let l = assert_nothing_overlaps(&figure);
+    // Most notes are drawn: a note is left out only where it fits nowhere.
+    for (k, p) in l.panels.iter().enumerate() {
+        assert!(p.notes.len() >= 7, "panel {k}: {} notes", p.notes.len());
+    }
+}
+
+/// Many levels, two files overlaid, four panels with whiskers and bands: no note on another,
+/// no text on other text.
+#[test]
+fn chat_with_many_levels_has_no_overlapping_text() {
+    let one = figure_of(vec![("one", chat_many_levels(24, 1.0))]);
+    assert_eq!(one.panels[0].x.levels().len(), 24);
+    assert_nothing_overlaps(&one);
+    let two = figure_of(vec![
+        ("fast", chat_many_levels(24, 1.0)),
+        ("slow", chat_many_levels(16, 0.8)),
+    ]);
+    let l = assert_nothing_overlaps(&two);
+    assert!(l.panels.iter().all(|p| !p.notes.is_empty()));
+}
+
+/// The check above fails when text lies on text: a note moved onto its neighbour.
+#[test]
+fn overlapping_text_is_caught() {
+    let figure = figure_of(vec![("powers of two", embed_powers_of_two())]);
+    let mut l = layout(&figure);
+    assert!(overlapping_texts(&l).is_empty());
+    let p = &l.panels[2];
+    let (a, b) = (p.notes[0].clone(), p.notes[1].clone());
+    let moved = l
+        .texts
+        .iter()
+        .position(|t| t.text == b.text && t.bounds() == b.rect)
+        .unwrap();
+    l.texts[moved].x = a.rect.x0 + 3.0;
+    l.texts[moved].y = a.rect.y0 + 2.0;
+    assert!(overlapping_texts(&l).contains(&(a.text.clone(), b.text.clone())));
 }
