@@ -191,6 +191,12 @@ pub struct Args {
     /// Every level's timeline (sends, completions, in flight, output tokens, TTFT p50/p99, errors and the scraped server gauges) in buckets this many seconds wide, in the results file for plot-throughput --timeline; 0 for none.
     #[arg(long = "timeline_interval", visible_alias = "timeline-interval", default_value = "1", value_parser = values::seconds)]
     pub timeline_interval: Duration,
+    /// Closed/open loop: abort this share of requests (0 to 1, a seeded choice) --cancel_after milliseconds after each is sent, when it has not finished by then; counted apart as aborted (the server's abort path under load).
+    #[arg(long = "cancel_rate", visible_alias = "cancel-rate", value_parser = values::share, requires = "cancel_after")]
+    pub cancel_rate: Option<f64>,
+    /// With --cancel_rate: milliseconds after its send at which a picked request is aborted.
+    #[arg(long = "cancel_after", visible_alias = "cancel-after", value_parser = values::milliseconds, requires = "cancel_rate")]
+    pub cancel_after: Option<Duration>,
     /// Live progress: auto (redrawn on a terminal, a line every 10 s otherwise), or never.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         plan::check_requests(args.model.as_deref(), args.goodput.as_ref(), args.stream)?;
         plan::check_experiment(plan.adaptive.as_ref(), args.goodput.is_some(), args.stream)?;
         plan::check_records(args.token_times, args.requests_file.is_some(), args.stream)?;
+        plan::check_aborts(args.cancel_rate.is_some(), load.sustained())?;
         let shard = Shard::resolve(args.shard, args.results_dir.is_some(), |k| {
             std::env::var(k).ok()
         })?;
@@ -214,6 +215,7 @@ async fn run(
         adaptive: plan.adaptive,
         insecure_tls: target.insecure,
         timeline_interval: Some(args.timeline_interval).filter(|d| !d.is_zero()),
+        aborts: args.cancel_rate.zip(args.cancel_after),
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

@@ -96,6 +96,9 @@ pub struct ChatConfig {
     pub insecure_tls: bool,
     /// Every level's timeline in buckets this wide (`None`: no timeline).
     pub timeline_interval: Option<Duration>,
+    /// Sustained levels: abort this share of requests (0 to 1) this long after each is sent
+    /// (`--cancel_rate`, `--cancel_after`), to exercise the server's abort path.
+    pub aborts: Option<(f64, Duration)>,
 }
 
 impl Default for ChatConfig {
@@ -135,6 +138,7 @@ impl Default for ChatConfig {
             adaptive: None,
             insecure_tls: false,
             timeline_interval: Some(DEFAULT_TIMELINE_INTERVAL),
+            aborts: None,
         }
     }
 }
@@ -689,6 +693,11 @@ impl ChatBenchmark {
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
             start_ns: planned_ns,
+            aborts: self.config.aborts.map(|(share, after)| sustained::Aborts {
+                share,
+                after,
+                seed: run_seed(seed, 0xab, 0x0b),
+            }),
         };
         let key = shape.key();
         let mut sink = LevelSink {
@@ -990,7 +999,7 @@ impl Sink for LevelSink<'_> {
         self.acc.timeline_add(crate::metrics::series::Ended {
             record: &s.record,
             end_ns,
-            cancelled: s.cancelled,
+            cancelled: s.cancelled || s.aborted,
         });
         if s.warmup {
             return;
@@ -999,7 +1008,7 @@ impl Sink for LevelSink<'_> {
             self.acc.add_arrival(at, s.record.timing.send_ns);
         }
         let r = &s.record;
-        if !s.cancelled {
+        if !s.cancelled && !s.aborted {
             self.interrupted |= is_interrupted(r);
             if let Some(e) = &r.error {
                 self.observer.request_failed(self.key, self.run, e);
@@ -1027,6 +1036,8 @@ impl Sink for LevelSink<'_> {
             };
             let written = if s.cancelled {
                 file.write_cancelled(&place, r, scheduled.as_ref(), &self.clock)
+            } else if s.aborted {
+                file.write_aborted(&place, r, scheduled.as_ref(), &self.clock)
             } else {
                 file.write(&place, r, scheduled.as_ref(), &self.clock)
             };
@@ -1045,6 +1056,10 @@ impl Sink for LevelSink<'_> {
         }
         if s.cancelled {
             self.cancelled += 1;
+            return;
+        }
+        if s.aborted {
+            self.acc.add_aborted();
             return;
         }
         self.acc.add_request(r, scheduled.as_ref());

@@ -425,6 +425,10 @@ fn measured_run(
         if let Some(s) = &scheduled {
             acc.add_arrival(s.scheduled_ns, r.timing.send_ns);
         }
+        if l.status == "aborted" {
+            acc.add_aborted();
+            continue;
+        }
         if l.status == "cancelled" {
             cancelled += 1;
             continue;

@@ -343,6 +343,17 @@ pub fn check_experiment(adaptive: Option<&Adaptive>, goodput: bool, stream: bool
     Ok(())
 }
 
+/// Checks that aborts on purpose (`--cancel_rate`) have a sustained load to abort requests of.
+pub fn check_aborts(aborts: bool, sustained: bool) -> Result<()> {
+    if aborts && !sustained {
+        return Err(invalid(
+            "--cancel_rate aborts requests of a closed or open loop: give --max_concurrency, \
+             --request_rate or --ramp",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what the per-request file is asked for: token times need the file, and streamed
 /// responses (only a stream shows when each token arrived).
 pub fn check_records(token_times: bool, requests_file: bool, stream: bool) -> Result<()> {

@@ -106,6 +106,17 @@ impl RequestsFile {
         self.write_as(place, r, due, clock, "cancelled")
     }
 
+    /// Appends the line of a request the client aborted on purpose (status `aborted`).
+    pub fn write_aborted(
+        &mut self,
+        place: &Place<'_>,
+        r: &RequestRecord,
+        due: Option<&Scheduled>,
+        clock: &Clock,
+    ) -> crate::Result<()> {
+        self.write_as(place, r, due, clock, "aborted")
+    }
+
     fn write_as(
         &mut self,
         place: &Place<'_>,

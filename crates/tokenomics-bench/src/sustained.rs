@@ -49,7 +49,7 @@ impl Progress {
         if record.is_ok() {
             self.tokens
                 .fetch_add(record.completion_tokens.unwrap_or(0), Ordering::Relaxed);
-        } else {
+        } else if !is_aborted(record) {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -140,6 +140,36 @@ pub struct Sent {
     pub warmup: bool,
     /// Still in flight at the end of `duration` and cancelled there (`AtEnd::Cancel`).
     pub cancelled: bool,
+    /// Aborted by the client on purpose, its [`Aborts`] delay after it was sent.
+    pub aborted: bool,
+}
+
+/// Requests the client aborts on purpose (`--cancel_rate`, `--cancel_after`): a seeded `share`
+/// of them, each `after` its send if it has not finished by then — the server's abort path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aborts {
+    /// The share of requests picked, 0 to 1.
+    pub share: f64,
+    pub after: std::time::Duration,
+    pub seed: u64,
+}
+
+impl Aborts {
+    /// Whether request `seq` of the run is one to abort: a hash of the seed and the sequence
+    /// number against the share, so the same run picks the same requests.
+    pub fn picks(&self, seq: u64) -> bool {
+        let mut z = self.seed ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // splitmix64's finaliser.
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 <= self.share && self.share > 0.0
+    }
+
+    /// How long after its send request `seq` is to be aborted (`None`: it is not one).
+    fn after(this: Option<&Self>, seq: u64) -> Option<std::time::Duration> {
+        this.filter(|a| a.picks(seq)).map(|a| a.after)
+    }
 }
 
 /// Where a loop's requests go as they finish (in the order they finish, on the task that awaits
@@ -184,29 +214,38 @@ enum Finished {
     Cancelled,
 }
 
-/// Runs one request, unless the shutdown abandons it or `cancel_at` passes first.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one request, unless the shutdown abandons it or `cancel_at` (the level's end) passes
+/// first. A request to abort on purpose is aborted by the client itself, `abort_after` its send
+/// ([`Connection::abort_next_after`]): its record keeps what arrived before.
 async fn one(
     op: &impl Op,
-    conn: Connection,
+    mut conn: Connection,
     body: Bytes,
     shutdown: &Shutdown,
     cancel_at: Option<Instant>,
+    abort_after: Option<std::time::Duration>,
 ) -> Finished {
+    conn.abort_next_after(abort_after);
     let work = shutdown.run(op.call(conn, body));
-    let cancel = async {
-        match cancel_at {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
         biased;
         out = work => match out {
             Some((conn, record)) => Finished::Done(conn, record),
             None => Finished::Interrupted,
         },
-        _ = cancel => Finished::Cancelled,
+        _ = until(cancel_at) => Finished::Cancelled,
     }
+}
+
+fn is_aborted(r: &RequestRecord) -> bool {
+    matches!(r.error, Some(ClientError::Aborted))
 }
 
 fn interrupted_record(send_ns: u64) -> RequestRecord {
@@ -230,6 +269,8 @@ pub struct Context<'a, O: Op> {
     /// Start the load at this time (ns on the clock) rather than at once: a run on a
     /// timetable. A time already past starts at once (the sink is told when it really began).
     pub start_ns: Option<u64>,
+    /// Requests to abort on purpose.
+    pub aborts: Option<Aborts>,
 }
 
 impl<O: Op> Context<'_, O> {
@@ -282,6 +323,7 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
     let mut tasks = Vec::with_capacity(n);
     for mut conn in conns {
+        let aborts = ctx.aborts;
         let (op, feed, shutdown, progress, measured, seq, clock, client, tx) = (
             ctx.op.clone(),
             ctx.feed.clone(),
@@ -312,20 +354,23 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
                 progress.started();
                 let seq = seq.fetch_add(1, Ordering::Relaxed);
                 let send_ns = clock.now_ns();
-                let (record, cancelled) = match one(&op, conn, body, &shutdown, cancel_at).await {
-                    Finished::Done(c, r) => {
-                        conn = c;
-                        (r, false)
-                    }
-                    Finished::Interrupted => {
-                        conn = client.connection();
-                        (interrupted_record(send_ns), false)
-                    }
-                    Finished::Cancelled => {
-                        conn = client.connection();
-                        (interrupted_record(send_ns), true)
-                    }
-                };
+                let abort_after = Aborts::after(aborts.as_ref(), seq);
+                let (record, cancelled) =
+                    match one(&op, conn, body, &shutdown, cancel_at, abort_after).await {
+                        Finished::Done(c, r) => {
+                            conn = c;
+                            (r, false)
+                        }
+                        Finished::Interrupted => {
+                            conn = client.connection();
+                            (interrupted_record(send_ns), false)
+                        }
+                        Finished::Cancelled => {
+                            conn = client.connection();
+                            (interrupted_record(send_ns), true)
+                        }
+                    };
+                let aborted = is_aborted(&record);
                 progress.finished(&record);
                 let _ = tx.send(Sent {
                     seq,
@@ -334,6 +379,7 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
                     slot_wait_ns: None,
                     warmup,
                     cancelled,
+                    aborted,
                 });
                 if cancelled {
                     break;
@@ -396,6 +442,7 @@ pub async fn open_loop<O: Op>(
         start_ns,
     );
     let cancel_at = ctx.cancel_at(measured_start);
+    let aborts = ctx.aborts;
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
         let (op, feed, shutdown, progress, clock, client) = (
@@ -448,8 +495,9 @@ pub async fn open_loop<O: Op>(
                             .unwrap_or_else(|| client.connection());
                         progress.started();
                         let send_ns = clock.now_ns();
+                        let abort_after = Aborts::after(aborts.as_ref(), i as u64);
                         let (record, cancelled) =
-                            match one(&op, conn, body, &shutdown, cancel_at).await {
+                            match one(&op, conn, body, &shutdown, cancel_at, abort_after).await {
                                 Finished::Done(c, r) => {
                                     if let Ok(mut v) = idle.lock() {
                                         v.push(c);
@@ -459,6 +507,7 @@ pub async fn open_loop<O: Op>(
                                 Finished::Interrupted => (interrupted_record(send_ns), false),
                                 Finished::Cancelled => (interrupted_record(send_ns), true),
                             };
+                        let aborted = is_aborted(&record);
                         progress.finished(&record);
                         let _ = tx.send(Sent {
                             seq: i as u64,
@@ -467,6 +516,7 @@ pub async fn open_loop<O: Op>(
                             slot_wait_ns,
                             warmup: i < warmup,
                             cancelled,
+                            aborted,
                         });
                     });
                     spawned += 1;

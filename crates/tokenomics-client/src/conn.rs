@@ -73,6 +73,8 @@ struct Deadline {
     sleep: Pin<Box<tokio::time::Sleep>>,
     total: Instant,
     idle: Option<Duration>,
+    /// When the caller asked for the request to be aborted ([`Connection::abort_next_after`]).
+    abort: Option<Instant>,
 }
 
 impl Deadline {
@@ -81,6 +83,7 @@ impl Deadline {
             sleep: Box::pin(tokio::time::sleep_until(total)),
             total,
             idle,
+            abort: None,
         };
         d.arm();
         d
@@ -95,6 +98,9 @@ impl Deadline {
     }
 
     fn error(&self, cfg: &ClientConfig, stage: &'static str) -> Error {
+        if self.abort.is_some_and(|a| Instant::now() >= a) {
+            return Error::Aborted;
+        }
         match self.idle {
             Some(idle) if self.sleep.deadline() < self.total => Error::Timeout {
                 seconds: idle.as_secs_f64(),
@@ -200,11 +206,25 @@ fn bind_address_no_port(socket: &TcpSocket) {
 pub struct Connection {
     inner: Arc<Inner>,
     open: Option<Open>,
+    /// Abort the next request this long after its send ([`Connection::abort_next_after`]).
+    abort_next: Option<Duration>,
 }
 
 impl Connection {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        Self { inner, open: None }
+        Self {
+            inner,
+            open: None,
+            abort_next: None,
+        }
+    }
+
+    /// Aborts the next request sent on this connection `after` its send if it has not finished
+    /// by then: the connection is closed (the server sees the client go) and the request's record
+    /// ends with [`Error::Aborted`], keeping what arrived before (its content events count the
+    /// tokens received). Applies to one request; the connection reconnects for the next.
+    pub fn abort_next_after(&mut self, after: Option<Duration>) {
+        self.abort_next = after;
     }
 
     /// Opens the connection now if it is not open, so that set-up is not inside a timed request.
@@ -392,11 +412,11 @@ impl Connection {
                 continue;
             }
             timing.send_ns = clock.now_ns();
-            let total = after(
-                Instant::from_std(clock.instant_at(timing.send_ns)),
-                cfg.timeout,
-            );
-            let mut deadline = Deadline::new(total, None);
+            let sent_at = Instant::from_std(clock.instant_at(timing.send_ns));
+            let total = after(sent_at, cfg.timeout);
+            let abort = self.abort_next.take().map(|d| after(sent_at, d));
+            let mut deadline = Deadline::new(abort.map_or(total, |a| a.min(total)), None);
+            deadline.abort = abort;
             let sent = drive(
                 conn,
                 end,

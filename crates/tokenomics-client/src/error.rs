@@ -35,6 +35,10 @@ pub enum Error {
     /// The caller abandoned the request before it completed (e.g. the user pressed Ctrl-C).
     #[error("interrupted before the response was complete")]
     Interrupted,
+    /// The caller aborted the request on purpose after a set delay (a benchmark exercising the
+    /// server's abort path), closing its connection.
+    #[error("aborted by the client on purpose")]
+    Aborted,
 }
 
 impl Error {
@@ -50,6 +54,7 @@ impl Error {
             Error::BadStream(_) => "bad_stream",
             Error::ServerEvent(_) => "server_error_event",
             Error::Interrupted => "interrupted",
+            Error::Aborted => "aborted",
         }
     }
 }

@@ -210,6 +210,10 @@ pub struct RequestCounts {
     /// nor failed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cancelled: u64,
+    /// Requests the client aborted on purpose before they finished (`--cancel_rate`), neither
+    /// succeeded nor failed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub aborted: u64,
     /// Failures by kind (`connect`, `timeout`, `http_status`, `bad_stream`, …).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub errors: IndexMap<String, ErrorCount>,

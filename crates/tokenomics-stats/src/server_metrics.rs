@@ -57,6 +57,9 @@ pub struct ServerCounters {
     /// Speculative decoding: draft tokens accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_accepted_tokens: Option<f64>,
+    /// Requests the server finished as aborted (the client went away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<f64>,
 }
 
 impl ServerCounters {

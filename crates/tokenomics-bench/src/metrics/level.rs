@@ -413,6 +413,11 @@ impl LevelAccumulator {
         widen(&mut self.run.sent, sent_ns);
     }
 
+    /// Counts a request the client aborted on purpose (`--cancel_rate`).
+    pub fn add_aborted(&mut self) {
+        self.counts.aborted += 1;
+    }
+
     /// Counts requests cancelled at the end of a timed level.
     pub fn add_cancelled(&mut self, n: u64) {
         self.counts.cancelled += n;

@@ -213,6 +213,9 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
             "  {:<22} {} succeeded, {} failed",
             "requests", c.succeeded, c.failed
         );
+        if c.aborted > 0 {
+            let _ = write!(s, ", {} aborted on purpose", c.aborted);
+        }
         if c.cancelled > 0 {
             let _ = write!(s, ", {} cancelled at the end", c.cancelled);
         }

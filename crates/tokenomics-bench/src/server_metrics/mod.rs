@@ -320,6 +320,7 @@ impl LevelWindow {
                 prefix_hits: delta(roles::PREFIX_HITS),
                 spec_draft_tokens: delta(roles::SPEC_DRAFT_TOKENS),
                 spec_accepted_tokens: delta(roles::SPEC_ACCEPTED_TOKENS),
+                aborted: delta(roles::ABORTED),
             },
             gauges: ServerGauges {
                 running: gauge(0),
@@ -529,6 +530,14 @@ pub fn summary(block: &ServerMetricsBlock) -> String {
             s,
             "  {label:<22} server counted {} generation tokens",
             thousands(g)
+        );
+    }
+    if let Some(a) = block.counters.aborted.filter(|&a| a > 0.0) {
+        let label = if s.is_empty() { label } else { "" };
+        let _ = writeln!(
+            s,
+            "  {label:<22} server counted {} aborted requests",
+            thousands(a)
         );
     }
     let g = &block.gauges;

@@ -36,9 +36,10 @@ pub const PREFIX_QUERIES: usize = 6;
 pub const PREFIX_HITS: usize = 7;
 pub const SPEC_DRAFT_TOKENS: usize = 8;
 pub const SPEC_ACCEPTED_TOKENS: usize = 9;
+pub const ABORTED: usize = 10;
 
 /// Every role, indexed by the constants above.
-pub const ROLES: [Role; 10] = [
+pub const ROLES: [Role; 11] = [
     Role {
         name: "running",
         kind: Kind::Gauge,
@@ -121,6 +122,11 @@ pub const ROLES: [Role; 10] = [
         kind: Kind::Counter,
         names: &["vllm:spec_decode_num_accepted_tokens_total"],
     },
+    Role {
+        name: "aborted",
+        kind: Kind::Counter,
+        names: &[r#"vllm:request_success_total{finished_reason="abort"}"#],
+    },
 ];
 
 /// One scrape's value for every role (`None`: the scrape has none of the role's names).
@@ -144,10 +150,24 @@ pub fn values(samples: &[Sample]) -> (Values, Option<&'static str>) {
     let mut out: Values = [None; ROLES.len()];
     let mut found = None;
     for (slot, role) in out.iter_mut().zip(&ROLES) {
-        for name in role.names {
+        for full in role.names {
+            // A name may require one label's value: `name{label="value"}`.
+            let (name, label) = match full.split_once('{') {
+                Some((name, rest)) => (
+                    name,
+                    rest.trim_end_matches('}')
+                        .split_once('=')
+                        .map(|(k, v)| (k, v.trim_matches('"'))),
+                ),
+                None => (*full, None),
+            };
+            let wanted = |s: &&Sample| {
+                s.name == name
+                    && label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            };
             let mut n = 0u32;
             let mut sum = 0.0;
-            for s in samples.iter().filter(|s| s.name == *name) {
+            for s in samples.iter().filter(wanted) {
                 n += 1;
                 sum += s.value;
             }
@@ -203,6 +223,15 @@ mod tests {
             assert_eq!(found, Some(engine));
             assert_eq!(&v[..6], &expected[..], "{engine}");
         }
+        let (v, _) = values(
+            &parse(
+                "vllm:request_success_total{finished_reason=\"stop\",model_name=\"m\"} 7\n\
+                 vllm:request_success_total{finished_reason=\"abort\",model_name=\"m\"} 2\n\
+                 vllm:request_success_total{finished_reason=\"abort\",model_name=\"n\"} 1\n",
+            )
+            .samples,
+        );
+        assert_eq!(v[ABORTED], Some(3.0));
         let (v, found) = values(&parse("process_cpu_seconds_total 1\n").samples);
         assert_eq!((v, found), ([None; ROLES.len()], None));
     }
@@ -220,6 +249,7 @@ mod tests {
             (PREFIX_HITS, "prefix_hits"),
             (SPEC_DRAFT_TOKENS, "spec_draft_tokens"),
             (SPEC_ACCEPTED_TOKENS, "spec_accepted_tokens"),
+            (ABORTED, "aborted"),
         ];
         for (i, name) in named {
             assert_eq!(ROLES[i].name, name);

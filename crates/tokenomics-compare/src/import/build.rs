@@ -250,6 +250,7 @@ impl LevelParts {
                 failed: self.failed,
                 retries: None,
                 cancelled: self.cancelled,
+                aborted: 0,
                 errors: self.errors,
             }),
             goodput: self.goodput,
