@@ -197,6 +197,9 @@ pub struct Args {
     /// With --cancel_rate: milliseconds after its send at which a picked request is aborted.
     #[arg(long = "cancel_after", visible_alias = "cancel-after", value_parser = values::milliseconds, requires = "cancel_rate")]
     pub cancel_after: Option<Duration>,
+    /// Closed/open loop: also send R small probe requests per second (one output token each, Poisson arrivals) beside the load, outside any concurrency cap; each level's probes block says how the load delays a newcomer.
+    #[arg(long = "probe_rate", visible_alias = "probe-rate", value_parser = values::rate)]
+    pub probe_rate: Option<f64>,
     /// Live progress: auto (redrawn on a terminal, a line every 10 s otherwise), or never.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,

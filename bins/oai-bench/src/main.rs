@@ -63,6 +63,7 @@ fn main() -> ExitCode {
         plan::check_experiment(plan.adaptive.as_ref(), args.goodput.is_some(), args.stream)?;
         plan::check_records(args.token_times, args.requests_file.is_some(), args.stream)?;
         plan::check_aborts(args.cancel_rate.is_some(), load.sustained())?;
+        plan::check_probes(args.probe_rate.is_some(), load.sustained())?;
         let shard = Shard::resolve(args.shard, args.results_dir.is_some(), |k| {
             std::env::var(k).ok()
         })?;
@@ -216,6 +217,7 @@ async fn run(
         insecure_tls: target.insecure,
         timeline_interval: Some(args.timeline_interval).filter(|d| !d.is_zero()),
         aborts: args.cancel_rate.zip(args.cancel_after),
+        probe_rate: args.probe_rate,
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

@@ -2,7 +2,8 @@
 //! received and what it saw aborted): an open-loop ramp's sends per second follow the ramp bucket
 //! by bucket, the timeline's totals add up to the level's, the server's gauges sit on the same
 //! buckets, and `plot-throughput --timeline` draws the file; requests aborted on purpose are
-//! counted apart, and the server saw exactly as many go.
+//! counted apart, and the server saw exactly as many go; probes go beside the load, outside its
+//! cap, and the server counts their tokens with the load's.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -189,6 +190,53 @@ fn aborts_on_purpose_are_counted_apart_and_the_server_saw_each_go() {
         .filter(|l| l.contains(r#""status":"aborted""#))
         .count();
     assert_eq!(aborted_lines as u64, aborted);
+}
+
+#[test]
+fn probes_go_beside_the_load_and_the_server_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("probes.json");
+    let (doc, stdout) = run(
+        &[
+            "--simulate",
+            "tiny",
+            "--max_concurrency",
+            "4",
+            "--num_requests",
+            "60",
+            "--stream",
+            "--ignore_eos",
+            "--max_tokens",
+            "40",
+            "--probe_rate",
+            "40",
+            "--scrape_interval",
+            "0.1",
+        ],
+        &out,
+    );
+    let level = &doc["results"]["4"];
+    let p = &level["probes"];
+    let sent = p["sent"].as_u64().expect("probes sent");
+    assert!(sent >= 5, "{p}");
+    assert_eq!(p["succeeded"].as_u64(), Some(sent), "{p}");
+    assert_eq!(p["rate"], 40.0);
+    assert!(p["ttft"]["p50"].as_f64().is_some_and(|t| t > 0.0), "{p}");
+    assert!(stdout.contains(&format!("{sent} sent at 40/s")), "{stdout}");
+    // The level's own requests are untouched: 60 of them, 40 tokens each; the server generated
+    // those and one token per probe, and the cross-check counts both.
+    assert_eq!(level["requests"]["succeeded"], 60);
+    assert_eq!(level["tokens"]["output_per_request"]["mean"], 40.0);
+    let check = &level["server_metrics"]["cross_check"];
+    assert_eq!(
+        check["client_output_tokens"].as_u64(),
+        Some(60 * 40 + sent),
+        "{check}"
+    );
+    assert_eq!(
+        check["server_generation_tokens"].as_f64(),
+        Some((60 * 40 + sent) as f64)
+    );
 }
 
 #[test]

@@ -99,6 +99,8 @@ pub struct ChatConfig {
     /// Sustained levels: abort this share of requests (0 to 1) this long after each is sent
     /// (`--cancel_rate`, `--cancel_after`), to exercise the server's abort path.
     pub aborts: Option<(f64, Duration)>,
+    /// Sustained levels: probe requests per second beside the load (`--probe_rate`).
+    pub probe_rate: Option<f64>,
 }
 
 impl Default for ChatConfig {
@@ -139,6 +141,7 @@ impl Default for ChatConfig {
             insecure_tls: false,
             timeline_interval: Some(DEFAULT_TIMELINE_INTERVAL),
             aborts: None,
+            probe_rate: None,
         }
     }
 }
@@ -331,6 +334,8 @@ pub struct ChatBenchmark {
     /// Output tokens of every request the level sent since its opening scrape, for the
     /// cross-check with the server's count.
     client_tokens: u64,
+    /// The level's probes so far (`--probe_rate`).
+    probe_records: Vec<RequestRecord>,
 }
 
 impl ChatBenchmark {
@@ -350,6 +355,7 @@ impl ChatBenchmark {
             server_metrics: None,
             server_window: None,
             client_tokens: 0,
+            probe_records: Vec::new(),
         }
     }
 
@@ -720,6 +726,25 @@ impl ChatBenchmark {
             checkpoint,
             flushed: std::time::Instant::now(),
         };
+        let probes = self.config.probe_rate.map(|rate| {
+            let prompts = self.prompts.draw(PROBE_BODIES, run_seed(seed, 0x9b0be, 0));
+            let bodies = prompts
+                .into_iter()
+                .map(|p| self.config.body(p, 1))
+                .collect();
+            crate::probes::Probes::start(
+                crate::probes::ProbePlan {
+                    rate,
+                    bodies: Arc::new(bodies),
+                    endpoint,
+                    stream,
+                    seed: run_seed(seed, 0x9b0be, 1),
+                },
+                client.clone(),
+                clock,
+                self.shutdown.clone(),
+            )
+        });
         match (local, schedule) {
             (Shape::Open(open), Some((times, warmup, measured_from))) => {
                 sustained::open_loop(ctx, &open, times, warmup, measured_from, &mut sink).await
@@ -728,6 +753,14 @@ impl ChatBenchmark {
                 sustained::closed_loop(ctx, concurrency, &mut sink).await
             }
             (Shape::Open(_), None) => {}
+        }
+        if let Some(p) = probes {
+            let records = p.stop().await;
+            *sink.client_tokens = records
+                .iter()
+                .map(crate::server_metrics::client_output_tokens)
+                .fold(*sink.client_tokens, u64::saturating_add);
+            self.probe_records.extend(records);
         }
         let (interrupted, cancelled) = (sink.interrupted, sink.cancelled);
         if let Some(late) = sink.late_s {
@@ -838,6 +871,7 @@ impl Workload for ChatBenchmark {
 
     fn begin(&mut self, shape: &Shape, observer: &mut dyn Observer) -> LevelAccumulator {
         observer.level_started(shape);
+        self.probe_records.clear();
         self.progress.new_level(self.clock.now_ns());
         // A shard's level describes the whole run's load; its steady state, its own part.
         LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
@@ -905,6 +939,10 @@ impl Workload for ChatBenchmark {
         self.levels_done += 1;
         let mut level = acc.finish();
         level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
+        if let Some(rate) = self.config.probe_rate {
+            let records = std::mem::take(&mut self.probe_records);
+            level.probes = crate::probes::block(rate, &records, self.config.confidence);
+        }
         if let (Some(m), Some(w)) = (&self.server_metrics, self.server_window.take()) {
             // A server that also served other shards counted their tokens too.
             let alone = self.config.shard.is_none_or(|s| s.count == 1);
@@ -931,6 +969,9 @@ impl Workload for ChatBenchmark {
 /// Bodies drawn at a time by a sustained run's feed: the global prompt sequence is drawn in
 /// chunks of this many, each from its own seed (so every shard draws the same sequence).
 const FEED_CHUNK: usize = 256;
+
+/// Distinct prompts a level's probes cycle through.
+const PROBE_BODIES: usize = 64;
 
 /// A run on a timetable that starts later than this says so.
 const LATE_ENOUGH_TO_SAY: Duration = Duration::from_millis(10);

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod plan;
 pub mod pool;
 pub mod preflight;
+pub mod probes;
 pub mod prompts;
 pub mod records;
 pub mod report;

@@ -354,6 +354,17 @@ pub fn check_aborts(aborts: bool, sustained: bool) -> Result<()> {
     Ok(())
 }
 
+/// Checks that probes (`--probe_rate`) have a sustained load to run beside.
+pub fn check_probes(probes: bool, sustained: bool) -> Result<()> {
+    if probes && !sustained {
+        return Err(invalid(
+            "--probe_rate sends probes beside a closed or open loop: give --max_concurrency, \
+             --request_rate or --ramp",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what the per-request file is asked for: token times need the file, and streamed
 /// responses (only a stream shows when each token arrived).
 pub fn check_records(token_times: bool, requests_file: bool, stream: bool) -> Result<()> {

@@ -111,6 +111,23 @@ pub struct Simulated {
     pub price: Option<String>,
 }
 
+/// The `probes` block of a level (`--probe_rate`): small requests (one output token) sent on a
+/// schedule of their own beside the level's load, outside any concurrency cap — how long the
+/// load makes a newcomer wait. Latencies in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeBlock {
+    /// Probes per second asked for (Poisson arrivals).
+    pub rate: f64,
+    pub sent: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Time to first token (streamed runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<crate::Distribution>,
+    /// Send to the last byte.
+    pub e2el: crate::Distribution,
+}
+
 /// An open loop whose rate rose (or fell) linearly through the level: `from_rate` at its start,
 /// `to_rate` after `seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

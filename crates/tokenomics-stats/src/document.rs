@@ -130,6 +130,9 @@ pub struct ChatLevel {
     /// The level over time, in fixed buckets on the run's clock (`--timeline_interval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::TimelineBlock>,
+    /// Probe requests sent beside the level's load (`--probe_rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<crate::ProbeBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

@@ -602,6 +602,7 @@ impl LevelAccumulator {
             cost: None,
             server_metrics: None,
             timeline: self.series.as_ref().and_then(Series::block),
+            probes: None,
             incomplete: false,
             extra: Default::default(),
         }

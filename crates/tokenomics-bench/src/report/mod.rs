@@ -242,6 +242,22 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
         }
         s.push('\n');
     }
+    if let Some(p) = &level.probes {
+        let _ = write!(
+            s,
+            "  {:<22} {} sent at {}/s, {} failed; E2EL p50 {} ms, p99 {} ms",
+            "probes",
+            p.sent,
+            num(p.rate),
+            p.failed,
+            ms(p.e2el.p50),
+            ms(p.e2el.p99)
+        );
+        if let Some(t) = &p.ttft {
+            let _ = write!(s, "; TTFT p50 {} ms, p99 {} ms", ms(t.p50), ms(t.p99));
+        }
+        s.push('\n');
+    }
     if let Some(m) = &level.server_metrics {
         s.push_str(&crate::server_metrics::summary(m));
     }

@@ -259,6 +259,7 @@ impl LevelParts {
             cost: None,
             server_metrics: None,
             timeline: None,
+            probes: None,
             incomplete: false,
             extra: Map::new(),
         }

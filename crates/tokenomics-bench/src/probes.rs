@@ -1,0 +1,126 @@
+//! Probe requests (`--probe_rate`): small requests (one output token) on a Poisson schedule of
+//! their own, sent beside a sustained level's load and outside any concurrency cap, each on an
+//! idle connection of its own. Their latency is what a newcomer meets under that load: the
+//! queue in front of a request the size of a health check.
+//!
+//! The schedule is drawn as it goes (there is no end to plan for: the probes stop when the
+//! level's load stops) from a seeded generator, and kept on an absolute clock, never "from now".
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp};
+use tokenomics_client::{Client, Clock, Connection, Endpoint, RequestRecord};
+use tokenomics_stats::ProbeBlock;
+
+use crate::metrics::Samples;
+use crate::shutdown::Shutdown;
+
+/// What the probes send and how often.
+#[derive(Clone)]
+pub struct ProbePlan {
+    /// Probes per second.
+    pub rate: f64,
+    /// Bodies to send in turn (each asks for one output token).
+    pub bodies: Arc<Vec<Bytes>>,
+    pub endpoint: Endpoint,
+    pub stream: bool,
+    pub seed: u64,
+}
+
+/// Probes being sent; [`Probes::stop`] ends them and returns their records.
+pub struct Probes {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<RequestRecord>>,
+}
+
+impl Probes {
+    /// Starts sending probes now; a probe the shutdown abandons is not reported.
+    pub fn start(plan: ProbePlan, client: Client, clock: Clock, shutdown: Shutdown) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let idle: Arc<Mutex<Vec<Connection>>> = Arc::default();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+            let Ok(gap) = Exp::new(plan.rate) else {
+                return Vec::new();
+            };
+            let start = Instant::now();
+            let mut at = 0.0f64;
+            for k in 0usize.. {
+                at += gap.sample(&mut rng);
+                let Some(due) = start.checked_add(Duration::from_secs_f64(at.min(1e9))) else {
+                    break;
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = stopped.changed() => break,
+                }
+                let Some(body) = plan.bodies.get(k % plan.bodies.len().max(1)).cloned() else {
+                    break;
+                };
+                let (idle, tx, client, shutdown) =
+                    (idle.clone(), tx.clone(), client.clone(), shutdown.clone());
+                let (endpoint, stream) = (plan.endpoint, plan.stream);
+                tokio::spawn(async move {
+                    let mut conn = idle
+                        .lock()
+                        .ok()
+                        .and_then(|mut v| v.pop())
+                        .unwrap_or_else(|| client.connection());
+                    let done = shutdown
+                        .run(conn.completion(endpoint, stream, body, &clock))
+                        .await;
+                    if let Some(record) = done {
+                        if let Ok(mut v) = idle.lock() {
+                            v.push(conn);
+                        }
+                        let _ = tx.send(record);
+                    }
+                });
+            }
+            drop(tx);
+            let mut records = Vec::new();
+            while let Some(r) = rx.recv().await {
+                records.push(r);
+            }
+            records
+        });
+        Self { stop, task }
+    }
+
+    /// Stops sending; waits for the probes in flight and returns every probe's record.
+    pub async fn stop(self) -> Vec<RequestRecord> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The `probes` block of probes' records (`None`: none was sent).
+pub fn block(rate: f64, records: &[RequestRecord], confidence: Option<f64>) -> Option<ProbeBlock> {
+    if records.is_empty() {
+        return None;
+    }
+    let (mut ttft, mut e2el) = (Samples::new(usize::MAX), Samples::new(usize::MAX));
+    let mut succeeded = 0;
+    for r in records.iter().filter(|r| r.is_ok()) {
+        succeeded += 1;
+        if let Some(t) = r.timing.ttft_s() {
+            ttft.push(t);
+        }
+        if let Some(e) = r.timing.e2e_s() {
+            e2el.push(e);
+        }
+    }
+    Some(ProbeBlock {
+        rate,
+        sent: records.len() as u64,
+        succeeded,
+        failed: records.len() as u64 - succeeded,
+        ttft: (ttft.count() > 0).then(|| ttft.distribution(confidence)),
+        e2el: e2el.distribution(confidence),
+    })
+}
