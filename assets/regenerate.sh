@@ -43,4 +43,10 @@ done
 "$bin/plot-throughput" assets/sweep_h100.json assets/sweep_a100.json -o assets/frontier.png \
     --frontier --labels "H100,A100" --title "Llama 3.1 8B, 1000 in / 200 out: simulated H100 against A100"
 "$bin/plot-throughput" assets/slo_h100.json assets/slo_h100.png
+# A ramp through the H100's saturation rate (~19 requests/s for these lengths), over time.
+"$bin/oai-bench" --simulate h100-llama-3.1-8b --ramp linear:2,60,40 --stream --ignore_eos \
+    --input_tokens 1000 --max_tokens 200 --progress never \
+    --description "Ramp 2 → 60 requests/s over 40 s: simulated H100, Llama 3.1 8B, 1000 in / 200 out" \
+    --results_file assets/timeline_ramp.json
+"$bin/plot-throughput" --timeline assets/timeline_ramp.json -o assets/timeline_ramp.png
 echo "assets regenerated"

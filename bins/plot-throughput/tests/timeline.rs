@@ -72,8 +72,8 @@ fn a_file_without_a_timeline_is_one_line_and_exit_2() {
     assert_eq!(
         stderr.trim(),
         format!(
-            "plot-throughput: error: {old}: no level has a timeline (run oai-bench with a \
-             sustained load and --timeline_interval)"
+            "plot-throughput: error: {old}: no level has a timeline (written by oai-bench \
+             since --timeline_interval; rerun the benchmark)"
         )
     );
     assert!(!out.exists(), "nothing written");

@@ -82,7 +82,7 @@ pub enum Error {
     #[error("{0} is an embedding result file: --timeline draws chat result files only")]
     TimelineOfEmbeddings(PathBuf),
     /// A chat file none of whose levels carries a `timeline` block.
-    #[error("{0}: no level has a timeline (run oai-bench with a sustained load and --timeline_interval)")]
+    #[error("{0}: no level has a timeline (written by oai-bench since --timeline_interval; rerun the benchmark)")]
     NoTimeline(PathBuf),
     /// A level's `timeline` block that cannot be drawn (columns of different lengths, a bucket
     /// width that is not a positive number).

@@ -324,7 +324,7 @@ fn a_file_without_a_timeline_is_refused() {
     assert!(matches!(e, Error::NoTimeline(_)) && e.is_bad_input());
     assert_eq!(
         e.to_string(),
-        "old.json: no level has a timeline (run oai-bench with a sustained load and --timeline_interval)"
+        "old.json: no level has a timeline (written by oai-bench since --timeline_interval; rerun the benchmark)"
     );
     // An empty block is no timeline either.
     let mut doc = chat("chat_timeline.json");
