@@ -56,14 +56,14 @@ fn run(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
 /// Fields added on purpose since the fixtures were written, removed before comparing:
 /// `metadata.preflight` (#25, the check before the run), the confidence intervals (`ci`,
 /// #17) beside the statistics, an open loop's `latency_trend` (#16) and each level's
-/// `server_metrics` (#18).
+/// `server_metrics` and `timeline` (#18).
 fn without_additions(mut doc: Value) -> Value {
     let metadata = doc["metadata"].as_object_mut().unwrap();
     assert!(
         metadata.remove("preflight").is_some(),
         "the preflight is recorded"
     );
-    strip(&mut doc, &["ci", "server_metrics", "latency_trend"]);
+    strip(&mut doc, &["ci", "server_metrics", "latency_trend", "timeline"]);
     doc
 }
 
