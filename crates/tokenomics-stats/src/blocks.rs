@@ -107,7 +107,7 @@ pub struct ArrivalBlock {
 /// `metadata.simulated`: the run measured the built-in simulator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Simulated {
-    /// The simulator's model/hardware preset name.
+    /// The simulator preset that served the run (`--simulate`).
     pub preset: String,
     /// Model seconds per real second.
     pub time_scale: f64,

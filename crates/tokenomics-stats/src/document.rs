@@ -34,7 +34,8 @@ pub struct ChatMetadata {
     pub dataset_key: String,
     /// The server's API base URL.
     pub api_base: String,
-    /// Burst sizes run (the original's levels; empty for closed and open loops).
+    /// Burst sizes or closed-loop concurrencies of the levels, in order (open-loop rates are
+    /// listed in `levels` only).
     pub batch_sizes: Vec<u64>,
     /// Measured runs per level.
     pub num_runs: u64,
@@ -72,7 +73,7 @@ pub struct ChatMetadata {
     /// Whether responses were streamed (`--stream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
-    /// The limit on each request, seconds.
+    /// The limit on each request, seconds, from send to the last byte.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
     /// The prompts: name, source and row count (see `tokenomics-datasets`).
@@ -357,7 +358,7 @@ pub struct EmbedMetadata {
     /// Retries allowed per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
-    /// The limit on each attempt, seconds.
+    /// The limit on each attempt of a request, seconds, from send to the last byte.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
     /// The dimension of the vectors: `Some(None)` (written as `null`) until one was received;
