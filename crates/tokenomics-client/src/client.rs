@@ -54,6 +54,9 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
+    /// Settings for `api_base` with the defaults: no API key, 600 s request timeout, 10 s
+    /// connect timeout, no idle timeout, a 64 MiB event bound, kernel-chosen source addresses and
+    /// the default TLS trust.
     pub fn new(api_base: impl Into<String>) -> Self {
         Self {
             api_base: api_base.into(),
@@ -198,6 +201,7 @@ impl Client {
         })
     }
 
+    /// The settings the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }

@@ -8,14 +8,28 @@ pub enum Error {
     Config(String),
     /// DNS, TCP or TLS set-up failed.
     #[error("cannot connect to {addr}: {message}")]
-    Connect { addr: String, message: String },
+    Connect {
+        /// The server's `host:port`.
+        addr: String,
+        /// What failed, as the resolver, socket or TLS layer said it.
+        message: String,
+    },
     /// The request did not complete within its timeout.
     #[error("timed out after {seconds:.1} s ({stage})")]
-    Timeout { seconds: f64, stage: &'static str },
+    Timeout {
+        /// The limit that ran out, seconds (the whole-request, connect or idle limit).
+        seconds: f64,
+        /// What the request was doing: `connect`, `waiting for response headers`, `reading the
+        /// response` or `stream idle`.
+        stage: &'static str,
+    },
     /// The server answered with a non-success status.
     #[error("HTTP {status}: {body}")]
     Status {
+        /// The HTTP status code.
         status: u16,
+        /// The error body's message (its JSON `error.message`, `message` or `detail` when it has
+        /// one, else its text), cut to 300 bytes, read from the start of the body only.
         body: String,
         /// The `Retry-After` header, in seconds, when the server sent one (e.g. with a 429).
         retry_after: Option<f64>,
@@ -59,4 +73,5 @@ impl Error {
     }
 }
 
+/// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -18,6 +18,59 @@
 //! Every request yields a [`RequestRecord`]: a [`RequestTiming`] (nanoseconds on the client's
 //! monotonic clock) plus token counts and, for a failed request, a typed [`Error`] whose
 //! [`Error::kind`] names the failure for counting.
+//!
+//! # Examples
+//!
+//! A request body is built once, before any timing starts, and sent as the same bytes every
+//! time. No server is needed to see it:
+//!
+//! ```
+//! use tokenomics_client::{ChatRequest, Endpoint, Message};
+//!
+//! let req = ChatRequest {
+//!     endpoint: Endpoint::Chat,
+//!     model: "my-model".into(),
+//!     messages: vec![Message::new("user", "Say hi.")],
+//!     max_tokens: 16,
+//!     temperature: 0.0,
+//!     stream: true,
+//!     extra: serde_json::Map::new(),
+//! };
+//! assert_eq!(Endpoint::Chat.path(), "/chat/completions");
+//! let body: serde_json::Value = serde_json::from_slice(&req.body())?;
+//! assert_eq!(
+//!     body,
+//!     serde_json::json!({
+//!         "model": "my-model",
+//!         "messages": [{"role": "user", "content": "Say hi."}],
+//!         "max_tokens": 16,
+//!         "temperature": 0.0,
+//!         "stream": true,
+//!         // Asked for so that a streaming server reports exact token counts.
+//!         "stream_options": {"include_usage": true}
+//!     })
+//! );
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! Timestamps are nanoseconds since one [`Clock`]'s origin, so records of one run compare:
+//!
+//! ```
+//! use tokenomics_client::{Clock, RequestTiming};
+//!
+//! let clock = Clock::start();
+//! let t = RequestTiming {
+//!     send_ns: 1_000_000,
+//!     first_token_ns: Some(251_000_000),
+//!     end_ns: Some(1_001_000_000),
+//!     ..RequestTiming::default()
+//! };
+//! assert_eq!(t.ttft_s(), Some(0.25));
+//! assert_eq!(t.e2e_s(), Some(1.0));
+//! assert!(clock.now_ns() <= clock.now_ns());
+//! ```
+
+#![warn(missing_docs)]
 
 mod client;
 mod conn;

@@ -16,12 +16,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The route appended to the base URL.
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
         }
     }
+    /// The name written in result documents (`metadata.endpoint`).
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat",
@@ -30,13 +32,17 @@ impl Endpoint {
     }
 }
 
+/// One chat message, serialised as `{"role": …, "content": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
+    /// `system`, `user` or `assistant`.
     pub role: String,
+    /// The message text.
     pub content: String,
 }
 
 impl Message {
+    /// A message with `role` and `content`.
     pub fn new(role: &str, content: impl Into<String>) -> Self {
         Self {
             role: role.to_string(),
@@ -48,11 +54,17 @@ impl Message {
 /// A chat or text completion request.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
+    /// The route, which also decides between `messages` and `prompt` in the body.
     pub endpoint: Endpoint,
+    /// Sent as `model`.
     pub model: String,
+    /// The conversation; for [`Endpoint::Completions`] the contents joined by blank lines.
     pub messages: Vec<Message>,
+    /// The most output tokens the server may generate.
     pub max_tokens: u64,
+    /// Sampling temperature.
     pub temperature: f64,
+    /// Ask for a server-sent event stream (and for its `usage` chunk).
     pub stream: bool,
     /// Other body fields (`ignore_eos`, `min_tokens`, `seed`, …), sent as given.
     pub extra: Map<String, Value>,
@@ -95,7 +107,9 @@ impl ChatRequest {
 /// An embeddings request: one or more texts.
 #[derive(Debug, Clone)]
 pub struct EmbeddingsRequest {
+    /// Sent as `model`.
     pub model: String,
+    /// The texts to embed, one vector expected per text.
     pub input: Vec<String>,
 }
 

@@ -23,6 +23,7 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
+    /// The name written in result documents (`output_token_source`).
     pub fn name(self) -> &'static str {
         match self {
             TokenSource::Usage => "usage",
@@ -39,8 +40,11 @@ impl TokenSource {
 /// a connection is timed apart, in `connect_ns`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestTiming {
+    /// Request handed to the connection; when a connection had to be opened and that failed,
+    /// when the opening started.
     pub send_ns: u64,
-    /// Time spent opening a connection for this request (0 when a kept-alive one was reused).
+    /// Time spent opening a connection for this request, nanoseconds (a duration, not a
+    /// timestamp; 0 when a kept-alive one was reused).
     pub connect_ns: u64,
     /// Response status line and headers received.
     pub headers_ns: Option<u64>,
@@ -80,23 +84,31 @@ pub(crate) fn secs(ns: u64) -> f64 {
 /// The outcome of one chat or completion request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestRecord {
+    /// When its bytes went out and came back.
     pub timing: RequestTiming,
+    /// Prompt tokens, from the server's `usage` (`None`: not reported; never guessed).
     pub prompt_tokens: Option<u64>,
+    /// Completion tokens: the server's `usage`, else the content events counted (see
+    /// `token_source`).
     pub completion_tokens: Option<u64>,
     /// Reasoning tokens, where the server reports them apart.
     pub reasoning_tokens: Option<u64>,
+    /// Where `completion_tokens` came from.
     pub token_source: TokenSource,
     /// Events that carried content or reasoning text.
     pub content_events: u64,
     /// Of `content_events`, those that carried only reasoning text.
     pub reasoning_events: u64,
+    /// The server's `finish_reason` (`stop`, `length`, …), when it sent one.
     pub finish_reason: Option<String>,
     /// The response's `id` as the server gave it (first chunk), to find it in the server's logs.
     pub response_id: Option<String>,
+    /// Why the request failed (`None`: it succeeded).
     pub error: Option<Error>,
 }
 
 impl RequestRecord {
+    /// Whether the request succeeded.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
@@ -105,13 +117,16 @@ impl RequestRecord {
 /// The outcome of one embeddings request.
 #[derive(Debug, Clone, Default)]
 pub struct EmbeddingsRecord {
+    /// When its bytes went out and came back (no token events: the response is not streamed).
     pub timing: RequestTiming,
+    /// Input tokens, from the server's `usage` (`None`: not reported).
     pub prompt_tokens: Option<u64>,
     /// Length of each returned vector, in the order of `data`.
     pub dimensions: Vec<usize>,
     /// The server returned a list of vectors (one per token) for an input instead of one vector:
     /// it does not pool embeddings.
     pub per_token: bool,
+    /// Why the request failed (`None`: it succeeded).
     pub error: Option<Error>,
 }
 

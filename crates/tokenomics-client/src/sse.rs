@@ -16,6 +16,7 @@
 pub struct SseEvent<'a> {
     /// The `event:` field, if any (the standard's default type is `message`).
     pub event: Option<&'a [u8]>,
+    /// The joined `data:` lines, borrowed from the framer's input or buffer.
     pub data: &'a [u8],
 }
 
@@ -30,6 +31,7 @@ impl SseEvent<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an SSE line or event exceeds {limit} bytes")]
 pub struct TooLarge {
+    /// The bound that was exceeded, bytes.
     pub limit: usize,
 }
 
@@ -58,6 +60,7 @@ impl Default for SseFramer {
 }
 
 impl SseFramer {
+    /// A framer that refuses a line or event longer than `max_event_bytes` bytes.
     pub fn new(max_event_bytes: usize) -> Self {
         Self {
             partial: Vec::new(),

@@ -34,6 +34,42 @@
 //!   Parquet (a dataset's own files, or the Hub's conversion of it), so it implies `hub`.
 //! * `tokenizer` — local `tokenizer.json` files ([`exact::local_counter`]): `tokenizers`, with
 //!   onig.
+//!
+//! # Examples
+//!
+//! Drawing synthetic prompts needs no network and no file; the same seed gives the same prompts,
+//! and each run of a level gets its own seed:
+//!
+//! ```
+//! use tokenomics_datasets::{run_seed, Prompt, PromptSource};
+//!
+//! let source = PromptSource::from_key("synthetic")?;
+//! let seed = run_seed(42, 8, 0);
+//! let prompts = source.draw(8, seed);
+//! assert_eq!(prompts.len(), 8);
+//! assert_eq!(prompts, source.draw(8, seed));
+//! assert_ne!(prompts, source.draw(8, run_seed(42, 8, 1)));
+//! let Prompt::Text(first) = &prompts[0] else { unreachable!() };
+//! assert!(first.starts_with("Problem "));
+//! assert_eq!(source.describe()["name"], "synthetic");
+//!
+//! // Hub keys need `PromptSource::open`; a mistyped key is the user's error.
+//! assert!(PromptSource::from_key("aime").is_err());
+//! assert!(PromptSource::from_key("nonsense").unwrap_err().is_bad_input());
+//! # Ok::<(), tokenomics_datasets::Error>(())
+//! ```
+//!
+//! The embedding benchmark's texts, of an exact word count:
+//!
+//! ```
+//! use tokenomics_datasets::text::{TextGenerator, TextLength};
+//!
+//! let length: TextLength = "200".parse()?;
+//! let text = TextGenerator::new(7).text(length);
+//! assert_eq!(text.split_whitespace().count(), 200);
+//! assert_eq!(text, TextGenerator::new(7).text(length));
+//! # Ok::<(), tokenomics_datasets::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -48,6 +48,7 @@ pub enum Arrival {
 }
 
 impl Arrival {
+    /// The name written in the documents and taken on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Arrival::Poisson => "poisson",
@@ -70,6 +71,7 @@ pub enum AtEnd {
 }
 
 impl AtEnd {
+    /// The name written in the documents and taken on the command line.
     pub fn name(self) -> &'static str {
         match self {
             AtEnd::Wait => "wait",
@@ -87,13 +89,16 @@ pub struct LimitsBlock {
     pub duration_seconds: Option<f64>,
     /// Seconds of load before measuring.
     pub warmup_seconds: f64,
+    /// What happened to requests still in flight when the duration ran out.
     pub at_end: AtEnd,
 }
 
 /// `metadata.arrival` of an open loop.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ArrivalBlock {
+    /// How inter-arrival times were drawn.
     pub process: Arrival,
+    /// Gamma shape (`--burstiness`); 1 is Poisson, and it is unused by the other processes.
     pub burstiness: f64,
     /// The cap on requests in flight, `null` when uncapped.
     pub max_concurrency: Option<u64>,
@@ -102,6 +107,7 @@ pub struct ArrivalBlock {
 /// `metadata.simulated`: the run measured the built-in simulator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Simulated {
+    /// The simulator preset that served the run (`--simulate`).
     pub preset: String,
     /// Model seconds per real second.
     pub time_scale: f64,
@@ -118,8 +124,11 @@ pub struct Simulated {
 pub struct ProbeBlock {
     /// Probes per second asked for (Poisson arrivals).
     pub rate: f64,
+    /// Probes sent during the level.
     pub sent: u64,
+    /// Probes that ended successfully.
     pub succeeded: u64,
+    /// Probes that failed.
     pub failed: u64,
     /// Time to first token (streamed runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,8 +141,11 @@ pub struct ProbeBlock {
 /// `to_rate` after `seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RampBlock {
+    /// Requests per second at the level's start.
     pub from_rate: f64,
+    /// Requests per second at the ramp's end.
     pub to_rate: f64,
+    /// How long the ramp lasts, seconds.
     pub seconds: f64,
 }
 
@@ -143,32 +155,43 @@ pub struct RampBlock {
 // One per level of a document, built once: the size of its open-loop variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Load {
+    /// `batch_size` requests sent at once, the level waiting for all of them.
     Burst {
+        /// Requests per burst.
         batch_size: u64,
     },
+    /// A fixed number of requests kept in flight.
     ClosedLoop {
+        /// Requests kept in flight.
         max_concurrency: u64,
+        /// When the level stops (flattened into the block).
         #[serde(flatten)]
         limits: LimitsBlock,
     },
+    /// Requests sent on a schedule of arrival times, whatever the server's pace.
     OpenLoop {
         /// Requests per second asked for (a ramp's mean rate).
         request_rate: f64,
+        /// How inter-arrival times were drawn.
         arrival: Arrival,
+        /// Gamma shape (`--burstiness`); 1 is Poisson.
         burstiness: f64,
         /// The cap on requests in flight, `null` when uncapped.
         max_concurrency: Option<u64>,
         /// A rate that changed through the level (`--ramp`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ramp: Option<RampBlock>,
+        /// When the level stops (flattened into the block).
         #[serde(flatten)]
         limits: LimitsBlock,
+        /// What the schedule achieved (flattened into the block).
         #[serde(flatten)]
         schedule: ScheduleBlock,
     },
 }
 
 impl Load {
+    /// The mode this block is tagged with.
     pub fn mode(&self) -> Mode {
         match self {
             Load::Burst { .. } => Mode::Burst,
@@ -191,14 +214,20 @@ impl Load {
 /// concurrency slot (with a cap), and E2EL measured from the scheduled time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleBlock {
+    /// The rate the drawn schedule had, requests per second, over runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_rate: Option<Stat>,
+    /// The rate requests were actually sent at, requests per second, over runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub achieved_rate: Option<Stat>,
+    /// Actual send − scheduled time, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag: Option<Distribution>,
+    /// Time spent waiting for a concurrency slot, seconds (with `--max_concurrency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot_wait: Option<Distribution>,
+    /// End-to-end latency measured from the scheduled send time (coordinated omission
+    /// corrected), seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e2el_from_schedule: Option<Distribution>,
     /// Whether the server kept up: how the latency to the first token grew through the level.
@@ -241,12 +270,21 @@ impl LatencyTrend {
 /// or above `threshold_share` of the target, mean ± std over runs, with each run's window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SteadyState {
+    /// Output tokens that arrived inside the window per second of it.
     pub output_tokens_per_second: Stat,
+    /// Successful requests per second in the window, each counted by the share of its
+    /// send → end inside it.
     pub requests_per_second: Stat,
+    /// The window's length, seconds.
     pub seconds: Stat,
+    /// Share of the window (0 to 1) during which in-flight was at or above the threshold.
     pub coverage: Stat,
+    /// The in-flight count aimed at: batch size, concurrency, or an open loop's time-weighted
+    /// mean in flight.
     pub target_in_flight: Stat,
+    /// The share of `target_in_flight` that opens and closes the window (0.9).
     pub threshold_share: f64,
+    /// Each run's window, in run order.
     pub windows: Vec<Window>,
 }
 
@@ -254,15 +292,20 @@ pub struct SteadyState {
 /// same in a merge of shards), on the benchmark's clock in a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Window {
+    /// Where the window opens, nanoseconds (clock as above).
     pub start_ns: u64,
+    /// Where the window closes, nanoseconds (clock as above).
     pub end_ns: u64,
+    /// `end_ns − start_ns`, seconds.
     pub seconds: f64,
 }
 
 /// A level's `goodput` block: requests that met every objective.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Goodput {
+    /// The objectives a good request met.
     pub slo_ms: SloMs,
+    /// Successful measured requests that met every objective given.
     pub good: u64,
     /// Measured requests, failed ones included.
     pub total: u64,
@@ -277,8 +320,11 @@ pub struct Goodput {
 /// The objectives of goodput, in milliseconds (`null` for one not given).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct SloMs {
+    /// Most time to first token, milliseconds.
     pub ttft: Option<f64>,
+    /// Most time per output token, milliseconds.
     pub tpot: Option<f64>,
+    /// Most end-to-end latency, milliseconds.
     pub e2el: Option<f64>,
 }
 
@@ -302,6 +348,7 @@ pub struct Preflight {
 pub struct Percentiles {
     /// The distributions whose percentiles are histogram-based (`ttft`, `itl`, `send_lag`, …).
     pub histogram: Vec<String>,
+    /// The most a histogram-based percentile may be off, as a fraction of its value.
     pub relative_error: f64,
 }
 
@@ -371,6 +418,7 @@ mod tests {
 pub struct ShardBlock {
     /// 0-based.
     pub index: u32,
+    /// Shards in the run.
     pub count: u32,
     /// Identifies the run: every shard of one run has the same (a hash of the configuration,
     /// without what differs between shards).
@@ -397,8 +445,11 @@ pub struct ShardBlock {
 /// `metadata.merged`: this document was merged from the shards of one run by `tokenomics-merge`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MergedBlock {
+    /// Shards merged.
     pub count: u32,
+    /// The shards' common [`ShardBlock::config_hash`].
     pub config_hash: String,
+    /// When the first run was to start, Unix seconds (the shards' `--start_at`).
     pub start_at: f64,
     /// The widest spread of the shards' measured starts over the runs, seconds, each read on its
     /// shard's wall clock: how far apart the shards began, clock offsets included.
@@ -410,8 +461,11 @@ pub struct MergedBlock {
 /// One shard of a merged run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MergedShard {
+    /// The shard's 0-based index.
     pub index: u32,
+    /// The machine it ran on.
     pub host: String,
+    /// Its [`ShardBlock::late_seconds`].
     pub late_seconds: f64,
     /// Measured requests it sent (failed ones included).
     pub requests: u64,

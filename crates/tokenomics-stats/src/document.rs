@@ -17,24 +17,39 @@ use crate::{Distribution, Stat};
 /// The document `oai-bench` writes (and `oai_server_benchmark.py` wrote).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatDocument {
+    /// How the run was configured.
     pub metadata: ChatMetadata,
     /// One entry per load level; for burst mode the key is the batch size as a string.
     pub results: IndexMap<String, ChatLevel>,
 }
 
+/// `metadata` of a [`ChatDocument`]: the run's configuration, the original fields first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatMetadata {
+    /// When the run started, local wall-clock time as `YYYY-MM-DDTHH:MM:SS.ffffff` (no zone).
     pub timestamp: String,
+    /// The model name sent in every request.
     pub model: String,
+    /// The prompt set, as given on the command line (see `tokenomics-datasets`).
     pub dataset_key: String,
+    /// The server's API base URL.
     pub api_base: String,
+    /// Burst sizes or closed-loop concurrencies of the levels, in order (open-loop rates are
+    /// listed in `levels` only).
     pub batch_sizes: Vec<u64>,
+    /// Measured runs per level.
     pub num_runs: u64,
+    /// The most output tokens asked for per request.
     pub max_tokens: u64,
+    /// Sampling temperature sent.
     pub temperature: f64,
+    /// Seed of the prompt draw and the arrival schedules.
     pub seed: u64,
+    /// Unmeasured runs before each level.
     pub warmup_runs: u64,
+    /// Client worker threads (`--n_cores`).
     pub n_cores: u64,
+    /// Free text given with `--description` (empty when none).
     #[serde(default)]
     pub description: String,
     /// `tokenomics VERSION`.
@@ -55,8 +70,10 @@ pub struct ChatMetadata {
     /// `chat` or `completions`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Whether responses were streamed (`--stream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// The limit on each request, seconds, from send to the last byte.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
     /// The prompts: name, source and row count (see `tokenomics-datasets`).
@@ -103,8 +120,11 @@ pub struct ChatMetadata {
 /// The results of one load level (one batch size in burst mode).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatLevel {
+    /// Tokens per request.
     pub tokens: ChatTokens,
+    /// Per-run timings of the level.
     pub timings: ChatTimings,
+    /// Tokens and requests per second.
     pub throughput: ChatThroughput,
     /// Streaming latency figures, in seconds (present for `--stream` runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,13 +156,18 @@ pub struct ChatLevel {
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// A level's `tokens` block: per-request token counts, pooled over every successful request of
+/// the level's runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatTokens {
+    /// Prompt tokens per request, as the server's `usage` reported them.
     pub input_per_request: Stat,
+    /// Completion tokens per request (the server's `usage`, else content events counted).
     pub output_per_request: Stat,
     /// How many requests' output tokens came from the server's `usage` and how many were counted
     /// from content events: `{"usage": n}` or `{"events": n}`.
@@ -152,29 +177,42 @@ pub struct ChatTokens {
     /// per event, fewer when it merges them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_events_per_request: Option<Stat>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// A level's `timings` block: one value per run, in seconds (shared by the embedding document).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatTimings {
+    /// First send → last response end (failed requests included).
     pub batch_total_seconds: Stat,
+    /// Earliest end of a successful request, from the run's first send.
     pub fastest_seconds: Stat,
+    /// Latest end of a successful request, from the run's first send.
     pub slowest_seconds: Stat,
+    /// `slowest_seconds − fastest_seconds`.
     pub spread_seconds: Stat,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// A level's `throughput` block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatThroughput {
+    /// Completion tokens of a run's successful requests / its `batch_total_seconds`, one value
+    /// per run.
     pub batch_tokens_per_second: Stat,
+    /// Completion tokens / (end − send) of each successful request, pooled over runs.
     pub request_tokens_per_second: Stat,
     /// Successful requests / the run's first send → last end, mean ± std over runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<Stat>,
+    /// Throughput while requests in flight stayed near the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state: Option<SteadyState>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -196,6 +234,7 @@ pub struct ChatLatency {
     /// TTFT measured from the scheduled send time (open loops): waits in the client included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_from_schedule: Option<Distribution>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -203,7 +242,9 @@ pub struct ChatLatency {
 /// Request outcomes of one level.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestCounts {
+    /// Measured requests that ended successfully.
     pub succeeded: u64,
+    /// Measured requests that failed (after any retries).
     pub failed: u64,
     /// Retries made: always written by the embedding benchmark (0 included), absent from chat
     /// levels, which do not retry. A request that succeeded after retries counts once.
@@ -222,8 +263,10 @@ pub struct RequestCounts {
     pub errors: IndexMap<String, ErrorCount>,
 }
 
+/// Failures of one kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorCount {
+    /// Failed requests of this kind.
     pub count: u64,
     /// The message of the first failure of this kind.
     pub first_message: String,
@@ -248,10 +291,12 @@ where
 }
 
 impl RequestCounts {
+    /// Counts one success.
     pub fn record_success(&mut self) {
         self.succeeded += 1;
     }
 
+    /// Counts one failure of `kind`; `message` is called only for the first of its kind.
     pub fn record_failure(&mut self, kind: &str, message: impl FnOnce() -> String) {
         self.failed += 1;
         match self.errors.get_mut(kind) {
@@ -272,26 +317,39 @@ impl RequestCounts {
 /// The document `embed-bench` writes (and `embedding_benchmark.py` wrote).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbedDocument {
+    /// How the run was configured.
     pub metadata: EmbedMetadata,
     /// Keyed `batch_{B}_seq_{L}`.
     pub results: IndexMap<String, EmbedLevel>,
 }
 
+/// `metadata` of an [`EmbedDocument`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbedMetadata {
+    /// When the run started, local wall-clock time as `YYYY-MM-DDTHH:MM:SS.ffffff` (no zone).
     pub timestamp: String,
+    /// The model name sent in every request.
     pub model: String,
+    /// The server's API base URL.
     pub api_base: String,
+    /// Requests sent at once per level.
     pub batch_sizes: Vec<u64>,
     /// Category names (`"short"`) or word counts (`200`), as given.
     pub sequence_lengths: Vec<Value>,
+    /// Measured runs per level.
     pub num_runs: u64,
+    /// Unmeasured runs before each level.
     pub warmup_runs: u64,
+    /// Whether a batch's requests were sent concurrently (always, here; read as `true` when
+    /// absent).
     #[serde(default = "yes")]
     pub concurrent_requests: bool,
+    /// Seed of the generated texts.
     pub seed: u64,
+    /// Free text given with `--description` (empty when none).
     #[serde(default)]
     pub description: String,
+    /// `tokenomics VERSION`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     /// Texts per request.
@@ -300,6 +358,7 @@ pub struct EmbedMetadata {
     /// Retries allowed per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// The limit on each attempt of a request, seconds, from send to the last byte.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
     /// The dimension of the vectors: `Some(None)` (written as `null`) until one was received;
@@ -310,6 +369,7 @@ pub struct EmbedMetadata {
         deserialize_with = "present"
     )]
     pub embedding_dim: Option<Option<u64>>,
+    /// The run measured the built-in simulator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<Simulated>,
     /// What the check before the run found (absent with `--no_preflight`).
@@ -318,8 +378,10 @@ pub struct EmbedMetadata {
     /// The server's certificate was not checked (`--insecure` against `https://`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub insecure_tls: bool,
+    /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -328,40 +390,58 @@ fn yes() -> bool {
     true
 }
 
+/// The results of one batch size and sequence length.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbedLevel {
+    /// Tokens and embeddings per batch.
     pub tokens: EmbedTokens,
+    /// Per-run timings, as for chat.
     pub timings: ChatTimings,
+    /// Embeddings and tokens per second.
     pub throughput: EmbedThroughput,
     /// Per-request latency percentiles, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Distribution>,
+    /// How many requests succeeded, failed and were retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestCounts>,
+    /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// A level's `tokens` block, one value per run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbedTokens {
+    /// Input tokens of a run's successful requests.
     pub total_per_batch: Stat,
+    /// Embeddings returned to a run's successful requests.
     pub embeddings_per_batch: Stat,
     /// How many requests' tokens came from `usage` and how many were estimated:
     /// `{"usage": n, "estimate": m}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_source: Option<IndexMap<String, u64>>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// A level's `throughput` block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbedThroughput {
+    /// `embeddings_per_batch` / `batch_total_seconds`, one value per run.
     pub batch_embeddings_per_second: Stat,
+    /// `total_per_batch` / `batch_total_seconds`, one value per run.
     pub batch_tokens_per_second: Stat,
+    /// Embeddings / latency of each successful request (first attempt's send → final
+    /// response), pooled over runs.
     pub request_embeddings_per_second: Stat,
+    /// Input tokens / latency of each successful request, pooled over runs.
     pub request_tokens_per_second: Stat,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -371,7 +451,9 @@ pub struct EmbedThroughput {
 // One per file read: the size difference of its variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum AnyDocument {
+    /// Written by `oai-bench`.
     Chat(ChatDocument),
+    /// Written by `embed-bench`.
     Embed(EmbedDocument),
 }
 

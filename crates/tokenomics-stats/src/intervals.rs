@@ -110,12 +110,20 @@ pub fn needed_samples(q: f64, confidence: f64) -> Option<usize> {
 /// (`null` when there are too few samples), and for those, how many more samples they need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistributionCi {
+    /// The confidence level of every interval here, strictly between 0 and 1 (e.g. 0.95).
     pub confidence: f64,
+    /// Student's t interval `[lo, hi]` of the mean, in the samples' unit; `None` below two
+    /// samples.
     pub mean: Option<[f64; 2]>,
+    /// Order-statistic interval `[lo, hi]` of the median; `None` with too few samples.
     pub p50: Option<[f64; 2]>,
+    /// Order-statistic interval of the 90th percentile.
     pub p90: Option<[f64; 2]>,
+    /// Order-statistic interval of the 95th percentile.
     pub p95: Option<[f64; 2]>,
+    /// Order-statistic interval of the 99th percentile.
     pub p99: Option<[f64; 2]>,
+    /// Order-statistic interval of the 99.9th percentile (JSON key `p99.9`).
     #[serde(rename = "p99.9")]
     pub p99_9: Option<[f64; 2]>,
     /// Percentiles without an interval, and how many more samples each needs for one.

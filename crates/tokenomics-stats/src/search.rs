@@ -23,6 +23,7 @@ pub enum Spacing {
 pub struct SweepBlock {
     /// Open-loop rates asked for between the end points.
     pub points: u64,
+    /// How the rates between the end points are spaced.
     pub spacing: Spacing,
     /// Successful requests per second at concurrency 1 (the synchronous point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +76,7 @@ pub struct SloProbe {
     pub level: String,
     /// The load: requests per second or concurrency.
     pub value: f64,
+    /// Whether every objective (and the attainment share, when set) held at this level.
     pub passed: bool,
     /// Each objective's measured statistic, milliseconds, in the order of `objectives` (`null`
     /// when the level did not measure it).
@@ -90,7 +92,9 @@ pub struct SloProbe {
 /// `metadata.slo_search`: the highest load at which the objectives held (`--slo`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloSearchBlock {
+    /// The load the search varied.
     pub axis: SearchAxis,
+    /// The objectives every probe was judged against, in the order of `measured_ms`.
     pub objectives: Vec<Objective>,
     /// The least share of requests that must meet every threshold at once (`--slo_attainment`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,10 +39,13 @@ pub struct ServerMetricsBlock {
 /// Counter increases over a level, by role.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerCounters {
+    /// Prompt (prefill) tokens the server processed, tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<f64>,
+    /// Tokens the server generated, tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_tokens: Option<f64>,
+    /// Requests the engine preempted (evicted from its batch to free KV cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemptions: Option<f64>,
     /// Prefix-cache lookups, in tokens (vLLM).
@@ -63,6 +66,7 @@ pub struct ServerCounters {
 }
 
 impl ServerCounters {
+    /// Whether no counter was read (the block is then left out of the JSON).
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }
@@ -83,6 +87,7 @@ pub struct ServerGauges {
 }
 
 impl ServerGauges {
+    /// Whether no gauge was read (the block is then left out of the JSON).
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }
@@ -91,8 +96,10 @@ impl ServerGauges {
 /// A gauge's mean and maximum over a level's scrapes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GaugeStat {
+    /// Mean of the scraped values, in the gauge's unit; NaN (`null`) when none was read.
     #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub mean: f64,
+    /// Largest scraped value.
     #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub max: f64,
 }
@@ -106,8 +113,10 @@ pub struct GaugeStat {
 /// failed or cancelled request adds only what reached the client, so the server may count more.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossCheck {
+    /// The server's generation-token counter increase over the level, tokens.
     #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub server_generation_tokens: f64,
+    /// Completion tokens the client counted over the same requests, tokens.
     pub client_output_tokens: u64,
     /// Server − client.
     #[serde(deserialize_with = "crate::summary::nullable_f64")]
@@ -118,6 +127,7 @@ pub struct CrossCheck {
 }
 
 impl CrossCheck {
+    /// Compares the two counts; `relative` is left out when the client counted no token.
     pub fn new(server_generation_tokens: f64, client_output_tokens: u64) -> Self {
         let difference = server_generation_tokens - client_output_tokens as f64;
         Self {

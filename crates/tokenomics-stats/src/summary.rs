@@ -29,9 +29,11 @@ impl Summary {
         Self { sorted, mean, std }
     }
 
+    /// The number of samples kept (NaN samples excluded).
     pub fn count(&self) -> usize {
         self.sorted.len()
     }
+    /// Arithmetic mean; NaN for no samples.
     pub fn mean(&self) -> f64 {
         self.mean
     }
@@ -39,9 +41,11 @@ impl Summary {
     pub fn std(&self) -> f64 {
         self.std
     }
+    /// Smallest sample; NaN for no samples.
     pub fn min(&self) -> f64 {
         self.sorted.first().copied().unwrap_or(f64::NAN)
     }
+    /// Largest sample; NaN for no samples.
     pub fn max(&self) -> f64 {
         self.sorted.last().copied().unwrap_or(f64::NAN)
     }
@@ -142,16 +146,20 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// NaN, so a level where nothing succeeded still has every field the original had.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
+    /// Mean of the samples, in their unit; NaN (`null`) when there were none.
     #[serde(deserialize_with = "nullable_f64")]
     pub mean: f64,
+    /// Sample standard deviation (n − 1), 0 for one sample; NaN (`null`) for none.
     #[serde(deserialize_with = "nullable_f64")]
     pub std: f64,
+    /// Smallest sample; absent from the mean ± std shape.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "nullable_opt_f64"
     )]
     pub min: Option<f64>,
+    /// Largest sample; absent from the mean ± std shape.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -166,23 +174,33 @@ pub struct Stat {
 /// A latency distribution: count, mean, std, min, max and percentiles, in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
+    /// Number of samples.
     pub count: u64,
+    /// Mean, seconds; NaN (`null`) when `count` is 0, as are all the figures below.
     #[serde(deserialize_with = "nullable_f64")]
     pub mean: f64,
+    /// Sample standard deviation (n − 1), seconds; 0 for one sample.
     #[serde(deserialize_with = "nullable_f64")]
     pub std: f64,
+    /// Smallest sample, seconds.
     #[serde(deserialize_with = "nullable_f64")]
     pub min: f64,
+    /// Largest sample, seconds.
     #[serde(deserialize_with = "nullable_f64")]
     pub max: f64,
+    /// Median (linear interpolation, see [`percentile`]), seconds.
     #[serde(deserialize_with = "nullable_f64")]
     pub p50: f64,
+    /// 90th percentile, seconds.
     #[serde(deserialize_with = "nullable_f64")]
     pub p90: f64,
+    /// 95th percentile, seconds.
     #[serde(deserialize_with = "nullable_f64")]
     pub p95: f64,
+    /// 99th percentile, seconds.
     #[serde(deserialize_with = "nullable_f64")]
     pub p99: f64,
+    /// 99.9th percentile, seconds (JSON key `p99.9`).
     #[serde(rename = "p99.9", deserialize_with = "nullable_f64")]
     pub p99_9: f64,
     /// How sure the mean and each percentile are (absent when not asked for).
