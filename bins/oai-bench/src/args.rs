@@ -195,7 +195,7 @@ pub struct Args {
     #[arg(long = "cancel_rate", visible_alias = "cancel-rate", value_parser = values::share, requires = "cancel_after")]
     pub cancel_rate: Option<f64>,
     /// With --cancel_rate: milliseconds after its send at which a picked request is aborted.
-    #[arg(long = "cancel_after", visible_alias = "cancel-after", value_parser = values::milliseconds, requires = "cancel_rate")]
+    #[arg(long = "cancel_after", visible_alias = "cancel-after", value_parser = positive_milliseconds, requires = "cancel_rate")]
     pub cancel_after: Option<Duration>,
     /// Closed/open loop: also send R small probe requests per second (one output token each, Poisson arrivals) beside the load, outside any concurrency cap; each level's probes block says how the load delays a newcomer.
     #[arg(long = "probe_rate", visible_alias = "probe-rate", value_parser = values::rate)]
@@ -371,6 +371,15 @@ fn scrape_interval(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Duration::try_from_secs_f64(x).map_err(|_| bad())
+}
+
+/// `--cancel_after MS`: above 0 (an abort at 0 would come before the request left).
+fn positive_milliseconds(s: &str) -> Result<Duration, String> {
+    match values::milliseconds(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("expected a number of milliseconds above 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `--ramp linear:FROM,TO,SECONDS`.

@@ -63,7 +63,10 @@ fn without_additions(mut doc: Value) -> Value {
         metadata.remove("preflight").is_some(),
         "the preflight is recorded"
     );
-    strip(&mut doc, &["ci", "server_metrics", "latency_trend", "timeline"]);
+    strip(
+        &mut doc,
+        &["ci", "server_metrics", "latency_trend", "timeline"],
+    );
     doc
 }
 

@@ -224,18 +224,17 @@ fn probes_go_beside_the_load_and_the_server_counts_them() {
     assert!(p["ttft"]["p50"].as_f64().is_some_and(|t| t > 0.0), "{p}");
     assert!(stdout.contains(&format!("{sent} sent at 40/s")), "{stdout}");
     // The level's own requests are untouched: 60 of them, 40 tokens each; the server generated
-    // those and one token per probe, and the cross-check counts both.
+    // those and one token per probe, and the cross-check counts both (probes sent while the
+    // loop was still opening its connections too, which the block leaves out: a few at most).
     assert_eq!(level["requests"]["succeeded"], 60);
     assert_eq!(level["tokens"]["output_per_request"]["mean"], 40.0);
     let check = &level["server_metrics"]["cross_check"];
-    assert_eq!(
-        check["client_output_tokens"].as_u64(),
-        Some(60 * 40 + sent),
-        "{check}"
-    );
+    let client = check["client_output_tokens"].as_u64().unwrap();
+    assert!(client >= 60 * 40 + sent, "{check}");
+    assert!(client - 60 * 40 - sent <= 5, "{check}");
     assert_eq!(
         check["server_generation_tokens"].as_f64(),
-        Some((60 * 40 + sent) as f64)
+        Some(client as f64)
     );
 }
 

@@ -755,11 +755,18 @@ impl ChatBenchmark {
             (Shape::Open(_), None) => {}
         }
         if let Some(p) = probes {
-            let records = p.stop().await;
-            *sink.client_tokens = records
+            // Probes sent before the measurement started (while the loop set up or warmed up)
+            // met another load: they are not reported, though the server counted their tokens.
+            let all = p.stop().await;
+            *sink.client_tokens = all
                 .iter()
                 .map(crate::server_metrics::client_output_tokens)
                 .fold(*sink.client_tokens, u64::saturating_add);
+            let origin = sink.origin_ns;
+            let records: Vec<RequestRecord> = all
+                .into_iter()
+                .filter(|r| r.timing.send_ns >= origin)
+                .collect();
             self.probe_records.extend(records);
         }
         let (interrupted, cancelled) = (sink.interrupted, sink.cancelled);

@@ -56,6 +56,9 @@ impl Ramp {
 
     /// When the cumulative rate reaches `u` arrivals, seconds (the inverse of Λ).
     fn time_of(&self, u: f64) -> f64 {
+        if u <= 0.0 {
+            return 0.0;
+        }
         let a = (self.to - self.from) / (2.0 * self.seconds);
         if a.abs() < 1e-12 * self.from.max(self.to) {
             return u / self.from;
@@ -94,7 +97,7 @@ impl std::str::FromStr for Ramp {
         let [from, to, seconds] = parts[..] else {
             return Err(bad());
         };
-        let rate_ok = |r: f64| r.is_finite() && r >= 0.0 && r <= 1e6;
+        let rate_ok = |r: f64| (0.0..=1e6).contains(&r);
         if !(rate_ok(from) && rate_ok(to) && from.max(to) > 0.0) {
             return Err(bad());
         }
@@ -369,6 +372,23 @@ mod tests {
             1,
         );
         assert_eq!(t.len(), 100);
+        // Up from 0: Λ(10) = 20·100/20 = 100 arrivals, the first at once.
+        let up = OpenLoop {
+            ramp: Some("linear:0,20,10".parse().unwrap()),
+            ..open(10.0, Arrival::Constant, 1.0)
+        };
+        let (t, _) = schedule(
+            &up,
+            &Limits {
+                duration: Some(Duration::from_secs(10)),
+                ..Limits::default()
+            },
+            1,
+        );
+        assert_eq!(t.len(), 100);
+        assert_eq!(t[0], 0);
+        // Λ(t) = t²: the k-th arrival at √k seconds.
+        assert!((secs(t[25]) - 5.0).abs() < 1e-6, "{}", t[25]);
     }
 
     #[test]

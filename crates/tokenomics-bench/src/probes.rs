@@ -19,6 +19,9 @@ use tokenomics_stats::ProbeBlock;
 use crate::metrics::Samples;
 use crate::shutdown::Shutdown;
 
+/// How long a probe in flight may still finish after the load stopped.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// What the probes send and how often.
 #[derive(Clone)]
 pub struct ProbePlan {
@@ -56,14 +59,23 @@ impl Probes {
                     break;
                 };
                 tokio::select! {
-                    _ = tokio::time::sleep_until(due.into()) => {}
+                    biased;
                     _ = stopped.changed() => break,
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                }
+                if shutdown.is_stopping() {
+                    break;
                 }
                 let Some(body) = plan.bodies.get(k % plan.bodies.len().max(1)).cloned() else {
                     break;
                 };
-                let (idle, tx, client, shutdown) =
-                    (idle.clone(), tx.clone(), client.clone(), shutdown.clone());
+                let (idle, tx, client, shutdown, mut stopped) = (
+                    idle.clone(),
+                    tx.clone(),
+                    client.clone(),
+                    shutdown.clone(),
+                    stopped.clone(),
+                );
                 let (endpoint, stream) = (plan.endpoint, plan.stream);
                 tokio::spawn(async move {
                     let mut conn = idle
@@ -71,9 +83,16 @@ impl Probes {
                         .ok()
                         .and_then(|mut v| v.pop())
                         .unwrap_or_else(|| client.connection());
-                    let done = shutdown
-                        .run(conn.completion(endpoint, stream, body, &clock))
-                        .await;
+                    // A probe still out when the load stops gets a short grace, not the whole
+                    // request timeout: it must not hold the level's end.
+                    let give_up = async {
+                        let _ = stopped.wait_for(|&s| s).await;
+                        tokio::time::sleep(STOP_GRACE).await;
+                    };
+                    let done = tokio::select! {
+                        done = shutdown.run(conn.completion(endpoint, stream, body, &clock)) => done,
+                        _ = give_up => None,
+                    };
                     if let Some(record) = done {
                         if let Ok(mut v) = idle.lock() {
                             v.push(conn);
@@ -92,7 +111,8 @@ impl Probes {
         Self { stop, task }
     }
 
-    /// Stops sending; waits for the probes in flight and returns every probe's record.
+    /// Stops sending; waits for the probes in flight (at most [`STOP_GRACE`]) and returns the
+    /// record of every probe that finished.
     pub async fn stop(self) -> Vec<RequestRecord> {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()

@@ -375,6 +375,8 @@ impl Connection {
         // An Arc clone, so the settings stay readable while `self.open` is replaced.
         let inner = self.inner.clone();
         let cfg = &inner.config;
+        // Whatever happens to this request (a failed connect, a retry), the abort was its own.
+        let abort_after = self.abort_next.take();
         for attempt in 0..2 {
             if !self.is_open() {
                 let t0 = clock.now_ns();
@@ -414,7 +416,7 @@ impl Connection {
             timing.send_ns = clock.now_ns();
             let sent_at = Instant::from_std(clock.instant_at(timing.send_ns));
             let total = after(sent_at, cfg.timeout);
-            let abort = self.abort_next.take().map(|d| after(sent_at, d));
+            let abort = abort_after.map(|d| after(sent_at, d));
             let mut deadline = Deadline::new(abort.map_or(total, |a| a.min(total)), None);
             deadline.abort = abort;
             let sent = drive(
@@ -600,6 +602,11 @@ impl Connection {
             let data = match self.next_data(&mut body, &mut deadline).await {
                 Ok(Some(data)) => data,
                 Ok(None) => break,
+                // A deadline after [DONE], while draining: the response was whole.
+                Err(_) if over => {
+                    self.open = None;
+                    break;
+                }
                 Err(e) => {
                     *record = state.record;
                     return Err(e);

@@ -461,6 +461,10 @@ impl LevelAccumulator {
         self.run = RunTally::default();
         for r in records {
             self.add_request(r, None);
+            // A request the interruption abandoned before it was sent has no time to place.
+            if r.timing.send_ns == 0 && r.error.is_some() {
+                continue;
+            }
             let end_ns = r.timing.end_ns.unwrap_or(r.timing.send_ns);
             self.timeline_add(Ended {
                 record: r,

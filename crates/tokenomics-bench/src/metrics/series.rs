@@ -40,12 +40,16 @@ impl Reservoir {
         }
     }
 
-    /// The union of two samples, each side weighted by how many values it stands for.
-    fn merge(mut self, other: Reservoir) -> Reservoir {
+    /// The union of two samples, each side weighted by how many values it stands for; the
+    /// values kept of each side are a uniform choice (shuffled first: a reservoir's slots are
+    /// in no random order).
+    fn merge(mut self, mut other: Reservoir, rng: &mut u64) -> Reservoir {
         let seen = self.seen + other.seen;
         if self.kept.len() + other.kept.len() <= TTFT_KEPT {
             self.kept.extend(other.kept);
         } else {
+            shuffle(&mut self.kept, rng);
+            shuffle(&mut other.kept, rng);
             let from_self = ((TTFT_KEPT as f64 * self.seen as f64 / seen as f64).round() as usize)
                 .min(self.kept.len())
                 .max(TTFT_KEPT.saturating_sub(other.kept.len()));
@@ -64,6 +68,14 @@ impl Reservoir {
         let mut v: Vec<f64> = self.kept.iter().map(|&x| f64::from(x)).collect();
         v.sort_by(f64::total_cmp);
         (Some(percentile(&v, 50.0)), Some(percentile(&v, 99.0)))
+    }
+}
+
+/// Fisher–Yates.
+fn shuffle(v: &mut [f32], rng: &mut u64) {
+    for i in (1..v.len()).rev() {
+        let j = (next_random(rng) % (i as u64 + 1)) as usize;
+        v.swap(i, j);
     }
 }
 
@@ -89,14 +101,14 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn merge(self, other: Bucket) -> Bucket {
+    fn merge(self, other: Bucket, rng: &mut u64) -> Bucket {
         Bucket {
             sent: self.sent + other.sent,
             completed: self.completed + other.completed,
             errors: self.errors + other.errors,
             ended: self.ended + other.ended,
             tokens: self.tokens + other.tokens,
-            ttft: self.ttft.merge(other.ttft),
+            ttft: self.ttft.merge(other.ttft, rng),
         }
     }
 }
@@ -117,7 +129,8 @@ pub struct Ended<'a> {
     pub record: &'a RequestRecord,
     /// When it ended (ns on the run's clock): its record's end, or when it was given up.
     pub end_ns: u64,
-    /// Cancelled at the end of a timed level: neither a success nor an error.
+    /// Cancelled at the end of a timed level or aborted on purpose: neither a success nor an
+    /// error (the content events it received still count as output tokens).
     pub cancelled: bool,
 }
 
@@ -164,12 +177,14 @@ impl Series {
     fn coarsen(&mut self) {
         let old = std::mem::take(&mut self.buckets);
         let mut it = old.into_iter();
+        let mut rng = self.rng;
         while let Some(a) = it.next() {
             self.buckets.push(match it.next() {
-                Some(b) => a.merge(b),
+                Some(b) => a.merge(b, &mut rng),
                 None => a,
             });
         }
+        self.rng = rng;
         self.width_ns = self.width_ns.saturating_mul(2);
     }
 
@@ -183,6 +198,10 @@ impl Series {
         let end = self.bucket(end_ns);
         end.ended += 1;
         if e.cancelled {
+            // As the cross-check counts it: a content event a token.
+            for &t in &r.timing.token_events_ns {
+                self.bucket(t).tokens += 1;
+            }
             return;
         }
         if r.error.is_some() {
