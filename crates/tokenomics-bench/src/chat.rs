@@ -1044,10 +1044,11 @@ impl Sink for LevelSink<'_> {
             .timing
             .end_ns
             .unwrap_or_else(|| self.clock.now_ns());
+        let aborted = sustained::is_aborted(&s.record);
         self.acc.timeline_add(crate::metrics::series::Ended {
             record: &s.record,
             end_ns,
-            cancelled: s.cancelled || s.aborted,
+            cancelled: s.cancelled || aborted,
         });
         if s.warmup {
             return;
@@ -1056,7 +1057,7 @@ impl Sink for LevelSink<'_> {
             self.acc.add_arrival(at, s.record.timing.send_ns);
         }
         let r = &s.record;
-        if !s.cancelled && !s.aborted {
+        if !s.cancelled && !aborted {
             self.interrupted |= is_interrupted(r);
             if let Some(e) = &r.error {
                 self.observer.request_failed(self.key, self.run, e);
@@ -1084,8 +1085,6 @@ impl Sink for LevelSink<'_> {
             };
             let written = if s.cancelled {
                 file.write_cancelled(&place, r, scheduled.as_ref(), &self.clock)
-            } else if s.aborted {
-                file.write_aborted(&place, r, scheduled.as_ref(), &self.clock)
             } else {
                 file.write(&place, r, scheduled.as_ref(), &self.clock)
             };
@@ -1106,7 +1105,7 @@ impl Sink for LevelSink<'_> {
             self.cancelled += 1;
             return;
         }
-        if s.aborted {
+        if aborted {
             self.acc.add_aborted();
             return;
         }

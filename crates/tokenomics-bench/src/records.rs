@@ -82,7 +82,8 @@ impl RequestsFile {
         self.flush()
     }
 
-    /// Appends one request's line (buffered; see [`RequestsFile::flush`]).
+    /// Appends one request's line (buffered; see [`RequestsFile::flush`]): status `ok`,
+    /// `failed`, or `aborted` for a request the client aborted on purpose.
     pub fn write(
         &mut self,
         place: &Place<'_>,
@@ -90,7 +91,12 @@ impl RequestsFile {
         due: Option<&Scheduled>,
         clock: &Clock,
     ) -> crate::Result<()> {
-        let status = if r.is_ok() { "ok" } else { "failed" };
+        let status = match &r.error {
+            None => "ok",
+            // Aborted by the client on purpose: neither succeeded nor failed.
+            Some(tokenomics_client::Error::Aborted) => "aborted",
+            Some(_) => "failed",
+        };
         self.write_as(place, r, due, clock, status)
     }
 
@@ -104,17 +110,6 @@ impl RequestsFile {
         clock: &Clock,
     ) -> crate::Result<()> {
         self.write_as(place, r, due, clock, "cancelled")
-    }
-
-    /// Appends the line of a request the client aborted on purpose (status `aborted`).
-    pub fn write_aborted(
-        &mut self,
-        place: &Place<'_>,
-        r: &RequestRecord,
-        due: Option<&Scheduled>,
-        clock: &Clock,
-    ) -> crate::Result<()> {
-        self.write_as(place, r, due, clock, "aborted")
     }
 
     fn write_as(

@@ -138,10 +138,9 @@ pub struct Sent {
     pub slot_wait_ns: Option<u64>,
     /// Sent during the warm-up (not measured).
     pub warmup: bool,
-    /// Still in flight at the end of `duration` and cancelled there (`AtEnd::Cancel`).
+    /// Still in flight at the end of `duration` and cancelled there (`AtEnd::Cancel`). (One
+    /// aborted on purpose, [`Aborts`], ends with [`ClientError::Aborted`]: see [`is_aborted`].)
     pub cancelled: bool,
-    /// Aborted by the client on purpose, its [`Aborts`] delay after it was sent.
-    pub aborted: bool,
 }
 
 /// Requests the client aborts on purpose (`--cancel_rate`, `--cancel_after`): a seeded `share`
@@ -158,12 +157,8 @@ impl Aborts {
     /// Whether request `seq` of the run is one to abort: a hash of the seed and the sequence
     /// number against the share, so the same run picks the same requests.
     pub fn picks(&self, seq: u64) -> bool {
-        let mut z = self.seed ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // splitmix64's finaliser.
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 <= self.share && self.share > 0.0
+        let draw = tokenomics_datasets::run_seed(self.seed, seq, 0);
+        self.share > 0.0 && (draw >> 11) as f64 / (1u64 << 53) as f64 <= self.share
     }
 
     /// How long after its send request `seq` is to be aborted (`None`: it is not one).
@@ -244,7 +239,8 @@ async fn one(
     }
 }
 
-fn is_aborted(r: &RequestRecord) -> bool {
+/// Whether the client aborted the request on purpose ([`Aborts`]).
+pub fn is_aborted(r: &RequestRecord) -> bool {
     matches!(r.error, Some(ClientError::Aborted))
 }
 
@@ -370,7 +366,6 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
                             (interrupted_record(send_ns), true)
                         }
                     };
-                let aborted = is_aborted(&record);
                 progress.finished(&record);
                 let _ = tx.send(Sent {
                     seq,
@@ -379,7 +374,6 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
                     slot_wait_ns: None,
                     warmup,
                     cancelled,
-                    aborted,
                 });
                 if cancelled {
                     break;
@@ -507,7 +501,6 @@ pub async fn open_loop<O: Op>(
                                 Finished::Interrupted => (interrupted_record(send_ns), false),
                                 Finished::Cancelled => (interrupted_record(send_ns), true),
                             };
-                        let aborted = is_aborted(&record);
                         progress.finished(&record);
                         let _ = tx.send(Sent {
                             seq: i as u64,
@@ -516,7 +509,6 @@ pub async fn open_loop<O: Op>(
                             slot_wait_ns,
                             warmup: i < warmup,
                             cancelled,
-                            aborted,
                         });
                     });
                     spawned += 1;

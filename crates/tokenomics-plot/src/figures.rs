@@ -509,14 +509,27 @@ pub(crate) fn chat_level(key: &str, level: &ChatLevel) -> Option<f64> {
     (value.is_finite() && value > 0.0).then_some(value)
 }
 
-/// A level's tick: its key, or for a key of many decimals (a sweep's or a search's rates) the value
-/// to three significant digits, as it is read.
+/// Whether a key is a rate of many decimals (a sweep's or a search's), read better to three
+/// significant digits.
+fn many_decimals(key: &str) -> bool {
+    key.split_once('.').is_some_and(|(_, d)| d.len() > 3)
+}
+
+/// A key as it is read: itself, or a rate of many decimals to three significant digits.
+pub(crate) fn readable_key(key: &str) -> String {
+    let key = key.trim();
+    match key.parse::<f64>() {
+        Ok(rate) => tick_label(key, rate),
+        Err(_) => key.to_string(),
+    }
+}
+
+/// A level's tick: its key, or for a key of many decimals its value to three significant digits.
 fn tick_label(key: &str, value: f64) -> String {
-    match key.split_once('.') {
-        Some((_, decimals)) if decimals.len() > 3 && value.is_finite() => {
-            crate::units::compact(value)
-        }
-        _ => key.to_string(),
+    if many_decimals(key) && value.is_finite() {
+        crate::units::compact(value)
+    } else {
+        key.to_string()
     }
 }
 

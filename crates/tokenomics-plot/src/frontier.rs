@@ -176,13 +176,7 @@ fn short_name(mode: Mode, key: &str) -> String {
     match mode {
         Mode::Burst => format!("b={key}"),
         Mode::ClosedLoop => format!("c={key}"),
-        // A sweep's rates are keys of six decimals: three significant digits are read at once.
-        Mode::OpenLoop => match (key.split_once('.'), key.parse::<f64>()) {
-            (Some((_, decimals)), Ok(rate)) if decimals.len() > 3 => {
-                format!("{} req/s", crate::units::compact(rate))
-            }
-            _ => format!("{key} req/s"),
-        },
+        Mode::OpenLoop => format!("{} req/s", crate::figures::readable_key(key)),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::figures::{
     Figure, LegendItem, Level, Line, Panel, Point, Rule, RuleAt, RuleKind, Series, Span, Spread,
     Stroke, XAxis,
 };
-use crate::units::{self, Unit};
+use crate::units::Unit;
 
 /// A column of one level over time: seconds since the file's first bucket, and the value there
 /// (`None`: a gap).
@@ -101,20 +101,10 @@ fn mode_of(doc: &ChatDocument, level: &ChatLevel) -> Mode {
         .unwrap_or(Mode::Burst)
 }
 
-/// A level's name on a timeline: `batch size 16`, `concurrency 8`, `2.5 req/s` (a sweep's rate
+/// A level's name on a timeline: `batch size 16`, `concurrency 8`, `2.5 requests/s` (a sweep's rate
 /// of many decimals to three significant digits).
 pub fn level_label(mode: Mode, key: &str) -> String {
-    let key = key.trim();
-    match mode {
-        Mode::Burst => format!("batch size {key}"),
-        Mode::ClosedLoop => format!("concurrency {key}"),
-        Mode::OpenLoop => match (key.split_once('.'), key.parse::<f64>()) {
-            (Some((_, decimals)), Ok(rate)) if decimals.len() > 3 => {
-                format!("{} req/s", units::compact(rate))
-            }
-            _ => format!("{key} req/s"),
-        },
-    }
+    crate::figures::level_name(mode, &crate::figures::readable_key(key))
 }
 
 /// A value that is a number, else a gap.
@@ -596,7 +586,8 @@ mod tests {
     fn names_of_levels() {
         assert_eq!(level_label(Mode::ClosedLoop, "8"), "concurrency 8");
         assert_eq!(level_label(Mode::Burst, "16"), "batch size 16");
-        assert_eq!(level_label(Mode::OpenLoop, "2.5"), "2.5 req/s");
-        assert_eq!(level_label(Mode::OpenLoop, "19.022149"), "19 req/s");
+        assert_eq!(level_label(Mode::OpenLoop, "2.5"), "2.5 requests/s");
+        assert_eq!(level_label(Mode::OpenLoop, "19.022149"), "19 requests/s");
+        assert_eq!(level_label(Mode::OpenLoop, "2..60"), "2..60 requests/s");
     }
 }

@@ -9,6 +9,9 @@
 //! [`MAX_BUCKETS`] merges neighbours and doubles the width, so memory stays bounded however long
 //! it runs.
 
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokenomics_client::RequestRecord;
 use tokenomics_stats::{percentile, TimelineBlock, TimelineServer};
 
@@ -27,13 +30,13 @@ struct Reservoir {
 }
 
 impl Reservoir {
-    fn push(&mut self, x: f64, rng: &mut u64) {
+    fn push(&mut self, x: f64, rng: &mut ChaCha8Rng) {
         self.seen += 1;
         if self.kept.len() < TTFT_KEPT {
             self.kept.push(x as f32);
         } else {
             // Algorithm R: the n-th value replaces a kept one with probability k/n.
-            let j = next_random(rng) % self.seen;
+            let j = rng.gen_range(0..self.seen);
             if let Some(slot) = self.kept.get_mut(j as usize) {
                 *slot = x as f32;
             }
@@ -43,13 +46,13 @@ impl Reservoir {
     /// The union of two samples, each side weighted by how many values it stands for; the
     /// values kept of each side are a uniform choice (shuffled first: a reservoir's slots are
     /// in no random order).
-    fn merge(mut self, mut other: Reservoir, rng: &mut u64) -> Reservoir {
+    fn merge(mut self, mut other: Reservoir, rng: &mut ChaCha8Rng) -> Reservoir {
         let seen = self.seen + other.seen;
         if self.kept.len() + other.kept.len() <= TTFT_KEPT {
             self.kept.extend(other.kept);
         } else {
-            shuffle(&mut self.kept, rng);
-            shuffle(&mut other.kept, rng);
+            self.kept.shuffle(rng);
+            other.kept.shuffle(rng);
             let from_self = ((TTFT_KEPT as f64 * self.seen as f64 / seen as f64).round() as usize)
                 .min(self.kept.len())
                 .max(TTFT_KEPT.saturating_sub(other.kept.len()));
@@ -71,24 +74,6 @@ impl Reservoir {
     }
 }
 
-/// Fisher–Yates.
-fn shuffle(v: &mut [f32], rng: &mut u64) {
-    for i in (1..v.len()).rev() {
-        let j = (next_random(rng) % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-}
-
-/// xorshift64*: cheap, and plenty for choosing which sample to drop.
-fn next_random(state: &mut u64) -> u64 {
-    let mut x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-}
-
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     sent: u64,
@@ -101,7 +86,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn merge(self, other: Bucket, rng: &mut u64) -> Bucket {
+    fn merge(self, other: Bucket, rng: &mut ChaCha8Rng) -> Bucket {
         Bucket {
             sent: self.sent + other.sent,
             completed: self.completed + other.completed,
@@ -121,7 +106,8 @@ pub struct Series {
     start_ns: Option<u64>,
     measured_from_ns: Option<u64>,
     buckets: Vec<Bucket>,
-    rng: u64,
+    /// Seeded: the same run gives the same timeline.
+    rng: ChaCha8Rng,
 }
 
 /// A request as the timeline sees it.
@@ -142,7 +128,7 @@ impl Series {
             start_ns: None,
             measured_from_ns: None,
             buckets: Vec::new(),
-            rng: 0x9e37_79b9_7f4a_7c15,
+            rng: ChaCha8Rng::seed_from_u64(0x9e37_79b9_7f4a_7c15),
         }
     }
 
@@ -159,6 +145,12 @@ impl Series {
     }
 
     fn bucket(&mut self, t_ns: u64) -> &mut Bucket {
+        let i = self.index(t_ns);
+        &mut self.buckets[i]
+    }
+
+    /// The index of the bucket of `t_ns`, made to exist (coarsening when there would be too many).
+    fn index(&mut self, t_ns: u64) -> usize {
         let start = *self.start_ns.get_or_insert(t_ns);
         // A time before the start (a request of a run that began before `begin` was told) goes
         // in the first bucket.
@@ -170,21 +162,19 @@ impl Series {
         if self.buckets.len() <= i {
             self.buckets.resize_with(i + 1, Bucket::default);
         }
-        &mut self.buckets[i]
+        i
     }
 
     /// Merges neighbours: half as many buckets, twice as wide.
     fn coarsen(&mut self) {
         let old = std::mem::take(&mut self.buckets);
         let mut it = old.into_iter();
-        let mut rng = self.rng;
         while let Some(a) = it.next() {
             self.buckets.push(match it.next() {
-                Some(b) => a.merge(b, &mut rng),
+                Some(b) => a.merge(b, &mut self.rng),
                 None => a,
             });
         }
-        self.rng = rng;
         self.width_ns = self.width_ns.saturating_mul(2);
     }
 
@@ -224,9 +214,8 @@ impl Series {
         }
         if let Some(first) = r.timing.first_token_ns {
             let ttft = first.saturating_sub(send_ns) as f64 / NS;
-            let mut rng = self.rng;
-            self.bucket(first).ttft.push(ttft, &mut rng);
-            self.rng = rng;
+            let i = self.index(first);
+            self.buckets[i].ttft.push(ttft, &mut self.rng);
         }
     }
 
