@@ -179,7 +179,7 @@ pub struct Args {
     /// Also write the per-level summary table as Markdown here.
     #[arg(long = "markdown_file", visible_alias = "markdown-file")]
     pub markdown_file: Option<PathBuf>,
-    /// The server's Prometheus metrics, scraped during the run for every level's server_metrics block: auto (the API base's origin + /metrics; skipped with a note when absent), a URL, or off.
+    /// The server's Prometheus metrics, scraped during the run for every level's server_metrics block: auto (each API base's origin + /metrics; skipped with a note when absent), a URL (several, comma-separated, with several endpoints: their counts add up), or off.
     #[arg(long = "server_metrics", visible_alias = "server-metrics", default_value = "auto", value_parser = server_metrics)]
     pub server_metrics: server_metrics::Source,
     /// Seconds between two scrapes of --server_metrics (each level's start and end are scraped too).

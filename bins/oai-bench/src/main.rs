@@ -166,7 +166,8 @@ async fn run(
     .await
     .map_err(failure)?;
     let server = TokenizeTarget {
-        api_base: target.api_base.clone(),
+        // With several endpoints, the first one's tokenizer (they serve the same model).
+        api_base: target.client.config().api_base.clone(),
         api_key: args.server.api_key.clone(),
         model: target.model.clone(),
         tls: target.client.config().tls.clone(),

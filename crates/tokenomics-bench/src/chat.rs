@@ -471,9 +471,16 @@ impl ChatBenchmark {
             sweep: None,
             slo_search: None,
             insecure_tls: c.insecure_tls,
+            balance: self.balance().map(str::to_string),
             incomplete: false,
             extra: Map::new(),
         }
+    }
+
+    /// How requests are spread over several endpoints (`None`: one endpoint).
+    fn balance(&self) -> Option<&'static str> {
+        let client = self.pool.client();
+        (client.api_bases().len() > 1).then(|| client.config().balance.name())
     }
 
     /// A hash of everything that makes the run what it is, and not what differs between its
@@ -486,7 +493,7 @@ impl ChatBenchmark {
             .iter()
             .map(|s| s.load_block(&c.limits_for(s), ScheduleBlock::default()))
             .collect();
-        let identity = serde_json::json!({
+        let mut identity = serde_json::json!({
             "model": c.model,
             "dataset_key": c.dataset_key,
             "dataset": self.prompts.describe(),
@@ -507,6 +514,9 @@ impl ChatBenchmark {
             "start_at": c.start_at.map(crate::shard::unix_seconds),
             "run_gap_seconds": c.run_gap.as_secs_f64(),
         });
+        if let Some(balance) = self.balance() {
+            identity["balance"] = balance.into();
+        }
         format!(
             "{:016x}",
             crate::shard::fnv1a(identity.to_string().as_bytes())
@@ -526,7 +536,10 @@ impl ChatBenchmark {
             results: IndexMap::new(),
         };
         self.requests = match &self.config.requests_file {
-            Some(path) => Some(RequestsFile::create(path, self.config.token_times)?),
+            Some(path) => Some(
+                RequestsFile::create(path, self.config.token_times)?
+                    .with_endpoints(self.pool.client().api_bases().len() > 1),
+            ),
             None => None,
         };
         let num_runs = self.config.num_runs;
@@ -887,6 +900,7 @@ impl Workload for ChatBenchmark {
             .with_exact_limit(self.config.exact_limit)
             .with_confidence(self.config.confidence)
             .with_timeline(self.config.timeline_interval)
+            .with_endpoints(&self.pool.client().api_bases())
     }
 
     async fn run(
@@ -1106,7 +1120,7 @@ impl Sink for LevelSink<'_> {
             return;
         }
         if aborted {
-            self.acc.add_aborted();
+            self.acc.add_aborted(r);
             return;
         }
         self.acc.add_request(r, scheduled.as_ref());

@@ -129,13 +129,19 @@ pub async fn preflight(
     if skip {
         return Ok(None);
     }
-    let found = preflight::check(client, model, probe).await?;
-    say(&preflight::summary(
-        &found,
-        &client.config().api_base,
-        model,
-    ));
-    Ok(Some(found))
+    // Each endpoint is checked on its own, so that a failure names the one that failed; the
+    // first one's figures are kept.
+    let bases = client.api_bases();
+    let mut first = None;
+    for (i, base) in bases.iter().enumerate() {
+        let found = match client.replica(i) {
+            Some(one) if bases.len() > 1 => preflight::check(&one?, model, probe).await?,
+            _ => preflight::check(client, model, probe).await?,
+        };
+        say(&preflight::summary(&found, base, model));
+        first.get_or_insert(found);
+    }
+    Ok(first)
 }
 
 /// The line that opens a chat run: model, server, levels, runs, tokens, streaming.

@@ -14,8 +14,8 @@ use tokenomics_client::{
 use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
-    ChatTimings, EmbedDocument, EmbedLevel, EmbedMetadata, EmbedThroughput, EmbedTokens, Preflight,
-    RequestCounts, Simulated, Summary,
+    ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedLevel, EmbedMetadata, EmbedThroughput,
+    EmbedTokens, Preflight, RequestCounts, Simulated, Summary,
 };
 
 use crate::driver::{run_levels, FixedLevels, Settings, Workload};
@@ -242,6 +242,10 @@ impl EmbedBenchmark {
             simulated: c.simulated.clone(),
             preflight: c.preflight.clone(),
             insecure_tls: c.insecure_tls,
+            balance: {
+                let client = self.pool.client();
+                (client.api_bases().len() > 1).then(|| client.config().balance.name().to_string())
+            },
             incomplete: false,
             extra: Map::new(),
         }
@@ -390,6 +394,149 @@ pub struct EmbedAccumulator {
     request_eps: Vec<f64>,
     request_tps: Vec<f64>,
     latencies: Vec<f64>,
+    /// With several endpoints: each one's base URL and its own accumulator, fed with the
+    /// requests sent to it.
+    endpoints: Vec<(String, EmbedAccumulator)>,
+}
+
+impl EmbedAccumulator {
+    /// An empty level; with two or more `api_bases`, one for each endpoint too.
+    fn new(api_bases: &[&str]) -> Self {
+        let empty = || {
+            let mut acc = EmbedAccumulator::default();
+            // Written even when none was needed: "0 retries" is a finding.
+            acc.counts.retries = Some(0);
+            acc
+        };
+        let mut acc = empty();
+        if api_bases.len() > 1 {
+            acc.endpoints = api_bases.iter().map(|b| (b.to_string(), empty())).collect();
+        }
+        acc
+    }
+
+    /// Adds one run's outcomes (checked already); the run's figures, for its report (whose
+    /// place, `key`, `run` and `num_runs`, the caller fills in).
+    fn add_run(&mut self, outcomes: &[EmbedOutcome]) -> EmbedRunReport {
+        let (mut tokens, mut embeddings, mut run_retries) = (0u64, 0u64, 0u64);
+        for o in outcomes {
+            let retries = self.counts.retries.unwrap_or(0);
+            self.counts.retries = Some(retries.saturating_add(u64::from(o.retries)));
+            run_retries += u64::from(o.retries);
+            match &o.record.error {
+                Some(e) => self.counts.record_failure(e.kind(), || e.to_string()),
+                None => {
+                    self.counts.record_success();
+                    let (t, source) = match o.record.prompt_tokens {
+                        Some(t) => (t, "usage"),
+                        None => (
+                            (o.words as f64 * ESTIMATED_TOKENS_PER_WORD).round() as u64,
+                            "estimate",
+                        ),
+                    };
+                    *self.token_sources.entry(source.to_string()).or_default() += 1;
+                    let n = o.record.dimensions.len() as u64;
+                    // Saturating: a server's usage counts are not trusted to stay small.
+                    tokens = tokens.saturating_add(t);
+                    embeddings += n;
+                    let latency = o.latency_s();
+                    self.latencies.push(latency);
+                    self.request_eps.push(rate(n as f64, latency));
+                    self.request_tps.push(rate(t as f64, latency));
+                }
+            }
+        }
+        // Requests abandoned by an interruption have no end and take no part in the timing.
+        let spans: Vec<(u64, u64, bool)> = outcomes
+            .iter()
+            .filter(|o| o.record.timing.end_ns.is_some())
+            .map(|o| (o.first_send_ns, o.end_ns(), o.record.error.is_none()))
+            .collect();
+        let timing = burst_timing(spans.iter().copied());
+        let ok = outcomes.iter().filter(|o| o.record.error.is_none()).count();
+        let report = EmbedRunReport {
+            key: String::new(),
+            run: 0,
+            num_runs: 0,
+            succeeded: ok,
+            failed: outcomes.len() - ok,
+            retries: run_retries,
+            tokens,
+            embeddings,
+            batch_seconds: timing.map_or(f64::NAN, |t| t.total_seconds),
+            batch_embeddings_per_second: timing
+                .map_or(f64::NAN, |t| rate(embeddings as f64, t.total_seconds)),
+            batch_tokens_per_second: timing
+                .map_or(f64::NAN, |t| rate(tokens as f64, t.total_seconds)),
+        };
+        if let Some(t) = timing {
+            self.per_run.push(t, tokens, embeddings, &report);
+        }
+        report
+    }
+
+    /// The level's typed results (intervals at `confidence`), with each endpoint's part.
+    fn level(self, confidence: Option<f64>) -> EmbedLevel {
+        let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
+        // Per-run figures: the mean over runs gets its interval.
+        let per_run = |v: &[f64]| {
+            let s = Summary::new(v.iter().copied());
+            match confidence {
+                Some(c) => s.stat_ci(c),
+                None => s.stat(),
+            }
+        };
+        let runs = &self.per_run;
+        let endpoints = (!self.endpoints.is_empty()).then(|| {
+            self.endpoints
+                .into_iter()
+                .map(|(api_base, acc)| {
+                    let level = acc.level(confidence);
+                    EmbedEndpointLevel {
+                        api_base,
+                        requests: level.requests.unwrap_or_default(),
+                        tokens: level.tokens,
+                        throughput: level.throughput,
+                        latency: level.latency,
+                        extra: Map::new(),
+                    }
+                })
+                .collect()
+        });
+        EmbedLevel {
+            tokens: EmbedTokens {
+                total_per_batch: per_run(&runs.tokens),
+                embeddings_per_batch: per_run(&runs.embeddings),
+                token_source: Some(self.token_sources),
+                extra: Map::new(),
+            },
+            timings: ChatTimings {
+                batch_total_seconds: per_run(&runs.total),
+                fastest_seconds: per_run(&runs.fastest),
+                slowest_seconds: per_run(&runs.slowest),
+                spread_seconds: per_run(&runs.spread),
+                extra: Map::new(),
+            },
+            throughput: EmbedThroughput {
+                batch_embeddings_per_second: per_run(&runs.eps),
+                batch_tokens_per_second: per_run(&runs.tps),
+                request_embeddings_per_second: stat(&self.request_eps),
+                request_tokens_per_second: stat(&self.request_tps),
+                extra: Map::new(),
+            },
+            latency: Some({
+                let s = Summary::new(self.latencies);
+                match confidence {
+                    Some(c) => s.distribution_ci(c),
+                    None => s.distribution(),
+                }
+            }),
+            requests: Some(self.counts),
+            endpoints,
+            incomplete: false,
+            extra: Map::new(),
+        }
+    }
 }
 
 impl Workload for EmbedBenchmark {
@@ -423,10 +570,7 @@ impl Workload for EmbedBenchmark {
     }
 
     fn begin(&mut self, _spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedAccumulator {
-        let mut acc = EmbedAccumulator::default();
-        // Written even when none was needed: "0 retries" is a finding.
-        acc.counts.retries = Some(0);
-        acc
+        EmbedAccumulator::new(&self.pool.client().api_bases())
     }
 
     async fn run(
@@ -439,115 +583,33 @@ impl Workload for EmbedBenchmark {
     ) -> bool {
         let requests = self.run_requests(spec, run);
         let mut outcomes = self.burst(requests).await;
-        let (mut tokens, mut embeddings, mut run_retries) = (0u64, 0u64, 0u64);
         for o in &mut outcomes {
             check_vectors(o, &mut self.dimension);
-            let retries = acc.counts.retries.unwrap_or(0);
-            acc.counts.retries = Some(retries.saturating_add(u64::from(o.retries)));
-            run_retries += u64::from(o.retries);
-            match &o.record.error {
-                Some(e) => {
-                    observer.request_failed(&spec.batch.to_string(), run, e);
-                    acc.counts.record_failure(e.kind(), || e.to_string());
-                }
-                None => {
-                    acc.counts.record_success();
-                    let (t, source) = match o.record.prompt_tokens {
-                        Some(t) => (t, "usage"),
-                        None => (
-                            (o.words as f64 * ESTIMATED_TOKENS_PER_WORD).round() as u64,
-                            "estimate",
-                        ),
-                    };
-                    *acc.token_sources.entry(source.to_string()).or_default() += 1;
-                    let n = o.record.dimensions.len() as u64;
-                    // Saturating: a server's usage counts are not trusted to stay small.
-                    tokens = tokens.saturating_add(t);
-                    embeddings += n;
-                    let latency = o.latency_s();
-                    acc.latencies.push(latency);
-                    acc.request_eps.push(rate(n as f64, latency));
-                    acc.request_tps.push(rate(t as f64, latency));
-                }
+            if let Some(e) = &o.record.error {
+                observer.request_failed(&spec.batch.to_string(), run, e);
             }
         }
         let complete = !outcomes
             .iter()
             .any(|o| matches!(o.record.error, Some(ClientError::Interrupted)));
-        // Requests abandoned by an interruption have no end and take no part in the timing.
-        let spans: Vec<(u64, u64, bool)> = outcomes
-            .iter()
-            .filter(|o| o.record.timing.end_ns.is_some())
-            .map(|o| (o.first_send_ns, o.end_ns(), o.record.error.is_none()))
-            .collect();
-        let timing = burst_timing(spans.iter().copied());
-        let ok = outcomes.iter().filter(|o| o.record.error.is_none()).count();
-        let report = EmbedRunReport {
-            key: spec.key(),
-            run,
-            num_runs: self.config.num_runs as usize,
-            succeeded: ok,
-            failed: outcomes.len() - ok,
-            retries: run_retries,
-            tokens,
-            embeddings,
-            batch_seconds: timing.map_or(f64::NAN, |t| t.total_seconds),
-            batch_embeddings_per_second: timing
-                .map_or(f64::NAN, |t| rate(embeddings as f64, t.total_seconds)),
-            batch_tokens_per_second: timing
-                .map_or(f64::NAN, |t| rate(tokens as f64, t.total_seconds)),
-        };
-        if let Some(t) = timing {
-            acc.per_run.push(t, tokens, embeddings, &report);
+        let mut report = acc.add_run(&outcomes);
+        for (i, (_, each)) in acc.endpoints.iter_mut().enumerate() {
+            let theirs: Vec<EmbedOutcome> = outcomes
+                .iter()
+                .filter(|o| o.record.replica == i)
+                .cloned()
+                .collect();
+            each.add_run(&theirs);
         }
+        report.key = spec.key();
+        report.run = run;
+        report.num_runs = self.config.num_runs as usize;
         observer.embed_run_finished(&report);
         complete
     }
 
     fn finish(&mut self, acc: EmbedAccumulator) -> EmbedLevel {
-        let confidence = self.config.confidence;
-        let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
-        // Per-run figures: the mean over runs gets its interval.
-        let per_run = |v: &[f64]| {
-            let s = Summary::new(v.iter().copied());
-            match confidence {
-                Some(c) => s.stat_ci(c),
-                None => s.stat(),
-            }
-        };
-        let runs = &acc.per_run;
-        EmbedLevel {
-            tokens: EmbedTokens {
-                total_per_batch: per_run(&runs.tokens),
-                embeddings_per_batch: per_run(&runs.embeddings),
-                token_source: Some(acc.token_sources),
-                extra: Map::new(),
-            },
-            timings: ChatTimings {
-                batch_total_seconds: per_run(&runs.total),
-                fastest_seconds: per_run(&runs.fastest),
-                slowest_seconds: per_run(&runs.slowest),
-                spread_seconds: per_run(&runs.spread),
-                extra: Map::new(),
-            },
-            throughput: EmbedThroughput {
-                batch_embeddings_per_second: per_run(&runs.eps),
-                batch_tokens_per_second: per_run(&runs.tps),
-                request_embeddings_per_second: stat(&acc.request_eps),
-                request_tokens_per_second: stat(&acc.request_tps),
-                extra: Map::new(),
-            },
-            latency: Some({
-                let s = Summary::new(acc.latencies);
-                match confidence {
-                    Some(c) => s.distribution_ci(c),
-                    None => s.distribution(),
-                }
-            }),
-            requests: Some(acc.counts),
-            incomplete: false,
-            extra: Map::new(),
-        }
+        acc.level(self.config.confidence)
     }
 
     fn level_finished(&mut self, key: &str, level: &EmbedLevel, observer: &mut dyn Observer) {

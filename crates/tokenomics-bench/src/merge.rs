@@ -135,9 +135,11 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             tpot: g.slo_ms.tpot.map(|ms| ms / 1e3),
             e2el: g.slo_ms.e2el.map(|ms| ms / 1e3),
         });
+        let bases: Vec<&str> = first.doc.metadata.api_base.split(',').collect();
         let mut acc = LevelAccumulator::new(shape, limits, streamed)
             .with_slo(slo)
-            .with_confidence(first.block.confidence);
+            .with_confidence(first.block.confidence)
+            .with_endpoints(&bases);
         let mut measured = vec![0u64; shards.len()];
         for run in 0..num_runs as usize {
             let mut lines = Vec::new();
@@ -429,7 +431,7 @@ fn measured_run(
             acc.add_arrival(s.scheduled_ns, r.timing.send_ns);
         }
         if l.status == "aborted" {
-            acc.add_aborted();
+            acc.add_aborted(r);
             continue;
         }
         if l.status == "cancelled" {
@@ -474,6 +476,9 @@ struct Line {
     reasoning_events: u64,
     finish_reason: Option<String>,
     response_id: Option<String>,
+    /// Which `--api_base` it went to (absent before several endpoints: 0).
+    #[serde(default)]
+    endpoint: usize,
     #[serde(default)]
     connect_s: f64,
     send_s: Option<f64>,
@@ -584,6 +589,7 @@ impl Line {
             reasoning_events: self.reasoning_events,
             finish_reason: self.finish_reason.clone(),
             response_id: self.response_id.clone(),
+            replica: self.endpoint,
             // The kind and message are counted from the line; this only makes it read as failed.
             error: match self.status.as_str() {
                 "ok" => None,

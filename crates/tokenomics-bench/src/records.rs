@@ -10,7 +10,8 @@
 //! memory), flushed every second and at the end of every run, so a crash loses at most the last
 //! second. A request still in flight when a timed run ended and cancelled there has a line with
 //! status `cancelled`; a run on a timetable (`--start_at`, shards) adds how late it started
-//! (`late_s`) to each of its lines. `tokenomics-merge` rebuilds the levels from these lines.
+//! (`late_s`) to each of its lines. With several `--api_base` URLs, `endpoint` is the index of the one
+//! the request went to. `tokenomics-merge` rebuilds the levels from these lines.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub struct RequestsFile {
     path: PathBuf,
     out: BufWriter<std::fs::File>,
     token_times: bool,
+    /// Write each request's `endpoint` (a run over several `--api_base` URLs).
+    endpoints: bool,
 }
 
 /// Where a line belongs: its level, run, place in the run, and the run's start (ns).
@@ -51,7 +54,14 @@ impl RequestsFile {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
             token_times,
+            endpoints: false,
         })
+    }
+
+    /// Adds each request's `endpoint` to its line (the run spreads over several endpoints).
+    pub fn with_endpoints(mut self, several: bool) -> Self {
+        self.endpoints = several;
+        self
     }
 
     /// Appends the records of one burst (in the order built) and flushes them. Times are from
@@ -156,6 +166,9 @@ impl RequestsFile {
         if let Some(obj) = line.as_object_mut() {
             if let Some(late) = place.late_s {
                 obj.insert("late_s".into(), json!(late));
+            }
+            if self.endpoints {
+                obj.insert("endpoint".into(), json!(r.replica));
             }
             if let Some(due) = due {
                 obj.insert("scheduled_s".into(), json!(rel(Some(due.scheduled_ns))));

@@ -14,13 +14,16 @@ use crate::{values, Failure};
 /// `embed-bench` (flattened into each one's arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// Base URL of the OpenAI-compatible API; routes are appended to it.
+    /// Base URL of the OpenAI-compatible API; routes are appended to it. Several, comma-separated: replicas of the same model without a load balancer, requests spread over them by --balance and every statistic also reported per endpoint.
     #[arg(
         long = "api_base",
         visible_alias = "api-base",
         default_value = "http://localhost:8000/v1"
     )]
     pub api_base: String,
+    /// With several --api_base URLs, which one a request goes to: round_robin (each in turn) or least_loaded (the one with the fewest requests in flight).
+    #[arg(long, default_value = "round_robin", value_parser = values::balance)]
+    pub balance: tokenomics_client::Balance,
     /// Per-request timeout in seconds, from send to the last byte (at most a year).
     #[arg(long, default_value = "600", value_parser = values::positive_seconds)]
     pub timeout: Duration,
@@ -119,7 +122,21 @@ impl ServerArgs {
     /// Sockets a run at `concurrency` opens: one per request, twice that when the simulator
     /// runs in this process.
     pub fn sockets(&self, concurrency: u64) -> u64 {
-        concurrency.saturating_mul(if self.simulate.is_some() { 2 } else { 1 })
+        let each = match self.simulate {
+            Some(_) => 2,
+            // A connection keeps one socket open to each endpoint.
+            None => self.api_bases().len() as u64,
+        };
+        concurrency.saturating_mul(each)
+    }
+
+    /// The base URLs of `--api_base`, in the order given (empty items skipped).
+    pub fn api_bases(&self) -> Vec<&str> {
+        self.api_base
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .collect()
     }
 
     /// The TLS settings of the flags and of `ssl_cert_file` (the `SSL_CERT_FILE` environment
@@ -183,7 +200,8 @@ impl ServerArgs {
         what: &str,
     ) -> Result<Target, Failure> {
         // Files first: a broken one is refused before anything starts. The simulator is http.
-        let https = self.simulate.is_none() && is_https(&self.api_base);
+        let bases = self.api_bases();
+        let https = self.simulate.is_none() && bases.iter().any(|b| is_https(b));
         let tls = self.tls_options(https, std::env::var_os("SSL_CERT_FILE").as_deref())?;
         let insecure = tls.insecure && https;
         // A simulated run is priced at its preset's list price unless a price is given.
@@ -232,7 +250,18 @@ impl ServerArgs {
                 });
                 (api_base, served, Some(server), Some(simulated))
             }
-            (None, Some(model)) => (self.api_base.clone(), model.to_string(), None, None),
+            (None, Some(model)) => {
+                if bases.is_empty() {
+                    return Err(Failure::usage("--api_base is empty"));
+                }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(twice) = bases.iter().find(|b| !seen.insert(b.trim_end_matches('/'))) {
+                    return Err(Failure::usage(format!(
+                        "--api_base names {twice} twice; give each endpoint once"
+                    )));
+                }
+                (bases.join(","), model.to_string(), None, None)
+            }
             (None, None) => return Err(Failure::usage("--model is required")),
         };
         if insecure {
@@ -241,7 +270,15 @@ impl ServerArgs {
                 program_name()
             );
         }
-        let mut cfg = tokenomics_client::ClientConfig::new(&api_base);
+        let mut cfg = match api_base.split_once(',') {
+            Some((first, more)) => {
+                let mut cfg = tokenomics_client::ClientConfig::new(first);
+                cfg.replicas = more.split(',').map(str::to_string).collect();
+                cfg
+            }
+            None => tokenomics_client::ClientConfig::new(&api_base),
+        };
+        cfg.balance = self.balance;
         cfg.tls = tls;
         cfg.api_key = self.api_key.clone();
         cfg.timeout = self.timeout;
@@ -257,8 +294,25 @@ impl ServerArgs {
         let client = tokenomics_client::Client::new(cfg).map_err(Failure::usage)?;
         // The in-process simulator is ready once started.
         if let (Some(limit), None) = (self.wait_ready, &self.simulate) {
-            if let Some(waited) = wait_ready(&client, limit).await? {
-                crate::out!("server ready after {:.1} s", waited.as_secs_f64());
+            // Each endpoint within the same limit, from the start.
+            let started = Instant::now();
+            let all = client.api_bases().len();
+            for i in 0..all {
+                let one = match client.replica(i) {
+                    Some(one) if all > 1 => one.map_err(Failure::usage)?,
+                    _ => client.clone(),
+                };
+                if let Some(waited) = wait_ready(&one, limit, started + limit).await? {
+                    crate::out!(
+                        "server{} ready after {:.1} s",
+                        if all > 1 {
+                            format!(" at {}", one.config().api_base)
+                        } else {
+                            String::new()
+                        },
+                        waited.as_secs_f64()
+                    );
+                }
             }
         }
         Ok(Target {
@@ -336,13 +390,15 @@ async fn probe_ready(client: &Client, health: Option<&Client>) -> Result<(), Cli
 }
 
 /// Polls the server every [`READY_EVERY`] (on a fixed cadence from the start) until it answers
-/// or `limit` has passed. `Some(waited)` when it was not ready at once, `None` when it was; a
+/// or `deadline` (`limit` after the first endpoint's wait began) has passed. `Some(waited)` when it was not ready at once, `None` when it was; a
 /// [`Failure::error`] naming the URL and the last error when the time ran out.
-async fn wait_ready(client: &Client, limit: Duration) -> Result<Option<Duration>, Failure> {
+async fn wait_ready(
+    client: &Client,
+    limit: Duration,
+    deadline: Instant,
+) -> Result<Option<Duration>, Failure> {
     let api_base = client.config().api_base.clone();
     let started = Instant::now();
-    // `limit` is at most a year (checked by its parser), so this cannot overflow.
-    let deadline = started + limit;
     let health = {
         let mut cfg = client.config().clone();
         cfg.api_base = origin(&api_base).to_string();
@@ -546,9 +602,13 @@ mod tests {
         drop(l);
         let client = Client::new(tokenomics_client::ClientConfig::new(&api_base)).unwrap();
         let started = std::time::Instant::now();
-        let f = wait_ready(&client, Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let f = wait_ready(
+            &client,
+            Duration::from_secs(1),
+            Instant::now() + Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
         let took = started.elapsed();
         assert!(
             took >= Duration::from_secs(1) && took < Duration::from_secs(3),

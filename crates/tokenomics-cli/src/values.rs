@@ -127,6 +127,15 @@ pub fn temperature(s: &str) -> Result<f64, BadValue> {
 /// The local addresses connections are opened from (`--source_ips`), in the order given, ranges
 /// expanded: each a single host's address, none twice, all of one family, at most
 /// [`MAX_SOURCE_IPS`].
+/// `--balance`: `round_robin` or `least_loaded`.
+pub fn balance(s: &str) -> Result<tokenomics_client::Balance, BadValue> {
+    s.parse().map_err(|_| {
+        BadValue(format!(
+            "{s:?} is not a balance; use round_robin or least_loaded"
+        ))
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceIps(pub Vec<IpAddr>);
 

@@ -2,7 +2,7 @@
 //! limits — and the connections it hands out.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,13 @@ use crate::{Clock, Error, Result};
 pub struct ClientConfig {
     /// Base URL such as `http://localhost:8000/v1`; routes are appended to it.
     pub api_base: String,
+    /// Base URLs of further replicas serving the same model (without a load balancer in
+    /// front): each chat, completion or embeddings request goes to one of `api_base` and these,
+    /// chosen by `balance`, and its record says which ([`crate::RequestRecord::replica`]). Empty:
+    /// one server.
+    pub replicas: Vec<String>,
+    /// How requests are spread over several replicas (unused with one).
+    pub balance: Balance,
     /// Sent as `Authorization: Bearer …` when set.
     pub api_key: Option<String>,
     /// Limit on a whole request, from send to the last byte.
@@ -41,6 +48,8 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("api_base", &self.api_base)
+            .field("replicas", &self.replicas)
+            .field("balance", &self.balance)
             // Never printed: a debug log must not leak the key.
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
@@ -60,6 +69,8 @@ impl ClientConfig {
     pub fn new(api_base: impl Into<String>) -> Self {
         Self {
             api_base: api_base.into(),
+            replicas: Vec::new(),
+            balance: Balance::RoundRobin,
             api_key: None,
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
@@ -67,6 +78,40 @@ impl ClientConfig {
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
             local_addrs: Vec::new(),
             tls: TlsOptions::default(),
+        }
+    }
+}
+
+/// How a client with several replicas ([`ClientConfig::replicas`]) picks one for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Each in turn, whatever their load: every replica gets the same number of requests.
+    #[default]
+    RoundRobin,
+    /// The one with the fewest requests of this client in flight (ties in turn): a slower
+    /// replica gets fewer requests, as behind a least-connections load balancer.
+    LeastLoaded,
+}
+
+impl Balance {
+    /// The name used by flags and result files: `round_robin`, `least_loaded`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastLoaded => "least_loaded",
+        }
+    }
+}
+
+impl std::str::FromStr for Balance {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "round_robin" | "round-robin" => Ok(Balance::RoundRobin),
+            "least_loaded" | "least-loaded" => Ok(Balance::LeastLoaded),
+            other => Err(Error::Config(format!(
+                "unknown balance {other:?}; use round_robin or least_loaded"
+            ))),
         }
     }
 }
@@ -128,8 +173,18 @@ impl Target {
     }
 }
 
-pub(crate) struct Inner {
+/// One server of a client: where it is, and how many of the client's requests it has in flight.
+#[derive(Debug)]
+pub(crate) struct Replica {
     pub(crate) target: Target,
+    pub(crate) in_flight: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    /// `config.api_base` first, then `config.replicas`.
+    pub(crate) replicas: Vec<Replica>,
+    /// Requests routed so far (round robin, and the order ties are broken in).
+    pub(crate) routed: AtomicUsize,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) tls: Option<tokio_rustls::TlsConnector>,
     /// The trust anchors of `tls`, by source.
@@ -140,6 +195,23 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The replica for the next request, by `config.balance` (always 0 with one).
+    pub(crate) fn pick(&self) -> usize {
+        let n = self.replicas.len();
+        if n < 2 {
+            return 0;
+        }
+        // Relaxed: only the spread matters; the counter wraps.
+        let turn = self.routed.fetch_add(1, Ordering::Relaxed);
+        match self.config.balance {
+            Balance::RoundRobin => turn % n,
+            Balance::LeastLoaded => (0..n)
+                .map(|k| (turn + k) % n)
+                .min_by_key(|&i| self.replicas[i].in_flight.load(Ordering::Relaxed))
+                .unwrap_or(0),
+        }
+    }
+
     /// The source address for the next new connection: the next of `config.local_addrs` in
     /// turn, or `None` (the kernel chooses) when there are none.
     pub(crate) fn next_source(&self) -> Option<IpAddr> {
@@ -162,7 +234,15 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("target", &self.inner.target)
+            .field(
+                "targets",
+                &self
+                    .inner
+                    .replicas
+                    .iter()
+                    .map(|r| &r.target)
+                    .collect::<Vec<_>>(),
+            )
             .field("config", &self.inner.config)
             .field("tls_roots", &self.inner.tls_roots)
             .finish_non_exhaustive()
@@ -174,7 +254,10 @@ impl Client {
     /// https client of a process reads the system's certificate store).
     pub fn new(config: ClientConfig) -> Result<Self> {
         crate::rxstamp::keep_enabled();
-        let target = Target::parse(&config.api_base)?;
+        let targets = std::iter::once(&config.api_base)
+            .chain(&config.replicas)
+            .map(|base| Target::parse(base))
+            .collect::<Result<Vec<_>>>()?;
         let auth =
             match config.api_key.as_deref().filter(|k| !k.is_empty()) {
                 Some(key) => Some(HeaderValue::from_str(&format!("Bearer {key}")).map_err(
@@ -182,7 +265,7 @@ impl Client {
                 )?),
                 None => None,
             };
-        let (tls, tls_roots) = match target.https {
+        let (tls, tls_roots) = match targets.iter().any(|t| t.https) {
             true => {
                 let (connector, roots) = crate::tls::connector(&config.tls)?;
                 (Some(connector), Some(roots))
@@ -191,7 +274,14 @@ impl Client {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                target,
+                replicas: targets
+                    .into_iter()
+                    .map(|target| Replica {
+                        target,
+                        in_flight: AtomicU64::new(0),
+                    })
+                    .collect(),
+                routed: AtomicUsize::new(0),
                 auth,
                 tls,
                 tls_roots,
@@ -204,6 +294,34 @@ impl Client {
     /// The settings the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The base URLs requests are spread over: `api_base`, then the replicas.
+    pub fn api_bases(&self) -> Vec<&str> {
+        std::iter::once(self.inner.config.api_base.as_str())
+            .chain(self.inner.config.replicas.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// A client for replica `index` alone ([`Client::api_bases`]), with the same settings: for
+    /// what concerns one server (its model list, its readiness, its metrics). `None` when there
+    /// is no such replica.
+    pub fn replica(&self, index: usize) -> Option<Result<Client>> {
+        let base = self.api_bases().get(index)?.to_string();
+        let mut config = self.inner.config.clone();
+        config.api_base = base;
+        config.replicas.clear();
+        Some(Client::new(config))
+    }
+
+    /// Requests of this client in flight at each replica now (in the order of
+    /// [`Client::api_bases`]).
+    pub fn in_flight(&self) -> Vec<u64> {
+        self.inner
+            .replicas
+            .iter()
+            .map(|r| r.in_flight.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// For an `https://` base, how many trust anchors the TLS set-up holds, by source (`None`

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
-use crate::client::{ClientConfig, Inner};
+use crate::client::{ClientConfig, Inner, Target};
 use crate::request::Endpoint;
 use crate::response::{
     decode_completion, decode_embeddings, error_body_message, EmbeddingsRecord, RequestRecord,
@@ -46,6 +47,21 @@ struct Open {
     rx: Arc<RxStamp>,
     /// Whether the connection future has completed, and how.
     end: ConnEnd,
+}
+
+/// A request in flight at a replica: counted from routing until dropped (the request ended, or
+/// its future was dropped midway).
+struct InFlight {
+    inner: Arc<Inner>,
+    replica: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.inner.replicas[self.replica]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Whether a connection's I/O future has completed (closed by either side, or failed), and the
@@ -205,17 +221,51 @@ fn bind_address_no_port(socket: &TcpSocket) {
 /// the server closed it. Not shared: each concurrent worker owns one.
 pub struct Connection {
     inner: Arc<Inner>,
+    /// The connection to replica `at` (the only one, with one server).
     open: Option<Open>,
+    at: usize,
+    /// With several replicas: kept-alive connections to the others, by replica (empty with one).
+    parked: Vec<Option<Open>>,
     /// Abort the next request this long after its send ([`Connection::abort_next_after`]).
     abort_next: Option<Duration>,
 }
 
 impl Connection {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        let parked = match inner.replicas.len() {
+            1 => Vec::new(),
+            n => (0..n).map(|_| None).collect(),
+        };
         Self {
             inner,
             open: None,
+            at: 0,
+            parked,
             abort_next: None,
+        }
+    }
+
+    /// The server this connection talks to now.
+    fn target(&self) -> &Target {
+        &self.inner.replicas[self.at].target
+    }
+
+    /// Chooses the replica for the next request ([`crate::Balance`]) and makes its connection
+    /// the current one, keeping the others' open; counts the request in flight there until the
+    /// returned guard is dropped.
+    fn route(&mut self) -> InFlight {
+        let i = self.inner.pick();
+        if i != self.at {
+            self.parked[self.at] = self.open.take();
+            self.open = self.parked[i].take();
+            self.at = i;
+        }
+        self.inner.replicas[i]
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            inner: self.inner.clone(),
+            replica: i,
         }
     }
 
@@ -227,8 +277,24 @@ impl Connection {
         self.abort_next = after;
     }
 
-    /// Opens the connection now if it is not open, so that set-up is not inside a timed request.
+    /// Opens the connection now if it is not open, so that set-up is not inside a timed request
+    /// (with several replicas, one to each).
     pub async fn connect(&mut self) -> Result<()> {
+        let current = self.at;
+        for i in (0..self.parked.len()).filter(|&i| i != current) {
+            self.parked[current] = self.open.take();
+            self.open = self.parked[i].take();
+            self.at = i;
+            let opened = self.connect_current().await;
+            self.parked[i] = self.open.take();
+            self.open = self.parked[current].take();
+            self.at = current;
+            opened?;
+        }
+        self.connect_current().await
+    }
+
+    async fn connect_current(&mut self) -> Result<()> {
         if self.is_open() {
             return Ok(());
         }
@@ -259,7 +325,7 @@ impl Connection {
     }
 
     async fn open_new(&self, deadline: Instant) -> Result<Open> {
-        let t = &self.inner.target;
+        let t = self.target();
         let connect_err = |message: String| t.connect_error(message);
         let seconds = self.inner.config.connect_timeout.as_secs_f64();
         let timed_out = |_| Error::Timeout {
@@ -307,7 +373,7 @@ impl Connection {
             .map_err(|e| connect_err(format!("cannot set TCP_NODELAY: {e}")))?;
         let rx = Arc::new(RxStamp::default());
         let stream = StampedTcp::new(stream, rx.clone());
-        let io: Box<dyn Transport> = match &self.inner.tls {
+        let io: Box<dyn Transport> = match self.inner.tls.as_ref().filter(|_| t.https) {
             None => Box::new(stream),
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(t.host.clone())
@@ -338,7 +404,7 @@ impl Connection {
     }
 
     fn request(&self, method: Method, route: &str, body: Bytes, sse: bool) -> Request<Full<Bytes>> {
-        let t = &self.inner.target;
+        let t = self.target();
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{}", t.prefix, route))
@@ -409,7 +475,7 @@ impl Connection {
                 .or_else(|| end.tls_failure.take());
                 self.open = None;
                 if let Some(message) = tls_failure {
-                    return Err(inner.target.connect_error(message));
+                    return Err(inner.replicas[self.at].target.connect_error(message));
                 }
                 continue;
             }
@@ -441,7 +507,7 @@ impl Connection {
                 Some(Err(mut e)) => {
                     self.open = None;
                     if let Some(message) = crate::tls::failure_in(e.error()) {
-                        return Err(inner.target.connect_error(message));
+                        return Err(inner.replicas[self.at].target.connect_error(message));
                     }
                     match e.take_message() {
                         Some(unsent) if attempt == 0 => req = unsent,
@@ -559,7 +625,11 @@ impl Connection {
         body: Bytes,
         clock: &Clock,
     ) -> RequestRecord {
-        let mut record = RequestRecord::default();
+        let _in_flight = self.route();
+        let mut record = RequestRecord {
+            replica: self.at,
+            ..RequestRecord::default()
+        };
         let req = self.request(Method::POST, endpoint.path(), body, stream);
         let result = self.completion_inner(req, stream, clock, &mut record).await;
         if let Err(e) = result {
@@ -646,7 +716,11 @@ impl Connection {
 
     /// Sends an embeddings request. Never fails: a failure is recorded in the returned record.
     pub async fn embeddings(&mut self, body: Bytes, clock: &Clock) -> EmbeddingsRecord {
-        let mut record = EmbeddingsRecord::default();
+        let _in_flight = self.route();
+        let mut record = EmbeddingsRecord {
+            replica: self.at,
+            ..EmbeddingsRecord::default()
+        };
         let req = self.request(Method::POST, "/embeddings", body, false);
         let result = async {
             let (resp, deadline) = self.exchange(req, clock, &mut record.timing).await?;

@@ -81,7 +81,7 @@ mod rxstamp;
 pub mod sse;
 mod tls;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Balance, Client, ClientConfig};
 pub use conn::Connection;
 pub use error::{Error, Result};
 pub use request::{ChatRequest, EmbeddingsRequest, Endpoint, Message};

@@ -105,6 +105,9 @@ pub struct RequestRecord {
     pub response_id: Option<String>,
     /// Why the request failed (`None`: it succeeded).
     pub error: Option<Error>,
+    /// Which of the client's servers it was sent to: an index into
+    /// [`crate::Client::api_bases`] (0 with one server).
+    pub replica: usize,
 }
 
 impl RequestRecord {
@@ -128,6 +131,9 @@ pub struct EmbeddingsRecord {
     pub per_token: bool,
     /// Why the request failed (`None`: it succeeded).
     pub error: Option<Error>,
+    /// Which of the client's servers it was sent to: an index into
+    /// [`crate::Client::api_bases`] (0 with one server).
+    pub replica: usize,
 }
 
 #[derive(Deserialize)]

@@ -109,6 +109,10 @@ pub struct ChatMetadata {
     /// The server's certificate was not checked (`--insecure` against `https://`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub insecure_tls: bool,
+    /// With several endpoints (`api_base` a comma-separated list): how requests were spread
+    /// over them, `round_robin` or `least_loaded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<String>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -153,9 +157,36 @@ pub struct ChatLevel {
     /// Probe requests sent beside the level's load (`--probe_rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<crate::ProbeBlock>,
+    /// Each endpoint's part of the level, in the order given (`--api_base` with several base
+    /// URLs); its request counts add up to the level's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<EndpointLevel>>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One endpoint's part of a level: the level's figures over the requests sent to it alone
+/// (pooled as the level's are; its steady state found around its own mean in flight).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointLevel {
+    /// The endpoint's base URL.
+    pub api_base: String,
+    /// Its requests: succeeded, failed by kind, aborted.
+    pub requests: RequestCounts,
+    /// Tokens per request of its successful requests.
+    pub tokens: ChatTokens,
+    /// Its tokens and requests per second, over its own runs' spans.
+    pub throughput: ChatThroughput,
+    /// Its streaming latencies, in seconds (streamed runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<ChatLatency>,
+    /// Its requests that met every objective (`--goodput`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<Goodput>,
     /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -378,6 +409,10 @@ pub struct EmbedMetadata {
     /// The server's certificate was not checked (`--insecure` against `https://`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub insecure_tls: bool,
+    /// With several endpoints (`api_base` a comma-separated list): how requests were spread
+    /// over them, `round_robin` or `least_loaded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<String>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -405,9 +440,33 @@ pub struct EmbedLevel {
     /// How many requests succeeded, failed and were retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestCounts>,
+    /// Each endpoint's part of the level, in the order given (`--api_base` with several base
+    /// URLs); its request counts add up to the level's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<EmbedEndpointLevel>>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One endpoint's part of an embeddings level: the level's figures over the requests sent to
+/// it alone (its runs' spans are its own requests' first send to last end).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedEndpointLevel {
+    /// The endpoint's base URL.
+    pub api_base: String,
+    /// Its requests: succeeded, failed by kind, retried.
+    pub requests: RequestCounts,
+    /// Tokens and embeddings per batch of its requests.
+    pub tokens: EmbedTokens,
+    /// Its embeddings and tokens per second.
+    pub throughput: EmbedThroughput,
+    /// Its per-request latency percentiles, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Distribution>,
     /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

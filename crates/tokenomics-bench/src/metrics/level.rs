@@ -11,8 +11,8 @@
 use indexmap::IndexMap;
 use tokenomics_client::RequestRecord;
 use tokenomics_stats::{
-    ChatLatency, ChatLevel, ChatThroughput, ChatTimings, ChatTokens, Goodput, Percentiles,
-    RequestCounts, ScheduleBlock, SteadyState, Summary, Window,
+    ChatLatency, ChatLevel, ChatThroughput, ChatTimings, ChatTokens, EndpointLevel, Goodput,
+    Percentiles, RequestCounts, ScheduleBlock, SteadyState, Summary, Window,
 };
 
 use super::burst::RunFigures;
@@ -173,6 +173,9 @@ pub struct LevelAccumulator {
     run: RunTally,
     /// The level over time (`None`: no timeline asked for).
     series: Option<Series>,
+    /// With several endpoints: each one's base URL and its own accumulator, fed with the requests
+    /// sent to it (by [`RequestRecord::replica`]).
+    endpoints: Vec<(String, LevelAccumulator)>,
 }
 
 impl LevelAccumulator {
@@ -219,7 +222,31 @@ impl LevelAccumulator {
             trend: TrendFit::default(),
             run: RunTally::default(),
             series: None,
+            endpoints: Vec::new(),
         }
+    }
+
+    /// Also reports each endpoint's part of the level (with two or more `api_bases`, in the
+    /// order of [`RequestRecord::replica`]). Call it last, after the other settings, which the
+    /// endpoints take over (all but the timeline and the in-flight target: an endpoint's steady
+    /// state is found around its own mean in flight).
+    pub fn with_endpoints(mut self, api_bases: &[&str]) -> Self {
+        if api_bases.len() < 2 {
+            return self;
+        }
+        let mut each = self.clone();
+        each.series = None;
+        each.target = None;
+        self.endpoints = api_bases
+            .iter()
+            .map(|base| (base.to_string(), each.clone()))
+            .collect();
+        self
+    }
+
+    /// The accumulator of the endpoint `r` was sent to (`None`: one endpoint).
+    fn endpoint(&mut self, r: &RequestRecord) -> Option<&mut LevelAccumulator> {
+        self.endpoints.get_mut(r.replica).map(|(_, acc)| acc)
     }
 
     /// Keeps the level's timeline in buckets `interval` wide (`None`: none).
@@ -301,6 +328,9 @@ impl LevelAccumulator {
             timeline: Some(Timeline::new(origin_ns)),
             ..RunTally::default()
         };
+        for (_, acc) in &mut self.endpoints {
+            acc.begin_run(origin_ns);
+        }
     }
 
     /// The steady state aims at `target` requests in flight instead of the shape's (a shard's
@@ -312,6 +342,13 @@ impl LevelAccumulator {
 
     /// Adds one measured request of the run in progress, with what an open loop knows of it.
     pub fn add_request(&mut self, r: &RequestRecord, scheduled: Option<&Scheduled>) {
+        if let Some(acc) = self.endpoint(r) {
+            acc.add_request(r, scheduled);
+        }
+        self.add_request_here(r, scheduled);
+    }
+
+    fn add_request_here(&mut self, r: &RequestRecord, scheduled: Option<&Scheduled>) {
         match &r.error {
             Some(e) => self.counts.record_failure(e.kind(), || e.to_string()),
             None => self.add_success(r),
@@ -328,6 +365,9 @@ impl LevelAccumulator {
         failure: Option<(&str, &str)>,
         scheduled: Option<&Scheduled>,
     ) {
+        if let Some(acc) = self.endpoint(r) {
+            acc.add_recorded(r, failure, scheduled);
+        }
         match failure {
             Some((kind, message)) => self.counts.record_failure(kind, || message.to_string()),
             None => self.add_success(r),
@@ -414,7 +454,10 @@ impl LevelAccumulator {
     }
 
     /// Counts a request the client aborted on purpose (`--cancel_rate`).
-    pub fn add_aborted(&mut self) {
+    pub fn add_aborted(&mut self, r: &RequestRecord) {
+        if let Some(acc) = self.endpoint(r) {
+            acc.add_aborted(r);
+        }
         self.counts.aborted += 1;
     }
 
@@ -425,6 +468,9 @@ impl LevelAccumulator {
 
     /// Ends the run in progress; returns what it produced.
     pub fn end_run(&mut self) -> RunSummary {
+        for (_, acc) in &mut self.endpoints {
+            acc.end_run();
+        }
         let run = std::mem::take(&mut self.run);
         if let Some(timeline) = &run.timeline {
             if let Some(mut st) = timeline.steady_state(self.target) {
@@ -458,9 +504,14 @@ impl LevelAccumulator {
     /// Adds one burst's records (kept by the burst anyway) and ends the run: its steady state is
     /// computed exactly from them.
     pub fn add_run(&mut self, records: &[RequestRecord]) -> RunSummary {
+        for (i, (_, acc)) in self.endpoints.iter_mut().enumerate() {
+            let theirs: Vec<RequestRecord> =
+                records.iter().filter(|r| r.replica == i).cloned().collect();
+            acc.add_run(&theirs);
+        }
         self.run = RunTally::default();
         for r in records {
-            self.add_request(r, None);
+            self.add_request_here(r, None);
             // A request the interruption abandoned before it was sent has no time to place.
             if r.timing.send_ns == 0 && r.error.is_some() {
                 continue;
@@ -569,6 +620,23 @@ impl LevelAccumulator {
             },
             requests_per_second: rate(self.good as f64, self.measured_seconds),
         });
+        let endpoints = (!self.endpoints.is_empty()).then(|| {
+            self.endpoints
+                .into_iter()
+                .map(|(api_base, acc)| {
+                    let level = acc.finish();
+                    EndpointLevel {
+                        api_base,
+                        requests: level.requests.unwrap_or_default(),
+                        tokens: level.tokens,
+                        throughput: level.throughput,
+                        latency: level.latency,
+                        goodput: level.goodput,
+                        extra: Default::default(),
+                    }
+                })
+                .collect()
+        });
         let token_sources: IndexMap<String, u64> = self
             .token_sources
             .iter()
@@ -607,6 +675,7 @@ impl LevelAccumulator {
             server_metrics: None,
             timeline: self.series.as_ref().and_then(Series::block),
             probes: None,
+            endpoints,
             incomplete: false,
             extra: Default::default(),
         }

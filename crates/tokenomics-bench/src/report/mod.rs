@@ -258,6 +258,26 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
         }
         s.push('\n');
     }
+    for e in level.endpoints.iter().flatten() {
+        let _ = write!(
+            s,
+            "  {:<22} {}: {} succeeded, {} failed; {} output tokens/s",
+            "endpoint",
+            e.api_base,
+            e.requests.succeeded,
+            e.requests.failed,
+            num(e.throughput.batch_tokens_per_second.mean),
+        );
+        if let Some(l) = &e.latency {
+            let _ = write!(
+                s,
+                "; TTFT p50 {} ms, p99 {} ms",
+                ms(l.ttft.p50),
+                ms(l.ttft.p99)
+            );
+        }
+        s.push('\n');
+    }
     if let Some(m) = &level.server_metrics {
         s.push_str(&crate::server_metrics::summary(m));
     }

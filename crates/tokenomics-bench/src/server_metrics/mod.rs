@@ -37,11 +37,11 @@ use roles::Values;
 /// Where the server's metrics are read (`--server_metrics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `{origin of the API base}/metrics`; a server without it is not scraped (with a note).
+    /// `{origin of each API base}/metrics`; a server without it is not scraped (with a note).
     Auto,
-    /// This URL (`http://` or `https://`); a server that does not answer it stops the run before
-    /// its first request.
-    Url(String),
+    /// These URLs (`http://` or `https://`; one per endpoint when there are several); a server
+    /// that does not answer stops the run before its first request.
+    Urls(Vec<String>),
     /// Not scraped.
     Off,
 }
@@ -52,23 +52,34 @@ impl std::str::FromStr for Source {
         match s.trim() {
             "auto" => Ok(Source::Auto),
             "off" => Ok(Source::Off),
-            url => {
-                split_url(url)?;
-                Ok(Source::Url(url.to_string()))
+            urls => {
+                let urls: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
+                for url in &urls {
+                    split_url(url)?;
+                }
+                Ok(Source::Urls(urls))
             }
         }
     }
 }
 
 impl Source {
-    /// The URL to scrape for a server at `api_base` (`None`: off).
-    pub fn url(&self, api_base: &str) -> Result<Option<String>> {
+    /// The URLs to scrape for servers at `api_bases` (empty: off); `auto` scrapes each origin
+    /// once.
+    pub fn urls(&self, api_bases: &[&str]) -> Result<Vec<String>> {
         match self {
-            Source::Off => Ok(None),
-            Source::Url(url) => Ok(Some(url.clone())),
+            Source::Off => Ok(Vec::new()),
+            Source::Urls(urls) => Ok(urls.clone()),
             Source::Auto => {
-                let (origin, _) = split_url(api_base)?;
-                Ok(Some(format!("{origin}/metrics")))
+                let mut urls: Vec<String> = Vec::new();
+                for base in api_bases {
+                    let (origin, _) = split_url(base)?;
+                    let url = format!("{origin}/metrics");
+                    if !urls.contains(&url) {
+                        urls.push(url);
+                    }
+                }
+                Ok(urls)
             }
         }
     }
@@ -159,26 +170,38 @@ impl ServerMetrics {
     /// addresses; the API key only when the URL is the API base's own server). Timestamps are on
     /// `clock`, the benchmark's.
     pub async fn start(config: &ScrapeConfig, client: &Client, clock: Clock) -> Result<Started> {
-        let api_base = client.config().api_base.clone();
-        let Some(url) = config.source.url(&api_base)? else {
+        let api_bases = client.api_bases();
+        let urls = config.source.urls(&api_bases)?;
+        if urls.is_empty() {
             return Ok(Started::Off);
-        };
-        let (origin, path) = split_url(&url)?;
+        }
         let secs = config.interval.as_secs_f64();
         if !(MIN_INTERVAL_S..=MAX_INTERVAL_S).contains(&secs) {
             return Err(Error::Invalid(format!(
                 "a scrape interval of {secs} s is outside {MIN_INTERVAL_S} to {MAX_INTERVAL_S} s"
             )));
         }
-        let mut cfg = client.config().clone();
-        if split_url(&api_base).ok().map(|(o, _)| o) != Some(origin) {
-            cfg.api_key = None;
+        let mut sources = Vec::new();
+        for url in &urls {
+            let (origin, path) = split_url(url)?;
+            let mut cfg = client.config().clone();
+            cfg.replicas.clear();
+            let own = api_bases
+                .iter()
+                .any(|b| split_url(b).ok().map(|(o, _)| o) == Some(origin));
+            if !own {
+                cfg.api_key = None;
+            }
+            cfg.api_base = origin.to_string();
+            cfg.timeout = SCRAPE_TIMEOUT;
+            cfg.connect_timeout = cfg.connect_timeout.min(SCRAPE_TIMEOUT);
+            cfg.idle_timeout = None;
+            sources.push(Source1 {
+                conn: Client::new(cfg)?.connection(),
+                path: path.to_string(),
+                url: url.clone(),
+            });
         }
-        cfg.api_base = origin.to_string();
-        cfg.timeout = SCRAPE_TIMEOUT;
-        cfg.connect_timeout = cfg.connect_timeout.min(SCRAPE_TIMEOUT);
-        cfg.idle_timeout = None;
-        let conn = Client::new(cfg)?.connection();
         let file = match &config.series_file {
             Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
                 |e| Error::ServerMetrics(format!("cannot write {}: {e}", p.display())),
@@ -186,8 +209,7 @@ impl ServerMetrics {
             None => None,
         };
         let mut scraper = Scraper {
-            conn,
-            path: path.to_string(),
+            sources,
             clock,
             file,
             file_error: None,
@@ -196,22 +218,22 @@ impl ServerMetrics {
         if let Err(why) = scraper.scrape(None).await {
             return match config.source {
                 Source::Auto => Ok(Started::Absent(format!(
-                    "the server's metrics were not scraped: {url}: {why} (--server_metrics off \
-                     to not try)"
+                    "the server's metrics were not scraped: {why} (--server_metrics off to not \
+                     try)"
                 ))),
-                _ => Err(Error::ServerMetrics(format!("{url}: {why}"))),
+                _ => Err(Error::ServerMetrics(why)),
             };
         }
         let (tx, rx) = mpsc::channel(4);
         let task = tokio::spawn(scraper.run(rx, config.interval));
         Ok(Started::Scraping(ServerMetrics {
-            source: url,
+            source: urls.join(","),
             tx,
             task,
         }))
     }
 
-    /// The URL scraped.
+    /// The URL scraped (several, comma-separated, with several endpoints).
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -334,10 +356,17 @@ impl LevelWindow {
     }
 }
 
-/// The scraping task's state.
-struct Scraper {
+/// One server's metrics URL, and the connection it is read on.
+struct Source1 {
     conn: Connection,
     path: String,
+    url: String,
+}
+
+/// The scraping task's state.
+struct Scraper {
+    /// Every server scraped (one per endpoint with several); a scrape reads them all, in turn.
+    sources: Vec<Source1>,
     clock: Clock,
     file: Option<std::io::BufWriter<std::fs::File>>,
     /// The first failure to write the series file (the file is then abandoned).
@@ -350,6 +379,33 @@ struct Scraper {
 enum Mark<'a> {
     Begin(&'a str),
     End,
+}
+
+impl Source1 {
+    /// One read of this server's metrics: its samples, or why there are none.
+    async fn read(&mut self, clock: &Clock) -> std::result::Result<Vec<text::Sample>, String> {
+        match self.conn.get(&self.path, clock).await {
+            Ok(body) => {
+                let exposition = text::parse(&String::from_utf8_lossy(&body));
+                if exposition.samples.is_empty() {
+                    Err(format!(
+                        "the answer is not Prometheus text ({} bytes, no sample)",
+                        body.len()
+                    ))
+                } else {
+                    Ok(exposition.samples)
+                }
+            }
+            Err(e) => {
+                // A half-read answer must not be taken for the next one's.
+                self.conn.reset();
+                Err(match e {
+                    tokenomics_client::Error::Status { status, .. } => format!("HTTP {status}"),
+                    e => e.to_string(),
+                })
+            }
+        }
+    }
 }
 
 impl Scraper {
@@ -385,30 +441,31 @@ impl Scraper {
     }
 
     /// One scrape: into the level's window and the series file. The reason when it failed.
+    /// With several servers, their samples are taken together (counters and counts add up, the
+    /// KV cache's share is their mean), each labelled `source="{url}"` in the series file; one
+    /// that fails fails the scrape.
     async fn scrape(&mut self, mark: Option<Mark<'_>>) -> std::result::Result<(), String> {
         let t_ns = self.clock.now_ns();
-        let got = self.conn.get(&self.path, &self.clock).await;
-        let parsed = match got {
-            Ok(body) => {
-                let exposition = text::parse(&String::from_utf8_lossy(&body));
-                if exposition.samples.is_empty() {
-                    Err(format!(
-                        "the answer is not Prometheus text ({} bytes, no sample)",
-                        body.len()
-                    ))
-                } else {
-                    Ok(exposition.samples)
+        let several = self.sources.len() > 1;
+        let mut parsed: std::result::Result<Vec<text::Sample>, String> = Ok(Vec::new());
+        for source in &mut self.sources {
+            match source.read(&self.clock).await {
+                Ok(samples) => {
+                    if let Ok(all) = parsed.as_mut() {
+                        all.extend(samples.into_iter().map(|mut s| {
+                            if several {
+                                s.labels.push(("source".into(), source.url.clone()));
+                            }
+                            s
+                        }));
+                    }
+                }
+                Err(why) => {
+                    parsed = Err(format!("{}: {why}", source.url));
+                    break;
                 }
             }
-            Err(e) => {
-                // A half-read answer must not be taken for the next one's.
-                self.conn.reset();
-                Err(match e {
-                    tokenomics_client::Error::Status { status, .. } => format!("HTTP {status}"),
-                    e => e.to_string(),
-                })
-            }
-        };
+        }
         let mut line = Map::new();
         line.insert("t_s".into(), json!(t_ns as f64 / 1e9));
         match mark {
@@ -596,12 +653,21 @@ mod tests {
             assert!(split_url(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            Source::Auto
-                .url("http://localhost:8000/v1/")
-                .unwrap()
-                .as_deref(),
-            Some("http://localhost:8000/metrics")
+            Source::Auto.urls(&["http://localhost:8000/v1/"]).unwrap(),
+            ["http://localhost:8000/metrics"]
         );
+        // One URL per origin, in the order of the endpoints.
+        assert_eq!(
+            Source::Auto
+                .urls(&["http://b:1/v1", "http://a:2/v1", "http://b:1/other/v1"])
+                .unwrap(),
+            ["http://b:1/metrics", "http://a:2/metrics"]
+        );
+        assert_eq!(
+            "http://a/m, http://b/m".parse::<Source>().unwrap(),
+            Source::Urls(vec!["http://a/m".into(), "http://b/m".into()])
+        );
+        assert!("http://a/m,b".parse::<Source>().is_err());
         assert_eq!("off".parse::<Source>().unwrap(), Source::Off);
         assert!("metrics".parse::<Source>().is_err());
     }

@@ -260,6 +260,7 @@ impl LevelParts {
             server_metrics: None,
             timeline: None,
             probes: None,
+            endpoints: None,
             incomplete: false,
             extra: Map::new(),
         }
@@ -372,6 +373,7 @@ pub(crate) fn document(
         sweep: None,
         slo_search: None,
         insecure_tls: false,
+        balance: None,
         incomplete: false,
         extra,
     };
