@@ -39,6 +39,7 @@
 mod chart;
 pub mod figures;
 pub mod frontier;
+pub mod html;
 pub mod layout;
 pub mod text;
 pub mod timeline;
@@ -94,6 +95,9 @@ pub enum Error {
     },
     #[error("output {0} must end in .png or .svg")]
     Format(PathBuf),
+    /// The HTML report's path does not end in `.html` or `.htm`.
+    #[error("report {0} must end in .html or .htm")]
+    HtmlFormat(PathBuf),
     /// The output cannot be written (checked before drawing, and when writing).
     #[error("cannot write {}: {}", .path.display(), os_message(.source))]
     Write {

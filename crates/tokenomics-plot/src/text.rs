@@ -236,6 +236,12 @@ pub fn rasterize(runs: &[TextRun], rgb: &mut [u8], width: u32, height: u32) {
 /// The SVG for `runs`: a `<defs>` block with each glyph used (outlines in font units) and one
 /// `<g aria-label="…">` per run placing them. Needs `xmlns:xlink` on the root element.
 pub fn svg(runs: &[TextRun]) -> String {
+    svg_with_ids(runs, "")
+}
+
+/// [`svg`] with `id_prefix` before every glyph's id (and every reference to it), so that several
+/// figures inlined in one HTML page keep their ids unique.
+pub fn svg_with_ids(runs: &[TextRun], id_prefix: &str) -> String {
     let mut defs: BTreeMap<(Weight, u16), String> = BTreeMap::new();
     let mut body = String::new();
     for run in runs {
@@ -268,7 +274,7 @@ pub fn svg(runs: &[TextRun]) -> String {
             }
             let _ = write!(
                 body,
-                r##"<use xlink:href="#{}" transform="translate({} {}) scale({} {})"/>"##,
+                r##"<use xlink:href="#{id_prefix}{}" transform="translate({} {}) scale({} {})"/>"##,
                 glyph_id(key),
                 num(pen),
                 num(ascent),
@@ -280,7 +286,7 @@ pub fn svg(runs: &[TextRun]) -> String {
     }
     let mut out = String::from("<defs>\n");
     for (key, d) in &defs {
-        let _ = writeln!(out, r#"<path id="{}" d="{d}"/>"#, glyph_id(*key));
+        let _ = writeln!(out, r#"<path id="{id_prefix}{}" d="{d}"/>"#, glyph_id(*key));
     }
     out.push_str("</defs>\n");
     out.push_str(&body);
