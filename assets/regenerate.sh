@@ -43,6 +43,19 @@ done
 "$bin/plot-throughput" assets/sweep_h100.json assets/sweep_a100.json -o assets/frontier.png \
     --frontier --labels "H100,A100" --title "Llama 3.1 8B, 1000 in / 200 out: simulated H100 against A100"
 "$bin/plot-throughput" assets/slo_h100.json assets/slo_h100.png
+# The one-file HTML report of the H100 sweep, and a screenshot of it in headless Chromium
+# (Debian's `chromium`; skipped with a line where it is not installed).
+"$bin/plot-throughput" assets/sweep_h100.json --html assets/report_sweep_h100.html
+if command -v chromium >/dev/null; then
+    profile=$(mktemp -d)
+    chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --user-data-dir="$profile" --hide-scrollbars --window-size=1280,2880 \
+        --screenshot=assets/report.png "file://$PWD/assets/report_sweep_h100.html" 2>/dev/null
+    rm -rf "$profile"
+else
+    echo "chromium not found: assets/report.png not redrawn (apt-get install chromium)"
+fi
 # A ramp through the H100's saturation rate (~19 requests/s for these lengths), over time.
 "$bin/oai-bench" --simulate h100-llama-3.1-8b --ramp linear:2,60,40 --stream --ignore_eos \
     --input_tokens 1000 --max_tokens 200 --progress never \

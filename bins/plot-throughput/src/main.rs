@@ -15,6 +15,7 @@ const NAME: &str = "plot-throughput";
 /// Python scripts, and the result files of vLLM bench serve, GuideLLM, AIPerf and
 /// inference-benchmarker). `plot-throughput RESULTS.json OUT.png`, or several files overlaid:
 /// `plot-throughput a.json b.json -o OUT.png`. The format follows OUT's extension: .png or .svg.
+/// `--html REPORT.html` writes a one-file report of the same files (with or without an image).
 #[derive(Debug, Parser)]
 #[command(
     name = "plot-throughput",
@@ -40,6 +41,9 @@ struct Args {
     /// Draw chat result files over time instead, from each level's timeline block (oai-bench --timeline_interval): requests/s sent and completed, requests in flight (with the server's running and waiting), output tokens/s, TTFT p50 and p99, and the server's KV-cache usage, stacked on one time axis, with each level's start marked and its warm-up shaded.
     #[arg(long, conflicts_with = "frontier")]
     timeline: bool,
+    /// Also (or only) write a one-file HTML report: every figure of the files inlined as SVG (throughput, and for chat files the frontier and the timeline where they can be drawn), and per file its metadata, the per-level summary table and the errors by kind; no external assets. Without an image output, every positional argument is a result file unless the last ends in .png or .svg.
+    #[arg(long, value_name = "REPORT.html")]
+    html: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -47,23 +51,41 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let (inputs, output) = match args.output {
-        Some(o) => (args.files.clone(), o),
-        None if args.files.len() >= 2 => {
-            let mut files = args.files.clone();
-            let out = files.pop().unwrap_or_default();
-            (files, out)
+    let mut files = args.files.clone();
+    // The image: --output, else the last positional argument; with --html, that one only when
+    // it names an image (a report alone takes every positional argument as a result file).
+    let image = match args.output.clone() {
+        Some(o) => Some(o),
+        None if args.html.is_some() => {
+            let last_is_image = files.len() >= 2
+                && files
+                    .last()
+                    .is_some_and(|f| tokenomics_plot::Format::from_path(f).is_ok());
+            if last_is_image {
+                files.pop()
+            } else {
+                None
+            }
         }
+        None if files.len() >= 2 => files.pop(),
         None => {
             return cli::fail(
                 NAME,
-                "give an output image: plot-throughput RESULTS.json OUT.png (or -o OUT.png)",
+                "give an output image: plot-throughput RESULTS.json OUT.png (or -o OUT.png), or a report: --html REPORT.html",
                 exit::USAGE,
             );
         }
     };
-    if let Err(e) = tokenomics_plot::Format::from_path(&output) {
-        return cli::fail(NAME, e, exit::USAGE);
+    let inputs = files;
+    if let Some(output) = &image {
+        if let Err(e) = tokenomics_plot::Format::from_path(output) {
+            return cli::fail(NAME, e, exit::USAGE);
+        }
+    }
+    if let Some(report) = &args.html {
+        if let Err(e) = tokenomics_plot::html::check_path(report) {
+            return cli::fail(NAME, e, exit::USAGE);
+        }
     }
     let labels: Option<Vec<String>> = args
         .labels
@@ -83,8 +105,10 @@ fn main() -> ExitCode {
         }
     }
     // Checked before anything is read or drawn.
-    if let Err(e) = tokenomics_stats::check_writable(&output) {
-        return cli::fail(NAME, tokenomics_plot::Error::from(e), exit::USAGE);
+    for output in image.iter().chain(&args.html) {
+        if let Err(e) = tokenomics_stats::check_writable(output) {
+            return cli::fail(NAME, tokenomics_plot::Error::from(e), exit::USAGE);
+        }
     }
     let mut loaded = Vec::with_capacity(inputs.len());
     for (i, path) in inputs.iter().enumerate() {
@@ -102,42 +126,76 @@ fn main() -> ExitCode {
             path: path.clone(),
         });
     }
-    let figure = if args.frontier {
-        tokenomics_plot::frontier_for(&loaded, args.title.as_deref())
-    } else if args.timeline {
-        tokenomics_plot::timeline_for(&loaded, args.title.as_deref())
-    } else {
-        tokenomics_plot::figure_for(&loaded, args.title.as_deref())
-    };
-    let drawn = figure
-        .and_then(|plotted| tokenomics_plot::render(&plotted.figure, &output).map(|()| plotted));
-    match drawn {
-        Ok(plotted) => {
-            for w in &plotted.warnings {
-                eprintln!("{NAME}: warning: {w}");
+    let mut warnings = Vec::new();
+    let mut left_out = false;
+    if let Some(output) = &image {
+        let figure = if args.frontier {
+            tokenomics_plot::frontier_for(&loaded, args.title.as_deref())
+        } else if args.timeline {
+            tokenomics_plot::timeline_for(&loaded, args.title.as_deref())
+        } else {
+            tokenomics_plot::figure_for(&loaded, args.title.as_deref())
+        };
+        match figure.and_then(|p| tokenomics_plot::render(&p.figure, output).map(|()| p)) {
+            Ok(plotted) => {
+                let (w, h) = plotted.figure.size();
+                let panels = plotted.figure.panels.len();
+                println!(
+                    "Plot saved to {} ({w}×{h} px, {panels} panel{})",
+                    output.display(),
+                    if panels == 1 { "" } else { "s" }
+                );
+                warnings.extend(plotted.warnings);
+                left_out |= !plotted.left_out.is_empty();
             }
-            let (w, h) = plotted.figure.size();
-            let panels = plotted.figure.panels.len();
-            println!(
-                "Plot saved to {} ({w}×{h} px, {panels} panel{})",
-                output.display(),
-                if panels == 1 { "" } else { "s" }
-            );
-            if plotted.left_out.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(exit::SOME_FAILED)
-            }
-        }
-        Err(e) => {
-            let code = match e {
-                tokenomics_plot::Error::NothingToDraw(_) => exit::SOME_FAILED,
-                ref e if e.is_bad_input() => exit::USAGE,
-                _ => exit::ERROR,
-            };
-            cli::fail(NAME, e, code)
+            Err(e) => return fail(e, &warnings),
         }
     }
+    if let Some(output) = &args.html {
+        match tokenomics_plot::html::write_report(&loaded, args.title.as_deref(), output) {
+            Ok(report) => {
+                println!(
+                    "Report saved to {} ({} figure{}, {} result file{})",
+                    output.display(),
+                    report.figures,
+                    if report.figures == 1 { "" } else { "s" },
+                    loaded.len(),
+                    if loaded.len() == 1 { "" } else { "s" }
+                );
+                warnings.extend(report.warnings);
+                left_out |= !report.left_out.is_empty();
+            }
+            Err(e) => return fail(e, &warnings),
+        }
+    }
+    print_warnings(&warnings);
+    if left_out {
+        ExitCode::from(exit::SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Each warning once on stderr (the image and the report draw the same figure, and would say
+/// the same thing twice).
+fn print_warnings(warnings: &[String]) {
+    let mut seen = std::collections::HashSet::new();
+    for w in warnings {
+        if seen.insert(w.as_str()) {
+            eprintln!("{NAME}: warning: {w}");
+        }
+    }
+}
+
+/// Ends with the error's line and exit code, after the warnings gathered so far.
+fn fail(e: tokenomics_plot::Error, warnings: &[String]) -> ExitCode {
+    print_warnings(warnings);
+    let code = match e {
+        tokenomics_plot::Error::NothingToDraw(_) => exit::SOME_FAILED,
+        ref e if e.is_bad_input() => exit::USAGE,
+        _ => exit::ERROR,
+    };
+    cli::fail(NAME, e, code)
 }
 
 /// A result file as a document to draw: this project's and the original scripts' as

@@ -56,6 +56,12 @@ pub(crate) fn png(layout: &Layout) -> Result<Vec<u8>> {
 
 /// The figure as an SVG document whose text is the embedded font's glyph outlines.
 pub(crate) fn svg(layout: &Layout) -> Result<String> {
+    svg_with_ids(layout, "")
+}
+
+/// [`svg`] with `id_prefix` before every id the document defines (the glyphs'), for several
+/// figures in one page.
+pub(crate) fn svg_with_ids(layout: &Layout, id_prefix: &str) -> Result<String> {
     let mut doc = String::new();
     {
         let root = SVGBackend::with_string(&mut doc, layout.size).into_drawing_area();
@@ -87,7 +93,7 @@ pub(crate) fn svg(layout: &Layout) -> Result<String> {
     ));
     out.push_str(&svg_background_and_grid(layout));
     out.push_str(&doc[root_end..close]);
-    out.push_str(&text::svg(&layout.texts));
+    out.push_str(&text::svg_with_ids(&layout.texts, id_prefix));
     out.push_str(&doc[close..]);
     Ok(out)
 }

@@ -14,8 +14,11 @@ use crate::units::{self, Quantity, Unit};
 /// A whole figure: a title and panels laid out row by row in `columns` columns.
 #[derive(Debug, Clone)]
 pub struct Figure {
+    /// The title over every panel (a single file's description, or the one given).
     pub title: String,
+    /// Panels per row (at least 1 when drawn).
     pub columns: usize,
+    /// The panels, row by row.
     pub panels: Vec<Panel>,
     /// Pixel size of one panel.
     pub panel_size: (u32, u32),
@@ -51,6 +54,8 @@ pub const REMARK_ROW: u32 = 32;
 /// One level of load along the x axis: a batch size, a concurrency or a request rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Level {
+    /// The level's number: requests at once, concurrency, or requests per second (seconds
+    /// since the run's start on a timeline).
     pub value: f64,
     /// As the result file writes it (`16`, `2.5`).
     pub label: String,
@@ -168,16 +173,22 @@ pub enum Spread {
     Percentiles,
 }
 
+/// One plot of a figure: its axes, series, reference lines and shaded spans.
 #[derive(Debug, Clone)]
 pub struct Panel {
+    /// The title over the plot.
     pub title: String,
+    /// The x axis' label (`batch size`, `request rate (requests/s)`, `time (s)`).
     pub x_label: String,
     /// With the unit, when the values have one: `TTFT (ms)`.
     pub y_label: String,
     /// The unit of every value (and range) of the panel's points.
     pub unit: Unit,
+    /// What the points' ranges are (a band of mean ± std, or percentile whiskers).
     pub spread: Spread,
+    /// How levels are placed along the x axis.
     pub x: XAxis,
+    /// The lines of the panel, one per file (and per quantity where a panel shows several).
     pub series: Vec<Series>,
     /// Reference lines across the plot, each with its label.
     pub rules: Vec<Rule>,
@@ -191,7 +202,9 @@ pub struct Panel {
 /// A shaded stretch of the x axis, from one value of it to another.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
+    /// Where it starts, a value of the x axis.
     pub from: f64,
+    /// Where it ends, a value of the x axis.
     pub to: f64,
     /// The palette colour it takes; `None`: a neutral grey.
     pub color: Option<usize>,
@@ -200,24 +213,32 @@ pub struct Span {
 /// An entry of a legend given by the figure ([`Panel::legend`]): a line in a colour and stroke.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegendItem {
+    /// The entry's text.
     pub label: String,
     /// A palette colour; `None`: the muted grey of an entry that stands for every colour.
     pub color: Option<usize>,
+    /// How its line is drawn.
     pub stroke: Stroke,
 }
 
 /// How a series' line is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stroke {
+    /// A continuous line (the default).
     #[default]
     Solid,
+    /// Long dashes.
     Dashed,
+    /// Dots.
     Dotted,
 }
 
+/// One line of a panel: a file's values of one quantity, one point per level.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// Its name in the legend (the file's label, or the quantity's).
     pub label: String,
+    /// Its points, in x order.
     pub points: Vec<Point>,
     /// Levels in which no request succeeded: the line is broken there and the level marked.
     pub gaps: Vec<Level>,
@@ -225,6 +246,7 @@ pub struct Series {
     pub line: Line,
     /// Its colour, an index into the palette; `None`: its index among the panel's series.
     pub color: Option<usize>,
+    /// How its line is drawn.
     pub stroke: Stroke,
 }
 
@@ -246,10 +268,13 @@ pub enum Line {
 /// x axis (the capacity an SLO search found), with its label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
+    /// Where it is.
     pub at: RuleAt,
+    /// The text written beside it (may be empty for a [`RuleKind::Boundary`]).
     pub label: String,
     /// The series whose colour it takes; `None`: a neutral grey.
     pub series: Option<usize>,
+    /// What it marks, and so how it is drawn.
     pub kind: RuleKind,
 }
 
@@ -273,8 +298,10 @@ pub enum RuleAt {
     X(f64),
 }
 
+/// One value of a series at one level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
+    /// Where it is on the x axis.
     pub level: Level,
     /// In the panel's unit.
     pub y: f64,

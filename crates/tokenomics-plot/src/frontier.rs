@@ -62,7 +62,9 @@ pub fn usd_per_million(basis: &CostBasis, tokens_per_second_per_gpu: f64) -> Opt
 /// An iso-cost line: the output tokens/s per GPU at which output tokens cost `usd_per_million`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IsoCost {
+    /// Dollars per million output tokens along the line.
     pub usd_per_million: f64,
+    /// Output tokens per second per GPU at which tokens cost that much (the line's y).
     pub tokens_per_second_per_gpu: f64,
 }
 
@@ -131,6 +133,7 @@ pub struct FrontierPoint {
     pub name: String,
     /// Output tokens/s per user.
     pub interactivity: f64,
+    /// Which figure of the level `interactivity` was taken from.
     pub interactivity_from: Interactivity,
     /// Output tokens/s per GPU (of the whole deployment when the file has no GPU count).
     pub throughput: f64,
@@ -141,6 +144,7 @@ pub struct FrontierPoint {
 /// What a file contributes to the frontier figure.
 #[derive(Debug, Clone)]
 pub struct FilePoints {
+    /// One point per level that has the figures a point needs, in the file's order.
     pub points: Vec<FrontierPoint>,
     /// Levels left out, each with why (named as a reader names them: `concurrency 64`).
     pub skipped: Vec<(String, String)>,

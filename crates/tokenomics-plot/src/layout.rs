@@ -30,14 +30,23 @@ pub const INK: RGBColor = RGBColor(25, 25, 25);
 /// Legend entries and gaps that stand for several series.
 pub const MUTED: RGBColor = RGBColor(90, 90, 90);
 
+/// The figure's title (sizes in pixels of the image, 300 dpi in a PNG).
 pub const TITLE_FACE: Face = Face::bold(44.0);
+/// A panel's title.
 pub const PANEL_TITLE_FACE: Face = Face::bold(32.0);
+/// The axes' labels.
 pub const AXIS_LABEL_FACE: Face = Face::regular(26.0);
+/// The ticks' values.
 pub const TICK_FACE: Face = Face::regular(24.0);
+/// Legend entries.
 pub const LEGEND_FACE: Face = Face::regular(22.0);
+/// The notes beside points.
 pub const NOTE_FACE: Face = Face::regular(22.0);
+/// The mark of a failed level ([`GAP_TEXT`]).
 pub const GAP_FACE: Face = Face::regular(20.0);
+/// The remarks under the title.
 pub const REMARK_FACE: Face = Face::regular(22.0);
+/// The labels of reference lines.
 pub const RULE_FACE: Face = Face::regular(22.0);
 /// Reference lines that stand for no series (iso-cost lines), and their labels.
 pub const RULE_GREY: RGBColor = RGBColor(120, 120, 120);
@@ -59,25 +68,33 @@ pub type Segment = ((f64, f64), (f64, f64));
 /// An axis-aligned box in pixels (y grows downward).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rect {
+    /// Left edge.
     pub x0: f64,
+    /// Top edge.
     pub y0: f64,
+    /// Right edge (at least `x0`).
     pub x1: f64,
+    /// Bottom edge (at least `y0`).
     pub y1: f64,
 }
 
 impl Rect {
+    /// The box from the top left `(x0, y0)` to the bottom right `(x1, y1)`.
     pub fn new(x0: f64, y0: f64, x1: f64, y1: f64) -> Self {
         Rect { x0, y0, x1, y1 }
     }
 
+    /// Width, pixels.
     pub fn width(&self) -> f64 {
         self.x1 - self.x0
     }
 
+    /// Height, pixels.
     pub fn height(&self) -> f64 {
         self.y1 - self.y0
     }
 
+    /// The centre, `(x, y)`.
     pub fn center(&self) -> (f64, f64) {
         ((self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0)
     }
@@ -138,8 +155,11 @@ impl Rect {
 /// A whole figure in pixels.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// Width and height of the image, pixels ([`Figure::size`]).
     pub size: (u32, u32),
+    /// The figure's title (also the SVG's `<title>`).
     pub title: String,
+    /// Every panel, in the figure's order.
     pub panels: Vec<PanelLayout>,
     /// Every piece of text, in drawing order (drawn over the shapes).
     pub texts: Vec<TextRun>,
@@ -158,9 +178,14 @@ pub struct PanelLayout {
     pub y_ticks: Vec<f64>,
     /// The value at the top of the plotting area, in the panel's unit.
     pub y_top: f64,
+    /// The failed levels' hatched bands.
     pub gaps: Vec<GapMark>,
+    /// Each series' shapes, in the panel's order.
     pub series: Vec<SeriesShapes>,
+    /// The legend, where the panel has one.
     pub legend: Option<Legend>,
+    /// The notes that found a place: none intersects another, or covers a marker, a line, a
+    /// whisker, the legend or a gap.
     pub notes: Vec<PlacedNote>,
     /// Notes left out because they fit nowhere without covering something.
     pub notes_dropped: usize,
@@ -177,19 +202,26 @@ pub struct PanelLayout {
 /// A shaded stretch of the plot, drawn under everything else.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShadedSpan {
+    /// The shaded box (the plot's height).
     pub rect: Rect,
+    /// Its fill, drawn translucent.
     pub color: RGBColor,
 }
 
 /// A reference line ([`crate::figures::Rule`]) across the plot, dashed, with its label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlacedRule {
+    /// One end, pixels.
     pub from: (f64, f64),
+    /// The other end, pixels.
     pub to: (f64, f64),
     /// Horizontal (a value of the y axis) or vertical (a level).
     pub horizontal: bool,
+    /// Its colour (its series', or [`RULE_GREY`]).
     pub color: RGBColor,
+    /// What it marks, and so how it is drawn.
     pub kind: RuleKind,
+    /// Its label's text.
     pub text: String,
     /// Its label's box: [`RULE_FACE`]'s advance width of `text` × the face's size; `None` for a
     /// boundary whose label is empty or fit nowhere.
@@ -199,7 +231,9 @@ pub struct PlacedRule {
 /// A failed level: a hatched band across the plot at the level, labelled [`GAP_TEXT`].
 #[derive(Debug, Clone)]
 pub struct GapMark {
+    /// The hatched band, the plot's height.
     pub rect: Rect,
+    /// The hatching's colour (the series', or [`MUTED`] when several failed there).
     pub color: RGBColor,
     /// The boxes of its labels, kept clear of the hatching.
     pub labels: Vec<Rect>,
@@ -210,12 +244,15 @@ pub struct GapMark {
 /// What one series draws, in pixels.
 #[derive(Debug, Clone)]
 pub struct SeriesShapes {
+    /// The series' colour.
     pub color: RGBColor,
+    /// How its line is drawn.
     pub stroke: Stroke,
     /// Radius of its markers, pixels ([`MARKER_RADIUS`], smaller for a time series' dots).
     pub marker_radius: f64,
     /// The line, one polyline per stretch between failed levels.
     pub lines: Vec<Vec<(f64, f64)>>,
+    /// The centre of each point's marker, in the series' order.
     pub markers: Vec<(f64, f64)>,
     /// Indices into `markers` of points the line does not join (levels off a Pareto frontier):
     /// drawn hollow.
@@ -224,12 +261,14 @@ pub struct SeriesShapes {
     pub bands: Vec<Vec<(f64, f64)>>,
     /// Mean ± std of a point with no neighbour to share a band with: a vertical bar.
     pub bars: Vec<((f64, f64), (f64, f64))>,
+    /// Percentile ranges beside their points.
     pub whiskers: Vec<Whisker>,
 }
 
 /// A percentile range drawn beside its point: a vertical line with caps.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Whisker {
+    /// X of the stem.
     pub x: f64,
     /// Y of the lower percentile (the larger pixel y).
     pub low: f64,
@@ -249,16 +288,23 @@ impl Whisker {
     }
 }
 
+/// A panel's legend: a framed box of entries, placed where it covers the least data.
 #[derive(Debug, Clone)]
 pub struct Legend {
+    /// Its frame.
     pub rect: Rect,
+    /// Its entries, top to bottom.
     pub entries: Vec<LegendEntry>,
 }
 
+/// One entry of a [`Legend`].
 #[derive(Debug, Clone)]
 pub struct LegendEntry {
+    /// The sample drawn before the label.
     pub swatch: Swatch,
+    /// The sample's colour.
     pub color: RGBColor,
+    /// The entry's text.
     pub label: String,
     /// Left end of the swatch, on the entry's centre line.
     pub at: (f64, f64),
@@ -283,9 +329,11 @@ pub const SWATCH_WIDTH: f64 = 44.0;
 /// A note at its place.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlacedNote {
+    /// Index of the series of its point in the panel.
     pub series: usize,
     /// The point it belongs to.
     pub point: (f64, f64),
+    /// What it says (the point's [`crate::figures::Point::note`]).
     pub text: String,
     /// Its text box: [`NOTE_FACE`]'s advance width of `text` × the face's size.
     pub rect: Rect,

@@ -34,11 +34,69 @@
 //! layout — shapes through plotters' bitmap or SVG backend, text from the DejaVu Sans faces
 //! embedded in this crate ([`text`]): rasterised for PNG, as glyph outlines for SVG, so every
 //! machine draws the same picture. The output is written once, atomically, after its path was
-//! checked before drawing and everything else succeeded.
+//! checked before drawing and everything else succeeded. [`html`] puts every figure of a set of
+//! files, inlined as SVG, in one self-contained page with their metadata, summary tables and
+//! errors.
+//!
+//! Everything here works from result documents alone (`tokenomics-stats`' types): no network, no
+//! clock. Durations arrive in seconds and are drawn in the unit that suits each panel
+//! ([`units`]); sizes are pixels of the image, which a PNG marks as 300 dpi.
+//!
+//! # Examples
+//!
+//! Drawing a chat result document of two burst levels as an SVG string:
+//!
+//! ```
+//! use std::path::PathBuf;
+//!
+//! use tokenomics_plot::{figure_for, render_svg, Input};
+//! use tokenomics_stats::AnyDocument;
+//!
+//! let level = |tokens_per_s: f64| {
+//!     serde_json::json!({
+//!         "tokens": {"input_per_request": {"mean": 12, "std": 0},
+//!                    "output_per_request": {"mean": 64, "std": 0}},
+//!         "timings": {"batch_total_seconds": {"mean": 0.5, "std": 0},
+//!                     "fastest_seconds": {"mean": 0.5, "std": 0},
+//!                     "slowest_seconds": {"mean": 0.5, "std": 0},
+//!                     "spread_seconds": {"mean": 0, "std": 0}},
+//!         "throughput": {"batch_tokens_per_second": {"mean": tokens_per_s, "std": 3.0},
+//!                        "request_tokens_per_second": {"mean": 120.0, "std": 2.0}},
+//!         "requests": {"succeeded": 4, "failed": 0}
+//!     })
+//! };
+//! let json = serde_json::json!({
+//!     "metadata": {
+//!         "timestamp": "2026-11-27T21:33:32.902353", "model": "m", "dataset_key": "synthetic",
+//!         "api_base": "http://127.0.0.1:8000/v1", "batch_sizes": [1, 4], "num_runs": 2,
+//!         "max_tokens": 64, "temperature": 0.0, "seed": 42, "warmup_runs": 0, "n_cores": 1,
+//!         "description": "Two levels"
+//!     },
+//!     "results": {"1": level(128.0), "4": level(480.0)}
+//! });
+//! let document = AnyDocument::from_value(json)?;
+//! let input = Input { label: "m".into(), document, path: PathBuf::from("two_levels.json") };
+//!
+//! let plotted = figure_for(&[input], None)?;
+//! assert_eq!(plotted.figure.title, "m");
+//! assert!(plotted.warnings.is_empty());
+//! // Throughput and per-request throughput, stacked (no latency block: no second column).
+//! assert_eq!(plotted.figure.panels.len(), 2);
+//! let svg = render_svg(&plotted.figure)?;
+//! let (width, height) = plotted.figure.size();
+//! assert!(svg.starts_with(&format!("<svg width=\"{width}\" height=\"{height}\"")));
+//! // Text is drawn as glyph outlines, each run named for readers and search.
+//! let x_label = &plotted.figure.panels[0].x_label;
+//! assert!(svg.contains(&format!("aria-label=\"{x_label}\"")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod chart;
 pub mod figures;
 pub mod frontier;
+pub mod html;
 pub mod layout;
 pub mod text;
 pub mod timeline;
@@ -60,16 +118,21 @@ pub enum Error {
     /// A result file could not be read or parsed.
     #[error("{0}")]
     Read(tokenomics_stats::Error),
+    /// A JSON file that is not a result document of either kind.
     #[error("{path} is not a chat or embedding result file: {source}")]
     NotResults {
+        /// The file.
         path: PathBuf,
+        /// Where and why decoding it as a result document failed.
         source: serde_json::Error,
     },
+    /// A result file without levels (or no input at all).
     #[error("{0} holds no results to plot")]
     Empty(PathBuf),
     /// Every level of every input failed: there is nothing to draw, and nothing is written.
     #[error("nothing to draw: no request succeeded in any level of {}", list(.0))]
     NothingToDraw(Vec<PathBuf>),
+    /// Chat and embedding files given together; the path is the first of the other kind.
     #[error("cannot mix chat and embedding result files in one figure ({0} is the odd one out)")]
     Mixed(PathBuf),
     /// The throughput–interactivity frontier was asked of an embedding result file.
@@ -88,20 +151,31 @@ pub enum Error {
     /// width that is not a positive number).
     #[error("{}: {level}: malformed timeline: {reason}", .path.display())]
     BadTimeline {
+        /// The file.
         path: PathBuf,
+        /// The level's key.
         level: String,
+        /// What is wrong with its timeline.
         reason: String,
     },
+    /// An image path that does not end in `.png` or `.svg`.
     #[error("output {0} must end in .png or .svg")]
     Format(PathBuf),
+    /// The HTML report's path does not end in `.html` or `.htm`.
+    #[error("report {0} must end in .html or .htm")]
+    HtmlFormat(PathBuf),
     /// The output cannot be written (checked before drawing, and when writing).
     #[error("cannot write {}: {}", .path.display(), os_message(.source))]
     Write {
+        /// The output.
         path: PathBuf,
+        /// Why it cannot be written.
         source: std::io::Error,
     },
+    /// plotters failed to draw a shape (a failure of this program, not of the input).
     #[error("cannot draw the figure: {0}")]
     Draw(String),
+    /// The PNG encoder failed.
     #[error("cannot encode the PNG: {0}")]
     Png(#[from] png::EncodingError),
 }
@@ -143,16 +217,21 @@ fn os_message(e: &std::io::Error) -> String {
     }
 }
 
+/// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Image formats, chosen by the output's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// A 300 dpi PNG, text rasterised from the embedded font.
     Png,
+    /// An SVG document, text as the embedded font's glyph outlines.
     Svg,
 }
 
 impl Format {
+    /// The format named by `path`'s extension (`.png` or `.svg`, any case); else
+    /// [`Error::Format`].
     pub fn from_path(path: &Path) -> Result<Self> {
         match path
             .extension()
@@ -169,8 +248,11 @@ impl Format {
 
 /// A result file to draw, with the label its series carry in a comparison.
 pub struct Input {
+    /// The label of the file's series in legends (and its section's heading in a report).
     pub label: String,
+    /// The file's content.
     pub document: AnyDocument,
+    /// Where it was read from, for messages.
     pub path: PathBuf,
 }
 
@@ -209,6 +291,7 @@ pub fn default_label(path: &Path, doc: &AnyDocument) -> String {
 /// A figure drawn from files, and what the user should hear about it.
 #[derive(Debug, Clone)]
 pub struct Plotted {
+    /// The figure, ready for [`render`], [`render_png`] or [`render_svg`].
     pub figure: Figure,
     /// One line each: levels drawn as gaps, levels that could not be placed, files left out.
     pub warnings: Vec<String>,

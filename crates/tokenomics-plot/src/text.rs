@@ -34,7 +34,9 @@ fn parse(bytes: &'static [u8]) -> FontRef<'static> {
 /// Regular or bold DejaVu Sans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Weight {
+    /// DejaVu Sans.
     Regular,
+    /// DejaVu Sans Bold.
     Bold,
 }
 
@@ -43,11 +45,14 @@ pub enum Weight {
 /// text box this module reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Face {
+    /// Pixels from the highest ascender to the lowest descender.
     pub size: f64,
+    /// Regular or bold.
     pub weight: Weight,
 }
 
 impl Face {
+    /// The regular face at `size` pixels.
     pub const fn regular(size: f64) -> Self {
         Face {
             size,
@@ -55,6 +60,7 @@ impl Face {
         }
     }
 
+    /// The bold face at `size` pixels.
     pub const fn bold(size: f64) -> Self {
         Face {
             size,
@@ -106,11 +112,15 @@ impl Face {
 /// One line of text at its final place.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextRun {
+    /// What it says (one line).
     pub text: String,
+    /// Its face and size.
     pub face: Face,
+    /// Its colour.
     pub color: RGBColor,
-    /// Top-left corner of the run's box (after rotation), pixels.
+    /// Left edge of the run's box (after rotation), pixels.
     pub x: f64,
+    /// Top edge of the run's box (after rotation), pixels.
     pub y: f64,
     /// Turned a quarter counter-clockwise, reading upward (a y axis label).
     pub rotated: bool,
@@ -119,8 +129,11 @@ pub struct TextRun {
 /// Where a horizontal run's anchor point sits on its box.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
+    /// The anchor is the box's left edge.
     Start,
+    /// The anchor is the box's horizontal centre.
     Middle,
+    /// The anchor is the box's right edge.
     End,
 }
 
@@ -236,6 +249,12 @@ pub fn rasterize(runs: &[TextRun], rgb: &mut [u8], width: u32, height: u32) {
 /// The SVG for `runs`: a `<defs>` block with each glyph used (outlines in font units) and one
 /// `<g aria-label="…">` per run placing them. Needs `xmlns:xlink` on the root element.
 pub fn svg(runs: &[TextRun]) -> String {
+    svg_with_ids(runs, "")
+}
+
+/// [`svg`] with `id_prefix` before every glyph's id (and every reference to it), so that several
+/// figures inlined in one HTML page keep their ids unique.
+pub fn svg_with_ids(runs: &[TextRun], id_prefix: &str) -> String {
     let mut defs: BTreeMap<(Weight, u16), String> = BTreeMap::new();
     let mut body = String::new();
     for run in runs {
@@ -268,7 +287,7 @@ pub fn svg(runs: &[TextRun]) -> String {
             }
             let _ = write!(
                 body,
-                r##"<use xlink:href="#{}" transform="translate({} {}) scale({} {})"/>"##,
+                r##"<use xlink:href="#{id_prefix}{}" transform="translate({} {}) scale({} {})"/>"##,
                 glyph_id(key),
                 num(pen),
                 num(ascent),
@@ -280,7 +299,7 @@ pub fn svg(runs: &[TextRun]) -> String {
     }
     let mut out = String::from("<defs>\n");
     for (key, d) in &defs {
-        let _ = writeln!(out, r#"<path id="{}" d="{d}"/>"#, glyph_id(*key));
+        let _ = writeln!(out, r#"<path id="{id_prefix}{}" d="{d}"/>"#, glyph_id(*key));
     }
     out.push_str("</defs>\n");
     out.push_str(&body);

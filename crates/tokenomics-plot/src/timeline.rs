@@ -50,6 +50,7 @@ pub struct LevelTimeline {
     pub output_tokens_per_second: Column,
     /// TTFT p50 and p99 of the requests whose first token arrived in the bucket, seconds.
     pub ttft_p50: Column,
+    /// TTFT p99 of the same requests, seconds.
     pub ttft_p99: Column,
     /// The server's gauges (with `--server_metrics`): requests running and waiting, and the
     /// share of the KV cache in use (0 to 1), at each bucket's middle.
@@ -59,8 +60,11 @@ pub struct LevelTimeline {
 /// The server's gauges of a level over time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerColumns {
+    /// Requests the server was running (`vllm:num_requests_running`).
     pub running: Column,
+    /// Requests waiting in the server's queue (`vllm:num_requests_waiting`).
     pub waiting: Column,
+    /// The share of the KV cache in use, 0 to 1.
     pub kv_usage: Column,
 }
 
@@ -88,7 +92,9 @@ fn kv(l: &LevelTimeline) -> Option<&Column> {
 /// A `timeline` block that cannot be read: its level (as a reader names it) and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Malformed {
+    /// The level, as a reader names it (`concurrency 64`).
     pub level: String,
+    /// What is wrong with its timeline.
     pub reason: String,
 }
 

@@ -16,8 +16,11 @@ pub enum Quantity {
 /// The unit a panel's axis is drawn in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// Durations in seconds.
     Seconds,
+    /// Durations in milliseconds.
     Milliseconds,
+    /// Durations in microseconds.
     Microseconds,
     /// Rates: the axis label names them (`output tokens/s, whole batch`).
     PerSecond,

@@ -45,7 +45,10 @@ pub enum EngineEvent {
     Finished(Instant),
     /// The sequence was admitted (sent before any token): `cached_tokens` of its prompt were
     /// found in the prefix cache and are not prefilled.
-    Admitted { cached_tokens: u64 },
+    Admitted {
+        /// Prompt tokens served from the prefix cache.
+        cached_tokens: u64,
+    },
 }
 
 /// What a finished step did to one sequence, for its owner to deliver.
@@ -60,19 +63,24 @@ pub enum Emit {
 
 /// A request handed to the engine.
 pub struct Admission {
+    /// Prompt tokens to prefill (at least 1), cached blocks included.
     pub prompt_tokens: u64,
     /// Output tokens to generate (0 for prefill-only requests such as embeddings).
     pub output_tokens: u64,
     /// The keys of the prompt's full blocks ([`crate::prefix::block_keys`]) for a lookup in the
     /// prefix cache; None: no lookup (prefix caching off, or a request that is never cached).
     pub block_keys: Option<Vec<u64>>,
+    /// Where the engine sends the sequence's admission, tokens and end, in order.
     pub events: mpsc::UnboundedSender<EngineEvent>,
 }
 
 /// Gauges and counters the engine keeps for `/metrics`.
 #[derive(Debug, Default)]
 pub struct EngineGauges {
+    /// Sequences in the running batch (`vllm:num_requests_running`).
     pub running: AtomicU64,
+    /// Sequences admitted but waiting for room in the batch or the KV cache
+    /// (`vllm:num_requests_waiting`).
     pub waiting: AtomicU64,
     /// Tokens of KV cache held by running sequences (reservations and the prefix blocks they
     /// use; evictable cached blocks are free, as vLLM counts them).
@@ -89,7 +97,9 @@ pub struct EngineGauges {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::UnboundedSender<Admission>,
+    /// The engine's gauges and counters, updated by its step loop.
     pub gauges: Arc<EngineGauges>,
+    /// The roofline model and limits the engine steps by.
     pub spec: Arc<EngineSpec>,
 }
 
@@ -129,6 +139,7 @@ impl EngineHandle {
         Ok(rx)
     }
 
+    /// The share of the KV cache held by running sequences, 0..=1 (`vllm:kv_cache_usage_perc`).
     pub fn kv_usage(&self) -> f64 {
         self.gauges.kv_used_tokens.load(Ordering::Relaxed) as f64
             / self.spec.kv_capacity_tokens.max(1) as f64

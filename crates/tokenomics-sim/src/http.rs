@@ -19,7 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 /// A response body: either complete bytes, or pieces sent through a channel. Sending an `Err`
 /// aborts the connection mid-body (the client sees a body cut short).
 pub enum SimBody {
+    /// The whole body at once (`None` once it was taken by the connection).
     Full(Option<Bytes>),
+    /// Frames as they are sent through the channel, the body ending when the sender is dropped;
+    /// with [`FrameStamps`], the moment each frame is taken by the connection is recorded.
     Channel(
         mpsc::Receiver<Result<Bytes, std::io::Error>>,
         Option<FrameStamps>,
@@ -66,6 +69,7 @@ impl FrameStamps {
 }
 
 impl SimBody {
+    /// A complete body of `bytes`.
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         SimBody::Full(Some(bytes.into()))
     }
@@ -119,10 +123,12 @@ impl Body for SimBody {
     }
 }
 
+/// What a [`Handler`] returns: the response, once it is ready (its body may still be streaming).
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<SimBody>> + Send>>;
 
 /// Answers requests. Implemented by the simulator and by test servers.
 pub trait Handler: Send + Sync + 'static {
+    /// The response to `req`. Called on the server's runtime, once per request.
     fn handle(self: Arc<Self>, req: Request<Incoming>) -> HandlerFuture;
 }
 
@@ -245,6 +251,7 @@ impl Server {
         })
     }
 
+    /// The address the server listens on (with the port the system chose for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -23,6 +23,55 @@
 //! The truth log records, per request, the server-side times of arrival, first token, every token
 //! and end, in nanoseconds since the server started, so a test can compare what a client measured
 //! with what happened. `time_scale` runs the model faster (or slower) than real time.
+//!
+//! The server is hyper's HTTP/1.1 on the caller's tokio runtime ([`http::Server`]), so a test or
+//! a CI harness starts one in-process on a free loopback port ([`Simulator::start`] on port 0, or
+//! [`start_local`] with a preset's name), points a client or a proxy at [`Server::api_base`], and
+//! reads the truth log with [`Simulator::trace`]. The engine's step loop runs on a thread of its
+//! own, since it keeps time to the microsecond.
+//!
+//! # Examples
+//!
+//! One chat completion against the `instant` preset, written by hand over HTTP/1.1, then the
+//! truth log's record of it:
+//!
+//! ```
+//! use std::net::SocketAddr;
+//!
+//! use tokenomics_sim::{SimConfig, Simulator};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = SimConfig::preset("instant")?.with_trace(true);
+//! let (server, sim) = Simulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+//! assert!(server.api_base().starts_with("http://127.0.0.1:"));
+//!
+//! let body = r#"{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":4}"#;
+//! let mut conn = tokio::net::TcpStream::connect(server.addr()).await?;
+//! let request = format!(
+//!     "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n\
+//!      Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+//!     body.len()
+//! );
+//! conn.write_all(request.as_bytes()).await?;
+//! let mut response = String::new();
+//! conn.read_to_string(&mut response).await?;
+//! assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+//! assert!(response.contains(sim.served_model()));
+//!
+//! // What the server saw: times in nanoseconds since it started, on the monotonic clock.
+//! let trace = sim.trace();
+//! assert_eq!(trace.len(), 1);
+//! assert_eq!(trace[0].route, "chat");
+//! assert!(trace[0].end_ns >= trace[0].arrival_ns);
+//! assert!((1..=4).contains(&trace[0].completion_tokens));
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod calibration;
 pub mod engine;
@@ -57,16 +106,22 @@ pub use crate::slots::MAX_SLOTS;
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No preset has this name; the second field lists the names there are.
     #[error("unknown preset {0:?}; presets: {1}")]
     UnknownPreset(String, String),
+    /// A configuration that cannot run (a time scale that is not a positive number, a capacity
+    /// out of range, …), said in one line.
     #[error("{0}")]
     Invalid(String),
     /// A request the simulator cannot serve.
     #[error("{0}")]
     Request(String),
+    /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why binding failed.
         source: std::io::Error,
     },
 }
@@ -74,6 +129,7 @@ pub enum Error {
 /// How to run a simulator.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// The GPU, model and timing behaviour to simulate (see [`preset`]).
     pub preset: Preset,
     /// The model id to serve (default: the preset's).
     pub served_model: Option<String>,
@@ -104,6 +160,9 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// `preset` with the defaults: its own model id, real time (`time_scale` 1), seed 0, no
+    /// truth log, the preset's output lengths and capacity, prefix caching on with
+    /// [`prefix::DEFAULT_BLOCK_TOKENS`]-token blocks.
     pub fn new(preset: Preset) -> Self {
         Self {
             preset,
@@ -198,18 +257,28 @@ impl SimConfig {
 /// One request as the server saw it. Times in nanoseconds since the server started.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TraceRecord {
+    /// The request's number on this server, from 0 in order of arrival.
     pub id: u64,
+    /// The route that served it: `chat`, `completions` or `embeddings`.
     pub route: &'static str,
+    /// Whether the response was streamed (server-sent events).
     pub stream: bool,
+    /// When its headers were read, ns since the server started (monotonic clock).
     pub arrival_ns: u64,
+    /// When the first token's event was handed to the connection (ns since the start); `None`
+    /// for an embedding, a request that produced no token, or one whose client left first.
     pub first_token_ns: Option<u64>,
     /// When each token's event was handed to the connection.
     pub token_ns: Vec<u64>,
+    /// When the last byte of the response was handed to the connection (ns since the start).
     pub end_ns: u64,
+    /// Prompt tokens, counted as `usage.prompt_tokens` reports them.
     pub prompt_tokens: u64,
     /// Prompt tokens served from the engine's prefix cache (not prefilled); 0 without an engine
     /// or with prefix caching off.
     pub cached_tokens: u64,
+    /// Completion tokens generated (as `usage.completion_tokens` reports them; those sent
+    /// before an abort).
     pub completion_tokens: u64,
     /// `false` when the client went away before the end (an abort); `end_ns` is then when the
     /// server saw it go.
@@ -226,6 +295,7 @@ pub struct TraceRecord {
     /// clock plus monotonic time since), to join the log with a client's records across
     /// processes.
     pub arrival_unix: f64,
+    /// `first_token_ns` as Unix seconds, on the same terms as `arrival_unix`.
     pub first_token_unix: Option<f64>,
     /// The request's `X-Request-Id` header, when it had one (vLLM names its request after it),
     /// so a client that sends one can join its records with this log.
@@ -269,6 +339,7 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
+    /// Every reason, in the order of the `/metrics` series.
     pub const ALL: [FinishReason; 3] = [Self::Stop, Self::Length, Self::Abort];
 
     /// The label value: `stop`, `length`, `abort`.
@@ -404,6 +475,7 @@ impl Simulator {
         self.started
     }
 
+    /// The model id this server answers to (and lists in `/v1/models`).
     pub fn served_model(&self) -> &str {
         &self.served_model
     }

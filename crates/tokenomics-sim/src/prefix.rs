@@ -7,7 +7,7 @@
 //! tokens ([`block_keys`]) — so two prompts that start alike share the keys of their common full
 //! blocks, and a conversation's history is a prefix of its next turn.
 //!
-//! The engine keeps the blocks it has computed in a [`PrefixCache`] that lives inside its KV
+//! The engine keeps the blocks it has computed in a `PrefixCache` that lives inside its KV
 //! capacity: a block is pinned while a running sequence uses it; when the last user ends (or its
 //! client goes away) the block stays cached but evictable, and evictable blocks are given back
 //! least recently used first (a sequence's tail block before its head, as vLLM frees them) when

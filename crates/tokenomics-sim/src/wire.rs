@@ -14,28 +14,39 @@ pub struct CompletionRequest {
     /// Empty when the client sent none (vLLM then serves its model).
     #[serde(default)]
     pub model: String,
+    /// The conversation (`/v1/chat/completions`); `None` for a text completion.
     #[serde(default)]
     pub messages: Option<Vec<ChatMessage>>,
+    /// The prompt of a text completion (`/v1/completions`): a string, or what vLLM also takes.
     #[serde(default)]
     pub prompt: Option<Value>,
+    /// The most output tokens asked for.
     #[serde(default)]
     pub max_tokens: Option<u64>,
+    /// The newer name of `max_tokens`, preferred to it when both are given.
     #[serde(default)]
     pub max_completion_tokens: Option<u64>,
+    /// Answer as server-sent events, one per token.
     #[serde(default)]
     pub stream: bool,
+    /// What a stream carries beside the tokens.
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// Generate `max_tokens` whatever the drawn length (vLLM's extension).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Generate at least this many tokens (vLLM's extension).
     #[serde(default)]
     pub min_tokens: Option<u64>,
 }
 
+/// One message of a chat request.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatMessage {
+    /// `system`, `user`, `assistant`, … (not checked).
     #[serde(default)]
     pub role: String,
+    /// A string, or an array of content parts whose `text` parts are read.
     #[serde(default)]
     pub content: Value,
 }
@@ -43,14 +54,17 @@ pub struct ChatMessage {
 /// `stream_options`; vLLM accepts `null` for either flag.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StreamOptions {
+    /// Send a last chunk with `usage` (and no choices) before `[DONE]`.
     #[serde(default)]
     pub include_usage: Option<bool>,
+    /// Put the running `usage` in every chunk (vLLM's extension).
     #[serde(default)]
     pub continuous_usage_stats: Option<bool>,
 }
 
 /// Tokens added per chat message by the (simulated) chat template, and once per conversation.
 pub const TEMPLATE_TOKENS_PER_MESSAGE: u64 = 4;
+/// Tokens the (simulated) chat template adds once per conversation (the generation prompt).
 pub const TEMPLATE_TOKENS_PER_CHAT: u64 = 3;
 
 /// The chat template's special tokens: ids above the text tokens' (which are below 100,000).
@@ -74,6 +88,7 @@ impl CompletionRequest {
         }
     }
 
+    /// Whether this is a chat request (it has `messages`).
     pub fn is_chat(&self) -> bool {
         self.messages.is_some()
     }
@@ -205,11 +220,14 @@ impl CompletionRequest {
 /// status in `code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestError {
+    /// The HTTP status, also written as the body's `code`.
     pub status: u16,
     /// `BadRequestError`, `NotFoundError` (vLLM's `create_error_response`), or the HTTP reason
     /// phrase (`Bad Request`) for what FastAPI refuses before vLLM sees the request.
     pub kind: &'static str,
+    /// What was wrong, in vLLM's words where it has some.
     pub message: String,
+    /// The request field at fault, when there is one.
     pub param: Option<String>,
 }
 
@@ -515,6 +533,7 @@ pub fn text_hash(text: &str) -> u64 {
     })
 }
 
+/// The number of [`tokenize`]'s tokens in `text`.
 pub fn count_tokens(text: &str) -> u64 {
     tokenize(text).len() as u64
 }
@@ -525,6 +544,8 @@ const OUTPUT_WORDS: &[&str] = &[
     " a", " value", " of", " x", " then", " check", " it", ".", " Next", ",",
 ];
 
+/// The text of output token `i` (counting from 0): one word of a fixed cycle, each a single token
+/// for [`tokenize`].
 pub fn output_word(i: u64) -> &'static str {
     OUTPUT_WORDS[(i % OUTPUT_WORDS.len() as u64) as usize]
 }
@@ -554,6 +575,8 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// The writer of the completion `id` of `model`, created at `created` (Unix seconds), a chat
+    /// completion when `chat` (else a text completion).
     pub fn new(id: &str, model: &str, created: u64, chat: bool) -> Self {
         let object = if chat {
             "chat.completion.chunk"
@@ -706,6 +729,7 @@ impl ChunkWriter {
         }))
     }
 
+    /// The stream's last event: `data: [DONE]`.
     pub fn done() -> Bytes {
         Bytes::from_static(b"data: [DONE]\n\n")
     }
@@ -775,8 +799,10 @@ pub fn completion_body(
 /// An embeddings request.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbeddingsRequest {
+    /// The model asked for; empty when the client sent none.
     #[serde(default)]
     pub model: String,
+    /// A string, an array of strings, or token-id arrays.
     pub input: Value,
 }
 
@@ -825,6 +851,7 @@ pub fn embeddings_body(model: &str, token_counts: &[u64], dim: usize) -> Bytes {
     Bytes::from(s)
 }
 
+/// The body of `GET /v1/models` listing `models`, in the shape vLLM writes it.
 pub fn models_body(models: &[&str]) -> Value {
     json!({"object": "list", "data": models.iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "tokenomics-sim"})).collect::<Vec<_>>()})
 }
