@@ -131,6 +131,10 @@ pub enum Error {
         /// What is wrong, and where (a record or row number) when known.
         message: String,
     },
+    /// A trace option that makes no sense (a time scale, a window, a format name), or a window
+    /// with no request in it.
+    #[error("{0}")]
+    Trace(String),
     /// A dataset that holds no prompts at all: an empty file or split (named in the message).
     #[error("dataset {0} holds no prompts")]
     Empty(String),
@@ -197,6 +201,7 @@ impl Error {
             | Error::DatasetColumn { .. }
             | Error::Format { .. }
             | Error::Malformed { .. }
+            | Error::Trace(_)
             | Error::Empty(_) => true,
             // A path that names nothing, or nothing readable as text, is the user's typing; a
             // disk that fails is not.

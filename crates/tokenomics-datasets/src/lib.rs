@@ -78,6 +78,7 @@ pub mod exact;
 mod file;
 pub mod hub;
 pub mod text;
+pub mod trace;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
