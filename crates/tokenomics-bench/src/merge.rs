@@ -465,6 +465,8 @@ struct Line {
     error_kind: Option<String>,
     error: Option<String>,
     prompt_tokens: Option<u64>,
+    #[serde(default)]
+    cached_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     reasoning_tokens: Option<u64>,
     token_source: String,
@@ -555,6 +557,7 @@ impl Line {
         }
         for (name, n) in [
             ("prompt_tokens", self.prompt_tokens),
+            ("cached_tokens", self.cached_tokens),
             ("completion_tokens", self.completion_tokens),
             ("reasoning_tokens", self.reasoning_tokens),
         ] {
@@ -573,6 +576,7 @@ impl Line {
         let t = |s: Option<f64>| s.map(|s| at(base, s));
         let mut r = RequestRecord {
             prompt_tokens: self.prompt_tokens,
+            cached_tokens: self.cached_tokens,
             completion_tokens: self.completion_tokens,
             reasoning_tokens: self.reasoning_tokens,
             token_source: match self.token_source.as_str() {

@@ -153,6 +153,10 @@ pub struct ChatLevel {
     /// Probe requests sent beside the level's load (`--probe_rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<crate::ProbeBlock>,
+    /// Shared prefixes (`--shared_prefix_tokens`): the prefix-cache hit rate expected before
+    /// the level and the one measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache: Option<crate::PrefixCacheBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

@@ -607,6 +607,7 @@ impl LevelAccumulator {
             server_metrics: None,
             timeline: self.series.as_ref().and_then(Series::block),
             probes: None,
+            prefix_cache: None,
             incomplete: false,
             extra: Default::default(),
         }

@@ -260,6 +260,7 @@ impl LevelParts {
             server_metrics: None,
             timeline: None,
             probes: None,
+            prefix_cache: None,
             incomplete: false,
             extra: Map::new(),
         }
