@@ -173,9 +173,25 @@ pub struct LevelAccumulator {
     run: RunTally,
     /// The level over time (`None`: no timeline asked for).
     series: Option<Series>,
+    /// Prompt and cached tokens of the successful requests that reported cached tokens.
+    cache: CacheTally,
+}
+
+/// Prompt and cached tokens, summed over the successful requests whose usage reported both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheTally {
+    /// Requests counted.
+    pub reporting: u64,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
 }
 
 impl LevelAccumulator {
+    /// The level's cached prompt tokens so far (`usage.prompt_tokens_details.cached_tokens`).
+    pub fn cache_tally(&self) -> CacheTally {
+        self.cache
+    }
+
     /// An empty level of `shape`, stopped by `limits` (recorded in its `load` block);
     /// `streamed` adds the latency figures. A burst keeps every value (its percentiles are
     /// exact); a sustained level keeps [`EXACT_LIMIT`] values per figure, then a histogram.
@@ -219,6 +235,7 @@ impl LevelAccumulator {
             trend: TrendFit::default(),
             run: RunTally::default(),
             series: None,
+            cache: CacheTally::default(),
         }
     }
 
@@ -337,6 +354,12 @@ impl LevelAccumulator {
 
     fn add_success(&mut self, r: &RequestRecord) {
         self.counts.record_success();
+        if let (Some(p), Some(c)) = (r.prompt_tokens, r.cached_tokens) {
+            let t = &mut self.cache;
+            t.reporting += 1;
+            t.prompt_tokens = t.prompt_tokens.saturating_add(p);
+            t.cached_tokens = t.cached_tokens.saturating_add(c);
+        }
         if let Some(p) = r.prompt_tokens {
             self.input_tokens.push(p as f64);
         }
