@@ -186,7 +186,11 @@ async fn run(
             Note::Warning(m) => eprintln!("{NAME}: warning: {m}"),
         }
     }
-    let shared_prefix = match (args.shared_prefix_tokens, args.prefix_groups, args.input_tokens) {
+    let shared_prefix = match (
+        args.shared_prefix_tokens,
+        args.prefix_groups,
+        args.input_tokens,
+    ) {
         (Some(prefix_tokens), Some(groups), Some(suffix)) => {
             let chat = matches!(args.endpoint, args::EndpointArg::Chat);
             // The chat template's opening is shared too: a prefix's blocks start after it.
@@ -207,7 +211,9 @@ async fn run(
             Some(PrefixWorkload {
                 prefix_tokens,
                 groups,
-                block_tokens: args.prefix_block_tokens.unwrap_or(DEFAULT_PREFIX_BLOCK_TOKENS),
+                block_tokens: args
+                    .prefix_block_tokens
+                    .unwrap_or(DEFAULT_PREFIX_BLOCK_TOKENS),
                 template,
                 suffix_mean_tokens: suffix.mean(),
             })

@@ -75,7 +75,9 @@ fn level(prefix_caching: bool) -> Value {
         String::from_utf8_lossy(&o.stderr)
     );
     // Written down before the level ran.
-    let expected_at = stdout.find("expected prefix-cache hit rate").expect(&stdout);
+    let expected_at = stdout
+        .find("expected prefix-cache hit rate")
+        .expect(&stdout);
     let level_at = stdout.find("=== ").expect(&stdout);
     assert!(level_at < expected_at, "{stdout}");
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
@@ -164,14 +166,33 @@ fn expected_and_measured_hit_rates_agree_and_ttft_drops_as_the_roofline_says() {
 #[test]
 fn bad_combinations_are_refused_in_one_line() {
     let cases: [(&[&str], &str); 5] = [
-        (&["--prefix_groups", "4", "--input_tokens", "64"], "--shared_prefix_tokens"),
-        (&["--shared_prefix_tokens", "64", "--input_tokens", "64"], "--prefix_groups"),
-        (&["--shared_prefix_tokens", "64", "--prefix_groups", "4"], "--input_tokens"),
         (
-            &["--shared_prefix_tokens", "64", "--prefix_groups", "0", "--input_tokens", "64"],
+            &["--prefix_groups", "4", "--input_tokens", "64"],
+            "--shared_prefix_tokens",
+        ),
+        (
+            &["--shared_prefix_tokens", "64", "--input_tokens", "64"],
             "--prefix_groups",
         ),
-        (&["--prefix_block_tokens", "32", "--input_tokens", "64"], "--shared_prefix_tokens"),
+        (
+            &["--shared_prefix_tokens", "64", "--prefix_groups", "4"],
+            "--input_tokens",
+        ),
+        (
+            &[
+                "--shared_prefix_tokens",
+                "64",
+                "--prefix_groups",
+                "0",
+                "--input_tokens",
+                "64",
+            ],
+            "--prefix_groups",
+        ),
+        (
+            &["--prefix_block_tokens", "32", "--input_tokens", "64"],
+            "--shared_prefix_tokens",
+        ),
     ];
     for (args, names) in cases {
         let o = oai_bench(&[&["--simulate", "tiny"][..], args].concat());

@@ -913,9 +913,7 @@ impl Workload for ChatBenchmark {
         self.warm_up_requests(shape, observer).await;
         if let Some(w) = &self.config.shared_prefix {
             // One at a time: each warm-up request's group is cached for the level.
-            self.prefix_warm = self
-                .prefix_warm
-                .max(self.config.warmup_runs.min(w.groups));
+            self.prefix_warm = self.prefix_warm.max(self.config.warmup_runs.min(w.groups));
         }
         // After the warm-up's requests have finished: the server's counters from here on are
         // the level's.

@@ -62,11 +62,12 @@ impl Observer for ChatConsole {
         self.warned = false;
     }
     fn prefix_cache_expected(&mut self, _key: &str, b: &tokenomics_stats::PrefixCacheBlock) {
-        let requests = b
-            .expected_requests
-            .map_or("the steady state".into(), |n| {
-                format!("{n} requests, {} of them finding their prefix cold", b.expected_misses)
-            });
+        let requests = b.expected_requests.map_or("the steady state".into(), |n| {
+            format!(
+                "{n} requests, {} of them finding their prefix cold",
+                b.expected_misses
+            )
+        });
         self.print(&format!(
             "  shared prefixes: {} groups × {} tokens; expected prefix-cache hit rate {:.1}% ({} of ~{:.0} prompt tokens per request in blocks of {}; {requests})",
             b.groups,

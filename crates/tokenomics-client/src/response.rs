@@ -601,14 +601,27 @@ mod tests {
         let r = s.finish();
         assert_eq!((r.prompt_tokens, r.cached_tokens), (Some(2100), Some(2048)));
         for (body, cached) in [
-            (r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":0}}}"#, Some(0)),
-            (r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":null}}"#, None),
-            (r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1}}"#, None),
+            (
+                r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+                Some(0),
+            ),
+            (
+                r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":null}}"#,
+                None,
+            ),
+            (
+                r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1}}"#,
+                None,
+            ),
         ] {
             let mut r = RequestRecord::default();
             decode_completion(body.as_bytes(), &mut r);
             assert!(r.error.is_none(), "{body}");
-            assert_eq!((r.prompt_tokens, r.cached_tokens), (Some(9), cached), "{body}");
+            assert_eq!(
+                (r.prompt_tokens, r.cached_tokens),
+                (Some(9), cached),
+                "{body}"
+            );
         }
         // A count past any context is a broken server, as for the other counts.
         let mut r = RequestRecord::default();
@@ -617,7 +630,11 @@ mod tests {
             format!(r#"{{"choices":[],"usage":{{"prompt_tokens":9,"prompt_tokens_details":{{"cached_tokens":{huge}}}}}}}"#).as_bytes(),
             &mut r,
         );
-        assert!(matches!(r.error, Some(Error::BadResponse(_))), "{:?}", r.error);
+        assert!(
+            matches!(r.error, Some(Error::BadResponse(_))),
+            "{:?}",
+            r.error
+        );
     }
 
     /// vLLM 0.33.0's chunks as it writes them: the role chunk (`"content": ""` beside the role,

@@ -175,8 +175,8 @@ impl PrefixCacheBlock {
         self.requests_reporting = reporting;
         self.prompt_tokens = prompt_tokens;
         self.cached_tokens = cached_tokens;
-        self.measured_hit_rate =
-            (reporting > 0 && prompt_tokens > 0).then(|| cached_tokens as f64 / prompt_tokens as f64);
+        self.measured_hit_rate = (reporting > 0 && prompt_tokens > 0)
+            .then(|| cached_tokens as f64 / prompt_tokens as f64);
         self
     }
 }
@@ -241,7 +241,10 @@ mod tests {
         assert_eq!(big.hit_tokens_per_request(), 2000);
         let b = big.block(Some(8), 4).measured(8, 100, 25);
         assert_eq!(b.measured_hit_rate, Some(0.25));
-        assert_eq!(big.block(Some(8), 4).measured(0, 0, 0).measured_hit_rate, None);
+        assert_eq!(
+            big.block(Some(8), 4).measured(0, 0, 0).measured_hit_rate,
+            None
+        );
     }
 
     #[test]

@@ -110,9 +110,9 @@ impl SharedPrefixes {
             .map(|i| {
                 let suffix_tokens = self.suffixes.length.sample(&mut rng);
                 let opening = [(offset + i) % v, (offset + i / v + 1) % v];
-                let suffix = self
-                    .suffixes
-                    .text(suffix_tokens, &opening, &mut rng, Position::After)?;
+                let suffix =
+                    self.suffixes
+                        .text(suffix_tokens, &opening, &mut rng, Position::After)?;
                 let prefix = &self.prefixes[self.group_of(i)];
                 let text = format!("{prefix} {suffix}");
                 let target = self.prefix_tokens + suffix_tokens;
@@ -229,14 +229,16 @@ mod tests {
     #[test]
     fn bad_counts_are_refused() {
         for (tokens, groups) in [(0, 4), (16, 0), (16, MAX_PREFIX_GROUPS + 1)] {
-            let e = SharedPrefixes::new(exact(TokenLength::Fixed(5)), tokens, groups, 1)
-                .unwrap_err();
+            let e =
+                SharedPrefixes::new(exact(TokenLength::Fixed(5)), tokens, groups, 1).unwrap_err();
             assert!(e.is_bad_input(), "{e}");
         }
         // A tokenizer that merges words across spaces cannot make a token-exact prefix.
         let mut merging = exact(TokenLength::Fixed(5));
         if let Lengths::Exact { check, .. } = &mut merging.lengths {
-            *check = Some(Arc::new(|t: &str| Ok(pieces(t)? + usize::from(t.len() > 30))));
+            *check = Some(Arc::new(|t: &str| {
+                Ok(pieces(t)? + usize::from(t.len() > 30))
+            }));
         }
         let e = SharedPrefixes::new(merging, 64, 2, 1).unwrap_err();
         assert!(e.to_string().contains("independently"), "{e}");
