@@ -62,7 +62,7 @@ impl SharedPrefixes {
         // Away from the suffixes' openings (which start at the seed's word): a prefix's first
         // words are its group's.
         let offset = (seed.rotate_left(17) % v as u64) as usize;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_0a_7e_f1c5);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_0a7e_f1c5);
         let prefixes = (0..groups as usize)
             .map(|g| {
                 let opening = [(offset + g) % v, (offset + g / v + 1) % v];
