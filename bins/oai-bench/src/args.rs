@@ -62,6 +62,18 @@ pub struct Args {
     /// With --input_tokens: the model's tokenizer, a tokenizer.json file or a Hub model id (OWNER/NAME).
     #[arg(long)]
     pub tokenizer: Option<String>,
+    /// With --input_tokens: every prompt opens with one of --prefix_groups shared prefixes of exactly this many tokens, then its own suffix of --input_tokens tokens; each level records its expected and measured prefix-cache hit rate.
+    #[arg(long = "shared_prefix_tokens", visible_alias = "shared-prefix-tokens", requires = "prefix_groups",
+          value_parser = clap::value_parser!(u64).range(1..=tokenomics_datasets::exact::MAX_TOKENS))]
+    pub shared_prefix_tokens: Option<u64>,
+    /// With --shared_prefix_tokens: how many distinct prefixes; prompt i of a draw opens with prefix i mod G.
+    #[arg(long = "prefix_groups", visible_alias = "prefix-groups", requires = "shared_prefix_tokens",
+          value_parser = clap::value_parser!(u64).range(1..=tokenomics_datasets::exact::MAX_PREFIX_GROUPS))]
+    pub prefix_groups: Option<u64>,
+    /// With --shared_prefix_tokens: the server's KV-cache block size in tokens (vLLM's --block-size), for the expected hit rate: only whole blocks of a shared prefix are cached [default: 16].
+    #[arg(long = "prefix_block_tokens", visible_alias = "prefix-block-tokens", requires = "shared_prefix_tokens",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub prefix_block_tokens: Option<u64>,
     /// Hub datasets: the split to read [default: train].
     #[arg(long = "dataset_split", visible_alias = "dataset-split")]
     pub dataset_split: Option<String>,
@@ -294,6 +306,9 @@ impl Args {
             dataset_column: self.dataset_column.clone(),
             input_tokens: self.input_tokens,
             tokenizer: self.tokenizer.clone(),
+            shared_prefix_tokens: self.shared_prefix_tokens,
+            prefix_groups: self.prefix_groups,
+            seed: self.seed,
         }
     }
 

@@ -10,7 +10,7 @@ use tokenomics_bench::console::{self, ChatConsole, Outcome};
 use tokenomics_bench::live::Live;
 use tokenomics_bench::plan::{self, LoadPlan};
 use tokenomics_bench::preflight::Probe;
-use tokenomics_bench::prompts::{Note, TokenizeTarget};
+use tokenomics_bench::prompts::{Note, PromptFlags, TokenizeTarget};
 use tokenomics_bench::report::table::{self, Csv, Exporter, Markdown};
 use tokenomics_bench::server_metrics::{ScrapeConfig, ServerMetrics, Started};
 use tokenomics_bench::shard::Shard;
@@ -18,10 +18,14 @@ use tokenomics_bench::{sustained, ChatBenchmark, ChatConfig, Shutdown};
 use tokenomics_cli::{self as cli, exit, Failure};
 use tokenomics_datasets::exact::TokenLength;
 use tokenomics_datasets::hub::HubConfig;
+use tokenomics_stats::PrefixWorkload;
 
 use args::{Args, ProgressArg};
 
 const NAME: &str = "oai-bench";
+
+/// vLLM's default KV-cache block size, tokens (`--prefix_block_tokens`).
+const DEFAULT_PREFIX_BLOCK_TOKENS: u64 = 16;
 
 fn main() -> ExitCode {
     let mut args: Args = match cli::parse(NAME) {
@@ -183,6 +187,40 @@ async fn run(
             Note::Warning(m) => eprintln!("{NAME}: warning: {m}"),
         }
     }
+    let shared_prefix = match (
+        args.shared_prefix_tokens,
+        args.prefix_groups,
+        args.input_tokens,
+    ) {
+        (Some(prefix_tokens), Some(groups), Some(suffix)) => {
+            let chat = matches!(args.endpoint, args::EndpointArg::Chat);
+            // The chat template's opening is shared too: a prefix's blocks start after it.
+            let template = match PromptFlags::template_tokens(&server, chat).await {
+                Ok(t) => {
+                    cli::out!(
+                        "Prompt template: {} tokens before the text, {} after (the server's tokenize endpoint)",
+                        t.before,
+                        t.after
+                    );
+                    Some(t)
+                }
+                Err(e) => {
+                    eprintln!("{NAME}: warning: the tokens around a prompt are not known ({e}): the expected prefix-cache hit rate counts none");
+                    None
+                }
+            };
+            Some(PrefixWorkload {
+                prefix_tokens,
+                groups,
+                block_tokens: args
+                    .prefix_block_tokens
+                    .unwrap_or(DEFAULT_PREFIX_BLOCK_TOKENS),
+                template,
+                suffix_mean_tokens: suffix.mean(),
+            })
+        }
+        _ => None,
+    };
     let config = ChatConfig {
         model: target.model.clone(),
         dataset_key: prompts.dataset_key.clone(),
@@ -219,6 +257,7 @@ async fn run(
         timeline_interval: Some(args.timeline_interval).filter(|d| !d.is_zero()),
         aborts: args.cancel_rate.zip(args.cancel_after),
         probe_rate: args.probe_rate,
+        shared_prefix,
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

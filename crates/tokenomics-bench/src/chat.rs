@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use tokenomics_client::{ChatRequest, Client, Clock, Connection, Endpoint, Message, RequestRecord};
 use tokenomics_datasets::{run_seed, Prompt, PromptSource};
 use tokenomics_stats::{
-    ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Load, Mode, Preflight, ScheduleBlock,
-    ShardBlock, Simulated,
+    ArrivalBlock, ChatDocument, ChatLevel, ChatMetadata, Load, Mode, PrefixCacheBlock,
+    PrefixWorkload, Preflight, ScheduleBlock, ShardBlock, Simulated,
 };
 
 use std::sync::Arc;
@@ -101,6 +101,10 @@ pub struct ChatConfig {
     pub aborts: Option<(f64, Duration)>,
     /// Sustained levels: probe requests per second beside the load (`--probe_rate`).
     pub probe_rate: Option<f64>,
+    /// Shared prefixes (`--shared_prefix_tokens`, with prompts drawn from
+    /// [`PromptSource::SharedPrefixes`]): every level's expected prefix-cache hit rate is
+    /// written down before it runs, beside the measured one.
+    pub shared_prefix: Option<PrefixWorkload>,
 }
 
 impl Default for ChatConfig {
@@ -142,6 +146,7 @@ impl Default for ChatConfig {
             timeline_interval: Some(DEFAULT_TIMELINE_INTERVAL),
             aborts: None,
             probe_rate: None,
+            shared_prefix: None,
         }
     }
 }
@@ -336,6 +341,11 @@ pub struct ChatBenchmark {
     client_tokens: u64,
     /// The level's probes so far (`--probe_rate`).
     probe_records: Vec<RequestRecord>,
+    /// Shared prefixes: the groups whose prefix a request has carried so far (groups
+    /// 0..`prefix_warm`, since prompt i of every draw is group i mod G).
+    prefix_warm: u64,
+    /// The level's expected prefix-cache figures, written before it ran.
+    prefix_expected: Option<PrefixCacheBlock>,
 }
 
 impl ChatBenchmark {
@@ -356,6 +366,8 @@ impl ChatBenchmark {
             server_window: None,
             client_tokens: 0,
             probe_records: Vec::new(),
+            prefix_warm: 0,
+            prefix_expected: None,
         }
     }
 
@@ -828,6 +840,34 @@ impl ChatBenchmark {
         }
     }
 
+    /// With shared prefixes: the level's expected prefix-cache figures (see
+    /// [`tokenomics_stats::prefix_cache`]), from its planned measured requests and the groups
+    /// already cached, and the groups it will have cached once it ran.
+    ///
+    /// A burst's batch leaves at once, a closed loop's first `concurrency` requests too (their
+    /// cold groups all miss), an open loop's requests one by one; a warm-up period (a duration)
+    /// is taken to have carried every group. A timed level's count is not known before: its
+    /// expectation is the steady rate.
+    fn expect_prefix_cache(&mut self, shape: &Shape) -> Option<PrefixCacheBlock> {
+        let w = self.config.shared_prefix?;
+        let limits = self.config.limits_for(shape);
+        let (per_run, wave) = match *shape {
+            Shape::Burst { batch } => (Some(batch), batch),
+            Shape::Closed { concurrency } => (limits.num_requests, concurrency),
+            Shape::Open(_) => (limits.num_requests, 1),
+        };
+        let mut warm = self.prefix_warm;
+        if !matches!(shape, Shape::Burst { .. }) && !limits.warmup.is_zero() {
+            warm = w.groups;
+        }
+        let misses = per_run.map_or(0, |n| {
+            tokenomics_stats::prefix_cache::first_misses(n, w.groups, warm, wave)
+        });
+        let requests = per_run.map(|n| n.saturating_mul(self.config.num_runs.max(1)));
+        self.prefix_warm = per_run.map_or(w.groups, |n| warm.max(n.min(w.groups)));
+        Some(w.block(requests, misses))
+    }
+
     /// One burst run: `batch` requests at once; their records in the order built.
     async fn burst_run(&mut self, batch: u64, run: usize) -> Vec<RequestRecord> {
         let n = batch as usize;
@@ -884,6 +924,10 @@ impl Workload for ChatBenchmark {
 
     async fn warm_up(&mut self, shape: &Shape, observer: &mut dyn Observer) {
         self.warm_up_requests(shape, observer).await;
+        if let Some(w) = &self.config.shared_prefix {
+            // One at a time: each warm-up request's group is cached for the level.
+            self.prefix_warm = self.prefix_warm.max(self.config.warmup_runs.min(w.groups));
+        }
         // After the warm-up's requests have finished: the server's counters from here on are
         // the level's.
         self.open_server_window(&shape.key()).await;
@@ -891,6 +935,10 @@ impl Workload for ChatBenchmark {
 
     fn begin(&mut self, shape: &Shape, observer: &mut dyn Observer) -> LevelAccumulator {
         observer.level_started(shape);
+        if let Some(block) = self.expect_prefix_cache(shape) {
+            observer.prefix_cache_expected(&shape.key(), &block);
+            self.prefix_expected = Some(block);
+        }
         self.probe_records.clear();
         self.progress.new_level(self.clock.now_ns());
         // A shard's level describes the whole run's load; its steady state, its own part.
@@ -958,6 +1006,7 @@ impl Workload for ChatBenchmark {
 
     fn finish(&mut self, acc: LevelAccumulator) -> ChatLevel {
         self.levels_done += 1;
+        let cache = acc.cache_tally();
         let mut level = acc.finish();
         level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
         if let Some(rate) = self.config.probe_rate {
@@ -971,6 +1020,18 @@ impl Workload for ChatBenchmark {
             if let Some(t) = level.timeline.as_mut() {
                 t.server = Some(crate::metrics::series::server_buckets(t, w.points()));
             }
+        }
+        if let Some(expected) = self.prefix_expected.take() {
+            let mut block =
+                expected.measured(cache.reporting, cache.prompt_tokens, cache.cached_tokens);
+            // The server's own counters, where it has them (vLLM, the simulator).
+            block.server_hit_rate = level.server_metrics.as_ref().and_then(|m| {
+                match (m.counters.prefix_hits, m.counters.prefix_queries) {
+                    (Some(hits), Some(queries)) if queries > 0.0 => Some(hits / queries),
+                    _ => None,
+                }
+            });
+            level.prefix_cache = Some(block);
         }
         level
     }

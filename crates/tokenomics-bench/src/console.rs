@@ -61,6 +61,23 @@ impl Observer for ChatConsole {
         self.print(&format!("\n=== {} ===", shape.title()));
         self.warned = false;
     }
+    fn prefix_cache_expected(&mut self, _key: &str, b: &tokenomics_stats::PrefixCacheBlock) {
+        let requests = b.expected_requests.map_or("the steady state".into(), |n| {
+            format!(
+                "{n} requests, {} of them finding their prefix cold",
+                b.expected_misses
+            )
+        });
+        self.print(&format!(
+            "  shared prefixes: {} groups × {} tokens; expected prefix-cache hit rate {:.1}% ({} of ~{:.0} prompt tokens per request in blocks of {}; {requests})",
+            b.groups,
+            b.prefix_tokens,
+            b.expected_hit_rate * 100.0,
+            b.expected_hit_tokens_per_request,
+            b.expected_prompt_tokens_per_request,
+            b.block_tokens,
+        ));
+    }
     fn warmup_failed(&mut self, _key: &str, error: &ClientError) {
         if !self.warned {
             eprintln!("  warning: a warm-up request failed: {error}");

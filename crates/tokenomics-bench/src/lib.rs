@@ -109,6 +109,8 @@ pub struct RunReport {
 pub trait Observer: Send {
     /// A level is about to start (after its warm-up).
     fn level_started(&mut self, _shape: &load::Shape) {}
+    /// With shared prefixes: the level's expected prefix-cache hit rate, before it runs.
+    fn prefix_cache_expected(&mut self, _key: &str, _block: &tokenomics_stats::PrefixCacheBlock) {}
     /// A warm-up request failed (warm-up failures are not counted in the results).
     fn warmup_failed(&mut self, _key: &str, _error: &ClientError) {}
     /// A measured request failed.

@@ -467,6 +467,8 @@ struct Line {
     error_kind: Option<String>,
     error: Option<String>,
     prompt_tokens: Option<u64>,
+    #[serde(default)]
+    cached_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     reasoning_tokens: Option<u64>,
     token_source: String,
@@ -560,6 +562,7 @@ impl Line {
         }
         for (name, n) in [
             ("prompt_tokens", self.prompt_tokens),
+            ("cached_tokens", self.cached_tokens),
             ("completion_tokens", self.completion_tokens),
             ("reasoning_tokens", self.reasoning_tokens),
         ] {
@@ -578,6 +581,7 @@ impl Line {
         let t = |s: Option<f64>| s.map(|s| at(base, s));
         let mut r = RequestRecord {
             prompt_tokens: self.prompt_tokens,
+            cached_tokens: self.cached_tokens,
             completion_tokens: self.completion_tokens,
             reasoning_tokens: self.reasoning_tokens,
             token_source: match self.token_source.as_str() {

@@ -11,6 +11,7 @@ use std::path::Path;
 use tokenomics_datasets::exact::{self, ExactPrompts, TokenLength};
 use tokenomics_datasets::hub::HubConfig;
 use tokenomics_datasets::PromptSource;
+use tokenomics_stats::TemplateTokens;
 
 use crate::tokenize;
 use crate::{Error, Result};
@@ -27,6 +28,12 @@ pub struct PromptFlags {
     pub input_tokens: Option<TokenLength>,
     /// `--tokenizer`: a `tokenizer.json` or a Hub model id, to count `--input_tokens` with.
     pub tokenizer: Option<String>,
+    /// `--shared_prefix_tokens`: every prompt opens with a shared prefix of this many tokens.
+    pub shared_prefix_tokens: Option<u64>,
+    /// `--prefix_groups`: how many distinct prefixes there are.
+    pub prefix_groups: Option<u64>,
+    /// The benchmark's seed: the shared prefixes are built from it (the same in every level).
+    pub seed: u64,
 }
 
 /// Where the server is, for its tokenize endpoint.
@@ -78,6 +85,24 @@ impl PromptFlags {
                     .into(),
             ));
         }
+        match (self.shared_prefix_tokens, self.prefix_groups) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::Invalid(
+                    "--shared_prefix_tokens and --prefix_groups go together: give both".into(),
+                ))
+            }
+            (Some(_), Some(_)) if self.input_tokens.is_none() => {
+                return Err(Error::Invalid(
+                    "--shared_prefix_tokens needs --input_tokens: the length of each prompt's own suffix after its group's prefix".into(),
+                ))
+            }
+            (Some(p), Some(g)) if p == 0 || g == 0 => {
+                return Err(Error::Invalid(
+                    "--shared_prefix_tokens and --prefix_groups must be at least 1".into(),
+                ))
+            }
+            _ => {}
+        }
         if let Some(key) = &self.dataset_key {
             PromptSource::check_key(key)?;
         }
@@ -114,7 +139,20 @@ impl PromptFlags {
         let dataset_key = self.dataset_key(simulated);
         let mut notes = Vec::new();
         let source = match self.input_tokens {
-            Some(length) => PromptSource::Exact(self.exact(length, server, hub, &mut notes).await?),
+            Some(length) => {
+                let exact = self.exact(length, server, hub, &mut notes).await?;
+                match self.shared_prefix_tokens.zip(self.prefix_groups) {
+                    Some((tokens, groups)) => {
+                        notes.push(Note::Info(format!(
+                            "Shared prefixes: {groups} groups of {tokens} tokens, each prompt its group's prefix and a suffix of its own"
+                        )));
+                        PromptSource::SharedPrefixes(exact::SharedPrefixes::new(
+                            exact, tokens, groups, self.seed,
+                        )?)
+                    }
+                    None => PromptSource::Exact(exact),
+                }
+            }
             None => {
                 let (source, note) = PromptSource::open(
                     &dataset_key,
@@ -142,6 +180,20 @@ impl PromptFlags {
             dataset_key,
             notes,
         })
+    }
+
+    /// The tokens the server puts around a prompt's text (its chat template for `chat`, special
+    /// tokens for completions), from its tokenize endpoint: a shared prefix's blocks start after
+    /// them. An error when the endpoint is absent or does not show them.
+    pub async fn template_tokens(server: &TokenizeTarget, chat: bool) -> Result<TemplateTokens> {
+        let endpoint = tokenize::Endpoint::find(
+            &server.api_base,
+            server.api_key.clone(),
+            &server.model,
+            &server.tls,
+        )
+        .await?;
+        endpoint.template_tokens(chat).await
     }
 
     /// Token-exact prompts: lengths counted with `--tokenizer` (a file, or a Hub model's

@@ -164,6 +164,10 @@ impl RequestsFile {
             "send_unix": sent.then(|| clock.unix_seconds(t.send_ns)),
         });
         if let Some(obj) = line.as_object_mut() {
+            // Only where the server reported it, so that other runs' lines stay as they were.
+            if let Some(cached) = r.cached_tokens {
+                obj.insert("cached_tokens".into(), json!(cached));
+            }
             if let Some(late) = place.late_s {
                 obj.insert("late_s".into(), json!(late));
             }

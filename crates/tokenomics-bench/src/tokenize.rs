@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokenomics_client::{Client, ClientConfig, Clock, Connection, TlsOptions};
 use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength, WordCosts};
+use tokenomics_stats::TemplateTokens;
 
 use crate::{Error, Result};
 
@@ -108,6 +109,55 @@ impl Endpoint {
             }
         }
         Ok(counts)
+    }
+
+    /// The token ids the endpoint answers for `body` (its `model` added), as `"tokens"`.
+    async fn ids(&self, mut body: serde_json::Value) -> Result<Vec<u64>> {
+        body["model"] = json!(self.model);
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let bytes = self
+            .client
+            .connection()
+            .post(self.route, body, &Clock::start())
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Tokenize(format!("{}: not JSON: {e}", self.url)))?;
+        v.get("tokens")
+            .and_then(|t| t.as_array())
+            .and_then(|t| t.iter().map(serde_json::Value::as_u64).collect())
+            .ok_or_else(|| {
+                Error::Tokenize(format!("{}: the answer has no \"tokens\" ids", self.url))
+            })
+    }
+
+    /// The tokens a server puts around a user's text: its chat template's (one user message, with
+    /// the generation prompt, as a chat request is rendered) or, for completions, the special
+    /// tokens it adds to a prompt. Found by tokenizing a text alone and as the server renders it,
+    /// and locating the one inside the other.
+    pub async fn template_tokens(&self, chat: bool) -> Result<TemplateTokens> {
+        const PROBE: &str = "the answer is one of these numbers";
+        let rendered = if chat {
+            json!({"messages": [{"role": "user", "content": PROBE}], "add_generation_prompt": true})
+        } else {
+            json!({"prompt": PROBE})
+        };
+        let rendered = self.ids(rendered).await?;
+        let alone = self
+            .ids(json!({"prompt": PROBE, "add_special_tokens": false}))
+            .await?;
+        let at = (!alone.is_empty())
+            .then(|| rendered.windows(alone.len()).position(|w| w == alone))
+            .flatten()
+            .ok_or_else(|| {
+                Error::Tokenize(format!(
+                    "{}: the text's tokens are not found in the rendered prompt's",
+                    self.url
+                ))
+            })?;
+        Ok(TemplateTokens {
+            before: at as u64,
+            after: (rendered.len() - at - alone.len()) as u64,
+        })
     }
 
     async fn count_on(&self, conn: &mut Connection, text: &str) -> Result<usize> {

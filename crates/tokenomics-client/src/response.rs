@@ -88,6 +88,10 @@ pub struct RequestRecord {
     pub timing: RequestTiming,
     /// Prompt tokens, from the server's `usage` (`None`: not reported; never guessed).
     pub prompt_tokens: Option<u64>,
+    /// Of `prompt_tokens`, those the server took from its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`; `None`: not reported — vLLM reports it with
+    /// `--enable-prompt-tokens-details`).
+    pub cached_tokens: Option<u64>,
     /// Completion tokens: the server's `usage`, else the content events counted (see
     /// `token_source`).
     pub completion_tokens: Option<u64>,
@@ -144,6 +148,14 @@ struct Usage {
     completion_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens_details: Option<UsageDetails>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -268,8 +280,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 pub const MAX_USAGE_TOKENS: u64 = 1 << 24;
 
 fn apply_usage(record: &mut RequestRecord, usage: Usage) {
+    let cached = usage
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|d| d.cached_tokens);
     let counts = [
         usage.prompt_tokens,
+        cached,
         usage.completion_tokens,
         usage
             .completion_tokens_details
@@ -284,6 +301,9 @@ fn apply_usage(record: &mut RequestRecord, usage: Usage) {
     }
     if usage.prompt_tokens.is_some() {
         record.prompt_tokens = usage.prompt_tokens;
+    }
+    if cached.is_some() {
+        record.cached_tokens = cached;
     }
     if let Some(c) = usage.completion_tokens {
         record.completion_tokens = Some(c);
@@ -572,6 +592,55 @@ mod tests {
         assert_eq!((r.prompt_tokens, r.completion_tokens), (Some(7), Some(2)));
         assert_eq!(r.token_source, TokenSource::Usage);
         assert_eq!(r.finish_reason.as_deref(), Some("length"));
+    }
+
+    /// `usage.prompt_tokens_details.cached_tokens` (vLLM with `--enable-prompt-tokens-details`,
+    /// the simulator) is kept; a `null` details block or none at all leaves it unreported.
+    #[test]
+    fn cached_prompt_tokens_are_read_when_reported() {
+        let mut s = StreamState::new(RequestRecord::default());
+        assert!(s.on_event(ev(r#"{"choices":[{"delta":{"content":"a"}}]}"#), 10));
+        assert!(s.on_event(
+            ev(r#"{"choices":[],"usage":{"prompt_tokens":2100,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2048}}}"#),
+            20
+        ));
+        let r = s.finish();
+        assert_eq!((r.prompt_tokens, r.cached_tokens), (Some(2100), Some(2048)));
+        for (body, cached) in [
+            (
+                r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+                Some(0),
+            ),
+            (
+                r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":null}}"#,
+                None,
+            ),
+            (
+                r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":9,"completion_tokens":1}}"#,
+                None,
+            ),
+        ] {
+            let mut r = RequestRecord::default();
+            decode_completion(body.as_bytes(), &mut r);
+            assert!(r.error.is_none(), "{body}");
+            assert_eq!(
+                (r.prompt_tokens, r.cached_tokens),
+                (Some(9), cached),
+                "{body}"
+            );
+        }
+        // A count past any context is a broken server, as for the other counts.
+        let mut r = RequestRecord::default();
+        let huge = MAX_USAGE_TOKENS + 1;
+        decode_completion(
+            format!(r#"{{"choices":[],"usage":{{"prompt_tokens":9,"prompt_tokens_details":{{"cached_tokens":{huge}}}}}}}"#).as_bytes(),
+            &mut r,
+        );
+        assert!(
+            matches!(r.error, Some(Error::BadResponse(_))),
+            "{:?}",
+            r.error
+        );
     }
 
     /// vLLM 0.33.0's chunks as it writes them: the role chunk (`"content": ""` beside the role,

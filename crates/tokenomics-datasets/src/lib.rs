@@ -115,6 +115,8 @@ pub enum PromptSource {
     Synthetic(text::SyntheticPrompts),
     /// Synthetic prompts of an exact token length (`--input_tokens`).
     Exact(exact::ExactPrompts),
+    /// Exact prompts that open with one of a few shared prefixes (`--shared_prefix_tokens`).
+    SharedPrefixes(exact::SharedPrefixes),
     /// Rows loaded once; each run draws a seeded shuffle of them.
     Rows {
         /// The `--dataset_key` they were loaded for.
@@ -194,6 +196,7 @@ impl PromptSource {
         match self {
             PromptSource::Synthetic(s) => s.draw(n, seed),
             PromptSource::Exact(e) => e.draw(n, seed),
+            PromptSource::SharedPrefixes(p) => p.draw(n, seed),
             PromptSource::Rows { rows, .. } => {
                 let mut order: Vec<usize> = (0..rows.len()).collect();
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
@@ -211,6 +214,7 @@ impl PromptSource {
     pub fn describe(&self) -> Value {
         match self {
             PromptSource::Exact(e) => e.describe(),
+            PromptSource::SharedPrefixes(p) => p.describe(),
             PromptSource::Synthetic(s) => json!({
                 "name": "synthetic",
                 "source": {"kind": "synthetic", "min_words": s.min_words, "max_words": s.max_words},

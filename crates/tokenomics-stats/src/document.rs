@@ -161,6 +161,10 @@ pub struct ChatLevel {
     /// URLs); its request counts add up to the level's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Vec<EndpointLevel>>,
+    /// Shared prefixes (`--shared_prefix_tokens`): the prefix-cache hit rate expected before
+    /// the level and the one measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache: Option<crate::PrefixCacheBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

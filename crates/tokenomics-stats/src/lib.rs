@@ -18,7 +18,8 @@
 //!
 //! * [`intervals`] says how sure a figure is (Student's t for means, order statistics for
 //!   percentiles); [`server_metrics`], [`timeline`], [`search`] and [`cost`] are the blocks of
-//!   the server's own view, a level over time, sweeps and SLO searches, and prices.
+//!   the server's own view, a level over time, sweeps and SLO searches, and prices;
+//!   [`prefix_cache`] the expected and measured prefix-cache hit rates of shared prefixes.
 //!
 //! [`write_atomic`] is the one place that puts a file on disk: it writes a temporary file
 //! beside the target and renames it, so a reader (or a crash) never sees half a file.
@@ -82,6 +83,7 @@ pub mod blocks;
 pub mod cost;
 pub mod document;
 pub mod intervals;
+pub mod prefix_cache;
 pub mod search;
 pub mod server_metrics;
 pub mod summary;
@@ -91,6 +93,7 @@ pub use blocks::*;
 pub use cost::{CostBasis, LevelCost};
 pub use document::*;
 pub use intervals::DistributionCi;
+pub use prefix_cache::{PrefixCacheBlock, PrefixWorkload, TemplateTokens};
 pub use search::{Objective, SearchAxis, SloProbe, SloSearchBlock, Spacing, SweepBlock};
 pub use server_metrics::{CrossCheck, GaugeStat, ServerCounters, ServerGauges, ServerMetricsBlock};
 pub use summary::{percentile, Distribution, Stat, Summary};

@@ -176,9 +176,25 @@ pub struct LevelAccumulator {
     /// With several endpoints: each one's base URL and its own accumulator, fed with the requests
     /// sent to it (by [`RequestRecord::replica`]).
     endpoints: Vec<(String, LevelAccumulator)>,
+    /// Prompt and cached tokens of the successful requests that reported cached tokens.
+    cache: CacheTally,
+}
+
+/// Prompt and cached tokens, summed over the successful requests whose usage reported both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheTally {
+    /// Requests counted.
+    pub reporting: u64,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
 }
 
 impl LevelAccumulator {
+    /// The level's cached prompt tokens so far (`usage.prompt_tokens_details.cached_tokens`).
+    pub fn cache_tally(&self) -> CacheTally {
+        self.cache
+    }
+
     /// An empty level of `shape`, stopped by `limits` (recorded in its `load` block);
     /// `streamed` adds the latency figures. A burst keeps every value (its percentiles are
     /// exact); a sustained level keeps [`EXACT_LIMIT`] values per figure, then a histogram.
@@ -223,6 +239,7 @@ impl LevelAccumulator {
             run: RunTally::default(),
             series: None,
             endpoints: Vec::new(),
+            cache: CacheTally::default(),
         }
     }
 
@@ -377,6 +394,12 @@ impl LevelAccumulator {
 
     fn add_success(&mut self, r: &RequestRecord) {
         self.counts.record_success();
+        if let (Some(p), Some(c)) = (r.prompt_tokens, r.cached_tokens) {
+            let t = &mut self.cache;
+            t.reporting += 1;
+            t.prompt_tokens = t.prompt_tokens.saturating_add(p);
+            t.cached_tokens = t.cached_tokens.saturating_add(c);
+        }
         if let Some(p) = r.prompt_tokens {
             self.input_tokens.push(p as f64);
         }
@@ -676,6 +699,7 @@ impl LevelAccumulator {
             timeline: self.series.as_ref().and_then(Series::block),
             probes: None,
             endpoints,
+            prefix_cache: None,
             incomplete: false,
             extra: Default::default(),
         }

@@ -136,6 +136,25 @@ fn latency_row(name: &str, d: &Distribution) -> String {
 }
 
 /// The summary of one level: every metric as `mean ± std`, outcomes, and latencies.
+/// A level's prefix-cache hit rates in one line: measured, expected and the server's counters'.
+pub fn prefix_cache_line(p: &tokenomics_stats::PrefixCacheBlock) -> String {
+    let pct = |r: f64| format!("{:.1}%", r * 100.0);
+    let measured = match p.measured_hit_rate {
+        Some(r) => format!(
+            "{} measured ({} of {} prompt tokens cached)",
+            pct(r),
+            p.cached_tokens,
+            p.prompt_tokens
+        ),
+        None => "not reported by the server".into(),
+    };
+    let server = p
+        .server_hit_rate
+        .map(|r| format!("; server counters {}", pct(r)))
+        .unwrap_or_default();
+    format!("{measured}, {} expected{server}", pct(p.expected_hit_rate))
+}
+
 pub fn level_summary(key: &str, level: &ChatLevel) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -206,6 +225,9 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
                 ms(w.p99)
             );
         }
+    }
+    if let Some(p) = &level.prefix_cache {
+        let _ = writeln!(s, "  {:<22} {}", "prefix-cache hits", prefix_cache_line(p));
     }
     if let Some(c) = &level.requests {
         let _ = write!(

@@ -261,6 +261,7 @@ impl LevelParts {
             timeline: None,
             probes: None,
             endpoints: None,
+            prefix_cache: None,
             incomplete: false,
             extra: Map::new(),
         }

@@ -97,6 +97,16 @@ impl TokenLength {
         }
     }
 
+    /// The mean length, tokens: N, (LO + HI) / 2, or MEAN (the clamp at three standard
+    /// deviations is symmetric except near 1 token, where it raises the mean a little).
+    pub fn mean(&self) -> f64 {
+        match *self {
+            Self::Fixed(n) => n as f64,
+            Self::Uniform(lo, hi) => (lo as f64 + hi as f64) / 2.0,
+            Self::Normal { mean, .. } => mean,
+        }
+    }
+
     /// What the result metadata records: `{"distribution": "fixed", "tokens"}`,
     /// `{"distribution": "uniform", "min", "max"}` or `{"distribution": "normal", "mean", "std",
     /// "min", "max"}`.

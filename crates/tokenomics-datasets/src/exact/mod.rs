@@ -17,6 +17,7 @@
 //! estimate).
 
 mod length;
+mod prefix;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 pub use length::{TokenLength, MAX_TOKENS};
+pub use prefix::{SharedPrefixes, MAX_PREFIX_GROUPS};
 
 use crate::text::VOCABULARY;
 use crate::{Error, Prompt, Result};
@@ -164,32 +166,41 @@ impl ExactPrompts {
                 // The first two words follow the prompt's index: no two prompts of a run share
                 // their opening (up to the vocabulary size squared).
                 let opening = [(offset + i) % v, (offset + i / v + 1) % v];
-                let text = match &self.lengths {
-                    Lengths::Estimate => {
-                        let words = ((target as f64 / TOKENS_PER_WORD).round() as usize).max(1);
-                        let mut idx: Vec<usize> = opening.to_vec();
-                        while idx.len() < words {
-                            idx.push(rng.gen_range(0..v));
-                        }
-                        idx.truncate(words);
-                        join(&idx)
-                    }
-                    Lengths::Exact { costs, check, .. } => {
-                        let text = build(costs, target, &opening, &mut rng)?;
-                        if let Some(count) = check {
-                            let got = count(&text)?;
-                            if got as u64 != target {
-                                return Err(Error::Tokenizer(format!(
-                                    "the tokenizer counts {got} tokens in a prompt built to {target}: it does not tokenize words independently, so lengths cannot be made exact with it"
-                                )));
-                            }
-                        }
-                        text
-                    }
-                };
+                let text = self.text(target, &opening, &mut rng, Position::Alone)?;
+                if let Lengths::Exact {
+                    check: Some(count), ..
+                } = &self.lengths
+                {
+                    check_count(count, &text, target)?;
+                }
                 Ok((text, target))
             })
             .collect()
+    }
+
+    /// A text of `target` tokens opening with the words `opening`: exact under the measured
+    /// costs, else about `target` / [`TOKENS_PER_WORD`] words. After another text
+    /// ([`Position::After`]) every word is costed with its leading space, as it will be read.
+    fn text(
+        &self,
+        target: u64,
+        opening: &[usize; 2],
+        rng: &mut ChaCha8Rng,
+        position: Position,
+    ) -> Result<String> {
+        let v = VOCABULARY.len();
+        Ok(match &self.lengths {
+            Lengths::Estimate => {
+                let words = ((target as f64 / TOKENS_PER_WORD).round() as usize).max(1);
+                let mut idx: Vec<usize> = opening.to_vec();
+                while idx.len() < words {
+                    idx.push(rng.gen_range(0..v));
+                }
+                idx.truncate(words);
+                join(&idx)
+            }
+            Lengths::Exact { costs, .. } => build(costs, target, opening, rng, position)?,
+        })
     }
 
     /// `n` prompts (see [`ExactPrompts::draw_with_lengths`]), each a single user message. A
@@ -242,6 +253,26 @@ fn join(idx: &[usize]) -> String {
     words.join(" ")
 }
 
+/// Where a built text goes: alone (its first word costed as a text's first word), or after
+/// another text and a space (every word costed with its leading space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    Alone,
+    After,
+}
+
+/// Counts `text` with `count` and refuses a count other than `target`: a tokenizer that does not
+/// count words independently cannot make exact lengths.
+fn check_count(count: &Counter, text: &str, target: u64) -> Result<()> {
+    let got = count(text)?;
+    if got as u64 != target {
+        return Err(Error::Tokenizer(format!(
+            "the tokenizer counts {got} tokens in a prompt built to {target}: it does not tokenize words independently, so lengths cannot be made exact with it"
+        )));
+    }
+    Ok(())
+}
+
 /// A text of exactly `target` tokens under `costs`: the opening words, random words while they
 /// fit, then one-token words.
 fn build(
@@ -249,18 +280,23 @@ fn build(
     target: u64,
     opening: &[usize],
     rng: &mut ChaCha8Rng,
+    position: Position,
 ) -> Result<String> {
     let v = VOCABULARY.len();
     let ones: Vec<usize> = (0..v).filter(|&i| costs.rest[i] == 1).collect();
+    let first_costs = match position {
+        Position::Alone => &costs.first,
+        Position::After => &costs.rest,
+    };
     let mut idx = Vec::new();
     let mut total = 0u64;
     // The first word must fit alone; pick the cheapest opening word if the target is tiny.
-    let first = if u64::from(costs.first[opening[0]]) <= target {
+    let first = if u64::from(first_costs[opening[0]]) <= target {
         opening[0]
     } else {
         (0..v)
-            .filter(|&i| u64::from(costs.first[i]) <= target)
-            .min_by_key(|&i| costs.first[i])
+            .filter(|&i| u64::from(first_costs[i]) <= target)
+            .min_by_key(|&i| first_costs[i])
             .ok_or_else(|| {
                 Error::Tokenizer(format!(
                     "no word is short enough for a {target}-token prompt"
@@ -268,7 +304,7 @@ fn build(
             })?
     };
     idx.push(first);
-    total += u64::from(costs.first[first]);
+    total += u64::from(first_costs[first]);
     if total < target && u64::from(costs.rest[opening[1]]) <= target - total {
         idx.push(opening[1]);
         total += u64::from(costs.rest[opening[1]]);
