@@ -16,6 +16,7 @@ use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS, MAX_
 use tokenomics_cli::ServerArgs;
 use tokenomics_client::Endpoint;
 use tokenomics_datasets::exact::TokenLength;
+use tokenomics_datasets::trace::TraceFormat;
 use tokenomics_stats::{Objective, SearchAxis, Spacing};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,8 +71,8 @@ pub struct Args {
     #[arg(long = "prefix_groups", visible_alias = "prefix-groups", requires = "shared_prefix_tokens",
           value_parser = clap::value_parser!(u64).range(1..=tokenomics_datasets::exact::MAX_PREFIX_GROUPS))]
     pub prefix_groups: Option<u64>,
-    /// With --shared_prefix_tokens: the server's KV-cache block size in tokens (vLLM's --block-size), for the expected hit rate: only whole blocks of a shared prefix are cached [default: 16].
-    #[arg(long = "prefix_block_tokens", visible_alias = "prefix-block-tokens", requires = "shared_prefix_tokens",
+    /// With --shared_prefix_tokens or --trace: the server's KV-cache block size in tokens (vLLM's --block-size), for the expected hit rate: only whole blocks of a shared prefix are cached [default: 16].
+    #[arg(long = "prefix_block_tokens", visible_alias = "prefix-block-tokens",
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub prefix_block_tokens: Option<u64>,
     /// Hub datasets: the split to read [default: train].
@@ -95,6 +96,26 @@ pub struct Args {
     /// Open loop whose rate changes linearly: linear:FROM,TO,SECONDS (requests/s at the start and the end, and the level's length), one level; with --arrival, --burstiness and a --max_concurrency cap.
     #[arg(long, value_parser = ramp)]
     pub ramp: Option<Ramp>,
+    /// Replay a request trace: Mooncake JSONL, an Azure LLM inference CSV or a BurstGPT CSV (detected from the first line); one open-loop level, each request at its trace time with exactly its input and output tokens.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// With --trace: its format, mooncake, azure or burstgpt [default: detected from the first line].
+    #[arg(long = "trace_format", visible_alias = "trace-format", requires = "trace", value_parser = trace_format)]
+    pub trace_format: Option<TraceFormat>,
+    /// With --trace: trace seconds per real second (2 replays twice as fast, 0.5 at half speed).
+    #[arg(long = "trace_time_scale", visible_alias = "trace-time-scale", requires = "trace", default_value = "1", value_parser = values::time_scale)]
+    pub trace_time_scale: f64,
+    /// With --trace: replay only the slice START,END, seconds from the trace's first request.
+    #[arg(long = "trace_window", visible_alias = "trace-window", requires = "trace", value_name = "START,END", value_parser = trace_window)]
+    pub trace_window: Option<(f64, f64)>,
+    /// With --trace: tokens per Mooncake hash id (its block) [default: 512, the published traces'].
+    #[arg(long = "trace_block_tokens", visible_alias = "trace-block-tokens", requires = "trace",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub trace_block_tokens: Option<u64>,
+    /// With --trace: the model's context in tokens; rows whose input and output exceed it are skipped (and reported).
+    #[arg(long = "trace_max_context", visible_alias = "trace-max-context", requires = "trace",
+          value_parser = clap::value_parser!(u64).range(1..=tokenomics_datasets::exact::MAX_TOKENS))]
+    pub trace_max_context: Option<u64>,
     /// Open loop: inter-arrival times [default: poisson; gamma when --burstiness is given].
     #[arg(long, value_enum)]
     pub arrival: Option<Arrival>,
@@ -273,6 +294,8 @@ impl Args {
             max_concurrency: self.max_concurrency.clone(),
             request_rate: self.request_rate.clone(),
             ramp: self.ramp,
+            // Set once the trace is read (its requests and span).
+            trace: None,
             arrival: self.arrival,
             burstiness: self.burstiness,
             num_requests: self.num_requests,
@@ -395,6 +418,26 @@ fn positive_milliseconds(s: &str) -> Result<Duration, String> {
         Ok(_) => Err("expected a number of milliseconds above 0".into()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// `--trace_format`.
+fn trace_format(s: &str) -> Result<TraceFormat, String> {
+    s.parse()
+        .map_err(|e: tokenomics_datasets::Error| e.to_string())
+}
+
+/// `--trace_window START,END`: seconds from the trace's first request, 0 ≤ START < END.
+fn trace_window(s: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("{s:?}: expected START,END in seconds with 0 ≤ START < END, e.g. 60,120");
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    let (a, b): (f64, f64) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if !(a.is_finite() && b.is_finite() && a >= 0.0 && b > a && b <= values::MAX_SECONDS) {
+        return Err(bad());
+    }
+    Ok((a, b))
 }
 
 /// `--ramp linear:FROM,TO,SECONDS`.

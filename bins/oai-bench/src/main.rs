@@ -8,21 +8,27 @@ use std::process::ExitCode;
 use serde_json::Map;
 use tokenomics_bench::console::{self, ChatConsole, Outcome};
 use tokenomics_bench::live::Live;
-use tokenomics_bench::plan::{self, LoadPlan};
+use tokenomics_bench::plan::{self, LoadPlan, TraceSpan};
 use tokenomics_bench::preflight::Probe;
 use tokenomics_bench::prompts::{Note, PromptFlags, TokenizeTarget};
 use tokenomics_bench::report::table::{self, Csv, Exporter, Markdown};
 use tokenomics_bench::server_metrics::{ScrapeConfig, ServerMetrics, Started};
 use tokenomics_bench::shard::Shard;
+use tokenomics_bench::trace::TraceReplay;
 use tokenomics_bench::{sustained, ChatBenchmark, ChatConfig, Shutdown};
 use tokenomics_cli::{self as cli, exit, Failure};
-use tokenomics_datasets::exact::TokenLength;
+use tokenomics_datasets::exact::{TokenLength, TraceTexts};
 use tokenomics_datasets::hub::HubConfig;
+use tokenomics_datasets::trace::{Trace, TraceOptions};
+use tokenomics_datasets::PromptSource;
 use tokenomics_stats::PrefixWorkload;
 
 use args::{Args, ProgressArg};
 
 const NAME: &str = "oai-bench";
+
+/// Tokens per hash id of the published Mooncake traces (`--trace_block_tokens`).
+const DEFAULT_TRACE_BLOCK_TOKENS: u64 = 512;
 
 /// vLLM's default KV-cache block size, tokens (`--prefix_block_tokens`).
 const DEFAULT_PREFIX_BLOCK_TOKENS: u64 = 16;
@@ -60,6 +66,28 @@ fn main() -> ExitCode {
             }
             Err(f) => return cli::fail_with(NAME, f),
         }
+    }
+    if args.prefix_block_tokens.is_some()
+        && args.shared_prefix_tokens.is_none()
+        && args.trace.is_none()
+    {
+        return cli::fail(
+            NAME,
+            "--prefix_block_tokens is the cache block of an expected hit rate: give --shared_prefix_tokens or --trace",
+            exit::USAGE,
+        );
+    }
+    // A trace is read before the plan: its requests and span make the level.
+    let trace = match args.trace.as_deref().map(|path| read_trace(&args, path)) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(f)) => return cli::fail_with(NAME, f),
+        None => None,
+    };
+    if let Some(t) = &trace {
+        load.trace = Some(TraceSpan {
+            requests: t.requests.len() as u64,
+            seconds: t.span_seconds(),
+        });
     }
     let checked = load.plan().and_then(|plan| {
         args.prompts().check()?;
@@ -122,7 +150,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail_with(NAME, e.into()),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args, plan, shard, workers)) {
+    match runtime.block_on(run(args, plan, shard, workers, trace)) {
         Ok((outcome, interrupted)) => cli::finish(
             NAME,
             &results_file,
@@ -139,11 +167,60 @@ fn failure(e: tokenomics_bench::Error) -> Failure {
     Failure::classify(e.is_bad_input(), e)
 }
 
+/// Reads `--trace` with its options; a file that cannot be replayed is refused (bad input: exit
+/// 2), rows it skipped are named in a warning.
+fn read_trace(args: &Args, path: &std::path::Path) -> Result<Trace, Failure> {
+    for (flag, given) in [
+        ("--input_tokens", args.input_tokens.is_some()),
+        ("--dataset_key", args.dataset_key.is_some()),
+        (
+            "--shared_prefix_tokens",
+            args.shared_prefix_tokens.is_some(),
+        ),
+        ("--ignore_eos", args.ignore_eos),
+    ] {
+        if given {
+            return Err(Failure::usage(format!(
+                "--trace sets every prompt's length and output (ignore_eos, min_tokens): leave out {flag}"
+            )));
+        }
+    }
+    let options = trace_options(args);
+    let trace = tokenomics_datasets::trace::load(path, &options)
+        .map_err(|e| Failure::classify(e.is_bad_input(), e))?;
+    if let Some(note) = trace.skipped_note() {
+        eprintln!("{NAME}: warning: {note}");
+    }
+    cli::out!(
+        "Trace {}: {} {} requests over {:.1} s{}",
+        path.display(),
+        trace.requests.len(),
+        trace.format.name(),
+        trace.span_seconds(),
+        if options.time_scale == 1.0 {
+            String::new()
+        } else {
+            format!(" (time scale {})", options.time_scale)
+        }
+    );
+    Ok(trace)
+}
+
+fn trace_options(args: &Args) -> TraceOptions {
+    TraceOptions {
+        format: args.trace_format,
+        time_scale: args.trace_time_scale,
+        window: args.trace_window,
+        max_context: args.trace_max_context,
+    }
+}
+
 async fn run(
     args: Args,
     plan: LoadPlan,
     shard: Option<Shard>,
     workers: usize,
+    trace: Option<Trace>,
 ) -> Result<(Outcome, bool), Failure> {
     let target = args
         .server
@@ -176,8 +253,12 @@ async fn run(
         model: target.model.clone(),
         tls: target.client.config().tls.clone(),
     };
-    let prompts = args
-        .prompts()
+    let mut prompt_flags = args.prompts();
+    if trace.is_some() {
+        // A trace's prompts are token-exact: the word costs of --input_tokens are measured.
+        prompt_flags.input_tokens = Some(TokenLength::Fixed(1));
+    }
+    let prompts = prompt_flags
         .prepare(&server, target.simulated.is_some(), &HubConfig::from_env())
         .await
         .map_err(failure)?;
@@ -221,13 +302,44 @@ async fn run(
         }
         _ => None,
     };
+    let trace = match (trace, &prompts.source) {
+        (Some(trace), PromptSource::Exact(exact)) => {
+            let chat = matches!(args.endpoint, args::EndpointArg::Chat);
+            let template = match PromptFlags::template_tokens(&server, chat).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("{NAME}: warning: the tokens around a prompt are not known ({e}): the expected prefix-cache hit rate counts none");
+                    None
+                }
+            };
+            let replay = TraceReplay {
+                cache_block_tokens: args
+                    .prefix_block_tokens
+                    .unwrap_or(DEFAULT_PREFIX_BLOCK_TOKENS),
+                template,
+                options: trace_options(&args),
+                texts: TraceTexts {
+                    exact: exact.clone(),
+                    block_tokens: args
+                        .trace_block_tokens
+                        .unwrap_or(DEFAULT_TRACE_BLOCK_TOKENS),
+                    seed: args.seed,
+                },
+                trace,
+            };
+            replay.check().map_err(failure)?;
+            Some(std::sync::Arc::new(replay))
+        }
+        _ => None,
+    };
     let config = ChatConfig {
         model: target.model.clone(),
         dataset_key: prompts.dataset_key.clone(),
         api_base: target.api_base.clone(),
         batch_sizes: Vec::new(),
         num_runs: plan.num_runs,
-        warmup_runs: args.warmup_runs,
+        // A trace is replayed as it is: nothing before it.
+        warmup_runs: if trace.is_some() { 0 } else { args.warmup_runs },
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         seed: args.seed,
@@ -258,6 +370,7 @@ async fn run(
         aborts: args.cancel_rate.zip(args.cancel_after),
         probe_rate: args.probe_rate,
         shared_prefix,
+        trace,
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

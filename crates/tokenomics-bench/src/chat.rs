@@ -105,6 +105,9 @@ pub struct ChatConfig {
     /// [`PromptSource::SharedPrefixes`]): every level's expected prefix-cache hit rate is
     /// written down before it runs, beside the measured one.
     pub shared_prefix: Option<PrefixWorkload>,
+    /// A replayed trace (`--trace`): its one level's requests, times and prompts (the level is an
+    /// open loop with [`crate::load::Arrival::Trace`]).
+    pub trace: Option<Arc<crate::trace::TraceReplay>>,
 }
 
 impl Default for ChatConfig {
@@ -147,6 +150,7 @@ impl Default for ChatConfig {
             aborts: None,
             probe_rate: None,
             shared_prefix: None,
+            trace: None,
         }
     }
 }
@@ -455,7 +459,7 @@ impl ChatBenchmark {
             endpoint: Some(c.endpoint.name().to_string()),
             stream: Some(c.stream),
             timeout_seconds: Some(c.timeout_seconds),
-            dataset: Some(self.prompts.describe()),
+            dataset: Some(self.dataset()),
             // Whether outputs were forced to max_tokens (ignore_eos / min_tokens in every
             // request).
             outputs_forced: Some(c.extra_body.get("ignore_eos") == Some(&Value::Bool(true))),
@@ -489,6 +493,14 @@ impl ChatBenchmark {
         }
     }
 
+    /// Where the prompts came from, for the metadata: the trace replayed, or the prompt source.
+    fn dataset(&self) -> Value {
+        match &self.config.trace {
+            Some(trace) => trace.describe(),
+            None => self.prompts.describe(),
+        }
+    }
+
     /// How requests are spread over several endpoints (`None`: one endpoint).
     fn balance(&self) -> Option<&'static str> {
         let client = self.pool.client();
@@ -508,7 +520,7 @@ impl ChatBenchmark {
         let mut identity = serde_json::json!({
             "model": c.model,
             "dataset_key": c.dataset_key,
-            "dataset": self.prompts.describe(),
+            "dataset": self.dataset(),
             "api_base": c.api_base,
             "levels": shapes,
             "num_runs": c.num_runs,
@@ -643,11 +655,27 @@ impl ChatBenchmark {
             loop {
                 let chunk = next_chunk;
                 next_chunk += 1;
+                let first = chunk.saturating_mul(FEED_CHUNK as u64);
+                if let Some(trace) = &config.trace {
+                    let bodies = trace.bodies(&config, first as usize, FEED_CHUNK);
+                    if bodies.is_empty() {
+                        return Vec::new();
+                    }
+                    let mine: Vec<Bytes> = bodies
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(j, _)| shard.is_none_or(|s| s.takes(first + *j as u64)))
+                        .map(|(_, b)| b)
+                        .collect();
+                    if !mine.is_empty() {
+                        return mine;
+                    }
+                    continue;
+                }
                 let drawn = prompts.draw(FEED_CHUNK, run_seed(seed, chunk, 1));
                 if drawn.is_empty() {
                     return Vec::new();
                 }
-                let first = chunk.saturating_mul(FEED_CHUNK as u64);
                 let bodies: Vec<Bytes> = drawn
                     .into_iter()
                     .enumerate()
@@ -668,7 +696,10 @@ impl ChatBenchmark {
         // The open loop's schedule is drawn first: it says how many bodies the run needs.
         let (schedule, limit, ahead) = match shape {
             Shape::Open(open) => {
-                let (times, warmup) = crate::load::schedule(open, &global_limits, seed);
+                let (times, warmup) = match &self.config.trace {
+                    Some(trace) => (trace.times(), 0),
+                    None => crate::load::schedule(open, &global_limits, seed),
+                };
                 // The whole plan's first measured arrival: every shard measures from it.
                 let measured_from = times.get(warmup).copied();
                 let (times, warmup) = match shard {
@@ -849,6 +880,9 @@ impl ChatBenchmark {
     /// is taken to have carried every group. A timed level's count is not known before: its
     /// expectation is the steady rate.
     fn expect_prefix_cache(&mut self, shape: &Shape) -> Option<PrefixCacheBlock> {
+        if let Some(trace) = &self.config.trace {
+            return Some(trace.expected_prefix_cache(self.config.num_runs));
+        }
         let w = self.config.shared_prefix?;
         let limits = self.config.limits_for(shape);
         let (per_run, wave) = match *shape {

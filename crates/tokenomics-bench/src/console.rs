@@ -68,10 +68,13 @@ impl Observer for ChatConsole {
                 b.expected_misses
             )
         });
+        // A trace's sharing is its block ids' (no groups).
+        let what = match b.groups {
+            0 => "the trace's shared blocks".to_string(),
+            g => format!("shared prefixes: {g} groups × {} tokens", b.prefix_tokens),
+        };
         self.print(&format!(
-            "  shared prefixes: {} groups × {} tokens; expected prefix-cache hit rate {:.1}% ({} of ~{:.0} prompt tokens per request in blocks of {}; {requests})",
-            b.groups,
-            b.prefix_tokens,
+            "  {what}; expected prefix-cache hit rate {:.1}% ({} of ~{:.0} prompt tokens per request in blocks of {}; {requests})",
             b.expected_hit_rate * 100.0,
             b.expected_hit_tokens_per_request,
             b.expected_prompt_tokens_per_request,
@@ -171,6 +174,14 @@ pub fn chat_banner(c: &ChatConfig) -> String {
             .as_ref()
             .map(|a| a.describe())
             .unwrap_or_default(),
+        Some(Shape::Open(o)) if o.arrival == crate::load::Arrival::Trace => format!(
+            "a trace's {} requests on its times ({} requests/s on average{})",
+            c.limits.num_requests.unwrap_or(0),
+            crate::report::num(o.rate),
+            o.max_concurrency
+                .map(|c| format!(", at most {c} in flight"))
+                .unwrap_or_default()
+        ),
         Some(Shape::Open(o)) => format!(
             "open loop at {} requests/s ({} arrivals{})",
             keys.join(", "),

@@ -36,6 +36,7 @@ pub mod shard;
 pub mod shutdown;
 pub mod sustained;
 pub mod tokenize;
+pub mod trace;
 
 pub use chat::{ChatBenchmark, ChatConfig};
 pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};

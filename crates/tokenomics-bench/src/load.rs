@@ -178,6 +178,10 @@ impl Shape {
             Shape::Open(OpenLoop { ramp: Some(r), .. }) => {
                 format!("{}..{}", format_rate(r.from), format_rate(r.to))
             }
+            Shape::Open(OpenLoop {
+                arrival: Arrival::Trace,
+                ..
+            }) => "trace".into(),
             Shape::Open(o) => format_rate(o.rate),
         }
     }
@@ -192,6 +196,14 @@ impl Shape {
                 format_rate(r.from),
                 format_rate(r.to),
                 format_rate(r.seconds)
+            ),
+            Shape::Open(OpenLoop {
+                arrival: Arrival::Trace,
+                rate,
+                ..
+            }) => format!(
+                "trace replay ({} requests/s on average)",
+                crate::report::num(*rate)
             ),
             Shape::Open(o) => format!("{} requests/s", format_rate(o.rate)),
         }
@@ -264,6 +276,8 @@ pub fn schedule(open: &OpenLoop, limits: &Limits, seed: u64) -> (Vec<u64>, usize
         1.0 / open.rate
     };
     let gamma = match open.arrival {
+        // A trace's times are the trace's (see `crate::ChatConfig::trace`), not drawn.
+        Arrival::Trace => return (Vec::new(), 0),
         Arrival::Constant => None,
         Arrival::Poisson => Gamma::new(1.0, mean).ok(),
         Arrival::Gamma => Gamma::new(open.burstiness, mean / open.burstiness).ok(),

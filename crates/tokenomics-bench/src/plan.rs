@@ -23,6 +23,8 @@ pub struct LoadFlags {
     pub request_rate: Option<Vec<f64>>,
     /// `--ramp`: one open loop whose rate changes linearly (it sets the level's duration).
     pub ramp: Option<Ramp>,
+    /// `--trace`: one open loop on a trace's times (its requests and span, read beforehand).
+    pub trace: Option<TraceSpan>,
     pub arrival: Option<Arrival>,
     pub burstiness: Option<f64>,
     pub num_requests: Option<u64>,
@@ -36,6 +38,26 @@ pub struct LoadFlags {
     pub experiment: ExperimentFlags,
     /// The confidence of intervals (an SLO probe measures enough requests for its percentile's).
     pub confidence: Option<f64>,
+}
+
+/// What a replayed trace holds, for its plan: how many requests, over how long (seconds from
+/// the first to the last, time scale applied).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSpan {
+    pub requests: u64,
+    pub seconds: f64,
+}
+
+impl TraceSpan {
+    /// The mean rate, requests per second (the count itself for a trace whose requests all
+    /// come at once).
+    pub fn mean_rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.requests.saturating_sub(1).max(1) as f64 / self.seconds
+        } else {
+            self.requests as f64
+        }
+    }
 }
 
 /// What the flags ask for: the levels in order, when a sustained level stops, runs per level,
@@ -67,6 +89,7 @@ impl LoadFlags {
         self.max_concurrency.is_some()
             || self.request_rate.is_some()
             || self.ramp.is_some()
+            || self.trace.is_some()
             || self.experiment.any()
     }
 
@@ -130,8 +153,65 @@ impl LoadFlags {
         })
     }
 
+    /// A trace's plan: one open-loop level on the trace's times, every request of it measured.
+    fn trace_plan(&self, trace: TraceSpan) -> Result<LoadPlan> {
+        for (flag, given) in [
+            ("--request_rate", self.request_rate.is_some()),
+            ("--ramp", self.ramp.is_some()),
+            ("--batch_sizes", self.batch_sizes.is_some()),
+            ("--duration", self.duration.is_some()),
+            ("--num_requests", self.num_requests.is_some()),
+            (
+                "--warmup_seconds",
+                self.warmup.is_some_and(|w| !w.is_zero()),
+            ),
+            ("--arrival", self.arrival.is_some()),
+            ("--burstiness", self.burstiness.is_some()),
+            ("--at_end", self.at_end.is_some()),
+            ("--sweep or --slo", self.experiment.any()),
+        ] {
+            if given {
+                return Err(invalid(format!(
+                    "--trace is one open-loop level whose times and requests it sets: leave out {flag}"
+                )));
+            }
+        }
+        let cap =
+            match self.max_concurrency.as_deref() {
+                None => None,
+                Some([one]) => Some(*one),
+                Some(_) => return Err(invalid(
+                    "--max_concurrency with --trace is one cap on requests in flight, not a list",
+                )),
+            };
+        Ok(LoadPlan {
+            levels: vec![Shape::Open(OpenLoop {
+                rate: trace.mean_rate(),
+                arrival: Arrival::Trace,
+                burstiness: 1.0,
+                max_concurrency: cap,
+                ramp: None,
+            })],
+            limits: Limits {
+                num_requests: Some(trace.requests),
+                duration: None,
+                warmup: Duration::ZERO,
+                at_end: AtEnd::Wait,
+            },
+            num_runs: match self.num_runs.unwrap_or(1) {
+                0 => return Err(invalid("--num_runs must be at least 1")),
+                n => n,
+            },
+            snapshot_every: self.snapshot_every,
+            adaptive: None,
+        })
+    }
+
     /// Checks how the flags go together and builds the plan.
     pub fn plan(&self) -> Result<LoadPlan> {
+        if let Some(trace) = self.trace {
+            return self.trace_plan(trace);
+        }
         if let Some(ramp) = self.ramp {
             return self.ramp_plan(ramp);
         }

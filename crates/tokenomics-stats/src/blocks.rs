@@ -45,6 +45,9 @@ pub enum Arrival {
     /// Gamma-distributed with shape `burstiness` and mean 1/rate: below 1 burstier than Poisson,
     /// above 1 more regular (vLLM's `--burstiness`).
     Gamma,
+    /// The times of a replayed trace (`--trace`); `request_rate` is its mean rate.
+    #[cfg_attr(feature = "clap", value(skip))]
+    Trace,
 }
 
 impl Arrival {
@@ -54,6 +57,7 @@ impl Arrival {
             Arrival::Poisson => "poisson",
             Arrival::Constant => "constant",
             Arrival::Gamma => "gamma",
+            Arrival::Trace => "trace",
         }
     }
 }

@@ -358,6 +358,7 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
 pub fn level_title(key: &str, level: &ChatLevel) -> String {
     match level.load.as_ref().map(Load::mode) {
         Some(Mode::ClosedLoop) => format!("concurrency {key}"),
+        Some(Mode::OpenLoop) if key == "trace" => "trace replay".into(),
         Some(Mode::OpenLoop) => format!("{key} requests/s"),
         _ => format!("batch size {key}"),
     }

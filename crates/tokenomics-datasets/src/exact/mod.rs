@@ -16,6 +16,7 @@
 //! answers [`Error::Unsupported`] and everything else here works (the tokenize endpoint, the
 //! estimate).
 
+mod blocks;
 mod length;
 mod prefix;
 
@@ -25,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
+pub use blocks::TraceTexts;
 pub use length::{TokenLength, MAX_TOKENS};
 pub use prefix::{SharedPrefixes, MAX_PREFIX_GROUPS};
 
