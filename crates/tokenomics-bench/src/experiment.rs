@@ -25,10 +25,10 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A simulated server on a free loopback port: 20 ms to the first token, 2 ms per token.
 //! let config = tokenomics_sim::SimConfig::preset("instant")?.with_fixed_schedule(0.020, 0.002);
-//! let (server, _sim) =
+//! let (server, sim) =
 //!     tokenomics_sim::Simulator::start(config, ([127, 0, 0, 1], 0).into()).await?;
 //!
-//! let doc = ChatExperiment::builder(server.api_base(), "sim-model")
+//! let doc = ChatExperiment::builder(server.api_base(), sim.served_model())
 //!     .closed_loop([2])
 //!     .num_requests(20)
 //!     .max_tokens(16)
