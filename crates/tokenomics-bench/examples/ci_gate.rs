@@ -61,7 +61,9 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         let fraction = |v: String| match v.parse::<f64>() {
             Ok(f) if f.is_finite() && f >= 0.0 => Ok(f),
-            _ => Err(format!("{flag} {v}: give a fraction of 0 or more, e.g. 0.2")),
+            _ => Err(format!(
+                "{flag} {v}: give a fraction of 0 or more, e.g. 0.2"
+            )),
         };
         match flag.as_str() {
             "--api_base" => args.api_base = Some(value()?),
@@ -119,7 +121,11 @@ async fn gate() -> Result<bool, Box<dyn std::error::Error>> {
         _ => {
             let config = SimConfig::preset("instant")?.with_fixed_schedule(0.020, 0.002);
             let (server, sim) = Simulator::start(config, ([127, 0, 0, 1], 0).into()).await?;
-            (server.api_base(), sim.served_model().to_string(), Some(server))
+            (
+                server.api_base(),
+                sim.served_model().to_string(),
+                Some(server),
+            )
         }
     };
 

@@ -350,10 +350,12 @@ impl ChatExperimentBuilder {
         plan::check_requests(Some(&self.model), None, self.stream)?;
         plan::check_experiment(plan.adaptive.as_ref(), false, self.stream)?;
         plan::check_records(false, self.requests_file.is_some(), self.stream)?;
-        for path in [&self.results_file, &self.requests_file].into_iter().flatten() {
-            tokenomics_stats::check_writable(path).map_err(|e| {
-                Error::Invalid(format!("cannot write {}: {e}", path.display()))
-            })?;
+        for path in [&self.results_file, &self.requests_file]
+            .into_iter()
+            .flatten()
+        {
+            tokenomics_stats::check_writable(path)
+                .map_err(|e| Error::Invalid(format!("cannot write {}: {e}", path.display())))?;
         }
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return Err(Error::Invalid(format!(
