@@ -176,7 +176,9 @@ async fn gate() -> Result<bool, Box<dyn std::error::Error>> {
     let ttft_ceiling = baseline.ttft_p50_seconds * (1.0 + args.max_ttft_rise);
     let mut passed = true;
     // A NaN figure (nothing measured) fails both comparisons, as it should.
-    if !(measured.output_tokens_per_second >= throughput_floor) {
+    let throughput_ok = measured.output_tokens_per_second >= throughput_floor;
+    let ttft_ok = measured.ttft_p50_seconds <= ttft_ceiling;
+    if !throughput_ok {
         println!(
             "REGRESSION: output tokens/s {:.1} is below {:.1} (baseline {:.1} less {:.0}%)",
             measured.output_tokens_per_second,
@@ -186,7 +188,7 @@ async fn gate() -> Result<bool, Box<dyn std::error::Error>> {
         );
         passed = false;
     }
-    if !(measured.ttft_p50_seconds <= ttft_ceiling) {
+    if !ttft_ok {
         println!(
             "REGRESSION: TTFT p50 {:.1} ms is above {:.1} ms (baseline {:.1} ms plus {:.0}%)",
             measured.ttft_p50_seconds * 1e3,
