@@ -2,13 +2,13 @@
 //! whether the server regressed.
 //!
 //! ```text
-//! cargo run --release -p tokenomics-bench --example ci_gate -- \
+//! cargo run --release -p tokenomics-bench --example baseline_gate -- \
 //!     [--api_base URL --model NAME] [--baseline FILE] [--write_baseline] \
 //!     [--max_throughput_drop 0.2] [--max_ttft_rise 0.5]
 //! ```
 //!
 //! Without `--api_base` it starts the simulator in-process (20 ms to the first token, 2 ms per
-//! token), so it runs offline. The baseline file (default: `ci_gate_baseline.json` beside this
+//! token), so it runs offline. The baseline file (default: `baseline_gate.json` beside this
 //! example) holds the workload and the figures it gave: output tokens/s and the median time to
 //! first token. The gate runs the same workload and fails when output tokens/s fell by more than
 //! `--max_throughput_drop` (a fraction) or the TTFT p50 rose by more than `--max_ttft_rise`.
@@ -51,7 +51,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         api_base: None,
         model: None,
-        baseline: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/ci_gate_baseline.json"),
+        baseline: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/baseline_gate.json"),
         write_baseline: false,
         max_throughput_drop: 0.2,
         max_ttft_rise: 0.5,
@@ -96,7 +96,7 @@ async fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("ci_gate: {e}");
+            eprintln!("baseline_gate: {e}");
             ExitCode::from(2)
         }
     }
@@ -136,7 +136,7 @@ async fn gate() -> Result<bool, Box<dyn std::error::Error>> {
         .extra_body_field("ignore_eos", true.into())
         .temperature(0.0)
         .stream(true)
-        .description("ci_gate")
+        .description("baseline_gate")
         .build()?
         .run()
         .await?;
