@@ -14,12 +14,17 @@
 //! without losing it. The benchmark reports progress through the [`Observer`] trait; binaries
 //! print ([`console`]), libraries and CI harnesses can collect. This crate never starts a
 //! server: the simulator is started by the command line (`tokenomics-cli`) or by a test.
+//!
+//! From another program, [`ChatExperiment`] is the entry point: a builder for the settings the
+//! command line takes, checked as the command line checks them, and a `run` that returns the
+//! typed result document ([`experiment`] has an example against the in-process simulator).
 
 pub mod adaptive;
 pub mod chat;
 pub mod console;
 mod driver;
 pub mod embed;
+pub mod experiment;
 pub mod live;
 pub mod load;
 pub mod merge;
@@ -40,6 +45,7 @@ pub mod trace;
 
 pub use chat::{ChatBenchmark, ChatConfig};
 pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};
+pub use experiment::{ChatExperiment, ChatExperimentBuilder};
 pub use shutdown::Shutdown;
 
 use tokenomics_client::Error as ClientError;
