@@ -19,9 +19,9 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+use tokenomics_stats::table::{self, num, Cell};
 use tokenomics_stats::{
-    AnyDocument, ChatDocument, ChatLevel, Distribution, EmbedDocument, EmbedLevel, Mode,
-    RequestCounts,
+    AnyDocument, ChatDocument, Distribution, EmbedDocument, EmbedLevel, Mode, RequestCounts,
 };
 
 use crate::figures::Figure;
@@ -403,57 +403,6 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
-/// A number with a sensible number of digits for its size, as `oai-bench`'s summary writes it.
-fn num(x: f64) -> String {
-    if x.is_nan() {
-        return "n/a".into();
-    }
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        return format!("{x:.0}");
-    }
-    let a = x.abs();
-    if a >= 1000.0 {
-        format!("{x:.0}")
-    } else if a >= 100.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.4}")
-    }
-}
-
-/// What a cell of the summary holds.
-enum Cell {
-    Text(String),
-    Count(u64),
-    /// A measurement; NaN when not measured.
-    Number(f64),
-    /// A share 0..1, shown in percent; NaN when not measured.
-    Share(f64),
-}
-
-impl Cell {
-    fn shown(&self) -> String {
-        match self {
-            Cell::Text(t) => t.clone(),
-            Cell::Count(n) => n.to_string(),
-            Cell::Number(x) | Cell::Share(x) if x.is_nan() => "–".into(),
-            Cell::Number(x) => num(*x),
-            Cell::Share(x) => format!("{}%", num((x * 1000.0).round() / 10.0)),
-        }
-    }
-
-    /// Whether the cell carries anything (a column of empty cells is left out).
-    fn carries(&self) -> bool {
-        match self {
-            Cell::Text(_) => true,
-            Cell::Count(n) => *n > 0,
-            Cell::Number(x) | Cell::Share(x) => !x.is_nan(),
-        }
-    }
-}
-
 /// A column of a summary table: its header, whether it is shown when no row fills it, and how a
 /// level fills it.
 struct Column<L> {
@@ -466,8 +415,6 @@ struct Column<L> {
 struct Row<'a, L> {
     key: &'a str,
     level: &'a L,
-    /// The document's mode, for levels without a `load` block.
-    mode: Mode,
 }
 
 /// Milliseconds of a distribution's figure, NaN when absent.
@@ -478,142 +425,6 @@ fn ms(d: Option<&Distribution>, f: fn(&Distribution) -> f64) -> Cell {
 fn counts<L>(level: &L, get: fn(&L) -> Option<&RequestCounts>) -> RequestCounts {
     get(level).cloned().unwrap_or_default()
 }
-
-/// The chat columns, as `oai-bench`'s console and Markdown summary has them (latencies in ms).
-const CHAT_COLUMNS: &[Column<ChatLevel>] = &[
-    Column {
-        label: "level",
-        always: true,
-        cell: |r| Cell::Text(r.key.to_string()),
-    },
-    Column {
-        label: "mode",
-        always: true,
-        cell: |r| {
-            Cell::Text(
-                r.level
-                    .load
-                    .as_ref()
-                    .map_or(r.mode, |l| l.mode())
-                    .name()
-                    .into(),
-            )
-        },
-    },
-    Column {
-        label: "ok",
-        always: true,
-        cell: |r| Cell::Count(counts(r.level, |l| l.requests.as_ref()).succeeded),
-    },
-    Column {
-        label: "failed",
-        always: true,
-        cell: |r| Cell::Count(counts(r.level, |l| l.requests.as_ref()).failed),
-    },
-    Column {
-        label: "cancelled",
-        always: false,
-        cell: |r| Cell::Count(counts(r.level, |l| l.requests.as_ref()).cancelled),
-    },
-    Column {
-        label: "tok/s",
-        always: false,
-        cell: |r| Cell::Number(r.level.throughput.batch_tokens_per_second.mean),
-    },
-    Column {
-        label: "steady tok/s",
-        always: false,
-        cell: |r| {
-            Cell::Number(
-                r.level
-                    .throughput
-                    .steady_state
-                    .as_ref()
-                    .map_or(f64::NAN, |s| s.output_tokens_per_second.mean),
-            )
-        },
-    },
-    Column {
-        label: "req/s",
-        always: false,
-        cell: |r| {
-            Cell::Number(
-                r.level
-                    .throughput
-                    .requests_per_second
-                    .map_or(f64::NAN, |s| s.mean),
-            )
-        },
-    },
-    Column {
-        label: "TTFT p50",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.ttft), |d| d.p50),
-    },
-    Column {
-        label: "TTFT p99",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.ttft), |d| d.p99),
-    },
-    Column {
-        label: "ITL p50",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.itl), |d| d.p50),
-    },
-    Column {
-        label: "ITL p99",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.itl), |d| d.p99),
-    },
-    Column {
-        label: "TPOT p50",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.tpot), |d| d.p50),
-    },
-    Column {
-        label: "E2EL p50",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.e2el), |d| d.p50),
-    },
-    Column {
-        label: "E2EL p99",
-        always: false,
-        cell: |r| ms(r.level.latency.as_ref().map(|l| &l.e2el), |d| d.p99),
-    },
-    Column {
-        label: "goodput",
-        always: false,
-        cell: |r| Cell::Share(r.level.goodput.as_ref().map_or(f64::NAN, |g| g.share)),
-    },
-    Column {
-        label: "achieved req/s",
-        always: false,
-        cell: |r| {
-            Cell::Number(
-                r.level
-                    .load
-                    .as_ref()
-                    .and_then(|l| l.schedule())
-                    .and_then(|s| s.achieved_rate)
-                    .map_or(f64::NAN, |s| s.mean),
-            )
-        },
-    },
-    Column {
-        label: "lag p99",
-        always: false,
-        cell: |r| {
-            ms(
-                r.level
-                    .load
-                    .as_ref()
-                    .and_then(|l| l.schedule())
-                    .and_then(|s| s.send_lag.as_ref()),
-                |d| d.p99,
-            )
-        },
-    },
-];
 
 /// The embedding columns: `embed-bench`'s per-configuration summary, means over runs (batch
 /// time in seconds, request latency in ms).
@@ -686,16 +497,18 @@ const EMBED_COLUMNS: &[Column<EmbedLevel>] = &[
     },
 ];
 
+/// The chat summary: `oai-bench`'s own table ([`tokenomics_stats::table`]), the columns some
+/// level fills.
 fn chat_table(d: &ChatDocument) -> String {
-    let mode = d.metadata.mode.unwrap_or(Mode::Burst);
-    let rows: Vec<Row<ChatLevel>> = d
-        .results
+    let rows = table::rows(d);
+    let shown = table::shown(&rows);
+    let cells: Vec<Vec<Cell>> = rows
         .iter()
-        .map(|(key, level)| Row { key, level, mode })
+        .map(|r| shown.iter().map(|(c, _)| (c.cell)(r)).collect())
         .collect();
-    table(
-        CHAT_COLUMNS,
-        &rows,
+    html_table(
+        &shown.iter().map(|(c, _)| c.label).collect::<Vec<_>>(),
+        &cells,
         "Means over runs; latencies in ms (p50 and p99 of every successful request).",
     )
 }
@@ -704,11 +517,7 @@ fn embed_table(d: &EmbedDocument) -> String {
     let rows: Vec<Row<EmbedLevel>> = d
         .results
         .iter()
-        .map(|(key, level)| Row {
-            key,
-            level,
-            mode: Mode::Burst,
-        })
+        .map(|(key, level)| Row { key, level })
         .collect();
     table(
         EMBED_COLUMNS,
@@ -717,30 +526,42 @@ fn embed_table(d: &EmbedDocument) -> String {
     )
 }
 
-/// The table of `rows` in the columns that carry anything; text to the left, numbers right.
+/// The table of `rows` in the columns that carry anything.
 fn table<L>(columns: &[Column<L>], rows: &[Row<L>], caption: &str) -> String {
     let shown: Vec<&Column<L>> = columns
         .iter()
         .filter(|c| c.always || rows.iter().any(|r| (c.cell)(r).carries()))
         .collect();
+    let cells: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| shown.iter().map(|c| (c.cell)(r)).collect())
+        .collect();
+    html_table(
+        &shown.iter().map(|c| c.label).collect::<Vec<_>>(),
+        &cells,
+        caption,
+    )
+}
+
+/// A table of `labels` over `rows` of cells; text to the left, numbers right.
+fn html_table(labels: &[&str], rows: &[Vec<Cell>], caption: &str) -> String {
     let mut s = format!(
         "<table class=\"summary\">\n<caption>{}</caption>\n<thead><tr>",
         escape(caption)
     );
-    for c in &shown {
-        let _ = write!(s, "<th scope=\"col\">{}</th>", escape(c.label));
+    for label in labels {
+        let _ = write!(s, "<th scope=\"col\">{}</th>", escape(label));
     }
     s.push_str("</tr></thead>\n<tbody>\n");
     for r in rows {
         s.push_str("<tr>");
-        for c in &shown {
-            let cell = (c.cell)(r);
+        for cell in r {
             let class = if matches!(cell, Cell::Text(_)) {
                 ""
             } else {
                 " class=\"num\""
             };
-            let _ = write!(s, "<td{class}>{}</td>", escape(&cell.shown()));
+            let _ = write!(s, "<td{class}>{}</td>", escape(&cell.human()));
         }
         s.push_str("</tr>\n");
     }
@@ -813,7 +634,7 @@ mod tests {
         assert_eq!(num(5.34426), "5.34");
         assert_eq!(num(0.0123456), "0.0123");
         assert_eq!(num(8.0), "8");
-        assert_eq!(Cell::Share(0.875).shown(), "87.50%");
-        assert_eq!(Cell::Number(f64::NAN).shown(), "–");
+        assert_eq!(Cell::Share(0.875).human(), "87.50%");
+        assert_eq!(Cell::Number(f64::NAN).human(), "–");
     }
 }

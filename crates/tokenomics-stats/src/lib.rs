@@ -87,6 +87,7 @@ pub mod prefix_cache;
 pub mod search;
 pub mod server_metrics;
 pub mod summary;
+pub mod table;
 pub mod timeline;
 
 pub use blocks::*;

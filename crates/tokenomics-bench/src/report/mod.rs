@@ -10,25 +10,7 @@ use tokenomics_stats::{ChatLevel, Distribution, EmbedLevel, Load, Mode, RequestC
 
 use crate::{EmbedRunReport, RunReport};
 
-/// A number with a sensible number of digits for its size.
-pub fn num(x: f64) -> String {
-    if x.is_nan() {
-        return "n/a".into();
-    }
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        return format!("{x:.0}");
-    }
-    let a = x.abs();
-    if a >= 1000.0 {
-        format!("{x:.0}")
-    } else if a >= 100.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.4}")
-    }
-}
+pub use tokenomics_stats::table::num;
 
 /// `mean ± std`, and the mean's interval when there is one: `5843 ± 25 [5781, 5905]`.
 fn pm(s: &Stat) -> String {
