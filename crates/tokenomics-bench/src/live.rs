@@ -14,7 +14,7 @@ use crate::sustained::Progress;
 /// How often a plain (not a terminal) progress line is printed.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
-/// A running progress display. Text printed while it runs must go through [`Live::println`], so
+/// A running progress display. Text printed while it runs must go through [`Live::print`], so
 /// it does not tear the line being redrawn.
 pub struct Live {
     bar: Option<ProgressBar>,

@@ -17,7 +17,7 @@
 //!   what maps onto this project's definitions is mapped, converted from milliseconds and from
 //!   population to sample standard deviations, and what does not is named in
 //!   `metadata.imported` (`tool`, `version`, `unmapped`, `notes`, `not_recorded`).
-//! * [`compare`] matches the levels of two or more documents (same mode, same level key) and,
+//! * [`compare()`](fn@compare) matches the levels of two or more documents (same mode, same level key) and,
 //!   for every figure — throughput, time to first token, inter-token latency, time per output
 //!   token and end-to-end latency (mean and percentiles), goodput share — gives the baseline's
 //!   value, the other's, the relative change with a confidence interval, and a verdict from a
