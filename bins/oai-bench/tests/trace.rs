@@ -286,7 +286,7 @@ fn unusable_traces_and_flags_the_trace_sets_are_refused_in_one_line() {
         "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 2}\n",
     )
     .unwrap();
-    let cases: [(Vec<&str>, &str); 5] = [
+    let cases: [(Vec<&str>, &str); 6] = [
         (
             vec!["--trace", empty.to_str().unwrap()],
             "no usable row (2 skipped; line 1: no output_length)",
@@ -306,6 +306,10 @@ fn unusable_traces_and_flags_the_trace_sets_are_refused_in_one_line() {
         (
             vec!["--trace", good.to_str().unwrap(), "--trace_window", "5,1"],
             "--trace_window",
+        ),
+        (
+            vec!["--trace", good.to_str().unwrap(), "--shard", "0/2"],
+            "--trace replays from one machine in this version: leave out --shard",
         ),
     ];
     for (args, needle) in cases {
