@@ -86,17 +86,8 @@ impl TraceTexts {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::{TokenLength, WordCosts};
+    use super::super::{pieces, TokenLength, WordCosts};
     use super::*;
-
-    /// Splits on spaces, then into pieces of at most 3 letters (words cost 1 or 2 tokens).
-    fn pieces(text: &str) -> Result<usize> {
-        Ok(text
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(|w| w.len().div_ceil(3))
-            .sum())
-    }
 
     fn texts() -> TraceTexts {
         TraceTexts {

@@ -372,19 +372,20 @@ pub fn with_tokenizer(
     Ok(prompts)
 }
 
+/// A tokenizer for tests: it splits on spaces and then into pieces of at most 3 letters (so
+/// words cost 1 or 2 tokens), the space belonging to the following word.
+#[cfg(test)]
+pub(crate) fn pieces(text: &str) -> Result<usize> {
+    Ok(text
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.len().div_ceil(3))
+        .sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A tokenizer that splits on spaces and then into pieces of at most 3 letters (so words cost
-    /// 1 or 2 tokens), the space belonging to the following word.
-    fn pieces(text: &str) -> Result<usize> {
-        Ok(text
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(|w| w.len().div_ceil(3))
-            .sum())
-    }
 
     #[test]
     fn built_prompts_have_the_exact_length_and_distinct_openings() {
