@@ -286,6 +286,19 @@ impl ChatConfig {
 
     /// The request body for `prompt`.
     pub fn body(&self, prompt: Prompt, max_tokens: u64) -> Bytes {
+        self.body_with(prompt, max_tokens, self.extra_body.clone())
+    }
+
+    /// A request body asking for exactly `tokens` output tokens (`max_tokens`, and `min_tokens`
+    /// with `ignore_eos`, as vLLM and SGLang honour): a replayed trace's requests.
+    pub fn exact_body(&self, prompt: Prompt, tokens: u64) -> Bytes {
+        let mut extra = self.extra_body.clone();
+        extra.insert("ignore_eos".into(), true.into());
+        extra.insert("min_tokens".into(), tokens.into());
+        self.body_with(prompt, tokens, extra)
+    }
+
+    fn body_with(&self, prompt: Prompt, max_tokens: u64, mut extra: Map<String, Value>) -> Bytes {
         let messages = match prompt {
             Prompt::Text(text) => vec![
                 Message::new("system", SYSTEM_PROMPT),
@@ -296,7 +309,6 @@ impl ChatConfig {
                 .map(|t| Message::new(&t.role, t.content))
                 .collect(),
         };
-        let mut extra = self.extra_body.clone();
         // `--ignore_eos` forces min_tokens to the measured max_tokens; a shorter request (a
         // warm-up's 30 tokens) must not ask for more than its own maximum, which servers refuse.
         if let Some(min) = extra.get("min_tokens").and_then(Value::as_u64) {
@@ -656,23 +668,19 @@ impl ChatBenchmark {
                 let chunk = next_chunk;
                 next_chunk += 1;
                 let first = chunk.saturating_mul(FEED_CHUNK as u64);
-                if let Some(trace) = &config.trace {
-                    let bodies = trace.bodies(&config, first as usize, FEED_CHUNK);
-                    if bodies.is_empty() {
-                        return Vec::new();
-                    }
-                    let mine: Vec<Bytes> = bodies
+                // A trace's requests in order, each asking for its own output; or drawn prompts.
+                let drawn: Vec<(Prompt, Option<u64>)> = match &config.trace {
+                    Some(trace) => trace
+                        .prompts(first as usize, FEED_CHUNK)
                         .into_iter()
-                        .enumerate()
-                        .filter(|(j, _)| shard.is_none_or(|s| s.takes(first + *j as u64)))
-                        .map(|(_, b)| b)
-                        .collect();
-                    if !mine.is_empty() {
-                        return mine;
-                    }
-                    continue;
-                }
-                let drawn = prompts.draw(FEED_CHUNK, run_seed(seed, chunk, 1));
+                        .map(|(p, tokens)| (p, Some(tokens)))
+                        .collect(),
+                    None => prompts
+                        .draw(FEED_CHUNK, run_seed(seed, chunk, 1))
+                        .into_iter()
+                        .map(|p| (p, None))
+                        .collect(),
+                };
                 if drawn.is_empty() {
                     return Vec::new();
                 }
@@ -680,7 +688,10 @@ impl ChatBenchmark {
                     .into_iter()
                     .enumerate()
                     .filter(|(j, _)| shard.is_none_or(|s| s.takes(first + *j as u64)))
-                    .map(|(_, p)| config.body(p, config.max_tokens))
+                    .map(|(_, (p, exact))| match exact {
+                        Some(tokens) => config.exact_body(p, tokens),
+                        None => config.body(p, config.max_tokens),
+                    })
                     .collect();
                 if !bodies.is_empty() {
                     return bodies;

@@ -2,7 +2,6 @@
 //! trace's times, on the absolute schedule, each with exactly its trace's input and output
 //! lengths, and whose prompts share text where the trace's blocks do.
 
-use bytes::Bytes;
 use serde_json::Value;
 use tokenomics_datasets::exact::TraceTexts;
 use tokenomics_datasets::trace::{Trace, TraceOptions};
@@ -11,7 +10,6 @@ use tokenomics_datasets::{Prompt, Turn};
 use tokenomics_stats::{PrefixCacheBlock, TemplateTokens};
 
 use crate::plan::TraceSpan;
-use crate::ChatConfig;
 
 /// A trace ready to send: its requests and times, and how their prompts are built.
 #[derive(Debug, Clone)]
@@ -39,29 +37,23 @@ impl TraceReplay {
         self.trace.requests.iter().map(|r| r.at_ns).collect()
     }
 
-    /// The bodies of requests `from..from + n` (fewer at the end; none past it): each prompt a
-    /// single user message of exactly its trace's input tokens, and exactly its output tokens
-    /// asked for (`max_tokens`, and `min_tokens` with `ignore_eos`, as vLLM and SGLang honour).
-    pub fn bodies(&self, config: &ChatConfig, from: usize, n: usize) -> Vec<Bytes> {
-        let mut c = config.clone();
-        c.extra_body.insert("ignore_eos".into(), true.into());
+    /// The prompts of requests `from..from + n` (fewer at the end; none past it), each a single
+    /// user message of exactly its trace's input tokens, with its output tokens (sent with
+    /// [`crate::ChatConfig::exact_body`]).
+    pub fn prompts(&self, from: usize, n: usize) -> Vec<(Prompt, u64)> {
         self.trace
             .requests
             .iter()
             .skip(from)
             .take(n)
             .map(|r| {
-                // Checked when the replay was prepared (every prompt is built once then).
+                // Checked when the replay was prepared ([`TraceReplay::check`]).
                 let text = self.texts.text(r).unwrap_or_default();
-                c.extra_body
-                    .insert("min_tokens".into(), r.output_tokens.into());
-                c.body(
-                    Prompt::Messages(vec![Turn {
-                        role: "user".into(),
-                        content: text,
-                    }]),
-                    r.output_tokens,
-                )
+                let prompt = Prompt::Messages(vec![Turn {
+                    role: "user".into(),
+                    content: text,
+                }]);
+                (prompt, r.output_tokens)
             })
             .collect()
     }

@@ -315,7 +315,7 @@ impl Client {
     }
 
     /// Requests of this client in flight at each replica now (in the order of
-    /// [`Client::api_bases`]).
+    /// [`Client::api_bases`]); counted only with several replicas (always 0 with one).
     pub fn in_flight(&self) -> Vec<u64> {
         self.inner
             .replicas

@@ -250,23 +250,33 @@ impl Connection {
         &self.inner.replicas[self.at].target
     }
 
-    /// Chooses the replica for the next request ([`crate::Balance`]) and makes its connection
-    /// the current one, keeping the others' open; counts the request in flight there until the
-    /// returned guard is dropped.
-    fn route(&mut self) -> InFlight {
-        let i = self.inner.pick();
+    /// Makes replica `i`'s connection the current one, parking the current one (several
+    /// replicas only).
+    fn switch_to(&mut self, i: usize) {
         if i != self.at {
             self.parked[self.at] = self.open.take();
             self.open = self.parked[i].take();
             self.at = i;
         }
+    }
+
+    /// With several replicas: chooses the one for the next request ([`crate::Balance`]), makes
+    /// its connection the current one (keeping the others' open), and counts the request in
+    /// flight there until the returned guard is dropped. Nothing at all with one server: the
+    /// request path of a single-server client pays no shared counter.
+    fn route(&mut self) -> Option<InFlight> {
+        if self.parked.is_empty() {
+            return None;
+        }
+        let i = self.inner.pick();
+        self.switch_to(i);
         self.inner.replicas[i]
             .in_flight
             .fetch_add(1, Ordering::Relaxed);
-        InFlight {
+        Some(InFlight {
             inner: self.inner.clone(),
             replica: i,
-        }
+        })
     }
 
     /// Aborts the next request sent on this connection `after` its send if it has not finished
@@ -282,13 +292,9 @@ impl Connection {
     pub async fn connect(&mut self) -> Result<()> {
         let current = self.at;
         for i in (0..self.parked.len()).filter(|&i| i != current) {
-            self.parked[current] = self.open.take();
-            self.open = self.parked[i].take();
-            self.at = i;
+            self.switch_to(i);
             let opened = self.connect_current().await;
-            self.parked[i] = self.open.take();
-            self.open = self.parked[current].take();
-            self.at = current;
+            self.switch_to(current);
             opened?;
         }
         self.connect_current().await
