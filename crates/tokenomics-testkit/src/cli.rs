@@ -83,22 +83,23 @@ pub fn help_flags(binary: &Path) -> Vec<String> {
     flags
 }
 
-/// Asserts that every flag `--help` lists is documented in `readme`'s section headed by
-/// `heading` (the section runs to the next heading of the same or a higher level), as
-/// `` `--flag` `` or `` `--flag VALUE` ``: a flag cannot be added without its documentation.
-pub fn assert_flags_documented(binary: &Path, readme: &Path, heading: &str) {
-    let doc = std::fs::read_to_string(readme).expect("README");
-    let start = doc
+/// Asserts that every flag `--help` lists is documented in the Markdown file `doc` (a chapter of
+/// the book, `docs/src/`), in its section headed by `heading` (the section runs to the next
+/// heading of the same or a higher level), as `` `--flag` `` or `` `--flag VALUE` ``: a flag
+/// cannot be added without its documentation.
+pub fn assert_flags_documented(binary: &Path, doc: &Path, heading: &str) {
+    let text = std::fs::read_to_string(doc).unwrap_or_else(|e| panic!("{}: {e}", doc.display()));
+    let start = text
         .lines()
         .position(|l| l.starts_with('#') && l.trim_start_matches('#').trim() == heading)
-        .unwrap_or_else(|| panic!("no section {heading:?} in the README"));
-    let level = doc
+        .unwrap_or_else(|| panic!("no section {heading:?} in {}", doc.display()));
+    let level = text
         .lines()
         .nth(start)
         .map_or(0, |l| l.len() - l.trim_start_matches('#').len());
     // A `# comment` in a fenced code block is no heading.
     let mut fenced = false;
-    let section: Vec<&str> = doc
+    let section: Vec<&str> = text
         .lines()
         .skip(start + 1)
         .take_while(|l| {
@@ -118,8 +119,9 @@ pub fn assert_flags_documented(binary: &Path, readme: &Path, heading: &str) {
         .collect();
     assert!(
         missing.is_empty(),
-        "{} lists flags that the README's section {heading:?} does not document: {missing:?}",
-        binary.display()
+        "{} lists flags that the section {heading:?} of {} does not document: {missing:?}",
+        binary.display(),
+        doc.display()
     );
 }
 
