@@ -19,6 +19,7 @@ use tokenomics_sim::http::{
 use tokenomics_sim::timer::sleep_until;
 use tokenomics_sim::wire::{self, ChunkWriter};
 
+pub mod book;
 pub mod cli;
 pub mod hub;
 pub mod schema;
