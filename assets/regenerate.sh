@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every file in assets/ from the current binaries, against the built-in simulator in
-# real time (a time scale would scale the figures too), so the README's pictures and the result
-# files beside them always come from the code as it is. Takes a few minutes.
+# real time (a time scale would scale the figures too), so the README's and the book's pictures
+# and the result files beside them always come from the code as it is. Takes a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,12 +1,12 @@
 //! Per-request records: what the significance tests resample.
 //!
 //! `oai-bench --requests_file` writes one JSON line per request (its level, run, status, token
-//! counts and timestamps, see the README); some other tools keep per-request values too (vLLM's
-//! `--save-detailed` arrays, AIPerf's `profile_export.jsonl`). Either way they become
-//! [`RequestRecord`]s, grouped by level in [`Records`], from which [`LevelSamples`] derives the
-//! per-request values of each metric with this project's definitions: TTFT and E2EL as recorded,
-//! TPOT = (E2EL − TTFT) / (tokens − 1), and the inter-token latencies of each request (every
-//! gap between its tokens, when its token times are known).
+//! counts and timestamps, see the book's chapter on the results file); some other tools keep
+//! per-request values too (vLLM's `--save-detailed` arrays, AIPerf's `profile_export.jsonl`).
+//! Either way they become [`RequestRecord`]s, grouped by level in [`Records`], from which
+//! [`LevelSamples`] derives the per-request values of each metric with this project's definitions:
+//! TTFT and E2EL as recorded, TPOT = (E2EL − TTFT) / (tokens − 1), and the inter-token latencies of
+//! each request (every gap between its tokens, when its token times are known).
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,8 @@
 //! The OpenAI wire format as vLLM 0.33.0 writes it: request parsing and the answers to bad
 //! requests, the simulator's tokenizer, and response bodies. Streamed chunks are built from a
 //! per-request template, so emitting a token costs a couple of small copies, not a JSON
-//! serialisation. What follows vLLM, and what does not, is listed in the README ("What oai-sim
-//! reproduces of vLLM").
+//! serialisation. What follows vLLM, and what does not, is listed in the book
+//! (`docs/src/simulator.md`, "What oai-sim reproduces of vLLM").
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;

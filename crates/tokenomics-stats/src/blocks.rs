@@ -2,8 +2,9 @@
 //! level loaded the server ([`Load`]), its steady state ([`SteadyState`]), goodput
 //! ([`Goodput`]), and the vocabulary they share ([`Mode`], [`Arrival`], [`AtEnd`]).
 //!
-//! Each serialises to exactly the JSON the README documents, field by field and in order; a
-//! reader takes fields, so a renamed field fails to compile instead of printing NaN.
+//! Each serialises to exactly the JSON the book documents (`docs/src/results-file.md`), field by
+//! field and in order; a reader takes fields, so a renamed field fails to compile instead of
+//! printing NaN.
 
 use serde::{Deserialize, Serialize};
 

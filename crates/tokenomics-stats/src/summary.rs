@@ -1,9 +1,10 @@
 //! Summaries of samples.
 //!
-//! Conventions (fixed, documented in the README): the standard deviation is the *sample* standard
-//! deviation (n − 1 in the denominator) and is 0 for a single value; percentiles use linear
-//! interpolation between the two closest ranks, as numpy's `percentile` does by default. An empty
-//! sample set has no figures: every field is NaN, which the JSON documents write as `null`.
+//! Conventions (fixed, documented in the book's Metrics chapter): the standard deviation is the
+//! *sample* standard deviation (n − 1 in the denominator) and is 0 for a single value; percentiles
+//! use linear interpolation between the two closest ranks, as numpy's `percentile` does by default.
+//! An empty sample set has no figures: every field is NaN, which the JSON documents write as
+//! `null`.
 
 use serde::{Deserialize, Serialize};
 use statrs::statistics::Statistics;

@@ -11,7 +11,7 @@
 //! | inference-benchmarker | an object with `config`, a `results` array of objects with `executor_type`, and `system` |
 //!
 //! Each foreign format is mapped in its own module onto a [`ChatDocument`]; the mapping keeps
-//! this project's definitions (seconds, sample standard deviations, the README's metrics) and
+//! this project's definitions (seconds, sample standard deviations, the book's metrics) and
 //! records what it could not map in `metadata.imported` ([`Imported`]).
 
 mod aiperf;

@@ -104,7 +104,7 @@ pub fn compare_all() -> Result<Vec<Comparison>, Error> {
 pub enum Format {
     /// Aligned columns for a terminal.
     Text,
-    /// A Markdown table (the README's).
+    /// A Markdown table (the book's, in the Calibration section).
     Markdown,
 }
 
