@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, ValueEnum};
 use tokenomics_bench::adaptive::{self, ExperimentFlags};
+use tokenomics_bench::conversation::{Conversations, ThinkTime};
 use tokenomics_bench::load::{Arrival, AtEnd, Ramp};
 use tokenomics_bench::metrics::Slo;
 use tokenomics_bench::plan::LoadFlags;
@@ -116,6 +117,24 @@ pub struct Args {
     #[arg(long = "trace_max_context", visible_alias = "trace-max-context", requires = "trace",
           value_parser = clap::value_parser!(u64).range(1..=tokenomics_datasets::exact::MAX_TOKENS))]
     pub trace_max_context: Option<u64>,
+    /// Conversations: C users at once, each in a multi-turn session, a new one as one ends (comma-separated levels); every turn carries the history and the server's answers.
+    #[arg(long, value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
+    pub sessions: Option<Vec<u64>>,
+    /// Conversations: start R sessions per second on a seeded schedule (comma-separated levels; --arrival and --burstiness shape it).
+    #[arg(long = "session_rate", visible_alias = "session-rate", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = values::rate)]
+    pub session_rate: Option<Vec<f64>>,
+    /// Conversations: user turns per session; each from the next prompt of a text source, or at most N of a dataset conversation's own [default: all of a dataset conversation's; a text source needs it].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(tokenomics_bench::conversation::MAX_TURNS)))]
+    pub turns: Option<u32>,
+    /// Conversations: time from an answer's end to the next turn, seconds: SECONDS, exp:MEAN or uniform:LO,HI [default: 0].
+    #[arg(long = "think_time", visible_alias = "think-time")]
+    pub think_time: Option<ThinkTime>,
+    /// Conversations: sessions per level run [default: with --duration, as many as it allows; else 2 per user, or 10 s of arrivals, at least 4].
+    #[arg(long = "num_sessions", visible_alias = "num-sessions",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
+    pub num_sessions: Option<u64>,
     /// Open loop: inter-arrival times [default: poisson; gamma when --burstiness is given].
     #[arg(long, value_enum)]
     pub arrival: Option<Arrival>,
@@ -296,6 +315,8 @@ impl Args {
             ramp: self.ramp,
             // Set once the trace is read (its requests and span).
             trace: None,
+            sessions: self.sessions.clone(),
+            session_rate: self.session_rate.clone(),
             arrival: self.arrival,
             burstiness: self.burstiness,
             num_requests: self.num_requests,
@@ -320,6 +341,31 @@ impl Args {
             },
             confidence: Some(self.confidence),
         }
+    }
+
+    /// Conversations as the flags ask for them (`None`: single-turn requests). `--turns`,
+    /// `--think_time` and `--num_sessions` need `--sessions` or `--session_rate`.
+    pub fn conversation(&self) -> Result<Option<Conversations>, String> {
+        let levels = self.sessions.is_some() || self.session_rate.is_some();
+        if !levels {
+            for (flag, given) in [
+                ("--turns", self.turns.is_some()),
+                ("--think_time", self.think_time.is_some()),
+                ("--num_sessions", self.num_sessions.is_some()),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag} shapes conversations: give --sessions C (concurrent users) or --session_rate R"
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        Ok(Some(Conversations {
+            turns: self.turns,
+            think_time: self.think_time.unwrap_or_default(),
+            sessions_per_run: self.num_sessions,
+        }))
     }
 
     pub fn prompts(&self) -> PromptFlags {

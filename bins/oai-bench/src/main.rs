@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::Map;
 use tokenomics_bench::console::{self, ChatConsole, Outcome};
+use tokenomics_bench::conversation::Conversations;
 use tokenomics_bench::live::Live;
 use tokenomics_bench::plan::{self, LoadPlan, TraceSpan};
 use tokenomics_bench::preflight::Probe;
@@ -89,6 +90,10 @@ fn main() -> ExitCode {
             seconds: t.span_seconds(),
         });
     }
+    let conversation = match args.conversation() {
+        Ok(c) => c,
+        Err(e) => return cli::fail(NAME, e, exit::USAGE),
+    };
     let checked = load.plan().and_then(|plan| {
         args.prompts().check()?;
         plan::check_requests(args.model.as_deref(), args.goodput.as_ref(), args.stream)?;
@@ -105,6 +110,9 @@ fn main() -> ExitCode {
             adaptive: plan.adaptive.clone(),
             shard,
             start_at: args.start_at,
+            conversation,
+            aborts: args.cancel_rate.zip(args.cancel_after),
+            probe_rate: args.probe_rate,
             ..ChatConfig::default()
         }
         .check_timetable()?;
@@ -150,7 +158,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail_with(NAME, e.into()),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args, plan, shard, workers, trace)) {
+    match runtime.block_on(run(args, plan, shard, workers, trace, conversation)) {
         Ok((outcome, interrupted)) => cli::finish(
             NAME,
             &results_file,
@@ -232,6 +240,7 @@ async fn run(
     shard: Option<Shard>,
     workers: usize,
     trace: Option<Trace>,
+    conversation: Option<Conversations>,
 ) -> Result<(Outcome, bool), Failure> {
     let target = args
         .server
@@ -273,6 +282,9 @@ async fn run(
         .prepare(&server, target.simulated.is_some(), &HubConfig::from_env())
         .await
         .map_err(failure)?;
+    if let Some(c) = &conversation {
+        c.check(&prompts.source).map_err(failure)?;
+    }
     for note in &prompts.notes {
         match note {
             Note::Info(m) => cli::out!("{m}"),
@@ -382,6 +394,7 @@ async fn run(
         probe_rate: args.probe_rate,
         shared_prefix,
         trace,
+        conversation,
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

@@ -17,6 +17,7 @@ use tokenomics_stats::{
 use std::sync::Arc;
 
 use crate::adaptive::Experiment;
+use crate::conversation::Conversations;
 use crate::driver::{run_levels, LevelSource, Settings, Workload};
 use crate::load::{Limits, Shape};
 use crate::metrics::{LevelAccumulator, RunSummary, Scheduled, Slo};
@@ -108,6 +109,10 @@ pub struct ChatConfig {
     /// A replayed trace (`--trace`): its one level's requests, times and prompts (the level is an
     /// open loop with [`crate::load::Arrival::Trace`]).
     pub trace: Option<Arc<crate::trace::TraceReplay>>,
+    /// Multi-turn conversations (`--sessions`, `--session_rate`): each level's load is sessions
+    /// (a closed level's concurrency users, an open level's rate sessions per second), each turn
+    /// sent with the history and the server's answers ([`crate::conversation`]).
+    pub conversation: Option<Conversations>,
 }
 
 impl Default for ChatConfig {
@@ -151,6 +156,7 @@ impl Default for ChatConfig {
             probe_rate: None,
             shared_prefix: None,
             trace: None,
+            conversation: None,
         }
     }
 }
@@ -179,6 +185,11 @@ impl ChatConfig {
     /// loop, per request/s of an open one: about ten seconds of arrivals), at least 20.
     pub fn limits_for(&self, shape: &Shape) -> Limits {
         let mut limits = self.limits;
+        if self.conversation.is_some() {
+            // Counted in sessions ([`Conversations::sessions_for`]), not requests.
+            limits.num_requests = None;
+            return limits;
+        }
         if limits.num_requests.is_none() && limits.duration.is_none() {
             // `as` saturates: a huge level asks for u64::MAX requests, bounded by its duration.
             limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
@@ -205,6 +216,34 @@ impl ChatConfig {
     /// each level.
     pub fn check_timetable(&self) -> Result<()> {
         let invalid = |m: String| Err(crate::Error::Invalid(m));
+        if self.conversation.is_some() {
+            for (flag, given) in [
+                ("--shard or --results_dir", self.shard.is_some()),
+                ("--start_at", self.start_at.is_some()),
+                ("--cancel_rate", self.aborts.is_some()),
+                ("--probe_rate", self.probe_rate.is_some()),
+                ("--trace", self.trace.is_some()),
+                ("--shared_prefix_tokens", self.shared_prefix.is_some()),
+                ("--sweep or --slo", self.adaptive.is_some()),
+                ("--warmup_seconds", !self.limits.warmup.is_zero()),
+            ] {
+                if given {
+                    return invalid(format!(
+                        "conversations (--sessions, --session_rate) run from one machine, every turn measured, in this version: leave out {flag}"
+                    ));
+                }
+            }
+            if self
+                .shapes()
+                .iter()
+                .any(|s| matches!(s, Shape::Burst { .. }))
+            {
+                return invalid(
+                    "conversations need --sessions C (concurrent users) or --session_rate R (sessions per second)"
+                        .into(),
+                );
+            }
+        }
         if self.shard.is_none() && self.start_at.is_none() {
             return Ok(());
         }
@@ -298,7 +337,7 @@ impl ChatConfig {
         self.body_with(prompt, tokens, extra)
     }
 
-    fn body_with(&self, prompt: Prompt, max_tokens: u64, mut extra: Map<String, Value>) -> Bytes {
+    fn body_with(&self, prompt: Prompt, max_tokens: u64, extra: Map<String, Value>) -> Bytes {
         let messages = match prompt {
             Prompt::Text(text) => vec![
                 Message::new("system", SYSTEM_PROMPT),
@@ -309,6 +348,21 @@ impl ChatConfig {
                 .map(|t| Message::new(&t.role, t.content))
                 .collect(),
         };
+        self.messages_body_with(messages, max_tokens, extra)
+    }
+
+    /// The request body for a conversation's `messages` as they stand (its history and the
+    /// new user turn), asking for `max_tokens` like every measured request.
+    pub fn messages_body(&self, messages: Vec<Message>) -> Bytes {
+        self.messages_body_with(messages, self.max_tokens, self.extra_body.clone())
+    }
+
+    fn messages_body_with(
+        &self,
+        messages: Vec<Message>,
+        max_tokens: u64,
+        mut extra: Map<String, Value>,
+    ) -> Bytes {
         // `--ignore_eos` forces min_tokens to the measured max_tokens; a shorter request (a
         // warm-up's 30 tokens) must not ask for more than its own maximum, which servers refuse.
         if let Some(min) = extra.get("min_tokens").and_then(Value::as_u64) {
@@ -500,6 +554,7 @@ impl ChatBenchmark {
             slo_search: None,
             insecure_tls: c.insecure_tls,
             balance: self.balance().map(str::to_string),
+            conversation: c.conversation.map(|conv| conv.spec(&self.prompts)),
             incomplete: false,
             extra: Map::new(),
         }
@@ -651,6 +706,11 @@ impl ChatBenchmark {
         observer: &mut dyn Observer,
         checkpoint: &mut dyn FnMut(&LevelAccumulator),
     ) -> bool {
+        if let Some(conv) = self.config.conversation {
+            return self
+                .conversation_run(conv, shape, run, acc, observer, checkpoint)
+                .await;
+        }
         let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
         let global_limits = self.config.limits_for(shape);
         let shard = self.config.shard;
@@ -773,25 +833,20 @@ impl ChatBenchmark {
             }),
         };
         let key = shape.key();
-        let mut sink = LevelSink {
-            key: &key,
+        let mut sink = LevelSink::new(
+            &key,
             run,
             acc,
             observer,
-            requests: &mut self.requests,
+            &mut self.requests,
+            &mut self.client_tokens,
             clock,
-            origin_ns: 0,
-            due,
-            late_s: None,
-            global_index: match (shard, shape) {
-                (Some(s), Shape::Open(_)) => Some(s),
-                _ => None,
-            },
-            interrupted: false,
-            cancelled: 0,
-            client_tokens: &mut self.client_tokens,
             checkpoint,
-            flushed: std::time::Instant::now(),
+        );
+        sink.due = due;
+        sink.global_index = match (shard, shape) {
+            (Some(s), Shape::Open(_)) => Some(s),
+            _ => None,
         };
         let probes = self.config.probe_rate.map(|rate| {
             let prompts = self.prompts.draw(PROBE_BODIES, run_seed(seed, 0x9b0be, 0));
@@ -836,17 +891,83 @@ impl ChatBenchmark {
                 .collect();
             self.probe_records.extend(records);
         }
-        let (interrupted, cancelled) = (sink.interrupted, sink.cancelled);
         if let Some(late) = sink.late_s {
             self.late_s = self.late_s.max(late);
         }
-        if let Some(file) = sink.requests.as_mut() {
-            if let Err(e) = file.flush() {
-                sink.observer.records_failed(&e);
-                *sink.requests = None;
-            }
-        }
+        let (interrupted, cancelled) = sink.close();
         acc.add_cancelled(cancelled);
+        interrupted
+    }
+
+    /// One run of a conversation level: sessions of turns, each with the history so far
+    /// ([`crate::conversation`]); every turn goes into `acc` (and its turn's figures) as it
+    /// finishes. Returns whether a request was abandoned by an interruption.
+    async fn conversation_run(
+        &mut self,
+        conv: Conversations,
+        shape: &Shape,
+        run: usize,
+        acc: &mut LevelAccumulator,
+        observer: &mut dyn Observer,
+        checkpoint: &mut dyn FnMut(&LevelAccumulator),
+    ) -> bool {
+        let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
+        let limits = self.config.limits_for(shape);
+        let sessions = conv.sessions_for(shape, &limits);
+        let prompts = self.prompts.clone();
+        let mut next_chunk = 0u64;
+        let make = move |_: u64| {
+            let chunk = next_chunk;
+            next_chunk += 1;
+            conv.scripts(&prompts, SESSION_CHUNK, run_seed(seed, chunk, 5))
+        };
+        let feed = Arc::new(BodyFeed::start(make, sessions, SESSION_CHUNK).await);
+        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+        let op = move |mut conn: Connection, body: Bytes| async move {
+            let record = conn.completion(endpoint, stream, body, &clock).await;
+            (conn, record)
+        };
+        let client = self.pool.client().clone();
+        let plan = crate::conversation::Plan {
+            client: &client,
+            clock,
+            op,
+            feed,
+            config: Arc::new(self.config.clone()),
+            think_time: conv.think_time,
+            seed: run_seed(seed, 0x7417, 0),
+            sessions,
+            limits,
+            shutdown: self.shutdown.clone(),
+            progress: self.progress.clone(),
+        };
+        let key = shape.key();
+        let mut sink = LevelSink::new(
+            &key,
+            run,
+            acc,
+            observer,
+            &mut self.requests,
+            &mut self.client_tokens,
+            clock,
+            checkpoint,
+        );
+        let tally = match shape {
+            Shape::Open(open) => {
+                let session_limits = Limits {
+                    num_requests: sessions,
+                    ..limits
+                };
+                let (times, _) = crate::load::schedule(open, &session_limits, seed);
+                crate::conversation::open(plan, times, &mut sink).await
+            }
+            Shape::Closed { concurrency } | Shape::Burst { batch: concurrency } => {
+                crate::conversation::closed(plan, *concurrency, &mut sink).await
+            }
+        };
+        let (interrupted, cancelled) = sink.close();
+        acc.add_cancelled(cancelled);
+        acc.end_sessions(tally);
         interrupted
     }
 
@@ -987,13 +1108,18 @@ impl Workload for ChatBenchmark {
         self.probe_records.clear();
         self.progress.new_level(self.clock.now_ns());
         // A shard's level describes the whole run's load; its steady state, its own part.
-        LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
+        let acc = LevelAccumulator::new(*shape, self.config.limits_for(shape), self.config.stream)
             .with_target(self.config.local_shape(shape).target_in_flight())
             .with_slo(self.config.goodput)
             .with_exact_limit(self.config.exact_limit)
             .with_confidence(self.config.confidence)
             .with_timeline(self.config.timeline_interval)
-            .with_endpoints(&self.pool.client().api_bases())
+            .with_endpoints(&self.pool.client().api_bases());
+        match self.config.conversation {
+            // Users think between turns: the steady state is found around the mean in flight.
+            Some(_) => acc.with_target(None).with_turns(),
+            None => acc,
+        }
     }
 
     async fn run(
@@ -1097,6 +1223,9 @@ impl Workload for ChatBenchmark {
 /// chunks of this many, each from its own seed (so every shard draws the same sequence).
 const FEED_CHUNK: usize = 256;
 
+/// Sessions' scripts made at a time by a conversation run's feed (and kept ready ahead).
+const SESSION_CHUNK: usize = 64;
+
 /// Distinct prompts a level's probes cycle through.
 const PROBE_BODIES: usize = 64;
 
@@ -1136,6 +1265,50 @@ struct LevelSink<'a> {
     flushed: std::time::Instant,
 }
 
+impl<'a> LevelSink<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        key: &'a str,
+        run: usize,
+        acc: &'a mut LevelAccumulator,
+        observer: &'a mut dyn Observer,
+        requests: &'a mut Option<RequestsFile>,
+        client_tokens: &'a mut u64,
+        clock: Clock,
+        checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
+    ) -> Self {
+        Self {
+            key,
+            run,
+            acc,
+            observer,
+            requests,
+            clock,
+            origin_ns: 0,
+            due: None,
+            late_s: None,
+            global_index: None,
+            interrupted: false,
+            cancelled: 0,
+            client_tokens,
+            checkpoint,
+            flushed: std::time::Instant::now(),
+        }
+    }
+
+    /// Flushes the records file at the run's end; returns whether a request was abandoned by
+    /// an interruption, and how many were cancelled at the level's end.
+    fn close(self) -> (bool, u64) {
+        if let Some(file) = self.requests.as_mut() {
+            if let Err(e) = file.flush() {
+                self.observer.records_failed(&e);
+                *self.requests = None;
+            }
+        }
+        (self.interrupted, self.cancelled)
+    }
+}
+
 impl Sink for LevelSink<'_> {
     fn begin(&mut self, origin_ns: u64, start_ns: u64) {
         self.origin_ns = origin_ns;
@@ -1173,6 +1346,9 @@ impl Sink for LevelSink<'_> {
         if s.warmup {
             return;
         }
+        if let Some(t) = s.turn {
+            self.acc.turn_sent(t.session, t.turn);
+        }
         if let Some(at) = s.scheduled_ns {
             self.acc.add_arrival(at, s.record.timing.send_ns);
         }
@@ -1202,6 +1378,7 @@ impl Sink for LevelSink<'_> {
                 index,
                 origin_ns: self.origin_ns,
                 late_s: self.late_s,
+                turn: s.turn,
             };
             let written = if s.cancelled {
                 file.write_cancelled(&place, r, scheduled.as_ref(), &self.clock)
@@ -1230,6 +1407,9 @@ impl Sink for LevelSink<'_> {
             return;
         }
         self.acc.add_request(r, scheduled.as_ref());
+        if let Some(t) = s.turn {
+            self.acc.add_turn(t.turn, t.think_ns, r);
+        }
         (self.checkpoint)(self.acc);
     }
 }

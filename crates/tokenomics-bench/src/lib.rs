@@ -22,6 +22,7 @@
 pub mod adaptive;
 pub mod chat;
 pub mod console;
+pub mod conversation;
 mod driver;
 pub mod embed;
 pub mod experiment;

@@ -25,6 +25,10 @@ pub struct LoadFlags {
     pub ramp: Option<Ramp>,
     /// `--trace`: one open loop on a trace's times (its requests and span, read beforehand).
     pub trace: Option<TraceSpan>,
+    /// `--sessions`: conversations, a closed level of C concurrent users per value.
+    pub sessions: Option<Vec<u64>>,
+    /// `--session_rate`: conversations, an open level per value, sessions started per second.
+    pub session_rate: Option<Vec<f64>>,
     pub arrival: Option<Arrival>,
     pub burstiness: Option<f64>,
     pub num_requests: Option<u64>,
@@ -90,7 +94,79 @@ impl LoadFlags {
             || self.request_rate.is_some()
             || self.ramp.is_some()
             || self.trace.is_some()
+            || self.conversation()
             || self.experiment.any()
+    }
+
+    /// Whether the flags ask for conversations (`--sessions`, `--session_rate`).
+    pub fn conversation(&self) -> bool {
+        self.sessions.is_some() || self.session_rate.is_some()
+    }
+
+    /// A conversation plan: a level of users (closed) or of session arrivals (open) per value,
+    /// counted in sessions (the caller's `--num_sessions`) or stopped by `--duration`.
+    fn conversation_plan(&self) -> Result<LoadPlan> {
+        for (flag, given) in [
+            ("--batch_sizes", self.batch_sizes.is_some()),
+            ("--max_concurrency", self.max_concurrency.is_some()),
+            ("--request_rate", self.request_rate.is_some()),
+            ("--ramp", self.ramp.is_some()),
+            ("--trace", self.trace.is_some()),
+            (
+                "--num_requests (count sessions with --num_sessions)",
+                self.num_requests.is_some(),
+            ),
+            (
+                "--warmup_seconds",
+                self.warmup.is_some_and(|w| !w.is_zero()),
+            ),
+            ("--sweep or --slo", self.experiment.any()),
+        ] {
+            if given {
+                return Err(invalid(format!(
+                    "conversations (--sessions, --session_rate) are levels of their own: leave out {flag}"
+                )));
+            }
+        }
+        let levels = match (&self.sessions, &self.session_rate) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "give --sessions (concurrent users) or --session_rate (sessions per second), not both",
+                ))
+            }
+            (Some(users), None) => {
+                if self.arrival.is_some() || self.burstiness.is_some() {
+                    return Err(invalid(
+                        "--arrival and --burstiness shape session arrivals: give --session_rate",
+                    ));
+                }
+                users
+                    .iter()
+                    .map(|&concurrency| Shape::Closed { concurrency })
+                    .collect()
+            }
+            (None, Some(rates)) => self.open_levels(rates, None, Duration::ZERO)?,
+            (None, None) => return Err(invalid("no conversation level given")),
+        };
+        let at_end = self.at_end.unwrap_or_default();
+        if at_end == AtEnd::Cancel && self.duration.is_none() {
+            return Err(invalid("--at_end cancel needs --duration"));
+        }
+        Ok(LoadPlan {
+            levels,
+            limits: Limits {
+                num_requests: None,
+                duration: self.duration,
+                warmup: Duration::ZERO,
+                at_end,
+            },
+            num_runs: match self.num_runs.unwrap_or(1) {
+                0 => return Err(invalid("--num_runs must be at least 1")),
+                n => n,
+            },
+            snapshot_every: self.snapshot_every,
+            adaptive: None,
+        })
     }
 
     /// A ramp's plan: one open-loop level as long as the ramp.
@@ -209,6 +285,9 @@ impl LoadFlags {
 
     /// Checks how the flags go together and builds the plan.
     pub fn plan(&self) -> Result<LoadPlan> {
+        if self.conversation() {
+            return self.conversation_plan();
+        }
         if let Some(trace) = self.trace {
             return self.trace_plan(trace);
         }

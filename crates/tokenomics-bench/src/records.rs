@@ -11,7 +11,8 @@
 //! second. A request still in flight when a timed run ended and cancelled there has a line with
 //! status `cancelled`; a run on a timetable (`--start_at`, shards) adds how late it started
 //! (`late_s`) to each of its lines. With several `--api_base` URLs, `endpoint` is the index of the one
-//! the request went to. `tokenomics-merge` rebuilds the levels from these lines.
+//! the request went to. A conversation's lines carry their `session`, `turn` (from 1) and the think
+//! time before it (`think_s`). `tokenomics-merge` rebuilds the levels from these lines.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct Place<'a> {
     pub origin_ns: u64,
     /// A run on a timetable (`--start_at`, shards): how late it started, seconds (`late_s`).
     pub late_s: Option<f64>,
+    /// A conversation's turn: its `session`, `turn` (from 1) and `think_s` before it.
+    pub turn: Option<crate::sustained::TurnInfo>,
 }
 
 impl RequestsFile {
@@ -86,6 +89,7 @@ impl RequestsFile {
                 index: index as u64,
                 origin_ns,
                 late_s: None,
+                turn: None,
             };
             self.write(&place, r, None, clock)?;
         }
@@ -173,6 +177,14 @@ impl RequestsFile {
             }
             if self.endpoints {
                 obj.insert("endpoint".into(), json!(r.replica));
+            }
+            if let Some(turn) = place.turn {
+                obj.insert("session".into(), json!(turn.session));
+                obj.insert("turn".into(), json!(u64::from(turn.turn) + 1));
+                obj.insert(
+                    "think_s".into(),
+                    json!(turn.think_ns.map(|ns| ns as f64 / 1e9)),
+                );
             }
             if let Some(due) = due {
                 obj.insert("scheduled_s".into(), json!(rel(Some(due.scheduled_ns))));

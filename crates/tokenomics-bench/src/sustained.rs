@@ -67,16 +67,18 @@ impl Progress {
 /// Request bodies built on a thread of their own, ahead of need. Tasks take them with
 /// [`BodyFeed::next`] (async: a feed that falls behind never blocks a runtime worker), the open
 /// loop's dispatcher thread with [`BodyFeed::next_blocking`].
-pub struct BodyFeed {
-    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Bytes>>,
+///
+/// Bodies by default; any item built ahead the same way (a conversation's sessions).
+pub struct BodyFeed<T = Bytes> {
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>,
 }
 
-impl BodyFeed {
+impl<T: Send + 'static> BodyFeed<T> {
     /// Builds bodies with `make(chunk)` (chunk 0, 1, 2, …, each a batch of bodies) until
     /// `limit` bodies exist (or forever), keeping up to `ahead` ready. Completes once the first
     /// `ahead` (or all of them, when fewer) are ready.
     pub async fn start(
-        mut make: impl FnMut(u64) -> Vec<Bytes> + Send + 'static,
+        mut make: impl FnMut(u64) -> Vec<T> + Send + 'static,
         limit: Option<u64>,
         ahead: usize,
     ) -> Self {
@@ -116,12 +118,12 @@ impl BodyFeed {
     }
 
     /// The next body; `None` when the feed is exhausted.
-    pub async fn next(&self) -> Option<Bytes> {
+    pub async fn next(&self) -> Option<T> {
         self.rx.lock().await.recv().await
     }
 
     /// The next body, for a thread outside the runtime; `None` when the feed is exhausted.
-    pub fn next_blocking(&self) -> Option<Bytes> {
+    pub fn next_blocking(&self) -> Option<T> {
         self.rx.blocking_lock().blocking_recv()
     }
 }
@@ -141,6 +143,20 @@ pub struct Sent {
     /// Still in flight at the end of `duration` and cancelled there (`AtEnd::Cancel`). (One
     /// aborted on purpose, [`Aborts`], ends with [`ClientError::Aborted`]: see [`is_aborted`].)
     pub cancelled: bool,
+    /// A conversation's turn ([`crate::conversation`]): which session, which turn of it.
+    pub turn: Option<TurnInfo>,
+}
+
+/// Where a request stands in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnInfo {
+    /// The session's number in the run, from 0.
+    pub session: u64,
+    /// The turn, from 0 (the session's first request).
+    pub turn: u32,
+    /// The think time achieved before it: from the previous answer's last byte to this send, ns
+    /// (`None` for a first turn).
+    pub think_ns: Option<u64>,
 }
 
 /// Requests the client aborts on purpose (`--cancel_rate`, `--cancel_after`): a seeded `share`
@@ -203,7 +219,7 @@ where
 
 // Lives on the stack for a moment per request; boxing it would add an allocation per request.
 #[allow(clippy::large_enum_variant)]
-enum Finished {
+pub(crate) enum Finished {
     Done(Connection, RequestRecord),
     Interrupted,
     Cancelled,
@@ -219,7 +235,7 @@ async fn until(at: Option<Instant>) {
 /// Runs one request, unless the shutdown abandons it or `cancel_at` (the level's end) passes
 /// first. A request to abort on purpose is aborted by the client itself, `abort_after` its send
 /// ([`Connection::abort_next_after`]): its record keeps what arrived before.
-async fn one(
+pub(crate) async fn one(
     op: &impl Op,
     mut conn: Connection,
     body: Bytes,
@@ -244,7 +260,7 @@ pub fn is_aborted(r: &RequestRecord) -> bool {
     matches!(r.error, Some(ClientError::Aborted))
 }
 
-fn interrupted_record(send_ns: u64) -> RequestRecord {
+pub(crate) fn interrupted_record(send_ns: u64) -> RequestRecord {
     let mut r = RequestRecord {
         error: Some(ClientError::Interrupted),
         ..RequestRecord::default()
@@ -374,6 +390,7 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
                     slot_wait_ns: None,
                     warmup,
                     cancelled,
+                    turn: None,
                 });
                 if cancelled {
                     break;
@@ -509,6 +526,7 @@ pub async fn open_loop<O: Op>(
                             slot_wait_ns,
                             warmup: i < warmup,
                             cancelled,
+                            turn: None,
                         });
                     });
                     spawned += 1;

@@ -228,6 +228,8 @@ pub struct Connection {
     parked: Vec<Option<Open>>,
     /// Abort the next request this long after its send ([`Connection::abort_next_after`]).
     abort_next: Option<Duration>,
+    /// Keep every answer's text in its record ([`Connection::capture_answers`]).
+    capture: bool,
 }
 
 impl Connection {
@@ -242,6 +244,7 @@ impl Connection {
             at: 0,
             parked,
             abort_next: None,
+            capture: false,
         }
     }
 
@@ -285,6 +288,14 @@ impl Connection {
     /// tokens received). Applies to one request; the connection reconnects for the next.
     pub fn abort_next_after(&mut self, after: Option<Duration>) {
         self.abort_next = after;
+    }
+
+    /// Keeps the text of every answer received on this connection in its record
+    /// ([`RequestRecord::answer`]): the content events' text, or a whole response's message,
+    /// decoded after each frame's arrival stamp is taken. Off by default (a benchmark that does
+    /// not need the text does not pay for it).
+    pub fn capture_answers(&mut self, on: bool) {
+        self.capture = on;
     }
 
     /// Opens the connection now if it is not open, so that set-up is not inside a timed request
@@ -634,6 +645,7 @@ impl Connection {
         let _in_flight = self.route();
         let mut record = RequestRecord {
             replica: self.at,
+            answer: self.capture.then(String::new),
             ..RequestRecord::default()
         };
         let req = self.request(Method::POST, endpoint.path(), body, stream);

@@ -112,6 +112,10 @@ pub struct RequestRecord {
     /// Which of the client's servers it was sent to: an index into
     /// [`crate::Client::api_bases`] (0 with one server).
     pub replica: usize,
+    /// The answer's text (its content, reasoning left out), kept only when the connection was
+    /// asked to ([`crate::Connection::capture_answers`]): a conversation's next turn carries it.
+    /// Decoded after the arrival stamps are taken, so keeping it never moves a timestamp.
+    pub answer: Option<String>,
 }
 
 impl RequestRecord {
@@ -200,6 +204,16 @@ struct Delta<'a> {
     reasoning: Option<&'a RawValue>,
 }
 
+/// Appends the text of a JSON string value to `answer` (a value that is not a string adds
+/// nothing).
+fn append_text(answer: &mut String, v: Option<&RawValue>) {
+    if let Some(raw) = v {
+        if let Ok(text) = serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()) {
+            answer.push_str(&text);
+        }
+    }
+}
+
 /// A JSON string value that is not empty (`null` already became `None`).
 fn has_text(v: Option<&RawValue>) -> bool {
     v.is_some_and(|raw| {
@@ -219,6 +233,14 @@ enum Carried {
 }
 
 impl ChunkChoice<'_> {
+    /// Appends the answer text this choice carried (`content`, or a text completion's `text`).
+    fn append_answer(&self, answer: &mut String) {
+        append_text(answer, self.text);
+        if let Some(d) = self.delta.as_ref().or(self.message.as_ref()) {
+            append_text(answer, d.content);
+        }
+    }
+
     fn carried(&self) -> Carried {
         let delta = self.delta.as_ref().or(self.message.as_ref());
         if has_text(self.text) || delta.is_some_and(|d| has_text(d.content)) {
@@ -379,6 +401,9 @@ impl StreamState {
                     if timing.first_answer_ns.is_none() {
                         timing.first_answer_ns = Some(t_ns);
                     }
+                    if let Some(answer) = self.record.answer.as_mut() {
+                        choice.append_answer(answer);
+                    }
                 } else {
                     self.record.reasoning_events += 1;
                 }
@@ -430,6 +455,9 @@ pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
     if let Some(choice) = chunk.choices.first() {
         record.finish_reason = choice.finish_reason.map(str::to_string);
         record.content_events = u64::from(choice.carried() != Carried::Nothing);
+        if let Some(answer) = record.answer.as_mut() {
+            choice.append_answer(answer);
+        }
     }
     match chunk.usage {
         Some(usage) if usage.completion_tokens.is_some() => apply_usage(record, usage),
@@ -558,6 +586,42 @@ mod tests {
             event: None,
             data: data.as_bytes(),
         }
+    }
+
+    #[test]
+    fn answers_are_kept_only_when_asked_for_and_without_reasoning() {
+        let events = [
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"A\"b"}}]}"#,
+            r#"{"choices":[{"delta":{"content":" \u00e9t\u00e9"}}]}"#,
+            r#"{"choices":[{"text":" c"}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        ];
+        for capture in [false, true] {
+            let mut s = StreamState::new(RequestRecord {
+                answer: capture.then(String::new),
+                ..RequestRecord::default()
+            });
+            for (i, e) in events.iter().enumerate() {
+                assert!(s.on_event(ev(e), i as u64));
+            }
+            let r = s.finish();
+            assert!(r.error.is_none());
+            assert_eq!(r.content_events, 4);
+            let want = capture.then(|| "A\"b été c".to_string());
+            assert_eq!(r.answer, want);
+        }
+        let body = r#"{"choices":[{"message":{"role":"assistant","content":"whole \"one\""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+        let mut r = RequestRecord {
+            answer: Some(String::new()),
+            ..RequestRecord::default()
+        };
+        decode_completion(body.as_bytes(), &mut r);
+        assert_eq!(r.answer.as_deref(), Some("whole \"one\""));
+        let mut r = RequestRecord::default();
+        decode_completion(body.as_bytes(), &mut r);
+        assert_eq!(r.answer, None);
     }
 
     #[test]

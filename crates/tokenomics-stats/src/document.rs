@@ -113,10 +113,76 @@ pub struct ChatMetadata {
     /// over them, `round_robin` or `least_loaded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<String>,
+    /// Multi-turn conversations (`--sessions`, `--session_rate`): how each session was made.
+    /// A level's load is then sessions (its concurrency users, its rate sessions per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationSpec>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
     /// Any unknown field of a file being read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// How the sessions of a conversation run were made (`metadata.conversation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSpec {
+    /// `synthetic`: every user turn a prompt of the prompt source, `turns` of them per
+    /// session; `dataset`: each session one conversation of the dataset, its user messages the
+    /// turns (at most `turns`).
+    pub source: String,
+    /// User turns per session (`--turns`; with a dataset, the most taken of each conversation;
+    /// `None`: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u64>,
+    /// Time between an answer's end and the next turn's send, as given (`--think_time`):
+    /// `SECONDS`, `exp:MEAN` or `uniform:LO,HI`.
+    pub think_time: String,
+    /// Its mean, seconds.
+    pub think_time_mean_seconds: f64,
+    /// Sessions per run (`--num_sessions`; `None`: until `--duration` ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_per_run: Option<u64>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A conversation level's sessions, and its figures per turn index (`results.<level>.conversation`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationBlock {
+    /// Sessions started, over every run of the level.
+    pub sessions: u64,
+    /// Of those, the sessions whose every turn succeeded.
+    pub completed: u64,
+    /// Turns sent per session started.
+    pub turns_per_session: Stat,
+    /// The think time achieved: from an answer's last byte to the next turn's send, seconds
+    /// (the client's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<Distribution>,
+    /// Figures per turn index: turn 1 is every session's first request, turn k its k-th, sent
+    /// with the k − 1 earlier turns and their answers as history.
+    pub turns: Vec<TurnLevel>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One turn index of a conversation level: the level's figures over every session's k-th turn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TurnLevel {
+    /// The turn, from 1.
+    pub turn: u64,
+    /// Its requests: succeeded, failed by kind.
+    pub requests: RequestCounts,
+    /// Tokens per request (the prompt grows with the history).
+    pub tokens: ChatTokens,
+    /// Its streaming latencies, in seconds (streamed runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<ChatLatency>,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -165,6 +231,9 @@ pub struct ChatLevel {
     /// the level and the one measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_cache: Option<crate::PrefixCacheBlock>,
+    /// Multi-turn conversations: the level's sessions and its figures per turn index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

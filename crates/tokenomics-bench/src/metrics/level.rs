@@ -23,6 +23,7 @@ use super::series::{Ended, Series};
 use super::steady::{steady_state, SteadyWindow, STEADY_SHARE};
 use super::timeline::Timeline;
 use super::trend::TrendFit;
+use super::turns::TurnTally;
 use super::{rate, NS};
 use crate::load::{Limits, Shape};
 
@@ -178,6 +179,8 @@ pub struct LevelAccumulator {
     endpoints: Vec<(String, LevelAccumulator)>,
     /// Prompt and cached tokens of the successful requests that reported cached tokens.
     cache: CacheTally,
+    /// A conversation level's turns and sessions ([`LevelAccumulator::with_turns`]).
+    turns: Option<Box<TurnTally>>,
 }
 
 /// Prompt and cached tokens, summed over the successful requests whose usage reported both.
@@ -240,6 +243,42 @@ impl LevelAccumulator {
             series: None,
             endpoints: Vec::new(),
             cache: CacheTally::default(),
+            turns: None,
+        }
+    }
+
+    /// Also reports a conversation level's sessions and its figures per turn index. Call it
+    /// last, after the other settings, which each turn's figures take over (all but the
+    /// timeline, the in-flight target and the endpoints).
+    pub fn with_turns(mut self) -> Self {
+        let mut blank = self.clone();
+        blank.series = None;
+        blank.target = None;
+        blank.endpoints = Vec::new();
+        let limit = self.input_tokens.limit();
+        self.turns = Some(Box::new(TurnTally::new(blank, limit)));
+        self
+    }
+
+    /// A conversation's turn `turn` of session `session` was sent (cancelled ones too).
+    pub fn turn_sent(&mut self, session: u64, turn: u32) {
+        if let Some(t) = self.turns.as_mut() {
+            t.sent(session, turn);
+        }
+    }
+
+    /// A conversation's measured turn finished (add the request itself with
+    /// [`LevelAccumulator::add_request`] too): its turn's figures and the think time before it.
+    pub fn add_turn(&mut self, turn: u32, think_ns: Option<u64>, r: &RequestRecord) {
+        if let Some(t) = self.turns.as_mut() {
+            t.add(turn, think_ns, r);
+        }
+    }
+
+    /// A conversation run ended with these sessions.
+    pub fn end_sessions(&mut self, tally: crate::conversation::SessionTally) {
+        if let Some(t) = self.turns.as_mut() {
+            t.end_run(tally);
         }
     }
 
@@ -700,6 +739,7 @@ impl LevelAccumulator {
             probes: None,
             endpoints,
             prefix_cache: None,
+            conversation: self.turns.map(|t| t.block(confidence)),
             incomplete: false,
             extra: Default::default(),
         }

@@ -9,6 +9,7 @@
 //! - [`series`]: a level's timeline, bucket by bucket, for the result file;
 //! - [`timeline`]: a sustained run's steady state in time buckets;
 //! - [`trend`]: whether an open loop's server kept up (latency against time);
+//! - [`turns`]: a conversation level's figures per turn index, and its sessions;
 //! - [`level`]: pooling the runs of one level into its typed [`tokenomics_stats::ChatLevel`].
 
 pub mod burst;
@@ -20,6 +21,7 @@ pub mod series;
 pub mod steady;
 pub mod timeline;
 pub mod trend;
+pub mod turns;
 
 pub use burst::{burst_timing, run_figures, BurstTiming, RunFigures};
 pub use goodput::Slo;

@@ -130,6 +130,11 @@ impl Pooled {
         }
     }
 
+    /// How many values are kept exactly before the summary takes over.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// `{mean, std}` by the documents' rules.
     pub fn stat(&self) -> Stat {
         match &self.exact {

@@ -282,6 +282,39 @@ pub fn level_summary(key: &str, level: &ChatLevel) -> String {
         }
         s.push('\n');
     }
+    if let Some(c) = &level.conversation {
+        let _ = write!(
+            s,
+            "  {:<22} {} started, {} completed, {} turns each on average",
+            "sessions",
+            c.sessions,
+            c.completed,
+            num(c.turns_per_session.mean)
+        );
+        if let Some(t) = &c.think_time {
+            let _ = write!(s, "; think time {} s on average", num(t.mean));
+        }
+        s.push('\n');
+        for t in &c.turns {
+            let _ = write!(
+                s,
+                "  {:<22} {} succeeded, {} failed; {} prompt tokens",
+                format!("turn {}", t.turn),
+                t.requests.succeeded,
+                t.requests.failed,
+                num(t.tokens.input_per_request.mean)
+            );
+            if let Some(l) = &t.latency {
+                let _ = write!(
+                    s,
+                    "; TTFT p50 {} ms, p99 {} ms",
+                    ms(l.ttft.p50),
+                    ms(l.ttft.p99)
+                );
+            }
+            s.push('\n');
+        }
+    }
     if let Some(m) = &level.server_metrics {
         s.push_str(&crate::server_metrics::summary(m));
     }

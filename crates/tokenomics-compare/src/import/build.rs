@@ -262,6 +262,7 @@ impl LevelParts {
             probes: None,
             endpoints: None,
             prefix_cache: None,
+            conversation: None,
             incomplete: false,
             extra: Map::new(),
         }
@@ -375,6 +376,7 @@ pub(crate) fn document(
         slo_search: None,
         insecure_tls: false,
         balance: None,
+        conversation: None,
         incomplete: false,
         extra,
     };
