@@ -165,6 +165,25 @@ pub async fn preflight(
 }
 
 /// The line that opens a chat run: model, server, levels, runs, tokens, streaming.
+/// How a conversation run's sessions go, for its banner.
+fn conversation_note(c: &ChatConfig) -> String {
+    let Some(conv) = &c.conversation else {
+        return String::new();
+    };
+    let turns = conv.turns.map_or_else(
+        || "each dataset conversation's turns".to_string(),
+        |n| format!("{n} turns"),
+    );
+    let sessions = conv
+        .sessions_per_run
+        .map(|n| format!(", {n} sessions per run"))
+        .unwrap_or_default();
+    format!(
+        " ({turns} per session, think time {} s{sessions})",
+        conv.think_time.describe()
+    )
+}
+
 pub fn chat_banner(c: &ChatConfig) -> String {
     let shapes = c.shapes();
     let keys: Vec<String> = shapes.iter().map(Shape::key).collect();
@@ -181,6 +200,17 @@ pub fn chat_banner(c: &ChatConfig) -> String {
             o.max_concurrency
                 .map(|c| format!(", at most {c} in flight"))
                 .unwrap_or_default()
+        ),
+        Some(Shape::Open(o)) if c.conversation.is_some() => format!(
+            "conversations starting at {} sessions/s ({} arrivals){}",
+            keys.join(", "),
+            o.arrival.name(),
+            conversation_note(c)
+        ),
+        Some(Shape::Closed { .. }) if c.conversation.is_some() => format!(
+            "conversations of {} users at once{}",
+            keys.join(", "),
+            conversation_note(c)
         ),
         Some(Shape::Open(o)) => format!(
             "open loop at {} requests/s ({} arrivals{})",

@@ -194,47 +194,74 @@ impl Conversations {
 
     /// `n` sessions' scripts drawn with `seed` (fewer when the source has no usable turns).
     pub fn scripts(&self, prompts: &PromptSource, n: usize, seed: u64) -> Vec<Script> {
-        let per = self.turns.unwrap_or(1).max(1) as usize;
+        let dataset = Self::from_dataset(prompts);
+        let per = if dataset {
+            1
+        } else {
+            self.turns.unwrap_or(1).max(1) as usize
+        };
         let drawn = prompts.draw(n.saturating_mul(per), seed);
         let mut scripts = Vec::with_capacity(n);
         let mut texts: Vec<String> = Vec::with_capacity(per);
+        let mut lead: Option<Vec<Message>> = None;
         for prompt in drawn {
             if scripts.len() == n {
                 break;
             }
             match prompt {
-                Prompt::Text(text) => {
-                    texts.push(text);
-                    if texts.len() == per {
-                        scripts.push(Script {
-                            lead: vec![Message::new("system", SYSTEM_PROMPT)],
-                            users: std::mem::take(&mut texts),
-                        });
+                Prompt::Messages(turns) if dataset => {
+                    if let Some(script) = self.conversation(turns) {
+                        scripts.push(script);
                     }
+                }
+                // A text source's prompt is one user turn; the session opens as its first
+                // prompt would be sent alone (the benchmark's system message with a text, none
+                // with a token-exact prompt, whose count it would change).
+                Prompt::Text(text) => {
+                    lead.get_or_insert_with(|| vec![Message::new("system", SYSTEM_PROMPT)]);
+                    texts.push(text);
                 }
                 Prompt::Messages(turns) => {
-                    let mut lead = Vec::new();
-                    let mut users = Vec::new();
-                    for t in turns {
-                        match t.role.as_str() {
-                            "user" => users.push(t.content),
-                            // The dataset's answers are replaced by the server's.
-                            "assistant" => {}
-                            // What opens the conversation (a system message) stays.
-                            _ if users.is_empty() => lead.push(Message::new(&t.role, t.content)),
-                            _ => {}
-                        }
-                    }
-                    if let Some(cap) = self.turns {
-                        users.truncate(cap as usize);
-                    }
-                    if !users.is_empty() {
-                        scripts.push(Script { lead, users });
-                    }
+                    let (opening, users): (Vec<_>, Vec<_>) =
+                        turns.into_iter().partition(|t| t.role != "user");
+                    lead.get_or_insert_with(|| {
+                        opening
+                            .into_iter()
+                            .map(|t| Message::new(&t.role, t.content))
+                            .collect()
+                    });
+                    let text: Vec<String> = users.into_iter().map(|t| t.content).collect();
+                    texts.push(text.join("\n\n"));
                 }
+            }
+            if texts.len() == per {
+                scripts.push(Script {
+                    lead: lead.take().unwrap_or_default(),
+                    users: std::mem::take(&mut texts),
+                });
             }
         }
         scripts
+    }
+
+    /// A dataset conversation's script: what opens it, and its user messages (at most `turns`);
+    /// the dataset's answers are replaced by the server's. `None` without a user message.
+    fn conversation(&self, turns: Vec<tokenomics_datasets::Turn>) -> Option<Script> {
+        let mut lead = Vec::new();
+        let mut users = Vec::new();
+        for t in turns {
+            match t.role.as_str() {
+                "user" => users.push(t.content),
+                "assistant" => {}
+                // What opens the conversation (a system message) stays.
+                _ if users.is_empty() => lead.push(Message::new(&t.role, t.content)),
+                _ => {}
+            }
+        }
+        if let Some(cap) = self.turns {
+            users.truncate(cap as usize);
+        }
+        (!users.is_empty()).then_some(Script { lead, users })
     }
 }
 
@@ -633,6 +660,31 @@ mod tests {
         assert_eq!(c.scripts(&rows, 2, 1)[1].users, ["one", "two", "three"]);
         assert_eq!(untold.spec(&rows).source, "dataset");
         assert_eq!(c.spec(&synthetic).source, "synthetic");
+    }
+
+    #[test]
+    fn token_exact_prompts_are_turns_of_a_session_with_no_system_message() {
+        use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength};
+        let exact = PromptSource::Exact(ExactPrompts {
+            length: TokenLength::Fixed(64),
+            lengths: Lengths::Estimate,
+        });
+        let c = Conversations {
+            turns: Some(4),
+            think_time: ThinkTime::default(),
+            sessions_per_run: None,
+        };
+        assert!(c.check(&exact).is_ok());
+        let scripts = c.scripts(&exact, 3, 5);
+        assert_eq!(scripts.len(), 3);
+        for s in &scripts {
+            assert_eq!(s.users.len(), 4, "each exact prompt is one turn");
+            assert!(
+                s.lead.is_empty(),
+                "no system message: the counted text is the turn"
+            );
+            assert!(s.users.iter().all(|u| !u.is_empty()));
+        }
     }
 
     #[test]
