@@ -6,6 +6,25 @@
 //! requests per second over at most a year still schedules in `u64` nanoseconds. Integer counts
 //! use clap's own `value_parser!(u64).range(…)` with the bounds below. Lists of source addresses
 //! (`--source_ips`) are parsed here too, with a bound on how many a range may expand to.
+//!
+//! Each parser takes the text of one value (surrounding spaces allowed) and returns the value in
+//! the unit its name says — seconds or milliseconds become a [`Duration`], rates stay requests per
+//! second — or a [`BadValue`] whose message is one line, `expected WHAT from MIN to MAX` (or
+//! `above MIN and at most MAX`), which clap prints after the flag and the value. NaN, infinities,
+//! empty text and anything out of range are refused; nothing is clamped or rounded to fit.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokenomics_cli::values;
+//!
+//! assert_eq!(values::seconds("0").unwrap(), Duration::ZERO);
+//! assert!(values::positive_seconds("0").is_err(), "a timeout of no time is refused");
+//! assert_eq!(
+//!     values::positive_seconds("nan").unwrap_err().to_string(),
+//!     "expected a number of seconds above 0 and at most 31536000"
+//! );
+//! assert_eq!(values::milliseconds("1.5").unwrap(), Duration::from_micros(1500));
+//! ```
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -28,7 +47,8 @@ pub const MAX_RUNS: u64 = 1_000_000;
 /// The most source addresses `--source_ips` takes in all (ranges expanded): a /16.
 pub const MAX_SOURCE_IPS: u64 = 65_536;
 
-/// A value a flag refuses: the message says what was expected.
+/// A value a flag refuses: the message, one line, says what was expected (and, for
+/// `--source_ips`, an example).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct BadValue(String);
@@ -60,35 +80,39 @@ fn in_range(s: &str, min: f64, min_inclusive: bool, max: f64, what: &str) -> Res
     }
 }
 
-/// Seconds above 0 and at most [`MAX_SECONDS`], as a [`Duration`].
+/// Seconds above 0 and at most [`MAX_SECONDS`] (a year), fractions allowed, as a [`Duration`]:
+/// for timeouts and waits that cannot be zero (`--timeout`, `--wait_ready`).
 pub fn positive_seconds(s: &str) -> Result<Duration, BadValue> {
     let x = in_range(s, 0.0, false, MAX_SECONDS, "a number of seconds")?;
     Duration::try_from_secs_f64(x).map_err(|e| BadValue(e.to_string()))
 }
 
-/// Seconds from 0 to [`MAX_SECONDS`], as a [`Duration`].
+/// Seconds from 0 to [`MAX_SECONDS`] (a year), fractions allowed, as a [`Duration`]: for
+/// lengths of time that may be none (a warm-up, a gap between runs).
 pub fn seconds(s: &str) -> Result<Duration, BadValue> {
     let x = in_range(s, 0.0, true, MAX_SECONDS, "a number of seconds")?;
     Duration::try_from_secs_f64(x).map_err(|e| BadValue(e.to_string()))
 }
 
-/// Milliseconds from 0 to [`MAX_SECONDS`] × 1000, as a [`Duration`].
+/// Milliseconds (not seconds) from 0 to [`MAX_SECONDS`] × 1000, fractions allowed, as a
+/// [`Duration`]: `50` is 50 ms.
 pub fn milliseconds(s: &str) -> Result<Duration, BadValue> {
     let x = in_range(s, 0.0, true, MAX_SECONDS * 1e3, "a number of milliseconds")?;
     Duration::try_from_secs_f64(x / 1e3).map_err(|e| BadValue(e.to_string()))
 }
 
-/// Requests per second above 0 and at most [`MAX_RATE`].
+/// Requests per second above 0 and at most [`MAX_RATE`], as given (`20.5` stays 20.5).
 pub fn rate(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, false, MAX_RATE, "a number of requests per second")
 }
 
-/// A time scale above 0 and at most [`MAX_TIME_SCALE`].
+/// A time scale above 0 and at most [`MAX_TIME_SCALE`]: model seconds per real second (`2`
+/// runs the simulation twice as fast as real time, `0.5` half as fast).
 pub fn time_scale(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, false, MAX_TIME_SCALE, "a time scale")
 }
 
-/// A number above 0 and at most 1e9.
+/// A number above 0 and at most 1e9, of no particular unit (the flag's help says which).
 pub fn positive_number(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, false, 1e9, "a number")
 }
@@ -104,17 +128,18 @@ pub fn gpu_hour_cost(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, false, 10_000.0, "dollars per GPU-hour")
 }
 
-/// The share of the GPUs' time charged to input tokens: from 0 to 0.99.
+/// The share of the GPUs' time charged to input tokens: from 0 to 0.99 (a fraction, not a
+/// percentage; the rest is charged to output tokens).
 pub fn cost_share(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 0.99, "a share of the time")
 }
 
-/// A share above 0 and at most 1 (an attainment, a tolerance).
+/// A share above 0 and at most 1, a fraction not a percentage (an attainment, a tolerance).
 pub fn share(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, false, 1.0, "a share")
 }
 
-/// A share from 0 to 1 (an error rate).
+/// A share from 0 to 1, a fraction not a percentage (an error rate, where none is allowed).
 pub fn share_or_zero(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 1.0, "a share")
 }
@@ -124,10 +149,8 @@ pub fn temperature(s: &str) -> Result<f64, BadValue> {
     in_range(s, 0.0, true, 2.0, "a temperature")
 }
 
-/// The local addresses connections are opened from (`--source_ips`), in the order given, ranges
-/// expanded: each a single host's address, none twice, all of one family, at most
-/// [`MAX_SOURCE_IPS`].
-/// `--balance`: `round_robin` or `least_loaded`.
+/// `--balance`: `round_robin` or `least_loaded`, spelled so; anything else is refused naming
+/// both.
 pub fn balance(s: &str) -> Result<tokenomics_client::Balance, BadValue> {
     s.parse().map_err(|_| {
         BadValue(format!(
@@ -136,11 +159,32 @@ pub fn balance(s: &str) -> Result<tokenomics_client::Balance, BadValue> {
     })
 }
 
+/// The local addresses connections are opened from (`--source_ips`), in the order given, ranges
+/// expanded: each a single host's address, none twice, all of one family, at most
+/// [`MAX_SOURCE_IPS`], when [`source_ips`] made it from a command line. Whether each address
+/// belongs to this host is found at the first connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceIps(pub Vec<IpAddr>);
+pub struct SourceIps(
+    /// The addresses, in the order connections take them in turn; never empty from
+    /// [`source_ips`].
+    pub Vec<IpAddr>,
+);
 
 /// A comma-separated list whose items are IP addresses or inclusive IPv4 ranges `A-B`, e.g.
-/// `127.0.0.2-127.0.0.9` or `10.0.0.5,10.0.0.6,fd00::5`.
+/// `127.0.0.2-127.0.0.9` or `10.0.0.5,10.0.0.6,fd00::5`, parsed into [`SourceIps`].
+///
+/// Refused, in one line with an example: an empty item, text that is not an address (host
+/// names, ports, CIDR prefixes), a range that ends before it starts or is not two IPv4
+/// addresses (IPv6 addresses are listed one by one), an address that cannot be a source
+/// (unspecified, multicast, broadcast), IPv4 and IPv6 mixed, an address given twice, and more
+/// than [`MAX_SOURCE_IPS`] in all (checked before a range is expanded).
+///
+/// ```
+/// use tokenomics_cli::values::source_ips;
+///
+/// assert_eq!(source_ips("127.0.0.2-127.0.0.4,127.0.0.9").unwrap().0.len(), 4);
+/// assert!(source_ips("127.0.0.1,::1").is_err(), "one family only");
+/// ```
 pub fn source_ips(s: &str) -> Result<SourceIps, BadValue> {
     const EXAMPLE: &str = "e.g. 127.0.0.2-127.0.0.9 or 10.0.0.5,10.0.0.6";
     let bad = |why: String| BadValue(format!("{why} ({EXAMPLE})"));
