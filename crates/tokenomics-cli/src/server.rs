@@ -11,7 +11,12 @@ use tokio::time::Instant;
 use crate::{values, Failure};
 
 /// The flags that say which server to measure and how to talk to it, shared by `oai-bench` and
-/// `embed-bench` (flattened into each one's arguments).
+/// `embed-bench` (flattened into each one's arguments with `#[command(flatten)]`).
+///
+/// Each field's doc comment is also its `--help` text; the book lists them with the binary's
+/// other flags (`docs/src/benchmark.md`, `docs/src/embed-bench.md`). Durations are given in
+/// seconds and checked by [`values::positive_seconds`] (above 0, at most a year). The struct
+/// holds the checked values; [`ServerArgs::connect`] turns them into a [`Target`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// Base URL of the OpenAI-compatible API; routes are appended to it. Several, comma-separated: replicas of the same model without a load balancer, requests spread over them by --balance and every statistic also reported per endpoint.
@@ -97,11 +102,19 @@ const READY_EVERY: Duration = Duration::from_millis(250);
 /// server will never answer (a listener replaced by a restart) must not use up the whole wait.
 const READY_PROBE_LIMIT: Duration = Duration::from_secs(5);
 
-/// The server a benchmark talks to, resolved from [`ServerArgs`].
+/// The server a benchmark talks to, resolved from [`ServerArgs`] by [`ServerArgs::connect`].
+///
+/// With `--simulate`, the `Target` owns the simulated server running in this process: it serves
+/// for as long as the `Target` lives and stops accepting when it is dropped, so keep the `Target`
+/// until the run is over.
 pub struct Target {
+    /// The base URL requests go to, routes appended (`http://127.0.0.1:PORT/v1` with
+    /// `--simulate`); several comma-separated when `--api_base` named replicas.
     pub api_base: String,
     /// The model id to send (with `--simulate`, the one the simulator serves).
     pub model: String,
+    /// The client built from the flags (base URLs, balance, TLS, API key, `--timeout`,
+    /// `--idle_timeout`, `--source_ips`), ready to hand out connections.
     pub client: tokenomics_client::Client,
     /// With `--simulate`: the preset and time scale, for the metadata.
     pub simulated: Option<Simulated>,
@@ -119,8 +132,10 @@ pub struct Target {
 }
 
 impl ServerArgs {
-    /// Sockets a run at `concurrency` opens: one per request, twice that when the simulator
-    /// runs in this process.
+    /// Sockets a run at `concurrency` opens: one per request and endpoint (a connection keeps
+    /// one to each `--api_base`), twice `concurrency` when the simulator runs in this process
+    /// (its end of each connection too). Saturates at `u64::MAX` instead of overflowing; for
+    /// [`crate::ensure_open_files`].
     pub fn sockets(&self, concurrency: u64) -> u64 {
         let each = match self.simulate {
             Some(_) => 2,
@@ -130,7 +145,8 @@ impl ServerArgs {
         concurrency.saturating_mul(each)
     }
 
-    /// The base URLs of `--api_base`, in the order given (empty items skipped).
+    /// The base URLs of `--api_base`, in the order given, each trimmed (empty items skipped; no
+    /// other check: [`ServerArgs::connect`] refuses an empty list or a URL given twice).
     pub fn api_bases(&self) -> Vec<&str> {
         self.api_base
             .split(',')
@@ -189,10 +205,29 @@ impl ServerArgs {
         Ok(tls)
     }
 
-    /// Starts the simulator when asked (`--simulate`), builds the client and, with
-    /// `--wait_ready`, waits for the server to answer. `model` is the user's `--model`; `seed`
-    /// seeds the simulator's output lengths; `what` names the workload in the default
-    /// description.
+    /// Resolves the flags into the [`Target`] a run talks to. `model` is the user's `--model`;
+    /// `seed` seeds the simulator's output lengths; `what` names the workload in the default
+    /// description ([`Target::description`]). Must be called inside a tokio runtime.
+    ///
+    /// * Certificate files (`--ca_cert`, `--client_cert`, `--client_key`, `SSL_CERT_FILE`) are
+    ///   read first, so a broken one is refused before anything starts.
+    /// * With `--simulate PRESET`, the simulated server is started here, in this process, on a
+    ///   free loopback port (`127.0.0.1`, plain http), at `--sim_time_scale`; one line on stdout
+    ///   names the preset, the model and the URL. The experiment then talks to it over HTTP like
+    ///   to any server and never starts a server itself. `--model` is optional (the preset's
+    ///   model is served when it is absent), `--api_base` is ignored, and the [`Target`] records
+    ///   the preset and its list price (per real hour at the time scale). It is ready at once,
+    ///   so `--wait_ready` does not wait.
+    /// * Otherwise `--model` is required and `--api_base` must name at least one URL, none twice.
+    ///   With `--wait_ready SECONDS`, each endpoint is polled (`GET /health` at its origin, then
+    ///   `{api_base}/models`, every 0.25 s, each probe cut at 5 s) until it answers, all within
+    ///   the one limit, counted on the monotonic clock from the start of the wait.
+    ///
+    /// Errors are a [`Failure`] with one line of message: [`crate::exit::USAGE`] for the user's
+    /// input (a missing `--model`, an unknown preset or a setting the simulator refuses, a URL or
+    /// key the client refuses, a certificate file that cannot be used), [`crate::exit::ERROR`] for the rest (the simulator
+    /// cannot start, a server still not ready when `--wait_ready` runs out, naming the URL and
+    /// the last error). With `--insecure` against `https://`, a warning line goes to stderr.
     pub async fn connect(
         &self,
         model: Option<&str>,
@@ -436,8 +471,9 @@ async fn wait_ready(
 }
 
 impl Target {
-    /// The description to record: the user's, or (when empty and the run is simulated) one
-    /// naming the preset.
+    /// The description to record: `given` (the user's `--description`) unless it is empty and
+    /// the run is simulated, then `Simulated: oai-sim preset PRESET, WHAT` (`what` as given to
+    /// [`ServerArgs::connect`]). An empty `given` stays empty against a real server.
     pub fn description(&self, given: &str) -> String {
         match (&self.simulated_description, given.is_empty()) {
             (Some(d), true) => d.clone(),
