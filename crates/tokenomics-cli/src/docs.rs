@@ -4,7 +4,8 @@
 //! Every binary that parses through [`crate::parse`] answers `NAME --generate KIND` (KIND one of
 //! [`Generate`]'s values) by writing that file to stdout and exiting 0. The flag is read from the
 //! raw arguments before the binary's own flags are parsed, so it needs no field in any binary's
-//! arguments and does not appear in `--help` (whose flags the README documents one by one).
+//! arguments and does not appear in `--help` (whose flags the book documents one by one under
+//! `docs/src/`: `benchmark.md` for `oai-bench`, `embed-bench.md`, `plots.md`, `simulator.md`, …).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -17,7 +18,8 @@ use crate::exit;
 /// The flag, which must come first: `NAME --generate KIND` (or `--generate=KIND`).
 const FLAG: &str = "--generate";
 
-/// What `--generate` writes.
+/// What `--generate` writes (each variant's doc comment is also its `--generate` help; the value
+/// names are `completions-bash`, `completions-zsh`, `completions-fish` and `man`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
     /// A bash completion script (source it, or put it in
@@ -38,6 +40,24 @@ pub enum Generate {
 /// and synopsis, the command each completion script completes), whatever the binary file is
 /// called. The file is made in memory and written with one `write_all`, so the only error is
 /// `out`'s.
+///
+/// ```
+/// use clap::CommandFactory;
+/// use tokenomics_cli::docs::{render, Generate};
+///
+/// #[derive(clap::Parser)]
+/// #[command(version = "1.0")]
+/// struct Args {
+///     /// Requests per second.
+///     #[arg(long)]
+///     rate: Option<f64>,
+/// }
+///
+/// let mut page = Vec::new();
+/// render(Generate::Man, Args::command(), "demo", &mut page).unwrap();
+/// let page = String::from_utf8(page).unwrap();
+/// assert!(page.contains(".TH demo 1") && page.contains("\\-\\-rate") && page.ends_with('\n'));
+/// ```
 pub fn render(
     kind: Generate,
     cmd: Command,
