@@ -2,10 +2,22 @@
 //!
 //! The binaries (`oai-bench`, `embed-bench`, `plot-throughput`, `oai-sim`, …) parse their flags
 //! with clap and hand the work to a library; this crate is the small layer between the two, as
-//! ripgrep's `grep-cli` is for ripgrep. It holds:
+//! ripgrep's `grep-cli` is for ripgrep. A binary flattens the shared [`ServerArgs`] into its own
+//! flags and parses them with [`parse`], whose mistakes are one line on stderr and exit 2. Every numeric flag goes through a checked parser in [`values`], so a number
+//! is finite and inside a stated range (seconds or milliseconds, as the parser's name says) before
+//! it becomes a [`Duration`](std::time::Duration) or a count. [`ServerArgs::connect`] resolves the
+//! flags into a [`Target`]; with `--simulate PRESET` it first starts the simulated server inside
+//! this process, on a loopback port, so the experiment crates only ever see a base URL and never
+//! start a server themselves. Output goes through [`out!`], which drops a failed write to stdout
+//! (`| head`) instead of panicking, so the results file is still written. Whatever stops a program
+//! is a [`Failure`]: one line of message and an [exit code](exit) decided where the error arose,
+//! from a typed error, never by matching message text; [`fail_with`] prints it as
+//! `NAME: error: MESSAGE` and [`finish`] turns a run's request counts into the exit code.
 //!
-//! * the [exit codes](exit), the same for every binary, and [`Failure`], an error that already
-//!   knows its exit code because it was decided where the error arose;
+//! The crate holds:
+//!
+//! * the [exit codes](exit), the same for every binary, and [`Failure`], [`fail`], [`fail_with`]
+//!   and [`finish`], which end a program with one of them;
 //! * [`parse`], which turns any clap mistake into one line on stderr (keeping clap's "did you
 //!   mean" tip) and exit code 2, and lets negative numbers reach the value parsers so that
 //!   `--request_rate -5` is refused as a value, with its range;
@@ -17,6 +29,80 @@
 //! * [`docs`], the shell completions and man page each binary writes on `--generate KIND`,
 //!   generated from the clap command it parses with;
 //! * [`ensure_open_files`] and [`runtime`], the process set-up a load generator needs.
+//!
+//! # Examples
+//!
+//! A value is checked in the flag's own unit, and a refusal becomes exit code 2 with one line of
+//! message:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokenomics_cli::{exit, values, Failure};
+//!
+//! // `--timeout 2.5` is seconds, `oai-sim --ttft_ms 50` milliseconds: both end as a Duration.
+//! assert_eq!(values::positive_seconds("2.5")?, Duration::from_millis(2500));
+//! assert_eq!(values::milliseconds("50")?, Duration::from_millis(50));
+//!
+//! // A negative rate is refused with its range, in one line.
+//! let refused = values::rate("-5").unwrap_err();
+//! assert_eq!(
+//!     refused.to_string(),
+//!     "expected a number of requests per second above 0 and at most 1000000"
+//! );
+//!
+//! // The user's input was wrong: exit 2. Anything else would be exit 1.
+//! let failure = Failure::classify(true, format!("--request_rate -5: {refused}"));
+//! assert_eq!(failure.code, exit::USAGE);
+//! let failure = Failure::classify(false, "cannot write results.json: disk full");
+//! assert_eq!(failure.code, exit::ERROR);
+//! # Ok::<(), values::BadValue>(())
+//! ```
+//!
+//! A binary's flags with the shared server flags flattened in; `--simulate` starts the simulated
+//! server in this process (on a loopback port: no network, no other process) and the [`Target`]
+//! talks to it like any other server:
+//!
+//! ```
+//! use std::process::ExitCode;
+//! use tokenomics_cli::{exit, parse_from, ServerArgs};
+//!
+//! #[derive(clap::Parser)]
+//! struct Args {
+//!     #[arg(long)]
+//!     model: Option<String>,
+//!     #[command(flatten)]
+//!     server: ServerArgs,
+//! }
+//!
+//! // A refused value is one line on stderr and exit 2, returned for `main` to return.
+//! let refused = parse_from::<Args>("demo", ["demo", "--timeout", "-1"].map(Into::into));
+//! assert_eq!(refused.err(), Some(ExitCode::from(exit::USAGE)));
+//!
+//! let argv = ["demo", "--simulate", "h100-llama-3.1-8b", "--sim_time_scale", "100"];
+//! let args = parse_from::<Args>("demo", argv.map(Into::into)).expect("valid flags");
+//! let runtime = tokenomics_cli::runtime(1, None)?;
+//! runtime.block_on(async {
+//!     let target = args
+//!         .server
+//!         .connect(args.model.as_deref(), 7, "a doc example")
+//!         .await
+//!         .map_err(|failure| failure.message)?;
+//!     assert!(target.api_base.starts_with("http://127.0.0.1:"));
+//!     assert_eq!(target.simulated.as_ref().unwrap().time_scale, 100.0);
+//!     assert_eq!(
+//!         target.description(""),
+//!         "Simulated: oai-sim preset h100-llama-3.1-8b, a doc example"
+//!     );
+//!     // The simulator answers like a server: it lists the model it serves.
+//!     let clock = tokenomics_client::Clock::start();
+//!     let models = target.client.connection().get("/models", &clock).await?;
+//!     assert!(String::from_utf8_lossy(&models).contains(&target.model));
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod docs;
 mod server;
@@ -25,6 +111,14 @@ pub mod values;
 /// `println!` for a command-line tool whose output may be piped into something that stops
 /// reading (`| head`): a write that fails is dropped instead of panicking, so the program goes
 /// on and its results file is still written.
+///
+/// It takes `println!`'s arguments and writes them and a newline to stdout; it never panics and
+/// never returns an error. Errors and warnings go to stderr with `eprintln!` (see [`fail`]), not here.
+///
+/// ```
+/// let succeeded = 3;
+/// tokenomics_cli::out!("{succeeded} requests succeeded");
+/// ```
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {{
@@ -36,7 +130,21 @@ macro_rules! out {
 use std::process::ExitCode;
 
 /// The rate at which the simulator preset `name` saturates for requests of `input_tokens` in and
-/// `output_tokens` out, in requests per real second at `time_scale` (for `--sweep_from_sim`).
+/// `output_tokens` out, in requests per real second at `time_scale` (model seconds per real
+/// second; for `--sweep_from_sim`).
+///
+/// The rate returned is finite and above 0. Everything else is a [`Failure::usage`]
+/// ([`exit::USAGE`]), one line: an unknown preset (the message lists the presets), token counts
+/// the preset refuses, or a preset without a capacity limit and so no saturation point (both
+/// named as `--sweep_from_sim NAME: …`).
+///
+/// ```
+/// let at_1 = tokenomics_cli::predicted_rate("h100-llama-3.1-8b", 1000, 100, 1.0).unwrap();
+/// let at_10 = tokenomics_cli::predicted_rate("h100-llama-3.1-8b", 1000, 100, 10.0).unwrap();
+/// assert!(at_1 > 0.0 && at_10 > at_1, "a faster clock serves more per real second");
+/// let unknown = tokenomics_cli::predicted_rate("no-such-preset", 1000, 100, 1.0).unwrap_err();
+/// assert_eq!(unknown.code, tokenomics_cli::exit::USAGE);
+/// ```
 pub fn predicted_rate(
     name: &str,
     input_tokens: u64,
@@ -61,32 +169,47 @@ pub fn predicted_rate(
 
 pub use server::{ServerArgs, Target};
 
-/// Exit codes, the same for every binary (and documented in the README).
+/// Exit codes, the same for every binary: one meaning per code, whichever binary returns it
+/// (the table of codes and which binaries use each is in the book, `docs/src/load-shapes.md`,
+/// "Exit codes"; each binary's `--help` lists the codes it uses).
+///
+/// They are `u8`, as [`ExitCode::from`] takes them; [`Failure`] carries one.
 pub mod exit {
-    /// Everything succeeded.
+    /// 0: everything succeeded (every request, or a figure drawn, or a server stopped).
     pub const SUCCESS: u8 = 0;
-    /// An error stopped the program (results written so far are kept).
+    /// 1: an error stopped the program (a server that cannot be reached, a file that cannot be
+    /// written); results written so far are kept.
     pub const ERROR: u8 = 1;
-    /// Bad usage: a flag or value was refused before any request was sent.
+    /// 2: bad usage: a flag or value was refused (or the preflight found a wrong model or base
+    /// URL) before any request was measured.
     pub const USAGE: u8 = 2;
-    /// The benchmark finished, but some requests failed.
+    /// 3: the benchmark finished, but some requests failed (they are counted in the results).
     pub const SOME_FAILED: u8 = 3;
-    /// The benchmark finished, and every request failed.
+    /// 4: the benchmark finished, and every request failed.
     pub const ALL_FAILED: u8 = 4;
-    /// Interrupted (Ctrl-C or SIGTERM); partial results were written.
+    /// 130 (128 + SIGINT, as shells report it): interrupted by Ctrl-C or SIGTERM; what was
+    /// measured so far is in the results file, marked incomplete.
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// Errors of this crate.
+/// Errors of this crate's process set-up ([`ensure_open_files`], [`runtime`]). Each displays as
+/// one line; `Failure::from` gives [`Error::OpenFiles`] exit code 2 (the user can choose smaller
+/// levels) and the others exit code 1.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The system will not let this process open as many files (sockets) as the run needs.
+    /// The system will not let this process open as many files (sockets) as the run needs; the
+    /// message says how to raise the limit.
     #[error("this run needs about {needed} open files (one socket per concurrent request) but the system allows {allowed}; raise the limit (e.g. `ulimit -n {needed}`) or use smaller levels")]
-    OpenFiles { needed: u64, allowed: u64 },
-    /// The open-files limit could not be read.
+    OpenFiles {
+        /// The open files the run needs (sockets included).
+        needed: u64,
+        /// The most this process may open: the soft limit after trying to raise it.
+        allowed: u64,
+    },
+    /// The open-files limit could not be read (`getrlimit` failed).
     #[error("cannot read the open-files limit")]
     Rlimit,
-    /// The async runtime could not be started.
+    /// The async runtime could not be started (the operating system's error).
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -94,14 +217,21 @@ pub enum Error {
 /// Parses the command line. A later occurrence of a flag overrides an earlier one (as argparse
 /// does), and a value may start with `-` when it is a number (so that a negative number is
 /// refused by the flag's value parser, with its range, rather than read as an unknown flag).
-/// `--help` and `--version` print and exit 0; a mistake prints one line naming the binary and
-/// exits [`exit::USAGE`]. `NAME --generate KIND` writes a shell completion script or the man page
-/// generated from the same flags (see [`docs`]) and exits 0 without running.
+///
+/// `Ok` holds the parsed flags. `Err` holds the exit code for `main` to return, after this
+/// function has printed what there was to print: `--help` and `--version` print and give
+/// success (0); a mistake prints one line on stderr, `NAME: error: WHAT (see --help)` with clap's
+/// "a similar argument exists" tip kept, and gives [`exit::USAGE`] (as does a missing
+/// subcommand, after printing the help). `NAME --generate KIND` writes a shell completion script
+/// or the man page generated from the same flags (see [`docs`]) and gives success without
+/// running. Nothing here calls `std::process::exit`.
 pub fn parse<T: clap::Parser>(name: &str) -> Result<T, ExitCode> {
     parse_from(name, std::env::args_os())
 }
 
-/// [`parse`] over given arguments (the first is the program name).
+/// [`parse`] over given arguments (the first is the program name), with the same guarantees;
+/// `name` is the program's name in error lines. For tests, and for binaries that adjust their
+/// arguments first.
 pub fn parse_from<T: clap::Parser>(
     name: &str,
     args: impl IntoIterator<Item = std::ffi::OsString>,
@@ -176,10 +306,21 @@ fn one_line(text: &str) -> String {
     parts.join(" ")
 }
 
-/// An error that ends a program, with the exit code it calls for, decided where it arose.
+/// An error that ends a program, with the exit code it calls for, decided where it arose (from
+/// a typed error, never by reading the message). [`fail_with`] prints it.
+///
+/// ```
+/// use tokenomics_cli::{exit, Failure};
+///
+/// let f = Failure::usage("--model is required");
+/// assert_eq!((f.code, f.message.as_str()), (exit::USAGE, "--model is required"));
+/// ```
 #[derive(Debug)]
 pub struct Failure {
+    /// The exit code, one of [`exit`]'s: [`exit::USAGE`] or [`exit::ERROR`] from this type's
+    /// constructors.
     pub code: u8,
+    /// What went wrong, in one line and without the `NAME: error:` prefix (printing adds it).
     pub message: String,
 }
 
@@ -218,19 +359,23 @@ impl From<Error> for Failure {
     }
 }
 
-/// Prints `{name}: error: {message}` and returns `code`.
+/// Prints `{name}: error: {message}` as one line on stderr and returns `code` as an
+/// [`ExitCode`] for `main` to return (nothing here exits the process). The message is printed as
+/// given: it is the caller's to keep it on one line, as this crate's own messages are.
 pub fn fail(name: &str, message: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("{name}: error: {message}");
     ExitCode::from(code)
 }
 
-/// Prints a [`Failure`] as [`fail`] does.
+/// Prints a [`Failure`] as [`fail`] does and returns its exit code.
 pub fn fail_with(name: &str, failure: Failure) -> ExitCode {
     fail(name, failure.message, failure.code)
 }
 
 /// Makes sure this process may keep `needed` files open (sockets included), raising the soft
-/// limit — and the hard one, where the OS allows — when it is lower. Returns the limit in force.
+/// limit — and the hard one, where the OS allows — when it is lower. Returns the limit in force,
+/// at least `needed`; [`Error::OpenFiles`] (a usage error: smaller levels need fewer) when even
+/// the hard limit is lower, [`Error::Rlimit`] when the limit cannot be read.
 #[cfg(unix)]
 #[allow(clippy::unnecessary_cast)] // rlim_t is u64 here, but not on every Unix
 pub fn ensure_open_files(needed: u64) -> Result<u64, Error> {
@@ -271,7 +416,7 @@ pub fn ensure_open_files(needed: u64) -> Result<u64, Error> {
     }
 }
 
-/// On systems without rlimits there is nothing to raise.
+/// On systems without rlimits there is nothing to raise: returns `needed`.
 #[cfg(not(unix))]
 pub fn ensure_open_files(needed: u64) -> Result<u64, Error> {
     Ok(needed)
@@ -283,8 +428,9 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
-/// A multi-threaded runtime with `workers` worker threads; `on_thread_start` runs on each of
-/// them (the benchmarks use it to ask the kernel for timely wake-ups).
+/// A multi-threaded tokio runtime with `workers` worker threads (at least one), I/O and timers
+/// enabled; `on_thread_start` runs on each of them (the benchmarks use it to ask the kernel for
+/// timely wake-ups). [`Error::Runtime`] when the operating system refuses the threads.
 pub fn runtime(
     workers: usize,
     on_thread_start: Option<fn()>,
@@ -297,8 +443,12 @@ pub fn runtime(
     builder.build().map_err(Error::Runtime)
 }
 
-/// The end of a benchmark run: prints where the results are and why the exit code is what it is
-/// ([`exit::INTERRUPTED`], [`exit::ALL_FAILED`], [`exit::SOME_FAILED`] or success).
+/// The end of a benchmark run: prints where the results are and why the exit code is what it is,
+/// and returns that code. In order of precedence: `interrupted` gives [`exit::INTERRUPTED`] (a
+/// line on stderr); no request succeeded and at least one failed gives [`exit::ALL_FAILED`];
+/// some failed gives [`exit::SOME_FAILED`] (each with a line on stdout, beside the errors by
+/// kind); otherwise success, also when no request was sent. `succeeded` and `failed` count
+/// measured requests.
 pub fn finish(
     name: &str,
     results_file: &std::path::Path,
