@@ -13,6 +13,7 @@ use tokenomics_bench::plan::LoadFlags;
 use tokenomics_bench::prompts::PromptFlags;
 use tokenomics_bench::server_metrics;
 use tokenomics_bench::shard::Shard;
+use tokenomics_bench::stages::Stages;
 use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS, MAX_TOKENS};
 use tokenomics_cli::ServerArgs;
 use tokenomics_client::Endpoint;
@@ -97,6 +98,9 @@ pub struct Args {
     /// Open loop whose rate changes linearly: linear:FROM,TO,SECONDS (requests/s at the start and the end, and the level's length), one level; with --arrival, --burstiness and a --max_concurrency cap.
     #[arg(long, value_parser = ramp)]
     pub ramp: Option<Ramp>,
+    /// One continuous load in stages, each a level: concurrency:C@SECONDS,… (closed loop) or rate:R@SECONDS,… (open loop, with --arrival, --burstiness and a --max_concurrency cap); nothing drains between stages.
+    #[arg(long)]
+    pub stages: Option<Stages>,
     /// Replay a request trace: Mooncake JSONL, an Azure LLM inference CSV or a BurstGPT CSV (detected from the first line); one open-loop level, each request at its trace time with exactly its input and output tokens.
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
@@ -317,6 +321,7 @@ impl Args {
             trace: None,
             sessions: self.sessions.clone(),
             session_rate: self.session_rate.clone(),
+            stages: self.stages.clone(),
             arrival: self.arrival,
             burstiness: self.burstiness,
             num_requests: self.num_requests,

@@ -111,6 +111,8 @@ fn main() -> ExitCode {
             shard,
             start_at: args.start_at,
             conversation,
+            stages: args.stages.clone(),
+            snapshot_every: plan.snapshot_every,
             aborts: args.cancel_rate.zip(args.cancel_after),
             probe_rate: args.probe_rate,
             ..ChatConfig::default()
@@ -395,6 +397,7 @@ async fn run(
         shared_prefix,
         trace,
         conversation,
+        stages: args.stages.clone(),
         shard,
         start_at: args.start_at,
         run_gap: args.run_gap,

@@ -113,6 +113,9 @@ pub struct ChatConfig {
     /// (a closed level's concurrency users, an open level's rate sessions per second), each turn
     /// sent with the history and the server's answers ([`crate::conversation`]).
     pub conversation: Option<Conversations>,
+    /// Stages (`--stages`): the levels (one per stage) run as one continuous load, each for its
+    /// time ([`crate::stages`]).
+    pub stages: Option<crate::stages::Stages>,
 }
 
 impl Default for ChatConfig {
@@ -157,6 +160,7 @@ impl Default for ChatConfig {
             shared_prefix: None,
             trace: None,
             conversation: None,
+            stages: None,
         }
     }
 }
@@ -216,6 +220,22 @@ impl ChatConfig {
     /// each level.
     pub fn check_timetable(&self) -> Result<()> {
         let invalid = |m: String| Err(crate::Error::Invalid(m));
+        if self.stages.is_some() {
+            for (flag, given) in [
+                ("--shard or --results_dir", self.shard.is_some()),
+                ("--start_at", self.start_at.is_some()),
+                ("--cancel_rate", self.aborts.is_some()),
+                ("--probe_rate", self.probe_rate.is_some()),
+                ("--shared_prefix_tokens", self.shared_prefix.is_some()),
+                ("--snapshot_every", self.snapshot_every.is_some()),
+            ] {
+                if given {
+                    return invalid(format!(
+                        "--stages runs one continuous load from one machine in this version: leave out {flag}"
+                    ));
+                }
+            }
+        }
         if self.conversation.is_some() {
             for (flag, given) in [
                 ("--shard or --results_dir", self.shard.is_some()),
@@ -512,7 +532,10 @@ impl ChatBenchmark {
             description: c.description.clone(),
             tool: Some(crate::tool()),
             mode: Some(mode),
-            levels: sustained.then(|| shapes.iter().map(Shape::key).collect()),
+            levels: sustained.then(|| match &c.stages {
+                Some(st) => st.keys(&shapes),
+                None => shapes.iter().map(Shape::key).collect(),
+            }),
             limits: sustained.then(|| c.limits.block()),
             arrival: match shapes.first() {
                 Some(Shape::Open(o)) => Some(ArrivalBlock {
@@ -555,6 +578,24 @@ impl ChatBenchmark {
             insecure_tls: c.insecure_tls,
             balance: self.balance().map(str::to_string),
             conversation: c.conversation.map(|conv| conv.spec(&self.prompts)),
+            stages: c.stages.as_ref().map(|st| {
+                let keys = st.keys(&shapes);
+                let ends = st.ends_ns();
+                st.steps
+                    .iter()
+                    .zip(keys)
+                    .zip(ends)
+                    .map(
+                        |((&(level, length), key), end)| tokenomics_stats::StageSpec {
+                            key,
+                            level,
+                            start_seconds: end as f64 / 1e9 - length.as_secs_f64(),
+                            seconds: length.as_secs_f64(),
+                            extra: Map::new(),
+                        },
+                    )
+                    .collect()
+            }),
             incomplete: false,
             extra: Map::new(),
         }
@@ -648,6 +689,16 @@ impl ChatBenchmark {
             None => Experiment::Levels(self.config.shapes().into_iter()),
         };
         experiment.annotate(&mut doc);
+        if let Some(stages) = self.config.stages.clone() {
+            let ran = self.run_stages(&stages, &mut doc, observer).await;
+            let scraped = match self.server_metrics.take() {
+                Some(m) => m.stop().await,
+                None => Ok(()),
+            };
+            self.interrupted = ran?;
+            scraped?;
+            return Ok(doc);
+        }
         let (shutdown, results_file) = (self.shutdown.clone(), self.config.results_file.clone());
         let snapshot_every = self.config.snapshot_every;
         let ran = run_levels(
@@ -719,45 +770,7 @@ impl ChatBenchmark {
         if let (Some(s), Shape::Closed { .. }) = (shard, shape) {
             limits.num_requests = limits.num_requests.map(|n| s.part(n));
         }
-        let (config, prompts) = (self.config.clone(), self.prompts.clone());
-        let mut next_chunk = 0u64;
-        let make = move |_: u64| -> Vec<Bytes> {
-            // Chunks of the global sequence, in order; a shard keeps its part of each, and draws
-            // on when a chunk has none of its part (more shards than a chunk has prompts).
-            loop {
-                let chunk = next_chunk;
-                next_chunk += 1;
-                let first = chunk.saturating_mul(FEED_CHUNK as u64);
-                // A trace's requests in order, each asking for its own output; or drawn prompts.
-                let drawn: Vec<(Prompt, Option<u64>)> = match &config.trace {
-                    Some(trace) => trace
-                        .prompts(first as usize, FEED_CHUNK)
-                        .into_iter()
-                        .map(|(p, tokens)| (p, Some(tokens)))
-                        .collect(),
-                    None => prompts
-                        .draw(FEED_CHUNK, run_seed(seed, chunk, 1))
-                        .into_iter()
-                        .map(|p| (p, None))
-                        .collect(),
-                };
-                if drawn.is_empty() {
-                    return Vec::new();
-                }
-                let bodies: Vec<Bytes> = drawn
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(j, _)| shard.is_none_or(|s| s.takes(first + *j as u64)))
-                    .map(|(_, (p, exact))| match exact {
-                        Some(tokens) => config.exact_body(p, tokens),
-                        None => config.body(p, config.max_tokens),
-                    })
-                    .collect();
-                if !bodies.is_empty() {
-                    return bodies;
-                }
-            }
-        };
+        let make = self.body_maker(seed);
         let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
         let op = move |mut conn: Connection, body: Bytes| async move {
             let record = conn.completion(endpoint, stream, body, &clock).await;
@@ -832,11 +845,11 @@ impl ChatBenchmark {
                 seed: run_seed(seed, 0xab, 0x0b),
             }),
         };
-        let key = shape.key();
+        let key = [shape.key()];
         let mut sink = LevelSink::new(
             &key,
             run,
-            acc,
+            std::slice::from_mut(acc),
             observer,
             &mut self.requests,
             &mut self.client_tokens,
@@ -899,6 +912,175 @@ impl ChatBenchmark {
         interrupted
     }
 
+    /// A stage list ([`crate::stages`]): the warm-up requests, then one continuous load whose
+    /// requests are split into the stages' levels, which join `doc` (written once the load is
+    /// over). Returns whether it was interrupted.
+    async fn run_stages(
+        &mut self,
+        stages: &crate::stages::Stages,
+        doc: &mut ChatDocument,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        use crate::stages::StageKind;
+        let shapes = self.config.shapes();
+        let keys = stages.keys(&shapes);
+        let Some(first) = shapes.first().copied() else {
+            return Ok(false);
+        };
+        self.warm_up_requests(&first, observer).await;
+        // The server's counters over the whole load (its stages share them).
+        self.open_server_window("stages").await;
+        let mut accs: Vec<LevelAccumulator> = shapes
+            .iter()
+            .zip(&stages.steps)
+            .map(|(shape, &(_, seconds))| {
+                let limits = Limits {
+                    num_requests: None,
+                    duration: Some(seconds),
+                    ..self.config.limits
+                };
+                LevelAccumulator::new(*shape, limits, self.config.stream)
+                    .with_slo(self.config.goodput)
+                    .with_exact_limit(self.config.exact_limit)
+                    .with_confidence(self.config.confidence)
+                    .with_timeline(self.config.timeline_interval)
+                    .with_endpoints(&self.pool.client().api_bases())
+            })
+            .collect();
+        self.progress.new_level(self.clock.now_ns());
+        let seed = run_seed(self.config.seed, first.seed_level(), 0x57a6e);
+        let users: Vec<u64> = shapes
+            .iter()
+            .map(|s| s.max_in_flight().unwrap_or(1))
+            .collect();
+        let most = users.iter().copied().max().unwrap_or(1) as usize;
+        let schedule = (stages.kind == StageKind::Rate).then(|| stages.schedule(&shapes, seed));
+        let (limit, ahead) = match &schedule {
+            Some(times) => (Some(times.len() as u64), times.len().clamp(1, 4096)),
+            None => (None, most.saturating_mul(2).clamp(256, 8192)),
+        };
+        let feed = Arc::new(BodyFeed::start(self.body_maker(seed), limit, ahead).await);
+        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+        let op = move |mut conn: Connection, body: Bytes| async move {
+            let record = conn.completion(endpoint, stream, body, &clock).await;
+            (conn, record)
+        };
+        let client = self.pool.client().clone();
+        let ctx = sustained::Context {
+            client: &client,
+            clock,
+            op,
+            feed,
+            limits: Limits {
+                num_requests: None,
+                duration: None,
+                ..self.config.limits
+            },
+            shutdown: self.shutdown.clone(),
+            progress: self.progress.clone(),
+            start_ns: None,
+            aborts: None,
+        };
+        let ends = stages.ends_ns();
+        let mut checkpoint = |_: &LevelAccumulator| {};
+        let mut sink = LevelSink::new(
+            &keys,
+            0,
+            &mut accs,
+            observer,
+            &mut self.requests,
+            &mut self.client_tokens,
+            clock,
+            &mut checkpoint,
+        )
+        .with_stages(ends.clone(), schedule.is_some());
+        match (schedule, first) {
+            (Some(times), Shape::Open(open)) => {
+                let open = crate::load::OpenLoop {
+                    rate: shapes.iter().map(|s| s.level_number()).fold(0.0, f64::max),
+                    ..open
+                };
+                sustained::open_loop(ctx, &open, times, 0, Some(0), &mut sink).await;
+            }
+            _ => crate::stages::closed_loop(ctx, &users, &ends, &mut sink).await,
+        }
+        let (interrupted, _) = sink.close();
+        self.close_server_window().await;
+        // The window spans every stage: no stage's own, so none is given one.
+        self.server_window = None;
+        let complete = !interrupted && !self.shutdown.is_stopping();
+        for ((shape, key), mut acc) in shapes.iter().zip(keys).zip(accs) {
+            observer.level_started(shape);
+            let summary = acc.end_run();
+            observer.run_finished(&self.run_report(shape, 0, &summary));
+            let mut level = <Self as Workload>::finish(self, acc);
+            if !complete {
+                level.incomplete = true;
+                doc.metadata.incomplete = true;
+            }
+            if level
+                .requests
+                .as_ref()
+                .is_some_and(|c| c.succeeded + c.failed > 0)
+            {
+                observer.level_finished(&key, &level);
+                doc.results.insert(key, level);
+            }
+        }
+        if let Some(path) = &self.config.results_file {
+            tokenomics_stats::write_json_atomic(path, &*doc)?;
+            observer.saved(path);
+        }
+        Ok(!complete)
+    }
+
+    /// The bodies of a sustained run seeded with `seed`, chunk by chunk, for its [`BodyFeed`]:
+    /// the global prompt sequence in chunks (each from its own seed, so every shard draws the
+    /// same), a shard keeping its part; a trace's requests in order, each asking for its own
+    /// output.
+    fn body_maker(&self, seed: u64) -> impl FnMut(u64) -> Vec<Bytes> + Send + 'static {
+        let (config, prompts, shard) =
+            (self.config.clone(), self.prompts.clone(), self.config.shard);
+        let mut next_chunk = 0u64;
+        move |_: u64| -> Vec<Bytes> {
+            // Chunks of the global sequence, in order; a shard keeps its part of each, and draws
+            // on when a chunk has none of its part (more shards than a chunk has prompts).
+            loop {
+                let chunk = next_chunk;
+                next_chunk += 1;
+                let first = chunk.saturating_mul(FEED_CHUNK as u64);
+                // A trace's requests in order, each asking for its own output; or drawn prompts.
+                let drawn: Vec<(Prompt, Option<u64>)> = match &config.trace {
+                    Some(trace) => trace
+                        .prompts(first as usize, FEED_CHUNK)
+                        .into_iter()
+                        .map(|(p, tokens)| (p, Some(tokens)))
+                        .collect(),
+                    None => prompts
+                        .draw(FEED_CHUNK, run_seed(seed, chunk, 1))
+                        .into_iter()
+                        .map(|p| (p, None))
+                        .collect(),
+                };
+                if drawn.is_empty() {
+                    return Vec::new();
+                }
+                let bodies: Vec<Bytes> = drawn
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(j, _)| shard.is_none_or(|s| s.takes(first + *j as u64)))
+                    .map(|(_, (p, exact))| match exact {
+                        Some(tokens) => config.exact_body(p, tokens),
+                        None => config.body(p, config.max_tokens),
+                    })
+                    .collect();
+                if !bodies.is_empty() {
+                    return bodies;
+                }
+            }
+        }
+    }
+
     /// One run of a conversation level: sessions of turns, each with the history so far
     /// ([`crate::conversation`]); every turn goes into `acc` (and its turn's figures) as it
     /// finishes. Returns whether a request was abandoned by an interruption.
@@ -941,11 +1123,11 @@ impl ChatBenchmark {
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
         };
-        let key = shape.key();
+        let key = [shape.key()];
         let mut sink = LevelSink::new(
             &key,
             run,
-            acc,
+            std::slice::from_mut(acc),
             observer,
             &mut self.requests,
             &mut self.client_tokens,
@@ -1242,9 +1424,16 @@ fn is_interrupted(r: &RequestRecord) -> bool {
 /// Where a sustained run's requests go as they finish: the level's figures, the observer and the
 /// records file. Warm-up requests are dropped; cancelled ones only counted.
 struct LevelSink<'a> {
-    key: &'a str,
+    /// The level's key (one per stage of a stage list).
+    keys: &'a [String],
     run: usize,
-    acc: &'a mut LevelAccumulator,
+    /// The level's figures (one per stage of a stage list).
+    accs: &'a mut [LevelAccumulator],
+    /// A stage list: when each stage ends, ns after the load's start, and whether a request's
+    /// stage is that of its scheduled time (open loop) or of its send (closed loop).
+    stages: Option<(Vec<u64>, bool)>,
+    /// When the load started (ns on the clock).
+    start_ns: u64,
     observer: &'a mut dyn Observer,
     requests: &'a mut Option<RequestsFile>,
     clock: Clock,
@@ -1268,9 +1457,9 @@ struct LevelSink<'a> {
 impl<'a> LevelSink<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
-        key: &'a str,
+        keys: &'a [String],
         run: usize,
-        acc: &'a mut LevelAccumulator,
+        accs: &'a mut [LevelAccumulator],
         observer: &'a mut dyn Observer,
         requests: &'a mut Option<RequestsFile>,
         client_tokens: &'a mut u64,
@@ -1278,9 +1467,11 @@ impl<'a> LevelSink<'a> {
         checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
     ) -> Self {
         Self {
-            key,
+            keys,
             run,
-            acc,
+            accs,
+            stages: None,
+            start_ns: 0,
             observer,
             requests,
             clock,
@@ -1294,6 +1485,25 @@ impl<'a> LevelSink<'a> {
             checkpoint,
             flushed: std::time::Instant::now(),
         }
+    }
+
+    /// Splits the run into stages ending `ends_ns` after the load's start, a request's stage
+    /// being that of its scheduled time (`by_schedule`) or of its send.
+    fn with_stages(mut self, ends_ns: Vec<u64>, by_schedule: bool) -> Self {
+        self.stages = Some((ends_ns, by_schedule));
+        self
+    }
+
+    /// The stage of a request (0 without stages).
+    fn stage_of(&self, s: &Sent) -> usize {
+        let Some((ends, by_schedule)) = &self.stages else {
+            return 0;
+        };
+        let at = match (by_schedule, s.scheduled_ns) {
+            (true, Some(due)) => due,
+            _ => s.record.timing.send_ns,
+        };
+        crate::stages::Stages::stage_at(ends, at.saturating_sub(self.start_ns))
     }
 
     /// Flushes the records file at the run's end; returns whether a request was abandoned by
@@ -1312,8 +1522,22 @@ impl<'a> LevelSink<'a> {
 impl Sink for LevelSink<'_> {
     fn begin(&mut self, origin_ns: u64, start_ns: u64) {
         self.origin_ns = origin_ns;
-        self.acc.begin_run(origin_ns);
-        self.acc.timeline_begin(start_ns, origin_ns);
+        self.start_ns = start_ns;
+        match &self.stages {
+            Some((ends, _)) => {
+                for (i, acc) in self.accs.iter_mut().enumerate() {
+                    let from = start_ns + if i == 0 { 0 } else { ends[i - 1] };
+                    acc.begin_run(from.max(origin_ns));
+                    acc.timeline_begin(from, from.max(origin_ns));
+                }
+            }
+            None => {
+                for acc in self.accs.iter_mut() {
+                    acc.begin_run(origin_ns);
+                    acc.timeline_begin(start_ns, origin_ns);
+                }
+            }
+        }
         if let Some(due) = self.due {
             // On the wall clock, which the timetable is on: the benchmark's clock starts with the
             // process, so a shard that starts later than it has run could not say how late.
@@ -1322,12 +1546,14 @@ impl Sink for LevelSink<'_> {
             let late = started.duration_since(due).unwrap_or(Duration::ZERO);
             self.late_s = Some(late.as_secs_f64());
             if late >= LATE_ENOUGH_TO_SAY {
-                self.observer.run_late(self.key, self.run, late);
+                self.observer.run_late(&self.keys[0], self.run, late);
             }
         }
     }
 
     fn done(&mut self, s: Sent) {
+        let i = self.stage_of(&s);
+        let key = self.keys[i].as_str();
         *self.client_tokens = self
             .client_tokens
             .saturating_add(crate::server_metrics::client_output_tokens(&s.record));
@@ -1338,7 +1564,7 @@ impl Sink for LevelSink<'_> {
             .end_ns
             .unwrap_or_else(|| self.clock.now_ns());
         let aborted = sustained::is_aborted(&s.record);
-        self.acc.timeline_add(crate::metrics::series::Ended {
+        self.accs[i].timeline_add(crate::metrics::series::Ended {
             record: &s.record,
             end_ns,
             cancelled: s.cancelled || aborted,
@@ -1347,18 +1573,18 @@ impl Sink for LevelSink<'_> {
             return;
         }
         if let Some(t) = s.turn {
-            self.acc.turn_sent(t.session, t.turn);
+            self.accs[i].turn_sent(t.session, t.turn);
         }
         if let Some(at) = s.scheduled_ns {
-            self.acc.add_arrival(at, s.record.timing.send_ns);
+            self.accs[i].add_arrival(at, s.record.timing.send_ns);
         }
         let r = &s.record;
         if !s.cancelled && !aborted {
             self.interrupted |= is_interrupted(r);
             if let Some(e) = &r.error {
-                self.observer.request_failed(self.key, self.run, e);
+                self.observer.request_failed(key, self.run, e);
             }
-            self.observer.request_done(self.key, self.run, r);
+            self.observer.request_done(key, self.run, r);
         }
         let scheduled = s.scheduled_ns.map(|at| Scheduled {
             scheduled_ns: at,
@@ -1373,7 +1599,7 @@ impl Sink for LevelSink<'_> {
                 None => s.seq,
             };
             let place = Place {
-                level: self.key,
+                level: key,
                 run: self.run,
                 index,
                 origin_ns: self.origin_ns,
@@ -1403,14 +1629,14 @@ impl Sink for LevelSink<'_> {
             return;
         }
         if aborted {
-            self.acc.add_aborted(r);
+            self.accs[i].add_aborted(r);
             return;
         }
-        self.acc.add_request(r, scheduled.as_ref());
+        self.accs[i].add_request(r, scheduled.as_ref());
         if let Some(t) = s.turn {
-            self.acc.add_turn(t.turn, t.think_ns, r);
+            self.accs[i].add_turn(t.turn, t.think_ns, r);
         }
-        (self.checkpoint)(self.acc);
+        (self.checkpoint)(&self.accs[i]);
     }
 }
 

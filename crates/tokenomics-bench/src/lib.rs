@@ -40,6 +40,7 @@ pub mod report;
 pub mod server_metrics;
 pub mod shard;
 pub mod shutdown;
+pub mod stages;
 pub mod sustained;
 pub mod tokenize;
 pub mod trace;

@@ -29,6 +29,8 @@ pub struct LoadFlags {
     pub sessions: Option<Vec<u64>>,
     /// `--session_rate`: conversations, an open level per value, sessions started per second.
     pub session_rate: Option<Vec<f64>>,
+    /// `--stages`: one continuous load, a level per stage.
+    pub stages: Option<crate::stages::Stages>,
     pub arrival: Option<Arrival>,
     pub burstiness: Option<f64>,
     pub num_requests: Option<u64>,
@@ -95,7 +97,74 @@ impl LoadFlags {
             || self.ramp.is_some()
             || self.trace.is_some()
             || self.conversation()
+            || self.stages.is_some()
             || self.experiment.any()
+    }
+
+    /// A stage list's plan: a level per stage (a closed loop of its concurrency or an open loop
+    /// of its rate), run as one continuous load, once.
+    fn stages_plan(&self, stages: &crate::stages::Stages) -> Result<LoadPlan> {
+        use crate::stages::StageKind;
+        let rates = stages.kind == StageKind::Rate;
+        for (flag, given) in [
+            ("--batch_sizes", self.batch_sizes.is_some()),
+            (
+                "--max_concurrency (with concurrency stages)",
+                !rates && self.max_concurrency.is_some(),
+            ),
+            ("--request_rate", self.request_rate.is_some()),
+            ("--ramp", self.ramp.is_some()),
+            ("--trace", self.trace.is_some()),
+            ("--num_requests", self.num_requests.is_some()),
+            ("--duration", self.duration.is_some()),
+            (
+                "--warmup_seconds",
+                self.warmup.is_some_and(|w| !w.is_zero()),
+            ),
+            ("--at_end", self.at_end.is_some()),
+            ("--num_runs", self.num_runs.is_some_and(|n| n != 1)),
+            ("--sweep or --slo", self.experiment.any()),
+            ("--sessions or --session_rate", self.conversation()),
+        ] {
+            if given {
+                return Err(invalid(format!(
+                    "--stages is one continuous load whose levels and times it sets: leave out {flag}"
+                )));
+            }
+        }
+        if !rates && (self.arrival.is_some() || self.burstiness.is_some()) {
+            return Err(invalid(
+                "--arrival and --burstiness shape arrivals: give rate stages (--stages rate:R@S,…)",
+            ));
+        }
+        let template = match self
+            .open_levels(&[1.0], self.max_concurrency.as_deref(), Duration::ZERO)?
+            .first()
+        {
+            Some(Shape::Open(o)) => *o,
+            _ => return Err(invalid("no open loop")),
+        };
+        let total = stages.total().as_secs_f64();
+        if rates {
+            let arrivals: f64 = stages.steps.iter().map(|(r, d)| r * d.as_secs_f64()).sum();
+            if arrivals > MAX_SCHEDULED {
+                return Err(invalid(format!(
+                    "--stages schedules {arrivals:.0} requests, more than {MAX_SCHEDULED:.0}; shorten it"
+                )));
+            }
+        }
+        Ok(LoadPlan {
+            levels: stages.shapes(&template),
+            limits: Limits {
+                num_requests: None,
+                duration: Duration::try_from_secs_f64(total).ok(),
+                warmup: Duration::ZERO,
+                at_end: AtEnd::Wait,
+            },
+            num_runs: 1,
+            snapshot_every: self.snapshot_every,
+            adaptive: None,
+        })
     }
 
     /// Whether the flags ask for conversations (`--sessions`, `--session_rate`).
@@ -285,6 +354,9 @@ impl LoadFlags {
 
     /// Checks how the flags go together and builds the plan.
     pub fn plan(&self) -> Result<LoadPlan> {
+        if let Some(stages) = &self.stages {
+            return self.stages_plan(stages);
+        }
         if self.conversation() {
             return self.conversation_plan();
         }

@@ -113,6 +113,10 @@ pub struct ChatMetadata {
     /// over them, `round_robin` or `least_loaded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<String>,
+    /// Stages (`--stages`): the levels run as one continuous load, in order, each with how long
+    /// it lasted; each stage is a level of `results` under its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<StageSpec>>,
     /// Multi-turn conversations (`--sessions`, `--session_rate`): how each session was made.
     /// A level's load is then sessions (its concurrency users, its rate sessions per second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +125,22 @@ pub struct ChatMetadata {
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
     /// Any unknown field of a file being read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One stage of a continuous load (`metadata.stages`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSpec {
+    /// Its level's key in `results` (`stage1:4`, `stage2:10`, …).
+    pub key: String,
+    /// Its concurrency (closed loop) or rate, requests/s (open loop).
+    pub level: f64,
+    /// When it began, seconds after the load's start (the stages before it).
+    pub start_seconds: f64,
+    /// How long it lasted, seconds.
+    pub seconds: f64,
+    /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

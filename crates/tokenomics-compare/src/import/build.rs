@@ -376,6 +376,7 @@ pub(crate) fn document(
         slo_search: None,
         insecure_tls: false,
         balance: None,
+        stages: None,
         conversation: None,
         incomplete: false,
         extra,
