@@ -6,16 +6,23 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokenomics_bench::console::{self, EmbedConsole, Outcome};
+use tokenomics_bench::load::{Arrival, AtEnd, Shape};
+use tokenomics_bench::plan::{LoadFlags, LoadPlan};
 use tokenomics_bench::preflight::Probe;
+use tokenomics_bench::sustained::keep_time;
 use tokenomics_bench::{EmbedBenchmark, EmbedConfig, Shutdown};
-use tokenomics_cli::values::{MAX_CONCURRENCY, MAX_RUNS};
+use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS};
 use tokenomics_cli::{self as cli, exit, Failure, ServerArgs};
 use tokenomics_datasets::text::TextLength;
 
 const NAME: &str = "embed-bench";
 
-/// Measure embedding throughput of an OpenAI-compatible server with B separate concurrent
-/// requests per batch. Drop-in for embedding_benchmark.py: same flags, same JSON.
+/// The batch sizes of the original script, when no load flag is given.
+const DEFAULT_BATCH_SIZES: [u64; 5] = [1, 2, 4, 8, 16];
+
+/// Measure embedding throughput of an OpenAI-compatible server: bursts of B separate concurrent
+/// requests (the original's), or closed and open loops. Drop-in for embedding_benchmark.py: same
+/// flags, same JSON.
 #[derive(Debug, Parser)]
 #[command(
     name = "embed-bench",
@@ -26,19 +33,46 @@ struct Args {
     /// Embedding model tag (required unless --simulate is given).
     #[arg(long, required_unless_present = "simulate")]
     model: Option<String>,
-    /// Comma-separated numbers of separate concurrent requests.
-    #[arg(long = "batch_sizes", visible_alias = "batch-sizes", default_value = "1,2,4,8,16",
+    /// Bursts: comma-separated numbers of separate concurrent requests [default: 1,2,4,8,16].
+    #[arg(long = "batch_sizes", visible_alias = "batch-sizes",
           value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
           value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
-    batch_sizes: Vec<u64>,
+    batch_sizes: Option<Vec<u64>>,
+    /// Closed loop: keep C requests in flight (comma-separated levels); with --request_rate, a single cap on requests in flight.
+    #[arg(long = "max_concurrency", visible_alias = "max-concurrency", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONCURRENCY))]
+    max_concurrency: Option<Vec<u64>>,
+    /// Open loop: send R requests per second on a seeded schedule (comma-separated levels).
+    #[arg(long = "request_rate", visible_alias = "request-rate", value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = values::rate)]
+    request_rate: Option<Vec<f64>>,
+    /// Open loop: inter-arrival times [default: poisson; gamma when --burstiness is given].
+    #[arg(long, value_enum)]
+    arrival: Option<Arrival>,
+    /// Open loop with gamma arrivals: the shape; below 1 burstier than Poisson, above 1 more regular.
+    #[arg(long, value_parser = values::positive_number)]
+    burstiness: Option<f64>,
+    /// Closed/open loop: measured requests per level and sequence length (after the warm-up) [default: 10 per unit of level, at least 20].
+    #[arg(long = "num_requests", visible_alias = "num-requests",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
+    num_requests: Option<u64>,
+    /// Closed/open loop: measured seconds per level and sequence length (after the warm-up); no request is sent after it.
+    #[arg(long, value_parser = values::positive_seconds)]
+    duration: Option<Duration>,
+    /// Closed/open loop: seconds of load at the level before measuring; those requests are not counted [default: 0].
+    #[arg(long = "warmup_seconds", visible_alias = "warmup-seconds", value_parser = values::seconds)]
+    warmup_seconds: Option<Duration>,
+    /// With --duration: what happens to requests still in flight when it is over: wait (measured) or cancel (counted as cancelled) [default: wait].
+    #[arg(long = "at_end", visible_alias = "at-end", value_enum)]
+    at_end: Option<AtEnd>,
     /// Comma-separated text lengths: short, medium, long, mixed, or exact word counts (e.g. 10,25,50,200).
     #[arg(long = "sequence_lengths", visible_alias = "sequence-lengths", default_value = "short,medium,long,mixed",
           value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set)]
     sequence_lengths: Vec<TextLength>,
-    /// Measured runs per configuration.
-    #[arg(long = "num_runs", visible_alias = "num-runs", default_value_t = 3,
+    /// Measured runs per configuration [default: 3 for bursts, 1 for closed and open loops].
+    #[arg(long = "num_runs", visible_alias = "num-runs",
           value_parser = clap::value_parser!(u64).range(1..=MAX_RUNS))]
-    num_runs: u64,
+    num_runs: Option<u64>,
     /// Single-text warm-up requests before each configuration (not recorded).
     #[arg(long = "warmup_runs", visible_alias = "warmup-runs", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=MAX_RUNS))]
@@ -62,7 +96,7 @@ struct Args {
     /// Accepted for compatibility: results are always written after every configuration.
     #[arg(long = "save_progress", visible_alias = "save-progress")]
     save_progress: bool,
-    /// Texts per request (one request carrying N texts, as vLLM and TEI batch them).
+    /// Texts per request (one request carrying N texts, as vLLM and TEI batch them), in bursts and loops alike.
     #[arg(long = "inputs_per_request", visible_alias = "inputs-per-request", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     inputs_per_request: u64,
@@ -73,6 +107,41 @@ struct Args {
     server: ServerArgs,
 }
 
+impl Args {
+    /// The load levels the flags ask for, checked as `oai-bench` checks them (same flags, same
+    /// refusals); a burst's batch sizes default to the original's.
+    fn plan(&self) -> tokenomics_bench::Result<LoadPlan> {
+        let mut load = LoadFlags {
+            max_concurrency: self.max_concurrency.clone(),
+            request_rate: self.request_rate.clone(),
+            arrival: self.arrival,
+            burstiness: self.burstiness,
+            num_requests: self.num_requests,
+            duration: self.duration,
+            warmup: self.warmup_seconds,
+            at_end: self.at_end,
+            num_runs: self.num_runs,
+            ..LoadFlags::default()
+        };
+        if load.sustained() {
+            if self.batch_sizes.is_some() {
+                return Err(tokenomics_bench::Error::Invalid(
+                    "--batch_sizes is for bursts; with --max_concurrency or --request_rate each \
+                     request carries --inputs_per_request texts"
+                        .into(),
+                ));
+            }
+        } else {
+            load.batch_sizes = Some(
+                self.batch_sizes
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_BATCH_SIZES.to_vec()),
+            );
+        }
+        load.plan()
+    }
+}
+
 fn main() -> ExitCode {
     let args: Args = match cli::parse(NAME) {
         Ok(a) => a,
@@ -81,19 +150,30 @@ fn main() -> ExitCode {
     if let Err(e) = tokenomics_bench::plan::check_requests(args.model.as_deref(), None, false) {
         return cli::fail(NAME, e, exit::USAGE);
     }
+    let plan = match args.plan() {
+        Ok(p) => p,
+        Err(e) => return cli::fail_with(NAME, Failure::classify(e.is_bad_input(), e)),
+    };
     if let Err(e) = tokenomics_stats::check_writable(&args.results_file) {
         return cli::fail(NAME, format!("--results_file: {e}"), exit::USAGE);
     }
-    let most = args.batch_sizes.iter().max().copied().unwrap_or(1);
+    // One socket per request in flight. An uncapped open loop has no known bound: it asks for a
+    // generous limit and goes on with what it gets.
+    let in_flight = plan.levels.iter().map(Shape::max_in_flight);
+    let uncapped = in_flight.clone().any(|m| m.is_none());
+    let most = in_flight.map(|m| m.unwrap_or(65_536)).max().unwrap_or(1);
     if let Err(e) = cli::ensure_open_files(args.server.sockets(most).saturating_add(64)) {
-        return cli::fail_with(NAME, e.into());
+        if !uncapped {
+            return cli::fail_with(NAME, e.into());
+        }
     }
-    let runtime = match cli::runtime(cli::default_workers(), None) {
+    // Worker threads that wake on time, as `oai-bench`'s: an open loop's sends are handed to them.
+    let runtime = match cli::runtime(cli::default_workers(), Some(keep_time)) {
         Ok(rt) => rt,
         Err(e) => return cli::fail_with(NAME, e.into()),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, plan)) {
         Ok((o, interrupted)) => {
             cli::finish(NAME, &results_file, o.succeeded, o.failed, interrupted)
         }
@@ -101,7 +181,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(Outcome, bool), Failure> {
+async fn run(args: Args, plan: LoadPlan) -> Result<(Outcome, bool), Failure> {
     let target = args
         .server
         .connect(args.model.as_deref(), args.seed, "embeddings")
@@ -114,12 +194,26 @@ async fn run(args: Args) -> Result<(Outcome, bool), Failure> {
     )
     .await
     .map_err(|e| Failure::classify(e.is_bad_input(), e))?;
+    let sustained = plan
+        .levels
+        .iter()
+        .any(|s| !matches!(s, Shape::Burst { .. }));
+    let batch_sizes = plan
+        .levels
+        .iter()
+        .filter_map(|s| match s {
+            Shape::Burst { batch } => Some(*batch),
+            _ => None,
+        })
+        .collect();
     let config = EmbedConfig {
         model: target.model.clone(),
         api_base: target.api_base.clone(),
-        batch_sizes: args.batch_sizes.clone(),
+        batch_sizes,
+        levels: if sustained { plan.levels } else { Vec::new() },
+        limits: plan.limits,
         sequence_lengths: args.sequence_lengths.clone(),
-        num_runs: args.num_runs,
+        num_runs: plan.num_runs,
         warmup_runs: args.warmup_runs,
         seed: args.seed,
         description: target.description(&args.description),

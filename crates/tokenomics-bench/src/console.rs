@@ -265,10 +265,10 @@ pub fn chat_banner(c: &ChatConfig) -> String {
 pub fn embed_banner(c: &EmbedConfig) -> String {
     let lengths: Vec<String> = c.sequence_lengths.iter().map(|l| l.label()).collect();
     format!(
-        "Benchmarking embeddings of {:?} at {} — batch sizes {:?}, lengths {}, {} runs each",
+        "Benchmarking embeddings of {:?} at {} — {}, lengths {}, {} runs each",
         c.model,
         c.api_base,
-        c.batch_sizes,
+        c.load_words(),
         lengths.join(","),
         c.num_runs
     )

@@ -1,6 +1,12 @@
 //! The embedding benchmark of the original `embedding_benchmark.py`: for every (batch size ×
 //! sequence length) configuration, warm-up requests, then runs that each send B separate requests
 //! at once (one text each, or `inputs_per_request` texts), with retries.
+//!
+//! Beyond the original, a level may be a closed or an open loop ([`crate::load`]) instead of a
+//! burst: run once per sequence length by the shared executor of [`crate::sustained`], each
+//! request carrying `inputs_per_request` texts (see [`loops`]).
+
+mod loops;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,14 +20,16 @@ use tokenomics_client::{
 use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
-    ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedLevel, EmbedMetadata, EmbedThroughput,
-    EmbedTokens, Preflight, RequestCounts, Simulated, Summary,
+    ArrivalBlock, ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedLevel, EmbedMetadata,
+    EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated, Summary,
 };
 
 use crate::driver::{run_levels, FixedLevels, Settings, Workload};
+use crate::load::{format_rate, Limits, Shape};
 use crate::metrics::{burst_timing, rate, BurstTiming};
 use crate::pool::ConnectionPool;
 use crate::shutdown::Shutdown;
+use crate::sustained::Record;
 use crate::{Observer, Result};
 
 /// Tokens per word of the estimate used when a server reports no usage (the original's factor).
@@ -32,7 +40,13 @@ pub const ESTIMATED_TOKENS_PER_WORD: f64 = 1.3;
 pub struct EmbedConfig {
     pub model: String,
     pub api_base: String,
+    /// Burst sizes (used when `levels` is empty).
     pub batch_sizes: Vec<u64>,
+    /// Closed- and open-loop levels ([`crate::plan::LoadFlags::plan`]); empty: bursts of
+    /// `batch_sizes`. Each runs once per sequence length.
+    pub levels: Vec<Shape>,
+    /// When a closed- or open-loop level stops, and its warm-up.
+    pub limits: Limits,
     pub sequence_lengths: Vec<TextLength>,
     pub num_runs: u64,
     pub warmup_runs: u64,
@@ -58,6 +72,60 @@ pub struct EmbedConfig {
     pub confidence: Option<f64>,
 }
 
+impl EmbedConfig {
+    /// The load levels: `levels`, or one burst per batch size.
+    pub fn shapes(&self) -> Vec<Shape> {
+        if self.levels.is_empty() {
+            self.batch_sizes
+                .iter()
+                .map(|&batch| Shape::Burst { batch })
+                .collect()
+        } else {
+            self.levels.clone()
+        }
+    }
+
+    /// The limits of a closed- or open-loop level: `limits`, or — when neither a request count
+    /// nor a duration is given — 10 measured requests per unit of the level (per slot of a
+    /// closed loop, per request/s of an open one), at least 20: `oai-bench`'s rule.
+    pub fn limits_for(&self, shape: &Shape) -> Limits {
+        let mut limits = self.limits;
+        if limits.num_requests.is_none() && limits.duration.is_none() {
+            // `as` saturates: a huge level asks for u64::MAX requests.
+            limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
+        }
+        limits
+    }
+
+    /// How the levels load the server, in words: "batch sizes [1, 8]", "closed loop at
+    /// concurrency 4, 16", "open loop at 50 requests/s (constant arrivals, at most 8 in flight)".
+    pub fn load_words(&self) -> String {
+        let shapes = self.shapes();
+        let keys = || {
+            shapes
+                .iter()
+                .map(|s| match s {
+                    Shape::Open(o) => format_rate(o.rate),
+                    other => other.key(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match shapes.first() {
+            Some(Shape::Closed { .. }) => format!("closed loop at concurrency {}", keys()),
+            Some(Shape::Open(o)) => format!(
+                "open loop at {} requests/s ({} arrivals{})",
+                keys(),
+                o.arrival.name(),
+                o.max_concurrency
+                    .map(|c| format!(", at most {c} in flight"))
+                    .unwrap_or_default()
+            ),
+            _ => format!("batch sizes {:?}", self.batch_sizes),
+        }
+    }
+}
+
 /// What one run of a configuration produced, for progress display.
 #[derive(Debug, Clone)]
 pub struct EmbedRunReport {
@@ -72,6 +140,8 @@ pub struct EmbedRunReport {
     pub batch_seconds: f64,
     pub batch_embeddings_per_second: f64,
     pub batch_tokens_per_second: f64,
+    /// A closed or open loop's successful requests per second over the run (`None`: a burst).
+    pub requests_per_second: Option<f64>,
 }
 
 /// One request's outcome after its retries.
@@ -93,6 +163,31 @@ impl EmbedOutcome {
     }
     pub fn latency_s(&self) -> f64 {
         (self.end_ns() - self.first_send_ns) as f64 / 1e9
+    }
+}
+
+/// What the closed and open loops need of an embedding request's outcome.
+impl Record for EmbedOutcome {
+    fn interrupted(send_ns: u64) -> Self {
+        let mut record = EmbeddingsRecord {
+            error: Some(ClientError::Interrupted),
+            ..EmbeddingsRecord::default()
+        };
+        record.timing.send_ns = send_ns;
+        EmbedOutcome {
+            record,
+            first_send_ns: send_ns,
+            retries: 0,
+            inputs: 0,
+            words: 0,
+        }
+    }
+    fn error(&self) -> Option<&ClientError> {
+        self.record.error.as_ref()
+    }
+    /// The input tokens the server counted.
+    fn progress_tokens(&self) -> u64 {
+        self.record.prompt_tokens.unwrap_or(0)
     }
 }
 
@@ -216,11 +311,23 @@ impl EmbedBenchmark {
 
     fn metadata(&self) -> EmbedMetadata {
         let c = &self.config;
+        let shapes = c.shapes();
+        let mode = shapes.first().map_or(Mode::Burst, Shape::mode);
+        let sustained = mode != Mode::Burst;
         EmbedMetadata {
             timestamp: crate::timestamp(),
             model: c.model.clone(),
             api_base: c.api_base.clone(),
-            batch_sizes: c.batch_sizes.clone(),
+            // As `oai-bench` writes them: burst sizes or closed-loop concurrencies (open-loop
+            // rates are in `levels` only).
+            batch_sizes: shapes
+                .iter()
+                .filter_map(|s| match s {
+                    Shape::Burst { batch } => Some(*batch),
+                    Shape::Closed { concurrency } => Some(*concurrency),
+                    Shape::Open(_) => None,
+                })
+                .collect(),
             sequence_lengths: c
                 .sequence_lengths
                 .iter()
@@ -246,6 +353,18 @@ impl EmbedBenchmark {
                 let client = self.pool.client();
                 (client.api_bases().len() > 1).then(|| client.config().balance.name().to_string())
             },
+            // Bursts write none of these, so that their files stay the original's.
+            mode: sustained.then_some(mode),
+            levels: sustained.then(|| shapes.iter().map(Shape::key).collect()),
+            limits: sustained.then(|| c.limits.block()),
+            arrival: match shapes.first() {
+                Some(Shape::Open(o)) => Some(ArrivalBlock {
+                    process: o.arrival,
+                    burstiness: o.burstiness,
+                    max_concurrency: o.max_concurrency,
+                }),
+                _ => None,
+            },
             incomplete: false,
             extra: Map::new(),
         }
@@ -268,14 +387,14 @@ impl EmbedBenchmark {
         };
         let c = &self.config;
         let specs: Vec<EmbedSpec> = c
-            .batch_sizes
-            .iter()
-            .flat_map(|&batch| {
+            .shapes()
+            .into_iter()
+            .flat_map(|shape| {
                 c.sequence_lengths
                     .iter()
                     .enumerate()
                     .map(move |(li, &length)| EmbedSpec {
-                        batch,
+                        shape,
                         length_index: li as u64,
                         length,
                     })
@@ -299,17 +418,21 @@ impl EmbedBenchmark {
         Ok(doc)
     }
 
+    /// The seed of a run's texts: the level's, the length's place and the run's.
+    fn run_seed(&self, spec: &EmbedSpec, run: usize) -> u64 {
+        run_seed(
+            self.config.seed ^ spec.length_index.wrapping_mul(0x2545_F491_4F6C_DD1D),
+            spec.shape.seed_level(),
+            run as u64,
+        )
+    }
+
     /// The requests of one run: `batch` bodies of `inputs_per_request` texts each, with their
     /// word counts (for the estimate when the server reports no usage).
-    fn run_requests(&self, spec: &EmbedSpec, run: usize) -> Vec<(Bytes, usize)> {
+    fn run_requests(&self, spec: &EmbedSpec, batch: u64, run: usize) -> Vec<(Bytes, usize)> {
         let per = self.config.inputs_per_request.max(1) as usize;
-        let seed = run_seed(
-            self.config.seed ^ spec.length_index.wrapping_mul(0x2545_F491_4F6C_DD1D),
-            spec.batch,
-            run as u64,
-        );
-        let mut gen = TextGenerator::new(seed);
-        (0..spec.batch)
+        let mut gen = TextGenerator::new(self.run_seed(spec, run));
+        (0..batch)
             .map(|_| {
                 let texts: Vec<String> = (0..per).map(|_| gen.text(spec.length)).collect();
                 let words = texts.iter().map(|t| t.split_whitespace().count()).sum();
@@ -367,22 +490,73 @@ impl EmbedBenchmark {
             )
             .await
     }
+
+    /// One burst run: `batch` requests at once, each with its retries.
+    async fn burst_run(
+        &mut self,
+        spec: &EmbedSpec,
+        batch: u64,
+        run: usize,
+        acc: &mut EmbedAccumulator,
+        observer: &mut dyn Observer,
+    ) -> bool {
+        let requests = self.run_requests(spec, batch, run);
+        let mut outcomes = self.burst(requests).await;
+        for o in &mut outcomes {
+            check_vectors(o, &mut self.dimension);
+            if let Some(e) = &o.record.error {
+                observer.request_failed(&batch.to_string(), run, e);
+            }
+        }
+        let complete = !outcomes
+            .iter()
+            .any(|o| matches!(o.record.error, Some(ClientError::Interrupted)));
+        let mut report = acc.add_run(&outcomes);
+        for (i, (_, each)) in acc.endpoints.iter_mut().enumerate() {
+            let theirs: Vec<EmbedOutcome> = outcomes
+                .iter()
+                .filter(|o| o.record.replica == i)
+                .cloned()
+                .collect();
+            each.add_run(&theirs);
+        }
+        report.key = spec.key();
+        report.run = run;
+        report.num_runs = self.config.num_runs as usize;
+        observer.embed_run_finished(&report);
+        complete
+    }
 }
 
-/// One embedding configuration: B concurrent requests of texts of one length.
+/// One embedding configuration: a load level (B concurrent requests, a closed or an open loop)
+/// of texts of one length.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbedSpec {
-    pub batch: u64,
+    pub shape: Shape,
     /// The length's position in `sequence_lengths` (it seeds the texts).
     pub length_index: u64,
     pub length: TextLength,
 }
 
 impl EmbedSpec {
-    /// The configuration's key in `results`: `batch_{B}_seq_{L}`.
+    /// The configuration's key in `results`: `batch_{B}_seq_{L}` (a burst, the original's),
+    /// `concurrency_{C}_seq_{L}` (a closed loop) or `rate_{R}_seq_{L}` (an open loop).
     pub fn key(&self) -> String {
-        format!("batch_{}_seq_{}", self.batch, self.length.label())
+        let level = match self.shape {
+            Shape::Burst { batch } => format!("batch_{batch}"),
+            Shape::Closed { concurrency } => format!("concurrency_{concurrency}"),
+            Shape::Open(o) => format!("rate_{}", format_rate(o.rate)),
+        };
+        format!("{level}_seq_{}", self.length.label())
     }
+}
+
+/// The runs of one configuration so far: a burst's, or a closed or open loop's.
+// One per level, built once: the size difference of its variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum EmbedRuns {
+    Bursts { batch: u64, acc: EmbedAccumulator },
+    Loop(loops::LoopAccumulator),
 }
 
 /// The runs of one configuration so far.
@@ -468,6 +642,7 @@ impl EmbedAccumulator {
                 .map_or(f64::NAN, |t| rate(embeddings as f64, t.total_seconds)),
             batch_tokens_per_second: timing
                 .map_or(f64::NAN, |t| rate(tokens as f64, t.total_seconds)),
+            requests_per_second: None,
         };
         if let Some(t) = timing {
             self.per_run.push(t, tokens, embeddings, &report);
@@ -522,6 +697,7 @@ impl EmbedAccumulator {
                 batch_tokens_per_second: per_run(&runs.tps),
                 request_embeddings_per_second: stat(&self.request_eps),
                 request_tokens_per_second: stat(&self.request_tps),
+                requests_per_second: None,
                 extra: Map::new(),
             },
             latency: Some({
@@ -533,6 +709,8 @@ impl EmbedAccumulator {
             }),
             requests: Some(self.counts),
             endpoints,
+            load: None,
+            percentiles: None,
             incomplete: false,
             extra: Map::new(),
         }
@@ -541,7 +719,7 @@ impl EmbedAccumulator {
 
 impl Workload for EmbedBenchmark {
     type Spec = EmbedSpec;
-    type Acc = EmbedAccumulator;
+    type Acc = EmbedRuns;
     type Level = EmbedLevel;
     type Doc = EmbedDocument;
 
@@ -569,47 +747,43 @@ impl Workload for EmbedBenchmark {
         }
     }
 
-    fn begin(&mut self, _spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedAccumulator {
-        EmbedAccumulator::new(&self.pool.client().api_bases())
+    fn begin(&mut self, spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedRuns {
+        let api_bases = self.pool.client().api_bases();
+        match spec.shape {
+            Shape::Burst { batch } => EmbedRuns::Bursts {
+                batch,
+                acc: EmbedAccumulator::new(&api_bases),
+            },
+            shape => EmbedRuns::Loop(loops::LoopAccumulator::new(
+                shape,
+                self.config.limits_for(&shape),
+                self.config.confidence,
+                &api_bases,
+            )),
+        }
     }
 
     async fn run(
         &mut self,
         spec: &EmbedSpec,
         run: usize,
-        acc: &mut EmbedAccumulator,
+        acc: &mut EmbedRuns,
         observer: &mut dyn Observer,
-        _checkpoint: &mut dyn FnMut(&EmbedAccumulator),
+        _checkpoint: &mut dyn FnMut(&EmbedRuns),
     ) -> bool {
-        let requests = self.run_requests(spec, run);
-        let mut outcomes = self.burst(requests).await;
-        for o in &mut outcomes {
-            check_vectors(o, &mut self.dimension);
-            if let Some(e) = &o.record.error {
-                observer.request_failed(&spec.batch.to_string(), run, e);
+        match acc {
+            EmbedRuns::Bursts { batch, acc } => {
+                self.burst_run(spec, *batch, run, acc, observer).await
             }
+            EmbedRuns::Loop(acc) => loops::run(self, spec, run, acc, observer).await,
         }
-        let complete = !outcomes
-            .iter()
-            .any(|o| matches!(o.record.error, Some(ClientError::Interrupted)));
-        let mut report = acc.add_run(&outcomes);
-        for (i, (_, each)) in acc.endpoints.iter_mut().enumerate() {
-            let theirs: Vec<EmbedOutcome> = outcomes
-                .iter()
-                .filter(|o| o.record.replica == i)
-                .cloned()
-                .collect();
-            each.add_run(&theirs);
-        }
-        report.key = spec.key();
-        report.run = run;
-        report.num_runs = self.config.num_runs as usize;
-        observer.embed_run_finished(&report);
-        complete
     }
 
-    fn finish(&mut self, acc: EmbedAccumulator) -> EmbedLevel {
-        acc.level(self.config.confidence)
+    fn finish(&mut self, acc: EmbedRuns) -> EmbedLevel {
+        match acc {
+            EmbedRuns::Bursts { acc, .. } => acc.level(self.config.confidence),
+            EmbedRuns::Loop(acc) => acc.level(),
+        }
     }
 
     fn level_finished(&mut self, key: &str, level: &EmbedLevel, observer: &mut dyn Observer) {

@@ -5,6 +5,9 @@
 //! request to a [`Sink`] the moment it finishes, on the task that awaits the loop — so a run of
 //! any length keeps in memory only the requests in flight. Nothing is shared between requests but
 //! the feed, the counters and, in the open loop, the list of idle connections.
+//!
+//! The loops take any operation and any kind of record ([`Record`]): a chat completion's
+//! [`RequestRecord`] (the default of every generic here), or an embedding request's outcome.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,10 +48,10 @@ impl Progress {
     }
 
     /// Counts a finished request.
-    pub fn finished(&self, record: &RequestRecord) {
-        if record.is_ok() {
+    pub fn finished<R: Record>(&self, record: &R) {
+        if record.error().is_none() {
             self.tokens
-                .fetch_add(record.completion_tokens.unwrap_or(0), Ordering::Relaxed);
+                .fetch_add(record.progress_tokens(), Ordering::Relaxed);
         } else if !is_aborted(record) {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -128,12 +131,42 @@ impl<T: Send + 'static> BodyFeed<T> {
     }
 }
 
+/// What the loops need of a request's record: whether and why it failed, the record of one they
+/// gave up on, and its tokens for [`Progress`].
+pub trait Record: Send + 'static {
+    /// A request abandoned by the shutdown or cancelled at the level's end, sent at `send_ns`
+    /// (ns on the clock): failed with [`ClientError::Interrupted`], nothing else known.
+    fn interrupted(send_ns: u64) -> Self;
+    /// Why it failed (`None`: it succeeded).
+    fn error(&self) -> Option<&ClientError>;
+    /// The tokens [`Progress`] counts for a success: a completion's output tokens (an
+    /// embedding request's input tokens).
+    fn progress_tokens(&self) -> u64;
+}
+
+impl Record for RequestRecord {
+    fn interrupted(send_ns: u64) -> Self {
+        let mut r = RequestRecord {
+            error: Some(ClientError::Interrupted),
+            ..RequestRecord::default()
+        };
+        r.timing.send_ns = send_ns;
+        r
+    }
+    fn error(&self) -> Option<&ClientError> {
+        self.error.as_ref()
+    }
+    fn progress_tokens(&self) -> u64 {
+        self.completion_tokens.unwrap_or(0)
+    }
+}
+
 /// One request of a sustained run.
 #[derive(Debug)]
-pub struct Sent {
+pub struct Sent<R = RequestRecord> {
     /// Its place in the order of sending (0, 1, 2, …; warm-up requests included).
     pub seq: u64,
-    pub record: RequestRecord,
+    pub record: R,
     /// Scheduled send time (open loop), ns on the clock.
     pub scheduled_ns: Option<u64>,
     /// Time waited in the client for a concurrency slot (open loop with a cap), ns.
@@ -185,42 +218,34 @@ impl Aborts {
 
 /// Where a loop's requests go as they finish (in the order they finish, on the task that awaits
 /// the loop).
-pub trait Sink {
+pub trait Sink<R = RequestRecord> {
     /// Measurement starts at `origin_ns` on the benchmark's clock (after any warm-up); the load
     /// itself (warm-up included) started at `start_ns`. Called once, before any request
     /// finishes.
     fn begin(&mut self, origin_ns: u64, start_ns: u64);
     /// A request finished (or was cancelled, or abandoned).
-    fn done(&mut self, sent: Sent);
+    fn done(&mut self, sent: Sent<R>);
 }
 
 /// A request operation: sends `body` on the connection and returns its record.
-pub trait Op: Clone + Send + Sync + 'static {
-    fn call(
-        &self,
-        conn: Connection,
-        body: Bytes,
-    ) -> impl Future<Output = (Connection, RequestRecord)> + Send;
+pub trait Op<R = RequestRecord>: Clone + Send + Sync + 'static {
+    fn call(&self, conn: Connection, body: Bytes) -> impl Future<Output = (Connection, R)> + Send;
 }
 
-impl<F, Fut> Op for F
+impl<F, Fut, R> Op<R> for F
 where
     F: Fn(Connection, Bytes) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = (Connection, RequestRecord)> + Send,
+    Fut: Future<Output = (Connection, R)> + Send,
 {
-    fn call(
-        &self,
-        conn: Connection,
-        body: Bytes,
-    ) -> impl Future<Output = (Connection, RequestRecord)> + Send {
+    fn call(&self, conn: Connection, body: Bytes) -> impl Future<Output = (Connection, R)> + Send {
         self(conn, body)
     }
 }
 
 // Lives on the stack for a moment per request; boxing it would add an allocation per request.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Finished {
-    Done(Connection, RequestRecord),
+pub(crate) enum Finished<R = RequestRecord> {
+    Done(Connection, R),
     Interrupted,
     Cancelled,
 }
@@ -235,14 +260,14 @@ async fn until(at: Option<Instant>) {
 /// Runs one request, unless the shutdown abandons it or `cancel_at` (the level's end) passes
 /// first. A request to abort on purpose is aborted by the client itself, `abort_after` its send
 /// ([`Connection::abort_next_after`]): its record keeps what arrived before.
-pub(crate) async fn one(
-    op: &impl Op,
+pub(crate) async fn one<R>(
+    op: &impl Op<R>,
     mut conn: Connection,
     body: Bytes,
     shutdown: &Shutdown,
     cancel_at: Option<Instant>,
     abort_after: Option<std::time::Duration>,
-) -> Finished {
+) -> Finished<R> {
     conn.abort_next_after(abort_after);
     let work = shutdown.run(op.call(conn, body));
     tokio::select! {
@@ -256,21 +281,16 @@ pub(crate) async fn one(
 }
 
 /// Whether the client aborted the request on purpose ([`Aborts`]).
-pub fn is_aborted(r: &RequestRecord) -> bool {
-    matches!(r.error, Some(ClientError::Aborted))
+pub fn is_aborted<R: Record>(r: &R) -> bool {
+    matches!(r.error(), Some(ClientError::Aborted))
 }
 
-pub(crate) fn interrupted_record(send_ns: u64) -> RequestRecord {
-    let mut r = RequestRecord {
-        error: Some(ClientError::Interrupted),
-        ..RequestRecord::default()
-    };
-    r.timing.send_ns = send_ns;
-    r
+pub(crate) fn interrupted_record<R: Record>(send_ns: u64) -> R {
+    R::interrupted(send_ns)
 }
 
 /// Everything a loop needs besides its shape.
-pub struct Context<'a, O: Op> {
+pub struct Context<'a, O> {
     pub client: &'a Client,
     pub clock: Clock,
     pub op: O,
@@ -285,7 +305,7 @@ pub struct Context<'a, O: Op> {
     pub aborts: Option<Aborts>,
 }
 
-impl<O: Op> Context<'_, O> {
+impl<O> Context<'_, O> {
     fn cancel_at(&self, measured_start: Instant) -> Option<Instant> {
         match (self.limits.at_end, self.limits.duration) {
             (AtEnd::Cancel, Some(d)) => measured_start.checked_add(d),
@@ -300,7 +320,11 @@ const OPEN_BEFORE_START_NS: u64 = 2_000_000_000;
 /// Closed loop: `concurrency` workers, each with its own connection, each sending its next request
 /// the moment the last one ends, until the limits are reached. Every request (warm-up and
 /// cancelled ones included, flagged) goes to `sink` as it finishes.
-pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mut dyn Sink) {
+pub async fn closed_loop<O: Op<R>, R: Record>(
+    ctx: Context<'_, O>,
+    concurrency: u64,
+    sink: &mut dyn Sink<R>,
+) {
     let n = concurrency as usize;
     // On a timetable, connections are opened shortly before the start, not long before it: a
     // server closes idle keep-alive connections after a few seconds (uvicorn: 5 s), and every
@@ -332,7 +356,7 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
     let measured = Arc::new(AtomicU64::new(0));
     let seq = Arc::new(AtomicU64::new(0));
     let limit = ctx.limits.num_requests;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent<R>>();
     let mut tasks = Vec::with_capacity(n);
     for mut conn in conns {
         let aborts = ctx.aborts;
@@ -415,13 +439,13 @@ pub async fn closed_loop<O: Op>(ctx: Context<'_, O>, concurrency: u64, sink: &mu
 /// Measurement starts `measured_from` ns after the start when given (a shard's part of a schedule
 /// is measured from the whole plan's first measured arrival, which another shard may send), else
 /// at the first measured arrival of `schedule`.
-pub async fn open_loop<O: Op>(
+pub async fn open_loop<O: Op<R>, R: Record>(
     ctx: Context<'_, O>,
     open: &OpenLoop,
     schedule: Vec<u64>,
     warmup: usize,
     measured_from: Option<u64>,
-    sink: &mut dyn Sink,
+    sink: &mut dyn Sink<R>,
 ) {
     // Idle connections, taken by a request and given back when it ends. Open enough ahead that the
     // first second does not pay for connection set-up in its send lag.
@@ -434,7 +458,7 @@ pub async fn open_loop<O: Op>(
     let slots = open
         .max_concurrency
         .map(|c| Arc::new(tokio::sync::Semaphore::new(c as usize)));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent<R>>();
     // The dispatcher's first arrival: on the timetable, or 2 ms ahead.
     let now_ns = ctx.clock.now_ns();
     let start_ns = ctx

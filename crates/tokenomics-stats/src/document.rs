@@ -443,7 +443,8 @@ impl RequestCounts {
 pub struct EmbedDocument {
     /// How the run was configured.
     pub metadata: EmbedMetadata,
-    /// Keyed `batch_{B}_seq_{L}`.
+    /// Keyed `batch_{B}_seq_{L}` (bursts), `concurrency_{C}_seq_{L}` (closed loops) or
+    /// `rate_{R}_seq_{L}` (open loops).
     pub results: IndexMap<String, EmbedLevel>,
 }
 
@@ -506,6 +507,20 @@ pub struct EmbedMetadata {
     /// over them, `round_robin` or `least_loaded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<String>,
+    /// How requests were released, for closed and open loops (absent: bursts, as the
+    /// original's files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// The load levels (concurrencies or rates) in order, closed and open loops; each runs once
+    /// per sequence length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Vec<String>>,
+    /// When a sustained level stops (closed and open loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsBlock>,
+    /// The arrival process (open loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<ArrivalBlock>,
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -518,7 +533,7 @@ fn yes() -> bool {
     true
 }
 
-/// The results of one batch size and sequence length.
+/// The results of one load level (a batch size, a concurrency or a rate) and sequence length.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbedLevel {
     /// Tokens and embeddings per batch.
@@ -537,6 +552,13 @@ pub struct EmbedLevel {
     /// URLs); its request counts add up to the level's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Vec<EmbedEndpointLevel>>,
+    /// How a closed or open loop loaded the server: its shape, its limits, and what an open
+    /// loop's schedule achieved (absent for bursts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Load>,
+    /// Which percentiles came from a histogram (absent: every percentile is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentiles: Option<Percentiles>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -593,6 +615,10 @@ pub struct EmbedThroughput {
     pub request_embeddings_per_second: Stat,
     /// Input tokens / latency of each successful request, pooled over runs.
     pub request_tokens_per_second: Stat,
+    /// Successful requests / the run's first send → last end, one value per run (closed and
+    /// open loops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<Stat>,
     /// Unknown fields of a file being read, kept so that writing it again loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

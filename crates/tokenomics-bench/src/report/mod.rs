@@ -379,18 +379,31 @@ pub fn level_title(key: &str, level: &ChatLevel) -> String {
     }
 }
 
-/// One line per embedding run.
+/// One line per embedding run: a burst's batch time, a closed or open loop's requests and
+/// their rate.
 pub fn embed_run_line(r: &EmbedRunReport) -> String {
-    let mut s = format!(
-        "  run {}/{}: {} embeddings, {} tokens, batch {} s, {} embeddings/s, {} tokens/s",
-        r.run + 1,
-        r.num_runs,
-        r.embeddings,
-        r.tokens,
-        num(r.batch_seconds),
-        num(r.batch_embeddings_per_second),
-        num(r.batch_tokens_per_second)
-    );
+    let mut s = match r.requests_per_second {
+        None => format!(
+            "  run {}/{}: {} embeddings, {} tokens, batch {} s, {} embeddings/s, {} tokens/s",
+            r.run + 1,
+            r.num_runs,
+            r.embeddings,
+            r.tokens,
+            num(r.batch_seconds),
+            num(r.batch_embeddings_per_second),
+            num(r.batch_tokens_per_second)
+        ),
+        Some(rps) => format!(
+            "  run {}/{}: {} requests over {} s, {} requests/s, {} embeddings/s, {} tokens/s",
+            r.run + 1,
+            r.num_runs,
+            r.succeeded + r.failed,
+            num(r.batch_seconds),
+            num(rps),
+            num(r.batch_embeddings_per_second),
+            num(r.batch_tokens_per_second)
+        ),
+    };
     if r.failed > 0 {
         let _ = write!(
             s,
@@ -412,8 +425,12 @@ fn pm_range(s: &Stat) -> String {
     }
 }
 
-/// The summary of one embedding configuration: every statistic as `mean ± std [min … max]`.
+/// The summary of one embedding configuration: every statistic as `mean ± std [min … max]`;
+/// a closed or open loop's in its own words, with an open loop's rates and send lag.
 pub fn embed_level_summary(key: &str, level: &EmbedLevel) -> String {
+    if let Some(load) = &level.load {
+        return embed_loop_summary(key, level, load);
+    }
     let mut s = String::new();
     let _ = writeln!(s, "{key} — summary over runs (mean ± std [min … max])");
     let rows = [
@@ -450,10 +467,21 @@ pub fn embed_level_summary(key: &str, level: &EmbedLevel) -> String {
             ms(l.p99)
         );
     }
+    embed_notes(&mut s, level);
+    s
+}
+
+/// The end of an embedding summary: requests, failures, and where tokens were estimated.
+fn embed_notes(s: &mut String, level: &EmbedLevel) {
     if let Some(c) = &level.requests {
+        let cancelled = if c.cancelled > 0 {
+            format!(", {} cancelled at the end", c.cancelled)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "  {:<22} {} succeeded, {} failed, {} retries",
+            "  {:<22} {} succeeded, {} failed, {} retries{cancelled}",
             "requests",
             c.succeeded,
             c.failed,
@@ -469,6 +497,59 @@ pub fn embed_level_summary(key: &str, level: &EmbedLevel) -> String {
             );
         }
     }
+}
+
+/// The summary of a closed- or open-loop embedding level: throughput over each run's span,
+/// request latency, and for an open loop the rate scheduled and achieved and the send lag.
+fn embed_loop_summary(key: &str, level: &EmbedLevel, load: &Load) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{key} — summary (mean ± std [min … max] over runs)");
+    let t = &level.throughput;
+    let mut rows = vec![
+        ("run (s)", &level.timings.batch_total_seconds),
+        ("embeddings/run", &level.tokens.embeddings_per_batch),
+        ("embeddings/s", &t.batch_embeddings_per_second),
+        ("tokens/s", &t.batch_tokens_per_second),
+        ("request embeddings/s", &t.request_embeddings_per_second),
+        ("request tokens/s", &t.request_tokens_per_second),
+    ];
+    if let Some(rps) = &t.requests_per_second {
+        rows.insert(1, ("requests/s", rps));
+    }
+    for (name, stat) in rows {
+        let _ = writeln!(s, "  {name:<22} {}", pm_range(stat));
+    }
+    let dist = |s: &mut String, name: &str, d: &Distribution| {
+        let _ = writeln!(
+            s,
+            "  {name:<22} p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
+            ms(d.p50),
+            ms(d.p90),
+            ms(d.p99),
+            ms(d.max)
+        );
+    };
+    if let Some(l) = &level.latency {
+        dist(&mut s, "request latency", l);
+    }
+    if let Some(sched) = load.schedule() {
+        if let (Some(want), Some(got)) = (&sched.scheduled_rate, &sched.achieved_rate) {
+            let _ = writeln!(
+                s,
+                "  {:<22} {} requests/s achieved of {} scheduled",
+                "rate",
+                num(got.mean),
+                num(want.mean)
+            );
+        }
+        if let Some(lag) = &sched.send_lag {
+            dist(&mut s, "send lag", lag);
+        }
+        if let Some(wait) = &sched.slot_wait {
+            dist(&mut s, "slot wait", wait);
+        }
+    }
+    embed_notes(&mut s, level);
     s
 }
 
