@@ -194,10 +194,7 @@ impl ChatConfig {
             limits.num_requests = None;
             return limits;
         }
-        if limits.num_requests.is_none() && limits.duration.is_none() {
-            // `as` saturates: a huge level asks for u64::MAX requests, bounded by its duration.
-            limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
-        }
+        limits = limits.or_default_count(shape);
         // An SLO probe measures enough requests for its percentiles to mean something.
         if let (Some(n), Some(a)) = (limits.num_requests, &self.adaptive) {
             limits.num_requests = Some(n.max(a.min_requests()));
@@ -772,10 +769,7 @@ impl ChatBenchmark {
         }
         let make = self.body_maker(seed);
         let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-        let op = move |mut conn: Connection, body: Bytes| async move {
-            let record = conn.completion(endpoint, stream, body, &clock).await;
-            (conn, record)
-        };
+        let op = self.completion_op();
         let client = self.pool.client().clone();
         // The open loop's schedule is drawn first: it says how many bodies the run needs.
         let (schedule, limit, ahead) = match shape {
@@ -960,11 +954,8 @@ impl ChatBenchmark {
             None => (None, most.saturating_mul(2).clamp(256, 8192)),
         };
         let feed = Arc::new(BodyFeed::start(self.body_maker(seed), limit, ahead).await);
-        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-        let op = move |mut conn: Connection, body: Bytes| async move {
-            let record = conn.completion(endpoint, stream, body, &clock).await;
-            (conn, record)
-        };
+        let clock = self.clock;
+        let op = self.completion_op();
         let client = self.pool.client().clone();
         let ctx = sustained::Context {
             client: &client,
@@ -1032,6 +1023,16 @@ impl ChatBenchmark {
             observer.saved(path);
         }
         Ok(!complete)
+    }
+
+    /// A sustained run's operation: sends a built body as a chat or text completion, streamed or
+    /// not as configured, timed on the benchmark's clock.
+    fn completion_op(&self) -> impl sustained::Op {
+        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
+        move |mut conn: Connection, body: Bytes| async move {
+            let record = conn.completion(endpoint, stream, body, &clock).await;
+            (conn, record)
+        }
     }
 
     /// The bodies of a sustained run seeded with `seed`, chunk by chunk, for its [`BodyFeed`]:
@@ -1104,11 +1105,8 @@ impl ChatBenchmark {
             conv.scripts(&prompts, SESSION_CHUNK, run_seed(seed, chunk, 5))
         };
         let feed = Arc::new(BodyFeed::start(make, sessions, SESSION_CHUNK).await);
-        let (endpoint, stream, clock) = (self.config.endpoint, self.config.stream, self.clock);
-        let op = move |mut conn: Connection, body: Bytes| async move {
-            let record = conn.completion(endpoint, stream, body, &clock).await;
-            (conn, record)
-        };
+        let clock = self.clock;
+        let op = self.completion_op();
         let client = self.pool.client().clone();
         let plan = crate::conversation::Plan {
             client: &client,

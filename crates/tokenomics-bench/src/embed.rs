@@ -89,12 +89,7 @@ impl EmbedConfig {
     /// nor a duration is given — 10 measured requests per unit of the level (per slot of a
     /// closed loop, per request/s of an open one), at least 20: `oai-bench`'s rule.
     pub fn limits_for(&self, shape: &Shape) -> Limits {
-        let mut limits = self.limits;
-        if limits.num_requests.is_none() && limits.duration.is_none() {
-            // `as` saturates: a huge level asks for u64::MAX requests.
-            limits.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
-        }
-        limits
+        self.limits.or_default_count(shape)
     }
 
     /// How the levels load the server, in words: "batch sizes [1, 8]", "closed loop at

@@ -248,6 +248,17 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// These limits, or — when neither a request count nor a duration is given — 10 measured
+    /// requests per unit of `shape` (per slot of a closed loop, per request/s of an open one:
+    /// about ten seconds of arrivals), at least 20.
+    pub fn or_default_count(mut self, shape: &Shape) -> Self {
+        if self.num_requests.is_none() && self.duration.is_none() {
+            // `as` saturates: a huge level asks for u64::MAX requests, bounded by its duration.
+            self.num_requests = Some(((shape.level_number() * 10.0).ceil() as u64).max(20));
+        }
+        self
+    }
+
     /// The limits as the documents record them.
     pub fn block(&self) -> LimitsBlock {
         LimitsBlock {

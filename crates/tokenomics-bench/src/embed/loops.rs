@@ -26,6 +26,7 @@ use super::{
     ESTIMATED_TOKENS_PER_WORD,
 };
 use crate::load::{Limits, Shape};
+use crate::metrics::level::{span_rate, widen};
 use crate::metrics::samples::{Samples, EXACT_LIMIT, HISTOGRAM_RELATIVE_ERROR};
 use crate::metrics::trend::TrendFit;
 use crate::metrics::{rate, Scheduled};
@@ -238,22 +239,6 @@ fn earliest(at: &mut Option<u64>, t: u64) {
 
 fn latest(at: &mut Option<u64>, t: u64) {
     *at = Some(at.map_or(t, |a| a.max(t)));
-}
-
-fn widen(span: &mut Option<(u64, u64, u64)>, t: u64) {
-    *span = Some(match *span {
-        None => (1, t, t),
-        Some((n, lo, hi)) => (n + 1, lo.min(t), hi.max(t)),
-    });
-}
-
-/// Requests per second over a span of arrivals: (n − 1) gaps over first → last (as
-/// `oai-bench`'s open loop reports it).
-fn span_rate(span: Option<(u64, u64, u64)>) -> f64 {
-    match span {
-        Some((n, lo, hi)) if n > 1 => rate((n - 1) as f64, (hi - lo) as f64 / NS),
-        _ => f64::NAN,
-    }
 }
 
 /// Per-run figures of a level, one value per run.

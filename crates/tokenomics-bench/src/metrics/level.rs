@@ -117,7 +117,7 @@ impl RunTally {
     }
 }
 
-fn widen(span: &mut Option<(u64, u64, u64)>, t: u64) {
+pub(crate) fn widen(span: &mut Option<(u64, u64, u64)>, t: u64) {
     *span = Some(match *span {
         None => (1, t, t),
         Some((n, lo, hi)) => (n + 1, lo.min(t), hi.max(t)),
@@ -125,7 +125,7 @@ fn widen(span: &mut Option<(u64, u64, u64)>, t: u64) {
 }
 
 /// Requests per second over a span of arrivals: (n − 1) gaps over first → last.
-fn span_rate(span: Option<(u64, u64, u64)>) -> f64 {
+pub(crate) fn span_rate(span: Option<(u64, u64, u64)>) -> f64 {
     match span {
         Some((n, lo, hi)) if n > 1 => rate((n - 1) as f64, (hi - lo) as f64 / NS),
         _ => f64::NAN,
