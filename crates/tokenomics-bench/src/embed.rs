@@ -4,7 +4,7 @@
 //!
 //! Beyond the original, a level may be a closed or an open loop ([`crate::load`]) instead of a
 //! burst: run once per sequence length by the shared executor of [`crate::sustained`], each
-//! request carrying `inputs_per_request` texts (see [`loops`]).
+//! request carrying `inputs_per_request` texts (see the `loops` module).
 
 mod loops;
 
