@@ -9,11 +9,15 @@ use tokenomics_bench::console::{self, EmbedConsole, Outcome};
 use tokenomics_bench::load::{Arrival, AtEnd, Shape};
 use tokenomics_bench::plan::{LoadFlags, LoadPlan};
 use tokenomics_bench::preflight::Probe;
+use tokenomics_bench::prompts::{Note, PromptFlags, TokenizeTarget};
 use tokenomics_bench::sustained::keep_time;
-use tokenomics_bench::{EmbedBenchmark, EmbedConfig, Shutdown};
+use tokenomics_bench::{EmbedBenchmark, EmbedConfig, InputTokens, Shutdown};
 use tokenomics_cli::values::{self, MAX_CONCURRENCY, MAX_REQUESTS, MAX_RUNS};
 use tokenomics_cli::{self as cli, exit, Failure, ServerArgs};
+use tokenomics_datasets::exact::{Lengths, TokenLength, MAX_TOKENS};
+use tokenomics_datasets::hub::HubConfig;
 use tokenomics_datasets::text::TextLength;
+use tokenomics_datasets::PromptSource;
 
 const NAME: &str = "embed-bench";
 
@@ -69,6 +73,14 @@ struct Args {
     #[arg(long = "sequence_lengths", visible_alias = "sequence-lengths", default_value = "short,medium,long,mixed",
           value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set)]
     sequence_lengths: Vec<TextLength>,
+    /// Comma-separated exact text lengths in tokens, e.g. 64,256, in place of --sequence_lengths (counted with --tokenizer, else the server's tokenize endpoint, else estimated); special tokens the server adds are not counted.
+    #[arg(long = "input_tokens", visible_alias = "input-tokens", conflicts_with = "sequence_lengths",
+          value_delimiter = ',', num_args = 1, action = clap::ArgAction::Set,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TOKENS))]
+    input_tokens: Option<Vec<u64>>,
+    /// With --input_tokens: the model's tokenizer, a tokenizer.json file or a Hub model id (OWNER/NAME).
+    #[arg(long, requires = "input_tokens")]
+    tokenizer: Option<String>,
     /// Measured runs per configuration [default: 3 for bursts, 1 for closed and open loops].
     #[arg(long = "num_runs", visible_alias = "num-runs",
           value_parser = clap::value_parser!(u64).range(1..=MAX_RUNS))]
@@ -206,6 +218,10 @@ async fn run(args: Args, plan: LoadPlan) -> Result<(Outcome, bool), Failure> {
             _ => None,
         })
         .collect();
+    let input_tokens = match &args.input_tokens {
+        Some(lengths) => Some(input_tokens(&args, &target, lengths.clone()).await?),
+        None => None,
+    };
     let config = EmbedConfig {
         model: target.model.clone(),
         api_base: target.api_base.clone(),
@@ -213,6 +229,7 @@ async fn run(args: Args, plan: LoadPlan) -> Result<(Outcome, bool), Failure> {
         levels: if sustained { plan.levels } else { Vec::new() },
         limits: plan.limits,
         sequence_lengths: args.sequence_lengths.clone(),
+        input_tokens,
         num_runs: plan.num_runs,
         warmup_runs: args.warmup_runs,
         seed: args.seed,
@@ -240,4 +257,61 @@ async fn run(args: Args, plan: LoadPlan) -> Result<(Outcome, bool), Failure> {
         .await
         .map_err(|e| Failure::classify(e.is_bad_input(), e))?;
     Ok((console.outcome, bench.interrupted()))
+}
+
+/// Texts of exact token lengths: word costs measured as `oai-bench --input_tokens` measures them
+/// (`--tokenizer`, else the server's tokenize endpoint, else an estimate, with a warning), and the
+/// special tokens the server adds around a text when its tokenize endpoint shows them.
+async fn input_tokens(
+    args: &Args,
+    target: &cli::Target,
+    lengths: Vec<u64>,
+) -> Result<InputTokens, Failure> {
+    let failure = |e: tokenomics_bench::Error| Failure::classify(e.is_bad_input(), e);
+    let server = TokenizeTarget {
+        // With several endpoints, the first one's tokenizer (they serve the same model).
+        api_base: target.client.config().api_base.clone(),
+        api_key: args.server.api_key.clone(),
+        model: target.model.clone(),
+        tls: target.client.config().tls.clone(),
+    };
+    let flags = PromptFlags {
+        // The costs do not depend on the length: each configuration builds its own.
+        input_tokens: Some(TokenLength::Fixed(1)),
+        tokenizer: args.tokenizer.clone(),
+        seed: args.seed,
+        ..PromptFlags::default()
+    };
+    let prepared = flags
+        .prepare(&server, target.simulated.is_some(), &HubConfig::from_env())
+        .await
+        .map_err(failure)?;
+    for note in &prepared.notes {
+        match note {
+            Note::Info(m) => cli::out!("{m}"),
+            Note::Warning(m) => eprintln!("{NAME}: warning: {m}"),
+        }
+    }
+    let PromptSource::Exact(exact) = prepared.source else {
+        return Err(Failure::error("token-exact texts could not be prepared"));
+    };
+    // A server's usage counts the special tokens it adds ([CLS] and [SEP] of a BERT-style
+    // model): its tokenize endpoint, when there is one, shows how many. (An estimate means no
+    // endpoint answered: it is not asked again.)
+    let special_tokens = match exact.lengths {
+        Lengths::Estimate => None,
+        Lengths::Exact { .. } => PromptFlags::template_tokens(&server, false).await.ok(),
+    };
+    if let Some(t) = special_tokens {
+        cli::out!(
+            "Special tokens: the server adds {} before and {} after each text (its usage counts them)",
+            t.before,
+            t.after
+        );
+    }
+    Ok(InputTokens {
+        lengths,
+        counting: exact.lengths,
+        special_tokens,
+    })
 }

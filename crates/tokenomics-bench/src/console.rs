@@ -263,13 +263,22 @@ pub fn chat_banner(c: &ChatConfig) -> String {
 
 /// The line that opens an embedding run.
 pub fn embed_banner(c: &EmbedConfig) -> String {
-    let lengths: Vec<String> = c.sequence_lengths.iter().map(|l| l.label()).collect();
+    let lengths = match &c.input_tokens {
+        Some(t) => {
+            let n: Vec<String> = t.lengths.iter().map(u64::to_string).collect();
+            format!("{} tokens", n.join(","))
+        }
+        None => {
+            let l: Vec<String> = c.sequence_lengths.iter().map(|l| l.label()).collect();
+            l.join(",")
+        }
+    };
     format!(
         "Benchmarking embeddings of {:?} at {} — {}, lengths {}, {} runs each",
         c.model,
         c.api_base,
         c.load_words(),
-        lengths.join(","),
+        lengths,
         c.num_runs
     )
 }

@@ -17,11 +17,13 @@ use serde_json::{json, Map};
 use tokenomics_client::{
     Client, Clock, Connection, EmbeddingsRecord, EmbeddingsRequest, Error as ClientError,
 };
+use tokenomics_datasets::exact::{ExactPrompts, Lengths, TokenLength};
 use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
-    ArrivalBlock, ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedLevel, EmbedMetadata,
-    EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated, Summary,
+    ArrivalBlock, ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedInputTokens, EmbedLevel,
+    EmbedMetadata, EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated,
+    Summary, TemplateTokens,
 };
 
 use crate::driver::{run_levels, FixedLevels, Settings, Workload};
@@ -48,6 +50,8 @@ pub struct EmbedConfig {
     /// When a closed- or open-loop level stops, and its warm-up.
     pub limits: Limits,
     pub sequence_lengths: Vec<TextLength>,
+    /// Texts of exact token lengths instead of `sequence_lengths` (`--input_tokens`).
+    pub input_tokens: Option<InputTokens>,
     pub num_runs: u64,
     pub warmup_runs: u64,
     pub seed: u64,
@@ -72,7 +76,131 @@ pub struct EmbedConfig {
     pub confidence: Option<f64>,
 }
 
+/// Texts of exact token lengths (`--input_tokens`): each length a configuration of its own, in
+/// place of the word lengths.
+#[derive(Clone)]
+pub struct InputTokens {
+    /// Tokens per text, each at least 1.
+    pub lengths: Vec<u64>,
+    /// How they are counted: word costs measured by a tokenizer, or the estimate
+    /// ([`crate::prompts::PromptFlags::prepare`] finds which).
+    pub counting: Lengths,
+    /// The special tokens the server adds around a text, when its tokenize endpoint showed them.
+    pub special_tokens: Option<TemplateTokens>,
+}
+
+impl std::fmt::Debug for InputTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputTokens")
+            .field("lengths", &self.lengths)
+            .field("source", &self.prompts(1).token_count_source())
+            .field("special_tokens", &self.special_tokens)
+            .finish()
+    }
+}
+
+impl InputTokens {
+    /// Texts of `tokens` tokens each, counted as `counting` says.
+    fn prompts(&self, tokens: u64) -> ExactPrompts {
+        ExactPrompts {
+            length: TokenLength::Fixed(tokens),
+            lengths: self.counting.clone(),
+        }
+    }
+
+    /// What the metadata records.
+    fn block(&self) -> EmbedInputTokens {
+        let prompts = self.prompts(1);
+        EmbedInputTokens {
+            lengths: self.lengths.clone(),
+            token_count_source: prompts.token_count_source().to_string(),
+            tokenizer: match &self.counting {
+                Lengths::Exact { detail, .. } => Some(detail.clone()),
+                Lengths::Estimate => None,
+            },
+            special_tokens: self.special_tokens,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The length of one configuration's texts: a word length (`--sequence_lengths`) or an exact
+/// token count (`--input_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedLength {
+    Words(TextLength),
+    Tokens(u64),
+}
+
+impl EmbedLength {
+    /// The part of a configuration's key after its level: `seq_{label}` or `tok_{N}`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Words(l) => format!("seq_{}", l.label()),
+            Self::Tokens(n) => format!("tok_{n}"),
+        }
+    }
+}
+
+/// Draws the texts of one length: seeded, the same seed giving the same texts.
+#[derive(Clone)]
+pub(crate) enum TextSource {
+    Words(TextLength),
+    Tokens(ExactPrompts),
+}
+
+impl TextSource {
+    /// `n` texts from `seed`.
+    pub(crate) fn draw(&self, n: usize, seed: u64) -> Vec<String> {
+        match self {
+            Self::Words(length) => {
+                let mut gen = TextGenerator::new(seed);
+                (0..n).map(|_| gen.text(*length)).collect()
+            }
+            Self::Tokens(prompts) => match prompts.draw_with_lengths(n, seed) {
+                Ok(v) => v.into_iter().map(|(t, _)| t).collect(),
+                // The counting was checked when it was set up: should a text still fail its
+                // check, it is estimated rather than failing a run half-way (as oai-bench's).
+                Err(_) => ExactPrompts {
+                    length: prompts.length,
+                    lengths: Lengths::Estimate,
+                }
+                .draw_with_lengths(n, seed)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect(),
+            },
+        }
+    }
+}
+
 impl EmbedConfig {
+    /// The text lengths, one configuration each per level: `input_tokens`' lengths when given,
+    /// else `sequence_lengths`.
+    pub fn lengths(&self) -> Vec<EmbedLength> {
+        match &self.input_tokens {
+            Some(t) => t.lengths.iter().map(|&n| EmbedLength::Tokens(n)).collect(),
+            None => self
+                .sequence_lengths
+                .iter()
+                .map(|&l| EmbedLength::Words(l))
+                .collect(),
+        }
+    }
+
+    /// The texts of `length`.
+    pub(crate) fn texts(&self, length: EmbedLength) -> TextSource {
+        match (length, &self.input_tokens) {
+            (EmbedLength::Tokens(n), Some(t)) => TextSource::Tokens(t.prompts(n)),
+            (EmbedLength::Tokens(n), None) => TextSource::Tokens(ExactPrompts {
+                length: TokenLength::Fixed(n),
+                lengths: Lengths::Estimate,
+            }),
+            (EmbedLength::Words(l), _) => TextSource::Words(l),
+        }
+    }
+
     /// The load levels: `levels`, or one burst per batch size.
     pub fn shapes(&self) -> Vec<Shape> {
         if self.levels.is_empty() {
@@ -323,12 +451,14 @@ impl EmbedBenchmark {
                     Shape::Open(_) => None,
                 })
                 .collect(),
+            // Token lengths as their keys name them (`tok_64`): a number here means words.
             sequence_lengths: c
-                .sequence_lengths
+                .lengths()
                 .iter()
                 .map(|l| match l {
-                    TextLength::Words(n) => json!(n),
-                    other => json!(other.label()),
+                    EmbedLength::Words(TextLength::Words(n)) => json!(n),
+                    EmbedLength::Words(other) => json!(other.label()),
+                    EmbedLength::Tokens(_) => json!(l.key()),
                 })
                 .collect(),
             num_runs: c.num_runs,
@@ -361,6 +491,7 @@ impl EmbedBenchmark {
                 _ => None,
             },
             incomplete: false,
+            input_tokens: c.input_tokens.as_ref().map(InputTokens::block),
             extra: Map::new(),
         }
     }
@@ -385,10 +516,10 @@ impl EmbedBenchmark {
             .shapes()
             .into_iter()
             .flat_map(|shape| {
-                c.sequence_lengths
-                    .iter()
+                c.lengths()
+                    .into_iter()
                     .enumerate()
-                    .map(move |(li, &length)| EmbedSpec {
+                    .map(move |(li, length)| EmbedSpec {
                         shape,
                         length_index: li as u64,
                         length,
@@ -426,10 +557,14 @@ impl EmbedBenchmark {
     /// word counts (for the estimate when the server reports no usage).
     fn run_requests(&self, spec: &EmbedSpec, batch: u64, run: usize) -> Vec<(Bytes, usize)> {
         let per = self.config.inputs_per_request.max(1) as usize;
-        let mut gen = TextGenerator::new(self.run_seed(spec, run));
+        let mut texts = self
+            .config
+            .texts(spec.length)
+            .draw(batch as usize * per, self.run_seed(spec, run))
+            .into_iter();
         (0..batch)
             .map(|_| {
-                let texts: Vec<String> = (0..per).map(|_| gen.text(spec.length)).collect();
+                let texts: Vec<String> = texts.by_ref().take(per).collect();
                 let words = texts.iter().map(|t| t.split_whitespace().count()).sum();
                 (self.body(texts), words)
             })
@@ -530,19 +665,20 @@ pub struct EmbedSpec {
     pub shape: Shape,
     /// The length's position in `sequence_lengths` (it seeds the texts).
     pub length_index: u64,
-    pub length: TextLength,
+    pub length: EmbedLength,
 }
 
 impl EmbedSpec {
     /// The configuration's key in `results`: `batch_{B}_seq_{L}` (a burst, the original's),
-    /// `concurrency_{C}_seq_{L}` (a closed loop) or `rate_{R}_seq_{L}` (an open loop).
+    /// `concurrency_{C}_seq_{L}` (a closed loop) or `rate_{R}_seq_{L}` (an open loop); with
+    /// token lengths `tok_{N}` in place of `seq_{L}` (`batch_8_tok_512`).
     pub fn key(&self) -> String {
         let level = match self.shape {
             Shape::Burst { batch } => format!("batch_{batch}"),
             Shape::Closed { concurrency } => format!("concurrency_{concurrency}"),
             Shape::Open(o) => format!("rate_{}", format_rate(o.rate)),
         };
-        format!("{level}_seq_{}", self.length.label())
+        format!("{level}_{}", self.length.key())
     }
 }
 
@@ -723,9 +859,12 @@ impl Workload for EmbedBenchmark {
     }
 
     async fn warm_up(&mut self, spec: &EmbedSpec, observer: &mut dyn Observer) {
-        let mut gen = TextGenerator::new(run_seed(self.config.seed, u64::MAX, 0));
-        for _ in 0..self.config.warmup_runs {
-            let body = self.body(vec![gen.text(spec.length)]);
+        let texts = self.config.texts(spec.length).draw(
+            self.config.warmup_runs as usize,
+            run_seed(self.config.seed, u64::MAX, 0),
+        );
+        for text in texts {
+            let body = self.body(vec![text]);
             let clock = self.clock;
             let conn = self.pool.first();
             match self.shutdown.run(conn.embeddings(body, &clock)).await {

@@ -46,7 +46,7 @@ pub mod tokenize;
 pub mod trace;
 
 pub use chat::{ChatBenchmark, ChatConfig};
-pub use embed::{EmbedBenchmark, EmbedConfig, EmbedRunReport};
+pub use embed::{EmbedBenchmark, EmbedConfig, EmbedLength, EmbedRunReport, InputTokens};
 pub use experiment::{ChatExperiment, ChatExperimentBuilder};
 pub use shutdown::Shutdown;
 

@@ -802,10 +802,17 @@ pub fn slo_rule(doc: &ChatDocument, series: Option<usize>) -> Option<Rule> {
     })
 }
 
-/// `batch_{B}_seq_{L}` → (B, L).
+/// `batch_{B}_seq_{L}` → (B, L); `batch_{B}_tok_{N}` (`--input_tokens`) → (B, `tok_{N}`).
 fn embed_key(key: &str) -> Option<(u64, &str)> {
     let rest = key.strip_prefix("batch_")?;
-    let (b, l) = rest.split_once("_seq_")?;
+    let (b, l) = match rest.split_once("_seq_") {
+        Some(parts) => parts,
+        None => {
+            let (b, n) = rest.split_once("_tok_")?;
+            n.parse::<u64>().ok()?;
+            (b, &rest[b.len() + 1..])
+        }
+    };
     let b: u64 = b.parse().ok()?;
     (b > 0).then_some((b, l))
 }
@@ -832,6 +839,8 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
             let (label, doc) = &inputs[*i];
             let name = if length.chars().all(|c| c.is_ascii_digit()) {
                 format!("{length} words")
+            } else if let Some(n) = length.strip_prefix("tok_") {
+                format!("{n} tokens")
             } else {
                 length.clone()
             };
@@ -953,6 +962,16 @@ mod tests {
         );
         assert_eq!(level_name(Mode::OpenLoop, "2.5"), "2.5 requests/s");
         assert_eq!(level_name(Mode::ClosedLoop, "64"), "concurrency 64");
+    }
+
+    #[test]
+    fn embedding_keys_of_word_and_token_lengths() {
+        assert_eq!(embed_key("batch_8_seq_short"), Some((8, "short")));
+        assert_eq!(embed_key("batch_16_seq_200"), Some((16, "200")));
+        assert_eq!(embed_key("batch_8_tok_512"), Some((8, "tok_512")));
+        assert_eq!(embed_key("batch_8_tok_x"), None);
+        assert_eq!(embed_key("concurrency_4_tok_64"), None);
+        assert_eq!(embed_key("batch_0_tok_64"), None);
     }
 
     #[test]

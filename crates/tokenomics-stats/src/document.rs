@@ -444,7 +444,8 @@ pub struct EmbedDocument {
     /// How the run was configured.
     pub metadata: EmbedMetadata,
     /// Keyed `batch_{B}_seq_{L}` (bursts), `concurrency_{C}_seq_{L}` (closed loops) or
-    /// `rate_{R}_seq_{L}` (open loops).
+    /// `rate_{R}_seq_{L}` (open loops); `tok_{N}` in place of `seq_{L}` for texts of an exact
+    /// token length (`--input_tokens`).
     pub results: IndexMap<String, EmbedLevel>,
 }
 
@@ -459,7 +460,8 @@ pub struct EmbedMetadata {
     pub api_base: String,
     /// Requests sent at once per level.
     pub batch_sizes: Vec<u64>,
-    /// Category names (`"short"`) or word counts (`200`), as given.
+    /// Category names (`"short"`) or word counts (`200`), as given; with `--input_tokens`, the
+    /// keys' `"tok_{N}"` (the lengths themselves are in `input_tokens`).
     pub sequence_lengths: Vec<Value>,
     /// Measured runs per level.
     pub num_runs: u64,
@@ -524,7 +526,32 @@ pub struct EmbedMetadata {
     /// The run was interrupted: not every level ran, or one was cut short.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
+    /// `--input_tokens`: every text's length in tokens, and how it was counted (absent: word
+    /// lengths, `sequence_lengths`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<EmbedInputTokens>,
     /// Unknown fields of a file being read, kept so that writing it again loses nothing.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `metadata.input_tokens` of an [`EmbedDocument`]: texts of an exact token length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedInputTokens {
+    /// Tokens per text, in order (the `tok_{N}` of the result keys).
+    pub lengths: Vec<u64>,
+    /// What counted them: `tokenizer` (a local `tokenizer.json`), `tokenize_endpoint` (the
+    /// server's) or `estimate` (1.3 tokens per word: not exact).
+    pub token_count_source: String,
+    /// The tokenizer: a path, `hf:OWNER/NAME` or the endpoint's URL (absent for an estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
+    /// The special tokens the server adds around each text, as its tokenize endpoint showed
+    /// them (absent: not known); a server's usage counts them, so each input is reported as
+    /// `before + N + after` prompt tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub special_tokens: Option<crate::prefix_cache::TemplateTokens>,
+    /// Unknown fields of a file being read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

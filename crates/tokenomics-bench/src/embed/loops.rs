@@ -15,7 +15,6 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tokenomics_client::{Connection, EmbeddingsRequest, Error as ClientError};
 use tokenomics_datasets::run_seed;
-use tokenomics_datasets::text::TextGenerator;
 use tokenomics_stats::{
     ChatTimings, EmbedEndpointLevel, EmbedLevel, EmbedThroughput, EmbedTokens, Percentiles,
     RequestCounts, ScheduleBlock, Stat, Summary,
@@ -54,14 +53,16 @@ pub(super) async fn run(
     let limits = bench.config.limits_for(&shape);
     let seed = bench.run_seed(spec, run);
     let per = bench.config.inputs_per_request.max(1) as usize;
-    let (model, length) = (bench.config.model.clone(), spec.length);
+    let (model, texts) = (bench.config.model.clone(), bench.config.texts(spec.length));
     let make = move |chunk: u64| -> Vec<Bytes> {
-        let mut gen = TextGenerator::new(run_seed(seed, chunk, 1));
+        let mut texts = texts
+            .draw(FEED_CHUNK * per, run_seed(seed, chunk, 1))
+            .into_iter();
         (0..FEED_CHUNK)
             .map(|_| {
                 EmbeddingsRequest {
                     model: model.clone(),
-                    input: (0..per).map(|_| gen.text(length)).collect(),
+                    input: texts.by_ref().take(per).collect(),
                 }
                 .body()
             })
