@@ -246,9 +246,6 @@ fn token_lengths_and_word_lengths_are_refused_together_in_one_line() {
         ),
     ] {
         let o = embed_bench(&args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        tokenomics_testkit::cli::assert_usage_error(&o, &format!("{args:?}"), expected);
     }
 }

@@ -273,9 +273,6 @@ fn flags_that_do_not_go_together_are_refused_in_one_line() {
         let mut all = vec!["--model", "m", "--api_base", &base];
         all.extend(args.iter().copied());
         let o = embed_bench(&all);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        tokenomics_testkit::cli::assert_usage_error(&o, &format!("{args:?}"), expected);
     }
 }

@@ -355,10 +355,7 @@ fn conversation_flags_that_do_not_go_together_are_refused_in_one_line() {
         ),
     ] {
         let o = oai_bench(&[&["--api_base", "http://127.0.0.1:9/v1"], args].concat());
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        tokenomics_testkit::cli::assert_usage_error(&o, &format!("{args:?}"), says);
     }
 }
 

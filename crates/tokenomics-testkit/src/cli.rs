@@ -57,6 +57,22 @@ pub fn assert_refused(binary: &Path, base: &[&str], flags: &[NumericFlag]) -> us
     checked
 }
 
+/// Asserts that a run was refused as bad usage: exit code 2 (no panic) and exactly one line on
+/// stderr, which says `says`. `what` names the case in a failure.
+pub fn assert_usage_error(out: &std::process::Output, what: &str, says: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{what}: one line on stderr, got {stderr}"
+    );
+    assert!(
+        stderr.contains(says),
+        "{what}: expected {says:?} in {stderr}"
+    );
+}
+
 /// The long flags a binary's `--help` lists (their underscore names; kebab-case aliases and
 /// `--help`/`--version` left out).
 pub fn help_flags(binary: &Path) -> Vec<String> {
