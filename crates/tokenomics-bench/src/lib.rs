@@ -19,6 +19,8 @@
 //! command line takes, checked as the command line checks them, and a `run` that returns the
 //! typed result document ([`experiment`] has an example against the in-process simulator).
 
+#![warn(missing_docs)]
+
 pub mod adaptive;
 pub mod chat;
 pub mod console;
@@ -56,10 +58,15 @@ use tokenomics_stats::Mode;
 /// Errors that stop a benchmark (a failed *request* never does: it is counted).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The client could not be built (an unusable base URL, key or TLS setting) or could not
+    /// reach the server outside a measured request (a failed measured request is counted, not
+    /// raised).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A result document could not be read, parsed, encoded or written.
     #[error(transparent)]
     Stats(#[from] tokenomics_stats::Error),
+    /// The prompts' dataset could not be found, read or used.
     #[error(transparent)]
     Dataset(#[from] tokenomics_datasets::Error),
     /// Bad input: a value or a combination of settings refused before any request was sent.
@@ -95,6 +102,7 @@ impl Error {
     }
 }
 
+/// The result of this crate's fallible operations, with [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What one run of a level produced, for progress display.
@@ -102,15 +110,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct RunReport {
     /// The level's key in `results` (batch size, concurrency or request rate).
     pub level: String,
+    /// The load shape of the level (burst, closed loop, open loop).
     pub mode: Mode,
     /// 0-based run index.
     pub run: usize,
+    /// How many runs the level has in all.
     pub num_runs: usize,
+    /// Measured requests of the run that succeeded.
     pub succeeded: usize,
+    /// Measured requests of the run that failed.
     pub failed: usize,
+    /// Mean completion tokens per successful request (NaN when none succeeded).
     pub mean_output_tokens: f64,
+    /// Seconds from the run's first send to its last end, on the client's monotonic clock (NaN
+    /// when none succeeded).
     pub batch_seconds: f64,
+    /// Mean over successful requests of completion tokens over send → end seconds (NaN when
+    /// none).
     pub mean_request_tokens_per_second: f64,
+    /// Completion tokens of the successful requests over `batch_seconds` (NaN when none
+    /// succeeded).
     pub batch_tokens_per_second: f64,
 }
 
@@ -133,6 +152,7 @@ pub trait Observer: Send {
         _record: &tokenomics_client::RequestRecord,
     ) {
     }
+    /// A run of a chat level finished; its figures, for a progress line.
     fn run_finished(&mut self, _report: &RunReport) {}
     /// A run on a timetable (`--start_at`, shards) started `late` after its time.
     fn run_late(&mut self, _key: &str, _run: usize, _late: std::time::Duration) {}

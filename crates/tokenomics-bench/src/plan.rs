@@ -31,12 +31,19 @@ pub struct LoadFlags {
     pub session_rate: Option<Vec<f64>>,
     /// `--stages`: one continuous load, a level per stage.
     pub stages: Option<crate::stages::Stages>,
+    /// `--arrival`: the open loops' arrival process (Poisson by default).
     pub arrival: Option<Arrival>,
+    /// `--burstiness`: the gamma shape of gamma arrivals.
     pub burstiness: Option<f64>,
+    /// `--num_requests`: measured requests per sustained run.
     pub num_requests: Option<u64>,
+    /// `--duration`: measured time per sustained run.
     pub duration: Option<Duration>,
+    /// `--warmup`: load at the level's shape before each sustained run, not measured.
     pub warmup: Option<Duration>,
+    /// `--at_end`: what happens to requests in flight when a timed run is over.
     pub at_end: Option<AtEnd>,
+    /// `--num_runs`: runs per level.
     pub num_runs: Option<u64>,
     /// Rewrite the results file this often during a sustained level.
     pub snapshot_every: Option<Duration>,
@@ -50,7 +57,9 @@ pub struct LoadFlags {
 /// the first to the last, time scale applied).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceSpan {
+    /// Requests in the trace.
     pub requests: u64,
+    /// Seconds from its first request to its last, time scale applied.
     pub seconds: f64,
 }
 
@@ -70,9 +79,13 @@ impl TraceSpan {
 /// how often a sustained level is snapshotted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadPlan {
+    /// The levels, in the order they run.
     pub levels: Vec<Shape>,
+    /// When a sustained run stops, and its warm-up.
     pub limits: Limits,
+    /// Runs per level.
     pub num_runs: u64,
+    /// Rewrite the results file this often during a sustained level (`None`: only after it).
     pub snapshot_every: Option<Duration>,
     /// A sweep or an SLO search, which choose the levels as they go (`levels` then holds the
     /// kinds of level it may run, for the sizing of sockets).
