@@ -18,6 +18,58 @@
 //! From another program, [`ChatExperiment`] is the entry point: a builder for the settings the
 //! command line takes, checked as the command line checks them, and a `run` that returns the
 //! typed result document ([`experiment`] has an example against the in-process simulator).
+//!
+//! Times are taken on one monotonic clock per benchmark (the client's [`tokenomics_client::Clock`],
+//! nanoseconds since the benchmark was made) and reported in seconds; the wall clock appears only
+//! where runs are coordinated across processes (`--start_at`, [`shard`]) and in the document's
+//! timestamps.
+//!
+//! # Examples
+//!
+//! The original's bursts — every request of a run sent at once — against the in-process
+//! simulator, with an [`Observer`] that sees each run end:
+//!
+//! ```
+//! use tokenomics_bench::{ChatExperiment, Observer, RunReport};
+//!
+//! /// Counts the requests of every run as it ends.
+//! #[derive(Default)]
+//! struct Runs(Vec<(String, usize)>);
+//!
+//! impl Observer for Runs {
+//!     fn run_finished(&mut self, report: &RunReport) {
+//!         self.0.push((report.level.clone(), report.succeeded));
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A simulated server on a free loopback port: 20 ms to the first token, 2 ms per token.
+//! let config = tokenomics_sim::SimConfig::preset("instant")?.with_fixed_schedule(0.020, 0.002);
+//! let (server, sim) =
+//!     tokenomics_sim::Simulator::start(config, ([127, 0, 0, 1], 0).into()).await?;
+//!
+//! let mut runs = Runs::default();
+//! let doc = ChatExperiment::builder(server.api_base(), sim.served_model())
+//!     .bursts([1, 4])
+//!     .num_runs(2)
+//!     .warmup_runs(1)
+//!     .max_tokens(8)
+//!     .build()?
+//!     .run_with(&mut runs)
+//!     .await?;
+//!
+//! // Two runs of each batch size, every request answered.
+//! let expected = [("1", 1), ("1", 1), ("4", 4), ("4", 4)];
+//! assert_eq!(runs.0, expected.map(|(l, n)| (l.to_string(), n)));
+//! // One level per batch size, keyed by it; a burst lasts at least the time to first token.
+//! let level = &doc.results["4"];
+//! assert_eq!(level.requests.as_ref().map(|r| r.failed), Some(0));
+//! assert!(level.timings.batch_total_seconds.mean >= 0.020);
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
