@@ -22,7 +22,7 @@ use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
     ArrivalBlock, ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedInputTokens, EmbedLevel,
-    EmbedMetadata, EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated,
+    EmbedMetadata, EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated, Stat,
     Summary, TemplateTokens,
 };
 
@@ -815,7 +815,7 @@ impl EmbedAccumulator {
             requests_per_second: None,
         };
         if let Some(t) = timing {
-            self.per_run.push(t, tokens, embeddings, &report);
+            self.per_run.push(t, tokens, embeddings, ok as u64);
         }
         report
     }
@@ -823,15 +823,6 @@ impl EmbedAccumulator {
     /// The level's typed results (intervals at `confidence`), with each endpoint's part.
     fn level(self, confidence: Option<f64>) -> EmbedLevel {
         let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
-        // Per-run figures: the mean over runs gets its interval.
-        let per_run = |v: &[f64]| {
-            let s = Summary::new(v.iter().copied());
-            match confidence {
-                Some(c) => s.stat_ci(c),
-                None => s.stat(),
-            }
-        };
-        let runs = &self.per_run;
         let endpoints = (!self.endpoints.is_empty()).then(|| {
             self.endpoints
                 .into_iter()
@@ -848,28 +839,16 @@ impl EmbedAccumulator {
                 })
                 .collect()
         });
+        let (tokens, timings, throughput) = self.per_run.blocks(
+            confidence,
+            self.token_sources,
+            stat(&self.request_eps),
+            stat(&self.request_tps),
+        );
         EmbedLevel {
-            tokens: EmbedTokens {
-                total_per_batch: per_run(&runs.tokens),
-                embeddings_per_batch: per_run(&runs.embeddings),
-                token_source: Some(self.token_sources),
-                extra: Map::new(),
-            },
-            timings: ChatTimings {
-                batch_total_seconds: per_run(&runs.total),
-                fastest_seconds: per_run(&runs.fastest),
-                slowest_seconds: per_run(&runs.slowest),
-                spread_seconds: per_run(&runs.spread),
-                extra: Map::new(),
-            },
-            throughput: EmbedThroughput {
-                batch_embeddings_per_second: per_run(&runs.eps),
-                batch_tokens_per_second: per_run(&runs.tps),
-                request_embeddings_per_second: stat(&self.request_eps),
-                request_tokens_per_second: stat(&self.request_tps),
-                requests_per_second: None,
-                extra: Map::new(),
-            },
+            tokens,
+            timings,
+            throughput,
             latency: Some({
                 let s = Summary::new(self.latencies);
                 match confidence {
@@ -968,9 +947,10 @@ impl Workload for EmbedBenchmark {
     }
 }
 
-/// Per-run scalars of one configuration.
-#[derive(Default)]
-struct PerRun {
+/// Per-run figures of one configuration, one value per run that had a success: a burst's, or a
+/// closed or open loop's (whose runs are timed as a burst's, over their span).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PerRun {
     tokens: Vec<f64>,
     embeddings: Vec<f64>,
     total: Vec<f64>,
@@ -979,18 +959,76 @@ struct PerRun {
     spread: Vec<f64>,
     eps: Vec<f64>,
     tps: Vec<f64>,
+    /// Successful requests per second of each run: closed and open loops only (`None`: bursts,
+    /// whose documents have no such figure).
+    rps: Option<Vec<f64>>,
 }
 
 impl PerRun {
-    fn push(&mut self, t: BurstTiming, tokens: u64, embeddings: u64, r: &EmbedRunReport) {
+    /// Per-run figures that include each run's successful requests per second.
+    pub(crate) fn with_requests_per_second() -> Self {
+        Self {
+            rps: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
+    /// Adds one run: its timing, its input tokens, embeddings and successful requests, and
+    /// their rates over its total seconds.
+    pub(crate) fn push(&mut self, t: BurstTiming, tokens: u64, embeddings: u64, ok: u64) {
         self.tokens.push(tokens as f64);
         self.embeddings.push(embeddings as f64);
         self.total.push(t.total_seconds);
         self.fastest.push(t.fastest_seconds);
         self.slowest.push(t.slowest_seconds);
         self.spread.push(t.spread_seconds);
-        self.eps.push(r.batch_embeddings_per_second);
-        self.tps.push(r.batch_tokens_per_second);
+        self.eps.push(rate(embeddings as f64, t.total_seconds));
+        self.tps.push(rate(tokens as f64, t.total_seconds));
+        if let Some(rps) = &mut self.rps {
+            rps.push(rate(ok as f64, t.total_seconds));
+        }
+    }
+
+    /// The level's `tokens`, `timings` and `throughput` blocks: each per-run figure as its mean
+    /// over runs (with an interval at `confidence`), beside the per-request throughputs and
+    /// the token sources, which are the caller's.
+    pub(crate) fn blocks(
+        &self,
+        confidence: Option<f64>,
+        token_source: IndexMap<String, u64>,
+        request_embeddings_per_second: Stat,
+        request_tokens_per_second: Stat,
+    ) -> (EmbedTokens, ChatTimings, EmbedThroughput) {
+        // The mean over runs gets its interval (two runs or more).
+        let per_run = |v: &[f64]| {
+            let s = Summary::new(v.iter().copied());
+            match confidence {
+                Some(c) => s.stat_ci(c),
+                None => s.stat(),
+            }
+        };
+        let tokens = EmbedTokens {
+            total_per_batch: per_run(&self.tokens),
+            embeddings_per_batch: per_run(&self.embeddings),
+            token_source: Some(token_source),
+            extra: Map::new(),
+        };
+        let timings = ChatTimings {
+            batch_total_seconds: per_run(&self.total),
+            fastest_seconds: per_run(&self.fastest),
+            slowest_seconds: per_run(&self.slowest),
+            spread_seconds: per_run(&self.spread),
+            extra: Map::new(),
+        };
+        let throughput = EmbedThroughput {
+            batch_embeddings_per_second: per_run(&self.eps),
+            batch_tokens_per_second: per_run(&self.tps),
+            request_embeddings_per_second,
+            request_tokens_per_second,
+            requests_per_second: self.rps.as_deref().map(per_run),
+            extra: Map::new(),
+        };
+        (tokens, timings, throughput)
     }
 }
 
