@@ -28,6 +28,7 @@ use tokenomics_stats::{
 use crate::driver::LevelSource;
 use crate::load::{format_rate, OpenLoop, Shape};
 use crate::metrics::Slo;
+use crate::plan::refuse_any;
 use crate::{Error, Result};
 
 /// The statistics an objective may name: those every latency distribution keeps.
@@ -871,31 +872,25 @@ impl ExperimentFlags {
     ) -> Result<Option<Adaptive>> {
         let invalid = |m: &str| Err(Error::Invalid(m.to_string()));
         if !self.sweep {
-            for (flag, given) in [
-                ("--sweep_points", self.sweep_points.is_some()),
-                ("--sweep_spacing", self.sweep_spacing.is_some()),
-                ("--sweep_max", self.sweep_max.is_some()),
-            ] {
-                if given {
-                    return Err(Error::Invalid(format!(
-                        "{flag} shapes a sweep: give --sweep"
-                    )));
-                }
-            }
+            refuse_any(
+                &[
+                    ("--sweep_points", self.sweep_points.is_some()),
+                    ("--sweep_spacing", self.sweep_spacing.is_some()),
+                    ("--sweep_max", self.sweep_max.is_some()),
+                ],
+                |flag| format!("{flag} shapes a sweep: give --sweep"),
+            )?;
         }
         if self.slo.is_none() {
-            for (flag, given) in [
-                ("--slo_attainment", self.slo_attainment.is_some()),
-                ("--slo_search", self.slo_search.is_some()),
-                ("--slo_tolerance", self.slo_tolerance.is_some()),
-                ("--slo_max_probes", self.slo_max_probes.is_some()),
-            ] {
-                if given {
-                    return Err(Error::Invalid(format!(
-                        "{flag} shapes an SLO search: give --slo"
-                    )));
-                }
-            }
+            refuse_any(
+                &[
+                    ("--slo_attainment", self.slo_attainment.is_some()),
+                    ("--slo_search", self.slo_search.is_some()),
+                    ("--slo_tolerance", self.slo_tolerance.is_some()),
+                    ("--slo_max_probes", self.slo_max_probes.is_some()),
+                ],
+                |flag| format!("{flag} shapes an SLO search: give --slo"),
+            )?;
         }
         if !self.any() {
             if self.max_error_rate.is_some() {
