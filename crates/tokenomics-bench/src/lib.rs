@@ -110,9 +110,8 @@ use tokenomics_stats::Mode;
 /// Errors that stop a benchmark (a failed *request* never does: it is counted).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The client could not be built (an unusable base URL, key or TLS setting) or could not
-    /// reach the server outside a measured request (a failed measured request is counted, not
-    /// raised).
+    /// A client could not be built: an unusable base URL, API key or TLS setting (a failed
+    /// request is counted, not raised).
     #[error(transparent)]
     Client(#[from] ClientError),
     /// A result document could not be read, parsed, encoded or written.
