@@ -28,6 +28,7 @@ use tokenomics_stats::{
 use crate::driver::LevelSource;
 use crate::load::{format_rate, OpenLoop, Shape};
 use crate::metrics::Slo;
+use crate::plan::refuse_any;
 use crate::{Error, Result};
 
 /// The statistics an objective may name: those every latency distribution keeps.
@@ -39,7 +40,9 @@ pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
 /// The shape of the open loops an experiment runs (the rate is the experiment's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenTemplate {
+    /// The arrival process of the open loops (`--arrival`).
     pub arrival: Arrival,
+    /// Gamma shape of gamma arrivals (`--burstiness`); 1 is Poisson, unused by the others.
     pub burstiness: f64,
 }
 
@@ -352,12 +355,15 @@ pub fn judge(
 pub struct SweepPlan {
     /// Open-loop rates between the end points (at least 2).
     pub points: u64,
+    /// How the open-loop rates are spaced between the end points (`--sweep_spacing`).
     pub spacing: Spacing,
     /// The closed loop's concurrency at the saturation point.
     pub saturation_concurrency: u64,
     /// The saturation rate, requests/s, instead of measuring one.
     pub max_rate: Option<f64>,
+    /// A level whose share of failed requests exceeds this (0–1) ends the sweep early.
     pub max_error_rate: f64,
+    /// The shape of the sweep's open loops.
     pub open: OpenTemplate,
     /// The simulator's predicted saturation rate, for the record.
     pub predicted_saturation: Option<f64>,
@@ -401,6 +407,7 @@ pub struct Sweep {
 }
 
 impl Sweep {
+    /// A sweep at its start: the synchronous point is measured first.
     pub fn new(plan: SweepPlan) -> Self {
         let block = SweepBlock {
             points: plan.points,
@@ -423,6 +430,8 @@ impl Sweep {
         }
     }
 
+    /// The sweep's metadata block as measured so far: its anchors (requests/s), the rates run
+    /// and why it stopped early, if it did.
     pub fn block(&self) -> &SweepBlock {
         &self.block
     }
@@ -528,8 +537,13 @@ impl Sweep {
 /// How an SLO search is asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchPlan {
+    /// The load the search varies: the request rate (open loops) or the concurrency (closed
+    /// loops).
     pub axis: SearchAxis,
+    /// The thresholds a probe must meet to pass (`--slo`), in milliseconds.
     pub objectives: Vec<Objective>,
+    /// The least share (0–1) of requests that must meet every threshold at once
+    /// (`--slo_attainment`); `None`: only the statistics are judged.
     pub attainment: Option<f64>,
     /// Done when `lowest_failing / highest_passing − 1` is at most this.
     pub tolerance: f64,
@@ -541,8 +555,12 @@ pub struct SearchPlan {
     /// Each step of the bracketing multiplies or divides the load by this (2 by default; less
     /// when the start is a prediction).
     pub step: f64,
+    /// A probe whose share of failed requests exceeds this (0–1) fails.
     pub max_error_rate: f64,
+    /// The shape of the open loops of a rate search.
     pub open: OpenTemplate,
+    /// The least measured requests per probe, for the highest percentile among the objectives
+    /// to have a confidence interval ([`min_requests`]).
     pub min_requests: u64,
 }
 
@@ -559,6 +577,8 @@ pub struct SloSearch {
 }
 
 impl SloSearch {
+    /// A search at its start: at the plan's start, or, for a rate search without one, after
+    /// measuring the rate at concurrency 1.
     pub fn new(plan: SearchPlan) -> Self {
         let start = match (plan.axis, plan.start) {
             (_, Some(s)) => Some(s),
@@ -587,6 +607,8 @@ impl SloSearch {
         }
     }
 
+    /// The search's metadata block as measured so far: every probe, the bracket of highest
+    /// passing and lowest failing load, and its outcome in words.
     pub fn block(&self) -> &SloSearchBlock {
         &self.block
     }
@@ -794,16 +816,24 @@ impl SloSearch {
 pub struct ExperimentFlags {
     /// `--sweep`.
     pub sweep: bool,
+    /// `--sweep_points`: open-loop rates between the end points.
     pub sweep_points: Option<u64>,
+    /// `--sweep_spacing`: linear or geometric rates.
     pub sweep_spacing: Option<Spacing>,
     /// `--sweep_max`: the saturation rate, requests/s.
     pub sweep_max: Option<f64>,
     /// `--slo`.
     pub slo: Option<Vec<Objective>>,
+    /// `--slo_attainment`: the least share (0–1) of requests meeting every threshold at once.
     pub slo_attainment: Option<f64>,
+    /// `--slo_search`: search by request rate or by concurrency.
     pub slo_search: Option<SearchAxis>,
+    /// `--slo_tolerance`: done when the bracket is at most this wide, relatively.
     pub slo_tolerance: Option<f64>,
+    /// `--slo_max_probes`: at most this many probes.
     pub slo_max_probes: Option<u64>,
+    /// `--max_error_rate`: the share (0–1) of failed requests above which a level counts as
+    /// saturated.
     pub max_error_rate: Option<f64>,
     /// A start for the search (a rate from the simulator's prediction, `--sweep_from_sim`).
     pub predicted_start: Option<f64>,
@@ -818,7 +848,10 @@ pub const DEFAULT_SATURATION_CONCURRENCY: u64 = 256;
 /// The search's tolerance when `--slo_tolerance` is not given: the answer's interval is at most
 /// 5% wide.
 pub const DEFAULT_TOLERANCE: f64 = 0.05;
+/// The search's most probes when `--slo_max_probes` is not given.
 pub const DEFAULT_MAX_PROBES: u64 = 16;
+/// The share of failed requests above which a level is saturated when `--max_error_rate` is not
+/// given: 1%.
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 
 impl ExperimentFlags {
@@ -839,31 +872,25 @@ impl ExperimentFlags {
     ) -> Result<Option<Adaptive>> {
         let invalid = |m: &str| Err(Error::Invalid(m.to_string()));
         if !self.sweep {
-            for (flag, given) in [
-                ("--sweep_points", self.sweep_points.is_some()),
-                ("--sweep_spacing", self.sweep_spacing.is_some()),
-                ("--sweep_max", self.sweep_max.is_some()),
-            ] {
-                if given {
-                    return Err(Error::Invalid(format!(
-                        "{flag} shapes a sweep: give --sweep"
-                    )));
-                }
-            }
+            refuse_any(
+                &[
+                    ("--sweep_points", self.sweep_points.is_some()),
+                    ("--sweep_spacing", self.sweep_spacing.is_some()),
+                    ("--sweep_max", self.sweep_max.is_some()),
+                ],
+                |flag| format!("{flag} shapes a sweep: give --sweep"),
+            )?;
         }
         if self.slo.is_none() {
-            for (flag, given) in [
-                ("--slo_attainment", self.slo_attainment.is_some()),
-                ("--slo_search", self.slo_search.is_some()),
-                ("--slo_tolerance", self.slo_tolerance.is_some()),
-                ("--slo_max_probes", self.slo_max_probes.is_some()),
-            ] {
-                if given {
-                    return Err(Error::Invalid(format!(
-                        "{flag} shapes an SLO search: give --slo"
-                    )));
-                }
-            }
+            refuse_any(
+                &[
+                    ("--slo_attainment", self.slo_attainment.is_some()),
+                    ("--slo_search", self.slo_search.is_some()),
+                    ("--slo_tolerance", self.slo_tolerance.is_some()),
+                    ("--slo_max_probes", self.slo_max_probes.is_some()),
+                ],
+                |flag| format!("{flag} shapes an SLO search: give --slo"),
+            )?;
         }
         if !self.any() {
             if self.max_error_rate.is_some() {
@@ -960,7 +987,9 @@ impl ExperimentFlags {
 /// An experiment that decides its levels as it goes, as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Adaptive {
+    /// A sweep (`--sweep`).
     Sweep(SweepPlan),
+    /// An SLO search (`--slo`).
     Search(SearchPlan),
 }
 
@@ -1037,7 +1066,9 @@ impl Adaptive {
 pub enum Experiment {
     /// The levels given, in order.
     Levels(std::vec::IntoIter<Shape>),
+    /// A sweep, choosing its rates as it goes.
     Sweep(Sweep),
+    /// An SLO search, choosing each probe from the verdicts so far.
     Search(SloSearch),
 }
 

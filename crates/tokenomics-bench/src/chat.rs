@@ -36,18 +36,34 @@ pub const SYSTEM_PROMPT: &str =
 /// Everything that defines a chat benchmark.
 #[derive(Debug, Clone)]
 pub struct ChatConfig {
+    /// The model named in every request.
     pub model: String,
+    /// The prompt set as given on the command line, recorded in the metadata (the prompts
+    /// themselves come with [`ChatBenchmark::new`]).
     pub dataset_key: String,
+    /// The server's base URL (`…/v1`), recorded in the metadata.
     pub api_base: String,
+    /// Burst sizes, one level each, when `levels` is empty.
     pub batch_sizes: Vec<u64>,
+    /// Measured runs per level.
     pub num_runs: u64,
+    /// Warm-up requests before each level, sent one at a time and not recorded.
     pub warmup_runs: u64,
+    /// `max_tokens` of every measured request.
     pub max_tokens: u64,
+    /// Sampling temperature of every request.
     pub temperature: f64,
+    /// Seeds every draw of prompts (and of open-loop arrivals): the same seed sends the same
+    /// requests in the same order.
     pub seed: u64,
+    /// Client worker threads (`--n_cores`), recorded in the metadata.
     pub n_cores: u64,
+    /// Free text recorded in the metadata (`--description`).
     pub description: String,
+    /// The route requests go to (chat or text completions).
     pub endpoint: Endpoint,
+    /// Whether requests ask for a streamed answer; only a streamed one has latencies (TTFT,
+    /// TPOT, ITL).
     pub stream: bool,
     /// Written after every level when set.
     pub results_file: Option<PathBuf>,
@@ -436,6 +452,8 @@ pub struct ChatBenchmark {
 }
 
 impl ChatBenchmark {
+    /// A benchmark of `config` that sends through `client` and draws prompts from `prompts`.
+    /// Its monotonic clock starts here: every time in its records counts from this call.
     pub fn new(config: ChatConfig, client: Client, prompts: PromptSource) -> Self {
         Self {
             config,

@@ -20,13 +20,16 @@ pub fn say(text: &str) {
 /// Requests counted for the exit code.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
+    /// Measured requests that succeeded, over every run so far.
     pub succeeded: u64,
+    /// Measured requests that failed, over every run so far (warm-up failures not counted).
     pub failed: u64,
 }
 
 /// The chat benchmark's console.
 #[derive(Default)]
 pub struct ChatConsole {
+    /// The measured requests' outcomes, counted as runs finish.
     pub outcome: Outcome,
     warned: bool,
     live: Option<Live>,
@@ -114,6 +117,7 @@ impl Observer for ChatConsole {
 /// The embedding benchmark's console.
 #[derive(Default)]
 pub struct EmbedConsole {
+    /// The measured requests' outcomes, counted as runs finish.
     pub outcome: Outcome,
     warned: bool,
 }
@@ -184,6 +188,9 @@ fn conversation_note(c: &ChatConfig) -> String {
     )
 }
 
+/// The line printed before a chat benchmark starts: the model and server, the levels (or the
+/// sweep or search that chooses them), runs, `max_tokens` and streaming, then the shard and the
+/// wall-clock start time, when given.
 pub fn chat_banner(c: &ChatConfig) -> String {
     let shapes = c.shapes();
     let keys: Vec<String> = shapes.iter().map(Shape::key).collect();

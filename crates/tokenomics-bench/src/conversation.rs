@@ -293,7 +293,9 @@ pub(crate) struct Plan<'a, O: Op> {
 /// A run's sessions: started, and of those completed (every turn succeeded).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionTally {
+    /// Sessions whose first turn was sent.
     pub started: u64,
+    /// Started sessions whose every turn succeeded.
     pub completed: u64,
 }
 

@@ -22,7 +22,7 @@ use tokenomics_datasets::run_seed;
 use tokenomics_datasets::text::{TextGenerator, TextLength};
 use tokenomics_stats::{
     ArrivalBlock, ChatTimings, EmbedDocument, EmbedEndpointLevel, EmbedInputTokens, EmbedLevel,
-    EmbedMetadata, EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated,
+    EmbedMetadata, EmbedThroughput, EmbedTokens, Mode, Preflight, RequestCounts, Simulated, Stat,
     Summary, TemplateTokens,
 };
 
@@ -40,7 +40,9 @@ pub const ESTIMATED_TOKENS_PER_WORD: f64 = 1.3;
 /// Everything that defines an embedding benchmark.
 #[derive(Debug, Clone)]
 pub struct EmbedConfig {
+    /// The model named in every request.
     pub model: String,
+    /// The server's base URL (`…/v1`), recorded in the metadata.
     pub api_base: String,
     /// Burst sizes (used when `levels` is empty).
     pub batch_sizes: Vec<u64>,
@@ -49,12 +51,19 @@ pub struct EmbedConfig {
     pub levels: Vec<Shape>,
     /// When a closed- or open-loop level stops, and its warm-up.
     pub limits: Limits,
+    /// Word lengths of the generated texts (`--sequence_lengths`), one configuration each per
+    /// level.
     pub sequence_lengths: Vec<TextLength>,
     /// Texts of exact token lengths instead of `sequence_lengths` (`--input_tokens`).
     pub input_tokens: Option<InputTokens>,
+    /// Measured runs per configuration.
     pub num_runs: u64,
+    /// Warm-up requests before each configuration, not recorded.
     pub warmup_runs: u64,
+    /// Seeds the generated texts (with the level, the length and the run) and open-loop
+    /// arrivals: the same seed sends the same texts.
     pub seed: u64,
+    /// Free text recorded in the metadata (`--description`).
     pub description: String,
     /// Written after every configuration when set.
     pub results_file: Option<PathBuf>,
@@ -62,7 +71,10 @@ pub struct EmbedConfig {
     pub inputs_per_request: u64,
     /// Retries of a failed request (the original: 3), with exponential backoff from `backoff`.
     pub retries: u32,
+    /// The first retry's wait when the server sent no `Retry-After`; each later one doubles it
+    /// (at most [`MAX_RETRY_AFTER`]).
     pub backoff: Duration,
+    /// Request timeout, seconds (recorded in the metadata).
     pub timeout_seconds: f64,
     /// The simulator preset that served the run, when it was simulated.
     pub simulated: Option<Simulated>,
@@ -128,7 +140,9 @@ impl InputTokens {
 /// token count (`--input_tokens`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedLength {
+    /// Generated texts of a word length (`--sequence_lengths`).
     Words(TextLength),
+    /// Texts of exactly this many tokens (`--input_tokens`).
     Tokens(u64),
 }
 
@@ -252,16 +266,29 @@ impl EmbedConfig {
 /// What one run of a configuration produced, for progress display.
 #[derive(Debug, Clone)]
 pub struct EmbedRunReport {
+    /// The configuration's key in `results` ([`EmbedSpec::key`]).
     pub key: String,
+    /// 0-based run index.
     pub run: usize,
+    /// How many runs the configuration has in all.
     pub num_runs: usize,
+    /// Requests of the run that succeeded (after their retries).
     pub succeeded: usize,
+    /// Requests of the run that failed after their last retry.
     pub failed: usize,
+    /// Retries sent during the run, over all its requests.
     pub retries: u64,
+    /// Input tokens of the successful requests: the server's usage count, or the words ×
+    /// [`ESTIMATED_TOKENS_PER_WORD`] when it reported none.
     pub tokens: u64,
+    /// Embedding vectors received by the successful requests.
     pub embeddings: u64,
+    /// Seconds from the run's first send to its last end, on the benchmark's monotonic clock
+    /// (NaN when no request ended).
     pub batch_seconds: f64,
+    /// `embeddings` over `batch_seconds`.
     pub batch_embeddings_per_second: f64,
+    /// `tokens` over `batch_seconds`.
     pub batch_tokens_per_second: f64,
     /// A closed or open loop's successful requests per second over the run (`None`: a burst).
     pub requests_per_second: Option<f64>,
@@ -274,16 +301,22 @@ pub struct EmbedOutcome {
     pub record: EmbeddingsRecord,
     /// Send of the first attempt (backoff and retries count in the request's latency).
     pub first_send_ns: u64,
+    /// Attempts after the first.
     pub retries: u32,
+    /// Texts the request carried.
     pub inputs: usize,
     /// Words of the request's texts (for the estimate when the server reports no usage).
     pub words: usize,
 }
 
 impl EmbedOutcome {
+    /// The end of the last attempt, ns on the benchmark's monotonic clock (the first send when
+    /// it never ended).
     pub fn end_ns(&self) -> u64 {
         self.record.timing.end_ns.unwrap_or(self.first_send_ns)
     }
+    /// Seconds from the first attempt's send to the last attempt's end, retries and their
+    /// waits included.
     pub fn latency_s(&self) -> f64 {
         (self.end_ns() - self.first_send_ns) as f64 / 1e9
     }
@@ -407,6 +440,8 @@ pub struct EmbedBenchmark {
 }
 
 impl EmbedBenchmark {
+    /// A benchmark of `config` that sends through `client`. Its monotonic clock starts here:
+    /// every time in its records counts from this call.
     pub fn new(config: EmbedConfig, client: Client) -> Self {
         Self {
             config,
@@ -428,6 +463,8 @@ impl EmbedBenchmark {
         self.interrupted
     }
 
+    /// The monotonic clock every request of the benchmark is timed on (started by
+    /// [`EmbedBenchmark::new`]).
     pub fn clock(&self) -> Clock {
         self.clock
     }
@@ -662,9 +699,11 @@ impl EmbedBenchmark {
 /// of texts of one length.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbedSpec {
+    /// The load level: a burst, a closed or an open loop.
     pub shape: Shape,
     /// The length's position in `sequence_lengths` (it seeds the texts).
     pub length_index: u64,
+    /// The length of the configuration's texts.
     pub length: EmbedLength,
 }
 
@@ -776,7 +815,7 @@ impl EmbedAccumulator {
             requests_per_second: None,
         };
         if let Some(t) = timing {
-            self.per_run.push(t, tokens, embeddings, &report);
+            self.per_run.push(t, tokens, embeddings, ok as u64);
         }
         report
     }
@@ -784,15 +823,6 @@ impl EmbedAccumulator {
     /// The level's typed results (intervals at `confidence`), with each endpoint's part.
     fn level(self, confidence: Option<f64>) -> EmbedLevel {
         let stat = |v: &[f64]| Summary::new(v.iter().copied()).stat();
-        // Per-run figures: the mean over runs gets its interval.
-        let per_run = |v: &[f64]| {
-            let s = Summary::new(v.iter().copied());
-            match confidence {
-                Some(c) => s.stat_ci(c),
-                None => s.stat(),
-            }
-        };
-        let runs = &self.per_run;
         let endpoints = (!self.endpoints.is_empty()).then(|| {
             self.endpoints
                 .into_iter()
@@ -809,28 +839,16 @@ impl EmbedAccumulator {
                 })
                 .collect()
         });
+        let (tokens, timings, throughput) = self.per_run.blocks(
+            confidence,
+            self.token_sources,
+            stat(&self.request_eps),
+            stat(&self.request_tps),
+        );
         EmbedLevel {
-            tokens: EmbedTokens {
-                total_per_batch: per_run(&runs.tokens),
-                embeddings_per_batch: per_run(&runs.embeddings),
-                token_source: Some(self.token_sources),
-                extra: Map::new(),
-            },
-            timings: ChatTimings {
-                batch_total_seconds: per_run(&runs.total),
-                fastest_seconds: per_run(&runs.fastest),
-                slowest_seconds: per_run(&runs.slowest),
-                spread_seconds: per_run(&runs.spread),
-                extra: Map::new(),
-            },
-            throughput: EmbedThroughput {
-                batch_embeddings_per_second: per_run(&runs.eps),
-                batch_tokens_per_second: per_run(&runs.tps),
-                request_embeddings_per_second: stat(&self.request_eps),
-                request_tokens_per_second: stat(&self.request_tps),
-                requests_per_second: None,
-                extra: Map::new(),
-            },
+            tokens,
+            timings,
+            throughput,
             latency: Some({
                 let s = Summary::new(self.latencies);
                 match confidence {
@@ -929,9 +947,10 @@ impl Workload for EmbedBenchmark {
     }
 }
 
-/// Per-run scalars of one configuration.
-#[derive(Default)]
-struct PerRun {
+/// Per-run figures of one configuration, one value per run that had a success: a burst's, or a
+/// closed or open loop's (whose runs are timed as a burst's, over their span).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PerRun {
     tokens: Vec<f64>,
     embeddings: Vec<f64>,
     total: Vec<f64>,
@@ -940,18 +959,76 @@ struct PerRun {
     spread: Vec<f64>,
     eps: Vec<f64>,
     tps: Vec<f64>,
+    /// Successful requests per second of each run: closed and open loops only (`None`: bursts,
+    /// whose documents have no such figure).
+    rps: Option<Vec<f64>>,
 }
 
 impl PerRun {
-    fn push(&mut self, t: BurstTiming, tokens: u64, embeddings: u64, r: &EmbedRunReport) {
+    /// Per-run figures that include each run's successful requests per second.
+    pub(crate) fn with_requests_per_second() -> Self {
+        Self {
+            rps: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
+    /// Adds one run: its timing, its input tokens, embeddings and successful requests, and
+    /// their rates over its total seconds.
+    pub(crate) fn push(&mut self, t: BurstTiming, tokens: u64, embeddings: u64, ok: u64) {
         self.tokens.push(tokens as f64);
         self.embeddings.push(embeddings as f64);
         self.total.push(t.total_seconds);
         self.fastest.push(t.fastest_seconds);
         self.slowest.push(t.slowest_seconds);
         self.spread.push(t.spread_seconds);
-        self.eps.push(r.batch_embeddings_per_second);
-        self.tps.push(r.batch_tokens_per_second);
+        self.eps.push(rate(embeddings as f64, t.total_seconds));
+        self.tps.push(rate(tokens as f64, t.total_seconds));
+        if let Some(rps) = &mut self.rps {
+            rps.push(rate(ok as f64, t.total_seconds));
+        }
+    }
+
+    /// The level's `tokens`, `timings` and `throughput` blocks: each per-run figure as its mean
+    /// over runs (with an interval at `confidence`), beside the per-request throughputs and
+    /// the token sources, which are the caller's.
+    pub(crate) fn blocks(
+        &self,
+        confidence: Option<f64>,
+        token_source: IndexMap<String, u64>,
+        request_embeddings_per_second: Stat,
+        request_tokens_per_second: Stat,
+    ) -> (EmbedTokens, ChatTimings, EmbedThroughput) {
+        // The mean over runs gets its interval (two runs or more).
+        let per_run = |v: &[f64]| {
+            let s = Summary::new(v.iter().copied());
+            match confidence {
+                Some(c) => s.stat_ci(c),
+                None => s.stat(),
+            }
+        };
+        let tokens = EmbedTokens {
+            total_per_batch: per_run(&self.tokens),
+            embeddings_per_batch: per_run(&self.embeddings),
+            token_source: Some(token_source),
+            extra: Map::new(),
+        };
+        let timings = ChatTimings {
+            batch_total_seconds: per_run(&self.total),
+            fastest_seconds: per_run(&self.fastest),
+            slowest_seconds: per_run(&self.slowest),
+            spread_seconds: per_run(&self.spread),
+            extra: Map::new(),
+        };
+        let throughput = EmbedThroughput {
+            batch_embeddings_per_second: per_run(&self.eps),
+            batch_tokens_per_second: per_run(&self.tps),
+            request_embeddings_per_second,
+            request_tokens_per_second,
+            requests_per_second: self.rps.as_deref().map(per_run),
+            extra: Map::new(),
+        };
+        (tokens, timings, throughput)
     }
 }
 

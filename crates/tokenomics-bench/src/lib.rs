@@ -18,6 +18,60 @@
 //! From another program, [`ChatExperiment`] is the entry point: a builder for the settings the
 //! command line takes, checked as the command line checks them, and a `run` that returns the
 //! typed result document ([`experiment`] has an example against the in-process simulator).
+//!
+//! Times are taken on one monotonic clock per benchmark (the client's [`tokenomics_client::Clock`],
+//! nanoseconds since the benchmark was made) and reported in seconds; the wall clock appears only
+//! where runs are coordinated across processes (`--start_at`, [`shard`]) and in the document's
+//! timestamps.
+//!
+//! # Examples
+//!
+//! The original's bursts — every request of a run sent at once — against the in-process
+//! simulator, with an [`Observer`] that sees each run end:
+//!
+//! ```
+//! use tokenomics_bench::{ChatExperiment, Observer, RunReport};
+//!
+//! /// Counts the requests of every run as it ends.
+//! #[derive(Default)]
+//! struct Runs(Vec<(String, usize)>);
+//!
+//! impl Observer for Runs {
+//!     fn run_finished(&mut self, report: &RunReport) {
+//!         self.0.push((report.level.clone(), report.succeeded));
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A simulated server on a free loopback port: 20 ms to the first token, 2 ms per token.
+//! let config = tokenomics_sim::SimConfig::preset("instant")?.with_fixed_schedule(0.020, 0.002);
+//! let (server, sim) =
+//!     tokenomics_sim::Simulator::start(config, ([127, 0, 0, 1], 0).into()).await?;
+//!
+//! let mut runs = Runs::default();
+//! let doc = ChatExperiment::builder(server.api_base(), sim.served_model())
+//!     .bursts([1, 4])
+//!     .num_runs(2)
+//!     .warmup_runs(1)
+//!     .max_tokens(8)
+//!     .build()?
+//!     .run_with(&mut runs)
+//!     .await?;
+//!
+//! // Two runs of each batch size, every request answered.
+//! let expected = [("1", 1), ("1", 1), ("4", 4), ("4", 4)];
+//! assert_eq!(runs.0, expected.map(|(l, n)| (l.to_string(), n)));
+//! // One level per batch size, keyed by it; a burst lasts at least the time to first token.
+//! let level = &doc.results["4"];
+//! assert_eq!(level.requests.as_ref().map(|r| r.failed), Some(0));
+//! assert!(level.timings.batch_total_seconds.mean >= 0.020);
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod adaptive;
 pub mod chat;
@@ -56,10 +110,14 @@ use tokenomics_stats::Mode;
 /// Errors that stop a benchmark (a failed *request* never does: it is counted).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A client could not be built: an unusable base URL, API key or TLS setting (a failed
+    /// request is counted, not raised).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A result document could not be read, parsed, encoded or written.
     #[error(transparent)]
     Stats(#[from] tokenomics_stats::Error),
+    /// The prompts' dataset could not be found, read or used.
     #[error(transparent)]
     Dataset(#[from] tokenomics_datasets::Error),
     /// Bad input: a value or a combination of settings refused before any request was sent.
@@ -95,6 +153,7 @@ impl Error {
     }
 }
 
+/// The result of this crate's fallible operations, with [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What one run of a level produced, for progress display.
@@ -102,15 +161,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct RunReport {
     /// The level's key in `results` (batch size, concurrency or request rate).
     pub level: String,
+    /// The load shape of the level (burst, closed loop, open loop).
     pub mode: Mode,
     /// 0-based run index.
     pub run: usize,
+    /// How many runs the level has in all.
     pub num_runs: usize,
+    /// Measured requests of the run that succeeded.
     pub succeeded: usize,
+    /// Measured requests of the run that failed.
     pub failed: usize,
+    /// Mean completion tokens per successful request (NaN when none succeeded).
     pub mean_output_tokens: f64,
+    /// Seconds from the run's first send to its last end, on the client's monotonic clock (NaN
+    /// when none succeeded).
     pub batch_seconds: f64,
+    /// Mean over successful requests of completion tokens over send → end seconds (NaN when
+    /// none).
     pub mean_request_tokens_per_second: f64,
+    /// Completion tokens of the successful requests over `batch_seconds` (NaN when none
+    /// succeeded).
     pub batch_tokens_per_second: f64,
 }
 
@@ -133,6 +203,7 @@ pub trait Observer: Send {
         _record: &tokenomics_client::RequestRecord,
     ) {
     }
+    /// A run of a chat level finished; its figures, for a progress line.
     fn run_finished(&mut self, _report: &RunReport) {}
     /// A run on a timetable (`--start_at`, shards) started `late` after its time.
     fn run_late(&mut self, _key: &str, _run: usize, _late: std::time::Duration) {}

@@ -22,6 +22,8 @@ use tokenomics_stats::{LimitsBlock, Load, RampBlock, ScheduleBlock};
 pub struct OpenLoop {
     /// Requests per second (a ramp's mean rate).
     pub rate: f64,
+    /// The process the inter-arrival times are drawn from (Poisson, constant, gamma, or a
+    /// replayed trace's own times).
     pub arrival: Arrival,
     /// The gamma shape (1 for Poisson; ignored for constant).
     pub burstiness: f64,
@@ -38,8 +40,11 @@ pub struct OpenLoop {
 /// constant process sends at exactly the rate of each moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ramp {
+    /// The rate when the loop starts (warm-up included), requests/s.
     pub from: f64,
+    /// The rate at the ramp's end, requests/s.
     pub to: f64,
+    /// The ramp's length from the loop's start, seconds; no arrival is scheduled after it.
     pub seconds: f64,
 }
 
@@ -112,9 +117,15 @@ impl std::str::FromStr for Ramp {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shape {
     /// B requests at once, `num_runs` times.
-    Burst { batch: u64 },
+    Burst {
+        /// Requests sent at once.
+        batch: u64,
+    },
     /// C requests kept in flight.
-    Closed { concurrency: u64 },
+    Closed {
+        /// Requests kept in flight.
+        concurrency: u64,
+    },
     /// Requests on a schedule.
     Open(OpenLoop),
 }
@@ -244,6 +255,7 @@ pub struct Limits {
     pub duration: Option<Duration>,
     /// Load at the level's shape before measuring; requests sent in it are not measured.
     pub warmup: Duration,
+    /// What happens to requests still in flight when the measured time is over.
     pub at_end: AtEnd,
 }
 

@@ -31,12 +31,19 @@ pub struct LoadFlags {
     pub session_rate: Option<Vec<f64>>,
     /// `--stages`: one continuous load, a level per stage.
     pub stages: Option<crate::stages::Stages>,
+    /// `--arrival`: the open loops' arrival process (Poisson by default).
     pub arrival: Option<Arrival>,
+    /// `--burstiness`: the gamma shape of gamma arrivals.
     pub burstiness: Option<f64>,
+    /// `--num_requests`: measured requests per sustained run.
     pub num_requests: Option<u64>,
+    /// `--duration`: measured time per sustained run.
     pub duration: Option<Duration>,
+    /// `--warmup`: load at the level's shape before each sustained run, not measured.
     pub warmup: Option<Duration>,
+    /// `--at_end`: what happens to requests in flight when a timed run is over.
     pub at_end: Option<AtEnd>,
+    /// `--num_runs`: runs per level.
     pub num_runs: Option<u64>,
     /// Rewrite the results file this often during a sustained level.
     pub snapshot_every: Option<Duration>,
@@ -50,7 +57,9 @@ pub struct LoadFlags {
 /// the first to the last, time scale applied).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceSpan {
+    /// Requests in the trace.
     pub requests: u64,
+    /// Seconds from its first request to its last, time scale applied.
     pub seconds: f64,
 }
 
@@ -70,9 +79,13 @@ impl TraceSpan {
 /// how often a sustained level is snapshotted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadPlan {
+    /// The levels, in the order they run.
     pub levels: Vec<Shape>,
+    /// When a sustained run stops, and its warm-up.
     pub limits: Limits,
+    /// Runs per level.
     pub num_runs: u64,
+    /// Rewrite the results file this often during a sustained level (`None`: only after it).
     pub snapshot_every: Option<Duration>,
     /// A sweep or an SLO search, which choose the levels as they go (`levels` then holds the
     /// kinds of level it may run, for the sizing of sockets).
@@ -87,6 +100,15 @@ pub const MAX_SCHEDULED: f64 = 100_000_000.0;
 
 fn invalid(message: impl Into<String>) -> Error {
     Error::Invalid(message.into())
+}
+
+/// Refuses the first of `flags` (a flag's name, and whether it was given) that was given, with
+/// the message `why` makes of its name: one check for every list of flags that do not combine.
+pub(crate) fn refuse_any(flags: &[(&str, bool)], why: impl Fn(&str) -> String) -> Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(invalid(why(flag))),
+        None => Ok(()),
+    }
 }
 
 impl LoadFlags {
@@ -106,32 +128,31 @@ impl LoadFlags {
     fn stages_plan(&self, stages: &crate::stages::Stages) -> Result<LoadPlan> {
         use crate::stages::StageKind;
         let rates = stages.kind == StageKind::Rate;
-        for (flag, given) in [
-            ("--batch_sizes", self.batch_sizes.is_some()),
-            (
-                "--max_concurrency (with concurrency stages)",
-                !rates && self.max_concurrency.is_some(),
-            ),
-            ("--request_rate", self.request_rate.is_some()),
-            ("--ramp", self.ramp.is_some()),
-            ("--trace", self.trace.is_some()),
-            ("--num_requests", self.num_requests.is_some()),
-            ("--duration", self.duration.is_some()),
-            (
-                "--warmup_seconds",
-                self.warmup.is_some_and(|w| !w.is_zero()),
-            ),
-            ("--at_end", self.at_end.is_some()),
-            ("--num_runs", self.num_runs.is_some_and(|n| n != 1)),
-            ("--sweep or --slo", self.experiment.any()),
-            ("--sessions or --session_rate", self.conversation()),
-        ] {
-            if given {
-                return Err(invalid(format!(
-                    "--stages is one continuous load whose levels and times it sets: leave out {flag}"
-                )));
-            }
-        }
+        refuse_any(
+            &[
+                ("--batch_sizes", self.batch_sizes.is_some()),
+                (
+                    "--max_concurrency (with concurrency stages)",
+                    !rates && self.max_concurrency.is_some(),
+                ),
+                ("--request_rate", self.request_rate.is_some()),
+                ("--ramp", self.ramp.is_some()),
+                ("--trace", self.trace.is_some()),
+                ("--num_requests", self.num_requests.is_some()),
+                ("--duration", self.duration.is_some()),
+                (
+                    "--warmup_seconds",
+                    self.warmup.is_some_and(|w| !w.is_zero()),
+                ),
+                ("--at_end", self.at_end.is_some()),
+                ("--num_runs", self.num_runs.is_some_and(|n| n != 1)),
+                ("--sweep or --slo", self.experiment.any()),
+                ("--sessions or --session_rate", self.conversation()),
+            ],
+            |flag| {
+                format!("--stages is one continuous load whose levels and times it sets: leave out {flag}")
+            },
+        )?;
         if !rates && (self.arrival.is_some() || self.burstiness.is_some()) {
             return Err(invalid(
                 "--arrival and --burstiness shape arrivals: give rate stages (--stages rate:R@S,…)",
@@ -175,28 +196,27 @@ impl LoadFlags {
     /// A conversation plan: a level of users (closed) or of session arrivals (open) per value,
     /// counted in sessions (the caller's `--num_sessions`) or stopped by `--duration`.
     fn conversation_plan(&self) -> Result<LoadPlan> {
-        for (flag, given) in [
-            ("--batch_sizes", self.batch_sizes.is_some()),
-            ("--max_concurrency", self.max_concurrency.is_some()),
-            ("--request_rate", self.request_rate.is_some()),
-            ("--ramp", self.ramp.is_some()),
-            ("--trace", self.trace.is_some()),
-            (
-                "--num_requests (count sessions with --num_sessions)",
-                self.num_requests.is_some(),
-            ),
-            (
-                "--warmup_seconds",
-                self.warmup.is_some_and(|w| !w.is_zero()),
-            ),
-            ("--sweep or --slo", self.experiment.any()),
-        ] {
-            if given {
-                return Err(invalid(format!(
-                    "conversations (--sessions, --session_rate) are levels of their own: leave out {flag}"
-                )));
-            }
-        }
+        refuse_any(
+            &[
+                ("--batch_sizes", self.batch_sizes.is_some()),
+                ("--max_concurrency", self.max_concurrency.is_some()),
+                ("--request_rate", self.request_rate.is_some()),
+                ("--ramp", self.ramp.is_some()),
+                ("--trace", self.trace.is_some()),
+                (
+                    "--num_requests (count sessions with --num_sessions)",
+                    self.num_requests.is_some(),
+                ),
+                (
+                    "--warmup_seconds",
+                    self.warmup.is_some_and(|w| !w.is_zero()),
+                ),
+                ("--sweep or --slo", self.experiment.any()),
+            ],
+            |flag| {
+                format!("conversations (--sessions, --session_rate) are levels of their own: leave out {flag}")
+            },
+        )?;
         let levels = match (&self.sessions, &self.session_rate) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
@@ -240,23 +260,24 @@ impl LoadFlags {
 
     /// A ramp's plan: one open-loop level as long as the ramp.
     fn ramp_plan(&self, ramp: Ramp) -> Result<LoadPlan> {
-        for (flag, given) in [
-            ("--request_rate", self.request_rate.is_some()),
-            ("--batch_sizes", self.batch_sizes.is_some()),
-            ("--duration", self.duration.is_some()),
-            ("--num_requests", self.num_requests.is_some()),
-            (
-                "--warmup_seconds",
-                self.warmup.is_some_and(|w| !w.is_zero()),
-            ),
-            ("--sweep or --slo", self.experiment.any()),
-        ] {
-            if given {
-                return Err(invalid(format!(
+        refuse_any(
+            &[
+                ("--request_rate", self.request_rate.is_some()),
+                ("--batch_sizes", self.batch_sizes.is_some()),
+                ("--duration", self.duration.is_some()),
+                ("--num_requests", self.num_requests.is_some()),
+                (
+                    "--warmup_seconds",
+                    self.warmup.is_some_and(|w| !w.is_zero()),
+                ),
+                ("--sweep or --slo", self.experiment.any()),
+            ],
+            |flag| {
+                format!(
                     "--ramp is one open-loop level whose rate and length it sets: leave out {flag}"
-                )));
-            }
-        }
+                )
+            },
+        )?;
         let arrivals = ramp.mean_rate() * ramp.seconds;
         if arrivals > MAX_SCHEDULED {
             return Err(invalid(format!(
@@ -300,27 +321,26 @@ impl LoadFlags {
 
     /// A trace's plan: one open-loop level on the trace's times, every request of it measured.
     fn trace_plan(&self, trace: TraceSpan) -> Result<LoadPlan> {
-        for (flag, given) in [
-            ("--request_rate", self.request_rate.is_some()),
-            ("--ramp", self.ramp.is_some()),
-            ("--batch_sizes", self.batch_sizes.is_some()),
-            ("--duration", self.duration.is_some()),
-            ("--num_requests", self.num_requests.is_some()),
-            (
-                "--warmup_seconds",
-                self.warmup.is_some_and(|w| !w.is_zero()),
-            ),
-            ("--arrival", self.arrival.is_some()),
-            ("--burstiness", self.burstiness.is_some()),
-            ("--at_end", self.at_end.is_some()),
-            ("--sweep or --slo", self.experiment.any()),
-        ] {
-            if given {
-                return Err(invalid(format!(
-                    "--trace is one open-loop level whose times and requests it sets: leave out {flag}"
-                )));
-            }
-        }
+        refuse_any(
+            &[
+                ("--request_rate", self.request_rate.is_some()),
+                ("--ramp", self.ramp.is_some()),
+                ("--batch_sizes", self.batch_sizes.is_some()),
+                ("--duration", self.duration.is_some()),
+                ("--num_requests", self.num_requests.is_some()),
+                (
+                    "--warmup_seconds",
+                    self.warmup.is_some_and(|w| !w.is_zero()),
+                ),
+                ("--arrival", self.arrival.is_some()),
+                ("--burstiness", self.burstiness.is_some()),
+                ("--at_end", self.at_end.is_some()),
+                ("--sweep or --slo", self.experiment.any()),
+            ],
+            |flag| {
+                format!("--trace is one open-loop level whose times and requests it sets: leave out {flag}")
+            },
+        )?;
         let cap =
             match self.max_concurrency.as_deref() {
                 None => None,
@@ -374,21 +394,22 @@ impl LoadFlags {
             ));
         }
         if !sustained {
-            for (flag, given) in [
-                ("--num_requests", self.num_requests.is_some()),
-                ("--duration", self.duration.is_some()),
-                ("--warmup_seconds", !warmup.is_zero()),
-                ("--arrival", self.arrival.is_some()),
-                ("--burstiness", self.burstiness.is_some()),
-                ("--at_end", self.at_end.is_some()),
-                ("--snapshot_every", self.snapshot_every.is_some()),
-            ] {
-                if given {
-                    return Err(invalid(format!(
+            refuse_any(
+                &[
+                    ("--num_requests", self.num_requests.is_some()),
+                    ("--duration", self.duration.is_some()),
+                    ("--warmup_seconds", !warmup.is_zero()),
+                    ("--arrival", self.arrival.is_some()),
+                    ("--burstiness", self.burstiness.is_some()),
+                    ("--at_end", self.at_end.is_some()),
+                    ("--snapshot_every", self.snapshot_every.is_some()),
+                ],
+                |flag| {
+                    format!(
                         "{flag} needs a sustained load: give --max_concurrency or --request_rate"
-                    )));
-                }
-            }
+                    )
+                },
+            )?;
         }
         let at_end = self.at_end.unwrap_or_default();
         if at_end == AtEnd::Cancel && self.duration.is_none() {

@@ -36,6 +36,7 @@ pub struct ConnectionPool {
 }
 
 impl ConnectionPool {
+    /// An empty pool; connections are opened from `client` as they are first asked for.
     pub fn new(client: Client) -> Self {
         Self {
             client,

@@ -28,21 +28,42 @@ use crate::{Error, Result};
 pub enum PreflightError {
     /// Nothing answers at the URL: the server is not running, or the address is wrong.
     #[error("cannot reach the server at {url}: {cause} (is it running? --no_preflight skips this check)")]
-    Unreachable { url: String, cause: String },
+    Unreachable {
+        /// The base URL tried, without a trailing `/`.
+        url: String,
+        /// What the connection attempt said, or how long nothing answered.
+        cause: String,
+    },
     /// `/models` is not there, but `/v1/models` is: the base URL lacks its `/v1`.
     #[error("{url}/models was not found but {suggestion}/models answers: did you mean --api_base {suggestion}?")]
-    MissingV1 { url: String, suggestion: String },
+    MissingV1 {
+        /// The base URL given, without a trailing `/`.
+        url: String,
+        /// The same URL with `/v1`, whose `/models` answered.
+        suggestion: String,
+    },
     /// The server refused the API key.
     #[error("the server refused the request ({message}): give the API key with --api_key or OPENAI_API_KEY")]
-    Unauthorized { message: String },
+    Unauthorized {
+        /// The HTTP status and what the server said.
+        message: String,
+    },
     /// The model is not offered, and a request naming it fails.
     #[error("the server does not offer model {model:?}; it offers {offered}: give --model {first}", offered = quoted(.offered), first = .offered.first().map(String::as_str).unwrap_or("…"))]
-    UnknownModel { model: String, offered: Vec<String> },
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// The models the server lists, in its order.
+        offered: Vec<String>,
+    },
     /// The one-token request failed.
     #[error("a one-token {what} request to {url} failed: {cause}")]
     Probe {
+        /// The kind of request: `chat`, `completions` or `embeddings`.
         what: &'static str,
+        /// The route the request went to.
         url: String,
+        /// How it failed.
         cause: ClientError,
     },
 }
@@ -75,8 +96,11 @@ fn quoted(models: &[String]) -> String {
 pub enum Probe {
     /// A chat or completions request of the benchmark's kind, asking for one token.
     Completion {
+        /// The route of the benchmark's requests (chat or text completions).
         endpoint: Endpoint,
+        /// Whether the benchmark streams; the probe asks the same.
         stream: bool,
+        /// The benchmark's sampling temperature.
         temperature: f64,
         /// Body fields the benchmark sends with every request (e.g. `ignore_eos`); a
         /// `min_tokens` is lowered to the probe's one token.

@@ -29,8 +29,11 @@ pub struct ProbePlan {
     pub rate: f64,
     /// Bodies to send in turn (each asks for one output token).
     pub bodies: Arc<Vec<Bytes>>,
+    /// The route the probes go to (the benchmark's).
     pub endpoint: Endpoint,
+    /// Whether the probes are streamed, so that their time to first token is measured.
     pub stream: bool,
+    /// Seeds the probes' Poisson schedule: the same seed sends them at the same offsets.
     pub seed: u64,
 }
 

@@ -22,7 +22,10 @@ pub struct PromptFlags {
     /// `--dataset_key` [default: `aime`; `synthetic` against the simulator or with
     /// `--input_tokens`].
     pub dataset_key: Option<String>,
+    /// `--dataset_split`: the split of a Hub dataset to read (default `train`).
     pub dataset_split: Option<String>,
+    /// `--dataset_column`: the column of a Hub dataset holding the prompts (default: one found
+    /// by name).
     pub dataset_column: Option<String>,
     /// `--input_tokens`: synthetic prompts of an exact length.
     pub input_tokens: Option<TokenLength>,
@@ -39,8 +42,11 @@ pub struct PromptFlags {
 /// Where the server is, for its tokenize endpoint.
 #[derive(Debug, Clone)]
 pub struct TokenizeTarget {
+    /// The server's base URL (`…/v1`); the tokenize route is looked for beside it.
     pub api_base: String,
+    /// The API key sent with the tokenize requests, when the server wants one.
     pub api_key: Option<String>,
+    /// The model whose tokenizer counts.
     pub model: String,
     /// TLS as the benchmark's client has it.
     pub tls: tokenomics_client::TlsOptions,
@@ -58,9 +64,11 @@ pub enum Note {
 /// The prompts of a benchmark, ready to draw, and what to tell the user about them.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// Where each run draws its prompts from.
     pub source: PromptSource,
     /// The dataset key recorded in the metadata.
     pub dataset_key: String,
+    /// What to tell the user about the prompts, in order.
     pub notes: Vec<Note>,
 }
 

@@ -34,9 +34,15 @@ pub struct RequestsFile {
 /// Where a line belongs: its level, run, place in the run, and the run's start (ns).
 #[derive(Debug, Clone, Copy)]
 pub struct Place<'a> {
+    /// The level's key in `results`.
     pub level: &'a str,
+    /// 0-based run index.
     pub run: usize,
+    /// The request's 0-based place in the run (a burst's order built, a sustained run's order
+    /// sent).
     pub index: u64,
+    /// The run's start, ns on the benchmark's monotonic clock: the line's times are seconds
+    /// after it.
     pub origin_ns: u64,
     /// A run on a timetable (`--start_at`, shards): how late it started, seconds (`late_s`).
     pub late_s: Option<f64>,

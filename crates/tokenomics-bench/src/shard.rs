@@ -22,7 +22,9 @@ use crate::{Error, Result};
 /// This process's part: shard `index` (0-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
+    /// This process's shard, from 0 to `count − 1`.
     pub index: u32,
+    /// Shards the run is spread over, at least 1 (at most [`MAX_SHARDS`]).
     pub count: u32,
 }
 
@@ -159,9 +161,12 @@ impl FromStr for Shard {
 /// at the end to finish, and for the next level's warm-up requests).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timetable {
+    /// When the first run starts, on the wall clock (every shard reads its own, so their clocks
+    /// must agree).
     pub start: SystemTime,
     /// Warm-up + duration of every run (sharded levels are timed).
     pub run_length: Duration,
+    /// Between one run's end and the next run's start.
     pub gap: Duration,
 }
 

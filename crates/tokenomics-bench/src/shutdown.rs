@@ -33,6 +33,8 @@ impl Default for Shutdown {
 }
 
 impl Shutdown {
+    /// A switch not yet thrown; after [`Shutdown::stop`], requests in flight get `grace` to
+    /// finish before they are abandoned.
     pub fn new(grace: Duration) -> Self {
         Self {
             state: watch::Sender::new(RUNNING),

@@ -36,6 +36,7 @@ pub enum StageKind {
 /// A list of stages: `concurrency:4@30,8@30` or `rate:5@20,10@20` (value @ seconds).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stages {
+    /// Whether the stages' values are concurrencies or rates.
     pub kind: StageKind,
     /// Each stage's concurrency or rate, and how long it lasts.
     pub steps: Vec<(f64, Duration)>,

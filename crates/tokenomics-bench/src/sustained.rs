@@ -28,6 +28,7 @@ pub struct Progress {
     pub sent: AtomicU64,
     /// Requests finished (successfully or not).
     pub done: AtomicU64,
+    /// Finished requests that failed (those aborted on purpose not counted).
     pub failed: AtomicU64,
     /// Output tokens of finished requests.
     pub tokens: AtomicU64,
@@ -166,6 +167,8 @@ impl Record for RequestRecord {
 pub struct Sent<R = RequestRecord> {
     /// Its place in the order of sending (0, 1, 2, …; warm-up requests included).
     pub seq: u64,
+    /// What the request produced: its timing, ns on the benchmark's monotonic clock, and its
+    /// outcome.
     pub record: R,
     /// Scheduled send time (open loop), ns on the clock.
     pub scheduled_ns: Option<u64>,
@@ -198,7 +201,9 @@ pub struct TurnInfo {
 pub struct Aborts {
     /// The share of requests picked, 0 to 1.
     pub share: f64,
+    /// How long after its send a picked request is aborted, if it has not finished.
     pub after: std::time::Duration,
+    /// Seeds the pick: the same seed aborts the same requests of a run.
     pub seed: u64,
 }
 
@@ -229,6 +234,8 @@ pub trait Sink<R = RequestRecord> {
 
 /// A request operation: sends `body` on the connection and returns its record.
 pub trait Op<R = RequestRecord>: Clone + Send + Sync + 'static {
+    /// Sends `body` on `conn` and hands the connection back with the request's record, timed
+    /// on the benchmark's monotonic clock.
     fn call(&self, conn: Connection, body: Bytes) -> impl Future<Output = (Connection, R)> + Send;
 }
 
@@ -291,12 +298,19 @@ pub(crate) fn interrupted_record<R: Record>(send_ns: u64) -> R {
 
 /// Everything a loop needs besides its shape.
 pub struct Context<'a, O> {
+    /// Where the loop's connections come from.
     pub client: &'a Client,
+    /// The benchmark's monotonic clock: every ns time of the loop is on it.
     pub clock: Clock,
+    /// Sends one request.
     pub op: O,
+    /// The request bodies, in the order they are sent.
     pub feed: Arc<BodyFeed>,
+    /// When the loop stops, and its warm-up.
     pub limits: Limits,
+    /// Stops the loop early; requests in flight then get its grace period.
     pub shutdown: Shutdown,
+    /// Live counts, updated as requests are sent and finish.
     pub progress: Arc<Progress>,
     /// Start the load at this time (ns on the clock) rather than at once: a run on a
     /// timetable. A time already past starts at once (the sink is told when it really began).

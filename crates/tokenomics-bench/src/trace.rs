@@ -14,8 +14,12 @@ use crate::plan::TraceSpan;
 /// A trace ready to send: its requests and times, and how their prompts are built.
 #[derive(Debug, Clone)]
 pub struct TraceReplay {
+    /// The trace read: its requests (due times, ns after the first; token lengths) and the rows
+    /// it skipped.
     pub trace: Trace,
+    /// How it was read: time scale, window and context limit.
     pub options: TraceOptions,
+    /// How each request's prompt of exact token length is built.
     pub texts: TraceTexts,
     /// The server's KV-cache block size, tokens, for the expected prefix-cache hit rate.
     pub cache_block_tokens: u64,

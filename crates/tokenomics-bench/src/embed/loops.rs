@@ -16,19 +16,18 @@ use serde_json::{Map, Value};
 use tokenomics_client::{Connection, EmbeddingsRequest, Error as ClientError};
 use tokenomics_datasets::run_seed;
 use tokenomics_stats::{
-    ChatTimings, EmbedEndpointLevel, EmbedLevel, EmbedThroughput, EmbedTokens, Percentiles,
-    RequestCounts, ScheduleBlock, Stat, Summary,
+    EmbedEndpointLevel, EmbedLevel, Percentiles, RequestCounts, ScheduleBlock, Stat, Summary,
 };
 
 use super::{
     check_vectors, embed_with_retries, EmbedBenchmark, EmbedOutcome, EmbedRunReport, EmbedSpec,
-    ESTIMATED_TOKENS_PER_WORD,
+    PerRun, ESTIMATED_TOKENS_PER_WORD,
 };
 use crate::load::{Limits, Shape};
 use crate::metrics::level::{span_rate, widen};
 use crate::metrics::samples::{Samples, EXACT_LIMIT, HISTOGRAM_RELATIVE_ERROR};
 use crate::metrics::trend::TrendFit;
-use crate::metrics::{rate, Scheduled};
+use crate::metrics::{rate, BurstTiming, Scheduled};
 use crate::sustained::{self, BodyFeed, Progress, Sent, Sink};
 use crate::Observer;
 
@@ -242,20 +241,6 @@ fn latest(at: &mut Option<u64>, t: u64) {
     *at = Some(at.map_or(t, |a| a.max(t)));
 }
 
-/// Per-run figures of a level, one value per run.
-#[derive(Debug, Clone, Default)]
-struct PerRun {
-    tokens: Vec<f64>,
-    embeddings: Vec<f64>,
-    total: Vec<f64>,
-    fastest: Vec<f64>,
-    slowest: Vec<f64>,
-    spread: Vec<f64>,
-    eps: Vec<f64>,
-    tps: Vec<f64>,
-    rps: Vec<f64>,
-}
-
 /// The runs of one closed- or open-loop level, summarised as requests finish.
 #[derive(Debug, Clone)]
 pub(crate) struct LoopAccumulator {
@@ -305,7 +290,7 @@ impl LoopAccumulator {
             latency: samples(),
             request_eps: samples(),
             request_tps: samples(),
-            per_run: PerRun::default(),
+            per_run: PerRun::with_requests_per_second(),
             send_lag: samples(),
             slot_wait: samples(),
             latency_from_schedule: samples(),
@@ -434,16 +419,14 @@ impl LoopAccumulator {
         if let (Some(start), Some(fastest), Some(slowest)) =
             (run.first_send, run.first_ok_end, run.last_ok_end)
         {
-            let p = &mut self.per_run;
-            p.tokens.push(run.tokens as f64);
-            p.embeddings.push(run.embeddings as f64);
-            p.total.push(total);
-            p.fastest.push(secs(start, fastest));
-            p.slowest.push(secs(start, slowest));
-            p.spread.push(secs(fastest, slowest));
-            p.eps.push(eps);
-            p.tps.push(tps);
-            p.rps.push(rps);
+            let timing = BurstTiming {
+                total_seconds: total,
+                fastest_seconds: secs(start, fastest),
+                slowest_seconds: secs(start, slowest),
+                spread_seconds: secs(fastest, slowest),
+            };
+            self.per_run
+                .push(timing, run.tokens, run.embeddings, run.ok);
         }
         EmbedRunReport {
             key: String::new(),
@@ -466,14 +449,6 @@ impl LoopAccumulator {
     /// achieved), and which percentiles came from a histogram.
     pub(crate) fn level(self) -> EmbedLevel {
         let confidence = self.confidence;
-        // Per-run figures: the mean over runs gets its interval (two runs or more).
-        let per_run = |v: &[f64]| {
-            let s = Summary::new(v.iter().copied());
-            match confidence {
-                Some(c) => s.stat_ci(c),
-                None => s.stat(),
-            }
-        };
         let over_runs = |v: &[f64]| {
             let s = Summary::new(v.iter().copied());
             match confidence {
@@ -506,7 +481,6 @@ impl LoopAccumulator {
             histogram: histograms.iter().map(|s| s.to_string()).collect(),
             relative_error: HISTOGRAM_RELATIVE_ERROR,
         });
-        let runs = &self.per_run;
         let endpoints = (!self.endpoints.is_empty()).then(|| {
             self.endpoints
                 .iter()
@@ -523,28 +497,16 @@ impl LoopAccumulator {
                 })
                 .collect()
         });
+        let (tokens, timings, throughput) = self.per_run.blocks(
+            confidence,
+            self.token_sources.clone(),
+            pooled(&self.request_eps),
+            pooled(&self.request_tps),
+        );
         EmbedLevel {
-            tokens: EmbedTokens {
-                total_per_batch: per_run(&runs.tokens),
-                embeddings_per_batch: per_run(&runs.embeddings),
-                token_source: Some(self.token_sources.clone()),
-                extra: Map::new(),
-            },
-            timings: ChatTimings {
-                batch_total_seconds: per_run(&runs.total),
-                fastest_seconds: per_run(&runs.fastest),
-                slowest_seconds: per_run(&runs.slowest),
-                spread_seconds: per_run(&runs.spread),
-                extra: Map::new(),
-            },
-            throughput: EmbedThroughput {
-                batch_embeddings_per_second: per_run(&runs.eps),
-                batch_tokens_per_second: per_run(&runs.tps),
-                request_embeddings_per_second: pooled(&self.request_eps),
-                request_tokens_per_second: pooled(&self.request_tps),
-                requests_per_second: Some(per_run(&runs.rps)),
-                extra: Map::new(),
-            },
+            tokens,
+            timings,
+            throughput,
             latency: Some(latency),
             requests: Some(self.counts.clone()),
             endpoints,

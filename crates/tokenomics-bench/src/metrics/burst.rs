@@ -13,6 +13,7 @@ pub struct RunFigures {
     pub fastest_seconds: f64,
     /// Latest successful request end, relative to the first send, seconds.
     pub slowest_seconds: f64,
+    /// Earliest to latest successful end, seconds.
     pub spread_seconds: f64,
     /// Completion tokens of successful requests / `batch_total_seconds`.
     pub batch_tokens_per_second: f64,
@@ -23,12 +24,18 @@ pub struct RunFigures {
 /// succeeded. Shared by the chat and embedding benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BurstTiming {
+    /// First send → last end of any request, failed ones included, seconds.
     pub total_seconds: f64,
+    /// First send → earliest successful end, seconds.
     pub fastest_seconds: f64,
+    /// First send → latest successful end, seconds.
     pub slowest_seconds: f64,
+    /// Earliest → latest successful end, seconds.
     pub spread_seconds: f64,
 }
 
+/// Times one burst from the (send, end, succeeded) of its requests, ns on one monotonic clock;
+/// `None` when there are none or none succeeded.
 pub fn burst_timing(
     spans: impl IntoIterator<Item = (u64, u64, bool)> + Clone,
 ) -> Option<BurstTiming> {

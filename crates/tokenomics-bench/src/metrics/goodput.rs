@@ -12,8 +12,11 @@ const MAX_MS: f64 = 365.0 * 24.0 * 3600.0 * 1e3;
 /// Service-level objectives for goodput, in seconds (`--goodput ttft:MS,tpot:MS,e2el:MS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Slo {
+    /// The longest time to first token a good request may take, seconds (`None`: not judged).
     pub ttft: Option<f64>,
+    /// The longest time per output token after the first, seconds (`None`: not judged).
     pub tpot: Option<f64>,
+    /// The longest send → end latency, seconds (`None`: not judged).
     pub e2el: Option<f64>,
 }
 

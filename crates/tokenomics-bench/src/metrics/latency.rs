@@ -28,6 +28,9 @@ pub struct RequestLatency {
     pub itl: Vec<f64>,
 }
 
+/// The streaming latencies of a request, seconds, from its timestamps on the client's monotonic
+/// clock; `None` when it recorded no first token or no end (not streamed, no content arrived, or
+/// interrupted).
 pub fn request_latency(r: &RequestRecord) -> Option<RequestLatency> {
     let (ttft, e2el, tpot) = ttft_e2el_tpot(r)?;
     let t = &r.timing;

@@ -30,7 +30,10 @@ use crate::load::{Limits, Shape};
 /// What the open loop adds about one request: when it was due, and how long it waited for a slot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scheduled {
+    /// The arrival time the schedule gave the request, ns on the run's monotonic clock.
     pub scheduled_ns: u64,
+    /// With `max_concurrency`: how long the request waited in the client for a slot after it
+    /// was due, ns (`None`: no cap).
     pub slot_wait_ns: Option<u64>,
 }
 
@@ -59,10 +62,14 @@ pub struct RunTally {
 pub struct RunSummary {
     /// The original's per-run figures (`None` when nothing succeeded).
     pub figures: Option<RunFigures>,
+    /// Measured requests of the run that succeeded.
     pub succeeded: u64,
+    /// Measured requests of the run that failed.
     pub failed: u64,
     /// Means over the run's successful requests (NaN when none).
     pub mean_output_tokens: f64,
+    /// Mean over the run's successful requests of completion tokens over send → end seconds
+    /// (NaN when none).
     pub mean_request_tokens_per_second: f64,
 }
 
@@ -188,7 +195,10 @@ pub struct LevelAccumulator {
 pub struct CacheTally {
     /// Requests counted.
     pub reporting: u64,
+    /// Their prompt tokens (`usage.prompt_tokens`).
     pub prompt_tokens: u64,
+    /// Of those, the tokens the server found in its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`).
     pub cached_tokens: u64,
 }
 
@@ -592,6 +602,7 @@ impl LevelAccumulator {
         self.end_run()
     }
 
+    /// The level's measured requests so far: successes, and failures by kind.
     pub fn counts(&self) -> &RequestCounts {
         &self.counts
     }

@@ -59,6 +59,7 @@ impl Moments {
         self.max = self.max.max(x);
     }
 
+    /// Values pushed, NaNs not counted.
     pub fn count(&self) -> u64 {
         self.n
     }
@@ -107,6 +108,7 @@ pub struct Pooled {
 }
 
 impl Pooled {
+    /// No values yet; every value is kept until there are more than `limit`.
     pub fn new(limit: usize) -> Self {
         Self {
             exact: Some(Vec::new()),
@@ -197,6 +199,7 @@ impl Samples {
         self.exact.is_some()
     }
 
+    /// Values pooled so far (NaNs not counted).
     pub fn count(&self) -> u64 {
         self.moments.count()
     }

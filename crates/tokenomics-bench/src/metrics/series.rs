@@ -112,6 +112,7 @@ pub struct Series {
 
 /// A request as the timeline sees it.
 pub struct Ended<'a> {
+    /// The request's record, its timestamps ns on the run's clock.
     pub record: &'a RequestRecord,
     /// When it ended (ns on the run's clock): its record's end, or when it was given up.
     pub end_ns: u64,

@@ -10,14 +10,19 @@ use super::NS;
 pub struct SteadyWindow {
     /// Window bounds, ns on the run's clock.
     pub start_ns: u64,
+    /// The window's end, ns on the run's clock.
     pub end_ns: u64,
     /// The in-flight count aimed at, and 90% of it.
     pub target: f64,
+    /// [`STEADY_SHARE`] of `target`: the in-flight count that opens and closes the window.
     pub threshold: f64,
     /// Share of the window during which in-flight was at or above the threshold (short dips
     /// between one request's end and the next one's send are inside the window).
     pub coverage: f64,
+    /// Output tokens that arrived inside the window, over its seconds.
     pub output_tokens_per_second: f64,
+    /// Successful requests over the window's seconds, each counted by the share of its send →
+    /// end inside the window.
     pub requests_per_second: f64,
 }
 

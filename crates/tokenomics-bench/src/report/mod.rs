@@ -137,6 +137,9 @@ pub fn prefix_cache_line(p: &tokenomics_stats::PrefixCacheBlock) -> String {
     format!("{measured}, {} expected{server}", pct(p.expected_hit_rate))
 }
 
+/// The console summary of a finished chat level: its title, then one line per figure, mean ±
+/// std over runs (seconds, tokens, tokens/s), and its latencies, schedule and server figures
+/// when it has them.
 pub fn level_summary(key: &str, level: &ChatLevel) -> String {
     let mut s = String::new();
     let _ = writeln!(

@@ -129,6 +129,7 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What to scrape, how often, and where the series goes.
 #[derive(Debug, Clone)]
 pub struct ScrapeConfig {
+    /// Where the metrics are read, or that they are not.
     pub source: Source,
     /// Between two periodic scrapes; from [`MIN_INTERVAL_S`] to [`MAX_INTERVAL_S`].
     pub interval: Duration,

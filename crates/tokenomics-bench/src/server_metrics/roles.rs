@@ -21,21 +21,36 @@ pub enum Kind {
 /// A role and the names that carry it.
 #[derive(Debug, Clone, Copy)]
 pub struct Role {
+    /// The role's name in the documents and the series file (`running`, `kv_usage`, …).
     pub name: &'static str,
+    /// Whether its value only grows, counts now, or is a share now.
     pub kind: Kind,
+    /// The engines' metric names that carry it, most preferred first; a name may require one
+    /// label's value (`name{label="value"}`).
     pub names: &'static [&'static str],
 }
 
+/// Requests the engine is running now (a gauge).
 pub const RUNNING: usize = 0;
+/// Requests waiting in the engine's queue now (a gauge).
 pub const WAITING: usize = 1;
+/// The share (0–1) of the KV cache in use now.
 pub const KV_USAGE: usize = 2;
+/// Requests preempted so far (a counter).
 pub const PREEMPTIONS: usize = 3;
+/// Prompt tokens processed so far (a counter).
 pub const PROMPT_TOKENS: usize = 4;
+/// Output tokens generated so far (a counter).
 pub const GENERATION_TOKENS: usize = 5;
+/// Prompt tokens looked up in the prefix cache so far (a counter).
 pub const PREFIX_QUERIES: usize = 6;
+/// Of those, tokens found in the prefix cache (a counter).
 pub const PREFIX_HITS: usize = 7;
+/// Draft tokens proposed by speculative decoding so far (a counter).
 pub const SPEC_DRAFT_TOKENS: usize = 8;
+/// Of those, draft tokens the target model accepted (a counter).
 pub const SPEC_ACCEPTED_TOKENS: usize = 9;
+/// Requests the engine aborted, their client having gone away (a counter).
 pub const ABORTED: usize = 10;
 
 /// Every role, indexed by the constants above.

@@ -9,6 +9,7 @@ pub struct Sample {
     pub name: String,
     /// The labels in the order written, values unescaped.
     pub labels: Vec<(String, String)>,
+    /// The value as written (`NaN`, `+Inf` and `-Inf` included); any timestamp is dropped.
     pub value: f64,
 }
 
@@ -37,6 +38,7 @@ impl Sample {
 /// What a scrape's body held.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exposition {
+    /// Every sample line, in the order written.
     pub samples: Vec<Sample>,
     /// Lines that were neither a comment nor a sample (1-based line numbers, the first few).
     pub bad_lines: Vec<usize>,
