@@ -418,10 +418,10 @@ pub fn mann_whitney(a: &[f64], b: &[f64], confidence: f64) -> Option<RankOutcome
     })
 }
 
-/// The pooled two-proportion z-test of B's share `good_b / total_b` against A's (two-sided, a
-/// normal approximation that assumes independent requests and a few good and bad ones a side).
-/// The interval is the Wald interval of the difference over A's share. `None` when a side has no requests or
-/// A's share is zero (no relative change).
+/// The pooled two-proportion z-test of B's share `good_b / total_b` against A's: two-sided, a
+/// normal approximation that assumes independent requests and more than a handful of good and
+/// of bad ones a side. The interval is the Wald interval of the difference over A's share.
+/// `None` when a side has no requests or A's share is zero (no relative change).
 pub fn two_proportions(
     good_a: u64,
     total_a: u64,
@@ -455,6 +455,18 @@ pub fn two_proportions(
 /// Holm's step-down adjustment: the p-values sorted ascending, the i-th (from 0) multiplied by
 /// m − i, made monotone and capped at 1; returned in the input's order. NaN stays NaN and is
 /// not counted in the family.
+///
+/// ```
+/// use tokenomics_compare::stats::holm;
+///
+/// // Sorted: 0.005 · 4, 0.01 · 3, 0.03 · 2, 0.04 · 1 → 0.02, 0.03, 0.06, 0.06 (made monotone).
+/// let adjusted = holm(&[0.01, 0.04, 0.03, 0.005, f64::NAN]);
+/// let expected = [0.03, 0.06, 0.06, 0.02];
+/// for (a, e) in adjusted.iter().zip(expected) {
+///     assert!((a - e).abs() < 1e-12);
+/// }
+/// assert!(adjusted[4].is_nan());
+/// ```
 pub fn holm(p: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
     order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
