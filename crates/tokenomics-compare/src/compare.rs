@@ -56,27 +56,37 @@ impl Default for CompareOptions {
     }
 }
 
-/// A figure of a level.
+/// A figure of a level, in this project's definitions (an imported file's figures are mapped
+/// onto them). Throughput is per second of wall-clock time, latencies are seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// `throughput.batch_tokens_per_second`: output tokens / run time, per run.
     OutputTokensPerSecond,
-    /// `throughput.requests_per_second`, per run.
+    /// `throughput.requests_per_second`: successful requests / the run's first send → last
+    /// end, per run.
     RequestsPerSecond,
-    /// `throughput.steady_state.output_tokens_per_second`, per run.
+    /// `throughput.steady_state.output_tokens_per_second`: output tokens per second inside the
+    /// window in which requests in flight stayed near the target, per run.
     SteadyOutputTokensPerSecond,
     /// `throughput.request_tokens_per_second`: each request's tokens / its E2EL.
     RequestTokensPerSecond,
+    /// Time to first token: send → first content, seconds, per request.
     Ttft,
+    /// Inter-token latency: the gaps between a request's tokens, seconds (a request's gaps
+    /// stay together when resampled).
     Itl,
+    /// Time per output token after the first: (E2EL − TTFT) / (tokens − 1), seconds, per
+    /// request.
     Tpot,
+    /// End-to-end latency: send → end of the response, seconds, per request.
     E2el,
-    /// `goodput.share`.
+    /// `goodput.share`: measured requests that met every objective, a share from 0 to 1.
     GoodputShare,
 }
 
 impl Metric {
+    /// The name reports give it (`"TTFT"`, `"output tokens/s"`).
     pub fn label(self) -> &'static str {
         match self {
             Metric::OutputTokensPerSecond => "output tokens/s",
@@ -109,14 +119,21 @@ impl Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Statistic {
+    /// The mean (the only statistic of throughput and goodput).
     Mean,
+    /// The median. Percentiles interpolate linearly between closest ranks (numpy's default).
     P50,
+    /// The 90th percentile.
     P90,
+    /// The 95th percentile.
     P95,
+    /// The 99th percentile.
     P99,
 }
 
 impl Statistic {
+    /// Every statistic, the mean first and then the percentiles ascending: the rows of a
+    /// latency metric, in their order.
     pub const ALL: [Statistic; 5] = [
         Statistic::Mean,
         Statistic::P50,
@@ -125,6 +142,7 @@ impl Statistic {
         Statistic::P99,
     ];
 
+    /// The name reports give it (`"mean"`, `"p99"`).
     pub fn label(self) -> &'static str {
         match self {
             Statistic::Mean => "mean",
@@ -174,22 +192,48 @@ impl Statistic {
 pub enum Test {
     /// Seeded bootstrap over requests (whole requests resampled).
     Bootstrap {
+        /// Requests in the baseline's sample (the units drawn).
         requests_a: usize,
+        /// Requests in the other's sample.
         requests_b: usize,
+        /// Values in the baseline's sample: one per request, except for ITL from token times
+        /// (every gap).
         values_a: usize,
+        /// Values in the other's sample.
         values_b: usize,
+        /// Resamples drawn of each side.
         resamples: usize,
     },
     /// Welch's t on means of `n_a` and `n_b` values (`of`: runs or requests).
-    Welch { n_a: u64, n_b: u64, of: String },
+    Welch {
+        /// Values behind the baseline's mean.
+        n_a: u64,
+        /// Values behind the other's mean.
+        n_b: u64,
+        /// What one value is: `"runs"` (a per-run figure) or `"requests"` (a per-request one).
+        of: String,
+    },
     /// Each run's figure computed from its requests, then the Mann–Whitney U test across runs
     /// (from [`RANK_RUNS`] runs a side; with fewer, Welch's t on the runs' figures, as
     /// [`Test::Welch`] of runs). A and B are the medians of the runs' figures.
-    Runs { runs_a: usize, runs_b: usize },
+    Runs {
+        /// Runs of the baseline with enough values for the statistic.
+        runs_a: usize,
+        /// Runs of the other with enough values for the statistic.
+        runs_b: usize,
+    },
     /// Two-proportion z-test on `n_a` and `n_b` requests.
-    TwoProportions { n_a: u64, n_b: u64 },
+    TwoProportions {
+        /// Measured requests of the baseline (failed ones included).
+        n_a: u64,
+        /// Measured requests of the other.
+        n_b: u64,
+    },
     /// Not tested, and why.
-    None { reason: String },
+    None {
+        /// Why, as the report prints it (`"too few values (12 vs 14); a p99 needs 300 or more"`).
+        reason: String,
+    },
 }
 
 impl Test {
@@ -226,16 +270,20 @@ impl Test {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Significantly better: higher throughput or goodput, lower latency.
+    /// Significantly better (higher throughput or goodput, lower latency) after the Holm
+    /// correction, with the whole interval beyond the noise threshold.
     Faster,
-    /// Significantly worse.
+    /// Significantly worse, with the whole interval beyond the noise threshold.
     Slower,
+    /// Tested, but not significant after the Holm correction, or significant with an interval
+    /// that reaches inside the noise threshold ([`Row::within_threshold`]).
     NoSignificantDifference,
     /// No test could be made (see the row's test).
     NotTested,
 }
 
 impl Verdict {
+    /// The verdict as reports write it (`"no significant difference"`).
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Faster => "faster",
@@ -251,23 +299,34 @@ impl Verdict {
 /// measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
+    /// The figure compared.
     pub metric: Metric,
+    /// Which statistic of it.
     pub statistic: Statistic,
+    /// The baseline's value: the statistic over its requests or from its document; in a test
+    /// across runs, the mean of the runs' figures ([`Test::Welch`] of runs) or their median
+    /// ([`Test::Runs`]).
     pub a: f64,
+    /// The other's value, the same way.
     pub b: f64,
-    /// B/A − 1.
+    /// The relative change as a share (0.05: 5% higher): B/A − 1, or for [`Test::Runs`] the
+    /// Hodges–Lehmann shift of the runs' figures over A's median.
     pub change: f64,
-    /// The interval of the change at the comparison's confidence.
+    /// The low end of the change's interval at the comparison's confidence, a share (NaN when
+    /// not tested or too few values for an interval).
     pub low: f64,
+    /// The high end of that interval.
     pub high: f64,
-    /// The test's two-sided p-value.
+    /// The test's two-sided p-value (NaN when not tested).
     pub p: f64,
-    /// The p-value corrected over every test of the comparison (Holm).
+    /// The p-value corrected over every test of the comparison (Holm); NaN when not tested.
     pub p_holm: f64,
+    /// What the row concludes from `p_holm`, the interval and the noise threshold.
     pub verdict: Verdict,
     /// Significant, but the interval reaches inside the noise threshold, so the verdict is no
     /// significant difference.
     pub within_threshold: bool,
+    /// The test made, with its sample sizes, or why none was.
     pub test: Test,
 }
 
@@ -286,31 +345,52 @@ impl Row {
 /// The rows of one matched level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LevelComparison {
+    /// The load mode both sides ran the level in (levels of different modes are not compared).
     pub mode: Mode,
+    /// The level's key in both documents' `results`: batch size, concurrency or request rate
+    /// (requests per second), by the mode.
     pub level: String,
+    /// The baseline's label (its file name).
     pub baseline: String,
+    /// The compared input's label (its file name).
     pub candidate: String,
+    /// Output tokens/s, requests/s and steady-state output tokens/s (means), then request
+    /// tokens/s (mean) and TTFT, ITL, TPOT and E2EL (mean, p50, p90, p95, p99), then the
+    /// goodput share; a metric that not both sides measured has no rows.
     pub rows: Vec<Row>,
 }
 
 /// A configuration field in which a compared file differs from the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfigDifference {
+    /// The label of the compared input that differs.
     pub candidate: String,
+    /// The `metadata` field (`model`, `max_tokens`, `arrival`, …), or `mode` / `levels` for the
+    /// documents' modes and level keys.
     pub field: String,
+    /// The baseline's value as JSON text (a string keeps its quotes).
     pub baseline_value: String,
+    /// The compared input's value as JSON text.
     pub candidate_value: String,
 }
 
 /// One input as the report describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputSummary {
+    /// How the report names it: its file name.
     pub label: String,
+    /// The results file as it was given.
     pub path: String,
+    /// The tool that wrote it.
     pub format: Format,
+    /// `metadata.tool`: the program and version that wrote it (`None` for the original scripts
+    /// and imported files).
     pub tool: Option<String>,
+    /// Whether per-request records came with it, so that its percentiles could be tested.
     pub per_request_records: bool,
+    /// Where its records came from, or why a file beside it was not used.
     pub notes: Vec<String>,
+    /// `metadata.imported` of a file converted from another tool: what did not map.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
 }
@@ -318,17 +398,25 @@ pub struct InputSummary {
 /// A whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
+    /// The confidence of every interval (0.95); a corrected p-value below 1 − confidence is
+    /// significant.
     pub confidence: f64,
     /// The noise threshold, as a share.
     pub threshold: f64,
+    /// Bootstrap resamples per metric.
     pub resamples: usize,
+    /// The bootstrap's seed: the same inputs and seed give the same comparison.
     pub seed: u64,
     /// Tests in the family the p-values were corrected over.
     pub tests: usize,
+    /// Every input in the order given; the first is the baseline.
     pub inputs: Vec<InputSummary>,
     /// Configuration differences other than the server's.
     pub differences: Vec<ConfigDifference>,
+    /// What a reader should know before trusting the rows, a sentence each: levels in one file
+    /// only, runs cut short, one run on a side, records on one side only, fields not compared.
     pub warnings: Vec<String>,
+    /// The matched levels: for each compared input in turn, in the baseline's level order.
     pub levels: Vec<LevelComparison>,
 }
 

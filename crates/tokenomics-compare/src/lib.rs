@@ -88,6 +88,8 @@
 //! # Ok::<(), tokenomics_compare::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod import;
 pub mod records;
@@ -103,18 +105,25 @@ pub use records::{Records, RequestRecord};
 
 use std::path::PathBuf;
 
-/// Errors of this crate.
+/// Errors of this crate. Every variant but [`Error::Encode`] is the user's input (a file, a
+/// flag, a pair of runs that cannot be compared); its message names the file and says what was
+/// expected, in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file could not be read: missing, not permitted, or not UTF-8 text.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file, as it was named.
         path: PathBuf,
+        /// Why the operating system (or the UTF-8 check) refused it.
         source: std::io::Error,
     },
     /// The file is not JSON at all (or is cut short).
     #[error("{path} is not valid JSON ({source}); expected {}", import::EXPECTED)]
     NotJson {
+        /// The file, as it was named.
         path: PathBuf,
+        /// The parser's complaint, with its line and column.
         source: serde_json::Error,
     },
     /// The file is JSON but of no format this crate reads.
@@ -122,20 +131,34 @@ pub enum Error {
         "{path} is not a result file this tool reads ({found}); expected {}",
         import::EXPECTED
     )]
-    Unrecognised { path: PathBuf, found: String },
+    Unrecognised {
+        /// The file, as it was named.
+        path: PathBuf,
+        /// What it holds instead, in a few words (its first keys, or the kind of value).
+        found: String,
+    },
     /// The file was recognised, but a field it must have is missing or of the wrong kind.
     #[error("{path} looks like {format} output but {message}")]
     Malformed {
+        /// The file, as it was named.
         path: PathBuf,
+        /// The format it was recognised as, for people (`"vLLM bench serve"`, …).
         format: &'static str,
+        /// What is wrong, as the clause after "but" (a required number that is missing, …).
         message: String,
     },
     /// A per-request records file that cannot be used.
     #[error("{path}: {message}")]
-    Records { path: PathBuf, message: String },
+    Records {
+        /// The records file (`--requests_file` JSON Lines, or a tool's per-request export).
+        path: PathBuf,
+        /// What is wrong, with the line number where there is one.
+        message: String,
+    },
     /// Something that cannot be compared, said in a sentence.
     #[error("{0}")]
     Incomparable(String),
+    /// The comparison could not be written as JSON: the program's fault, not the input's.
     #[error("cannot encode the comparison as JSON: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -147,4 +170,5 @@ impl Error {
     }
 }
 
+/// The result of this crate's fallible functions.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,18 +20,22 @@ use crate::{Error, Result};
 pub struct RequestRecord {
     /// The key of the level it belongs to (as in the results document).
     pub level: String,
+    /// The run of the level it belongs to (`--num_runs`), as numbered in the file; 0 when the
+    /// file does not say. The tests compare runs when each side has two or more.
     pub run: u64,
-    /// It succeeded.
+    /// Whether it succeeded; only successful requests are tested.
     pub ok: bool,
     /// Send → first token.
     pub ttft_s: Option<f64>,
     /// Send → end of the response.
     pub e2el_s: Option<f64>,
+    /// Output tokens as the server's `usage` counted them.
     pub completion_tokens: Option<u64>,
     /// Content events (one per SSE chunk that carried text).
     pub content_events: Option<u64>,
-    /// First and last token, seconds on any clock shared by the two.
+    /// First token, seconds on any clock shared with `last_token_s`.
     pub first_token_s: Option<f64>,
+    /// Last token, seconds on the clock of `first_token_s`.
     pub last_token_s: Option<f64>,
     /// When each content event arrived (seconds on any clock), `--token_times`.
     pub token_s: Option<Vec<f64>>,
@@ -121,6 +125,7 @@ pub const MAX_TOKENS_PER_EVENT: usize = 256;
 pub struct Records {
     /// Where they came from (for messages).
     pub source: PathBuf,
+    /// Each level's records in the order they were read, levels in order of first appearance.
     pub by_level: IndexMap<String, Vec<RequestRecord>>,
 }
 
@@ -226,8 +231,11 @@ impl Records {
 /// resample draws whole requests).
 #[derive(Debug, Clone, Default)]
 pub struct LevelSamples {
+    /// Each request's TTFT, seconds.
     pub ttft: Clusters,
+    /// Each request's TPOT, seconds (requests of two tokens or more).
     pub tpot: Clusters,
+    /// Each request's E2EL, seconds.
     pub e2el: Clusters,
     /// Every inter-token latency, by request (empty when token times were not recorded).
     pub itl: Clusters,
@@ -238,6 +246,9 @@ pub struct LevelSamples {
 }
 
 impl LevelSamples {
+    /// The values of these records, which should be one level's successful ones
+    /// ([`Records::successes`]). A request adds to each metric it has a value for; a TTFT, TPOT
+    /// or E2EL that is not finite is left out.
     pub fn of(records: &[&RequestRecord]) -> Self {
         let mut s = LevelSamples::default();
         for r in records {
@@ -269,11 +280,13 @@ impl LevelSamples {
 /// Values grouped by request, flattened: cluster `i` is `values[starts[i]..starts[i + 1]]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Clusters {
+    /// Every value, cluster after cluster.
     pub values: Vec<f64>,
     starts: Vec<usize>,
 }
 
 impl Clusters {
+    /// Appends a cluster: one request's values.
     pub fn push(&mut self, cluster: &[f64]) {
         self.starts.push(self.values.len());
         self.values.extend_from_slice(cluster);
@@ -298,10 +311,12 @@ impl Clusters {
         self.values.len()
     }
 
+    /// Whether there are no values (there may still be clusters, all empty).
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
 
+    /// The values of cluster `i`. Panics unless `i` is below [`Clusters::clusters`].
     pub fn cluster(&self, i: usize) -> &[f64] {
         let end = self.starts.get(i + 1).copied().unwrap_or(self.values.len());
         &self.values[self.starts[i]..end]

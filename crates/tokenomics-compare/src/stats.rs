@@ -25,16 +25,24 @@ use crate::records::Clusters;
 /// The outcome of one test: the relative change B/A − 1, its interval, and the p-value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Outcome {
+    /// The relative change as a share (0.05: B 5% higher): B/A − 1, or for
+    /// [`mann_whitney`] the Hodges–Lehmann shift over A's median.
     pub change: f64,
+    /// The low end of the change's interval at the confidence asked, a share (NaN where no
+    /// interval can be made).
     pub low: f64,
+    /// The high end of that interval.
     pub high: f64,
+    /// The two-sided p-value (NaN where the test cannot be made).
     pub p: f64,
 }
 
 /// A statistic of a sample: its mean or its `q`-th percentile (numpy's linear interpolation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Summary {
+    /// The arithmetic mean.
     Mean,
+    /// The percentile `q`, from 0 to 100 (99.0: the p99).
     Percentile(f64),
 }
 
@@ -87,6 +95,14 @@ fn resample(
 
 /// The seeded bootstrap of the ratios B/A of several statistics at once (one resampling serves
 /// every statistic of a metric). Both samples must be non-empty.
+///
+/// Each side is resampled `resamples` times by drawing as many whole clusters as it has, with
+/// replacement, from one ChaCha8 stream seeded with `seed`; clusters (requests) are assumed
+/// independent of each other, the values inside one need not be. Per statistic, in the order of
+/// `stats`: the change from the samples themselves, the percentile interval of the resampled
+/// ratios, and a two-sided normal test of the log ratio with the bootstrap's standard error.
+/// Interval and p-value are NaN when a point estimate is not positive or fewer than two
+/// resampled ratios are finite and positive.
 pub fn bootstrap(
     a: &Clusters,
     b: &Clusters,
@@ -174,14 +190,22 @@ fn ratio_outcome(ra: &[Vec<f64>], rb: &[Vec<f64>], j: usize, confidence: f64) ->
 /// A mean given as its sample mean, sample standard deviation and count.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MeanStd {
+    /// The sample mean.
     pub mean: f64,
+    /// The sample standard deviation (n − 1 in the denominator), in the mean's unit.
     pub std: f64,
+    /// Values the mean is over.
     pub n: u64,
 }
 
-/// Welch's t-test of B's mean against A's. Needs at least two values on each side and finite
-/// figures (else `None`). With no spread on either side the difference is certain: p = 0 when
-/// the means differ, 1 when they are equal.
+/// Welch's t-test of B's mean against A's. Needs at least two values on each side, finite
+/// figures and a non-zero mean of A (else `None`). With no spread on either side the difference
+/// is certain: p = 0 when the means differ, 1 when they are equal.
+///
+/// It assumes independent values and means roughly normal (many values, or values roughly
+/// normal themselves). The degrees of freedom are Welch–Satterthwaite's (past 10⁵ the normal is
+/// used); the p-value is two-sided, and the interval is the difference's t-interval over
+/// |A's mean|.
 pub fn welch(a: MeanStd, b: MeanStd, confidence: f64) -> Option<Outcome> {
     if a.n < 2 || b.n < 2 {
         return None;
@@ -237,7 +261,9 @@ pub struct RankOutcome {
     /// distribution-free interval over A's median (NaN ends where the samples are too small
     /// for an interval at this confidence).
     pub outcome: Outcome,
+    /// The median of A's values, in their unit.
     pub median_a: f64,
+    /// The median of B's values.
     pub median_b: f64,
 }
 
@@ -392,9 +418,10 @@ pub fn mann_whitney(a: &[f64], b: &[f64], confidence: f64) -> Option<RankOutcome
     })
 }
 
-/// The pooled two-proportion z-test of B's share `good_b / total_b` against A's. The interval
-/// is the Wald interval of the difference over A's share. `None` when a side has no requests or
-/// A's share is zero (no relative change).
+/// The pooled two-proportion z-test of B's share `good_b / total_b` against A's: two-sided, a
+/// normal approximation that assumes independent requests and more than a handful of good and
+/// of bad ones a side. The interval is the Wald interval of the difference over A's share.
+/// `None` when a side has no requests or A's share is zero (no relative change).
 pub fn two_proportions(
     good_a: u64,
     total_a: u64,
@@ -428,6 +455,18 @@ pub fn two_proportions(
 /// Holm's step-down adjustment: the p-values sorted ascending, the i-th (from 0) multiplied by
 /// m − i, made monotone and capped at 1; returned in the input's order. NaN stays NaN and is
 /// not counted in the family.
+///
+/// ```
+/// use tokenomics_compare::stats::holm;
+///
+/// // Sorted: 0.005 · 4, 0.01 · 3, 0.03 · 2, 0.04 · 1 → 0.02, 0.03, 0.06, 0.06 (made monotone).
+/// let adjusted = holm(&[0.01, 0.04, 0.03, 0.005, f64::NAN]);
+/// let expected = [0.03, 0.06, 0.06, 0.02];
+/// for (a, e) in adjusted.iter().zip(expected) {
+///     assert!((a - e).abs() < 1e-12);
+/// }
+/// assert!(adjusted[4].is_nan());
+/// ```
 pub fn holm(p: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
     order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));

@@ -128,8 +128,14 @@ impl Imported {
 /// `--requests_file` is read by [`Input`]).
 #[derive(Debug, Clone)]
 pub struct AnyResult {
+    /// The tool that wrote the file, as recognised by its shape.
     pub format: Format,
+    /// The document: this project's chat or embedding document as read, another tool's
+    /// converted to a chat document (with `metadata.imported`).
     pub document: AnyDocument,
+    /// Per-request records converted from the tool's own per-request data (vLLM's
+    /// `--save-detailed` arrays, AIPerf's `profile_export.jsonl` beside the file); `None` for
+    /// this project's files and where the tool kept none.
     pub records: Option<Records>,
 }
 
@@ -257,7 +263,10 @@ fn describe(v: &Value) -> String {
 /// has a colon in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputSpec {
+    /// The results file.
     pub results: PathBuf,
+    /// The per-request records file after the colon (`oai-bench --requests_file` JSON Lines),
+    /// when one is named.
     pub records: Option<PathBuf>,
 }
 
@@ -294,11 +303,17 @@ impl FromStr for InputSpec {
 /// the per-request records that go with it.
 #[derive(Debug, Clone)]
 pub struct Input {
+    /// The results file, as it was given.
     pub path: PathBuf,
     /// How reports name it: the file name.
     pub label: String,
+    /// The tool that wrote it.
     pub format: Format,
+    /// The chat document (converted when foreign).
     pub document: ChatDocument,
+    /// Its per-request records: a tool's own, converted, or a `--requests_file` named or found
+    /// beside it, checked against the document (every level it names is in it, with as many
+    /// successes); `None` when there are none or none fit.
     pub records: Option<Records>,
     /// Where the records came from, or why none are used.
     pub notes: Vec<String>,
