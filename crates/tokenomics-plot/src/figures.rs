@@ -596,7 +596,7 @@ pub fn chat_has_data(doc: &ChatDocument) -> bool {
 /// Whether an embedding document has at least one level with something to draw.
 pub fn embed_has_data(doc: &EmbedDocument) -> bool {
     doc.results.iter().any(|(k, l)| {
-        embed_key(k).is_some()
+        embed_level(k, l).is_some()
             && failure(
                 l.requests.as_ref(),
                 l.throughput.batch_embeddings_per_second.mean,
@@ -802,35 +802,70 @@ pub fn slo_rule(doc: &ChatDocument, series: Option<usize>) -> Option<Rule> {
     })
 }
 
-/// `batch_{B}_seq_{L}` → (B, L); `batch_{B}_tok_{N}` (`--input_tokens`) → (B, `tok_{N}`).
-fn embed_key(key: &str) -> Option<(u64, &str)> {
-    let rest = key.strip_prefix("batch_")?;
-    let (b, l) = match rest.split_once("_seq_") {
+/// An embedding level's key split into its load and its input: `batch_{B}_seq_{L}` (a burst),
+/// `concurrency_{C}_seq_{L}` (a closed loop) or `rate_{R}_seq_{L}` (an open loop) → (the mode,
+/// the number as written, `L`); with token lengths (`--input_tokens`) `tok_{N}` stands for
+/// `seq_{L}` and is kept whole (`batch_8_tok_512` → (burst, `8`, `tok_512`)).
+fn embed_key(key: &str) -> Option<(Mode, &str, &str)> {
+    let (mode, rest) = [
+        ("batch_", Mode::Burst),
+        ("concurrency_", Mode::ClosedLoop),
+        ("rate_", Mode::OpenLoop),
+    ]
+    .into_iter()
+    .find_map(|(prefix, mode)| Some((mode, key.strip_prefix(prefix)?)))?;
+    let (number, length) = match rest.split_once("_seq_") {
         Some(parts) => parts,
         None => {
-            let (b, n) = rest.split_once("_tok_")?;
+            let (number, n) = rest.split_once("_tok_")?;
             n.parse::<u64>().ok()?;
-            (b, &rest[b.len() + 1..])
+            (number, &rest[number.len() + 1..])
         }
     };
-    let b: u64 = b.parse().ok()?;
-    (b > 0).then_some((b, l))
+    let value: f64 = number.parse().ok()?;
+    let whole = mode != Mode::OpenLoop;
+    (value.is_finite() && value > 0.0 && (!whole || number.parse::<u64>().is_ok()))
+        .then_some((mode, number, length))
 }
 
-/// The embedding figure: a 2×2 grid, one line per sequence length (per input), batch size on a
-/// log2 axis.
+/// An embedding level's place: its mode (the load block's, else the key's), its number on the
+/// x axis (the load block's, else the key's) with its tick label, and its input part.
+fn embed_level<'a>(key: &'a str, level: &EmbedLevel) -> Option<(Mode, Level, &'a str)> {
+    let (key_mode, number, length) = embed_key(key)?;
+    let (mode, value) = match &level.load {
+        Some(Load::Burst { batch_size }) => (Mode::Burst, *batch_size as f64),
+        Some(Load::ClosedLoop {
+            max_concurrency, ..
+        }) => (Mode::ClosedLoop, *max_concurrency as f64),
+        Some(Load::OpenLoop { request_rate, .. }) => (Mode::OpenLoop, *request_rate),
+        None => (key_mode, number.parse().ok()?),
+    };
+    (value.is_finite() && value > 0.0).then(|| {
+        let label = tick_label(number, value);
+        (mode, Level { value, label }, length)
+    })
+}
+
+/// The embedding figure: a 2×2 grid, one line per sequence length (per input). Bursts alone
+/// (the original's sweep) put the batch size on a log2 axis; closed and open loops put their
+/// levels (concurrency, request rate) side by side, and their panels say "whole run".
 pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure {
     // Series: every (input, sequence length) in order of first appearance.
     let mut keys: Vec<(usize, String)> = Vec::new();
+    let mut modes: Vec<Mode> = Vec::new();
     for (i, (_, d)) in inputs.iter().enumerate() {
-        for k in d.results.keys() {
-            if let Some((_, l)) = embed_key(k) {
+        for (k, level) in &d.results {
+            if let Some((mode, _, l)) = embed_level(k, level) {
                 if !keys.iter().any(|(j, m)| *j == i && m == l) {
                     keys.push((i, l.to_string()));
+                }
+                if !modes.contains(&mode) {
+                    modes.push(mode);
                 }
             }
         }
     }
+    let sustained = modes.iter().any(|m| *m != Mode::Burst);
     let several = inputs.len() > 1;
     let mut failed_levels = Vec::new();
     let series: Vec<SeriesData<EmbedLevel>> = keys
@@ -848,7 +883,7 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
                 .results
                 .iter()
                 .filter_map(|(k, l)| {
-                    let (b, _) = embed_key(k).filter(|(_, m)| m == length)?;
+                    let (mode, level, _) = embed_level(k, l).filter(|(_, _, m)| m == length)?;
                     let data = match failure(
                         l.requests.as_ref(),
                         l.throughput.batch_embeddings_per_second.mean,
@@ -857,19 +892,16 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
                         Some(reason) => {
                             failed_levels.push(FailedLevel {
                                 input: *i,
-                                level: format!("batch size {b}, sequence length {length}"),
+                                level: format!(
+                                    "{}, sequence length {length}",
+                                    level_name(mode, &level.label)
+                                ),
                                 reason: reason.clone(),
                             });
                             Err(reason)
                         }
                     };
-                    Some(LevelOf {
-                        level: Level {
-                            value: b as f64,
-                            label: b.to_string(),
-                        },
-                        data,
-                    })
+                    Some(LevelOf { level, data })
                 })
                 .collect();
             SeriesData {
@@ -882,33 +914,53 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
             }
         })
         .collect();
-    let x = XAxis::Log2(sorted_levels(
+    let levels = sorted_levels(
         series
             .iter()
             .flat_map(|s| s.levels.iter().map(|l| l.level.clone())),
-    ));
-    let x_label = "batch size (concurrent requests, log2 scale)";
+    );
+    let (x, x_label) = if sustained {
+        (XAxis::Categories(levels), x_label(&modes))
+    } else {
+        (
+            XAxis::Log2(levels),
+            "batch size (concurrent requests, log2 scale)".to_string(),
+        )
+    };
     let has_latency = inputs
         .iter()
         .any(|(_, d)| d.results.values().any(|l| l.latency.is_some()));
+    let (whole, over) = if sustained {
+        ("whole run", "Run time (first send → last response")
+    } else {
+        ("whole batch", "Batch time (first send → last response")
+    };
     let mut specs = vec![
         PanelSpec::<EmbedLevel> {
-            title: "Batch embedding throughput (mean ± std over runs)".into(),
-            name: "embeddings/s, whole batch".into(),
+            title: if sustained {
+                "Embedding throughput (whole run, mean ± std over runs)".into()
+            } else {
+                "Batch embedding throughput (mean ± std over runs)".into()
+            },
+            name: format!("embeddings/s, {whole}"),
             quantity: Quantity::Rate,
             spread: Spread::StdDev,
             read: |l| mean_std(&l.throughput.batch_embeddings_per_second),
         },
         PanelSpec::<EmbedLevel> {
-            title: "Batch token throughput (mean ± std over runs)".into(),
-            name: "tokens/s, whole batch".into(),
+            title: if sustained {
+                "Token throughput (whole run, mean ± std over runs)".into()
+            } else {
+                "Batch token throughput (mean ± std over runs)".into()
+            },
+            name: format!("tokens/s, {whole}"),
             quantity: Quantity::Rate,
             spread: Spread::StdDev,
             read: |l| mean_std(&l.throughput.batch_tokens_per_second),
         },
         PanelSpec::<EmbedLevel> {
-            title: "Batch time (first send → last response, mean ± std over runs)".into(),
-            name: "batch time".into(),
+            title: format!("{over}, mean ± std over runs)"),
+            name: if sustained { "run time" } else { "batch time" }.into(),
             quantity: Quantity::Time,
             spread: Spread::StdDev,
             read: |l| mean_std(&l.timings.batch_total_seconds),
@@ -936,7 +988,7 @@ pub fn embed_figure(inputs: &[(String, &EmbedDocument)], title: &str) -> Figure 
         columns: 2,
         panels: specs
             .iter()
-            .map(|s| build_panel(s, &x, x_label, &series))
+            .map(|s| build_panel(s, &x, &x_label, &series))
             .collect(),
         panel_size: (1800, 1000),
         failed_levels,
@@ -965,13 +1017,25 @@ mod tests {
     }
 
     #[test]
-    fn embedding_keys_of_word_and_token_lengths() {
-        assert_eq!(embed_key("batch_8_seq_short"), Some((8, "short")));
-        assert_eq!(embed_key("batch_16_seq_200"), Some((16, "200")));
-        assert_eq!(embed_key("batch_8_tok_512"), Some((8, "tok_512")));
+    fn embedding_keys_of_word_and_token_lengths_and_every_load() {
+        use Mode::*;
+        assert_eq!(embed_key("batch_8_seq_short"), Some((Burst, "8", "short")));
+        assert_eq!(embed_key("batch_16_seq_200"), Some((Burst, "16", "200")));
+        assert_eq!(embed_key("batch_8_tok_512"), Some((Burst, "8", "tok_512")));
         assert_eq!(embed_key("batch_8_tok_x"), None);
-        assert_eq!(embed_key("concurrency_4_tok_64"), None);
         assert_eq!(embed_key("batch_0_tok_64"), None);
+        assert_eq!(embed_key("batch_2.5_seq_short"), None);
+        assert_eq!(
+            embed_key("concurrency_4_tok_64"),
+            Some((ClosedLoop, "4", "tok_64"))
+        );
+        assert_eq!(
+            embed_key("rate_2.5_seq_short"),
+            Some((OpenLoop, "2.5", "short"))
+        );
+        assert_eq!(embed_key("rate_0_seq_short"), None);
+        assert_eq!(embed_key("concurrency_x_seq_short"), None);
+        assert_eq!(embed_key("burst_8_seq_short"), None);
     }
 
     #[test]

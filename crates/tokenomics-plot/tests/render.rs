@@ -273,6 +273,50 @@ fn embedding_file_with_latency() {
     assert!(plotted.warnings.is_empty(), "{:?}", plotted.warnings);
 }
 
+/// `embed-bench --max_concurrency 1,4,16 --sequence_lengths short,200 --num_runs 2` against the
+/// simulator: the closed loop's levels are drawn (they were once "nothing to draw"), side by side
+/// as concurrencies, and the panels say "whole run".
+#[test]
+fn embedding_closed_loop_levels_are_drawn_as_concurrencies() {
+    let plotted = check(&["embed_closed_loop.json"], None, 4);
+    let figure = &plotted.figure;
+    assert!(plotted.warnings.is_empty(), "{:?}", plotted.warnings);
+    let eps = &figure.panels[0];
+    assert_eq!(eps.title, "Embedding throughput (whole run, mean ± std over runs)");
+    assert_eq!(eps.x_label, "concurrency (requests kept in flight)");
+    assert!(matches!(eps.x, XAxis::Categories(_)));
+    assert_eq!(eps.x.tick_labels(), ["1", "4", "16"]);
+    let labels: Vec<&str> = eps.series.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["short", "200 words"]);
+    // Every level of both lengths is a point, at the file's own figures.
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("embed_closed_loop.json")).unwrap())
+            .unwrap();
+    for (series, length) in eps.series.iter().zip(["short", "200"]) {
+        assert_eq!(series.points.len(), 3, "{}", series.label);
+        for (point, c) in series.points.iter().zip([1, 4, 16]) {
+            let level = &doc["results"][format!("concurrency_{c}_seq_{length}")];
+            let want = level["throughput"]["batch_embeddings_per_second"]["mean"]
+                .as_f64()
+                .unwrap();
+            assert!((point.y - want).abs() <= 1e-9 * want, "{c}: {} vs {want}", point.y);
+        }
+    }
+    panel(figure, "run time (s)");
+    assert_eq!(figure.panels[3].y_label, "latency (ms)");
+}
+
+/// An open loop's rates are the levels, named as rates.
+#[test]
+fn embedding_open_loop_levels_are_drawn_as_rates() {
+    let figure = check(&["embed_open_loop.json"], None, 4).figure;
+    let tps = &figure.panels[1];
+    assert_eq!(tps.title, "Token throughput (whole run, mean ± std over runs)");
+    assert_eq!(tps.x_label, "request rate (requests/s)");
+    assert_eq!(tps.x.tick_labels(), ["20", "50"]);
+    assert_eq!(tps.series[0].points.len(), 2);
+}
+
 /// The original README's embedding command (batch sizes 1…512, one length): its batch-time
 /// notes at 16, 32 and 64 used to run into each other; now every note of that panel fits.
 #[test]
