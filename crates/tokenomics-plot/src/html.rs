@@ -335,10 +335,16 @@ fn embed_meta(d: &EmbedDocument) -> Vec<(&'static str, String)> {
         ));
     }
     let list = |xs: Vec<String>| xs.join(", ");
-    v.push((
-        "batch sizes",
-        list(m.batch_sizes.iter().map(u64::to_string).collect()),
-    ));
+    // A loop's levels are concurrencies or rates (`batch_sizes` holds only the former).
+    let levels = || m.levels.clone().unwrap_or_default();
+    v.push(match m.mode {
+        Some(Mode::ClosedLoop) => ("concurrencies", list(levels())),
+        Some(Mode::OpenLoop) => ("request rates (req/s)", list(levels())),
+        _ => (
+            "batch sizes",
+            list(m.batch_sizes.iter().map(u64::to_string).collect()),
+        ),
+    });
     v.push((
         "sequence lengths",
         list(

@@ -263,6 +263,22 @@ fn embedding_files_report_their_own_columns() {
     assert!(meta_value(&doc, 0, "sequence lengths").contains("short"));
 }
 
+/// `embed-bench`'s closed and open loops report with their figure and their levels named as what
+/// they are.
+#[test]
+fn embedding_loops_report_their_levels() {
+    let report = html::report(&[input("embed_closed_loop.json")], None).unwrap();
+    let doc = parse(&report.html);
+    assert_eq!(report.figures, 1);
+    assert_self_contained(&doc, &report);
+    assert_eq!(meta_value(&doc, 0, "concurrencies"), "1, 4, 16");
+    let tables = summary(&doc);
+    assert_eq!(cell(&tables[0], "concurrency_16_seq_200", "ok"), "320");
+    let report = html::report(&[input("embed_open_loop.json")], None).unwrap();
+    let doc = parse(&report.html);
+    assert_eq!(meta_value(&doc, 0, "request rates (req/s)"), "20, 50");
+}
+
 #[test]
 fn the_original_scripts_files_without_optional_blocks_report() {
     // A chat file without latencies has its frontier from request tokens/s.

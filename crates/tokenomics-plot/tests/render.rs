@@ -282,7 +282,10 @@ fn embedding_closed_loop_levels_are_drawn_as_concurrencies() {
     let figure = &plotted.figure;
     assert!(plotted.warnings.is_empty(), "{:?}", plotted.warnings);
     let eps = &figure.panels[0];
-    assert_eq!(eps.title, "Embedding throughput (whole run, mean ± std over runs)");
+    assert_eq!(
+        eps.title,
+        "Embedding throughput (whole run, mean ± std over runs)"
+    );
     assert_eq!(eps.x_label, "concurrency (requests kept in flight)");
     assert!(matches!(eps.x, XAxis::Categories(_)));
     assert_eq!(eps.x.tick_labels(), ["1", "4", "16"]);
@@ -290,8 +293,7 @@ fn embedding_closed_loop_levels_are_drawn_as_concurrencies() {
     assert_eq!(labels, ["short", "200 words"]);
     // Every level of both lengths is a point, at the file's own figures.
     let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("embed_closed_loop.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(fixture("embed_closed_loop.json")).unwrap()).unwrap();
     for (series, length) in eps.series.iter().zip(["short", "200"]) {
         assert_eq!(series.points.len(), 3, "{}", series.label);
         for (point, c) in series.points.iter().zip([1, 4, 16]) {
@@ -299,7 +301,11 @@ fn embedding_closed_loop_levels_are_drawn_as_concurrencies() {
             let want = level["throughput"]["batch_embeddings_per_second"]["mean"]
                 .as_f64()
                 .unwrap();
-            assert!((point.y - want).abs() <= 1e-9 * want, "{c}: {} vs {want}", point.y);
+            assert!(
+                (point.y - want).abs() <= 1e-9 * want,
+                "{c}: {} vs {want}",
+                point.y
+            );
         }
     }
     panel(figure, "run time (s)");
@@ -311,7 +317,10 @@ fn embedding_closed_loop_levels_are_drawn_as_concurrencies() {
 fn embedding_open_loop_levels_are_drawn_as_rates() {
     let figure = check(&["embed_open_loop.json"], None, 4).figure;
     let tps = &figure.panels[1];
-    assert_eq!(tps.title, "Token throughput (whole run, mean ± std over runs)");
+    assert_eq!(
+        tps.title,
+        "Token throughput (whole run, mean ± std over runs)"
+    );
     assert_eq!(tps.x_label, "request rate (requests/s)");
     assert_eq!(tps.x.tick_labels(), ["20", "50"]);
     assert_eq!(tps.series[0].points.len(), 2);
