@@ -142,9 +142,12 @@ async fn latencies_equal_the_scripted_ones() {
         let lat = doc.results["4"].latency.clone().unwrap();
         let events = tokens / per_event;
         let e2el_ms = 40.0 + 8.0 * (events - 1) as f64;
+        // 1.5 ms (a timer tick and a wake-up) plus 2.5% (a busy two-core machine delays the
+        // server's later events a little more; one run beside two compilers saw E2EL p50 81.5
+        // ms for 80): a wrong definition is off by a whole gap (8 ms) or more.
         let near = |got: f64, want_ms: f64, what: &str| {
             assert!(
-                (got * 1e3 - want_ms).abs() < 1.5,
+                (got * 1e3 - want_ms).abs() < 1.5 + 0.025 * want_ms,
                 "{what}: {} ms, want {want_ms} ms",
                 got * 1e3
             );
