@@ -33,16 +33,118 @@ pub(crate) struct ChoiceView<'a> {
     pub finish_reason: Option<&'a str>,
 }
 
+/// The last chunk of a stream read in full, as a template for the next: a server writes every
+/// token's chunk the same but for the token's text (`id`, `object`, `created`, `model`, the
+/// choice's other fields), so a chunk made of the same bytes before and after one string value,
+/// in the same place, reads the same but for that value, which is checked alone. Same bytes, same
+/// reading: the template's `id` was read with the chunk that set it.
+#[derive(Debug, Default)]
+pub(crate) struct Template {
+    /// Bytes before and after the text value; both empty: none yet.
+    before: Vec<u8>,
+    after: Vec<u8>,
+    /// Which text field the value is.
+    field: Field,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum Field {
+    #[default]
+    Text,
+    Content,
+    ReasoningContent,
+    Reasoning,
+}
+
+impl Template {
+    /// The view of `data` when it is the template with another string in its place.
+    fn apply<'a>(&self, data: &'a [u8]) -> Option<ChunkView<'a>> {
+        let (b, a) = (self.before.len(), self.after.len());
+        if b == 0 || data.len() <= b + a || !data.starts_with(&self.before) {
+            return None;
+        }
+        if !data.ends_with(&self.after) {
+            return None;
+        }
+        let value = std::str::from_utf8(&data[b..data.len() - a]).ok()?;
+        let mut s = Scanner { text: value, at: 0 };
+        if s.bytes()[0] != b'"' {
+            return None;
+        }
+        let (raw, _) = s.string()?;
+        if s.at != value.len() {
+            return None;
+        }
+        let mut choice = ChoiceView::default();
+        *match self.field {
+            Field::Text => &mut choice.text,
+            Field::Content => &mut choice.content,
+            Field::ReasoningContent => &mut choice.reasoning_content,
+            Field::Reasoning => &mut choice.reasoning,
+        } = Some(raw);
+        Some(ChunkView {
+            id: None,
+            choice: Some(choice),
+        })
+    }
+
+    /// Makes `data`, just read as `view`, the template, when its choice carries one text field
+    /// (a string) and no finish reason; otherwise keeps the one there is.
+    fn learn(&mut self, data: &[u8], view: &ChunkView<'_>) {
+        let Some(c) = view.choice.filter(|c| c.finish_reason.is_none()) else {
+            return;
+        };
+        let fields = [
+            (c.text, Field::Text),
+            (c.content, Field::Content),
+            (c.reasoning_content, Field::ReasoningContent),
+            (c.reasoning, Field::Reasoning),
+        ];
+        let mut present = fields.iter().filter_map(|(raw, f)| Some((raw.as_deref()?, *f)));
+        let (Some((raw, field)), None) = (present.next(), present.next()) else {
+            return;
+        };
+        if !raw.starts_with('"') {
+            return;
+        }
+        // The value is a slice of `data`: its place is the distance between their starts.
+        let at = (raw.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+        let Some(end) = at.checked_add(raw.len()).filter(|&e| e <= data.len()) else {
+            return;
+        };
+        self.before.clear();
+        self.before.extend_from_slice(&data[..at]);
+        self.after.clear();
+        self.after.extend_from_slice(&data[end..]);
+        self.field = field;
+    }
+}
+
 /// Deeper nesting than this in an ignored value is left to the full decoder.
 const MAX_DEPTH: u32 = 32;
 
 /// Reads `data` when it is a chunk of the plain shape (see the module docs); `None` otherwise.
+#[cfg(test)]
 pub(crate) fn scan(data: &[u8]) -> Option<ChunkView<'_>> {
+    scan_after(data, &mut Template::default())
+}
+
+/// [`scan`] for the next chunk of a stream: one that matches the stream's `template` is read from
+/// it (its `id` is not read again: `None` in the view); another is read in full and may become
+/// the template for the next.
+pub(crate) fn scan_after<'a>(data: &'a [u8], template: &mut Template) -> Option<ChunkView<'a>> {
+    if let Some(view) = template.apply(data) {
+        return Some(view);
+    }
     let text = std::str::from_utf8(data).ok()?;
     let mut s = Scanner { text, at: 0 };
     let view = s.chunk()?;
     s.ws();
-    (s.at == text.len()).then_some(view)
+    if s.at != text.len() {
+        return None;
+    }
+    template.learn(data, &view);
+    Some(view)
 }
 
 /// The length of the run of bytes at the start of `b` that a JSON string holds as they are: up to

@@ -354,6 +354,8 @@ fn apply_usage(record: &mut RequestRecord, usage: Usage) {
 pub(crate) struct StreamState {
     pub record: RequestRecord,
     pub done: bool,
+    /// The chunk the stream's next ones likely repeat, for the fast scanner.
+    template: chunk_scan::Template,
 }
 
 impl StreamState {
@@ -361,6 +363,7 @@ impl StreamState {
         Self {
             record,
             done: false,
+            template: chunk_scan::Template::default(),
         }
     }
 
@@ -386,7 +389,7 @@ impl StreamState {
         }
         // The plain chunk of a token is read by the fast scanner; anything else (usage, errors,
         // unusual shapes) by the full decoder, to the same fields.
-        let (view, usage) = match chunk_scan::scan(data) {
+        let (view, usage) = match chunk_scan::scan_after(data, &mut self.template) {
             Some(view) => (view, None),
             None => {
                 let chunk: Chunk = match serde_json::from_slice(data) {
@@ -842,6 +845,58 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(40), "]".repeat(40));
         assert_eq!(chunk_scan::scan(deep.as_bytes()), None, "deep nesting");
         assert!(full(&deep).is_some());
+    }
+
+    /// A stream's chunks that repeat the last one read in full but for their text are read from
+    /// it, as the full decoder reads them (their `id` was read with the first).
+    #[test]
+    fn chunks_that_repeat_a_template_are_read_from_it() {
+        let head = r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":"#;
+        let token = |t: &str| {
+            format!(r#"{head}[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}],"x":null}}"#)
+        };
+        let chunks = [
+            // Two text fields: not a template.
+            format!(r#"{head}[{{"index":0,"delta":{{"role":"assistant","content":"","reasoning":""}}}}]}}"#),
+            token(r#"" the""#),
+            token(r#"" a\"b""#),
+            token(r#""""#),
+            token(r#""\u00e9""#), // declined, for the full decoder
+            token(r#"null"#),
+            token(r#"7"#),
+            token(r#"" c""#),
+            format!(r#"{head}[{{"index":0,"delta":{{"content":""}},"finish_reason":"stop"}}],"usage":null}}"#),
+            format!(r#"{head}[]}}"#),
+            token(r#"" d" "#),
+            token(r#"" e""#),
+        ];
+        let mut template = chunk_scan::Template::default();
+        let mut read_in_full = Vec::new();
+        for (i, data) in chunks.iter().enumerate() {
+            let want = full(data);
+            let got = chunk_scan::scan_after(data.as_bytes(), &mut template);
+            let Some(got) = got else {
+                assert!(data.contains("\\u00e9"), "{data}");
+                continue;
+            };
+            let want = want.unwrap();
+            assert_eq!(got.choice, want.choice, "{data}");
+            if got.id.is_some() {
+                assert_eq!(got.id, want.id, "{data}");
+                read_in_full.push(i);
+            }
+        }
+        assert_eq!(read_in_full, [0, 1, 5, 6, 8, 9, 10, 11], "the others from the template");
+        // Read from a template, a chunk is still checked: one string value in the place, exactly.
+        for broken in [
+            token(r#""a"x""#),
+            token(r#""a","b""#),
+            token(r#""a	b""#),
+            token(r#""a"#),
+        ] {
+            assert_eq!(chunk_scan::scan_after(broken.as_bytes(), &mut template), None, "{broken}");
+            assert!(full(&broken).is_none(), "{broken}");
+        }
     }
 
     #[test]
