@@ -185,7 +185,10 @@ fn a_mooncake_trace_replays_on_time_with_exact_lengths_and_the_expected_hits() {
     // at any instant (CI once saw one request 2.1 ms off): at most two of the 40 may miss, and
     // by no more than 20 ms. A schedule that drifts or a client that batches sends fails both.
     let missed: Vec<_> = off.iter().filter(|(_, o)| o.abs() >= 2_000_000).collect();
-    assert!(missed.len() <= 2, "off by 2 ms or more (id, ns): {missed:?}");
+    assert!(
+        missed.len() <= 2,
+        "off by 2 ms or more (id, ns): {missed:?}"
+    );
     assert!(
         missed.iter().all(|(_, o)| o.abs() < 20_000_000),
         "off by 20 ms or more (id, ns): {missed:?}"

@@ -1,14 +1,18 @@
 //! A fast reader for the common shape of a streamed chunk, in front of the full decoder.
 //!
 //! Every streamed token arrives as one JSON object, most of it fields no metric reads (`object`,
-//! `created`, `model`, `logprobs`, `token_ids`, …). [`scan`] walks such an object once, checking
-//! the JSON grammar of everything it passes over, and keeps only what the metrics read: the `id`,
-//! and of the first choice its `text`, `delta`/`message` text fields (as raw JSON, unparsed) and
-//! `finish_reason`. It answers `None` — "not sure, decode it fully" — for anything outside the
+//! `created`, `model`, `logprobs`, `token_ids`, …). [`scan_after`] walks such an object once,
+//! checking the JSON grammar of everything it passes over, and keeps only what the metrics read:
+//! the `id`, and of the first choice its `text`, `delta`/`message` text fields (as raw JSON,
+//! unparsed) and `finish_reason`. It answers `None` — "not sure, decode it fully" — for anything outside the
 //! plain case: a `usage` or `error` block, several choices, a key or `id` with escapes, a
 //! `\u` escape anywhere, a duplicated field, invalid UTF-8, deep nesting, or any JSON it does not
 //! accept. So a chunk it reads gives exactly what the full (serde) decoder gives, and every chunk
 //! it declines is decoded by that decoder as before.
+//!
+//! Most chunks of a stream are not even walked: a [`Template`], the stream's last chunk read in
+//! full, lets a chunk that repeats it byte for byte but for its one text value be read by checking
+//! that value alone.
 
 use std::borrow::Cow;
 
@@ -100,7 +104,9 @@ impl Template {
             (c.reasoning_content, Field::ReasoningContent),
             (c.reasoning, Field::Reasoning),
         ];
-        let mut present = fields.iter().filter_map(|(raw, f)| Some((raw.as_deref()?, *f)));
+        let mut present = fields
+            .iter()
+            .filter_map(|(raw, f)| Some((raw.as_deref()?, *f)));
         let (Some((raw, field)), None) = (present.next(), present.next()) else {
             return;
         };
@@ -123,15 +129,15 @@ impl Template {
 /// Deeper nesting than this in an ignored value is left to the full decoder.
 const MAX_DEPTH: u32 = 32;
 
-/// Reads `data` when it is a chunk of the plain shape (see the module docs); `None` otherwise.
+/// Reads `data` on its own, without a stream's template (tests).
 #[cfg(test)]
 pub(crate) fn scan(data: &[u8]) -> Option<ChunkView<'_>> {
     scan_after(data, &mut Template::default())
 }
 
-/// [`scan`] for the next chunk of a stream: one that matches the stream's `template` is read from
-/// it (its `id` is not read again: `None` in the view); another is read in full and may become
-/// the template for the next.
+/// Reads the next chunk of a stream when it has the plain shape (see the module docs); `None`
+/// otherwise. One that matches the stream's `template` is read from it (its `id` is not read
+/// again: `None` in the view); another is read in full and may become the template for the next.
 pub(crate) fn scan_after<'a>(data: &'a [u8], template: &mut Template) -> Option<ChunkView<'a>> {
     if let Some(view) = template.apply(data) {
         return Some(view);

@@ -851,13 +851,18 @@ mod tests {
     /// it, as the full decoder reads them (their `id` was read with the first).
     #[test]
     fn chunks_that_repeat_a_template_are_read_from_it() {
-        let head = r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":"#;
+        let head =
+            r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":"#;
         let token = |t: &str| {
-            format!(r#"{head}[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}],"x":null}}"#)
+            format!(
+                r#"{head}[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}],"x":null}}"#
+            )
         };
         let chunks = [
             // Two text fields: not a template.
-            format!(r#"{head}[{{"index":0,"delta":{{"role":"assistant","content":"","reasoning":""}}}}]}}"#),
+            format!(
+                r#"{head}[{{"index":0,"delta":{{"role":"assistant","content":"","reasoning":""}}}}]}}"#
+            ),
             token(r#"" the""#),
             token(r#"" a\"b""#),
             token(r#""""#),
@@ -865,7 +870,9 @@ mod tests {
             token(r#"null"#),
             token(r#"7"#),
             token(r#"" c""#),
-            format!(r#"{head}[{{"index":0,"delta":{{"content":""}},"finish_reason":"stop"}}],"usage":null}}"#),
+            format!(
+                r#"{head}[{{"index":0,"delta":{{"content":""}},"finish_reason":"stop"}}],"usage":null}}"#
+            ),
             format!(r#"{head}[]}}"#),
             token(r#"" d" "#),
             token(r#"" e""#),
@@ -886,7 +893,11 @@ mod tests {
                 read_in_full.push(i);
             }
         }
-        assert_eq!(read_in_full, [0, 1, 5, 6, 8, 9, 10, 11], "the others from the template");
+        assert_eq!(
+            read_in_full,
+            [0, 1, 5, 6, 8, 9, 10, 11],
+            "the others from the template"
+        );
         // Read from a template, a chunk is still checked: one string value in the place, exactly.
         for broken in [
             token(r#""a"x""#),
@@ -894,7 +905,11 @@ mod tests {
             token(r#""a	b""#),
             token(r#""a"#),
         ] {
-            assert_eq!(chunk_scan::scan_after(broken.as_bytes(), &mut template), None, "{broken}");
+            assert_eq!(
+                chunk_scan::scan_after(broken.as_bytes(), &mut template),
+                None,
+                "{broken}"
+            );
             assert!(full(&broken).is_none(), "{broken}");
         }
     }
