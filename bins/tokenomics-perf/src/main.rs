@@ -5,7 +5,10 @@
 //! client process's own CPU time and peak memory from `wait4` — the simulator's CPU is not
 //! counted. Prints, per scenario: client CPU seconds (user + system), CPU microseconds per
 //! streamed token, tokens/s and requests/s during the load, peak resident memory, and memory per
-//! in-flight stream (peak over the single-stream baseline, divided by the concurrency).
+//! in-flight stream (peak over the single-stream baseline, divided by the concurrency). Open loops
+//! (chat with `oai-bench`, embeddings with `embed-bench`) also print how closely the schedule was
+//! kept and the CPU per request; two 512-stream scenarios with the optional features off and on
+//! (`--requests_file`, `--server_metrics`, the timeline) print what those features cost.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,9 @@ use serde_json::Value;
 use tokenomics_cli::{self as cli, exit};
 
 const NAME: &str = "tokenomics-perf";
+/// The scenario names of the features comparison (their CPU per token is compared).
+const FEATURES_OFF: &str = "512, features off";
+const FEATURES_ON: &str = "512, features on";
 
 /// Measure the client's CPU per streamed token and memory per stream against oai-sim.
 #[derive(Debug, Parser)]
@@ -36,8 +42,20 @@ struct Args {
     port: u16,
 }
 
+/// Which client a scenario runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// `oai-bench`: chat completions.
+    Chat,
+    /// `embed-bench`: embeddings (short texts).
+    Embeddings,
+}
+
 struct Scenario {
     name: String,
+    client: Client,
+    /// Further client flags (the optional features: off or on).
+    extra: Vec<String>,
     /// Requests in flight (for memory per stream); for an open loop, 0.
     concurrency: u64,
     runs: u64,
@@ -68,7 +86,7 @@ fn sibling(name: &str) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} not found beside this program; build it first: cargo build --release -p oai-bench -p oai-sim -p tokenomics-perf",
+            "{} not found beside this program; build it first: cargo build --release -p oai-bench -p oai-sim -p embed-bench -p tokenomics-perf",
             path.display()
         ))
     }
@@ -127,6 +145,46 @@ fn secs(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
+/// Runs `embed-bench` for an open-loop scenario (the only embeddings shape measured here).
+fn measure_embeddings(
+    bench: &Path,
+    port: u16,
+    s: &Scenario,
+    out: &Path,
+) -> Result<Measured, String> {
+    let Some((rate, seconds)) = s.open else {
+        return Err("embeddings are measured in an open loop only".into());
+    };
+    let mut cmd = Command::new(bench);
+    cmd.args(["--model", "instant", "--warmup_runs", "0"])
+        .args(["--api_base", &format!("http://127.0.0.1:{port}/v1")])
+        .args(["--request_rate", &rate.to_string()])
+        .args(["--duration", &seconds.to_string()])
+        .args(["--sequence_lengths", "short", "--num_runs", "1"])
+        .args(["--results_file", out.to_str().unwrap_or("perf.json")]);
+    let usage = run_measured(cmd)?;
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out).map_err(|e| format!("no results: {e}"))?)
+            .map_err(|e| e.to_string())?;
+    let level = &doc["results"][&format!("rate_{rate}_seq_short")];
+    let f = |p: &str| level.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    Ok(Measured {
+        open: Some([
+            f("/load/scheduled_rate/mean"),
+            f("/load/achieved_rate/mean"),
+            f("/load/send_lag/p50") * 1e3,
+            f("/load/send_lag/p99") * 1e3,
+            f("/load/send_lag/max") * 1e3,
+        ]),
+        cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss as u64,
+        tokens: f("/tokens/total_per_batch/mean"),
+        requests: f("/requests/succeeded"),
+        load_s: f("/timings/batch_total_seconds/mean"),
+        failed: level["requests"]["failed"].as_u64().unwrap_or(0),
+    })
+}
+
 fn measure(
     bench: &Path,
     port: u16,
@@ -171,6 +229,7 @@ fn measure(
     if s.stream {
         cmd.arg("--stream");
     }
+    cmd.args(&s.extra);
     let usage = run_measured(cmd)?;
     let doc: Value =
         serde_json::from_slice(&std::fs::read(out).map_err(|e| format!("no results: {e}"))?)
@@ -333,13 +392,19 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let (oai_sim, oai_bench) = match (sibling("oai-sim"), sibling("oai-bench")) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return cli::fail(NAME, e, exit::USAGE),
+    let (oai_sim, oai_bench, embed_bench) = match (
+        sibling("oai-sim"),
+        sibling("oai-bench"),
+        sibling("embed-bench"),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return cli::fail(NAME, e, exit::USAGE),
     };
     let _ = cli::ensure_open_files(65_536);
     let stream = |name: &str, c: u64, runs: u64| Scenario {
         name: name.into(),
+        client: Client::Chat,
+        extra: Vec::new(),
         concurrency: c,
         runs,
         max_tokens: 256,
@@ -357,8 +422,29 @@ fn main() -> ExitCode {
         scenarios.push(stream("4,096 streams", 4096, 1));
         scenarios.push(stream("10,000 streams", 10_000, 1));
     }
+    // The optional features, off and then on, at 512 streams: the difference is their cost.
+    let dir = std::env::temp_dir().join(format!("tokenomics-perf-{}", std::process::id()));
+    let features_off = ["--server_metrics", "off", "--timeline_interval", "0"];
+    scenarios.push(Scenario {
+        extra: features_off.map(String::from).to_vec(),
+        ..stream(FEATURES_OFF, 512, 4)
+    });
+    let records = dir.join("requests.jsonl");
+    scenarios.push(Scenario {
+        extra: vec![
+            "--requests_file".into(),
+            records.to_str().unwrap_or("requests.jsonl").into(),
+            "--server_metrics".into(),
+            "auto".into(),
+            "--timeline_interval".into(),
+            "1".into(),
+        ],
+        ..stream(FEATURES_ON, 512, 4)
+    });
     scenarios.push(Scenario {
         name: "1 MiB SSE lines".into(),
+        client: Client::Chat,
+        extra: Vec::new(),
         concurrency: 1,
         runs: 3,
         max_tokens: 8,
@@ -369,6 +455,8 @@ fn main() -> ExitCode {
     });
     scenarios.push(Scenario {
         name: "128K-token response".into(),
+        client: Client::Chat,
+        extra: Vec::new(),
         concurrency: 1,
         runs: 3,
         max_tokens: 128_000,
@@ -377,20 +465,31 @@ fn main() -> ExitCode {
         open: None,
         closed: None,
     });
-    scenarios.push(Scenario {
-        name: "open loop 2,000 req/s".into(),
-        concurrency: 0,
-        runs: 1,
-        max_tokens: 16,
-        stream: true,
-        padding: 0,
-        open: Some((2000, if args.quick { 3 } else { 10 })),
-        closed: None,
-    });
+    let open_seconds = if args.quick { 3 } else { 10 };
+    for (name, client, rate) in [
+        ("open loop 2,000 req/s", Client::Chat, 2000),
+        ("open loop 10,000 req/s", Client::Chat, 10_000),
+        ("embeddings 10,000/s", Client::Embeddings, 10_000),
+    ] {
+        scenarios.push(Scenario {
+            name: name.into(),
+            client,
+            extra: Vec::new(),
+            concurrency: 0,
+            runs: 1,
+            max_tokens: 16,
+            stream: true,
+            padding: 0,
+            open: Some((rate, open_seconds)),
+            closed: None,
+        });
+    }
     if args.soak {
         for requests in [200_000u64, 2_000_000] {
             scenarios.push(Scenario {
                 name: format!("soak {}k requests", requests / 1000),
+                client: Client::Chat,
+                extra: Vec::new(),
                 concurrency: 64,
                 runs: 1,
                 max_tokens: 64,
@@ -402,7 +501,6 @@ fn main() -> ExitCode {
         }
     }
 
-    let dir = std::env::temp_dir().join(format!("tokenomics-perf-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     cli::out!("client: oai-bench with {} worker thread(s); server: oai-sim --preset instant in another process", args.n_cores);
     cli::out!(
@@ -418,22 +516,27 @@ fn main() -> ExitCode {
         "KiB/stream"
     );
     let mut baseline_kib = None;
+    let mut features = [None; 2];
     for s in &scenarios {
         let mut sim = match start_sim(&oai_sim, args.port, s.padding) {
             Ok(c) => c,
             Err(e) => return cli::fail(NAME, e, exit::ERROR),
         };
-        let result = measure(
-            &oai_bench,
-            args.port,
-            s,
-            args.n_cores,
-            &dir.join("perf.json"),
-        );
+        let out = dir.join("perf.json");
+        let result = match s.client {
+            Client::Chat => measure(&oai_bench, args.port, s, args.n_cores, &out),
+            Client::Embeddings => measure_embeddings(&embed_bench, args.port, s, &out),
+        };
         let _ = sim.kill();
         let _ = sim.wait();
         match result {
             Ok(m) => {
+                let per_token = m.cpu_s * 1e6 / m.tokens;
+                if s.name == FEATURES_OFF {
+                    features[0] = Some(per_token);
+                } else if s.name == FEATURES_ON {
+                    features[1] = Some(per_token);
+                }
                 if s.concurrency == 1 && s.padding == 0 && s.stream && baseline_kib.is_none() {
                     baseline_kib = Some(m.max_rss_kib);
                 }
@@ -451,7 +554,7 @@ fn main() -> ExitCode {
                     m.requests,
                     m.tokens,
                     m.cpu_s,
-                    m.cpu_s * 1e6 / m.tokens,
+                    per_token,
                     m.tokens / m.load_s,
                     m.requests / m.load_s,
                     m.max_rss_kib as f64 / 1024.0,
@@ -464,14 +567,21 @@ fn main() -> ExitCode {
                 );
                 if let Some([scheduled, achieved, p50, p99, max]) = m.open {
                     cli::out!(
-                        "{:<22} achieved {achieved:.1} req/s of {scheduled:.1} scheduled ({:+.2}%); send lag p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms",
+                        "{:<22} achieved {achieved:.1} req/s of {scheduled:.1} scheduled ({:+.2}%); send lag p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms; CPU {:.1} µs/request",
                         "",
-                        (achieved / scheduled - 1.0) * 100.0
+                        (achieved / scheduled - 1.0) * 100.0,
+                        m.cpu_s * 1e6 / m.requests
                     );
                 }
             }
             Err(e) => cli::out!("{:<22} failed: {e}", s.name),
         }
+    }
+    if let [Some(off), Some(on)] = features {
+        cli::out!(
+            "\nfeatures (--requests_file, --server_metrics, timeline) at 512 streams: {off:.2} µs/token off, {on:.2} on ({:+.1}%)",
+            (on / off - 1.0) * 100.0
+        );
     }
     // TTFT accuracy: 500 streams against a server whose schedule is known (first token 50 ms
     // after each request arrives), in another process, with the server's truth log joined to the
@@ -481,6 +591,6 @@ fn main() -> ExitCode {
         Err(e) => cli::out!("\nTTFT accuracy scenario failed: {e}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
-    cli::out!("\nCPU is the client process's whole life (start-up, prompt generation, the load); tokens/s and req/s are over the load only.");
+    cli::out!("\nCPU is the client process's whole life (start-up, prompt generation, the load); tokens/s and req/s are over the load only; an embeddings scenario's tokens are input tokens.");
     ExitCode::SUCCESS
 }

@@ -30,7 +30,7 @@ use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
 
 /// Bytes read from a connection at a time.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// A byte stream a connection runs over: TCP, or TLS over TCP.
 trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin {}
@@ -404,9 +404,12 @@ impl Connection {
                 Box::new(tls_stream)
             }
         };
-        // A fixed 8 KiB read buffer (hyper's minimum): its adaptive buffer grows towards 400 KiB per connection
-        // when a fast server fills it, which at 10,000 streams is gigabytes. Bodies still arrive
-        // whole: long SSE lines are assembled by the framer, not in this buffer.
+        // A fixed 4 KiB read buffer: hyper's adaptive one starts at 8 KiB and grows towards
+        // 400 KiB per connection when a fast server fills it, which at 10,000 streams is
+        // gigabytes. 4 KiB holds a dozen token chunks, more than a stream has waiting unless the
+        // client is the bottleneck; a read then also spans fewer tokens, which share its one
+        // kernel stamp. Bodies still arrive whole: long SSE lines are assembled by the framer,
+        // not in this buffer.
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .read_buf_exact_size(Some(READ_BUFFER_BYTES))
             .handshake(TokioIo::new(io))

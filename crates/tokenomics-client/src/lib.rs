@@ -72,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+mod chunk_scan;
 mod client;
 mod conn;
 mod error;

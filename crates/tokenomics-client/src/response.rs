@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::chunk_scan::{self, ChoiceView, ChunkView};
 use crate::{sse::SseEvent, Error};
 
 /// Where a request's completion-token count came from.
@@ -204,22 +205,19 @@ struct Delta<'a> {
     reasoning: Option<&'a RawValue>,
 }
 
-/// Appends the text of a JSON string value to `answer` (a value that is not a string adds
+/// Appends the text of a raw JSON string value to `answer` (a value that is not a string adds
 /// nothing).
-fn append_text(answer: &mut String, v: Option<&RawValue>) {
-    if let Some(raw) = v {
-        if let Ok(text) = serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()) {
+fn append_text(answer: &mut String, raw: Option<&str>) {
+    if let Some(raw) = raw {
+        if let Ok(text) = serde_json::from_str::<std::borrow::Cow<'_, str>>(raw) {
             answer.push_str(&text);
         }
     }
 }
 
-/// A JSON string value that is not empty (`null` already became `None`).
-fn has_text(v: Option<&RawValue>) -> bool {
-    v.is_some_and(|raw| {
-        let s = raw.get();
-        s.starts_with('"') && s.len() > 2
-    })
+/// A raw JSON string value that is not empty (`null` already became `None`).
+fn has_text(raw: Option<&str>) -> bool {
+    raw.is_some_and(|s| s.starts_with('"') && s.len() > 2)
 }
 
 /// What a chunk's choice carried.
@@ -232,20 +230,33 @@ enum Carried {
     Answer,
 }
 
-impl ChunkChoice<'_> {
+impl<'a> ChunkChoice<'a> {
+    /// The fields the metrics read, as [`chunk_scan::scan`] gives them: the `delta`'s text fields,
+    /// or without a delta the `message`'s.
+    fn view(&self) -> ChoiceView<'a> {
+        let d = self.delta.as_ref().or(self.message.as_ref());
+        let raw = |f: fn(&Delta<'a>) -> Option<&'a RawValue>| d.and_then(f).map(RawValue::get);
+        ChoiceView {
+            text: self.text.map(RawValue::get),
+            content: raw(|d| d.content),
+            reasoning_content: raw(|d| d.reasoning_content),
+            reasoning: raw(|d| d.reasoning),
+            finish_reason: self.finish_reason,
+        }
+    }
+}
+
+impl ChoiceView<'_> {
     /// Appends the answer text this choice carried (`content`, or a text completion's `text`).
     fn append_answer(&self, answer: &mut String) {
         append_text(answer, self.text);
-        if let Some(d) = self.delta.as_ref().or(self.message.as_ref()) {
-            append_text(answer, d.content);
-        }
+        append_text(answer, self.content);
     }
 
     fn carried(&self) -> Carried {
-        let delta = self.delta.as_ref().or(self.message.as_ref());
-        if has_text(self.text) || delta.is_some_and(|d| has_text(d.content)) {
+        if has_text(self.text) || has_text(self.content) {
             Carried::Answer
-        } else if delta.is_some_and(|d| has_text(d.reasoning_content) || has_text(d.reasoning)) {
+        } else if has_text(self.reasoning_content) || has_text(self.reasoning) {
             Carried::Reasoning
         } else {
             Carried::Nothing
@@ -343,6 +354,8 @@ fn apply_usage(record: &mut RequestRecord, usage: Usage) {
 pub(crate) struct StreamState {
     pub record: RequestRecord,
     pub done: bool,
+    /// The chunk the stream's next ones likely repeat, for the fast scanner.
+    template: chunk_scan::Template,
 }
 
 impl StreamState {
@@ -350,6 +363,7 @@ impl StreamState {
         Self {
             record,
             done: false,
+            template: chunk_scan::Template::default(),
         }
     }
 
@@ -373,24 +387,36 @@ impl StreamState {
         if data.iter().all(u8::is_ascii_whitespace) {
             return true;
         }
-        let chunk: Chunk = match serde_json::from_slice(data) {
-            Ok(c) => c,
-            Err(e) => {
-                self.record.error = Some(Error::BadStream(format!(
-                    "event is not valid JSON ({e}): {}",
-                    truncate(&String::from_utf8_lossy(data), 200)
-                )));
-                return false;
+        // The plain chunk of a token is read by the fast scanner; anything else (usage, errors,
+        // unusual shapes) by the full decoder, to the same fields.
+        let (view, usage) = match chunk_scan::scan_after(data, &mut self.template) {
+            Some(view) => (view, None),
+            None => {
+                let chunk: Chunk = match serde_json::from_slice(data) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.record.error = Some(Error::BadStream(format!(
+                            "event is not valid JSON ({e}): {}",
+                            truncate(&String::from_utf8_lossy(data), 200)
+                        )));
+                        return false;
+                    }
+                };
+                if let Some(e) = chunk.error {
+                    self.record.error = Some(Error::ServerEvent(error_message(e)));
+                    return false;
+                }
+                let view = ChunkView {
+                    choice: chunk.choices.first().map(ChunkChoice::view),
+                    id: chunk.id,
+                };
+                (view, chunk.usage)
             }
         };
-        if let Some(e) = chunk.error {
-            self.record.error = Some(Error::ServerEvent(error_message(e)));
-            return false;
-        }
         if self.record.response_id.is_none() {
-            self.record.response_id = chunk.id.map(|id| id.into_owned());
+            self.record.response_id = view.id.map(|id| id.into_owned());
         }
-        if let Some(choice) = chunk.choices.first() {
+        if let Some(choice) = view.choice {
             let carried = choice.carried();
             if carried != Carried::Nothing {
                 let timing = &mut self.record.timing;
@@ -414,7 +440,7 @@ impl StreamState {
                 self.record.finish_reason = Some(reason.to_string());
             }
         }
-        if let Some(usage) = chunk.usage {
+        if let Some(usage) = usage {
             apply_usage(&mut self.record, usage);
         }
         true
@@ -452,7 +478,7 @@ pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
         return;
     }
     record.response_id = chunk.id.map(|id| id.into_owned());
-    if let Some(choice) = chunk.choices.first() {
+    if let Some(choice) = chunk.choices.first().map(ChunkChoice::view) {
         record.finish_reason = choice.finish_reason.map(str::to_string);
         record.content_events = u64::from(choice.carried() != Carried::Nothing);
         if let Some(answer) = record.answer.as_mut() {
@@ -746,6 +772,148 @@ mod tests {
         assert_eq!(r.response_id.as_deref(), Some("chatcmpl-1"));
     }
 
+    /// The full decoder's reading of a chunk, as the fast scanner gives it (`None`: refused).
+    fn full(data: &str) -> Option<ChunkView<'_>> {
+        let chunk: Chunk = serde_json::from_str(data).ok()?;
+        if chunk.usage.is_some() || chunk.error.is_some() {
+            return None;
+        }
+        Some(ChunkView {
+            choice: chunk.choices.first().map(ChunkChoice::view),
+            id: chunk.id,
+        })
+    }
+
+    /// Chunks as servers write them are read by the fast scanner, to exactly the full decoder's
+    /// fields; what it is unsure of is left to the full decoder, and what the full decoder
+    /// refuses the scanner refuses too.
+    #[test]
+    fn the_fast_scanner_reads_what_the_full_decoder_reads() {
+        let fast = [
+            r#"{"id":"cmpl-sim-1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":" the"},"logprobs":null,"finish_reason":null,"token_ids":null}],"kv_transfer_params":null}"#,
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null,"prompt_text":null}"#,
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning":"hm\"m","content":null}}]}"#,
+            r#"{"choices":[{"text":" c","index":0,"logprobs":null,"finish_reason":"length"}]}"#,
+            r#"{"choices":[{"message":{"role":"assistant","content":"a\nb"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":null,"message":{"content":"m"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"d"},"message":{"content":"m"}}]}"#,
+            r#"{"choices":[{"delta":{"content":7,"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":[1,2.5e-3,true,false,null]}"}}]}}]}"#,
+            r#" { "id" : null , "choices" : [ ] , "created" : -0.5E+2 } "#,
+            r#"{"choices":[],"error":null}"#,
+            r#"{}"#,
+            "{\"choices\":[{\"delta\":{\"content\":\"\u{e9}t\u{e9} \u{1f600}\"}}]}",
+        ];
+        for data in fast {
+            let view = chunk_scan::scan(data.as_bytes());
+            assert!(view.is_some(), "the scanner declined {data}");
+            assert_eq!(view, full(data), "{data}");
+        }
+        let declined = [
+            // Left to the full decoder: usage, errors, several choices, escapes it does not read.
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"\u00e9"}}]}"#,
+            r#"{"id":"a\/b","choices":[]}"#,
+            r#"{"choic\u0065s":[]}"#,
+            r#"{"choices":[{"finish_reason":"st\nop"}]}"#,
+            r#"[null,[]]"#,
+            // Invalid JSON, or JSON the full decoder refuses: the scanner refuses it too.
+            r#"{"choices":[{"delta":{"content":"a"}}],"choices":[]}"#,
+            r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
+            r#"{"choices":null}"#,
+            r#"{"id":5}"#,
+            r#"{"created":01}"#,
+            r#"{"created":1.}"#,
+            r#"{"created":tru}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":"tab	inside"}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1"#,
+            "{not json",
+            "",
+        ];
+        for data in declined {
+            assert_eq!(chunk_scan::scan(data.as_bytes()), None, "{data}");
+        }
+        assert_eq!(chunk_scan::scan(b"{\"a\":\"\xff\"}"), None, "invalid UTF-8");
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(chunk_scan::scan(deep.as_bytes()), None, "deep nesting");
+        assert!(full(&deep).is_some());
+    }
+
+    /// A stream's chunks that repeat the last one read in full but for their text are read from
+    /// it, as the full decoder reads them (their `id` was read with the first).
+    #[test]
+    fn chunks_that_repeat_a_template_are_read_from_it() {
+        let head =
+            r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":"#;
+        let token = |t: &str| {
+            format!(
+                r#"{head}[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}],"x":null}}"#
+            )
+        };
+        let chunks = [
+            // Two text fields: not a template.
+            format!(
+                r#"{head}[{{"index":0,"delta":{{"role":"assistant","content":"","reasoning":""}}}}]}}"#
+            ),
+            token(r#"" the""#),
+            token(r#"" a\"b""#),
+            token(r#""""#),
+            token(r#""\u00e9""#), // declined, for the full decoder
+            token(r#"null"#),
+            token(r#"7"#),
+            token(r#"" c""#),
+            format!(
+                r#"{head}[{{"index":0,"delta":{{"content":""}},"finish_reason":"stop"}}],"usage":null}}"#
+            ),
+            format!(r#"{head}[]}}"#),
+            token(r#"" d" "#),
+            token(r#"" e""#),
+        ];
+        let mut template = chunk_scan::Template::default();
+        let mut read_in_full = Vec::new();
+        for (i, data) in chunks.iter().enumerate() {
+            let want = full(data);
+            let got = chunk_scan::scan_after(data.as_bytes(), &mut template);
+            let Some(got) = got else {
+                assert!(data.contains("\\u00e9"), "{data}");
+                continue;
+            };
+            let want = want.unwrap();
+            assert_eq!(got.choice, want.choice, "{data}");
+            if got.id.is_some() {
+                assert_eq!(got.id, want.id, "{data}");
+                read_in_full.push(i);
+            }
+        }
+        assert_eq!(
+            read_in_full,
+            [0, 1, 5, 6, 8, 9, 10, 11],
+            "the others from the template"
+        );
+        // Read from a template, a chunk is still checked: one string value in the place, exactly.
+        for broken in [
+            token(r#""a"x""#),
+            token(r#""a","b""#),
+            token(r#""a	b""#),
+            token(r#""a"#),
+        ] {
+            assert_eq!(
+                chunk_scan::scan_after(broken.as_bytes(), &mut template),
+                None,
+                "{broken}"
+            );
+            assert!(full(&broken).is_none(), "{broken}");
+        }
+    }
+
     #[test]
     fn without_usage_tokens_come_from_events() {
         let mut s = StreamState::new(RequestRecord::default());
@@ -863,6 +1031,35 @@ mod tests {
                 let counted = content.as_deref().is_some_and(|c| !c.is_empty());
                 prop_assert_eq!(s.record.content_events, u64::from(counted));
                 prop_assert_eq!(s.record.completion_tokens, usage.map(|u| u.1));
+            }
+
+            /// Whatever the fast scanner reads, it reads as the full decoder does.
+            #[test]
+            fn the_fast_scanner_agrees_with_the_full_decoder(
+                id in proptest::option::of("[a-z0-9\\-]{0,12}"),
+                content in proptest::option::of("[ -~\n\"\\\\\\PC]{0,12}"),
+                reasoning in proptest::option::of("\\PC{0,8}"),
+                reason in proptest::option::of(prop_oneof![Just("stop"), Just("length"), Just("")]),
+                text in any::<bool>(),
+                extra in proptest::collection::vec(("[a-z_]{1,8}", any::<i32>()), 0..3),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut choice = serde_json::json!({"index": 0, "logprobs": null});
+                let mut delta = serde_json::json!({});
+                if let Some(c) = &content { delta["content"] = serde_json::json!(c); }
+                if let Some(r) = &reasoning { delta["reasoning_content"] = serde_json::json!(r); }
+                for (k, n) in &extra { delta[k.as_str()] = serde_json::json!([n, {"k": k}]); }
+                choice[if text { "text" } else { "delta" }] = if text { serde_json::json!(content) } else { delta };
+                choice["finish_reason"] = serde_json::json!(reason);
+                let mut v = serde_json::json!({"object": "chat.completion.chunk", "created": 5, "choices": [choice]});
+                if let Some(id) = &id { v["id"] = serde_json::json!(id); }
+                let data = serde_json::to_string_pretty(&v).unwrap();
+                if let Some(view) = chunk_scan::scan(data.as_bytes()) {
+                    prop_assert_eq!(Some(view), full(&data));
+                }
+                // Cut anywhere, it is no longer JSON: both refuse it.
+                let cut = &data.as_bytes()[..cut.index(data.len())];
+                prop_assert_eq!(chunk_scan::scan(cut), None);
             }
 
             /// Usage counts from a hostile server: any number, integer or not, in every place a

@@ -80,6 +80,10 @@ impl SseFramer {
         mut chunk: &[u8],
         mut on_event: impl FnMut(SseEvent<'_>) -> bool,
     ) -> Result<(), TooLarge> {
+        // An empty piece must not clear `after_cr`: the LF of a CRLF may still come next.
+        if chunk.is_empty() {
+            return Ok(());
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -273,6 +277,14 @@ data: unterminated";
         framer.feed(&big, |_| true).unwrap();
         assert!(framer.feed(&big, |_| true).is_err());
         assert!(framer.buffered() <= 1024);
+    }
+
+    /// Regression: an empty read between the CR and the LF of a CRLF made the LF a blank line,
+    /// dispatching the event early and dropping its `event:` type.
+    #[test]
+    fn an_empty_read_inside_a_crlf_is_not_a_blank_line() {
+        let got = collect(&[b"event: x\r", b"", b"\ndata: 1\r\n\r\n"]);
+        assert_eq!(got, vec![(Some("x".into()), "1".into())]);
     }
 
     #[test]
