@@ -29,8 +29,9 @@ use crate::rxstamp::{RxStamp, StampedTcp};
 use crate::sse::SseFramer;
 use crate::{Clock, Error, Result};
 
-/// Bytes read from a connection at a time.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes read from a connection at a time; also the largest response head hyper accepts with a
+/// buffer of exact size, so not less than 8 KiB (a proxy may add kilobytes of headers).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A byte stream a connection runs over: TCP, or TLS over TCP.
 trait Transport: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin {}
@@ -404,12 +405,14 @@ impl Connection {
                 Box::new(tls_stream)
             }
         };
-        // A fixed 4 KiB read buffer: hyper's adaptive one starts at 8 KiB and grows towards
+        // A fixed 8 KiB read buffer: hyper's adaptive one starts at 8 KiB and grows towards
         // 400 KiB per connection when a fast server fills it, which at 10,000 streams is
-        // gigabytes. 4 KiB holds a dozen token chunks, more than a stream has waiting unless the
-        // client is the bottleneck; a read then also spans fewer tokens, which share its one
+        // gigabytes. 8 KiB holds a few dozen token chunks, more than a stream has waiting unless
+        // the client is the bottleneck; a read then also spans fewer tokens, which share its one
         // kernel stamp. Bodies still arrive whole: long SSE lines are assembled by the framer,
-        // not in this buffer.
+        // not in this buffer. It is not smaller because it also bounds the response head: with
+        // 4 KiB (tried: −4 KiB per stream) a head of 4–8 KiB, which a proxy's headers can make,
+        // is refused as too large.
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .read_buf_exact_size(Some(READ_BUFFER_BYTES))
             .handshake(TokioIo::new(io))

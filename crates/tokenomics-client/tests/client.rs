@@ -207,3 +207,50 @@ async fn a_silently_closed_keep_alive_connection_is_reopened_not_failed() {
         "one new connection per request"
     );
 }
+
+/// A proxy in front of a server may add kilobytes of headers (cookies, security policies): a
+/// response head of 6 KiB is read, not refused as too large (hyper's limit is the read buffer's
+/// size, which is why that buffer is 8 KiB and not less).
+#[tokio::test]
+async fn a_response_head_of_kilobytes_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        // The request: its head, then as many body bytes as it announces.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if got.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            assert!(n > 0, "the request ended early");
+        }
+        let body = r#"{"id":"r1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        let pad = "p".repeat(6 * 1024);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-proxy-pad: {pad}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body.as_bytes()).await.unwrap();
+        s.flush().await.unwrap();
+    });
+    let client = Client::new(ClientConfig::new(format!("http://{addr}/v1"))).unwrap();
+    let mut conn = client.connection();
+    let r = conn
+        .completion(Endpoint::Chat, false, chat(false, 1), &Clock::start())
+        .await;
+    assert!(r.is_ok(), "{:?}", r.error);
+    assert_eq!(r.completion_tokens, Some(1));
+}
