@@ -130,8 +130,11 @@ for line in open(bench_requests):
 causal("oai-bench", [(c, truth_ttft(t)) for c, t in bench])
 bench_err = mean([c - truth_ttft(t) for c, t in bench])
 server_read = mean(read_delay)
+# The read delay crosses processes: each converts its monotonic clock to the wall clock once, at
+# start, and the two conversions may disagree by a few tenths of a millisecond on a busy machine
+# (CI once saw the difference below at -0.21 ms), hence the lower bound of -0.5 ms.
 check("oai-bench: mean TTFT within 1 ms of the truth, the server's read delay taken out",
-      -0.1 < bench_err - server_read < 1.0, f"{bench_err:.3f} - {server_read:.3f} ms")
+      -0.5 < bench_err - server_read < 1.0, f"{bench_err:.3f} - {server_read:.3f} ms")
 check("oai-bench: mean TTFT within 2 ms of the truth", bench_err < 2.0, f"{bench_err:.3f} ms")
 level = next(iter(json.load(open(bench_results))["results"].values()))
 bench_itl = level["latency"]["itl"]["mean"] * 1e3
