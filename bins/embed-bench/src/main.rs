@@ -185,7 +185,7 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail_with(NAME, e.into()),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args, plan)) {
+    match cli::block_on_worker(&runtime, run(args, plan)) {
         Ok((o, interrupted)) => {
             cli::finish(NAME, &results_file, o.succeeded, o.failed, interrupted)
         }

@@ -160,7 +160,10 @@ fn main() -> ExitCode {
         Err(e) => return cli::fail_with(NAME, e.into()),
     };
     let results_file = args.results_file.clone();
-    match runtime.block_on(run(args, plan, shard, workers, trace, conversation)) {
+    match cli::block_on_worker(
+        &runtime,
+        run(args, plan, shard, workers, trace, conversation),
+    ) {
         Ok((outcome, interrupted)) => cli::finish(
             NAME,
             &results_file,

@@ -770,7 +770,7 @@ impl ChatBenchmark {
         run: usize,
         acc: &mut LevelAccumulator,
         observer: &mut dyn Observer,
-        checkpoint: &mut dyn FnMut(&LevelAccumulator),
+        checkpoint: &mut (dyn FnMut(&LevelAccumulator) + Send),
     ) -> bool {
         if let Some(conv) = self.config.conversation {
             return self
@@ -1110,7 +1110,7 @@ impl ChatBenchmark {
         run: usize,
         acc: &mut LevelAccumulator,
         observer: &mut dyn Observer,
-        checkpoint: &mut dyn FnMut(&LevelAccumulator),
+        checkpoint: &mut (dyn FnMut(&LevelAccumulator) + Send),
     ) -> bool {
         let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
         let limits = self.config.limits_for(shape);
@@ -1326,7 +1326,7 @@ impl Workload for ChatBenchmark {
         run: usize,
         acc: &mut LevelAccumulator,
         observer: &mut dyn Observer,
-        checkpoint: &mut dyn FnMut(&LevelAccumulator),
+        checkpoint: &mut (dyn FnMut(&LevelAccumulator) + Send),
     ) -> bool {
         let complete = match shape {
             Shape::Burst { batch } => {
@@ -1465,7 +1465,7 @@ struct LevelSink<'a> {
     /// Output tokens of every request sent (warm-up and cancelled ones too: the server counted
     /// them), for the cross-check with the server's metrics.
     client_tokens: &'a mut u64,
-    checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
+    checkpoint: &'a mut (dyn FnMut(&LevelAccumulator) + Send),
     /// When the records file was last flushed (it is, every second of a long run).
     flushed: std::time::Instant,
 }
@@ -1480,7 +1480,7 @@ impl<'a> LevelSink<'a> {
         requests: &'a mut Option<RequestsFile>,
         client_tokens: &'a mut u64,
         clock: Clock,
-        checkpoint: &'a mut dyn FnMut(&LevelAccumulator),
+        checkpoint: &'a mut (dyn FnMut(&LevelAccumulator) + Send),
     ) -> Self {
         Self {
             keys,

@@ -31,13 +31,13 @@ pub(crate) trait LevelResult {
 }
 
 /// What a benchmark runs at each level.
-pub(crate) trait Workload {
+pub(crate) trait Workload: Send {
     /// What defines a level.
-    type Spec;
+    type Spec: Send + Sync;
     /// The runs of a level so far.
-    type Acc;
-    type Level: LevelResult;
-    type Doc: Document<Level = Self::Level>;
+    type Acc: Send;
+    type Level: LevelResult + Send + Sync;
+    type Doc: Document<Level = Self::Level> + Send + Sync;
 
     /// The level's key in `results`.
     fn key(&self, spec: &Self::Spec) -> String;
@@ -53,7 +53,7 @@ pub(crate) trait Workload {
         run: usize,
         acc: &mut Self::Acc,
         observer: &mut dyn Observer,
-        checkpoint: &mut dyn FnMut(&Self::Acc),
+        checkpoint: &mut (dyn FnMut(&Self::Acc) + Send),
     ) -> bool;
     /// The level so far, for a snapshot (`None`: this workload takes none).
     fn snapshot(_acc: &Self::Acc) -> Option<Self::Level> {
@@ -69,7 +69,7 @@ pub(crate) trait Workload {
 
 /// Where the levels come from: a list fixed up front, or an experiment that decides each next
 /// level from the ones before ([`crate::adaptive`]).
-pub(crate) trait LevelSource<S, L, D> {
+pub(crate) trait LevelSource<S, L, D>: Send {
     /// The next level (`None`: done).
     fn next_level(&mut self) -> Option<S>;
     /// A level ended: its result (`None` when nothing was measured), before it joins the
@@ -84,7 +84,7 @@ pub(crate) trait LevelSource<S, L, D> {
 /// The levels of a list, in order.
 pub(crate) struct FixedLevels<S>(pub std::vec::IntoIter<S>);
 
-impl<S, L, D> LevelSource<S, L, D> for FixedLevels<S> {
+impl<S: Send, L, D> LevelSource<S, L, D> for FixedLevels<S> {
     fn next_level(&mut self) -> Option<S> {
         self.0.next()
     }

@@ -921,7 +921,7 @@ impl Workload for EmbedBenchmark {
         run: usize,
         acc: &mut EmbedRuns,
         observer: &mut dyn Observer,
-        _checkpoint: &mut dyn FnMut(&EmbedRuns),
+        _checkpoint: &mut (dyn FnMut(&EmbedRuns) + Send),
     ) -> bool {
         match acc {
             EmbedRuns::Bursts { batch, acc } => {

@@ -73,62 +73,106 @@ impl Progress {
 /// loop's dispatcher thread with [`BodyFeed::next_blocking`].
 ///
 /// Bodies by default; any item built ahead the same way (a conversation's sessions).
+///
+/// Bodies are handed over in batches (up to [`FEED_BATCH`]): handed over one at a time, every
+/// body taken woke the builder thread again (a futex wake and two context switches per request,
+/// a tenth of the client's CPU for short requests). A batch goes early when nothing else is
+/// queued, so a consumer that catches up with the builder never waits for a batch to fill.
 pub struct BodyFeed<T = Bytes> {
-    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>,
+    taken: tokio::sync::Mutex<Taken<T>>,
 }
+
+/// The consumer's side of a [`BodyFeed`]: the batches, and the rest of the batch being taken.
+struct Taken<T> {
+    rx: tokio::sync::mpsc::Receiver<Vec<T>>,
+    batch: std::vec::IntoIter<T>,
+}
+
+/// The most bodies a [`BodyFeed`] hands over at once.
+pub const FEED_BATCH: usize = 64;
 
 impl<T: Send + 'static> BodyFeed<T> {
     /// Builds bodies with `make(chunk)` (chunk 0, 1, 2, …, each a batch of bodies) until
-    /// `limit` bodies exist (or forever), keeping up to `ahead` ready. Completes once the first
+    /// `limit` bodies exist (or forever), keeping about `ahead` ready (up to `ahead` plus two
+    /// batches of a quarter of it, at most [`FEED_BATCH`] each). Completes once the first
     /// `ahead` (or all of them, when fewer) are ready.
     pub async fn start(
         mut make: impl FnMut(u64) -> Vec<T> + Send + 'static,
         limit: Option<u64>,
         ahead: usize,
     ) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+        let ahead = ahead.max(1);
+        let batch_len = (ahead / 4).clamp(1, FEED_BATCH);
+        // One batch more than `ahead` needs: the one sent early when the channel was empty.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<T>>(ahead.div_ceil(batch_len) + 1);
         let (primed_tx, primed_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("body-feed".into())
             .spawn(move || {
                 let mut made = 0u64;
                 let mut primed = Some(primed_tx);
-                for chunk in 0.. {
+                let mut pending = Vec::with_capacity(batch_len);
+                let hand_over = |pending: &mut Vec<T>| {
+                    let batch = std::mem::replace(pending, Vec::with_capacity(batch_len));
+                    batch.is_empty() || tx.blocking_send(batch).is_ok()
+                };
+                'chunks: for chunk in 0.. {
                     let bodies = make(chunk);
                     if bodies.is_empty() {
                         break;
                     }
                     for b in bodies {
                         if limit.is_some_and(|l| made >= l) {
-                            return;
+                            break 'chunks;
+                        }
+                        pending.push(b);
+                        made += 1;
+                        // Before the first `ahead` are ready nobody takes any: fill batches.
+                        let starving = primed.is_none() && tx.capacity() == tx.max_capacity();
+                        if pending.len() == batch_len || starving || made as usize == ahead {
+                            if !hand_over(&mut pending) {
+                                return;
+                            }
                         }
                         if made as usize == ahead {
                             primed.take().map(|p| p.send(()));
                         }
-                        if tx.blocking_send(b).is_err() {
-                            return;
-                        }
-                        made += 1;
                     }
                 }
+                hand_over(&mut pending);
             })
             .ok();
         // Ready when `ahead` bodies were queued, or the thread finished (fewer were needed; the
         // sender is then dropped and the wait ends too).
         let _ = primed_rx.await;
         Self {
-            rx: tokio::sync::Mutex::new(rx),
+            taken: tokio::sync::Mutex::new(Taken {
+                rx,
+                batch: Vec::new().into_iter(),
+            }),
         }
     }
 
     /// The next body; `None` when the feed is exhausted.
     pub async fn next(&self) -> Option<T> {
-        self.rx.lock().await.recv().await
+        let mut taken = self.taken.lock().await;
+        loop {
+            if let Some(body) = taken.batch.next() {
+                return Some(body);
+            }
+            taken.batch = taken.rx.recv().await?.into_iter();
+        }
     }
 
     /// The next body, for a thread outside the runtime; `None` when the feed is exhausted.
     pub fn next_blocking(&self) -> Option<T> {
-        self.rx.blocking_lock().blocking_recv()
+        let mut taken = self.taken.blocking_lock();
+        loop {
+            if let Some(body) = taken.batch.next() {
+                return Some(body);
+            }
+            taken.batch = taken.rx.blocking_recv()?.into_iter();
+        }
     }
 }
 
@@ -223,7 +267,7 @@ impl Aborts {
 
 /// Where a loop's requests go as they finish (in the order they finish, on the task that awaits
 /// the loop).
-pub trait Sink<R = RequestRecord> {
+pub trait Sink<R = RequestRecord>: Send {
     /// Measurement starts at `origin_ns` on the benchmark's clock (after any warm-up); the load
     /// itself (warm-up included) started at `start_ns`. Called once, before any request
     /// finishes.
@@ -446,6 +490,120 @@ pub async fn closed_loop<O: Op<R>, R: Record>(
     }
 }
 
+/// The most connections an open loop opens at once once it has started. A client that falls
+/// behind its schedule finds no idle connection for many requests at once; opening one for each
+/// at the same moment (thousands against a saturated server) ended in connect timeouts and the
+/// open-files limit, failing requests the server never saw. A request past this many waits for
+/// the first connection to come free, whether a request gave it back or it was just opened;
+/// the wait is part of its send lag.
+pub const OPEN_LOOP_CONNECTING: usize = 64;
+
+/// What an open loop's requests share: one reference per request, taken by the pacing thread.
+struct OpenShared<O, R> {
+    op: O,
+    shutdown: Shutdown,
+    progress: Arc<Progress>,
+    client: Client,
+    clock: Clock,
+    aborts: Option<Aborts>,
+    cancel_at: Option<Instant>,
+    warmup: usize,
+    /// Idle connections, taken by a request and given back when it ends.
+    idle: Mutex<Vec<Connection>>,
+    /// Signalled when a connection is given back.
+    returned: tokio::sync::Notify,
+    /// Connections being opened now, at most [`OPEN_LOOP_CONNECTING`].
+    connecting: tokio::sync::Semaphore,
+    /// The concurrency cap, when there is one.
+    slots: Option<tokio::sync::Semaphore>,
+    tx: tokio::sync::mpsc::UnboundedSender<Sent<R>>,
+}
+
+impl<O: Op<R>, R: Record> OpenShared<O, R> {
+    fn take_idle(&self) -> Option<Connection> {
+        self.idle.lock().ok().and_then(|mut v| v.pop())
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut v) = self.idle.lock() {
+            v.push(conn);
+        }
+        self.returned.notify_one();
+    }
+
+    /// An idle connection, else a new one (opened here, outside the request's timing) when
+    /// fewer than [`OPEN_LOOP_CONNECTING`] are being opened, else the first that comes free.
+    async fn connection(&self) -> Connection {
+        loop {
+            if let Some(conn) = self.take_idle() {
+                return conn;
+            }
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            // Registered before looking again, so a connection given back in between is seen.
+            returned.as_mut().enable();
+            if let Some(conn) = self.take_idle() {
+                return conn;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut returned => continue,
+                permit = self.connecting.acquire() => {
+                    let mut conn = self.client.connection();
+                    // A connection that fails to open is tried again by the request, which then
+                    // fails with the reason, counted.
+                    let _ = conn.connect().await;
+                    drop(permit);
+                    return conn;
+                }
+            }
+        }
+    }
+
+    /// Request `i`, due at `due_ns`, from its slot to its record in the sink's channel.
+    async fn request(&self, i: usize, due_ns: u64, body: Bytes) {
+        let _permit = match &self.slots {
+            Some(s) => s.acquire().await.ok(),
+            None => None,
+        };
+        let slot_wait_ns = self
+            .slots
+            .as_ref()
+            .map(|_| self.clock.now_ns().saturating_sub(due_ns));
+        let conn = self.connection().await;
+        self.progress.started();
+        let send_ns = self.clock.now_ns();
+        let abort_after = Aborts::after(self.aborts.as_ref(), i as u64);
+        let (record, cancelled) = match one(
+            &self.op,
+            conn,
+            body,
+            &self.shutdown,
+            self.cancel_at,
+            abort_after,
+        )
+        .await
+        {
+            Finished::Done(c, r) => {
+                self.give_back(c);
+                (r, false)
+            }
+            Finished::Interrupted => (interrupted_record(send_ns), false),
+            Finished::Cancelled => (interrupted_record(send_ns), true),
+        };
+        self.progress.finished(&record);
+        let _ = self.tx.send(Sent {
+            seq: i as u64,
+            record,
+            scheduled_ns: Some(due_ns),
+            slot_wait_ns,
+            warmup: i < self.warmup,
+            cancelled,
+            turn: None,
+        });
+    }
+}
+
 /// Open loop: requests leave at `schedule` (ns after the start; the first `warmup` of them are
 /// the warm-up), sent by a thread of their own that sleeps until each time — never "from now" —
 /// and hands the request to the runtime; at most `max_concurrency` in flight when capped. Every
@@ -468,10 +626,6 @@ pub async fn open_loop<O: Op<R>, R: Record>(
         .unwrap_or_else(|| open.rate.ceil() as u64)
         .clamp(1, 1024) as usize;
     let ready = open_all(ctx.client, (0..ahead).map(|_| ctx.client.connection())).await;
-    let idle: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(ready));
-    let slots = open
-        .max_concurrency
-        .map(|c| Arc::new(tokio::sync::Semaphore::new(c as usize)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent<R>>();
     // The dispatcher's first arrival: on the timetable, or 2 ms ahead.
     let now_ns = ctx.clock.now_ns();
@@ -490,25 +644,33 @@ pub async fn open_loop<O: Op<R>, R: Record>(
         ),
         start_ns,
     );
-    let cancel_at = ctx.cancel_at(measured_start);
-    let aborts = ctx.aborts;
+    let shared = Arc::new(OpenShared {
+        op: ctx.op.clone(),
+        shutdown: ctx.shutdown.clone(),
+        progress: ctx.progress.clone(),
+        client: ctx.client.clone(),
+        clock: ctx.clock,
+        aborts: ctx.aborts,
+        cancel_at: ctx.cancel_at(measured_start),
+        warmup,
+        idle: Mutex::new(ready),
+        returned: tokio::sync::Notify::new(),
+        connecting: tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTING),
+        slots: open
+            .max_concurrency
+            .map(|c| tokio::sync::Semaphore::new(c as usize)),
+        tx,
+    });
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
-        let (op, feed, shutdown, progress, clock, client) = (
-            ctx.op.clone(),
-            ctx.feed.clone(),
-            ctx.shutdown.clone(),
-            ctx.progress.clone(),
-            ctx.clock,
-            ctx.client.clone(),
-        );
+        let (feed, clock) = (ctx.feed.clone(), ctx.clock);
         std::thread::Builder::new()
             .name("open-loop".into())
             .spawn(move || {
                 keep_time();
                 let mut spawned = 0usize;
                 for (i, &offset) in schedule.iter().enumerate() {
-                    if shutdown.is_stopping() {
+                    if shared.shutdown.is_stopping() {
                         break;
                     }
                     let due_ns = start_ns.saturating_add(offset);
@@ -520,60 +682,15 @@ pub async fn open_loop<O: Op<R>, R: Record>(
                     let Some(body) = feed.next_blocking() else {
                         break;
                     };
-                    let (op, shutdown, progress, idle, slots, tx, client) = (
-                        op.clone(),
-                        shutdown.clone(),
-                        progress.clone(),
-                        idle.clone(),
-                        slots.clone(),
-                        tx.clone(),
-                        client.clone(),
-                    );
-                    handle.spawn(async move {
-                        let _permit = match &slots {
-                            Some(s) => s.clone().acquire_owned().await.ok(),
-                            None => None,
-                        };
-                        let slot_wait_ns = slots
-                            .as_ref()
-                            .map(|_| clock.now_ns().saturating_sub(due_ns));
-                        let conn = idle
-                            .lock()
-                            .ok()
-                            .and_then(|mut v| v.pop())
-                            .unwrap_or_else(|| client.connection());
-                        progress.started();
-                        let send_ns = clock.now_ns();
-                        let abort_after = Aborts::after(aborts.as_ref(), i as u64);
-                        let (record, cancelled) =
-                            match one(&op, conn, body, &shutdown, cancel_at, abort_after).await {
-                                Finished::Done(c, r) => {
-                                    if let Ok(mut v) = idle.lock() {
-                                        v.push(c);
-                                    }
-                                    (r, false)
-                                }
-                                Finished::Interrupted => (interrupted_record(send_ns), false),
-                                Finished::Cancelled => (interrupted_record(send_ns), true),
-                            };
-                        progress.finished(&record);
-                        let _ = tx.send(Sent {
-                            seq: i as u64,
-                            record,
-                            scheduled_ns: Some(due_ns),
-                            slot_wait_ns,
-                            warmup: i < warmup,
-                            cancelled,
-                            turn: None,
-                        });
-                    });
+                    let shared = shared.clone();
+                    handle.spawn(async move { shared.request(i, due_ns, body).await });
                     spawned += 1;
                 }
                 spawned
             })
     };
-    // The dispatcher thread (it owns the sender) and the request tasks hold the only senders:
-    // the channel ends when the last request is done.
+    // The dispatcher thread (it owns the shared sender) and the request tasks hold the only
+    // senders: the channel ends when the last request is done.
     while let Some(s) = rx.recv().await {
         sink.done(s);
     }
@@ -622,5 +739,141 @@ pub fn keep_time() {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
             libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokenomics_client::ClientConfig;
+
+    type Shared = OpenShared<
+        fn(Connection, Bytes) -> std::future::Ready<(Connection, RequestRecord)>,
+        RequestRecord,
+    >;
+
+    fn shared(client: Client, idle: Vec<Connection>) -> Arc<Shared> {
+        fn op(c: Connection, _: Bytes) -> std::future::Ready<(Connection, RequestRecord)> {
+            std::future::ready((c, RequestRecord::default()))
+        }
+        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        Arc::new(OpenShared {
+            op: op as fn(_, _) -> _,
+            shutdown: Shutdown::default(),
+            progress: Arc::default(),
+            client,
+            clock: Clock::start(),
+            aborts: None,
+            cancel_at: None,
+            warmup: 0,
+            idle: Mutex::new(idle),
+            returned: tokio::sync::Notify::new(),
+            connecting: tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTING),
+            slots: None,
+            tx,
+        })
+    }
+
+    /// Counts the connections a loopback listener accepts (and keeps them open).
+    async fn counting_listener() -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        (base, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_feed_hands_over_every_body_in_order_and_stops_at_its_limit() {
+        let feed = BodyFeed::start(
+            |chunk| (chunk * 10..chunk * 10 + 10).collect(),
+            Some(1_000),
+            256,
+        )
+        .await;
+        for want in 0..1_000u64 {
+            assert_eq!(feed.next().await, Some(want));
+        }
+        assert_eq!(feed.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_feed_that_falls_behind_hands_over_each_body_without_waiting_for_a_batch() {
+        // The builder makes one body per call, each only when the test lets it.
+        let (go, gate) = std::sync::mpsc::channel::<()>();
+        let feed = BodyFeed::start(
+            move |chunk| {
+                if chunk >= 8 && gate.recv().is_err() {
+                    return Vec::new();
+                }
+                vec![chunk]
+            },
+            None,
+            8,
+        )
+        .await;
+        for want in 0..8u64 {
+            assert_eq!(feed.next().await, Some(want));
+        }
+        // Batches are of two here; one body alone must still come through.
+        go.send(()).unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), feed.next()).await;
+        assert_eq!(next.expect("the body waited for a batch to fill"), Some(8));
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_taken_before_one_is_opened() {
+        let (base, accepted) = counting_listener().await;
+        let client = Client::new(ClientConfig::new(&base)).unwrap();
+        let mut ready = client.connection();
+        ready.connect().await.unwrap();
+        let s = shared(client, vec![ready]);
+        let _first = s.connection().await;
+        // The idle one was taken; the next is opened (a second accept).
+        let _second = s.connection().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn with_every_opening_slot_taken_a_request_waits_for_a_connection_given_back() {
+        let (base, accepted) = counting_listener().await;
+        let client = Client::new(ClientConfig::new(&base)).unwrap();
+        let s = shared(client.clone(), Vec::new());
+        // Every slot for opening a connection is in use (as by connects that hang).
+        let busy = s
+            .connecting
+            .acquire_many(OPEN_LOOP_CONNECTING as u32)
+            .await
+            .unwrap();
+        let waiter = tokio::spawn({
+            let s = s.clone();
+            async move { s.connection().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiter.is_finished(),
+            "it opened a connection past the limit"
+        );
+        let mut back = client.connection();
+        back.connect().await.unwrap();
+        s.give_back(back);
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the connection given back was not taken")
+            .unwrap();
+        drop((got, busy));
+        // Only the connection given back was ever opened.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert!(s.take_idle().is_none());
     }
 }
