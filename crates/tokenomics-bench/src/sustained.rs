@@ -129,10 +129,9 @@ impl<T: Send + 'static> BodyFeed<T> {
                         made += 1;
                         // Before the first `ahead` are ready nobody takes any: fill batches.
                         let starving = primed.is_none() && tx.capacity() == tx.max_capacity();
-                        if pending.len() == batch_len || starving || made as usize == ahead {
-                            if !hand_over(&mut pending) {
-                                return;
-                            }
+                        let due = pending.len() == batch_len || starving || made as usize == ahead;
+                        if due && !hand_over(&mut pending) {
+                            return;
                         }
                         if made as usize == ahead {
                             primed.take().map(|p| p.send(()));
