@@ -40,6 +40,9 @@ struct Args {
     /// Port for the simulator (on 127.0.0.1).
     #[arg(long, default_value_t = 18_555, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
+    /// How many times to run the TTFT accuracy scenario (500 streams against a fixed 50 ms schedule), to show how often the client's stamping p99 stays within 1 ms [default: 10, 3 with --quick].
+    #[arg(long = "ttft_runs", value_parser = clap::value_parser!(u32).range(1..=100))]
+    ttft_runs: Option<u32>,
 }
 
 /// Which client a scenario runs.
@@ -295,7 +298,7 @@ fn ttft_split(
     port: u16,
     n_cores: u32,
     dir: &Path,
-) -> Result<String, String> {
+) -> Result<TtftSplit, String> {
     if TcpStream::connect(("127.0.0.1", port)).is_ok() {
         return Err(format!("port {port} is already in use"));
     }
@@ -377,14 +380,67 @@ fn ttft_split(
             s.percentile(99.0)
         )
     };
-    Ok(format!(
-        "TTFT at 500 streams against a fixed 50 ms schedule (oai-sim --preset fixed), {} requests joined to the truth log:\n{}{}{}{}",
-        client.len(),
-        row("reported TTFT − 50 ms", &reported),
-        row("  request on its way (send → server arrival)", &path),
-        row("  server late (arrival → first token − 50 ms)", &late),
-        row("  client stamping (server sent → client stamp)", &client),
-    ))
+    let stamping = tokenomics_stats::Summary::new(client.iter().copied());
+    Ok(TtftSplit {
+        report: format!(
+            "TTFT at 500 streams against a fixed 50 ms schedule (oai-sim --preset fixed), {} requests joined to the truth log:\n{}{}{}{}",
+            client.len(),
+            row("reported TTFT − 50 ms", &reported),
+            row("  request on its way (send → server arrival)", &path),
+            row("  server late (arrival → first token − 50 ms)", &late),
+            row("  client stamping (server sent → client stamp)", &client),
+        ),
+        stamping_mean_ms: stamping.mean(),
+        stamping_p99_ms: stamping.percentile(99.0),
+    })
+}
+
+/// One run of the TTFT accuracy scenario.
+struct TtftSplit {
+    /// The split, for people.
+    report: String,
+    /// The client's stamping error (server sent the first token → client stamped it), ms.
+    stamping_mean_ms: f64,
+    stamping_p99_ms: f64,
+}
+
+/// The client's stamping p99 that issue #20 asks for in nine runs of ten, ms.
+const STAMPING_P99_TARGET_MS: f64 = 1.0;
+
+/// The TTFT scenario `runs` times: the first run's split in full, then each run's stamping error
+/// and how many runs kept its p99 within [`STAMPING_P99_TARGET_MS`].
+fn ttft_runs(oai_sim: &Path, oai_bench: &Path, args: &Args, dir: &Path) {
+    let runs = args.ttft_runs.unwrap_or(if args.quick { 3 } else { 10 });
+    let mut p99s = Vec::new();
+    for run in 1..=runs {
+        match ttft_split(oai_sim, oai_bench, args.port, args.n_cores, dir) {
+            Ok(split) => {
+                if run == 1 {
+                    cli::out!("\n{}", split.report);
+                }
+                cli::out!(
+                    "  run {run:>2} of {runs}: client stamping mean {:+.3} ms, p99 {:+.3} ms",
+                    split.stamping_mean_ms,
+                    split.stamping_p99_ms
+                );
+                p99s.push(split.stamping_p99_ms);
+            }
+            Err(e) => cli::out!("\nTTFT accuracy scenario (run {run} of {runs}) failed: {e}"),
+        }
+    }
+    let within = p99s
+        .iter()
+        .filter(|&&p| p <= STAMPING_P99_TARGET_MS)
+        .count();
+    if let (Some(lo), Some(hi)) = (
+        p99s.iter().copied().reduce(f64::min),
+        p99s.iter().copied().reduce(f64::max),
+    ) {
+        cli::out!(
+            "  client stamping p99 within {STAMPING_P99_TARGET_MS} ms in {within} of {} runs (p99 {lo:+.3} to {hi:+.3} ms)",
+            p99s.len()
+        );
+    }
 }
 
 fn main() -> ExitCode {
@@ -586,10 +642,7 @@ fn main() -> ExitCode {
     // TTFT accuracy: 500 streams against a server whose schedule is known (first token 50 ms
     // after each request arrives), in another process, with the server's truth log joined to the
     // client's per-request records by response id.
-    match ttft_split(&oai_sim, &oai_bench, args.port, args.n_cores, &dir) {
-        Ok(report) => cli::out!("\n{report}"),
-        Err(e) => cli::out!("\nTTFT accuracy scenario failed: {e}"),
-    }
+    ttft_runs(&oai_sim, &oai_bench, &args, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     cli::out!("\nCPU is the client process's whole life (start-up, prompt generation, the load); tokens/s and req/s are over the load only; an embeddings scenario's tokens are input tokens.");
     ExitCode::SUCCESS
