@@ -569,20 +569,32 @@ impl<O: Op<R>, R: Record> OpenShared<O, R> {
             .slots
             .as_ref()
             .map(|_| self.clock.now_ns().saturating_sub(due_ns));
-        let conn = self.connection().await;
+        // Waiting for a connection ends, as a request in flight does, when the run is abandoned
+        // or the level's end cancels what is left.
+        let conn = tokio::select! {
+            biased;
+            conn = self.shutdown.run(self.connection()) => conn.ok_or(false),
+            _ = until(self.cancel_at) => Err(true),
+        };
         self.progress.started();
         let send_ns = self.clock.now_ns();
         let abort_after = Aborts::after(self.aborts.as_ref(), i as u64);
-        let (record, cancelled) = match one(
-            &self.op,
-            conn,
-            body,
-            &self.shutdown,
-            self.cancel_at,
-            abort_after,
-        )
-        .await
-        {
+        let finished = match conn {
+            Ok(conn) => {
+                one(
+                    &self.op,
+                    conn,
+                    body,
+                    &self.shutdown,
+                    self.cancel_at,
+                    abort_after,
+                )
+                .await
+            }
+            Err(false) => Finished::Interrupted,
+            Err(true) => Finished::Cancelled,
+        };
+        let (record, cancelled) = match finished {
             Finished::Done(c, r) => {
                 self.give_back(c);
                 (r, false)
@@ -753,25 +765,37 @@ mod tests {
     >;
 
     fn shared(client: Client, idle: Vec<Connection>) -> Arc<Shared> {
+        shared_with(client, idle, None).0
+    }
+
+    fn shared_with(
+        client: Client,
+        idle: Vec<Connection>,
+        cancel_at: Option<Instant>,
+    ) -> (
+        Arc<Shared>,
+        tokio::sync::mpsc::UnboundedReceiver<Sent<RequestRecord>>,
+    ) {
         fn op(c: Connection, _: Bytes) -> std::future::Ready<(Connection, RequestRecord)> {
             std::future::ready((c, RequestRecord::default()))
         }
-        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
-        Arc::new(OpenShared {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(OpenShared {
             op: op as fn(_, _) -> _,
             shutdown: Shutdown::default(),
             progress: Arc::default(),
             client,
             clock: Clock::start(),
             aborts: None,
-            cancel_at: None,
+            cancel_at,
             warmup: 0,
             idle: Mutex::new(idle),
             returned: tokio::sync::Notify::new(),
             connecting: tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTING),
             slots: None,
             tx,
-        })
+        });
+        (shared, rx)
     }
 
     /// Counts the connections a loopback listener accepts (and keeps them open).
@@ -874,5 +898,48 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert!(s.take_idle().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_still_waiting_for_a_connection_ends_at_the_level_end_or_when_abandoned() {
+        let (base, accepted) = counting_listener().await;
+        let client = Client::new(ClientConfig::new(&base)).unwrap();
+        // The level's end, 100 ms from now, cancels a request that never got a connection.
+        let cancel_at = Instant::now() + Duration::from_millis(100);
+        let (s, mut rx) = shared_with(client.clone(), Vec::new(), Some(cancel_at));
+        let _busy = s
+            .connecting
+            .acquire_many(OPEN_LOOP_CONNECTING as u32)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), s.request(7, 0, Bytes::new()))
+            .await
+            .expect("the request waited past the level's end");
+        let sent = rx.recv().await.unwrap();
+        assert_eq!(sent.seq, 7);
+        assert!(sent.cancelled);
+        assert!(matches!(sent.record.error, Some(ClientError::Interrupted)));
+        // Abandoned by the shutdown: interrupted, not cancelled.
+        let (s, mut rx) = shared_with(client, Vec::new(), None);
+        let _busy = s
+            .connecting
+            .acquire_many(OPEN_LOOP_CONNECTING as u32)
+            .await
+            .unwrap();
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.request(8, 0, Bytes::new()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.shutdown.stop_now();
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the request outlived the shutdown")
+            .unwrap();
+        let sent = rx.recv().await.unwrap();
+        assert!(!sent.cancelled);
+        assert!(matches!(sent.record.error, Some(ClientError::Interrupted)));
+        assert_eq!(s.progress.in_flight(), 0);
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
     }
 }
