@@ -116,26 +116,38 @@ impl<T: Send + 'static> BodyFeed<T> {
                     let batch = std::mem::replace(pending, Vec::with_capacity(batch_len));
                     batch.is_empty() || tx.blocking_send(batch).is_ok()
                 };
+                let at_limit = |made: u64| limit.is_some_and(|l| made >= l);
+                // Before the first `ahead` are ready nobody takes any: batches are filled. After,
+                // a consumer with nothing queued gets what there is.
+                let starving =
+                    |primed: &Option<_>| primed.is_none() && tx.capacity() == tx.max_capacity();
                 'chunks: for chunk in 0.. {
+                    if at_limit(made) {
+                        break;
+                    }
                     let bodies = make(chunk);
                     if bodies.is_empty() {
                         break;
                     }
                     for b in bodies {
-                        if limit.is_some_and(|l| made >= l) {
-                            break 'chunks;
-                        }
                         pending.push(b);
                         made += 1;
-                        // Before the first `ahead` are ready nobody takes any: fill batches.
-                        let starving = primed.is_none() && tx.capacity() == tx.max_capacity();
-                        let due = pending.len() == batch_len || starving || made as usize == ahead;
+                        if at_limit(made) {
+                            break 'chunks;
+                        }
+                        let due = pending.len() == batch_len
+                            || starving(&primed)
+                            || made as usize == ahead;
                         if due && !hand_over(&mut pending) {
                             return;
                         }
                         if made as usize == ahead {
                             primed.take().map(|p| p.send(()));
                         }
+                    }
+                    // The chunk's tail goes now, rather than after the next chunk is built.
+                    if starving(&primed) && !hand_over(&mut pending) {
+                        return;
                     }
                 }
                 hand_over(&mut pending);
@@ -507,10 +519,8 @@ struct OpenShared<O, R> {
     aborts: Option<Aborts>,
     cancel_at: Option<Instant>,
     warmup: usize,
-    /// Idle connections, taken by a request and given back when it ends.
-    idle: Mutex<Vec<Connection>>,
-    /// Signalled when a connection is given back.
-    returned: tokio::sync::Notify,
+    /// Idle connections, and the requests waiting for one, first come first served.
+    pool: Mutex<Idle>,
     /// Connections being opened now, at most [`OPEN_LOOP_CONNECTING`].
     connecting: tokio::sync::Semaphore,
     /// The concurrency cap, when there is one.
@@ -518,45 +528,63 @@ struct OpenShared<O, R> {
     tx: tokio::sync::mpsc::UnboundedSender<Sent<R>>,
 }
 
-impl<O: Op<R>, R: Record> OpenShared<O, R> {
-    fn take_idle(&self) -> Option<Connection> {
-        self.idle.lock().ok().and_then(|mut v| v.pop())
-    }
+/// An open loop's idle connections and the requests waiting for one.
+#[derive(Default)]
+struct Idle {
+    idle: Vec<Connection>,
+    /// Oldest first; a request that stopped waiting leaves a closed sender, skipped.
+    waiting: std::collections::VecDeque<tokio::sync::oneshot::Sender<Connection>>,
+}
 
-    fn give_back(&self, conn: Connection) {
-        if let Ok(mut v) = self.idle.lock() {
-            v.push(conn);
+impl<O: Op<R>, R: Record> OpenShared<O, R> {
+    /// A connection a request is done with: to the request that has waited longest, else idle.
+    fn give_back(&self, mut conn: Connection) {
+        let Ok(mut pool) = self.pool.lock() else {
+            return;
+        };
+        while let Some(waiter) = pool.waiting.pop_front() {
+            match waiter.send(conn) {
+                Ok(()) => return,
+                // That request stopped waiting (it opened one, or its run ended).
+                Err(back) => conn = back,
+            }
         }
-        self.returned.notify_one();
+        pool.idle.push(conn);
     }
 
     /// An idle connection, else a new one (opened here, outside the request's timing) when
-    /// fewer than [`OPEN_LOOP_CONNECTING`] are being opened, else the first that comes free.
+    /// fewer than [`OPEN_LOOP_CONNECTING`] are being opened, else the first one given back or the
+    /// first chance to open one, whichever comes first. Requests that wait are served in order.
     async fn connection(&self) -> Connection {
-        loop {
-            if let Some(conn) = self.take_idle() {
-                return conn;
-            }
-            let returned = self.returned.notified();
-            tokio::pin!(returned);
-            // Registered before looking again, so a connection given back in between is seen.
-            returned.as_mut().enable();
-            if let Some(conn) = self.take_idle() {
-                return conn;
-            }
-            tokio::select! {
-                biased;
-                _ = &mut returned => continue,
-                permit = self.connecting.acquire() => {
-                    let mut conn = self.client.connection();
-                    // A connection that fails to open is tried again by the request, which then
-                    // fails with the reason, counted.
-                    let _ = conn.connect().await;
-                    drop(permit);
+        let (tx, mut given) = tokio::sync::oneshot::channel();
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.waiting.retain(|w| !w.is_closed());
+            if pool.waiting.is_empty() {
+                if let Some(conn) = pool.idle.pop() {
                     return conn;
                 }
             }
+            pool.waiting.push_back(tx);
         }
+        let permit = tokio::select! {
+            biased;
+            conn = &mut given => match conn {
+                Ok(conn) => return conn,
+                Err(_) => self.connecting.acquire().await,
+            },
+            permit = self.connecting.acquire() => permit,
+        };
+        // No longer waiting; a connection handed over in the meantime is used.
+        given.close();
+        if let Ok(conn) = given.try_recv() {
+            return conn;
+        }
+        let mut conn = self.client.connection();
+        // A connection that fails to open is tried again by the request, which then fails
+        // with the reason, counted.
+        let _ = conn.connect().await;
+        drop(permit);
+        conn
     }
 
     /// Request `i`, due at `due_ns`, from its slot to its record in the sink's channel.
@@ -664,8 +692,10 @@ pub async fn open_loop<O: Op<R>, R: Record>(
         aborts: ctx.aborts,
         cancel_at: ctx.cancel_at(measured_start),
         warmup,
-        idle: Mutex::new(ready),
-        returned: tokio::sync::Notify::new(),
+        pool: Mutex::new(Idle {
+            idle: ready,
+            ..Idle::default()
+        }),
         connecting: tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTING),
         slots: open
             .max_concurrency
@@ -789,8 +819,10 @@ mod tests {
             aborts: None,
             cancel_at,
             warmup: 0,
-            idle: Mutex::new(idle),
-            returned: tokio::sync::Notify::new(),
+            pool: Mutex::new(Idle {
+                idle,
+                ..Idle::default()
+            }),
             connecting: tokio::sync::Semaphore::new(OPEN_LOOP_CONNECTING),
             slots: None,
             tx,
@@ -829,6 +861,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_feed_with_fewer_bodies_than_it_keeps_ahead_ends_after_them() {
+        let feed = BodyFeed::start(|chunk| vec![chunk; 10], Some(3), 256).await;
+        assert_eq!(
+            [
+                feed.next().await,
+                feed.next().await,
+                feed.next().await,
+                feed.next().await
+            ],
+            [Some(0), Some(0), Some(0), None]
+        );
+        let none = BodyFeed::start(|chunk| vec![chunk; 10], Some(0), 256).await;
+        assert_eq!(none.next().await, None);
+        let empty = BodyFeed::<u64>::start(|_| Vec::new(), None, 256).await;
+        assert_eq!(empty.next().await, None);
+    }
+
+    #[tokio::test]
     async fn a_feed_that_falls_behind_hands_over_each_body_without_waiting_for_a_batch() {
         // The builder makes one body per call, each only when the test lets it.
         let (go, gate) = std::sync::mpsc::channel::<()>();
@@ -858,9 +908,14 @@ mod tests {
         let client = Client::new(ClientConfig::new(&base)).unwrap();
         let mut ready = client.connection();
         ready.connect().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
         let s = shared(client, vec![ready]);
         let _first = s.connection().await;
-        // The idle one was taken; the next is opened (a second accept).
+        // The idle one was taken: nothing opened.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // None idle now: the next is opened.
         let _second = s.connection().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -897,7 +952,7 @@ mod tests {
         // Only the connection given back was ever opened.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
-        assert!(s.take_idle().is_none());
+        assert!(s.pool.lock().unwrap().idle.is_empty());
     }
 
     #[tokio::test]
@@ -941,5 +996,50 @@ mod tests {
         assert!(matches!(sent.record.error, Some(ClientError::Interrupted)));
         assert_eq!(s.progress.in_flight(), 0);
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_for_a_connection_get_them_in_the_order_they_came() {
+        let (base, _accepted) = counting_listener().await;
+        let client = Client::new(ClientConfig::new(&base)).unwrap();
+        let s = shared(client.clone(), Vec::new());
+        let _busy = s
+            .connecting
+            .acquire_many(OPEN_LOOP_CONNECTING as u32)
+            .await
+            .unwrap();
+        let wait = |s: &Arc<Shared>| {
+            let s = s.clone();
+            tokio::spawn(async move { s.connection().await })
+        };
+        let first = wait(&s);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let second = wait(&s);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let open = || async {
+            let mut c = client.connection();
+            c.connect().await.unwrap();
+            c
+        };
+        s.give_back(open().await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            first.is_finished(),
+            "the first to wait was not served first"
+        );
+        assert!(!second.is_finished());
+        // A request that comes now queues behind the second.
+        let third = wait(&s);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        s.give_back(open().await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(second.is_finished());
+        assert!(!third.is_finished(), "the newest request went ahead");
+        assert!(s.pool.lock().unwrap().idle.is_empty());
+        s.give_back(open().await);
+        tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("the third request was never served")
+            .unwrap();
     }
 }
