@@ -556,16 +556,19 @@ impl<O: Op<R>, R: Record> OpenShared<O, R> {
     /// fewer than [`OPEN_LOOP_CONNECTING`] are being opened, else the first one given back or the
     /// first chance to open one, whichever comes first. Requests that wait are served in order.
     async fn connection(&self) -> Connection {
-        let (tx, mut given) = tokio::sync::oneshot::channel();
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.waiting.retain(|w| !w.is_closed());
-            if pool.waiting.is_empty() {
+        let mut given = match self.pool.lock() {
+            Ok(mut pool) => {
+                // A connection given back goes to the longest waiter first, so one lies idle only
+                // while nobody waits: it is taken at once.
                 if let Some(conn) = pool.idle.pop() {
                     return conn;
                 }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pool.waiting.push_back(tx);
+                rx
             }
-            pool.waiting.push_back(tx);
-        }
+            Err(_) => tokio::sync::oneshot::channel().1,
+        };
         let permit = tokio::select! {
             biased;
             conn = &mut given => match conn {
