@@ -75,9 +75,10 @@ impl Progress {
 /// Bodies by default; any item built ahead the same way (a conversation's sessions).
 ///
 /// Bodies are handed over in batches (up to [`FEED_BATCH`]): handed over one at a time, every
-/// body taken woke the builder thread again (a futex wake and two context switches per request,
-/// a tenth of the client's CPU for short requests). A batch goes early when nothing else is
-/// queued, so a consumer that catches up with the builder never waits for a batch to fill.
+/// body taken woke the builder thread again (a futex wake and two context switches per request:
+/// 4% of the client's CPU samples in a closed loop of short requests). A batch goes early when
+/// nothing else is queued, so a consumer that catches up with the builder never waits for a
+/// batch to fill.
 pub struct BodyFeed<T = Bytes> {
     taken: tokio::sync::Mutex<Taken<T>>,
 }
@@ -604,8 +605,8 @@ impl<O: Op<R>, R: Record> OpenShared<O, R> {
         // or the level's end cancels what is left.
         let conn = tokio::select! {
             biased;
-            conn = self.shutdown.run(self.connection()) => conn.ok_or(false),
-            _ = until(self.cancel_at) => Err(true),
+            conn = self.shutdown.run(self.connection()) => conn.ok_or(Finished::Interrupted),
+            _ = until(self.cancel_at) => Err(Finished::Cancelled),
         };
         self.progress.started();
         let send_ns = self.clock.now_ns();
@@ -622,8 +623,7 @@ impl<O: Op<R>, R: Record> OpenShared<O, R> {
                 )
                 .await
             }
-            Err(false) => Finished::Interrupted,
-            Err(true) => Finished::Cancelled,
+            Err(ended) => ended,
         };
         let (record, cancelled) = match finished {
             Finished::Done(c, r) => {

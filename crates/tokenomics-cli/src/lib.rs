@@ -447,9 +447,9 @@ pub fn runtime(
 ///
 /// `Runtime::block_on` would poll `work` on the calling thread instead, beside the workers:
 /// every request that finishes then wakes that thread to hand it its record (a futex wake and two
-/// context switches per request, a fifth of the client's CPU for short requests). As a task, the
-/// loop that collects records runs on the workers that finish the requests. A panic in `work`
-/// is resumed on the calling thread.
+/// context switches per request: 4% of the client's CPU samples in a closed loop of short
+/// requests). As a task, the loop that collects records runs on the workers that finish the
+/// requests. A panic in `work` is resumed on the calling thread.
 pub fn block_on_worker<F>(runtime: &tokio::runtime::Runtime, work: F) -> F::Output
 where
     F: std::future::Future + Send + 'static,
