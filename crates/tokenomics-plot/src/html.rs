@@ -525,11 +525,42 @@ fn embed_table(d: &EmbedDocument) -> String {
         .iter()
         .map(|(key, level)| Row { key, level })
         .collect();
-    table(
-        EMBED_COLUMNS,
-        &rows,
-        "Means over runs; batch time in seconds, request latency in ms.",
-    )
+    // A loop's "batch" is its whole run: a closed or open loop keeps requests going for the
+    // run, and its time and tokens are the run's.
+    let loops = matches!(
+        d.metadata.mode,
+        Some(Mode::ClosedLoop) | Some(Mode::OpenLoop)
+    );
+    let (columns, caption) = if loops {
+        (
+            EMBED_COLUMNS
+                .iter()
+                .map(|c| Column {
+                    label: match c.label {
+                        "tokens/batch" => "tokens/run",
+                        "batch s" => "run s",
+                        other => other,
+                    },
+                    always: c.always,
+                    cell: c.cell,
+                })
+                .collect::<Vec<_>>(),
+            "Means over runs; run length in seconds, request latency in ms.",
+        )
+    } else {
+        (
+            EMBED_COLUMNS
+                .iter()
+                .map(|c| Column {
+                    label: c.label,
+                    always: c.always,
+                    cell: c.cell,
+                })
+                .collect(),
+            "Means over runs; batch time in seconds, request latency in ms.",
+        )
+    };
+    table(&columns, &rows, caption)
 }
 
 /// The table of `rows` in the columns that carry anything.

@@ -274,9 +274,27 @@ fn embedding_loops_report_their_levels() {
     assert_eq!(meta_value(&doc, 0, "concurrencies"), "1, 4, 16");
     let tables = summary(&doc);
     assert_eq!(cell(&tables[0], "concurrency_16_seq_200", "ok"), "320");
+    // A loop's time and tokens are its whole run's, and are named so (not "batch").
+    assert_eq!(cell(&tables[0], "concurrency_16_seq_200", "run s"), "1.07");
+    assert_eq!(
+        cell(&tables[0], "concurrency_16_seq_200", "tokens/run"),
+        "33919"
+    );
+    assert!(
+        !tables[0].0.iter().any(|h| h.contains("batch")),
+        "{:?}",
+        tables[0].0
+    );
+    assert!(report.html.contains("run length in seconds"));
     let report = html::report(&[input("embed_open_loop.json")], None).unwrap();
     let doc = parse(&report.html);
     assert_eq!(meta_value(&doc, 0, "request rates (req/s)"), "20, 50");
+    assert!(summary(&doc)[0].0.iter().any(|h| h == "run s"));
+    // A burst's are its batch's.
+    let report = html::report(&[input("embed_latency.json")], None).unwrap();
+    let headers = &summary(&parse(&report.html))[0].0;
+    assert!(headers.iter().any(|h| h == "batch s"), "{headers:?}");
+    assert!(!headers.iter().any(|h| h == "run s"), "{headers:?}");
 }
 
 #[test]
