@@ -48,6 +48,52 @@ struct Args {
     no_pin: bool,
 }
 
+/// The machine's CPU time so far, from `/proc/stat` (in clock ticks, all CPUs together): how much
+/// was stolen by the hypervisor, and all of it. On a shared virtual machine a vCPU is sometimes
+/// not run for milliseconds at a time; the guest sees its thread as running meanwhile, so the
+/// client looks late. Measured here (2 vCPUs, 2026-12-01), steal was 1% of an idle minute and
+/// 20–40% during some open-loop runs, whose p99 send lag then went from 1–4 ms to 20 ms.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// Now, or none where `/proc/stat` cannot be read (not Linux).
+    fn now() -> Option<CpuTimes> {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The `cpu` line: user nice system idle iowait irq softirq steal (guest time is already in
+    /// user and nice).
+    fn parse(stat: &str) -> Option<CpuTimes> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (ticks.len() == 8).then(|| CpuTimes {
+            steal: ticks[7],
+            total: ticks.iter().sum(),
+        })
+    }
+
+    /// The share of the CPU time since `before` that was stolen, in percent ("-" when unknown).
+    fn steal_since(before: Option<CpuTimes>) -> String {
+        match (before, CpuTimes::now()) {
+            (Some(b), Some(a)) if a.total > b.total => format!(
+                "{:.1}",
+                a.steal.saturating_sub(b.steal) as f64 * 100.0 / (a.total - b.total) as f64
+            ),
+            _ => "-".into(),
+        }
+    }
+}
+
 /// Which CPUs the client and the simulator run on in the TTFT accuracy scenario: the client on the
 /// last `--n_cores` CPUs this process may use, the simulator on the others. Unpinned, the
 /// simulator's threads (one per CPU) share the client's CPU whenever the simulator is busy, and
@@ -499,15 +545,17 @@ fn ttft_runs(oai_sim: &Path, oai_bench: &Path, args: &Args, dir: &Path, place: &
     let runs = args.ttft_runs.unwrap_or(if args.quick { 3 } else { 10 });
     let mut p99s = Vec::new();
     for run in 1..=runs {
+        let before = CpuTimes::now();
         match ttft_split(oai_sim, oai_bench, args.port, args.n_cores, dir, place) {
             Ok(split) => {
                 if run == 1 {
                     cli::out!("\n{}  ({})", split.report, place.describe());
                 }
                 cli::out!(
-                    "  run {run:>2} of {runs}: client stamping mean {:+.3} ms, p99 {:+.3} ms",
+                    "  run {run:>2} of {runs}: client stamping mean {:+.3} ms, p99 {:+.3} ms; CPU steal {}%",
                     split.stamping_mean_ms,
-                    split.stamping_p99_ms
+                    split.stamping_p99_ms,
+                    CpuTimes::steal_since(before)
                 );
                 p99s.push(split.stamping_p99_ms);
             }
@@ -654,7 +702,7 @@ fn main() -> ExitCode {
         args.n_cores
     );
     cli::out!(
-        "{:<22} {:>9} {:>10} {:>9} {:>12} {:>10} {:>10} {:>12} {:>7}",
+        "{:<22} {:>9} {:>10} {:>9} {:>12} {:>10} {:>10} {:>12} {:>10} {:>7}",
         "scenario",
         "requests",
         "tokens",
@@ -663,7 +711,8 @@ fn main() -> ExitCode {
         "tokens/s",
         "req/s",
         "peak RSS MiB",
-        "KiB/stream"
+        "KiB/stream",
+        "steal %"
     );
     let mut baseline_kib = None;
     let mut features = [None; 2];
@@ -673,10 +722,12 @@ fn main() -> ExitCode {
             Err(e) => return cli::fail(NAME, e, exit::ERROR),
         };
         let out = dir.join("perf.json");
+        let before = CpuTimes::now();
         let result = match s.client {
             Client::Chat => measure(&oai_bench, args.port, s, args.n_cores, &out),
             Client::Embeddings => measure_embeddings(&embed_bench, args.port, s, &out),
         };
+        let steal = CpuTimes::steal_since(before);
         let _ = sim.kill();
         let _ = sim.wait();
         match result {
@@ -699,7 +750,7 @@ fn main() -> ExitCode {
                     _ => "-".into(),
                 };
                 cli::out!(
-                    "{:<22} {:>9} {:>10.0} {:>9.3} {:>12.2} {:>10.0} {:>10.0} {:>12.1} {:>7}{}",
+                    "{:<22} {:>9} {:>10.0} {:>9.3} {:>12.2} {:>10.0} {:>10.0} {:>12.1} {:>10} {:>7}{}",
                     s.name,
                     m.requests,
                     m.tokens,
@@ -709,6 +760,7 @@ fn main() -> ExitCode {
                     m.requests / m.load_s,
                     m.max_rss_kib as f64 / 1024.0,
                     per_stream,
+                    steal,
                     if m.failed > 0 {
                         format!("  ({} failed)", m.failed)
                     } else {
@@ -744,7 +796,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::Placement;
+    use super::{CpuTimes, Placement};
 
     #[test]
     fn the_client_gets_the_last_cpus_and_the_simulator_the_rest() {
@@ -752,6 +804,16 @@ mod tests {
         assert_eq!((p.client, p.sim), (vec![3], vec![0, 1, 2]));
         let p = Placement::split(&[2, 5, 7], 2);
         assert_eq!((p.client, p.sim), (vec![5, 7], vec![2]));
+    }
+
+    #[test]
+    fn steal_is_read_from_the_cpu_line() {
+        let stat = "cpu  100 5 50 800 10 1 2 32 7 0\ncpu0 50 2 25 400 5 0 1 16 0 0\n";
+        let t = CpuTimes::parse(stat).unwrap();
+        assert_eq!((t.steal, t.total), (32, 1000));
+        assert!(CpuTimes::parse("cpu0 1 2 3 4 5 6 7 8\n").is_none());
+        assert!(CpuTimes::parse("cpu  1 2 3\n").is_none());
+        assert!(CpuTimes::parse("cpu  1 2 3 x 5 6 7 8\n").is_none());
     }
 
     #[test]
