@@ -5,7 +5,9 @@
 //! client process's own CPU time and peak memory from `wait4` — the simulator's CPU is not
 //! counted. Prints, per scenario: client CPU seconds (user + system), CPU microseconds per
 //! streamed token, tokens/s and requests/s during the load, peak resident memory, and memory per
-//! in-flight stream (peak over the single-stream baseline, divided by the concurrency). Open loops
+//! in-flight stream (peak over the single-stream baseline, divided by the concurrency), and the
+//! share of the machine's CPU time the hypervisor stole meanwhile (a virtual machine's vCPU not
+//! run for a while looks like a slow client). Open loops
 //! (chat with `oai-bench`, embeddings with `embed-bench`) also print how closely the schedule was
 //! kept and the CPU per request; two 512-stream scenarios with the optional features off and on
 //! (`--requests_file`, `--server_metrics`, the timeline) print what those features cost.
