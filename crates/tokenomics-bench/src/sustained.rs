@@ -636,7 +636,7 @@ impl<O: Op<R>, R: Record> OpenShared<O, R> {
 
 /// Open loop: requests leave at `schedule` (ns after the start; the first `warmup` of them are
 /// the warm-up), spawned by a dispatcher task that sleeps until each time — never "from now" —
-/// on a timer of nanosecond precision ([`Timer`]); at most `max_concurrency` in flight when
+/// on a timer of nanosecond precision (a Linux `timerfd`); at most `max_concurrency` in flight when
 /// capped. Every
 /// request (warm-up and cancelled ones included, flagged) goes to `sink` as it finishes.
 /// Measurement starts `measured_from` ns after the start when given (a shard's part of a schedule
