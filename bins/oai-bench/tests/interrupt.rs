@@ -246,3 +246,56 @@ async fn a_run_killed_after_three_snapshots_keeps_the_level_so_far() {
     );
     assert_eq!(level["load"]["mode"], "closed_loop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_an_open_loops_wait_for_its_next_arrival() {
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(5),
+        tokens: Some(1),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("slow_rate.json");
+    // One arrival every 30 s: the first at once, the next long after the Ctrl-C.
+    let mut child = spawn(
+        &server.api_base(),
+        &out,
+        &[
+            "--request_rate",
+            "0.0333",
+            "--arrival",
+            "constant",
+            "--duration",
+            "600",
+        ],
+    );
+    let start = Instant::now();
+    while server.requests() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // the first request done
+    signal(&child, "-INT");
+    let t = Instant::now();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    // Waiting for the next arrival would take the rest of 30 s.
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stopped waiting for the next arrival ({:?})",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(server.requests(), 1, "nothing sent after the stop");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(doc["metadata"]["incomplete"], true);
+    let level = doc["results"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .expect("the level was written");
+    assert_eq!(level["requests"]["succeeded"], 1, "{level}");
+}

@@ -80,6 +80,12 @@ impl Shutdown {
         *self.state.borrow() >= STOPPING
     }
 
+    /// Completes when a stop is requested (at once if one was).
+    pub async fn stopping(&self) {
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|s| *s >= STOPPING).await;
+    }
+
     /// Completes when requests in flight must be abandoned: at a second stop request, or when
     /// the grace period after the first one is over. Small on purpose: one of these waits beside
     /// every request in flight.

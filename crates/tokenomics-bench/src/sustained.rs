@@ -702,12 +702,21 @@ pub async fn open_loop<O: Op<R>, R: Record>(
         let (feed, clock) = (ctx.feed.clone(), ctx.clock);
         tokio::spawn(async move {
             let timer = Timer::new();
+            // A stop ends the wait for the next arrival at once (at a low rate it may be far off),
+            // and nothing due after it is sent.
+            let shutdown = shared.shutdown.clone();
+            let stopping = shutdown.stopping();
+            tokio::pin!(stopping);
             for (i, &offset) in schedule.iter().enumerate() {
                 if shared.shutdown.is_stopping() {
                     break;
                 }
                 let due_ns = start_ns.saturating_add(offset);
-                timer.sleep_until(clock.instant_at(due_ns)).await;
+                tokio::select! {
+                    biased;
+                    _ = &mut stopping => break,
+                    _ = timer.sleep_until(clock.instant_at(due_ns)) => {}
+                }
                 let Some(body) = feed.next().await else {
                     break;
                 };
@@ -721,7 +730,11 @@ pub async fn open_loop<O: Op<R>, R: Record>(
     while let Some(s) = rx.recv().await {
         sink.done(s);
     }
-    let _ = dispatcher.await;
+    if let Err(e) = dispatcher.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }
 
 /// A sleep to the nanosecond that the runtime's I/O driver wakes: on Linux a `timerfd` polled
@@ -766,39 +779,51 @@ impl Timer {
 
     /// Returns at `due` (at once if it has passed).
     async fn sleep_until(&self, due: Instant) {
-        let now = Instant::now();
-        if due <= now {
+        if due <= Instant::now() {
             return;
         }
         #[cfg(target_os = "linux")]
-        if let Some(fd) = &self.fd {
-            if Self::arm(fd, due - now) {
-                loop {
-                    let Ok(mut ready) = fd.readable().await else {
-                        break;
-                    };
-                    let mut expirations = [0u8; 8];
-                    // SAFETY: reads 8 bytes into a buffer of 8 from the timer's descriptor.
-                    let read = ready.try_io(|fd| {
-                        use std::os::fd::AsRawFd;
-                        let n = unsafe {
-                            libc::read(fd.as_raw_fd(), expirations.as_mut_ptr().cast(), 8)
-                        };
-                        if n < 0 {
-                            Err(std::io::Error::last_os_error())
-                        } else {
-                            Ok(())
-                        }
-                    });
-                    match read {
-                        Ok(Ok(())) => return,
-                        Ok(Err(_)) => break,
-                        Err(_would_block) => continue,
-                    }
-                }
-            }
+        if self.sleep_on_fd(due).await {
+            return;
         }
         tokio::time::sleep_until(due.into()).await;
+    }
+
+    /// Sleeps to `due` on the timerfd; false (at once, or when an error ends the wait early) if
+    /// there is none or the kernel refused, for the caller to sleep otherwise.
+    #[cfg(target_os = "linux")]
+    async fn sleep_on_fd(&self, due: Instant) -> bool {
+        let Some(fd) = &self.fd else {
+            return false;
+        };
+        let after = due
+            .saturating_duration_since(Instant::now())
+            .max(std::time::Duration::from_nanos(1));
+        if !Self::arm(fd, after) {
+            return false;
+        }
+        loop {
+            let Ok(mut ready) = fd.readable().await else {
+                return false;
+            };
+            let mut expirations = [0u8; 8];
+            let read = ready.try_io(|fd| {
+                use std::os::fd::AsRawFd;
+                // SAFETY: reads 8 bytes into a buffer of 8 from the timer's descriptor.
+                let n = unsafe { libc::read(fd.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
+                if n < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
+            match read {
+                Ok(Ok(())) => return true,
+                Ok(Err(_)) => return false,
+                // Readiness left from the last expiry (re-arming reset it): wait again.
+                Err(_would_block) => continue,
+            }
+        }
     }
 
     /// Sets the timer to expire once, `after` from now; false if the kernel refused.
@@ -885,7 +910,16 @@ mod tests {
         assert!(timer.fd.is_some(), "a timerfd in the runtime's driver");
         for ms in [1u64, 3, 20, 1_100] {
             let due = Instant::now() + Duration::from_millis(ms);
-            tokio::time::timeout(Duration::from_secs(10), timer.sleep_until(due))
+            let limit = Duration::from_secs(10);
+            #[cfg(target_os = "linux")]
+            assert!(
+                tokio::time::timeout(limit, timer.sleep_on_fd(due))
+                    .await
+                    .expect("the timer fired"),
+                "slept on the timerfd, not on a fallback"
+            );
+            #[cfg(not(target_os = "linux"))]
+            tokio::time::timeout(limit, timer.sleep_until(due))
                 .await
                 .expect("the timer fired");
             let woke = Instant::now();
@@ -899,9 +933,14 @@ mod tests {
             );
         }
         // A time gone by returns at once, and the timer is ready again afterwards.
-        timer.sleep_until(Instant::now()).await;
+        let limit = Duration::from_secs(10);
+        tokio::time::timeout(limit, timer.sleep_until(Instant::now()))
+            .await
+            .expect("at once");
         let due = Instant::now() + Duration::from_millis(2);
-        timer.sleep_until(due).await;
+        tokio::time::timeout(limit, timer.sleep_until(due))
+            .await
+            .expect("the timer fired");
         assert!(Instant::now() >= due);
     }
 

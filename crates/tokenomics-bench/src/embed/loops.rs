@@ -2,7 +2,7 @@
 //!
 //! A level runs on the shared executor of [`crate::sustained`] — the same closed loop (C workers,
 //! each sending its next request the moment the last one ends) and open loop (a schedule of
-//! arrivals drawn up front, sent by a thread of its own) as `oai-bench` — with an operation that
+//! arrivals drawn up front, each sent at its time by a dispatcher task) as `oai-bench` — with an operation that
 //! sends one embeddings request of `inputs_per_request` texts, retried as in a burst. Each request
 //! reaches the [`LoopSink`] as it finishes: its vectors are checked there and it is summarised at
 //! once into the [`LoopAccumulator`] (distributions exact up to [`EXACT_LIMIT`] values, then a
