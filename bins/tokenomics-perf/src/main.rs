@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::Value;
+use tokenomics_bench::client_load::CpuTimes;
 use tokenomics_cli::{self as cli, exit};
 
 const NAME: &str = "tokenomics-perf";
@@ -50,50 +51,16 @@ struct Args {
     no_pin: bool,
 }
 
-/// The machine's CPU time so far, from `/proc/stat` (in clock ticks, all CPUs together): how much
-/// was stolen by the hypervisor, and all of it. On a shared virtual machine a vCPU is sometimes
-/// not run for milliseconds at a time; the guest sees its thread as running meanwhile, so the
-/// client looks late. Measured here (2 vCPUs, 2026-12-01), steal was 1% of an idle minute and
-/// 20–40% during some open-loop runs, whose p99 send lag then went from 1–4 ms to 20 ms.
-#[derive(Clone, Copy)]
-struct CpuTimes {
-    steal: u64,
-    total: u64,
-}
-
-impl CpuTimes {
-    /// Now, or none where `/proc/stat` cannot be read (not Linux).
-    fn now() -> Option<CpuTimes> {
-        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
-    }
-
-    /// The `cpu` line: user nice system idle iowait irq softirq steal (guest time is already in
-    /// user and nice).
-    fn parse(stat: &str) -> Option<CpuTimes> {
-        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-        let ticks: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
-        (ticks.len() == 8).then(|| CpuTimes {
-            steal: ticks[7],
-            total: ticks.iter().sum(),
-        })
-    }
-
-    /// The share of the CPU time since `before` that was stolen, in percent ("-" when unknown).
-    fn steal_since(before: Option<CpuTimes>) -> String {
-        match (before, CpuTimes::now()) {
-            (Some(b), Some(a)) if a.total > b.total => format!(
-                "{:.1}",
-                a.steal.saturating_sub(b.steal) as f64 * 100.0 / (a.total - b.total) as f64
-            ),
-            _ => "-".into(),
-        }
-    }
+/// The share of the machine's CPU time since `before` that the hypervisor stole, in percent ("-"
+/// when unknown). On a shared virtual machine a vCPU is sometimes not run for milliseconds at a
+/// time; the guest sees its thread as running meanwhile, so the client looks late. Measured here
+/// (2 vCPUs, 2026-12-01), steal was 1% of an idle minute and 20–40% during some open-loop runs,
+/// whose p99 send lag then went from 1–4 ms to 20 ms.
+fn steal_since(before: Option<CpuTimes>) -> String {
+    before
+        .zip(CpuTimes::now())
+        .and_then(|(b, a)| a.stolen_since(&b))
+        .map_or_else(|| "-".into(), |s| format!("{:.1}", s * 100.0))
 }
 
 /// Which CPUs the client and the simulator run on in the TTFT accuracy scenario: the client on the
@@ -557,7 +524,7 @@ fn ttft_runs(oai_sim: &Path, oai_bench: &Path, args: &Args, dir: &Path, place: &
                     "  run {run:>2} of {runs}: client stamping mean {:+.3} ms, p99 {:+.3} ms; CPU steal {}%",
                     split.stamping_mean_ms,
                     split.stamping_p99_ms,
-                    CpuTimes::steal_since(before)
+                    steal_since(before)
                 );
                 p99s.push(split.stamping_p99_ms);
             }
@@ -729,7 +696,7 @@ fn main() -> ExitCode {
             Client::Chat => measure(&oai_bench, args.port, s, args.n_cores, &out),
             Client::Embeddings => measure_embeddings(&embed_bench, args.port, s, &out),
         };
-        let steal = CpuTimes::steal_since(before);
+        let steal = steal_since(before);
         let _ = sim.kill();
         let _ = sim.wait();
         match result {
@@ -798,7 +765,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{CpuTimes, Placement};
+    use super::Placement;
 
     #[test]
     fn the_client_gets_the_last_cpus_and_the_simulator_the_rest() {
@@ -806,16 +773,6 @@ mod tests {
         assert_eq!((p.client, p.sim), (vec![3], vec![0, 1, 2]));
         let p = Placement::split(&[2, 5, 7], 2);
         assert_eq!((p.client, p.sim), (vec![5, 7], vec![2]));
-    }
-
-    #[test]
-    fn steal_is_read_from_the_cpu_line() {
-        let stat = "cpu  100 5 50 800 10 1 2 32 7 0\ncpu0 50 2 25 400 5 0 1 16 0 0\n";
-        let t = CpuTimes::parse(stat).unwrap();
-        assert_eq!((t.steal, t.total), (32, 1000));
-        assert!(CpuTimes::parse("cpu0 1 2 3 4 5 6 7 8\n").is_none());
-        assert!(CpuTimes::parse("cpu  1 2 3\n").is_none());
-        assert!(CpuTimes::parse("cpu  1 2 3 x 5 6 7 8\n").is_none());
     }
 
     #[test]

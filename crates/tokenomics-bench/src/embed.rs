@@ -899,7 +899,8 @@ impl Workload for EmbedBenchmark {
         }
     }
 
-    fn begin(&mut self, spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedRuns {
+    fn begin(&mut self, spec: &EmbedSpec, observer: &mut dyn Observer) -> EmbedRuns {
+        observer.embed_level_started();
         let api_bases = self.pool.client().api_bases();
         match spec.shape {
             Shape::Burst { batch } => EmbedRuns::Bursts {
