@@ -165,7 +165,6 @@ impl Observer for EmbedConsole {
         if r.run == 0 {
             say(&format!("\n=== {} ===", r.key));
         }
-
         self.outcome.succeeded += r.succeeded as u64;
         self.outcome.failed += r.failed as u64;
         say(&report::embed_run_line(r));

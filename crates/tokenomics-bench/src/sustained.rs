@@ -704,8 +704,7 @@ pub async fn open_loop<O: Op<R>, R: Record>(
             let timer = Timer::new();
             // A stop ends the wait for the next arrival at once (at a low rate it may be far off),
             // and nothing due after it is sent.
-            let shutdown = shared.shutdown.clone();
-            let stopping = shutdown.stopping();
+            let stopping = shared.shutdown.stopping();
             tokio::pin!(stopping);
             for (i, &offset) in schedule.iter().enumerate() {
                 if shared.shutdown.is_stopping() {

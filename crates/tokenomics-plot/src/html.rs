@@ -531,34 +531,23 @@ fn embed_table(d: &EmbedDocument) -> String {
         d.metadata.mode,
         Some(Mode::ClosedLoop) | Some(Mode::OpenLoop)
     );
-    let (columns, caption) = if loops {
-        (
-            EMBED_COLUMNS
-                .iter()
-                .map(|c| Column {
-                    label: match c.label {
-                        "tokens/batch" => "tokens/run",
-                        "batch s" => "run s",
-                        other => other,
-                    },
-                    always: c.always,
-                    cell: c.cell,
-                })
-                .collect::<Vec<_>>(),
-            "Means over runs; run length in seconds, request latency in ms.",
-        )
+    let label = |l: &'static str| match (loops, l) {
+        (true, "tokens/batch") => "tokens/run",
+        (true, "batch s") => "run s",
+        _ => l,
+    };
+    let columns: Vec<Column<EmbedLevel>> = EMBED_COLUMNS
+        .iter()
+        .map(|c| Column {
+            label: label(c.label),
+            always: c.always,
+            cell: c.cell,
+        })
+        .collect();
+    let caption = if loops {
+        "Means over runs; run length in seconds, request latency in ms."
     } else {
-        (
-            EMBED_COLUMNS
-                .iter()
-                .map(|c| Column {
-                    label: c.label,
-                    always: c.always,
-                    cell: c.cell,
-                })
-                .collect(),
-            "Means over runs; batch time in seconds, request latency in ms.",
-        )
+        "Means over runs; batch time in seconds, request latency in ms."
     };
     table(&columns, &rows, caption)
 }
