@@ -1,13 +1,13 @@
 //! The burst benchmark against scripted loopback servers whose true timings are known.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Map;
 use tokenomics_bench::{ChatBenchmark, ChatConfig, Observer};
-use tokenomics_client::{Client, ClientConfig, Endpoint, RequestRecord};
+use tokenomics_client::{Client, ClientConfig, Clock, Endpoint, RequestRecord};
 use tokenomics_datasets::PromptSource;
 use tokenomics_stats::{read_json, ChatDocument, Summary};
-use tokenomics_testkit::{refused_api_base, Fault, Script, ScriptedServer};
+use tokenomics_testkit::{refused_api_base, Fault, Script, ScriptedServer, Truth};
 
 fn config(api_base: &str, batch_sizes: &[u64], stream: bool) -> ChatConfig {
     ChatConfig {
@@ -51,12 +51,15 @@ impl Observer for Records {
     }
 }
 
-async fn run(cfg: ChatConfig) -> (ChatDocument, Records) {
+/// Runs the benchmark; also returns its clock, on which the records' nanoseconds count from
+/// [`Clock::origin`] (the scripted server's truth is in `Instant`s of the same process).
+async fn run(cfg: ChatConfig) -> (ChatDocument, Records, Clock) {
     let client = client(&cfg.api_base);
     let mut bench = ChatBenchmark::new(cfg, client, PromptSource::from_key("synthetic").unwrap());
+    let clock = bench.clock();
     let mut obs = Records::default();
     let doc = bench.run(&mut obs).await.unwrap();
-    (doc, obs)
+    (doc, obs, clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +76,7 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
     let path = dir.path().join("out.json");
     let mut cfg = config(&server.api_base(), &[1, 4], false);
     cfg.results_file = Some(path.clone());
-    let (doc, obs) = run(cfg).await;
+    let (doc, obs, clock) = run(cfg).await;
 
     // 1 warm-up per level + 2 runs × (1 + 4) requests.
     assert_eq!(server.requests(), 2 + 2 * 5);
@@ -151,7 +154,31 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
             fastest.push((first_end - start) as f64 / 1e9);
             slowest.push(total);
             batch_tps.push(tokens as f64 / total);
-            // The slowest request of the run took ttft + (tokens - 1) × itl on the server.
+            // The batch as the server served it, from its truth log: from the run's first
+            // arrival to its last answer. The client's batch time holds it (every send comes
+            // before its arrival, every answer after its end) and adds no more than the trips
+            // of a request and an answer over loopback, within 10 ms. Against the truth, not
+            // the schedule: when the machine stalls the server, the client must report the
+            // stall (the server is checked against its schedule below, from the truth alone).
+            let at = |i: Instant| i.duration_since(clock.origin()).as_nanos() as u64;
+            let served: Vec<&Truth> = truth
+                .iter()
+                .filter(|t| (start..=end).contains(&at(t.arrival)))
+                .collect();
+            assert_eq!(
+                served.len(),
+                records.len(),
+                "the run's requests in the truth log"
+            );
+            let first_arrival = served.iter().map(|t| at(t.arrival)).min().unwrap();
+            let last_answer = served.iter().map(|t| at(t.end.unwrap())).max().unwrap();
+            let true_total = (last_answer - first_arrival) as f64 / 1e9;
+            assert!(
+                total >= true_total && total < true_total + 0.010,
+                "batch time {total} s vs the server's {true_total} s"
+            );
+            // The slowest request of the run took ttft + (tokens - 1) × itl on the server: it
+            // is never early.
             let longest = records
                 .iter()
                 .map(|r| r.completion_tokens.unwrap())
@@ -159,8 +186,8 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
                 .unwrap();
             let scheduled = 0.030 + 0.002 * (longest - 1) as f64;
             assert!(
-                total >= scheduled && total < scheduled + 0.010,
-                "batch time {total} vs the schedule's {scheduled}"
+                true_total >= scheduled,
+                "the server's batch {true_total} s vs the schedule's {scheduled} s"
             );
         }
         let t = &level.timings;
@@ -209,7 +236,7 @@ async fn tokens_are_counted_from_events_when_the_server_sends_no_usage() {
     .await;
     let mut cfg = config(&server.api_base(), &[2], true);
     cfg.num_runs = 1;
-    let (doc, _) = run(cfg).await;
+    let (doc, _, _) = run(cfg).await;
     let level = &doc.results["2"];
     assert_eq!(level.tokens.output_per_request.mean, 7.0);
     assert_eq!(
@@ -248,7 +275,7 @@ async fn failures_are_counted_by_kind_and_the_run_goes_on() {
     cfg.warmup_runs = 0;
     cfg.num_runs = 2;
     cfg.results_file = Some(path.clone());
-    let (doc, _) = run(cfg).await;
+    let (doc, _, _) = run(cfg).await;
     let counts = doc.results["5"].requests.clone().unwrap();
     assert_eq!(counts.succeeded, 2);
     assert_eq!(counts.failed, 8);
@@ -285,7 +312,7 @@ async fn a_refusing_server_gives_connect_failures_and_a_file() {
     let path = dir.path().join("refused.json");
     let mut cfg = config(&api_base, &[2], false);
     cfg.results_file = Some(path.clone());
-    let (doc, _) = run(cfg).await;
+    let (doc, _, _) = run(cfg).await;
     let counts = doc.results["2"].requests.clone().unwrap();
     assert_eq!((counts.succeeded, counts.failed), (0, 4));
     assert!(counts.errors["connect"]
