@@ -4,11 +4,12 @@
 //! every time.
 //!
 //! Each run is a real benchmark over HTTP on 127.0.0.1 (`tokenomics-bench`'s `ChatBenchmark`, as
-//! `oai-bench` runs it, with `--requests_file` and `--token_times`) against a fresh in-process
+//! `oai-bench` runs it, with `--requests_file` and `--token_times`) against an in-process
 //! simulator; `tokenomics-compare` then reads the results and finds the per-request records
-//! beside them by name. Each round runs a benchmark of the preset, another of the same preset
-//! with another seed, and one of the slower preset, one after the other; the first two are
-//! compared, then the second and the third.
+//! beside them by name. Each round starts three fresh simulators — the preset, the same preset
+//! with another seed, and the slower preset — and runs them in turn, one run each, until each
+//! has its `RUNS` runs; each side's runs are then written as one benchmark of `RUNS` runs, and
+//! the first two sides are compared, then the second and the third.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,11 +18,14 @@ use std::time::{Duration, Instant};
 
 use tokenomics_bench::load::{Limits, Shape};
 use tokenomics_bench::{ChatBenchmark, ChatConfig, Quiet};
-use tokenomics_client::{ChatRequest, Client, ClientConfig, Clock, Endpoint, Message};
+use tokenomics_client::{
+    ChatRequest, Client, ClientConfig, Clock, Endpoint, Message, RequestRecord,
+};
 use tokenomics_compare::{compare, CompareOptions, Comparison, Input, Metric, Statistic, Verdict};
 use tokenomics_datasets::PromptSource;
 use tokenomics_sim::preset::Behaviour;
 use tokenomics_sim::{SimConfig, Simulator};
+use tokenomics_stats::{read_json, ChatDocument, ChatLevel, SteadyState, Summary};
 
 const PRESET: &str = "h100-llama-3.1-8b";
 /// Model seconds per real second: a decode step of the preset at 8 in flight (about 8 ms)
@@ -97,82 +101,161 @@ fn prompts_file(dir: &Path) -> String {
     format!("file:{}", path.display())
 }
 
-/// One benchmark against a fresh simulator: `RUNS` runs of a closed loop of `CONCURRENCY`
-/// streamed requests of exactly `TOKENS` tokens, prompts drawn from `prompts` with `seed`;
-/// results in `dir/name.json`, per-request records in `dir/name.jsonl`.
-async fn run(slower: bool, seed: u64, prompts: &str, dir: &Path, name: String) -> Input {
-    let cfg = simulator(slower, seed);
-    let model = cfg.preset.served_model.to_string();
-    let (server, _) = Simulator::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("simulator");
-    let results = dir.join(format!("{name}.json"));
-    let config = ChatConfig {
-        model,
-        dataset_key: prompts.to_string(),
-        api_base: server.api_base(),
-        num_runs: RUNS,
-        warmup_runs: 0,
-        max_tokens: TOKENS,
-        seed,
-        stream: true,
-        levels: vec![Shape::Closed {
-            concurrency: CONCURRENCY,
-        }],
-        limits: Limits {
-            num_requests: Some(CONCURRENCY),
-            ..Limits::default()
-        },
-        results_file: Some(results.clone()),
-        requests_file: Some(dir.join(format!("{name}.jsonl"))),
-        token_times: true,
-        extra_body: serde_json::json!({"ignore_eos": true, "min_tokens": TOKENS})
-            .as_object()
-            .expect("object")
-            .clone(),
-        ..ChatConfig::default()
-    };
-    let mut c = ClientConfig::new(&config.api_base);
-    c.timeout = Duration::from_secs(60);
-    let client = Client::new(c).expect("client");
-    // One long request decodes from before the first run to after the last, so the engine never
-    // idles: a wave's requests then arrive during a step and are prefilled together at its end.
-    // On an idle engine the first request to arrive would be prefilled at once and the rest a
-    // step later, and how many make the first step is a race between the client's sends and the
-    // engine thread's wake-up, which can go the same way for a whole benchmark and give it times
-    // to first token of its own.
-    let background = {
-        let mut conn = client.connection();
-        let request = ChatRequest {
-            endpoint: Endpoint::Chat,
-            model: config.model.clone(),
-            messages: vec![Message::new("user", "keep the engine busy")],
-            max_tokens: 100_000,
-            temperature: 0.0,
+/// One side of a round: a fresh simulator of its own, kept busy, and a client to it.
+struct Side {
+    name: String,
+    seed: u64,
+    model: String,
+    server: tokenomics_sim::Server,
+    client: Client,
+    background: tokio::task::JoinHandle<RequestRecord>,
+}
+
+impl Side {
+    async fn start(slower: bool, seed: u64, name: String) -> Side {
+        let cfg = simulator(slower, seed);
+        let model = cfg.preset.served_model.to_string();
+        let (server, _) = Simulator::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("simulator");
+        let mut c = ClientConfig::new(server.api_base());
+        c.timeout = Duration::from_secs(60);
+        let client = Client::new(c).expect("client");
+        // One long request decodes from before the first run to after the last, so the engine
+        // never idles: a wave's requests then arrive during a step and are prefilled together
+        // at its end. On an idle engine the first request to arrive would be prefilled at once
+        // and the rest a step later, and how many make the first step is a race between the
+        // client's sends and the engine thread's wake-up, which can go the same way for a
+        // whole benchmark and give it times to first token of its own.
+        let background = {
+            let mut conn = client.connection();
+            let request = ChatRequest {
+                endpoint: Endpoint::Chat,
+                model: model.clone(),
+                messages: vec![Message::new("user", "keep the engine busy")],
+                max_tokens: 100_000,
+                temperature: 0.0,
+                stream: true,
+                extra: serde_json::json!({"ignore_eos": true, "min_tokens": 100_000})
+                    .as_object()
+                    .expect("object")
+                    .clone(),
+            };
+            let clock = Clock::start();
+            tokio::spawn(async move {
+                conn.completion(Endpoint::Chat, true, request.body(), &clock)
+                    .await
+            })
+        };
+        Side {
+            name,
+            seed,
+            model,
+            server,
+            client,
+            background,
+        }
+    }
+
+    /// Run `k` of the side: a benchmark of one run, a closed loop of `CONCURRENCY` streamed
+    /// requests of exactly `TOKENS` tokens, prompts drawn from `prompts` with a seed of its
+    /// own; results in `dir/NAME_k.json`, per-request records in `dir/NAME_k.jsonl`.
+    async fn run(&self, k: u64, prompts: &str, dir: &Path) {
+        let name = format!("{}_{k}", self.name);
+        let config = ChatConfig {
+            model: self.model.clone(),
+            dataset_key: prompts.to_string(),
+            api_base: self.server.api_base(),
+            num_runs: 1,
+            warmup_runs: 0,
+            max_tokens: TOKENS,
+            seed: self.seed * 1_000 + k,
             stream: true,
-            extra: serde_json::json!({"ignore_eos": true, "min_tokens": 100_000})
+            levels: vec![Shape::Closed {
+                concurrency: CONCURRENCY,
+            }],
+            limits: Limits {
+                num_requests: Some(CONCURRENCY),
+                ..Limits::default()
+            },
+            results_file: Some(dir.join(format!("{name}.json"))),
+            requests_file: Some(dir.join(format!("{name}.jsonl"))),
+            token_times: true,
+            extra_body: serde_json::json!({"ignore_eos": true, "min_tokens": TOKENS})
                 .as_object()
                 .expect("object")
                 .clone(),
+            ..ChatConfig::default()
         };
-        let clock = Clock::start();
-        tokio::spawn(async move {
-            conn.completion(Endpoint::Chat, true, request.body(), &clock)
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut bench = ChatBenchmark::new(
-        config,
-        client,
-        PromptSource::from_key(prompts).expect("prompts"),
-    );
-    bench.run(&mut Quiet).await.expect("benchmark");
-    background.abort();
-    server.shutdown().await;
-    let input = Input::load(&results).expect("results");
-    assert!(input.records.is_some(), "{:?}", input.notes);
-    input
+        let mut bench = ChatBenchmark::new(
+            config,
+            self.client.clone(),
+            PromptSource::from_key(prompts).expect("prompts"),
+        );
+        bench.run(&mut Quiet).await.expect("benchmark");
+    }
+
+    /// Stops the simulator, and writes the side's `RUNS` one-run benchmarks as one benchmark
+    /// of `RUNS` runs, as `oai-bench --num_runs` writes it — `dir/NAME.json` and its records
+    /// `dir/NAME.jsonl`, each record numbered with its run — which `tokenomics-compare` then
+    /// reads, finding the records beside the results by name.
+    async fn finish(self, dir: &Path) -> Input {
+        self.background.abort();
+        self.server.shutdown().await;
+        let level = CONCURRENCY.to_string();
+        let docs: Vec<ChatDocument> = (0..RUNS)
+            .map(|k| read_json(&dir.join(format!("{}_{k}.json", self.name))).expect("results"))
+            .collect();
+        let mut doc = docs[0].clone();
+        doc.metadata.num_runs = RUNS;
+        let levels: Vec<&ChatLevel> = docs.iter().map(|d| &d.results[&level]).collect();
+        let merged = doc.results.get_mut(&level).expect("the level");
+        let over_runs =
+            |f: &dyn Fn(&ChatLevel) -> f64| Summary::new(levels.iter().map(|l| f(l))).mean_std();
+        merged.throughput.batch_tokens_per_second =
+            over_runs(&|l| l.throughput.batch_tokens_per_second.mean);
+        merged.throughput.requests_per_second = Some(over_runs(&|l| {
+            l.throughput
+                .requests_per_second
+                .as_ref()
+                .expect("requests/s")
+                .mean
+        }));
+        // The steady state's windows, one or none per run, as a run of several would list them.
+        merged.throughput.steady_state = None;
+        let windows: Vec<&SteadyState> = levels
+            .iter()
+            .filter_map(|l| l.throughput.steady_state.as_ref())
+            .collect();
+        if let Some(first) = windows.first() {
+            let mut steady = (*first).clone();
+            steady.output_tokens_per_second =
+                Summary::new(windows.iter().map(|w| w.output_tokens_per_second.mean)).mean_std();
+            steady.windows = windows.iter().flat_map(|w| w.windows.clone()).collect();
+            merged.throughput.steady_state = Some(steady);
+        }
+        let counts = merged.requests.as_mut().expect("request counts");
+        counts.succeeded = levels
+            .iter()
+            .map(|l| l.requests.as_ref().expect("request counts").succeeded)
+            .sum();
+        let mut records = String::new();
+        for k in 0..RUNS {
+            let path = dir.join(format!("{}_{k}.jsonl", self.name));
+            for line in std::fs::read_to_string(&path).expect("records").lines() {
+                let mut record: serde_json::Value = serde_json::from_str(line).expect("record");
+                record["run"] = k.into();
+                records.push_str(&record.to_string());
+                records.push('\n');
+            }
+        }
+        std::fs::write(dir.join(format!("{}.jsonl", self.name)), records).expect("records");
+        let results = dir.join(format!("{}.json", self.name));
+        std::fs::write(&results, serde_json::to_vec(&doc).expect("json")).expect("results");
+        let input = Input::load(&results).expect("results");
+        assert!(input.records.is_some(), "{:?}", input.notes);
+        input
+    }
 }
 
 fn significant(c: &Comparison) -> Vec<String> {
@@ -215,12 +298,27 @@ async fn same_preset_no_difference_and_a_slower_preset_slower_every_time() {
     for i in 0..ROUNDS {
         let seed = 1000 + 3 * i as u64;
         let d = dir.path();
-        // One after the other: benchmarks that run at the same time lock into step (their
-        // runs last alike), and the one whose waves go out first each time gets systematically
-        // different times to first token.
-        let a = run(false, seed, &prompts, d, format!("a{i}")).await;
-        let b = run(false, seed + 1, &prompts, d, format!("b{i}")).await;
-        let s = run(true, seed + 2, &prompts, d, format!("s{i}")).await;
+        let sides = [
+            Side::start(false, seed, format!("a{i}")).await,
+            Side::start(false, seed + 1, format!("b{i}")).await,
+            Side::start(true, seed + 2, format!("s{i}")).await,
+        ];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The sides take turns run by run, each in every place of the order in turn, so that
+        // what the machine does meanwhile (a hypervisor taking a CPU for a second, another
+        // process) falls on all of them alike; one benchmark after another, a disturbance of
+        // a second or two would fall on every run of one side and none of the other's, and
+        // the tails of the time between tokens, which follow such disturbances, would differ.
+        // Taking turns, not running at once: benchmarks that run at the same time lock into
+        // step (their runs last alike), and the one whose waves go out first each time gets
+        // systematically different times to first token.
+        for k in 0..RUNS {
+            for j in 0..3 {
+                sides[(j + k as usize) % 3].run(k, &prompts, d).await;
+            }
+        }
+        let [a, b, s] = sides;
+        let (a, b, s) = (a.finish(d).await, b.finish(d).await, s.finish(d).await);
         // The same preset, other prompts: no metric differs.
         let same = compare(&[a, b.clone()], &opts).expect("compare");
         let tested = same
