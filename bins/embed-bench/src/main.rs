@@ -251,9 +251,7 @@ async fn run(args: Args, plan: LoadPlan) -> Result<(Outcome, bool), Failure> {
     });
     let mut bench = EmbedBenchmark::new(config, target.client.clone());
     bench.set_shutdown(shutdown);
-    // A simulated server runs in this process: its CPU time would count as the client's.
-    let judged = target.simulated.is_none().then(cli::default_workers);
-    let mut console = EmbedConsole::judging_load(judged);
+    let mut console = EmbedConsole::default();
     bench
         .run(&mut console)
         .await

@@ -52,6 +52,14 @@ fn the_embedding_document_is_the_one_written_before() {
         .remove("preflight")
         .is_some());
     assert!(strip(&mut now, &["ci"]) > 0, "intervals are written (#17)");
+    // What each level cost the client's machine (#20): the simulator shares the process.
+    for level in now["results"].as_object().unwrap().values() {
+        let load = &level["client_load"];
+        assert!(load["seconds"].as_f64().unwrap() > 0.0, "{load}");
+        assert!(load["worker_threads"].as_u64().unwrap() >= 1, "{load}");
+        assert_eq!(load["simulator_in_process"], true, "{load}");
+    }
+    assert_eq!(strip(&mut now, &["client_load"]), 4, "one block per level");
     for level in now["results"].as_object_mut().unwrap().values_mut() {
         let requests = level["requests"].as_object_mut().unwrap();
         assert_eq!(requests.remove("retries"), Some(serde_json::json!(0)));

@@ -441,9 +441,7 @@ async fn run(
             std::io::stdout().is_terminal(),
         )
     });
-    // A simulated server runs in this process: its CPU time would count as the client's.
-    let judged = target.simulated.is_none().then_some(workers);
-    let mut console = ChatConsole::new(live).judging_load(judged);
+    let mut console = ChatConsole::new(live);
     let doc = bench.run(&mut console).await;
     console.finish_live();
     let doc = doc.map_err(failure)?;

@@ -55,17 +55,35 @@ fn run(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
 
 /// Fields added on purpose since the fixtures were written, removed before comparing:
 /// `metadata.preflight` (#25, the check before the run), the confidence intervals (`ci`,
-/// #17) beside the statistics, an open loop's `latency_trend` (#16) and each level's
-/// `server_metrics` and `timeline` (#18).
+/// #17) beside the statistics, an open loop's `latency_trend` (#16), each level's
+/// `server_metrics` and `timeline` (#18) and its `client_load` (#20, checked here first).
 fn without_additions(mut doc: Value) -> Value {
     let metadata = doc["metadata"].as_object_mut().unwrap();
     assert!(
         metadata.remove("preflight").is_some(),
         "the preflight is recorded"
     );
+    let workers = doc["metadata"]["n_cores"].clone();
+    for level in doc["results"].as_object().unwrap().values() {
+        let load = &level["client_load"];
+        assert!(load["seconds"].as_f64().unwrap() > 0.0, "{load}");
+        assert_eq!(load["worker_threads"], workers, "{load}");
+        assert_eq!(
+            load["simulator_in_process"], true,
+            "--simulate shares the process: {load}"
+        );
+        #[cfg(target_os = "linux")]
+        assert!(load["cpu_cores"].as_f64().unwrap() > 0.0, "{load}");
+    }
     strip(
         &mut doc,
-        &["ci", "server_metrics", "latency_trend", "timeline"],
+        &[
+            "ci",
+            "server_metrics",
+            "latency_trend",
+            "timeline",
+            "client_load",
+        ],
     );
     doc
 }

@@ -263,3 +263,32 @@ fn hostile_numbers_are_refused_in_one_line() {
     );
     assert_eq!(checked, 7 * flags.len() - 2);
 }
+
+#[test]
+fn the_clients_own_warnings_about_a_level_are_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_run(dir.path(), "a", 1, baseline_ttft);
+    let b = write_run(dir.path(), "b", 1, baseline_ttft);
+    // b's load machine lost time to its hypervisor during the level (`client_load`, as
+    // oai-bench writes it).
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
+    let warning = "the hypervisor took 7.0% of this machine's CPU time during this level (steal): \
+                   the client may have read and sent late";
+    doc["results"]["8"]["client_load"] = serde_json::json!({
+        "seconds": 12.5, "cpu_cores": 0.4, "worker_threads": 1, "stolen_share": 0.07,
+        "warnings": [warning]
+    });
+    std::fs::write(&b, doc.to_string()).unwrap();
+    let o = compare(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!("closed_loop 8 of b.json: {warning}")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("of a.json: the"),
+        "a level without warnings gets none: {stdout}"
+    );
+}

@@ -17,6 +17,7 @@ use tokenomics_stats::{
 use std::sync::Arc;
 
 use crate::adaptive::Experiment;
+use crate::client_load::{runtime_workers, LoadWatch};
 use crate::conversation::Conversations;
 use crate::driver::{run_levels, LevelSource, Settings, Workload};
 use crate::load::{Limits, Shape};
@@ -449,6 +450,8 @@ pub struct ChatBenchmark {
     prefix_warm: u64,
     /// The level's expected prefix-cache figures, written before it ran.
     prefix_expected: Option<PrefixCacheBlock>,
+    /// The client's own load since the level's start (its `client_load` block).
+    load_watch: Option<LoadWatch>,
 }
 
 impl ChatBenchmark {
@@ -473,6 +476,7 @@ impl ChatBenchmark {
             probe_records: Vec::new(),
             prefix_warm: 0,
             prefix_expected: None,
+            load_watch: None,
         }
     }
 
@@ -1299,6 +1303,7 @@ impl Workload for ChatBenchmark {
 
     fn begin(&mut self, shape: &Shape, observer: &mut dyn Observer) -> LevelAccumulator {
         observer.level_started(shape);
+        self.load_watch = Some(LoadWatch::start());
         if let Some(block) = self.expect_prefix_cache(shape) {
             observer.prefix_cache_expected(&shape.key(), &block);
             self.prefix_expected = Some(block);
@@ -1377,6 +1382,10 @@ impl Workload for ChatBenchmark {
         self.levels_done += 1;
         let cache = acc.cache_tally();
         let mut level = acc.finish();
+        level.client_load = self.load_watch.take().map(|w| {
+            w.finish()
+                .block(runtime_workers(), self.config.simulated.is_some())
+        });
         level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
         if let Some(rate) = self.config.probe_rate {
             let records = std::mem::take(&mut self.probe_records);

@@ -1,10 +1,13 @@
 //! Whether the client itself may have held a level back: the benchmark process's CPU time over
 //! the level against its worker threads, and the share of the machine's CPU time the hypervisor
 //! stole meanwhile (a virtual machine's vCPU that is not run for a while looks like a late
-//! client). The consoles warn when either is high, so a figure the client may have bent is not
-//! read as the server's.
+//! client). Each level records both in its `client_load` block, with a warning when either is
+//! high, which the consoles print, so a figure the client may have bent is not read as the
+//! server's.
 
 use std::time::Instant;
+
+use tokenomics_stats::ClientLoadBlock;
 
 /// The client's process used at least this share of its worker threads' CPU time: it may have
 /// been the bottleneck.
@@ -105,6 +108,25 @@ impl ClientLoad {
         }
         out
     }
+
+    /// The level's `client_load` block: these figures, and their warnings judged against
+    /// `workers` threads — the CPU time not judged when `simulator_in_process` (a simulated
+    /// server in the same process counts in it).
+    pub fn block(&self, workers: usize, simulator_in_process: bool) -> ClientLoadBlock {
+        ClientLoadBlock {
+            seconds: self.seconds,
+            cpu_cores: self.cpu_cores,
+            worker_threads: workers,
+            stolen_share: self.stolen,
+            simulator_in_process,
+            warnings: self.warnings((!simulator_in_process).then_some(workers)),
+        }
+    }
+}
+
+/// The worker threads of the runtime this runs on (one outside a runtime).
+pub fn runtime_workers() -> usize {
+    tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers())
 }
 
 /// Watches one level from its start.
@@ -140,13 +162,6 @@ impl LoadWatch {
             seconds,
             cpu_cores,
             stolen,
-        }
-    }
-
-    /// Prints the level's warnings on stderr (see [`ClientLoad::warnings`]).
-    pub fn warn(&self, workers: Option<usize>) {
-        for w in self.finish().warnings(workers) {
-            eprintln!("  warning: {w}");
         }
     }
 }
@@ -197,6 +212,42 @@ mod tests {
             ..load(1.0, 0.5)
         };
         assert!(short.warnings(Some(1)).is_empty());
+    }
+
+    #[test]
+    fn the_block_keeps_the_figures_and_judges_cpu_only_outside_a_simulator() {
+        let load = ClientLoad {
+            seconds: 4.0,
+            cpu_cores: Some(1.9),
+            stolen: Some(0.07),
+        };
+        let b = load.block(2, false);
+        assert_eq!(
+            (b.seconds, b.cpu_cores, b.worker_threads, b.stolen_share),
+            (4.0, Some(1.9), 2, Some(0.07))
+        );
+        assert!(!b.simulator_in_process);
+        assert_eq!(b.warnings, load.warnings(Some(2)));
+        assert_eq!(b.warnings.len(), 2, "busy and stolen");
+        let simulated = load.block(2, true);
+        assert!(simulated.simulator_in_process);
+        assert_eq!(simulated.warnings, load.warnings(None));
+        assert_eq!(simulated.warnings.len(), 1, "stolen only");
+        let json = serde_json::to_value(&simulated).unwrap();
+        assert_eq!(json["worker_threads"], 2);
+        assert_eq!(json["simulator_in_process"], true);
+        let quiet = ClientLoad {
+            cpu_cores: None,
+            stolen: None,
+            ..load
+        }
+        .block(1, false);
+        let json = serde_json::to_value(&quiet).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["seconds", "worker_threads"],
+            "what is not known or not the case is left out"
+        );
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! keep the live progress line (when there is one) out of the way of what they print.
 
 use tokenomics_client::{Client, Error as ClientError};
-use tokenomics_stats::{ChatLevel, EmbedLevel, Preflight};
+use tokenomics_stats::{ChatLevel, ClientLoadBlock, EmbedLevel, Preflight};
 
-use crate::client_load::LoadWatch;
 use crate::live::Live;
 use crate::load::Shape;
 use crate::preflight::{self, Probe};
@@ -34,9 +33,6 @@ pub struct ChatConsole {
     pub outcome: Outcome,
     warned: bool,
     live: Option<Live>,
-    /// The level's watch on the client's own load, and the worker threads it is judged against.
-    watch: Option<LoadWatch>,
-    workers: Option<usize>,
 }
 
 impl ChatConsole {
@@ -46,14 +42,6 @@ impl ChatConsole {
             live,
             ..Self::default()
         }
-    }
-
-    /// Warns after a level when the client's process kept `workers` threads busy (a simulator in
-    /// the same process, whose CPU would count, passes `None`) or the hypervisor stole the
-    /// machine's time ([`crate::client_load`]).
-    pub fn judging_load(mut self, workers: Option<usize>) -> Self {
-        self.workers = workers;
-        self
     }
 
     /// Removes the live progress line (before the final summary is printed).
@@ -75,7 +63,6 @@ impl Observer for ChatConsole {
     fn level_started(&mut self, shape: &Shape) {
         self.print(&format!("\n=== {} ===", shape.title()));
         self.warned = false;
-        self.watch = Some(LoadWatch::start());
     }
     fn prefix_cache_expected(&mut self, _key: &str, b: &tokenomics_stats::PrefixCacheBlock) {
         let requests = b.expected_requests.map_or("the steady state".into(), |n| {
@@ -121,9 +108,7 @@ impl Observer for ChatConsole {
     }
     fn level_finished(&mut self, key: &str, level: &ChatLevel) {
         self.print(&report::level_summary(key, level));
-        if let Some(watch) = self.watch.take() {
-            watch.warn(self.workers);
-        }
+        warn_load(level.client_load.as_ref());
     }
     fn experiment_step(&mut self, text: &str) {
         self.print(&format!("  → {text}"));
@@ -136,25 +121,9 @@ pub struct EmbedConsole {
     /// The measured requests' outcomes, counted as runs finish.
     pub outcome: Outcome,
     warned: bool,
-    watch: Option<LoadWatch>,
-    workers: Option<usize>,
-}
-
-impl EmbedConsole {
-    /// Warns after a level when the client's process kept `workers` threads busy or the
-    /// hypervisor stole the machine's time, as [`ChatConsole::judging_load`].
-    pub fn judging_load(workers: Option<usize>) -> Self {
-        Self {
-            workers,
-            ..Self::default()
-        }
-    }
 }
 
 impl Observer for EmbedConsole {
-    fn embed_level_started(&mut self) {
-        self.watch = Some(LoadWatch::start());
-    }
     fn warmup_failed(&mut self, _: &str, error: &ClientError) {
         if !self.warned {
             eprintln!("  warning: a warm-up request failed: {error}");
@@ -172,9 +141,15 @@ impl Observer for EmbedConsole {
     fn embed_level_finished(&mut self, key: &str, level: &EmbedLevel) {
         let summary = report::embed_level_summary(key, level);
         say(summary.strip_suffix('\n').unwrap_or(&summary));
-        if let Some(watch) = self.watch.take() {
-            watch.warn(self.workers);
-        }
+        warn_load(level.client_load.as_ref());
+    }
+}
+
+/// Prints, on stderr, why a level's timings may be the client's rather than the server's (its
+/// `client_load` warnings, [`crate::client_load`]).
+fn warn_load(block: Option<&ClientLoadBlock>) {
+    for w in block.into_iter().flat_map(|b| &b.warnings) {
+        eprintln!("  warning: {w}");
     }
 }
 

@@ -26,6 +26,7 @@ use tokenomics_stats::{
     Summary, TemplateTokens,
 };
 
+use crate::client_load::{runtime_workers, LoadWatch};
 use crate::driver::{run_levels, FixedLevels, Settings, Workload};
 use crate::load::{format_rate, Limits, Shape};
 use crate::metrics::{burst_timing, rate, BurstTiming};
@@ -437,6 +438,8 @@ pub struct EmbedBenchmark {
     dimension: Option<usize>,
     shutdown: Shutdown,
     interrupted: bool,
+    /// The client's own load since the level's start (its `client_load` block).
+    load_watch: Option<LoadWatch>,
 }
 
 impl EmbedBenchmark {
@@ -450,6 +453,7 @@ impl EmbedBenchmark {
             dimension: None,
             shutdown: Shutdown::default(),
             interrupted: false,
+            load_watch: None,
         }
     }
 
@@ -860,6 +864,7 @@ impl EmbedAccumulator {
             endpoints,
             load: None,
             percentiles: None,
+            client_load: None,
             incomplete: false,
             extra: Map::new(),
         }
@@ -899,8 +904,8 @@ impl Workload for EmbedBenchmark {
         }
     }
 
-    fn begin(&mut self, spec: &EmbedSpec, observer: &mut dyn Observer) -> EmbedRuns {
-        observer.embed_level_started();
+    fn begin(&mut self, spec: &EmbedSpec, _observer: &mut dyn Observer) -> EmbedRuns {
+        self.load_watch = Some(LoadWatch::start());
         let api_bases = self.pool.client().api_bases();
         match spec.shape {
             Shape::Burst { batch } => EmbedRuns::Bursts {
@@ -933,10 +938,15 @@ impl Workload for EmbedBenchmark {
     }
 
     fn finish(&mut self, acc: EmbedRuns) -> EmbedLevel {
-        match acc {
+        let mut level = match acc {
             EmbedRuns::Bursts { acc, .. } => acc.level(self.config.confidence),
             EmbedRuns::Loop(acc) => acc.level(),
-        }
+        };
+        level.client_load = self.load_watch.take().map(|w| {
+            w.finish()
+                .block(runtime_workers(), self.config.simulated.is_some())
+        });
+        level
     }
 
     fn level_finished(&mut self, key: &str, level: &EmbedLevel, observer: &mut dyn Observer) {

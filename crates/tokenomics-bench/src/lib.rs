@@ -210,8 +210,6 @@ pub trait Observer: Send {
     fn run_late(&mut self, _key: &str, _run: usize, _late: std::time::Duration) {}
     /// A level is complete; `key` is its key in `results`.
     fn level_finished(&mut self, _key: &str, _level: &tokenomics_stats::ChatLevel) {}
-    /// An embedding configuration is about to start its runs (after its warm-up).
-    fn embed_level_started(&mut self) {}
     /// A run of an embedding configuration finished.
     fn embed_run_finished(&mut self, _report: &EmbedRunReport) {}
     /// An embedding configuration is complete; `key` is `batch_{B}_seq_{L}`.

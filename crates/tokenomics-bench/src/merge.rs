@@ -186,11 +186,13 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         level.cost = first.doc.metadata.cost.and_then(|c| c.chat_level(&level));
         // The server's metrics are the whole server's, seen by every shard at once: one shard's
         // block is the run's; several cannot be added, and are left out. Likewise a timeline and
-        // probes, which are on each shard's own clock (rebuilding them across shards is not done).
+        // probes, which are on each shard's own clock (rebuilding them across shards is not done),
+        // and the client's load, which is each load machine's own.
         if let [Some(only)] = levels[..] {
             level.server_metrics = only.server_metrics.clone();
             level.timeline = only.timeline.clone();
             level.probes = only.probes.clone();
+            level.client_load = only.client_load.clone();
         }
         results.insert(key.clone(), level);
     }

@@ -221,6 +221,13 @@ async fn non_streaming_figures_match_the_servers_truth_field_by_field() {
         let counts = level.requests.as_ref().unwrap();
         assert_eq!((counts.succeeded, counts.failed), (2 * batch, 0));
         assert!(level.latency.is_none(), "no latency block without --stream");
+        // What the level cost the client's machine: on the test's runtime, with no simulator
+        // in the process; under a second, so not judged.
+        let load = level.client_load.as_ref().expect("client_load");
+        assert_eq!(load.worker_threads, 2);
+        assert!(!load.simulator_in_process);
+        assert!(load.seconds > 0.0 && load.seconds < 1.0, "{load:?}");
+        assert!(load.warnings.is_empty(), "{load:?}");
     }
 }
 

@@ -501,6 +501,11 @@ pub fn compare(inputs: &[Input], opts: &CompareOptions) -> Result<Comparison> {
                         mode_a.name()
                     ));
                 }
+                // The client's own doubts about the level (its `client_load` block): a
+                // difference there may be the load machine's, not the server's.
+                for w in l.client_load.iter().flat_map(|c| &c.warnings) {
+                    warnings.push(format!("{} {key} of {who}: {w}", mode_a.name()));
+                }
             }
             matched += 1;
             let ctx = LevelCtx {

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::document::is_false;
 use crate::summary::nullable_f64;
 use crate::{Distribution, Stat};
 
@@ -344,6 +345,35 @@ pub struct Preflight {
     pub probe: String,
     /// How long that request took, seconds.
     pub probe_seconds: f64,
+}
+
+/// A level's `client_load` block: what the level cost the client's own machine — the benchmark
+/// process's CPU time against the worker threads it ran on, and the share of the machine's CPU
+/// time a hypervisor stole meanwhile — and the warnings these gave (the console prints the same
+/// lines after the level). From the level's start, after its warm-up requests, to its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientLoadBlock {
+    /// How long the level took, seconds.
+    pub seconds: f64,
+    /// The process's CPU seconds (user + system, every thread) per second of the level; absent
+    /// where the operating system does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<f64>,
+    /// The worker threads the client ran on (`--n_cores`).
+    pub worker_threads: usize,
+    /// The share of the machine's CPU time, over all its CPUs, that the hypervisor stole during
+    /// the level (0–1, from `/proc/stat`); absent off Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stolen_share: Option<f64>,
+    /// The simulated server ran in the same process (`--simulate`): `cpu_cores` counts its CPU
+    /// time too, so it is not judged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub simulator_in_process: bool,
+    /// Why the level's timings may be the client's rather than the server's, one line each: the
+    /// process used at least 90% of its worker threads' time, or the hypervisor stole at least
+    /// 5% of the machine's (levels under a second are not judged). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A level's `percentiles` block, present when some distributions' percentiles came from a

@@ -254,6 +254,10 @@ pub struct ChatLevel {
     /// Multi-turn conversations: the level's sessions and its figures per turn index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<ConversationBlock>,
+    /// What the level cost the client's own machine, and whether that may have bent its
+    /// timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_load: Option<crate::ClientLoadBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,
@@ -400,7 +404,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-fn is_false(b: &bool) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 
@@ -586,6 +590,10 @@ pub struct EmbedLevel {
     /// Which percentiles came from a histogram (absent: every percentile is exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentiles: Option<Percentiles>,
+    /// What the level cost the client's own machine, and whether that may have bent its
+    /// timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_load: Option<crate::ClientLoadBlock>,
     /// The level was cut short by an interruption.
     #[serde(default, skip_serializing_if = "is_false")]
     pub incomplete: bool,

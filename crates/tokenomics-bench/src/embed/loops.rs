@@ -512,6 +512,7 @@ impl LoopAccumulator {
             endpoints,
             load: Some(self.shape.load_block(&self.limits, schedule)),
             percentiles,
+            client_load: None,
             incomplete: false,
             extra: Map::new(),
         }

@@ -751,6 +751,7 @@ impl LevelAccumulator {
             endpoints,
             prefix_cache: None,
             conversation: self.turns.map(|t| t.block(confidence)),
+            client_load: None,
             incomplete: false,
             extra: Default::default(),
         }

@@ -263,6 +263,7 @@ impl LevelParts {
             endpoints: None,
             prefix_cache: None,
             conversation: None,
+            client_load: None,
             incomplete: false,
             extra: Map::new(),
         }
