@@ -55,8 +55,16 @@ fn profile(truth: &[Truth]) -> Vec<(f64, usize)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_stages_step_the_load_without_draining_and_report_each_stage() {
-    // 20 ms to the first token, then 7 more 5 ms apart: about 55 ms a request.
-    let server = ScriptedServer::uniform(Script::default()).await;
+    // 30 ms to the first token, then 7 more 5 ms apart: about 65.5 ms a request with the
+    // trips, so stage 1's two users (which start together and stay in step) are about 27% into
+    // their 16th request at the boundary. At 55 ms (20 ms to the first token) their 18th
+    // request ended within a millisecond of it, and whether the next one went out just before
+    // or just after the boundary decided the overlap check below, by the machine's speed.
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(30),
+        ..Script::default()
+    })
+    .await;
     let doc = run(&[
         "--api_base",
         &server.api_base(),
@@ -87,9 +95,24 @@ async fn concurrency_stages_step_the_load_without_draining_and_report_each_stage
             .iter()
             .any(|new| at(new) >= 1.0 && old.end.is_some_and(|e| e > new.arrival))
     });
+    // For the message: what the server saw around the boundary.
+    let near: Vec<String> = truth
+        .iter()
+        .filter(|r| at(r) > 0.85 && at(r) < 1.15)
+        .map(|r| {
+            format!(
+                "{:.4}-{:.4}",
+                at(r),
+                r.end
+                    .map(|e| e.duration_since(t0).as_secs_f64())
+                    .unwrap_or(-1.0)
+            )
+        })
+        .collect();
     assert!(
         overlap,
-        "the second stage started before the first one's requests ended"
+        "the second stage started before the first one's requests ended (arrival-end, s \
+         after the first arrival, around the boundary: {near:?})"
     );
 
     let keys: Vec<&String> = doc["results"].as_object().unwrap().keys().collect();
@@ -103,8 +126,8 @@ async fn concurrency_stages_step_the_load_without_draining_and_report_each_stage
         let level = &doc["results"][key];
         let n = level["requests"]["succeeded"].as_u64().unwrap();
         total += n;
-        // About `users` requests per 55 ms for 1 s; wide bounds for a loaded machine.
-        let expect = users / 0.055;
+        // About `users` requests per 65 ms for 1 s; wide bounds for a loaded machine.
+        let expect = users / 0.065;
         assert!(
             (n as f64) > expect * 0.6 && (n as f64) < expect * 1.15,
             "{key}: {n} requests, about {expect:.0} expected"
@@ -128,14 +151,43 @@ async fn rate_stages_keep_each_stage_rate_on_one_schedule() {
     ]);
     let truth = server.truth();
     assert_eq!(truth.len(), 80, "20 then 60 arrivals");
-    let t0 = truth.iter().map(|r| r.arrival).min().unwrap();
-    let offsets: Vec<f64> = truth
-        .iter()
-        .map(|r| r.arrival.duration_since(t0).as_secs_f64())
-        .collect();
-    // 50 ms apart in the first second, 16.7 ms in the second; 10 ms of slack either way.
-    assert_eq!(offsets.iter().filter(|&&t| t < 0.99).count(), 20);
-    assert_eq!(offsets.iter().filter(|&&t| t > 1.01).count(), 59);
+    // The schedule: 50 ms apart in the first second, 16.7 ms in the second. Its origin on the
+    // server's clock is where the least late arrival puts it (every arrival is at or after its
+    // time from there), not the first arrival, which also opened the first connection. The
+    // stages are judged by their structure: the first stage's twenty arrivals all in its second,
+    // and each stage's typical gap its own rate's. Not by one arrival's punctuality: on this
+    // two-CPU machine some arrival of the 80 is 5 to 20 ms late in most runs (a stalled vCPU),
+    // and the check used to fail whenever that was the first one of a stage (punctuality is the
+    // open-loop and trace tests').
+    let mut arrivals: Vec<Instant> = truth.iter().map(|r| r.arrival).collect();
+    arrivals.sort();
+    let scheduled = |i: usize| match i {
+        0..20 => i as f64 / 20.0,
+        _ => 1.0 + (i - 20) as f64 / 60.0,
+    };
+    let t0 = arrivals[0];
+    let since = |a: &Instant| a.duration_since(t0).as_secs_f64();
+    let origin = (0..arrivals.len())
+        .map(|i| since(&arrivals[i]) - scheduled(i))
+        .fold(f64::INFINITY, f64::min);
+    let offsets: Vec<f64> = arrivals.iter().map(|a| since(a) - origin).collect();
+    assert_eq!(
+        offsets.iter().filter(|&&t| t < 1.0).count(),
+        20,
+        "{offsets:?}"
+    );
+    let median_gap = |from: usize, to: usize| {
+        let mut gaps: Vec<f64> = (from..to).map(|i| offsets[i + 1] - offsets[i]).collect();
+        gaps.sort_by(f64::total_cmp);
+        gaps[gaps.len() / 2]
+    };
+    for (from, to, gap) in [(0, 19, 0.050), (20, 79, 1.0 / 60.0)] {
+        let median = median_gap(from, to);
+        assert!(
+            (median - gap).abs() < 0.002,
+            "arrivals {from}..={to}: typical gap {median} s, {gap} s scheduled: {offsets:?}"
+        );
+    }
     for (key, rate, n) in [("stage1:20", 20.0, 20), ("stage2:60", 60.0, 60)] {
         let level = &doc["results"][key];
         assert_eq!(level["requests"]["succeeded"], n, "{key}");
