@@ -17,7 +17,7 @@ use tokenomics_stats::{
 use std::sync::Arc;
 
 use crate::adaptive::Experiment;
-use crate::client_load::{runtime_workers, LoadWatch};
+use crate::client_load::LoadWatch;
 use crate::conversation::Conversations;
 use crate::driver::{run_levels, LevelSource, Settings, Workload};
 use crate::load::{Limits, Shape};
@@ -1382,10 +1382,8 @@ impl Workload for ChatBenchmark {
         self.levels_done += 1;
         let cache = acc.cache_tally();
         let mut level = acc.finish();
-        level.client_load = self.load_watch.take().map(|w| {
-            w.finish()
-                .block(runtime_workers(), self.config.simulated.is_some())
-        });
+        let simulated = self.config.simulated.is_some();
+        level.client_load = self.load_watch.take().map(|w| w.block(simulated));
         level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
         if let Some(rate) = self.config.probe_rate {
             let records = std::mem::take(&mut self.probe_records);

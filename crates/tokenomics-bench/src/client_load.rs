@@ -124,9 +124,11 @@ impl ClientLoad {
     }
 }
 
-/// The worker threads of the runtime this runs on (one outside a runtime).
-pub fn runtime_workers() -> usize {
-    tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers())
+/// The worker threads of the runtime this runs on (`None` outside a runtime).
+pub fn runtime_workers() -> Option<usize> {
+    tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|h| h.metrics().num_workers())
 }
 
 /// Watches one level from its start.
@@ -163,6 +165,13 @@ impl LoadWatch {
             cpu_cores,
             stolen,
         }
+    }
+
+    /// The level's `client_load` block from the start to now, judged against the worker threads
+    /// of the runtime this runs on (one outside a runtime); see [`ClientLoad::block`].
+    pub fn block(&self, simulator_in_process: bool) -> ClientLoadBlock {
+        self.finish()
+            .block(runtime_workers().unwrap_or(1), simulator_in_process)
     }
 }
 

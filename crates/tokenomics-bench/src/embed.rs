@@ -26,7 +26,7 @@ use tokenomics_stats::{
     Summary, TemplateTokens,
 };
 
-use crate::client_load::{runtime_workers, LoadWatch};
+use crate::client_load::LoadWatch;
 use crate::driver::{run_levels, FixedLevels, Settings, Workload};
 use crate::load::{format_rate, Limits, Shape};
 use crate::metrics::{burst_timing, rate, BurstTiming};
@@ -942,10 +942,8 @@ impl Workload for EmbedBenchmark {
             EmbedRuns::Bursts { acc, .. } => acc.level(self.config.confidence),
             EmbedRuns::Loop(acc) => acc.level(),
         };
-        level.client_load = self.load_watch.take().map(|w| {
-            w.finish()
-                .block(runtime_workers(), self.config.simulated.is_some())
-        });
+        let simulated = self.config.simulated.is_some();
+        level.client_load = self.load_watch.take().map(|w| w.block(simulated));
         level
     }
 

@@ -157,9 +157,9 @@ impl ChatExperiment {
     /// any load is sent. A request that fails during the run never stops it: it is counted in
     /// its level's `requests` block, by kind.
     pub async fn run_with(mut self, observer: &mut dyn Observer) -> Result<ChatDocument> {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        if let Some(workers) = crate::client_load::runtime_workers() {
             // Recorded as the binary records its worker threads.
-            self.config.n_cores = handle.metrics().num_workers() as u64;
+            self.config.n_cores = workers as u64;
         }
         if self.preflight {
             let probe = Probe::Completion {
