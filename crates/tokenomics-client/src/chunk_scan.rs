@@ -13,6 +13,9 @@
 //! Most chunks of a stream are not even walked: a [`Template`], the stream's last chunk read in
 //! full, lets a chunk that repeats it byte for byte but for its one text value be read by checking
 //! that value alone.
+//!
+//! Embeddings responses have a reader of their own, [`scan_embeddings`]: most of such a body is
+//! numbers, which it checks by JSON's grammar and counts without converting any.
 
 use std::borrow::Cow;
 
@@ -182,6 +185,103 @@ fn plain_run(b: &[u8]) -> usize {
     i
 }
 
+/// How many ASCII digits `b` starts with, eight bytes at a time.
+fn digit_run(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) ^ (ONES * u64::from(b'0'));
+        // A byte is a digit when it is below 10 here: adding 0x76 to its low seven bits then
+        // leaves its high bit clear, and no carry crosses into the next byte (0x7f + 0x76 < 0x100).
+        let not_digit = (((x & !HIGH) + ONES * 0x76) | x) & HIGH;
+        if not_digit != 0 {
+            return i + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// The length of the JSON number at the start of `b` (no leading zeros, digits after `.` and
+/// `e`), or `None` if it does not start with one.
+fn number_len(b: &[u8]) -> Option<usize> {
+    // The sign without a branch: in a vector it is as likely as not, and a mispredicted branch
+    // per number costs as much as the rest of reading it.
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i += digit_run(&b[i..]),
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        let n = digit_run(&b[i + 1..]);
+        if n == 0 {
+            return None;
+        }
+        i += 1 + n;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        i += usize::from(matches!(b.get(i), Some(b'+' | b'-')));
+        let n = digit_run(&b[i..]);
+        if n == 0 {
+            return None;
+        }
+        i += n;
+    }
+    Some(i)
+}
+
+/// What the metrics read from an embeddings response: each vector's length and whether it was
+/// one vector per token (an array of arrays: the first inner array's length), and the `usage`
+/// block as raw JSON (`None` when absent or `null`).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct EmbeddingsView<'a> {
+    pub vectors: Vec<(usize, bool)>,
+    pub usage: Option<&'a str>,
+}
+
+/// Reads an embeddings response of the plain shape — an object whose `data` is an array of
+/// objects, each with one `embedding` that is an array of numbers or of arrays of numbers — checking
+/// the JSON grammar of all of it; `None` for anything else (an `error` member, a repeated field,
+/// any JSON it does not accept), which the full decoder then reads.
+pub(crate) fn scan_embeddings(data: &[u8]) -> Option<EmbeddingsView<'_>> {
+    let text = std::str::from_utf8(data).ok()?;
+    let mut s = Scanner { text, at: 0 };
+    let mut view = EmbeddingsView::default();
+    let mut seen = Seen::default();
+    s.object(|s, key| {
+        match key {
+            "data" => {
+                seen.first(1)?;
+                s.eat(b'[')?;
+                if s.peek()? == b']' {
+                    s.at += 1;
+                } else {
+                    loop {
+                        view.vectors.push(s.embedding_item()?);
+                        if !s.next_member(b']')? {
+                            break;
+                        }
+                    }
+                }
+            }
+            "usage" => {
+                seen.first(2)?;
+                view.usage = s.raw()?;
+            }
+            "error" => return None,
+            _ => {
+                s.value(1)?;
+            }
+        }
+        Some(())
+    })?;
+    s.ws();
+    (s.at == text.len()).then_some(view)
+}
+
 struct Scanner<'a> {
     text: &'a str,
     at: usize,
@@ -291,37 +391,9 @@ impl<'a> Scanner<'a> {
             .then(|| self.at += word.len())
     }
 
-    fn digits(&mut self) -> Option<()> {
-        let b = self.bytes();
-        let start = self.at;
-        while b.get(self.at).is_some_and(u8::is_ascii_digit) {
-            self.at += 1;
-        }
-        (self.at > start).then_some(())
-    }
-
     /// A number, by JSON's grammar (no leading zeros, digits after `.` and `e`).
     fn number(&mut self) -> Option<()> {
-        let b = self.bytes();
-        if b.get(self.at) == Some(&b'-') {
-            self.at += 1;
-        }
-        match b.get(self.at)? {
-            b'0' => self.at += 1,
-            b'1'..=b'9' => self.digits()?,
-            _ => return None,
-        }
-        if b.get(self.at) == Some(&b'.') {
-            self.at += 1;
-            self.digits()?;
-        }
-        if matches!(b.get(self.at), Some(b'e' | b'E')) {
-            self.at += 1;
-            if matches!(b.get(self.at), Some(b'+' | b'-')) {
-                self.at += 1;
-            }
-            self.digits()?;
-        }
+        self.at += number_len(&self.bytes()[self.at..])?;
         Some(())
     }
 
@@ -384,6 +456,75 @@ impl<'a> Scanner<'a> {
             member(self, key)?;
             if !self.next_member(b'}')? {
                 return Some(());
+            }
+        }
+    }
+
+    /// One item of an embeddings response's `data`: its vector's length (see [`EmbeddingsView`]).
+    fn embedding_item(&mut self) -> Option<(usize, bool)> {
+        let mut vector = None;
+        self.object(|s, key| {
+            if key == "embedding" {
+                if vector.is_some() {
+                    return None;
+                }
+                vector = Some(s.vector()?);
+            } else {
+                s.value(3)?;
+            }
+            Some(())
+        })?;
+        vector
+    }
+
+    /// An array of numbers (its length, `false`) or of arrays of numbers (the first one's length,
+    /// `true`).
+    fn vector(&mut self) -> Option<(usize, bool)> {
+        self.ws();
+        let start = self.at;
+        self.eat(b'[')?;
+        if self.peek()? != b'[' {
+            self.at = start;
+            return Some((self.numbers()?, false));
+        }
+        let first = self.numbers()?;
+        while self.next_member(b']')? {
+            self.numbers()?;
+        }
+        Some((first, true))
+    }
+
+    /// An array of numbers; its length. (The loop over a vector's numbers: it keeps its place in
+    /// a local and skips white space only where there is some.)
+    fn numbers(&mut self) -> Option<usize> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(0);
+        }
+        let b = self.bytes();
+        let ws = |i: &mut usize| {
+            while matches!(b.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                *i += 1;
+            }
+        };
+        let (mut i, mut n) = (self.at, 0);
+        loop {
+            if !b.get(i)?.is_ascii_digit() && b[i] != b'-' {
+                ws(&mut i);
+            }
+            i += number_len(&b[i..])?;
+            n += 1;
+            if !matches!(b.get(i)?, b',' | b']') {
+                ws(&mut i);
+            }
+            match b.get(i)? {
+                b',' => i += 1,
+                b']' => {
+                    self.at = i + 1;
+                    return Some(n);
+                }
+                _ => return None,
             }
         }
     }
@@ -514,6 +655,15 @@ mod tests {
         ) {
             let naive = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(b.len());
             prop_assert_eq!(super::plain_run(&b), naive);
+        }
+
+        /// The word-at-a-time run of digits ends at the first byte that is not one.
+        #[test]
+        fn digit_run_stops_at_the_first_other_byte(
+            b in proptest::collection::vec(prop_oneof![b'0'..=b'9', b'0'..=b'9', b'0'..=b'9', any::<u8>()], 0..40),
+        ) {
+            let naive = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            prop_assert_eq!(super::digit_run(&b), naive);
         }
     }
 }

@@ -498,109 +498,147 @@ pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
 
 /// Decodes a complete embeddings body into `record`: token usage and each vector's length,
 /// counted without building the vectors.
+///
+/// A body of the plain shape is read by [`chunk_scan::scan_embeddings`], which checks the JSON
+/// grammar of the numbers without converting them (a vector of 4,096 numbers in about a third of
+/// the time serde takes to convert each to an `f64`); anything else by serde, each vector taken as
+/// raw JSON and counted by [`vector_len`]. The two read the same (a property test compares them).
 pub(crate) fn decode_embeddings(body: &[u8], record: &mut EmbeddingsRecord) {
+    let read = match chunk_scan::scan_embeddings(body).and_then(|view| {
+        let usage = match view.usage {
+            Some(raw) => Some(serde_json::from_str::<Usage>(raw).ok()?),
+            None => None,
+        };
+        Some((usage, view.vectors))
+    }) {
+        Some(read) => Ok(read),
+        None => decode_embeddings_fully(body),
+    };
+    let (usage, vectors) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            record.error = Some(e);
+            return;
+        }
+    };
+    record.prompt_tokens = usage.and_then(|u| u.prompt_tokens);
+    if let Some(n) = record.prompt_tokens.filter(|&n| n > MAX_USAGE_TOKENS) {
+        record.error = Some(Error::BadResponse(format!(
+            "usage reports {n} tokens, more than any response holds ({MAX_USAGE_TOKENS})"
+        )));
+        return;
+    }
+    record.per_token = vectors.iter().any(|&(_, nested)| nested);
+    record.dimensions = vectors.into_iter().map(|(n, _)| n).collect();
+}
+
+/// What is read from an embeddings body: its usage, and each vector's length and whether it was
+/// one vector per token.
+type EmbeddingsRead = (Option<Usage>, Vec<(usize, bool)>);
+
+/// An embeddings body read by serde: its usage and each vector's length (see [`vector_len`]), or
+/// why it is not an embeddings response (or the server's error, when it is one).
+fn decode_embeddings_fully(body: &[u8]) -> Result<EmbeddingsRead, Error> {
     #[derive(Deserialize)]
     struct Body<'a> {
-        #[serde(default)]
-        data: Vec<Item>,
+        #[serde(borrow, default)]
+        data: Vec<Item<'a>>,
         #[serde(default)]
         usage: Option<Usage>,
         #[serde(borrow, default)]
         error: Option<&'a RawValue>,
     }
     #[derive(Deserialize)]
-    struct Item {
-        embedding: VectorLen,
+    struct Item<'a> {
+        #[serde(borrow)]
+        embedding: &'a RawValue,
     }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(b) => {
-            if let Some(e) = b.error {
-                record.error = Some(Error::ServerEvent(error_message(e)));
-                return;
-            }
-            record.prompt_tokens = b.usage.and_then(|u| u.prompt_tokens);
-            if let Some(n) = record.prompt_tokens.filter(|&n| n > MAX_USAGE_TOKENS) {
-                record.error = Some(Error::BadResponse(format!(
-                    "usage reports {n} tokens, more than any response holds ({MAX_USAGE_TOKENS})"
-                )));
-                return;
-            }
-            record.per_token = b.data.iter().any(|i| i.embedding.1);
-            record.dimensions = b.data.into_iter().map(|i| i.embedding.0).collect();
-        }
-        Err(e) => {
-            record.error = Some(Error::BadResponse(format!(
-                "body is not an embeddings response ({e}): {}",
-                truncate(&String::from_utf8_lossy(body), 200)
-            )))
-        }
+    let not_embeddings = |why: &dyn std::fmt::Display| {
+        Error::BadResponse(format!(
+            "body is not an embeddings response ({why}): {}",
+            truncate(&String::from_utf8_lossy(body), 200)
+        ))
+    };
+    let b = serde_json::from_slice::<Body>(body).map_err(|e| not_embeddings(&e))?;
+    if let Some(e) = b.error {
+        return Err(Error::ServerEvent(error_message(e)));
     }
+    let vectors = b
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            vector_len(item.embedding.get().as_bytes()).ok_or_else(|| {
+                not_embeddings(&format_args!(
+                    "data[{i}].embedding is not an array of numbers or of arrays of numbers"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((b.usage, vectors))
 }
 
-/// The length of a JSON array of numbers, counted without storing it, and whether it was an array
-/// of arrays instead (one vector per token: the length is then the inner vectors' length).
-struct VectorLen(usize, bool);
-
-/// One element of an embedding: a number, or (unpooled) a whole vector of numbers.
-struct Element(Option<usize>);
-
-impl<'de> Deserialize<'de> for Element {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Element;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number or an array of numbers")
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Element, E> {
-                Ok(Element(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Element, E> {
-                Ok(Element(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Element, E> {
-                Ok(Element(None))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Element, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<f64>()?.is_some() {
-                    n += 1;
-                }
-                Ok(Element(Some(n)))
-            }
-        }
-        d.deserialize_any(Visitor)
+/// The length of `raw` — one JSON value, already checked by the JSON parser — if it is an array
+/// of numbers, and `false`; or, if it is an array of arrays of numbers (one vector per token, as
+/// llama.cpp answers without pooling), the length of its first inner array, and `true`. `None` for
+/// anything else.
+///
+/// Because `raw` is valid JSON, it holds only numbers and arrays exactly when none of its bytes
+/// begins a string, an object, `true`, `false` or `null`; elements are then counted by their commas.
+fn vector_len(raw: &[u8]) -> Option<(usize, bool)> {
+    if raw.first() != Some(&b'[') {
+        return None;
     }
-}
-
-impl<'de> Deserialize<'de> for VectorLen {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = VectorLen;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of numbers")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<VectorLen, A::Error> {
-                let (mut n, mut inner) = (0, None);
-                while let Some(Element(e)) = seq.next_element::<Element>()? {
-                    n += 1;
-                    inner = inner.or(e);
-                }
-                Ok(match inner {
-                    Some(dim) => VectorLen(dim, true),
-                    None => VectorLen(n, false),
-                })
-            }
+    // One pass that the compiler vectorises: byte-wide counters over runs of at most 255 bytes
+    // (so they cannot overflow), and no early exit.
+    let (mut other, mut commas, mut opens) = (0u8, 0usize, 0usize);
+    for run in raw.chunks(255) {
+        let (mut c, mut k) = (0u8, 0u8);
+        for &b in run {
+            other |= u8::from(b == b'"')
+                | u8::from(b == b'{')
+                | u8::from(b == b't')
+                | u8::from(b == b'f')
+                | u8::from(b == b'n');
+            c += u8::from(b == b',');
+            k += u8::from(b == b'[');
         }
-        d.deserialize_seq(Visitor)
+        commas += usize::from(c);
+        opens += usize::from(k);
     }
+    if other != 0 {
+        return None;
+    }
+    let elements = |s: &[u8], commas: usize| match commas {
+        0 if s.iter().all(u8::is_ascii_whitespace) => 0,
+        _ => commas + 1,
+    };
+    let between = &raw[1..raw.len().saturating_sub(1)];
+    if opens == 1 {
+        return Some((elements(between, commas), false));
+    }
+    // Nested: the first inner array's length; no array may be nested deeper.
+    let (mut depth, mut first) = (0u32, None);
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'[', b']', raw) {
+        if raw[i] == b'[' {
+            depth += 1;
+            if depth > 2 {
+                return None;
+            }
+            if depth == 2 && start == 0 {
+                start = i + 1;
+            }
+        } else {
+            if depth == 2 && first.is_none() {
+                first = Some(&raw[start..i]);
+            }
+            depth = depth.saturating_sub(1);
+        }
+    }
+    let first = first?;
+    let inner_commas = first.iter().filter(|&&b| b == b',').count();
+    Some((elements(first, inner_commas), true))
 }
 
 #[cfg(test)]
@@ -995,11 +1033,114 @@ mod tests {
         );
         assert!(r.error.is_none() && r.per_token);
         assert_eq!(r.dimensions, vec![2]);
+        // Not vectors of numbers: named, with the item.
+        for bad in [
+            r#"{"data":[{"embedding":[0.1]},{"embedding":["a"]}]}"#,
+            r#"{"data":[{"embedding":[{"x":1}]}]}"#,
+            r#"{"data":[{"embedding":[[[0.1]]]}]}"#,
+            r#"{"data":[{"embedding":[true]}]}"#,
+            r#"{"data":[{"embedding":"AAAA"}]}"#,
+            r#"{"data":[{"embedding":7}]}"#,
+        ] {
+            let mut r = EmbeddingsRecord::default();
+            decode_embeddings(bad.as_bytes(), &mut r);
+            let Some(Error::BadResponse(why)) = &r.error else {
+                panic!("{bad}: {:?}", r.error);
+            };
+            assert!(
+                why.contains("embedding is not an array of numbers"),
+                "{why}"
+            );
+            assert!(r.dimensions.is_empty());
+        }
+        // Repeated fields: refused by both readers.
+        for twice in [
+            r#"{"data":[{"embedding":[1]}],"data":[]}"#,
+            r#"{"data":[{"embedding":[1],"embedding":[2]}]}"#,
+        ] {
+            assert!(chunk_scan::scan_embeddings(twice.as_bytes()).is_none());
+            let mut r = EmbeddingsRecord::default();
+            decode_embeddings(twice.as_bytes(), &mut r);
+            assert!(matches!(&r.error, Some(Error::BadResponse(w)) if w.contains("duplicate")));
+        }
+        // The shapes servers send are read by the fast reader.
+        for (body, vectors) in [
+            (
+                r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[-0.0043,0.1035e-2,7]}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#,
+                vec![(3, false)],
+            ),
+            (
+                r#"{"data":[{"embedding":[[0.1,0.2],[0.3,0.4]],"index":0}]}"#,
+                vec![(2, true)],
+            ),
+            (r#" { "data" : [ ] , "usage" : null } "#, vec![]),
+        ] {
+            let view = chunk_scan::scan_embeddings(body.as_bytes());
+            assert_eq!(view.map(|v| v.vectors), Some(vectors), "{body}");
+        }
+        // Numbers by JSON's grammar, as serde reads them.
+        for bad in [
+            "[01]", "[1.]", "[.5]", "[1e]", "[+1]", "[1,]", "[-]", "[1 2]", "[0x1]",
+        ] {
+            let body = format!(r#"{{"data":[{{"embedding":{bad}}}]}}"#);
+            assert!(
+                chunk_scan::scan_embeddings(body.as_bytes()).is_none(),
+                "{bad}"
+            );
+            assert!(decode_embeddings_fully(body.as_bytes()).is_err(), "{bad}");
+        }
+        let mut r = EmbeddingsRecord::default();
+        decode_embeddings(br#"{"data":[{"embedding":[1,2}]}"#, &mut r);
+        assert!(matches!(&r.error, Some(Error::BadResponse(w)) if w.contains("not an embeddings")));
+    }
+
+    #[test]
+    fn vector_lengths_are_counted_from_the_raw_json() {
+        for (raw, want) in [
+            ("[]", Some((0, false))),
+            ("[ ]", Some((0, false))),
+            ("[1]", Some((1, false))),
+            ("[ -1.5e-3 , 2E+7,0 ]", Some((3, false))),
+            ("[\n  0.25,\n  -0.5\n]", Some((2, false))),
+            ("[[]]", Some((0, true))),
+            ("[[1,2],[3,4],[5,6]]", Some((2, true))),
+            ("[ [ 1 , 2 , 3 ] , [ ] ]", Some((3, true))),
+            // Mixed, as the decoder before this one read it: the first inner array's length.
+            ("[1,[2,3]]", Some((2, true))),
+            ("[[[1]]]", None),
+            ("[1,null]", None),
+            ("[false]", None),
+            ("[\"1\"]", None),
+            ("[{}]", None),
+            ("1", None),
+            ("\"[1]\"", None),
+        ] {
+            assert_eq!(vector_len(raw.as_bytes()), want, "{raw}");
+        }
+        // Longer than one 255-byte run of the counting pass.
+        let long = format!("[{}]", vec!["0.123456"; 1000].join(","));
+        assert_eq!(vector_len(long.as_bytes()), Some((1000, false)));
     }
 
     mod properties {
         use super::*;
         use proptest::prelude::*;
+
+        /// JSON values that are mostly vectors: arrays of numbers, arrays of those, some of them
+        /// three deep, and now and then a string, literal or object among the numbers.
+        fn json_tree() -> impl Strategy<Value = serde_json::Value> {
+            use serde_json::{json, Value};
+            let leaf = prop_oneof![
+                8 => any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(|x| json!(x)),
+                4 => any::<i64>().prop_map(|x| json!(x)),
+                1 => "[a-z\\[\\],\\{\\} ]{0,4}".prop_map(Value::String),
+                1 => prop_oneof![Just(Value::Null), Just(json!(true)), Just(json!(false))],
+                1 => Just(json!({"n": 1})),
+            ];
+            leaf.prop_recursive(3, 64, 12, |inner| {
+                proptest::collection::vec(inner, 0..12).prop_map(Value::Array)
+            })
+        }
 
         proptest! {
             #[test]
@@ -1031,6 +1172,90 @@ mod tests {
                 let counted = content.as_deref().is_some_and(|c| !c.is_empty());
                 prop_assert_eq!(s.record.content_events, u64::from(counted));
                 prop_assert_eq!(s.record.completion_tokens, usage.map(|u| u.1));
+            }
+
+            /// A vector's length, counted from its raw JSON, is what reading it as values gives.
+            #[test]
+            fn vector_lengths_agree_with_reading_the_values(value in json_tree(), pretty: bool) {
+                fn reference(v: &serde_json::Value) -> Option<(usize, bool)> {
+                    use serde_json::Value;
+                    let Value::Array(items) = v else { return None };
+                    let mut inner = None;
+                    for item in items {
+                        match item {
+                            Value::Number(_) => {}
+                            Value::Array(xs) if xs.iter().all(Value::is_number) => {
+                                inner = inner.or(Some(xs.len()));
+                            }
+                            _ => return None,
+                        }
+                    }
+                    Some(inner.map_or((items.len(), false), |d| (d, true)))
+                }
+                let raw = match pretty {
+                    true => serde_json::to_string_pretty(&value).unwrap(),
+                    false => value.to_string(),
+                };
+                prop_assert_eq!(vector_len(raw.as_bytes()), reference(&value), "{}", raw);
+            }
+
+            /// An embeddings body that the fast reader reads, it reads as serde does; and it reads
+            /// every body of the plain shape.
+            #[test]
+            fn embeddings_are_read_as_the_full_decoder_reads_them(
+                items in proptest::collection::vec((json_tree(), any::<bool>()), 0..4),
+                usage in proptest::option::of(prop_oneof![
+                    Just(serde_json::Value::Null),
+                    (0u64..1_000_000).prop_map(|n| serde_json::json!({"prompt_tokens": n, "total_tokens": n})),
+                    Just(serde_json::json!({"prompt_tokens": "9"})),
+                    Just(serde_json::json!({"prompt_tokens": -1})),
+                ]),
+                error: bool,
+                pretty: bool,
+            ) {
+                use serde_json::{json, Value};
+                let data: Vec<Value> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (e, extra))| match extra {
+                        true => json!({"object": "embedding", "embedding": e, "index": i}),
+                        false => json!({"embedding": e}),
+                    })
+                    .collect();
+                let mut body = json!({"object": "list", "data": data, "model": "m"});
+                if let Some(u) = &usage {
+                    body["usage"] = u.clone();
+                }
+                if error {
+                    body["error"] = json!({"message": "x"});
+                }
+                let text = match pretty {
+                    true => serde_json::to_string_pretty(&body).unwrap(),
+                    false => body.to_string(),
+                };
+                let fast = chunk_scan::scan_embeddings(text.as_bytes());
+                let full = decode_embeddings_fully(text.as_bytes());
+                // A usage block serde refuses sends the body to the full decoder (see
+                // decode_embeddings): compared only where the fast reading stands.
+                let usage_read = |raw: Option<&str>| match raw {
+                    Some(raw) => serde_json::from_str::<Usage>(raw).ok().map(Some),
+                    None => Some(None),
+                };
+                if let Some((view, fast_usage)) = fast.as_ref().and_then(|v| Some((v, usage_read(v.usage)?))) {
+                    let Ok((full_usage, vectors)) = &full else {
+                        panic!("fast read {view:?} where the full decoder failed: {text}");
+                    };
+                    prop_assert_eq!(&view.vectors, vectors);
+                    let tokens = |u: &Option<Usage>| u.as_ref().map(|u| u.prompt_tokens);
+                    prop_assert_eq!(tokens(&fast_usage), tokens(full_usage));
+                }
+                let plain = !error
+                    && items.iter().all(|(e, _)| match e {
+                        Value::Array(xs) => xs.iter().all(Value::is_number)
+                            || xs.iter().all(|x| x.as_array().is_some_and(|x| x.iter().all(Value::is_number))),
+                        _ => false,
+                    });
+                prop_assert_eq!(fast.is_some(), plain, "{}", text);
             }
 
             /// Whatever the fast scanner reads, it reads as the full decoder does.
