@@ -14,6 +14,8 @@ const NAME: &str = "oai-sim";
 
 /// The longest padding line (--event_padding_bytes): 64 MiB, the client's bound on a line.
 const MAX_PADDING: i64 = 64 << 20;
+/// The longest embedding vector served (a JSON body of about 0.5 MiB per input).
+const MAX_EMBEDDING_DIM: u64 = 65_536;
 
 /// The longest prompt or output of a --describe what-if: 16M tokens, above any context length.
 const MAX_TOKENS: u64 = 1 << 24;
@@ -61,6 +63,14 @@ struct Args {
         value_parser = clap::value_parser!(u32).range(0..=MAX_PADDING)
     )]
     event_padding_bytes: u32,
+    /// Length of the vectors /v1/embeddings returns [default: the preset's].
+    #[arg(
+        long = "embedding_dim",
+        visible_alias = "embedding-dim",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=MAX_EMBEDDING_DIM)
+    )]
+    embedding_dim: Option<u64>,
     /// Keep the truth log, served at GET /sim/trace as JSON Lines.
     #[arg(long)]
     trace: bool,
@@ -139,6 +149,9 @@ fn main() -> ExitCode {
     config.trace = args.trace;
     config.mean_output_tokens = args.mean_output_tokens;
     config.event_padding_bytes = args.event_padding_bytes as usize;
+    if let Some(dim) = args.embedding_dim {
+        config.preset.embedding_dim = dim as usize;
+    }
     if args.describe.is_some() {
         let text = config.describe(args.input_tokens, args.output_tokens);
         cli::out!("{}", text.trim_end_matches('\n'));

@@ -20,6 +20,7 @@ fn hostile_numbers_are_refused_in_one_line() {
         NumericFlag::new("--input_tokens"),
         NumericFlag::new("--output_tokens"),
         NumericFlag::new("--block_tokens"),
+        NumericFlag::new("--embedding_dim"),
     ];
     // --ttft_ms selects the fixed schedule, whose --itl_ms is then checked too.
     let checked = assert_refused(

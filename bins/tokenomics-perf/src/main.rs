@@ -166,6 +166,8 @@ struct Scenario {
     open: Option<(u64, u64)>,
     /// Closed loop of `concurrency` for this many requests (instead of a burst).
     closed: Option<u64>,
+    /// The length of the simulator's embedding vectors, when not its preset's 64.
+    embedding_dim: Option<usize>,
 }
 
 struct Measured {
@@ -192,7 +194,12 @@ fn sibling(name: &str) -> Result<PathBuf, String> {
     }
 }
 
-fn start_sim(oai_sim: &Path, port: u16, padding: usize) -> Result<Child, String> {
+fn start_sim(
+    oai_sim: &Path,
+    port: u16,
+    padding: usize,
+    embedding_dim: Option<usize>,
+) -> Result<Child, String> {
     if TcpStream::connect(("127.0.0.1", port)).is_ok() {
         return Err(format!(
             "port {port} is already in use; pick another with --port"
@@ -208,6 +215,12 @@ fn start_sim(oai_sim: &Path, port: u16, padding: usize) -> Result<Child, String>
             "10000000",
         ])
         .args(["--event_padding_bytes", &padding.to_string()])
+        .args(
+            embedding_dim
+                .map(|d| ["--embedding_dim".to_string(), d.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -571,6 +584,7 @@ fn main() -> ExitCode {
         padding: 0,
         open: None,
         closed: None,
+        embedding_dim: None,
     };
     let mut scenarios = vec![
         stream("1 stream", 1, 100),
@@ -611,6 +625,7 @@ fn main() -> ExitCode {
         padding: 1 << 20,
         open: None,
         closed: None,
+        embedding_dim: None,
     });
     scenarios.push(Scenario {
         name: "128K-token response".into(),
@@ -623,6 +638,7 @@ fn main() -> ExitCode {
         padding: 0,
         open: None,
         closed: None,
+        embedding_dim: None,
     });
     let open_seconds = if args.quick { 3 } else { 10 };
     for (name, client, rate) in [
@@ -641,8 +657,24 @@ fn main() -> ExitCode {
             padding: 0,
             open: Some((rate, open_seconds)),
             closed: None,
+            embedding_dim: None,
         });
     }
+    // Embeddings of a real model's size: most of each response is its vector's numbers, which
+    // the client checks and counts without converting them.
+    scenarios.push(Scenario {
+        name: "embeddings 1024d 2k/s".into(),
+        client: Client::Embeddings,
+        extra: Vec::new(),
+        concurrency: 0,
+        runs: 1,
+        max_tokens: 16,
+        stream: false,
+        padding: 0,
+        open: Some((2000, open_seconds)),
+        closed: None,
+        embedding_dim: Some(1024),
+    });
     if args.soak {
         for requests in [200_000u64, 2_000_000] {
             scenarios.push(Scenario {
@@ -656,6 +688,7 @@ fn main() -> ExitCode {
                 padding: 0,
                 open: None,
                 closed: Some(requests),
+                embedding_dim: None,
             });
         }
     }
@@ -686,7 +719,7 @@ fn main() -> ExitCode {
     let mut baseline_kib = None;
     let mut features = [None; 2];
     for s in &scenarios {
-        let mut sim = match start_sim(&oai_sim, args.port, s.padding) {
+        let mut sim = match start_sim(&oai_sim, args.port, s.padding, s.embedding_dim) {
             Ok(c) => c,
             Err(e) => return cli::fail(NAME, e, exit::ERROR),
         };
