@@ -12,6 +12,9 @@
 //! and the run over time (chat files whose levels carry a `timeline` block). Several files are
 //! overlaid in each figure as in the PNG, and each file has a section of its own below them.
 //!
+//! Each file's notes include every level's `client_load` warnings (the client busy, or time
+//! stolen by the hypervisor, during that level), so a figure drawn from doubtful levels says so.
+//!
 //! The summary table has the columns of `oai-bench`'s console and Markdown summary (chat), or of
 //! `embed-bench`'s per-configuration summary (embeddings), with the same rounding; columns that
 //! no level fills are left out, as there.
@@ -21,7 +24,8 @@ use std::path::{Path, PathBuf};
 
 use tokenomics_stats::table::{self, num, Cell};
 use tokenomics_stats::{
-    AnyDocument, ChatDocument, Distribution, EmbedDocument, EmbedLevel, Mode, RequestCounts,
+    AnyDocument, ChatDocument, ClientLoadBlock, Distribution, EmbedDocument, EmbedLevel, Mode,
+    RequestCounts,
 };
 
 use crate::figures::Figure;
@@ -314,7 +318,23 @@ fn chat_notes(d: &ChatDocument) -> Vec<String> {
         };
         notes.push(format!("SLO search: {found}."));
     }
+    notes.extend(load_notes(
+        d.results.iter().map(|(k, l)| (k, l.client_load.as_ref())),
+    ));
     notes
+}
+
+/// One note per warning of a level's `client_load` block: what may have made its timings the
+/// client's rather than the server's.
+fn load_notes<'a>(
+    levels: impl Iterator<Item = (&'a String, Option<&'a ClientLoadBlock>)>,
+) -> Vec<String> {
+    levels
+        .flat_map(|(key, load)| {
+            let warnings = load.map_or(&[][..], |l| &l.warnings[..]);
+            warnings.iter().map(move |w| format!("Level {key}: {w}."))
+        })
+        .collect()
 }
 
 fn embed_meta(d: &EmbedDocument) -> Vec<(&'static str, String)> {
@@ -398,6 +418,9 @@ fn embed_notes(d: &EmbedDocument) -> Vec<String> {
                 .into(),
         );
     }
+    notes.extend(load_notes(
+        d.results.iter().map(|(k, l)| (k, l.client_load.as_ref())),
+    ));
     notes
 }
 

@@ -383,3 +383,55 @@ fn mixed_kinds_are_refused_as_for_the_images() {
     .unwrap_err();
     assert!(matches!(e, tokenomics_plot::Error::Mixed(_)), "{e}");
 }
+
+#[test]
+fn a_levels_client_load_warnings_are_notes_of_its_file() {
+    let load = |warning: &str| tokenomics_stats::ClientLoadBlock {
+        seconds: 12.0,
+        cpu_cores: Some(0.97),
+        worker_threads: 1,
+        stolen_share: Some(0.01),
+        simulator_in_process: false,
+        warnings: vec![warning.to_string()],
+    };
+    let mut chat = input("chat_streamed.json");
+    let mut embed = input("embed_latency.json");
+    let busy = "the client used 0.97 CPU cores over this level with 1 worker thread(s) <&>";
+    match (&mut chat.document, &mut embed.document) {
+        (AnyDocument::Chat(c), AnyDocument::Embed(e)) => {
+            let (key, level) = c.results.iter_mut().next().unwrap();
+            level.client_load = Some(load(busy));
+            let chat_key = key.clone();
+            let (key, level) = e.results.iter_mut().next().unwrap();
+            level.client_load = Some(load("the hypervisor took 7.0% of this machine's CPU time"));
+            let embed_key = key.clone();
+            for (input, key, says) in [
+                (&chat, chat_key, busy),
+                (&embed, embed_key, "the hypervisor took 7.0%"),
+            ] {
+                let report = html::report(std::slice::from_ref(input), None).unwrap();
+                let doc = parse(&report.html);
+                let notes: Vec<String> = doc
+                    .descendants()
+                    .filter(|n| n.has_tag_name("p") && n.attribute("class") == Some("note warn"))
+                    .map(text)
+                    .collect();
+                let want = format!("Level {key}: {says}");
+                assert!(
+                    notes.iter().any(|n| n.starts_with(&want)),
+                    "{want:?} not in {notes:?}"
+                );
+            }
+        }
+        _ => unreachable!(),
+    }
+    // Without warnings, no such note.
+    let report = html::report(&[input("chat_streamed.json")], None).unwrap();
+    let doc = parse(&report.html);
+    let level_notes = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("p") && n.attribute("class") == Some("note warn"))
+        .filter(|n| text(*n).starts_with("Level "))
+        .count();
+    assert_eq!(level_notes, 0, "a note without a warning");
+}
