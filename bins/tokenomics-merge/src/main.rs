@@ -71,6 +71,15 @@ fn run(args: &Args) -> Result<(), Failure> {
         cli::out!("{}", table::console(&rows).trim_end_matches('\n'));
     }
     cli::out!("Results saved to {}", args.output.display());
+    for w in doc
+        .metadata
+        .merged
+        .as_ref()
+        .map(|m| m.load_warnings())
+        .unwrap_or_default()
+    {
+        eprintln!("{NAME}: warning: {w}");
+    }
     if doc.metadata.incomplete {
         eprintln!(
             "{NAME}: warning: a shard's run was interrupted: the merged result is incomplete"

@@ -354,3 +354,36 @@ fn an_output_that_cannot_be_written_is_refused_before_merging() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn each_shards_client_load_is_kept_and_its_warnings_repeated() {
+    let block = r#"{"seconds": 10.2, "cpu_cores": 0.97, "worker_threads": 1, "stolen_share": 0.01,
+        "warnings": ["the client used 0.97 CPU cores over this level with 1 worker thread(s)"]}"#;
+    let dir = edited_run("shard-2-of-4.json", |t| {
+        let mut doc: Value = serde_json::from_str(&t).unwrap();
+        doc["results"]["12"]["client_load"] = serde_json::from_str(block).unwrap();
+        serde_json::to_string_pretty(&doc).unwrap()
+    });
+    let out = dir.path().join("m.json");
+    let o = merge(&[dir.path(), Path::new("-o"), &out]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let doc = read(&out);
+    let shards = doc["metadata"]["merged"]["shards"].as_array().unwrap();
+    let host = shards[2]["host"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "warning: shard 2 ({host}), level 12: the client used 0.97 CPU cores"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        shards[2]["client_load"]["12"],
+        serde_json::from_str::<Value>(block).unwrap()
+    );
+    for i in [0, 1, 3] {
+        assert!(shards[i].get("client_load").is_none(), "shard {i}");
+    }
+    // A level merged from several machines has no load of its own.
+    assert!(doc["results"]["12"].get("client_load").is_none());
+}

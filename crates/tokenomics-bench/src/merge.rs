@@ -187,7 +187,8 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         // The server's metrics are the whole server's, seen by every shard at once: one shard's
         // block is the run's; several cannot be added, and are left out. Likewise a timeline and
         // probes, which are on each shard's own clock (rebuilding them across shards is not done),
-        // and the client's load, which is each load machine's own.
+        // and the client's load, which is each load machine's own (kept per shard, in
+        // `metadata.merged`).
         if let [Some(only)] = levels[..] {
             level.server_metrics = only.server_metrics.clone();
             level.timeline = only.timeline.clone();
@@ -216,6 +217,12 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
                 late_seconds: s.block.late_seconds,
                 requests,
                 file: s.file.display().to_string(),
+                client_load: s
+                    .doc
+                    .results
+                    .iter()
+                    .filter_map(|(k, l)| Some((k.clone(), l.client_load.clone()?)))
+                    .collect(),
             })
             .collect(),
     });

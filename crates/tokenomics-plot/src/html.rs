@@ -321,6 +321,15 @@ fn chat_notes(d: &ChatDocument) -> Vec<String> {
     notes.extend(load_notes(
         d.results.iter().map(|(k, l)| (k, l.client_load.as_ref())),
     ));
+    if let Some(merged) = &m.merged {
+        notes.extend(merged.load_warnings().into_iter().map(|w| {
+            let mut w = w;
+            if let Some(first) = w.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            format!("{w}.")
+        }));
+    }
     notes
 }
 

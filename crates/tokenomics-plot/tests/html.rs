@@ -425,6 +425,44 @@ fn a_levels_client_load_warnings_are_notes_of_its_file() {
         }
         _ => unreachable!(),
     }
+    // A merged run: each shard's warnings, named by shard and machine.
+    let mut merged = input("chat_streamed.json");
+    if let AnyDocument::Chat(d) = &mut merged.document {
+        let shard = |index: u32, warning: Option<&str>| tokenomics_stats::MergedShard {
+            index,
+            host: format!("load-{index}"),
+            late_seconds: 0.0,
+            requests: 10,
+            file: format!("shard-{index}-of-2.json"),
+            client_load: warning
+                .map(|w| ("16".to_string(), load(w)))
+                .into_iter()
+                .collect(),
+        };
+        d.metadata.merged = Some(tokenomics_stats::MergedBlock {
+            count: 2,
+            config_hash: "abc".into(),
+            start_at: 0.0,
+            start_skew_seconds: 0.0,
+            shards: vec![
+                shard(0, None),
+                shard(1, Some("the hypervisor took 9.0% <x>")),
+            ],
+        });
+    }
+    let report = html::report(&[merged], None).unwrap();
+    let doc = parse(&report.html);
+    let notes: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("p") && n.attribute("class") == Some("note warn"))
+        .map(text)
+        .collect();
+    assert_eq!(
+        notes,
+        ["Shard 1 (load-1), level 16: the hypervisor took 9.0% <x>."],
+        "{notes:?}"
+    );
+
     // Without warnings, no such note.
     let report = html::report(&[input("chat_streamed.json")], None).unwrap();
     let doc = parse(&report.html);

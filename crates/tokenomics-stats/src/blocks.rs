@@ -6,6 +6,7 @@
 //! field and in order; a reader takes fields, so a renamed field fails to compile instead of
 //! printing NaN.
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::document::is_false;
@@ -493,6 +494,22 @@ pub struct MergedBlock {
     pub shards: Vec<MergedShard>,
 }
 
+impl MergedBlock {
+    /// Every shard's `client_load` warnings, one line each: `shard I (host), level K: …`.
+    pub fn load_warnings(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.client_load.iter().flat_map(move |(key, load)| {
+                    load.warnings
+                        .iter()
+                        .map(move |w| format!("shard {} ({}), level {key}: {w}", s.index, s.host))
+                })
+            })
+            .collect()
+    }
+}
+
 /// One shard of a merged run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MergedShard {
@@ -506,4 +523,9 @@ pub struct MergedShard {
     pub requests: u64,
     /// The shard's result file, as given to the merge.
     pub file: String,
+    /// What each level cost this shard's machine: its `client_load` block by level key, in the
+    /// levels' order (absent when no level has one). A level merged from several machines has no
+    /// `client_load` of its own; its machines' blocks are here.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub client_load: IndexMap<String, ClientLoadBlock>,
 }
