@@ -314,7 +314,30 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
             .as_f64()
             .unwrap();
         assert_eq!(target, [4.0, 6.0][k], "level {key}");
+        // The timeline is rebuilt from both shards' records: every measured request on it.
+        let t = &level["timeline"];
+        let sum = |k: &str| -> u64 {
+            t[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("completed"), per_level[k], "level {key}: {t}");
+        assert!(sum("sent") >= per_level[k], "level {key}: {t}");
     }
+    // The levels follow each other on the merged timeline as they ran: the second starts after
+    // the first's 1.5 s and the 1 s gap between them.
+    let start = |key: &str| {
+        merged["results"][key]["timeline"]["start_seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    let gap = start("6") - start("4");
+    assert!(
+        (2.4..3.5).contains(&gap),
+        "level 6 starts {gap} s after level 4"
+    );
     // Both shards kept the timetable: their runs began within a few milliseconds of each other.
     let skew = merged["metadata"]["merged"]["start_skew_seconds"]
         .as_f64()

@@ -387,3 +387,71 @@ fn each_shards_client_load_is_kept_and_its_warnings_repeated() {
     // A level merged from several machines has no load of its own.
     assert!(doc["results"]["12"].get("client_load").is_none());
 }
+
+#[test]
+fn a_timeline_is_rebuilt_from_the_records_of_every_shard() {
+    // Shard 0 kept a timeline of 0.25 s buckets; the others none (the fixtures ran without).
+    let dir = edited_run("shard-0-of-4.json", |t| {
+        let mut doc: Value = serde_json::from_str(&t).unwrap();
+        doc["results"]["12"]["timeline"] = serde_json::json!({
+            "interval_seconds": 0.25, "start_seconds": 0.0, "measured_from_seconds": 0.0,
+            "sent": [4], "completed": [4], "errors": [0], "in_flight": [0],
+            "output_tokens": [16], "ttft_p50_seconds": [0.005], "ttft_p99_seconds": [0.006]
+        });
+        serde_json::to_string_pretty(&doc).unwrap()
+    });
+    let out = dir.path().join("m.json");
+    let o = merge(&[dir.path(), Path::new("-o"), &out]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = read(&out);
+    let t = &doc["results"]["12"]["timeline"];
+    assert_eq!(t["interval_seconds"], 0.25, "{t}");
+    assert_eq!(t["start_seconds"], 0.0);
+    assert_eq!(t["measured_from_seconds"], 0.0);
+
+    // Every line of every shard, placed on one clock: the earliest shard's start is 0.
+    let mut lines = Vec::new();
+    let mut origin = f64::INFINITY;
+    for i in 0..4 {
+        let text =
+            std::fs::read_to_string(dir.path().join(format!("shard-{i}-of-4.jsonl"))).unwrap();
+        let shard: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let first = &shard[0];
+        origin =
+            origin.min(first["send_unix"].as_f64().unwrap() - first["send_s"].as_f64().unwrap());
+        lines.extend(shard);
+    }
+    let bucket = |l: &Value, key: &str| {
+        let unix = l["send_unix"].as_f64().unwrap() - l["send_s"].as_f64().unwrap()
+            + l[key].as_f64().unwrap();
+        ((unix - origin) / 0.25).floor() as usize
+    };
+    let n = t["sent"].as_array().unwrap().len();
+    let mut sent = vec![0u64; n];
+    let mut completed = vec![0u64; n];
+    let mut tokens = 0;
+    for l in &lines {
+        sent[bucket(l, "send_s")] += 1;
+        completed[bucket(l, "end_s")] += 1;
+        tokens += l["completion_tokens"].as_u64().unwrap();
+    }
+    let as_vec = |k: &str| -> Vec<u64> {
+        t[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(as_vec("sent"), sent, "{t}");
+    assert_eq!(as_vec("completed"), completed, "{t}");
+    assert_eq!(as_vec("output_tokens").iter().sum::<u64>(), tokens);
+    assert_eq!(as_vec("errors").iter().sum::<u64>(), 0);
+    assert_eq!(*as_vec("in_flight").last().unwrap(), 0, "all ended");
+    assert!(
+        n >= 4,
+        "13 requests over about a second in 0.25 s buckets: {n}"
+    );
+}

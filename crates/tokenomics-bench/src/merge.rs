@@ -28,6 +28,7 @@ use tokenomics_client::{Error as ClientError, RequestRecord, TokenSource};
 use tokenomics_stats::{ChatDocument, LimitsBlock, Load, MergedBlock, MergedShard, ShardBlock};
 
 use crate::load::{Limits, OpenLoop, Shape};
+use crate::metrics::series::Ended;
 use crate::metrics::{LevelAccumulator, Scheduled, Slo};
 use crate::shard::Shard;
 use crate::{Error, Result};
@@ -118,6 +119,8 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
     let mut results = IndexMap::new();
     let mut requests = vec![0u64; shards.len()];
     let mut skew = 0.0f64;
+    // The wall-clock start of the merge's first run: later runs and levels are placed after it.
+    let mut first_origin = None;
     for (pos, key) in keys.iter().enumerate() {
         let levels: Vec<_> = shards.iter().map(|s| s.doc.results.get(key)).collect();
         let Some(template) = levels.iter().flatten().next() else {
@@ -136,10 +139,20 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             e2el: g.slo_ms.e2el.map(|ms| ms / 1e3),
         });
         let bases: Vec<&str> = first.doc.metadata.api_base.split(',').collect();
+        // The shards' timelines are on their own clocks: the merged one is rebuilt from the
+        // records, in the finest of their buckets.
+        let interval = levels
+            .iter()
+            .flatten()
+            .filter_map(|l| l.timeline.as_ref())
+            .filter_map(|t| Duration::try_from_secs_f64(t.interval_seconds).ok())
+            .filter(|d| !d.is_zero())
+            .min();
         let mut acc = LevelAccumulator::new(shape, limits, streamed)
             .with_slo(slo)
             .with_confidence(first.block.confidence)
-            .with_endpoints(&bases);
+            .with_endpoints(&bases)
+            .with_timeline(interval);
         let mut measured = vec![0u64; shards.len()];
         for run in 0..num_runs as usize {
             let mut lines = Vec::new();
@@ -148,7 +161,7 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
                     lines.push((i, line));
                 }
             }
-            let spread = measured_run(&mut acc, &lines, &shards, &mut measured)?;
+            let spread = measured_run(&mut acc, &lines, &shards, &mut measured, &mut first_origin)?;
             // Runs of one timetable slot start together; shards further apart than the gap
             // between runs are not one run (a clock far off, a shard retried later).
             let allowed = first.block.run_gap_seconds.max(1.0);
@@ -182,13 +195,18 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             requests[i] += measured[i];
         }
         let mut level = acc.finish();
+        if let Some(t) = level.timeline.as_mut() {
+            // Seconds from the merge's first run, not from the base that keeps times positive.
+            t.start_seconds -= BASE_NS as f64 / 1e9;
+            t.measured_from_seconds -= BASE_NS as f64 / 1e9;
+        }
         level.incomplete = levels.iter().flatten().any(|l| l.incomplete);
         level.cost = first.doc.metadata.cost.and_then(|c| c.chat_level(&level));
         // The server's metrics are the whole server's, seen by every shard at once: one shard's
         // block is the run's; several cannot be added, and are left out. Likewise a timeline and
-        // probes, which are on each shard's own clock (rebuilding them across shards is not done),
-        // and the client's load, which is each load machine's own (kept per shard, in
-        // `metadata.merged`).
+        // probes, which are on each shard's own clock (rebuilding them across shards is not done;
+        // the timeline is rebuilt from the records above), and the client's load, which is each
+        // load machine's own (kept per shard, in `metadata.merged`).
         if let [Some(only)] = levels[..] {
             level.server_metrics = only.server_metrics.clone();
             level.timeline = only.timeline.clone();
@@ -402,11 +420,16 @@ const BASE_NS: i64 = 1_000_000_000_000;
 
 /// One run of a level from every shard's lines: placed on one timeline, added in the order they
 /// ended. Returns how far apart the shards' runs began (seconds, on their wall clocks).
+///
+/// The run is placed after `first_origin` (the wall-clock start of the merge's first run, set by
+/// it) by as much as it began after it, so that the runs and levels of a merged timeline follow
+/// each other as they did.
 fn measured_run(
     acc: &mut LevelAccumulator,
     lines: &[(usize, Line)],
     shards: &[ShardInput],
     measured: &mut [u64],
+    first_origin: &mut Option<f64>,
 ) -> Result<f64> {
     for (i, l) in lines {
         l.check(&shards[*i].records)?;
@@ -419,9 +442,18 @@ fn measured_run(
         }
     }
     let earliest = origins.values().copied().fold(f64::INFINITY, f64::min);
+    let run_ns = match (earliest.is_finite(), *first_origin) {
+        (true, Some(first)) => ((earliest - first).max(0.0) * 1e9).round() as i64,
+        (true, None) => {
+            *first_origin = Some(earliest);
+            0
+        }
+        (false, _) => 0,
+    };
+    let run_base = BASE_NS.saturating_add(run_ns);
     let base = |i: usize| -> i64 {
         let offset = origins.get(&i).map_or(0.0, |o| o - earliest);
-        BASE_NS.saturating_add((offset * 1e9).round() as i64)
+        run_base.saturating_add((offset * 1e9).round() as i64)
     };
     let mut records: Vec<(usize, &Line, RequestRecord)> = Vec::with_capacity(lines.len());
     for (i, l) in lines {
@@ -429,9 +461,25 @@ fn measured_run(
         records.push((*i, l, record));
     }
     records.sort_by_key(|(i, l, r)| (r.timing.end_ns.unwrap_or(r.timing.send_ns), *i, l.index));
-    acc.begin_run(BASE_NS as u64);
+    let origin_ns = run_base as u64;
+    acc.begin_run(origin_ns);
+    acc.timeline_begin(origin_ns, origin_ns);
+    // A request given up at the run's end has no end of its own: it ended with the run.
+    let run_end = records
+        .iter()
+        .map(|(_, _, r)| r.timing.end_ns.unwrap_or(r.timing.send_ns))
+        .max()
+        .unwrap_or(origin_ns);
     let mut cancelled = 0;
     for (i, l, r) in &records {
+        // Every request sent goes on the timeline (one abandoned before its send has no time).
+        if r.timing.send_ns != 0 {
+            acc.timeline_add(Ended {
+                record: r,
+                end_ns: r.timing.end_ns.unwrap_or(run_end),
+                cancelled: matches!(l.status.as_str(), "cancelled" | "aborted"),
+            });
+        }
         let scheduled = l.scheduled_s.map(|s| Scheduled {
             scheduled_ns: at(base(*i), s),
             slot_wait_ns: l.slot_wait_s.map(|w| (w * 1e9).round() as u64),
