@@ -198,17 +198,6 @@ fn read_trace(args: &Args, path: &std::path::Path) -> Result<Trace, Failure> {
             )));
         }
     }
-    for (flag, given) in [
-        ("--shard", args.shard.is_some()),
-        ("--results_dir", args.results_dir.is_some()),
-        ("--start_at", args.start_at.is_some()),
-    ] {
-        if given {
-            return Err(Failure::usage(format!(
-                "--trace replays from one machine in this version: leave out {flag}"
-            )));
-        }
-    }
     let options = trace_options(args);
     let trace = tokenomics_datasets::trace::load(path, &options)
         .map_err(|e| Failure::classify(e.is_bad_input(), e))?;

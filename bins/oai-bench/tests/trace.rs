@@ -121,11 +121,8 @@ fn expected_hit_rate(rows: &[Row], before: u64, after: u64, b: u64) -> f64 {
     hits as f64 / prompts as f64
 }
 
-#[test]
-fn a_mooncake_trace_replays_on_time_with_exact_lengths_and_the_expected_hits() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let rows = mooncake();
+/// The Mooncake file of `rows`, in `dir`.
+fn write_mooncake(dir: &Path, rows: &[Row]) -> std::path::PathBuf {
     let text: String = rows
         .iter()
         .map(|r| {
@@ -135,41 +132,33 @@ fn a_mooncake_trace_replays_on_time_with_exact_lengths_and_the_expected_hits() {
                 + "\n"
         })
         .collect();
-    let trace = dir.path().join("mooncake.jsonl");
+    let trace = dir.join("mooncake.jsonl");
     std::fs::write(&trace, text).unwrap();
-    let server = sim();
-    let (doc, _) = run(
-        &[
-            "--api_base",
-            &server.api_base,
-            "--stream",
-            "--trace",
-            trace.to_str().unwrap(),
-        ],
-        &dir.path().join("r.json"),
-    );
-    let level = &doc["results"]["trace"];
-    assert_eq!(level["requests"]["succeeded"], 40, "{level}");
-    assert_eq!(level["load"]["arrival"], "trace");
-    assert_eq!(doc["metadata"]["dataset"]["source"]["format"], "mooncake");
-    let pc = &level["prefix_cache"];
-    let t = &pc["template_tokens"];
-    let (before, after) = (t["before"].as_u64().unwrap(), t["after"].as_u64().unwrap());
+    trace
+}
 
-    // The server's truth: one record per trace request, in the trace's order.
-    let truth: Vec<_> = server
+/// The server's truth: one record per chat request, in the order they arrived.
+fn chat_truth(server: &SimThread) -> Vec<tokenomics_sim::TraceRecord> {
+    let mut truth: Vec<_> = server
         .sim
         .trace()
         .into_iter()
         .filter(|r| r.route == "chat")
         .collect();
-    assert_eq!(truth.len(), 40);
+    truth.sort_by_key(|r| r.arrival_ns);
+    truth
+}
+
+/// Every trace request arrived at its trace time and with exactly its lengths (`before` and
+/// `after`: the chat template's tokens around the text).
+fn assert_replayed(truth: &[tokenomics_sim::TraceRecord], rows: &[Row], before: u64, after: u64) {
+    assert_eq!(truth.len(), rows.len());
     // Arrivals on the trace's schedule. The schedule's zero is the client's start, which the
     // server cannot see: the reference is the median of (arrival − trace time), so that one late
     // first request (it also opens a connection) does not shift all the others.
     let offsets: Vec<i64> = truth
         .iter()
-        .zip(&rows)
+        .zip(rows)
         .map(|(r, row)| r.arrival_ns as i64 - row.ms as i64 * 1_000_000)
         .collect();
     let mut sorted = offsets.clone();
@@ -194,7 +183,7 @@ fn a_mooncake_trace_replays_on_time_with_exact_lengths_and_the_expected_hits() {
         missed.iter().all(|(_, o)| o.abs() < 50_000_000),
         "off by 50 ms or more (id, ns): {missed:?}"
     );
-    for (r, row) in truth.iter().zip(&rows) {
+    for (r, row) in truth.iter().zip(rows) {
         // Exactly the trace's lengths (the chat template around the text).
         assert_eq!(
             r.prompt_tokens,
@@ -204,6 +193,35 @@ fn a_mooncake_trace_replays_on_time_with_exact_lengths_and_the_expected_hits() {
         );
         assert_eq!(r.completion_tokens, row.output, "request {}", r.id);
     }
+}
+
+#[test]
+fn a_mooncake_trace_replays_on_time_with_exact_lengths_and_the_expected_hits() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = mooncake();
+    let trace = write_mooncake(dir.path(), &rows);
+    let server = sim();
+    let (doc, _) = run(
+        &[
+            "--api_base",
+            &server.api_base,
+            "--stream",
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
+        &dir.path().join("r.json"),
+    );
+    let level = &doc["results"]["trace"];
+    assert_eq!(level["requests"]["succeeded"], 40, "{level}");
+    assert_eq!(level["load"]["arrival"], "trace");
+    assert_eq!(doc["metadata"]["dataset"]["source"]["format"], "mooncake");
+    let pc = &level["prefix_cache"];
+    let t = &pc["template_tokens"];
+    let (before, after) = (t["before"].as_u64().unwrap(), t["after"].as_u64().unwrap());
+
+    let truth = chat_truth(&server);
+    assert_replayed(&truth, &rows, before, after);
 
     // The hit rate from the ids and the simulator's 16-token blocks, against what the server
     // reported; the tool's own expectation says the same.
@@ -314,7 +332,7 @@ fn unusable_traces_and_flags_the_trace_sets_are_refused_in_one_line() {
         "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 2}\n",
     )
     .unwrap();
-    let cases: [(Vec<&str>, &str); 6] = [
+    let cases: [(Vec<&str>, &str); 5] = [
         (
             vec!["--trace", empty.to_str().unwrap()],
             "no usable row (2 skipped; line 1: no output_length)",
@@ -335,10 +353,6 @@ fn unusable_traces_and_flags_the_trace_sets_are_refused_in_one_line() {
             vec!["--trace", good.to_str().unwrap(), "--trace_window", "5,1"],
             "--trace_window",
         ),
-        (
-            vec!["--trace", good.to_str().unwrap(), "--shard", "0/2"],
-            "--trace replays from one machine in this version: leave out --shard",
-        ),
     ];
     for (args, needle) in cases {
         let o = oai_bench(&[&["--api_base", "http://127.0.0.1:9/v1"], &args[..]].concat());
@@ -347,4 +361,86 @@ fn unusable_traces_and_flags_the_trace_sets_are_refused_in_one_line() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
+}
+
+#[test]
+fn a_trace_replays_from_two_shards_on_its_times_and_merges() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = mooncake();
+    let trace = write_mooncake(dir.path(), &rows);
+    let server = sim();
+    let shards = dir.path().join("shards");
+    let start_at = (std::time::SystemTime::now() + std::time::Duration::from_secs(3))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+                .args(["--progress", "never", "--no_preflight", "--model", "tiny"])
+                .args(["--api_base", &server.api_base, "--stream"])
+                .args(["--trace", trace.to_str().unwrap()])
+                .args([
+                    "--shard",
+                    &format!("{i}/2"),
+                    "--start_at",
+                    &format!("{start_at:.3}"),
+                ])
+                .args(["--results_dir", shards.to_str().unwrap()])
+                .env_remove("OPENAI_API_KEY")
+                .env("HF_HUB_OFFLINE", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run oai-bench")
+        })
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Each shard sent its half of the trace: requests 0, 2, 4, … and 1, 3, 5, …
+    for i in 0..2 {
+        let text = std::fs::read_to_string(shards.join(format!("shard-{i}-of-2.jsonl"))).unwrap();
+        let indexes: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["index"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(indexes.len(), 20, "shard {i}");
+        assert!(indexes.iter().all(|x| x % 2 == i), "shard {i}: {indexes:?}");
+    }
+    // Together, on the trace's times with its lengths, as from one machine.
+    let truth = chat_truth(&server);
+    let files = tokenomics_bench::merge::shard_files(&[shards]).unwrap();
+    let doc = serde_json::to_value(tokenomics_bench::merge::merge(&files).unwrap()).unwrap();
+    let level = &doc["results"]["trace"];
+    assert_eq!(level["requests"]["succeeded"], 40, "{level}");
+    assert_eq!(level["load"]["arrival"], "trace");
+    let pc = &level["prefix_cache"];
+    let t = &pc["template_tokens"];
+    let (before, after) = (t["before"].as_u64().unwrap(), t["after"].as_u64().unwrap());
+    assert_replayed(&truth, &rows, before, after);
+    // The merged level's prefix cache: the whole trace's expectation, the merged records' hits.
+    let expected = expected_hit_rate(&rows, before, after, 16);
+    let cached: u64 = truth.iter().map(|r| r.cached_tokens).sum();
+    let prompt: u64 = truth.iter().map(|r| r.prompt_tokens).sum();
+    assert_eq!(
+        pc["measured_hit_rate"].as_f64().unwrap(),
+        cached as f64 / prompt as f64
+    );
+    assert_eq!(pc["requests_reporting"], 40);
+    assert!(
+        (pc["expected_hit_rate"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "{pc}"
+    );
+    assert!(
+        (cached as f64 / prompt as f64 - expected).abs() < 0.01,
+        "measured {}, expected {expected}",
+        cached as f64 / prompt as f64
+    );
 }

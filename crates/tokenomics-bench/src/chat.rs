@@ -220,11 +220,17 @@ impl ChatConfig {
     }
 
     /// When each run starts, for a run on a timetable (`start_at`): every run lasts its
-    /// warm-up and duration, then `run_gap`.
+    /// warm-up and duration (a replayed trace, which has none, its span: its first request's time
+    /// to its last's), then `run_gap`.
     pub fn timetable(&self) -> Option<Timetable> {
+        let length = match (self.limits.duration, &self.trace) {
+            (Some(d), _) => d,
+            (None, Some(t)) => Duration::try_from_secs_f64(t.span().seconds).ok()?,
+            (None, None) => return None,
+        };
         Some(Timetable {
             start: self.start_at?,
-            run_length: self.limits.warmup.checked_add(self.limits.duration?)?,
+            run_length: self.limits.warmup.checked_add(length)?,
             gap: self.run_gap,
         })
     }
@@ -296,7 +302,11 @@ impl ChatConfig {
                     .into(),
             );
         }
-        if self.limits.duration.is_none() {
+        // A replayed trace lasts its span: its times are the timetable.
+        let trace = shapes
+            .iter()
+            .any(|s| matches!(s, Shape::Open(o) if o.arrival == crate::load::Arrival::Trace));
+        if self.limits.duration.is_none() && !trace {
             return invalid(
                 "sharded runs (--shard, --results_dir) and --start_at need --duration: the \
                  shards keep one timetable"

@@ -25,7 +25,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use tokenomics_client::{Error as ClientError, RequestRecord, TokenSource};
-use tokenomics_stats::{ChatDocument, LimitsBlock, Load, MergedBlock, MergedShard, ShardBlock};
+use tokenomics_stats::{
+    ChatDocument, LimitsBlock, Load, MergedBlock, MergedShard, PrefixCacheBlock, ShardBlock,
+};
 
 use crate::load::{Limits, OpenLoop, Shape};
 use crate::metrics::series::Ended;
@@ -194,7 +196,18 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             }
             requests[i] += measured[i];
         }
+        let cache = acc.cache_tally();
         let mut level = acc.finish();
+        // The expected prefix-cache hit rate is the whole plan's, the same in every shard; the
+        // measured one is the merged records' (the server's own counters are each shard's
+        // scrapes, left out with the rest of its metrics).
+        level.prefix_cache = template.prefix_cache.clone().map(|expected| {
+            PrefixCacheBlock {
+                server_hit_rate: None,
+                ..expected
+            }
+            .measured(cache.reporting, cache.prompt_tokens, cache.cached_tokens)
+        });
         if let Some(t) = level.timeline.as_mut() {
             // Seconds from the merge's first run, not from the base that keeps times positive.
             t.start_seconds -= BASE_NS as f64 / 1e9;
@@ -212,6 +225,7 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             level.timeline = only.timeline.clone();
             level.probes = only.probes.clone();
             level.client_load = only.client_load.clone();
+            level.prefix_cache = only.prefix_cache.clone();
         }
         results.insert(key.clone(), level);
     }
