@@ -409,13 +409,7 @@ fn a_levels_client_load_warnings_are_notes_of_its_file() {
                 (&chat, chat_key, busy),
                 (&embed, embed_key, "the hypervisor took 7.0%"),
             ] {
-                let report = html::report(std::slice::from_ref(input), None).unwrap();
-                let doc = parse(&report.html);
-                let notes: Vec<String> = doc
-                    .descendants()
-                    .filter(|n| n.has_tag_name("p") && n.attribute("class") == Some("note warn"))
-                    .map(text)
-                    .collect();
+                let notes = warn_notes(std::slice::from_ref(input));
                 let want = format!("Level {key}: {says}");
                 assert!(
                     notes.iter().any(|n| n.starts_with(&want)),
@@ -450,13 +444,7 @@ fn a_levels_client_load_warnings_are_notes_of_its_file() {
             ],
         });
     }
-    let report = html::report(&[merged], None).unwrap();
-    let doc = parse(&report.html);
-    let notes: Vec<String> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("p") && n.attribute("class") == Some("note warn"))
-        .map(text)
-        .collect();
+    let notes = warn_notes(&[merged]);
     assert_eq!(
         notes,
         ["Shard 1 (load-1), level 16: the hypervisor took 9.0% <x>."],
@@ -464,12 +452,19 @@ fn a_levels_client_load_warnings_are_notes_of_its_file() {
     );
 
     // Without warnings, no such note.
-    let report = html::report(&[input("chat_streamed.json")], None).unwrap();
+    let notes = warn_notes(&[input("chat_streamed.json")]);
+    assert!(
+        !notes.iter().any(|n| n.starts_with("Level ")),
+        "a note without a warning: {notes:?}"
+    );
+}
+
+/// The text of every warning note of the report of `inputs`.
+fn warn_notes(inputs: &[Input]) -> Vec<String> {
+    let report = html::report(inputs, None).unwrap();
     let doc = parse(&report.html);
-    let level_notes = doc
-        .descendants()
+    doc.descendants()
         .filter(|n| n.has_tag_name("p") && n.attribute("class") == Some("note warn"))
-        .filter(|n| text(*n).starts_with("Level "))
-        .count();
-    assert_eq!(level_notes, 0, "a note without a warning");
+        .map(text)
+        .collect()
 }
