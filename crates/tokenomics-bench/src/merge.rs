@@ -249,12 +249,16 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
                 late_seconds: s.block.late_seconds,
                 requests,
                 file: s.file.display().to_string(),
-                client_load: s
-                    .doc
-                    .results
-                    .iter()
-                    .filter_map(|(k, l)| Some((k.clone(), l.client_load.clone()?)))
-                    .collect(),
+                // One shard's levels keep their own block (see above).
+                client_load: match shards.len() {
+                    1 => IndexMap::new(),
+                    _ => s
+                        .doc
+                        .results
+                        .iter()
+                        .filter_map(|(k, l)| Some((k.clone(), l.client_load.clone()?)))
+                        .collect(),
+                },
             })
             .collect(),
     });
@@ -431,6 +435,9 @@ fn spread(values: impl Iterator<Item = f64>) -> f64 {
 
 /// Nanoseconds before the earliest origin on the merged timeline, so that no time is negative.
 const BASE_NS: i64 = 1_000_000_000_000;
+/// The latest a run may begin after the merge's first run (on the shards' wall clocks), seconds:
+/// a year, far beyond any benchmark, and far within what nanoseconds in an `i64` hold.
+const MAX_RUN_AFTER_S: f64 = 365.0 * 86_400.0;
 
 /// One run of a level from every shard's lines: placed on one timeline, added in the order they
 /// ended. Returns how far apart the shards' runs began (seconds, on their wall clocks).
@@ -457,7 +464,16 @@ fn measured_run(
     }
     let earliest = origins.values().copied().fold(f64::INFINITY, f64::min);
     let run_ns = match (earliest.is_finite(), *first_origin) {
-        (true, Some(first)) => ((earliest - first).max(0.0) * 1e9).round() as i64,
+        (true, Some(first)) => {
+            let after = (earliest - first).max(0.0);
+            if after > MAX_RUN_AFTER_S {
+                return Err(Error::Invalid(format!(
+                    "a run began {after:.0} s after the first on the shards' clocks: not one \
+                     benchmark (are their clocks right?)"
+                )));
+            }
+            (after * 1e9).round() as i64
+        }
         (true, None) => {
             *first_origin = Some(earliest);
             0
@@ -477,7 +493,10 @@ fn measured_run(
     records.sort_by_key(|(i, l, r)| (r.timing.end_ns.unwrap_or(r.timing.send_ns), *i, l.index));
     let origin_ns = run_base as u64;
     acc.begin_run(origin_ns);
-    acc.timeline_begin(origin_ns, origin_ns);
+    if earliest.is_finite() {
+        // (A run with no request sent has no place on the clock: it does not start the timeline.)
+        acc.timeline_begin(origin_ns, origin_ns);
+    }
     // A request given up at the run's end has no end of its own: it ended with the run.
     let run_end = records
         .iter()

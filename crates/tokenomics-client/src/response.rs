@@ -503,6 +503,9 @@ pub(crate) fn decode_completion(body: &[u8], record: &mut RequestRecord) {
 /// grammar of the numbers without converting them (a vector of 4,096 numbers in about a third of
 /// the time serde takes to convert each to an `f64`); anything else by serde, each vector taken as
 /// raw JSON and counted by [`vector_len`]. The two read the same (a property test compares them).
+/// As no number is converted, one beyond an `f64`'s range (`1e400`) is counted like any other (a
+/// vector's values are not the benchmark's business); and a body with an `error` member is the
+/// server's error whatever else it holds.
 pub(crate) fn decode_embeddings(body: &[u8], record: &mut EmbeddingsRecord) {
     let read = match chunk_scan::scan_embeddings(body).and_then(|view| {
         let usage = match view.usage {
@@ -586,7 +589,7 @@ fn decode_embeddings_fully(body: &[u8]) -> Result<EmbeddingsRead, Error> {
 /// Because `raw` is valid JSON, it holds only numbers and arrays exactly when none of its bytes
 /// begins a string, an object, `true`, `false` or `null`; elements are then counted by their commas.
 fn vector_len(raw: &[u8]) -> Option<(usize, bool)> {
-    if raw.first() != Some(&b'[') {
+    if raw.len() < 2 || raw[0] != b'[' {
         return None;
     }
     // One pass that the compiler vectorises: byte-wide counters over runs of at most 255 bytes
@@ -1053,6 +1056,11 @@ mod tests {
             );
             assert!(r.dimensions.is_empty());
         }
+        // Numbers are checked, not converted: one beyond an f64's range is counted too.
+        let mut r = EmbeddingsRecord::default();
+        decode_embeddings(br#"{"data":[{"embedding":[1e400,-2]}]}"#, &mut r);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.dimensions, vec![2]);
         // Repeated fields: refused by both readers.
         for twice in [
             r#"{"data":[{"embedding":[1]}],"data":[]}"#,
@@ -1113,6 +1121,8 @@ mod tests {
             ("[\"1\"]", None),
             ("[{}]", None),
             ("1", None),
+            ("[", None),
+            ("", None),
             ("\"[1]\"", None),
         ] {
             assert_eq!(vector_len(raw.as_bytes()), want, "{raw}");
