@@ -291,4 +291,32 @@ fn the_clients_own_warnings_about_a_level_are_repeated() {
         !stdout.contains("of a.json: the"),
         "a level without warnings gets none: {stdout}"
     );
+
+    // A merged run: each load machine's warnings, kept by the merge, named by shard.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    let busy = "the client used 0.97 CPU cores over this level with 1 worker thread(s)";
+    let shard = |index: u32, warnings: &[&str]| {
+        serde_json::json!({
+            "index": index, "host": format!("load-{index}"), "late_seconds": 0.0,
+            "requests": 10, "file": format!("shard-{index}-of-2.json"),
+            "client_load": {"8": {"seconds": 12.5, "cpu_cores": 0.97, "worker_threads": 1,
+                                  "warnings": warnings}}
+        })
+    };
+    doc["metadata"]["merged"] = serde_json::json!({
+        "count": 2, "config_hash": "abc", "start_at": 0.0, "start_skew_seconds": 0.0,
+        "shards": [shard(0, &[]), shard(1, &[busy])]
+    });
+    std::fs::write(&a, doc.to_string()).unwrap();
+    let o = compare(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "closed_loop 8 of a.json, shard 1 (load-1): {busy}"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("shard 0 (load-0)"), "{stdout}");
 }

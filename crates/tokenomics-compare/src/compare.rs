@@ -494,7 +494,8 @@ pub fn compare(inputs: &[Input], opts: &CompareOptions) -> Result<Comparison> {
                 ));
                 continue;
             }
-            for (l, who) in [(la, &base.label), (lb, &cand.label)] {
+            for (l, input) in [(la, base), (lb, cand)] {
+                let who = &input.label;
                 if l.incomplete {
                     warnings.push(format!(
                         "{} {key} of {who} was cut short by an interruption",
@@ -505,6 +506,23 @@ pub fn compare(inputs: &[Input], opts: &CompareOptions) -> Result<Comparison> {
                 // difference there may be the load machine's, not the server's.
                 for w in l.client_load.iter().flat_map(|c| &c.warnings) {
                     warnings.push(format!("{} {key} of {who}: {w}", mode_a.name()));
+                }
+                // A merged run's: each load machine's, kept by the merge.
+                let shards = input
+                    .document
+                    .metadata
+                    .merged
+                    .iter()
+                    .flat_map(|m| &m.shards);
+                for shard in shards {
+                    for w in shard.client_load.get(key).iter().flat_map(|c| &c.warnings) {
+                        warnings.push(format!(
+                            "{} {key} of {who}, shard {} ({}): {w}",
+                            mode_a.name(),
+                            shard.index,
+                            shard.host
+                        ));
+                    }
                 }
             }
             matched += 1;
