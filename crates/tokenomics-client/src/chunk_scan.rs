@@ -156,11 +156,13 @@ pub(crate) fn scan_after<'a>(data: &'a [u8], template: &mut Template) -> Option<
     Some(view)
 }
 
+/// A byte of ones in every lane of a word, and each lane's high bit: the word-at-a-time runs.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
 /// The length of the run of bytes at the start of `b` that a JSON string holds as they are: up to
 /// the first quote, backslash or control character (or the end). Eight bytes at a time.
 fn plain_run(b: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
     while let Some(word) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
@@ -187,8 +189,6 @@ fn plain_run(b: &[u8]) -> usize {
 
 /// How many ASCII digits `b` starts with, eight bytes at a time.
 fn digit_run(b: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
     while let Some(word) = b.get(i..i + 8) {
         let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) ^ (ONES * u64::from(b'0'));
