@@ -102,6 +102,97 @@ fn assert_exact(doc: &Value, stdout: &str, measured_only: bool) -> Vec<(String, 
     blocks
 }
 
+/// Stages: one continuous load whose requests do not drain between stages, so each stage's
+/// window is its time — one scrape at each boundary ends a stage and begins the next. The
+/// stages' counters add up to the whole load's exactly (the windows meet at the boundary
+/// scrapes), each stage's gauges are its own, and no stage claims a cross-check its window
+/// cannot give (requests in flight at a boundary are counted in both).
+#[test]
+fn stages_get_a_window_each_that_meet_at_the_boundary_and_add_up_to_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series.jsonl");
+    let (doc, stdout) = simulated(
+        &[
+            "--stages",
+            "rate:10@1,40@1",
+            "--arrival",
+            "constant",
+            "--warmup_runs",
+            "2",
+        ],
+        &series,
+    );
+    let keys = ["stage1:10", "stage2:40"];
+    let (mut server, mut client) = (0.0, 0.0);
+    for key in keys {
+        let level = &doc["results"][key];
+        let m = &level["server_metrics"];
+        assert!(m["cross_check"].is_null(), "{key}: {m}");
+        assert!(m["scrapes"].as_u64().unwrap() >= 2, "{key}: {m}");
+        server += m["counters"]["generation_tokens"]
+            .as_f64()
+            .expect("counted");
+        client += level["requests"]["succeeded"].as_f64().unwrap()
+            * level["tokens"]["output_per_request"]["mean"]
+                .as_f64()
+                .unwrap();
+        // The stage's timeline has the server's gauges of its own scrapes.
+        let running = level["timeline"]["server"]["running"].as_array().unwrap();
+        assert!(running.iter().any(Value::is_number), "{key}");
+    }
+    // The two windows cover the whole load and nothing else (the warm-up requests finished
+    // before the first stage's opening scrape): together, the measured requests' tokens.
+    assert_eq!(server, client.round());
+    // Four times the rate: the second stage generated clearly more (a request in flight at the
+    // boundary splits its tokens between the two, so not exactly four times).
+    let generated = |key: &str| {
+        doc["results"][key]["server_metrics"]["counters"]["generation_tokens"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        generated(keys[1]) > 2.0 * generated(keys[0]),
+        "{} then {}",
+        generated(keys[0]),
+        generated(keys[1])
+    );
+    assert_eq!(stdout.matches("server counted").count(), 2, "{stdout}");
+    // The series file: a begin mark per stage and one end; the second stage's begin is the
+    // boundary's scrape, sent when the second stage starts (on the run's clock, as the
+    // timeline's start). Not before it; after it by the timer's millisecond and whatever a
+    // busy two-CPU machine adds before the scraping task runs, so the bound is loose.
+    let lines: Vec<Value> = std::fs::read_to_string(&series)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let begins: Vec<&Value> = lines.iter().filter(|l| l["mark"] == "begin").collect();
+    let levels: Vec<&str> = begins
+        .iter()
+        .map(|l| l["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, keys);
+    assert_eq!(lines.iter().filter(|l| l["mark"] == "end").count(), 1);
+    let boundary = doc["results"][keys[1]]["timeline"]["start_seconds"]
+        .as_f64()
+        .unwrap();
+    let scraped = begins[1]["t_s"].as_f64().unwrap();
+    assert!(
+        scraped >= boundary - 1e-6 && scraped < boundary + 0.1,
+        "boundary at {boundary} s, scraped at {scraped} s"
+    );
+    // Each window runs from its begin to the next boundary scrape (the first also has the
+    // load's start-up, after its opening scrape).
+    let seconds = |key: &str| {
+        doc["results"][key]["server_metrics"]["seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    let first = seconds(keys[0]);
+    assert!((scraped - begins[0]["t_s"].as_f64().unwrap() - first).abs() < 1e-6);
+    assert!(first >= 1.0, "{first}");
+}
+
 fn thousands(n: u64) -> String {
     let d = n.to_string();
     let mut s = String::new();

@@ -29,6 +29,7 @@ use crate::shard::{Shard, Timetable};
 use crate::shutdown::Shutdown;
 use crate::sustained::{self, BodyFeed, Progress, Sent, Sink};
 use crate::{Observer, Result, RunReport};
+use tokio::sync::oneshot;
 
 /// The system message the original script sent with every problem.
 pub const SYSTEM_PROMPT: &str =
@@ -450,6 +451,9 @@ pub struct ChatBenchmark {
     server_metrics: Option<ServerMetrics>,
     /// The level's scrapes so far (from its latest closing scrape).
     server_window: Option<LevelWindow>,
+    /// Whether the level's window holds exactly its requests, so that the server's generated
+    /// tokens can be checked against the client's (not a stage's: its window is its times).
+    window_has_its_requests: bool,
     /// Output tokens of every request the level sent since its opening scrape, for the
     /// cross-check with the server's count.
     client_tokens: u64,
@@ -482,6 +486,7 @@ impl ChatBenchmark {
             levels_done: 0,
             server_metrics: None,
             server_window: None,
+            window_has_its_requests: true,
             client_tokens: 0,
             probe_records: Vec::new(),
             prefix_warm: 0,
@@ -954,8 +959,9 @@ impl ChatBenchmark {
             return Ok(false);
         };
         self.warm_up_requests(&first, observer).await;
-        // The server's counters over the whole load (its stages share them).
-        self.open_server_window("stages").await;
+        // The first stage's opening scrape; each boundary's scrape ends one stage and begins the
+        // next (below), the closing one ends the last.
+        self.open_server_window(&keys[0]).await;
         let mut accs: Vec<LevelAccumulator> = shapes
             .iter()
             .zip(&stages.steps)
@@ -1017,26 +1023,60 @@ impl ChatBenchmark {
             &mut checkpoint,
         )
         .with_stages(ends.clone(), schedule.is_some());
-        match (schedule, first) {
-            (Some(times), Shape::Open(open)) => {
-                let open = crate::load::OpenLoop {
-                    rate: shapes.iter().map(|s| s.level_number()).fold(0.0, f64::max),
-                    ..open
-                };
-                sustained::open_loop(ctx, &open, times, 0, Some(0), &mut sink).await;
+        let (started, start_ns) = oneshot::channel();
+        sink.started = Some(started);
+        let (over, mut load_over) = oneshot::channel::<()>();
+        let load = async {
+            match (schedule, first) {
+                (Some(times), Shape::Open(open)) => {
+                    let open = crate::load::OpenLoop {
+                        rate: shapes.iter().map(|s| s.level_number()).fold(0.0, f64::max),
+                        ..open
+                    };
+                    sustained::open_loop(ctx, &open, times, 0, Some(0), &mut sink).await;
+                }
+                _ => crate::stages::closed_loop(ctx, &users, &ends, &mut sink).await,
             }
-            _ => crate::stages::closed_loop(ctx, &users, &ends, &mut sink).await,
-        }
+            drop(over);
+        };
+        // The server's metrics stage by stage: at each boundary one scrape ends a stage's
+        // window and begins the next one's, while the load goes on.
+        let mut windows: Vec<LevelWindow> = Vec::new();
+        let metrics = self.server_metrics.as_ref();
+        let boundaries = async {
+            let Some(m) = metrics else { return };
+            let start = tokio::select! {
+                s = start_ns => match s {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+                _ = &mut load_over => return,
+            };
+            for (end, key) in ends.iter().zip(&keys[1..]) {
+                let wait = Duration::from_nanos((start + end).saturating_sub(clock.now_ns()));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = &mut load_over => return,
+                }
+                windows.push(m.split(key).await.unwrap_or_default());
+            }
+        };
+        tokio::join!(load, boundaries);
         let (interrupted, _) = sink.close();
         self.close_server_window().await;
-        // The window spans every stage: no stage's own, so none is given one.
-        self.server_window = None;
+        windows.extend(self.server_window.take());
+        let mut windows = windows.into_iter();
         let complete = !interrupted && !self.shutdown.is_stopping();
         for ((shape, key), mut acc) in shapes.iter().zip(keys).zip(accs) {
             observer.level_started(shape);
             let summary = acc.end_run();
             observer.run_finished(&self.run_report(shape, 0, &summary));
+            // A stage's window is bounded by its times, not by its requests (those in flight
+            // at a boundary are counted by the server partly in each stage): no cross-check.
+            self.server_window = windows.next();
+            self.window_has_its_requests = false;
             let mut level = <Self as Workload>::finish(self, acc);
+            self.window_has_its_requests = true;
             if !complete {
                 level.incomplete = true;
                 doc.metadata.incomplete = true;
@@ -1402,6 +1442,7 @@ impl Workload for ChatBenchmark {
         if let (Some(m), Some(w)) = (&self.server_metrics, self.server_window.take()) {
             // A server that also served other shards counted their tokens too.
             let alone = self.config.shard.is_none_or(|s| s.count == 1);
+            let alone = alone && self.window_has_its_requests;
             level.server_metrics = Some(w.block(m.source(), alone.then_some(self.client_tokens)));
             if let Some(t) = level.timeline.as_mut() {
                 t.server = Some(crate::metrics::series::server_buckets(t, w.points()));
@@ -1467,6 +1508,8 @@ struct LevelSink<'a> {
     stages: Option<(Vec<u64>, bool)>,
     /// When the load started (ns on the clock).
     start_ns: u64,
+    /// Told when the load starts (its start, ns on the clock), once.
+    started: Option<oneshot::Sender<u64>>,
     observer: &'a mut dyn Observer,
     requests: &'a mut Option<RequestsFile>,
     clock: Clock,
@@ -1505,6 +1548,7 @@ impl<'a> LevelSink<'a> {
             accs,
             stages: None,
             start_ns: 0,
+            started: None,
             observer,
             requests,
             clock,
@@ -1556,6 +1600,9 @@ impl Sink for LevelSink<'_> {
     fn begin(&mut self, origin_ns: u64, start_ns: u64) {
         self.origin_ns = origin_ns;
         self.start_ns = start_ns;
+        if let Some(started) = self.started.take() {
+            let _ = started.send(start_ns);
+        }
         match &self.stages {
             Some((ends, _)) => {
                 for (i, acc) in self.accs.iter_mut().enumerate() {

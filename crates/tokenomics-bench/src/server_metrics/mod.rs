@@ -10,7 +10,8 @@
 //! requests of `--warmup_runs` finished before the opening scrape; the preflight and tokenize
 //! requests long before); a gauge's mean and max are over every scrape from the opening one to
 //! the closing one. Engines' names are mapped to shared roles ([`roles`]); every sample, known or
-//! not, goes to the series file as it is.
+//! not, goes to the series file as it is. A stage list's load does not drain between stages: one
+//! scrape at each boundary (`ServerMetrics::split`) ends a stage's window and begins the next.
 //!
 //! The series file has one JSON line per scrape: `t_s` (when the scrape was sent, seconds on the
 //! benchmark's clock — the same origin as the requests file's times), `mark` and `level` for a
@@ -163,6 +164,12 @@ enum Command {
     },
     /// A run of the level ended: scrape, and the window so far.
     Close { done: oneshot::Sender<LevelWindow> },
+    /// One stage of a continuous load ends and the next one begins: one scrape closes the
+    /// window so far (sent back) and opens the next stage's.
+    Split {
+        level: String,
+        done: oneshot::Sender<LevelWindow>,
+    },
 }
 
 impl ServerMetrics {
@@ -252,6 +259,15 @@ impl ServerMetrics {
     pub(crate) async fn close(&self) -> Option<LevelWindow> {
         let (done, wait) = oneshot::channel();
         self.tx.send(Command::Close { done }).await.ok()?;
+        wait.await.ok()
+    }
+
+    /// One scrape that closes the window so far (returned) and opens `level`'s: the boundary
+    /// between two stages of one continuous load, whose requests do not drain between them.
+    pub(crate) async fn split(&self, level: &str) -> Option<LevelWindow> {
+        let (done, wait) = oneshot::channel();
+        let level = level.to_string();
+        self.tx.send(Command::Split { level, done }).await.ok()?;
         wait.await.ok()
     }
 
@@ -380,6 +396,8 @@ struct Scraper {
 enum Mark<'a> {
     Begin(&'a str),
     End,
+    /// The end of a stage and the beginning of the next one, `level`.
+    Split(&'a str),
 }
 
 impl Source1 {
@@ -426,6 +444,22 @@ impl Scraper {
                         let _ = self.scrape(Some(Mark::End)).await;
                         let _ = done.send(self.window.clone().unwrap_or_default());
                     }
+                    Some(Command::Split { level, done }) => {
+                        let _ = self.scrape(Some(Mark::Split(&level))).await;
+                        let ended = self.window.take().unwrap_or_default();
+                        // The same scrape begins the next stage (none when it failed: that
+                        // stage's counters are then unknown, as its predecessor's are).
+                        let mut next = LevelWindow {
+                            engine: ended.engine,
+                            ..LevelWindow::default()
+                        };
+                        if let Some((t_ns, values)) = ended.end {
+                            next.add(t_ns, &values);
+                            next.begin = Some((t_ns, values));
+                        }
+                        self.window = Some(next);
+                        let _ = done.send(ended);
+                    }
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -470,7 +504,7 @@ impl Scraper {
         let mut line = Map::new();
         line.insert("t_s".into(), json!(t_ns as f64 / 1e9));
         match mark {
-            Some(Mark::Begin(level)) => {
+            Some(Mark::Begin(level) | Mark::Split(level)) => {
                 line.insert("mark".into(), json!("begin"));
                 line.insert("level".into(), json!(level));
             }
@@ -487,7 +521,7 @@ impl Scraper {
                     w.engine = w.engine.or(engine);
                     match mark {
                         Some(Mark::Begin(_)) => w.begin = Some((t_ns, values)),
-                        Some(Mark::End) => w.end = Some((t_ns, values)),
+                        Some(Mark::End | Mark::Split(_)) => w.end = Some((t_ns, values)),
                         None => {}
                     }
                 }
