@@ -344,3 +344,133 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
         .unwrap();
     assert!(skew < 0.5, "start skew {skew} s");
 }
+
+#[test]
+fn stages_shard_by_arrival_and_by_user_and_merge_into_the_single_run() {
+    // Rate stages: the single run and two shards send the same requests at the same scheduled
+    // times, and the merge gives each stage its requests and its place after the load's start.
+    // Concurrency stages: each shard runs half of every stage's users; the merge restores them.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let api_base = start_sim_thread(SimConfig::preset("h100-llama-3.1-8b").unwrap()).api_base;
+    let dir = tempfile::tempdir().unwrap();
+    let (single, two) = (dir.path().join("single"), dir.path().join("two"));
+    let rates = ["--stages", "rate:8@1,24@1", "--arrival", "constant"];
+    let out = oai_bench_with(&api_base, &rates, &["--shard", "0/1"])
+        .args(["--results_dir", single.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start_at = start_at_in(3);
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            oai_bench_with(&api_base, &rates, &["--start_at", &start_at])
+                .args(["--shard", &format!("{i}/2")])
+                .args(["--results_dir", two.to_str().unwrap()])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_all(children);
+    let (one, both) = (lines(&single), lines(&two));
+    assert_eq!(one.len(), 32, "8 then 24 arrivals");
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        both.keys().collect::<Vec<_>>()
+    );
+    for (index, a) in &one {
+        let b = &both[index];
+        assert_eq!(a["level"], b["level"], "request {index}");
+        assert_eq!(a["prompt_tokens"], b["prompt_tokens"], "request {index}");
+        let (sa, sb) = (
+            a["scheduled_s"].as_f64().unwrap(),
+            b["scheduled_s"].as_f64().unwrap(),
+        );
+        assert!((sa - sb).abs() < 1e-9, "request {index}: {sa} vs {sb}");
+    }
+    for i in 0..2 {
+        let doc = read(&two.join(format!("shard-{i}-of-2.json")));
+        assert_eq!(doc["metadata"]["shard"]["levels_done"], 2, "shard {i}");
+    }
+    let merged = serde_json::to_value(
+        merge::merge(&merge::shard_files(std::slice::from_ref(&two)).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let local = read(&single.join("shard-0-of-1.json"));
+    for (key, n) in [("stage1:8", 8), ("stage2:24", 24)] {
+        let (m, l) = (&merged["results"][key], &local["results"][key]);
+        assert_eq!(m["requests"]["succeeded"], n, "{key}");
+        for field in [
+            "mode",
+            "request_rate",
+            "duration_seconds",
+            "max_concurrency",
+        ] {
+            assert_eq!(m["load"][field], l["load"][field], "{key}: {field}");
+        }
+        // Each stage's own second: its run length (first send to last end) as the single run's,
+        // within the servers' and machines' jitter, not the load's two seconds.
+        let length = |doc: &Value| {
+            doc["timings"]["batch_total_seconds"]["mean"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(
+            (length(m) - length(l)).abs() < 0.25,
+            "{key}: merged {} s, single {} s",
+            length(m),
+            length(l)
+        );
+        let sent: u64 = m["timeline"]["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(sent, n, "{key}");
+    }
+    let start = |key: &str| {
+        merged["results"][key]["timeline"]["start_seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        (start("stage2:24") - start("stage1:8") - 1.0).abs() < 1e-6,
+        "the second stage starts 1 s after the first"
+    );
+    assert_eq!(merged["metadata"]["stages"], local["metadata"]["stages"]);
+
+    let users = dir.path().join("users");
+    let concurrency = ["--stages", "concurrency:2@1,4@1"];
+    let start_at = start_at_in(3);
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            oai_bench_with(&api_base, &concurrency, &["--start_at", &start_at])
+                .args(["--shard", &format!("{i}/2")])
+                .args(["--results_dir", users.to_str().unwrap()])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_all(children);
+    let target = |doc: &Value, key: &str| {
+        doc["results"][key]["throughput"]["steady_state"]["target_in_flight"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    for i in 0..2 {
+        let doc = read(&users.join(format!("shard-{i}-of-2.json")));
+        assert_eq!(target(&doc, "stage1:2"), 1.0, "shard {i}");
+        assert_eq!(target(&doc, "stage2:4"), 2.0, "shard {i}");
+    }
+    let merged = serde_json::to_value(
+        merge::merge(&merge::shard_files(std::slice::from_ref(&users)).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(target(&merged, "stage1:2"), 2.0);
+    assert_eq!(target(&merged, "stage2:4"), 4.0);
+    assert_eq!(merged["results"]["stage2:4"]["load"]["max_concurrency"], 4);
+}

@@ -222,12 +222,13 @@ impl ChatConfig {
 
     /// When each run starts, for a run on a timetable (`start_at`): every run lasts its
     /// warm-up and duration (a replayed trace, which has none, its span: its first request's time
-    /// to its last's), then `run_gap`.
+    /// to its last's; a stage list, its stages), then `run_gap`.
     pub fn timetable(&self) -> Option<Timetable> {
-        let length = match (self.limits.duration, &self.trace) {
-            (Some(d), _) => d,
-            (None, Some(t)) => Duration::try_from_secs_f64(t.span().seconds).ok()?,
-            (None, None) => return None,
+        let length = match (self.limits.duration, &self.trace, &self.stages) {
+            (Some(d), _, _) => d,
+            (None, Some(t), _) => Duration::try_from_secs_f64(t.span().seconds).ok()?,
+            (None, None, Some(stages)) => stages.total(),
+            (None, None, None) => return None,
         };
         Some(Timetable {
             start: self.start_at?,
@@ -243,8 +244,6 @@ impl ChatConfig {
         let invalid = |m: String| Err(crate::Error::Invalid(m));
         if self.stages.is_some() {
             for (flag, given) in [
-                ("--shard or --results_dir", self.shard.is_some()),
-                ("--start_at", self.start_at.is_some()),
                 ("--cancel_rate", self.aborts.is_some()),
                 ("--probe_rate", self.probe_rate.is_some()),
                 ("--shared_prefix_tokens", self.shared_prefix.is_some()),
@@ -252,7 +251,7 @@ impl ChatConfig {
             ] {
                 if given {
                     return invalid(format!(
-                        "--stages runs one continuous load from one machine in this version: leave out {flag}"
+                        "--stages runs one continuous load in this version: leave out {flag}"
                     ));
                 }
             }
@@ -307,7 +306,8 @@ impl ChatConfig {
         let trace = shapes
             .iter()
             .any(|s| matches!(s, Shape::Open(o) if o.arrival == crate::load::Arrival::Trace));
-        if self.limits.duration.is_none() && !trace {
+        // A stage list lasts its stages.
+        if self.limits.duration.is_none() && !trace && self.stages.is_none() {
             return invalid(
                 "sharded runs (--shard, --results_dir) and --start_at need --duration: the \
                  shards keep one timetable"
@@ -847,20 +847,7 @@ impl ChatBenchmark {
             }
         };
         let feed = Arc::new(BodyFeed::start(make, limit, ahead).await);
-        // On a timetable: when this run is due, on the clock (a time past is "at once", and the
-        // sink learns how late it began).
-        let due = self.config.timetable().map(|t| {
-            let k = self.timetable_runs;
-            self.timetable_runs += 1;
-            t.run_start(k).unwrap_or(t.start)
-        });
-        let planned_ns = due.map(|due| {
-            let now = self.clock.now_ns();
-            match due.duration_since(SystemTime::now()) {
-                Ok(wait) => now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)),
-                Err(_) => now, // past: at once
-            }
-        });
+        let (due, planned_ns) = self.next_on_timetable();
         let ctx = sustained::Context {
             client: &client,
             clock,
@@ -943,6 +930,24 @@ impl ChatBenchmark {
         interrupted
     }
 
+    /// On a timetable: when the next run is due (wall clock), and when that is on the clock (a
+    /// time past is "at once", and the sink learns how late it began). `None`s without one.
+    fn next_on_timetable(&mut self) -> (Option<SystemTime>, Option<u64>) {
+        let due = self.config.timetable().map(|t| {
+            let k = self.timetable_runs;
+            self.timetable_runs += 1;
+            t.run_start(k).unwrap_or(t.start)
+        });
+        let planned_ns = due.map(|due| {
+            let now = self.clock.now_ns();
+            match due.duration_since(SystemTime::now()) {
+                Ok(wait) => now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)),
+                Err(_) => now, // past: at once
+            }
+        });
+        (due, planned_ns)
+    }
+
     /// A stage list ([`crate::stages`]): the warm-up requests, then one continuous load whose
     /// requests are split into the stages' levels, which join `doc` (written once the load is
     /// over). Returns whether it was interrupted.
@@ -971,7 +976,9 @@ impl ChatBenchmark {
                     duration: Some(seconds),
                     ..self.config.limits
                 };
+                // A shard's stage describes the whole load; its steady state, its own part.
                 LevelAccumulator::new(*shape, limits, self.config.stream)
+                    .with_target(self.config.local_shape(shape).target_in_flight())
                     .with_slo(self.config.goodput)
                     .with_exact_limit(self.config.exact_limit)
                     .with_confidence(self.config.confidence)
@@ -981,17 +988,44 @@ impl ChatBenchmark {
             .collect();
         self.progress.new_level(self.clock.now_ns());
         let seed = run_seed(self.config.seed, first.seed_level(), 0x57a6e);
+        // A shard runs its part of each stage: of its users, of its schedule (every N-th arrival).
+        let shard = self.config.shard;
         let users: Vec<u64> = shapes
             .iter()
-            .map(|s| s.max_in_flight().unwrap_or(1))
+            .map(|s| self.config.local_shape(s).max_in_flight().unwrap_or(1))
             .collect();
         let most = users.iter().copied().max().unwrap_or(1) as usize;
-        let schedule = (stages.kind == StageKind::Rate).then(|| stages.schedule(&shapes, seed));
+        let schedule = (stages.kind == StageKind::Rate).then(|| {
+            let times = stages.schedule(&shapes, seed);
+            match shard {
+                Some(s) => times
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| s.takes(*i as u64))
+                    .map(|(_, t)| t)
+                    .collect(),
+                None => times,
+            }
+        });
+        let open_loop = match first {
+            Shape::Open(open) => {
+                let busiest = crate::load::OpenLoop {
+                    rate: shapes.iter().map(|s| s.level_number()).fold(0.0, f64::max),
+                    ..open
+                };
+                match self.config.local_shape(&Shape::Open(busiest)) {
+                    Shape::Open(local) => Some(local),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         let (limit, ahead) = match &schedule {
             Some(times) => (Some(times.len() as u64), times.len().clamp(1, 4096)),
             None => (None, most.saturating_mul(2).clamp(256, 8192)),
         };
         let feed = Arc::new(BodyFeed::start(self.body_maker(seed), limit, ahead).await);
+        let (due, planned_ns) = self.next_on_timetable();
         let clock = self.clock;
         let op = self.completion_op();
         let client = self.pool.client().clone();
@@ -1007,7 +1041,7 @@ impl ChatBenchmark {
             },
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
-            start_ns: None,
+            start_ns: planned_ns,
             aborts: None,
         };
         let ends = stages.ends_ns();
@@ -1023,16 +1057,14 @@ impl ChatBenchmark {
             &mut checkpoint,
         )
         .with_stages(ends.clone(), schedule.is_some());
+        sink.due = due;
+        sink.global_index = shard.filter(|_| schedule.is_some());
         let (started, start_ns) = oneshot::channel();
         sink.started = Some(started);
         let (over, mut load_over) = oneshot::channel::<()>();
         let load = async {
-            match (schedule, first) {
-                (Some(times), Shape::Open(open)) => {
-                    let open = crate::load::OpenLoop {
-                        rate: shapes.iter().map(|s| s.level_number()).fold(0.0, f64::max),
-                        ..open
-                    };
+            match (schedule, open_loop) {
+                (Some(times), Some(open)) => {
                     sustained::open_loop(ctx, &open, times, 0, Some(0), &mut sink).await;
                 }
                 _ => crate::stages::closed_loop(ctx, &users, &ends, &mut sink).await,
@@ -1062,6 +1094,9 @@ impl ChatBenchmark {
             }
         };
         tokio::join!(load, boundaries);
+        if let Some(late) = sink.late_s {
+            self.late_s = self.late_s.max(late);
+        }
         let (interrupted, _) = sink.close();
         self.close_server_window().await;
         windows.extend(self.server_window.take());
@@ -1090,6 +1125,7 @@ impl ChatBenchmark {
                 doc.results.insert(key, level);
             }
         }
+        <Self as Workload>::annotate(self, doc);
         if let Some(path) = &self.config.results_file {
             tokenomics_stats::write_json_atomic(path, &*doc)?;
             observer.saved(path);

@@ -156,6 +156,16 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             .with_endpoints(&bases)
             .with_timeline(interval);
         let mut measured = vec![0u64; shards.len()];
+        // A stage of a stage list began this long after the load, whose start its records'
+        // times count from.
+        let stage_start_ns = first
+            .doc
+            .metadata
+            .stages
+            .iter()
+            .flatten()
+            .find(|s| &s.key == key)
+            .map_or(0, |s| (s.start_seconds.max(0.0) * 1e9).round() as u64);
         for run in 0..num_runs as usize {
             let mut lines = Vec::new();
             for (i, reader) in readers.iter_mut().enumerate() {
@@ -163,7 +173,14 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
                     lines.push((i, line));
                 }
             }
-            let spread = measured_run(&mut acc, &lines, &shards, &mut measured, &mut first_origin)?;
+            let spread = measured_run(
+                &mut acc,
+                &lines,
+                &shards,
+                &mut measured,
+                &mut first_origin,
+                stage_start_ns,
+            )?;
             // Runs of one timetable slot start together; shards further apart than the gap
             // between runs are not one run (a clock far off, a shard retried later).
             let allowed = first.block.run_gap_seconds.max(1.0);
@@ -444,13 +461,15 @@ const MAX_RUN_AFTER_S: f64 = 365.0 * 86_400.0;
 ///
 /// The run is placed after `first_origin` (the wall-clock start of the merge's first run, set by
 /// it) by as much as it began after it, so that the runs and levels of a merged timeline follow
-/// each other as they did.
+/// each other as they did. A stage of a stage list begins `stage_start_ns` after its run's
+/// origin (the load's start, which its records count from).
 fn measured_run(
     acc: &mut LevelAccumulator,
     lines: &[(usize, Line)],
     shards: &[ShardInput],
     measured: &mut [u64],
     first_origin: &mut Option<f64>,
+    stage_start_ns: u64,
 ) -> Result<f64> {
     for (i, l) in lines {
         l.check(&shards[*i].records)?;
@@ -491,7 +510,7 @@ fn measured_run(
         records.push((*i, l, record));
     }
     records.sort_by_key(|(i, l, r)| (r.timing.end_ns.unwrap_or(r.timing.send_ns), *i, l.index));
-    let origin_ns = run_base as u64;
+    let origin_ns = (run_base as u64).saturating_add(stage_start_ns);
     acc.begin_run(origin_ns);
     if earliest.is_finite() {
         // (A run with no request sent has no place on the clock: it does not start the timeline.)

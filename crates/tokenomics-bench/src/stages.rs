@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::load::{Limits, OpenLoop, Shape};
-use crate::pool::open_all;
 use crate::sustained::{interrupted_record, one, Context, Finished, Op, Sent, Sink};
 
 /// The most stages a list may have.
@@ -192,7 +191,8 @@ pub(crate) async fn closed_loop<O: Op>(
     sink: &mut dyn Sink,
 ) {
     let n = users.iter().copied().max().unwrap_or(1) as usize;
-    let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
+    // On a timetable (a shard's part), at its time.
+    let conns = crate::sustained::open_on_time(&ctx, n).await;
     let start_ns = ctx.clock.now_ns();
     let start = Instant::now();
     sink.begin(start_ns, start_ns);
