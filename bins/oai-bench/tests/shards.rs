@@ -474,3 +474,113 @@ fn stages_shard_by_arrival_and_by_user_and_merge_into_the_single_run() {
     assert_eq!(target(&merged, "stage2:4"), 4.0);
     assert_eq!(merged["results"]["stage2:4"]["load"]["max_concurrency"], 4);
 }
+
+/// Every records line of the `.jsonl` files in `dir`, by (session, turn).
+fn turns(dir: &Path) -> BTreeMap<(u64, u64), Value> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let l: Value = serde_json::from_str(line).unwrap();
+                let at = (l["session"].as_u64().unwrap(), l["turn"].as_u64().unwrap());
+                assert!(all.insert(at, l).is_none(), "turn {at:?} twice");
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn conversations_shard_by_session_and_merge_their_turns_and_sessions() {
+    // An open level of sessions as one process and as two shards: the shards start the single
+    // run's sessions — each with its script and its think times, drawn from its place in the one
+    // sequence — and the merge reports the turns and sessions of both.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let api_base = start_sim_thread(SimConfig::preset("h100-llama-3.1-8b").unwrap()).api_base;
+    let dir = tempfile::tempdir().unwrap();
+    let (single, two) = (dir.path().join("single"), dir.path().join("two"));
+    let load = [
+        "--session_rate",
+        "4",
+        "--turns",
+        "3",
+        "--think_time",
+        "exp:0.5",
+        "--duration",
+        "3",
+    ];
+    let out = oai_bench_with(&api_base, &load, &["--shard", "0/1"])
+        .args(["--results_dir", single.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start_at = start_at_in(3);
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            oai_bench_with(&api_base, &load, &["--start_at", &start_at])
+                .args(["--shard", &format!("{i}/2")])
+                .args(["--results_dir", two.to_str().unwrap()])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_all(children);
+    let (one, both) = (turns(&single), turns(&two));
+    // The same sessions started, with the same first prompts.
+    let first = |all: &BTreeMap<(u64, u64), Value>| -> Vec<(u64, Value)> {
+        all.iter()
+            .filter(|((_, turn), _)| *turn == 1)
+            .map(|((session, _), l)| (*session, l["prompt_tokens"].clone()))
+            .collect()
+    };
+    assert!(first(&one).len() >= 6, "{} sessions", first(&one).len());
+    assert_eq!(first(&one), first(&both));
+    // A later turn waited the same drawn think time on both runs (achieved: the drawn one plus
+    // a wake-up's delay, loose for a busy two-CPU machine; the draws are half a second apart on
+    // average, so a session drawing another's would show).
+    let mut compared = 0;
+    for (at, a) in one.iter().filter(|((_, turn), _)| *turn > 1) {
+        if let Some(b) = both.get(at) {
+            let (ta, tb) = (
+                a["think_s"].as_f64().unwrap(),
+                b["think_s"].as_f64().unwrap(),
+            );
+            assert!((ta - tb).abs() < 0.1, "{at:?}: thought {ta} s, then {tb} s");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 6, "{compared} later turns in both runs");
+    let merged = serde_json::to_value(
+        merge::merge(&merge::shard_files(std::slice::from_ref(&two)).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let level = &merged["results"]["4"];
+    let c = &level["conversation"];
+    let ok: Vec<&Value> = both.values().filter(|l| l["status"] == "ok").collect();
+    assert_eq!(level["requests"]["succeeded"], ok.len() as u64);
+    let mut sessions = 0;
+    for i in 0..2 {
+        let doc = read(&two.join(format!("shard-{i}-of-2.json")));
+        sessions += doc["results"]["4"]["conversation"]["sessions"]
+            .as_u64()
+            .unwrap();
+    }
+    assert_eq!(c["sessions"], sessions);
+    assert_eq!(sessions as usize, first(&both).len());
+    for t in c["turns"].as_array().unwrap() {
+        let k = t["turn"].as_u64().unwrap();
+        let n = ok.iter().filter(|l| l["turn"] == k).count();
+        assert_eq!(t["requests"]["succeeded"], n as u64, "turn {k}");
+    }
+    let mean = c["turns_per_session"]["mean"].as_f64().unwrap();
+    assert!(
+        (mean - both.len() as f64 / sessions as f64).abs() < 1e-9,
+        "{mean} turns per session"
+    );
+    assert!(c["think_time"]["count"].as_u64().unwrap() >= compared);
+}

@@ -258,8 +258,6 @@ impl ChatConfig {
         }
         if self.conversation.is_some() {
             for (flag, given) in [
-                ("--shard or --results_dir", self.shard.is_some()),
-                ("--start_at", self.start_at.is_some()),
                 ("--cancel_rate", self.aborts.is_some()),
                 ("--probe_rate", self.probe_rate.is_some()),
                 ("--trace", self.trace.is_some()),
@@ -269,7 +267,7 @@ impl ChatConfig {
             ] {
                 if given {
                     return invalid(format!(
-                        "conversations (--sessions, --session_rate) run from one machine, every turn measured, in this version: leave out {flag}"
+                        "conversations (--sessions, --session_rate) measure every turn, in this version: leave out {flag}"
                     ));
                 }
             }
@@ -336,13 +334,19 @@ impl ChatConfig {
                 ));
             }
         }
-        if let (Some(r), false) = (
-            self.limits.num_requests,
-            matches!(shapes[0], Shape::Open(_)),
-        ) {
+        let closed = !matches!(shapes[0], Shape::Open(_));
+        if let (Some(r), true) = (self.limits.num_requests, closed) {
             if r < n {
                 return invalid(format!(
                     "--num_requests {r} over {n} shards leaves some with none: give at least {n}"
+                ));
+            }
+        }
+        let sessions = self.conversation.and_then(|c| c.sessions_per_run);
+        if let (Some(r), true) = (sessions, closed) {
+            if r < n {
+                return invalid(format!(
+                    "--num_sessions {r} over {n} shards leaves some with none: give at least {n}"
                 ));
             }
         }
@@ -1205,14 +1209,57 @@ impl ChatBenchmark {
         let seed = run_seed(self.config.seed, shape.seed_level(), run as u64);
         let limits = self.config.limits_for(shape);
         let sessions = conv.sessions_for(shape, &limits);
+        // A shard runs its part: every N-th session of the run's one sequence (so each session
+        // has the script and think times it has on one machine), of a closed level's users and
+        // session count, of an open level's schedule of session starts.
+        let shard = self.config.shard;
+        let schedule = match shape {
+            Shape::Open(open) => {
+                let session_limits = Limits {
+                    num_requests: sessions,
+                    ..limits
+                };
+                let (times, _) = crate::load::schedule(open, &session_limits, seed);
+                Some(match shard {
+                    Some(s) => times
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| s.takes(*i as u64))
+                        .map(|(_, t)| t)
+                        .collect::<Vec<_>>(),
+                    None => times,
+                })
+            }
+            _ => None,
+        };
+        let sessions = match (&schedule, shard) {
+            (Some(times), _) => Some(times.len() as u64),
+            (None, Some(s)) => sessions.map(|n| s.part(n)),
+            (None, None) => sessions,
+        };
         let prompts = self.prompts.clone();
-        let mut next_chunk = 0u64;
-        let make = move |_: u64| {
+        let (mut next_chunk, mut next_session) = (0u64, 0u64);
+        let make = move |_: u64| loop {
             let chunk = next_chunk;
             next_chunk += 1;
-            conv.scripts(&prompts, SESSION_CHUNK, run_seed(seed, chunk, 5))
+            let scripts = conv.scripts(&prompts, SESSION_CHUNK, run_seed(seed, chunk, 5));
+            if scripts.is_empty() {
+                return Vec::new();
+            }
+            let mine: Vec<(u64, crate::conversation::Script)> = scripts
+                .into_iter()
+                .map(|script| {
+                    next_session += 1;
+                    (next_session - 1, script)
+                })
+                .filter(|(i, _)| shard.is_none_or(|s| s.takes(*i)))
+                .collect();
+            if !mine.is_empty() {
+                return mine;
+            }
         };
         let feed = Arc::new(BodyFeed::start(make, sessions, SESSION_CHUNK).await);
+        let (due, planned_ns) = self.next_on_timetable();
         let clock = self.clock;
         let op = self.completion_op();
         let client = self.pool.client().clone();
@@ -1228,6 +1275,7 @@ impl ChatBenchmark {
             limits,
             shutdown: self.shutdown.clone(),
             progress: self.progress.clone(),
+            start_ns: planned_ns,
         };
         let key = [shape.key()];
         let mut sink = LevelSink::new(
@@ -1240,19 +1288,17 @@ impl ChatBenchmark {
             clock,
             checkpoint,
         );
-        let tally = match shape {
-            Shape::Open(open) => {
-                let session_limits = Limits {
-                    num_requests: sessions,
-                    ..limits
-                };
-                let (times, _) = crate::load::schedule(open, &session_limits, seed);
-                crate::conversation::open(plan, times, &mut sink).await
+        sink.due = due;
+        let tally = match (schedule, self.config.local_shape(shape)) {
+            (Some(times), _) => crate::conversation::open(plan, times, &mut sink).await,
+            (None, Shape::Closed { concurrency } | Shape::Burst { batch: concurrency }) => {
+                crate::conversation::closed(plan, concurrency, &mut sink).await
             }
-            Shape::Closed { concurrency } | Shape::Burst { batch: concurrency } => {
-                crate::conversation::closed(plan, *concurrency, &mut sink).await
-            }
+            (None, Shape::Open(_)) => crate::conversation::SessionTally::default(),
         };
+        if let Some(late) = sink.late_s {
+            self.late_s = self.late_s.max(late);
+        }
         let (interrupted, cancelled) = sink.close();
         acc.add_cancelled(cancelled);
         acc.end_sessions(tally);
@@ -1759,6 +1805,55 @@ impl Sink for LevelSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sharded_sessions_and_stages_need_a_part_for_every_shard() {
+        use crate::conversation::{Conversations, ThinkTime};
+        let refusal = |c: &ChatConfig| c.check_timetable().err().map(|e| e.to_string());
+        let mut c = ChatConfig {
+            shard: Some(Shard::new(1, 2).unwrap()),
+            start_at: Some(SystemTime::now()),
+            levels: vec![Shape::Closed { concurrency: 4 }],
+            conversation: Some(Conversations {
+                turns: Some(2),
+                think_time: ThinkTime::default(),
+                sessions_per_run: Some(1),
+            }),
+            ..ChatConfig::default()
+        };
+        c.limits.duration = Some(Duration::from_secs(2));
+        let said = refusal(&c).expect("one session for two shards");
+        assert!(said.contains("--num_sessions 1 over 2 shards"), "{said}");
+        c.conversation = c.conversation.map(|v| Conversations {
+            sessions_per_run: Some(2),
+            ..v
+        });
+        assert_eq!(refusal(&c), None);
+
+        // A stage list lasts its stages (no --duration); each stage needs a user per shard.
+        let open = crate::load::OpenLoop {
+            rate: 1.0,
+            arrival: crate::load::Arrival::Poisson,
+            burstiness: 1.0,
+            max_concurrency: None,
+            ramp: None,
+        };
+        let stages: crate::stages::Stages = "concurrency:4@1,1@1".parse().unwrap();
+        c.conversation = None;
+        c.limits.duration = None;
+        c.levels = stages.shapes(&open);
+        c.stages = Some(stages);
+        let said = refusal(&c).expect("a stage of one user for two shards");
+        assert!(said.contains("concurrency 1 over 2 shards"), "{said}");
+        let stages: crate::stages::Stages = "concurrency:4@1,2@1".parse().unwrap();
+        c.levels = stages.shapes(&open);
+        c.stages = Some(stages);
+        assert_eq!(refusal(&c), None);
+        assert_eq!(
+            c.timetable().map(|t| t.run_length),
+            Some(Duration::from_secs(2))
+        );
+    }
 
     #[test]
     fn a_warm_up_never_asks_for_more_tokens_than_its_maximum() {

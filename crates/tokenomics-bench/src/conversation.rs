@@ -28,7 +28,7 @@ use tokenomics_stats::ConversationSpec;
 
 use crate::chat::{ChatConfig, SYSTEM_PROMPT};
 use crate::load::{AtEnd, Limits, Shape};
-use crate::pool::open_all;
+use crate::pool::{open_all, open_on_time};
 use crate::shutdown::Shutdown;
 use crate::sustained::{
     interrupted_record, one, BodyFeed, Finished, Op, Progress, Sent, Sink, TurnInfo,
@@ -279,7 +279,9 @@ pub(crate) struct Plan<'a, O: Op> {
     pub client: &'a Client,
     pub clock: Clock,
     pub op: O,
-    pub feed: Arc<BodyFeed<Script>>,
+    /// Each session's script, with its place in the run's whole sequence of sessions (a shard
+    /// takes every N-th of them): its index, which draws its think times.
+    pub feed: Arc<BodyFeed<(u64, Script)>>,
     pub config: Arc<ChatConfig>,
     pub think_time: ThinkTime,
     pub seed: u64,
@@ -288,6 +290,8 @@ pub(crate) struct Plan<'a, O: Op> {
     pub limits: Limits,
     pub shutdown: Shutdown,
     pub progress: Arc<Progress>,
+    /// On a timetable: when the run starts (ns on `clock`).
+    pub start_ns: Option<u64>,
 }
 
 /// A run's sessions: started, and of those completed (every turn succeeded).
@@ -336,9 +340,13 @@ impl Sessions {
 }
 
 impl<O: Op> Shared<O> {
-    fn new(plan: &Plan<'_, O>, tx: tokio::sync::mpsc::UnboundedSender<Sent>) -> Self {
-        let now = Instant::now();
-        let stop_sending = plan.limits.duration.and_then(|d| now.checked_add(d));
+    /// The run's shared state; its duration counts from `start`.
+    fn new(
+        plan: &Plan<'_, O>,
+        tx: tokio::sync::mpsc::UnboundedSender<Sent>,
+        start: Instant,
+    ) -> Self {
+        let stop_sending = plan.limits.duration.and_then(|d| start.checked_add(d));
         Self {
             op: plan.op.clone(),
             clock: plan.clock,
@@ -464,10 +472,10 @@ pub(crate) async fn closed<O: Op>(
     sink: &mut dyn Sink,
 ) -> SessionTally {
     let n = usize::try_from(users).unwrap_or(usize::MAX);
-    let conns = open_all(plan.client, (0..n).map(|_| plan.client.connection())).await;
+    let conns = open_on_time(plan.client, plan.clock, plan.start_ns, n).await;
     begin(sink, plan.clock);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
-    let shared = Arc::new(Shared::new(&plan, tx));
+    let shared = Arc::new(Shared::new(&plan, tx, Instant::now()));
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
     for mut conn in conns {
@@ -481,11 +489,10 @@ pub(crate) async fn closed<O: Op>(
         tasks.push(tokio::spawn(async move {
             let mut conn = Some(conn);
             while !shared.over() {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if limit.is_some_and(|l| index >= l) {
+                if limit.is_some_and(|l| next.fetch_add(1, Ordering::Relaxed) >= l) {
                     break;
                 }
-                let Some(script) = feed.next().await else {
+                let Some((index, script)) = feed.next().await else {
                     break;
                 };
                 let c = conn.take().unwrap_or_else(|| {
@@ -508,8 +515,8 @@ pub(crate) async fn closed<O: Op>(
     sessions.tally()
 }
 
-/// Open loop of sessions: session k starts at `schedule[k]` (ns after the start), whatever the
-/// sessions already running are doing.
+/// Open loop of sessions: the feed's k-th session starts at `schedule[k]` (ns after the start),
+/// whatever the sessions already running are doing.
 pub(crate) async fn open<O: Op>(
     plan: Plan<'_, O>,
     schedule: Vec<u64>,
@@ -521,14 +528,17 @@ pub(crate) async fn open<O: Op>(
     let ready = open_all(plan.client, (0..ahead).map(|_| plan.client.connection())).await;
     let idle = Arc::new(std::sync::Mutex::new(ready));
     let now_ns = plan.clock.now_ns();
-    // The first arrival 2 ms ahead, as the request open loop does.
-    let start_ns = now_ns + 2_000_000;
+    // The first arrival on the timetable, or 2 ms ahead, as the request open loop does.
+    let start_ns = plan
+        .start_ns
+        .filter(|&s| s > now_ns)
+        .unwrap_or(now_ns + 2_000_000);
     sink.begin(start_ns, start_ns);
-    let shared = Arc::new(Shared::new(&plan, tx));
+    let shared = Arc::new(Shared::new(&plan, tx, plan.clock.instant_at(start_ns)));
     let dispatcher = {
         let (shared, feed) = (shared.clone(), plan.feed.clone());
         tokio::spawn(async move {
-            for (i, offset) in schedule.into_iter().enumerate() {
+            for offset in schedule {
                 let due_ns = start_ns.saturating_add(offset);
                 let due = shared.clock.instant_at(due_ns);
                 if shared.stop_sending.is_some_and(|s| due >= s) {
@@ -542,7 +552,7 @@ pub(crate) async fn open<O: Op>(
                 {
                     break;
                 }
-                let Some(script) = feed.next().await else {
+                let Some((index, script)) = feed.next().await else {
                     break;
                 };
                 let (shared, idle) = (shared.clone(), idle.clone());
@@ -553,7 +563,7 @@ pub(crate) async fn open<O: Op>(
                         .and_then(|mut v| v.pop())
                         .unwrap_or_else(|| shared.client.connection());
                     conn.capture_answers(true);
-                    if let Some(c) = shared.session(conn, i as u64, script, Some(due_ns)).await {
+                    if let Some(c) = shared.session(conn, index, script, Some(due_ns)).await {
                         if let Ok(mut v) = idle.lock() {
                             v.push(c);
                         }

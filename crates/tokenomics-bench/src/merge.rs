@@ -29,6 +29,7 @@ use tokenomics_stats::{
     ChatDocument, LimitsBlock, Load, MergedBlock, MergedShard, PrefixCacheBlock, ShardBlock,
 };
 
+use crate::conversation::SessionTally;
 use crate::load::{Limits, OpenLoop, Shape};
 use crate::metrics::series::Ended;
 use crate::metrics::{LevelAccumulator, Scheduled, Slo};
@@ -155,6 +156,11 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             .with_confidence(first.block.confidence)
             .with_endpoints(&bases)
             .with_timeline(interval);
+        // Conversations: figures per turn index, and the sessions (as one machine reports them).
+        let conversation = template.conversation.is_some();
+        if conversation {
+            acc = acc.with_target(None).with_turns();
+        }
         let mut measured = vec![0u64; shards.len()];
         // A stage of a stage list began this long after the load, whose start its records'
         // times count from.
@@ -193,6 +199,19 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
                 )));
             }
             skew = skew.max(spread);
+            if conversation {
+                // The sessions' turns sent in this run (each shard's sessions are its own).
+                acc.end_sessions(SessionTally::default());
+            }
+        }
+        if conversation {
+            // How many sessions started and completed is each shard's count: added up.
+            let (started, completed) = levels
+                .iter()
+                .flatten()
+                .filter_map(|l| l.conversation.as_ref())
+                .fold((0, 0), |(s, c), b| (s + b.sessions, c + b.completed));
+            acc.end_sessions(SessionTally { started, completed });
         }
         for (i, level) in levels.iter().enumerate() {
             let counted = level
@@ -532,6 +551,14 @@ fn measured_run(
                 cancelled: matches!(l.status.as_str(), "cancelled" | "aborted"),
             });
         }
+        let turn = match (l.session, l.turn) {
+            (Some(session), Some(turn)) => {
+                let turn = u32::try_from(turn.saturating_sub(1)).unwrap_or(u32::MAX);
+                acc.turn_sent(session, turn);
+                Some(turn)
+            }
+            _ => None,
+        };
         let scheduled = l.scheduled_s.map(|s| Scheduled {
             scheduled_ns: at(base(*i), s),
             slot_wait_ns: l.slot_wait_s.map(|w| (w * 1e9).round() as u64),
@@ -554,6 +581,10 @@ fn measured_run(
             )
         });
         acc.add_recorded(r, failure, scheduled.as_ref());
+        if let Some(turn) = turn {
+            let think_ns = l.think_s.map(|s| (s * 1e9).round() as u64);
+            acc.add_turn_recorded(turn, think_ns, r, failure);
+        }
         measured[*i] += 1;
     }
     acc.add_cancelled(cancelled);
@@ -602,6 +633,10 @@ struct Line {
     scheduled_s: Option<f64>,
     slot_wait_s: Option<f64>,
     token_s: Option<Vec<f64>>,
+    /// A conversation's turn: its session, turn (from 1) and the think time before it.
+    session: Option<u64>,
+    turn: Option<u64>,
+    think_s: Option<f64>,
 }
 
 impl Line {
@@ -637,6 +672,12 @@ impl Line {
         }
         if !valid(self.connect_s) {
             return bad("connect_s is not a time within a run");
+        }
+        if self.think_s.is_some_and(|t| !valid(t)) {
+            return bad("think_s is not a time within a run");
+        }
+        if self.turn == Some(0) || self.turn.is_some() != self.session.is_some() {
+            return bad("a conversation's turn has its session and counts from 1");
         }
         let send = self.send_s.unwrap_or(0.0);
         for (name, t) in [

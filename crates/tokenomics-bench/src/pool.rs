@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokenomics_client::{Client, Connection};
+use tokenomics_client::{Client, Clock, Connection};
 
 /// Opens (or checks) `conns` all at once and returns them in order, so connection set-up is never
 /// inside a timed request. A failure here is not reported: it surfaces again, counted, when a
@@ -27,6 +27,30 @@ pub async fn open_all(
         ready.push(handle.await.unwrap_or_else(|_| client.connection()));
     }
     ready
+}
+
+/// How long before a timetabled start a closed loop opens its connections.
+const OPEN_BEFORE_START_NS: u64 = 2_000_000_000;
+
+/// A closed loop's `n` connections, opened before its clock starts (as the burst's are), and on
+/// a timetable (`start_ns` on `clock`) shortly before the start rather than long before it: a
+/// server closes idle keep-alive connections after a few seconds (uvicorn: 5 s), and every
+/// worker would then reconnect at the start. Returns at the start (at once without a timetable).
+pub(crate) async fn open_on_time(
+    client: &Client,
+    clock: Clock,
+    start_ns: Option<u64>,
+    n: usize,
+) -> Vec<Connection> {
+    if let Some(start) = start_ns {
+        let open_at = start.saturating_sub(OPEN_BEFORE_START_NS);
+        tokio::time::sleep_until(clock.instant_at(open_at).into()).await;
+    }
+    let conns = open_all(client, (0..n).map(|_| client.connection())).await;
+    if let Some(start) = start_ns {
+        tokio::time::sleep_until(clock.instant_at(start).into()).await;
+    }
+    conns
 }
 
 /// Connections kept alive across runs and levels; a burst of N uses the first N.

@@ -192,7 +192,7 @@ pub(crate) async fn closed_loop<O: Op>(
 ) {
     let n = users.iter().copied().max().unwrap_or(1) as usize;
     // On a timetable (a shard's part), at its time.
-    let conns = crate::sustained::open_on_time(&ctx, n).await;
+    let conns = crate::pool::open_on_time(ctx.client, ctx.clock, ctx.start_ns, n).await;
     let start_ns = ctx.clock.now_ns();
     let start = Instant::now();
     sink.begin(start_ns, start_ns);

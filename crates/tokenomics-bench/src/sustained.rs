@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokenomics_client::{Client, Clock, Connection, Error as ClientError, RequestRecord};
 
 use crate::load::{AtEnd, Limits, OpenLoop};
-use crate::pool::open_all;
+use crate::pool::{open_all, open_on_time};
 use crate::shutdown::Shutdown;
 
 /// Live counts of a benchmark, for a progress display. Updated once per request, never per token.
@@ -372,28 +372,6 @@ impl<O> Context<'_, O> {
     }
 }
 
-/// How long before a timetabled start a closed loop opens its connections.
-const OPEN_BEFORE_START_NS: u64 = 2_000_000_000;
-
-/// A closed loop's `n` connections, opened before its clock starts (as the burst's are), and on
-/// a timetable shortly before the start rather than long before it: a server closes idle
-/// keep-alive connections after a few seconds (uvicorn: 5 s), and every worker would then
-/// reconnect at the start. Returns at the start (at once without a timetable).
-pub(crate) async fn open_on_time<O: Op<R>, R: Record>(
-    ctx: &Context<'_, O>,
-    n: usize,
-) -> Vec<Connection> {
-    if let Some(start) = ctx.start_ns {
-        let open_at = start.saturating_sub(OPEN_BEFORE_START_NS);
-        tokio::time::sleep_until(ctx.clock.instant_at(open_at).into()).await;
-    }
-    let conns = open_all(ctx.client, (0..n).map(|_| ctx.client.connection())).await;
-    if let Some(start) = ctx.start_ns {
-        tokio::time::sleep_until(ctx.clock.instant_at(start).into()).await;
-    }
-    conns
-}
-
 /// Closed loop: `concurrency` workers, each with its own connection, each sending its next request
 /// the moment the last one ends, until the limits are reached. Every request (warm-up and
 /// cancelled ones included, flagged) goes to `sink` as it finishes.
@@ -402,7 +380,7 @@ pub async fn closed_loop<O: Op<R>, R: Record>(
     concurrency: u64,
     sink: &mut dyn Sink<R>,
 ) {
-    let conns = open_on_time(&ctx, concurrency as usize).await;
+    let conns = open_on_time(ctx.client, ctx.clock, ctx.start_ns, concurrency as usize).await;
     let start_ns = ctx.clock.now_ns();
     // A warm-up or duration too long for the clock means "never": the other limit ends the level.
     let now = Instant::now();

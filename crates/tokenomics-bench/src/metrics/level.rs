@@ -285,6 +285,20 @@ impl LevelAccumulator {
         }
     }
 
+    /// [`LevelAccumulator::add_turn`] for a request read back from a records file (added with
+    /// [`LevelAccumulator::add_recorded`]), its failure (kind, message) as recorded.
+    pub fn add_turn_recorded(
+        &mut self,
+        turn: u32,
+        think_ns: Option<u64>,
+        r: &RequestRecord,
+        failure: Option<(&str, &str)>,
+    ) {
+        if let Some(t) = self.turns.as_mut() {
+            t.add_recorded(turn, think_ns, r, failure);
+        }
+    }
+
     /// A conversation run ended with these sessions.
     pub fn end_sessions(&mut self, tally: crate::conversation::SessionTally) {
         if let Some(t) = self.turns.as_mut() {

@@ -53,14 +53,32 @@ impl TurnTally {
     /// A measured turn finished: `r` goes to its turn's figures, `think_ns` (before it) to the
     /// think times.
     pub fn add(&mut self, turn: u32, think_ns: Option<u64>, r: &RequestRecord) {
+        self.turn(turn, think_ns).add_request(r, None);
+    }
+
+    /// [`TurnTally::add`] for a request read back from a records file, its failure (kind,
+    /// message) as recorded.
+    pub fn add_recorded(
+        &mut self,
+        turn: u32,
+        think_ns: Option<u64>,
+        r: &RequestRecord,
+        failure: Option<(&str, &str)>,
+    ) {
+        self.turn(turn, think_ns).add_recorded(r, failure, None);
+    }
+
+    /// Turn `turn`'s accumulator (made when it is the first of its index), with the think time
+    /// before it counted.
+    fn turn(&mut self, turn: u32, think_ns: Option<u64>) -> &mut LevelAccumulator {
+        if let Some(t) = think_ns {
+            self.think.push(t as f64 / NS);
+        }
         let k = turn as usize;
         while self.turns.len() <= k {
             self.turns.push(self.blank.clone());
         }
-        self.turns[k].add_request(r, None);
-        if let Some(t) = think_ns {
-            self.think.push(t as f64 / NS);
-        }
+        &mut self.turns[k]
     }
 
     /// The run ended with `tally`'s sessions.
