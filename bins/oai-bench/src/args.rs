@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long = "prefix_groups", visible_alias = "prefix-groups", requires = "shared_prefix_tokens",
           value_parser = clap::value_parser!(u64).range(1..=tokenomics_datasets::exact::MAX_PREFIX_GROUPS))]
     pub prefix_groups: Option<u64>,
-    /// With --shared_prefix_tokens or --trace: the server's KV-cache block size in tokens (vLLM's --block-size), for the expected hit rate: only whole blocks of a shared prefix are cached [default: 16].
+    /// With --shared_prefix_tokens, --trace or conversations: the server's KV-cache block size in tokens (vLLM's --block-size), for the expected hit rate: only whole blocks of a shared prefix are cached [default: 16].
     #[arg(long = "prefix_block_tokens", visible_alias = "prefix-block-tokens",
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub prefix_block_tokens: Option<u64>,
@@ -216,7 +216,7 @@ pub struct Args {
     /// Sharded load: this process is shard I of N (e.g. 0/4) of one run and sends its part of the global plan; needs --results_dir [default: from JOB_COMPLETION_INDEX and TOKENOMICS_SHARDS, or SLURM_PROCID and SLURM_NTASKS, when --results_dir is given].
     #[arg(long, value_parser = shard)]
     pub shard: Option<Shard>,
-    /// Start the first run at this Unix time (seconds); later runs follow on a timetable of --warmup_seconds + --duration + --run_gap each (needs --duration). Every shard of a run is given the same.
+    /// Start the first run at this Unix time (seconds); later runs follow on a timetable of --warmup_seconds + --duration + --run_gap each (needs --duration, but for a --trace, which lasts its span, and --stages, which last their stages). Every shard of a run is given the same.
     #[arg(long = "start_at", visible_alias = "start-at", value_parser = unix_time)]
     pub start_at: Option<SystemTime>,
     /// With --start_at: seconds between a timed run's end and the next run's start on the timetable.
@@ -370,6 +370,9 @@ impl Args {
             turns: self.turns,
             think_time: self.think_time.unwrap_or_default(),
             sessions_per_run: self.num_sessions,
+            block_tokens: self
+                .prefix_block_tokens
+                .unwrap_or(crate::DEFAULT_PREFIX_BLOCK_TOKENS),
         }))
     }
 

@@ -71,10 +71,12 @@ fn main() -> ExitCode {
     if args.prefix_block_tokens.is_some()
         && args.shared_prefix_tokens.is_none()
         && args.trace.is_none()
+        && args.sessions.is_none()
+        && args.session_rate.is_none()
     {
         return cli::fail(
             NAME,
-            "--prefix_block_tokens is the cache block of an expected hit rate: give --shared_prefix_tokens or --trace",
+            "--prefix_block_tokens is the cache block of an expected hit rate: give --shared_prefix_tokens, --trace or conversations (--sessions, --session_rate)",
             exit::USAGE,
         );
     }

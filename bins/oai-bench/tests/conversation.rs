@@ -325,6 +325,60 @@ async fn sessions_arrive_on_the_open_loop_schedule() {
     assert_eq!(achieved.is_some(), scheduled.is_some(), "{}", level["load"]);
 }
 
+/// Each turn after the first sends its session's previous prompt again: a prefix cache that keeps
+/// the sessions' prompts serves it, in whole blocks. Against the simulator (vLLM's automatic
+/// prefix caching, 16-token blocks, nothing evicted at this load) with token-exact prompts (no
+/// system message that sessions would share) the measured hit rate is exactly that expectation,
+/// which the records give again independently.
+#[test]
+fn the_expected_prefix_cache_hit_rate_of_histories_is_what_the_simulator_caches() {
+    let (doc, lines, stdout) = run(&[
+        "--simulate",
+        "h100-llama-3.1-8b",
+        "--input_tokens",
+        "200",
+        "--sessions",
+        "3",
+        "--turns",
+        "4",
+        "--num_sessions",
+        "6",
+        "--max_tokens",
+        "24",
+        "--stream",
+        "--ignore_eos",
+    ]);
+    let p = &doc["results"]["3"]["prefix_cache"];
+    assert_eq!(p["block_tokens"], 16);
+    assert_eq!(p["expected_requests"], 24);
+    assert_eq!(p["expected_misses"], 6, "each session's first turn: {p}");
+    // From the records: turn k finds turn k − 1's prompt, in whole blocks.
+    let prompt = |l: &Value| l["prompt_tokens"].as_u64().unwrap();
+    let (mut hits, mut prompts) = (0, 0);
+    for l in &lines {
+        assert_eq!(l["status"], "ok");
+        prompts += prompt(l);
+        if l["turn"].as_u64().unwrap() > 1 {
+            let previous = lines
+                .iter()
+                .find(|e| {
+                    e["session"] == l["session"] && e["turn"] == l["turn"].as_u64().unwrap() - 1
+                })
+                .expect("the previous turn");
+            hits += (prompt(previous) / 16 * 16).min((prompt(l) - 1) / 16 * 16);
+        }
+    }
+    let expected = p["expected_hit_rate"].as_f64().unwrap();
+    assert!(
+        (expected - hits as f64 / prompts as f64).abs() < 1e-12,
+        "{p}"
+    );
+    assert!(expected > 0.4, "{p}");
+    assert_eq!(p["measured_hit_rate"].as_f64(), Some(expected), "{p}");
+    assert_eq!(p["cached_tokens"], hits);
+    assert!(stdout.contains("prefix-cache hits"), "{stdout}");
+}
+
 #[test]
 fn conversation_flags_that_do_not_go_together_are_refused_in_one_line() {
     for (args, says) in [

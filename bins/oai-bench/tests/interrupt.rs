@@ -299,3 +299,47 @@ async fn ctrl_c_ends_an_open_loops_wait_for_its_next_arrival() {
         .expect("the level was written");
     assert_eq!(level["requests"]["succeeded"], 1, "{level}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_stage_list_shard_counts_only_the_stages_it_reached() {
+    // A shard of a two-stage list, stopped in its first stage: its document says it did one of
+    // two levels, so the merge refuses it rather than describe the second stage without it.
+    let server = ScriptedServer::uniform(Script {
+        ttft: Duration::from_millis(20),
+        tokens: Some(1),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oai-bench"))
+        .arg("--no_preflight")
+        .args(["--model", "test-model", "--dataset_key", "synthetic"])
+        .args(["--api_base", &server.api_base(), "--warmup_runs", "0"])
+        .args(["--stages", "concurrency:2@30,2@30", "--shard", "0/1"])
+        .args(["--results_dir", dir.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oai-bench");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.requests() < 20 {
+        assert!(Instant::now() < deadline, "the load never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let file = dir.path().join("shard-0-of-1.json");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["metadata"]["incomplete"], true);
+    assert_eq!(
+        doc["metadata"]["shard"]["levels_done"], 1,
+        "{}",
+        doc["metadata"]
+    );
+    assert_eq!(doc["results"]["stage1:2"]["incomplete"], true);
+    assert!(doc["results"].get("stage2:2").is_none());
+    let refused = tokenomics_bench::merge::merge(&[file])
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("after 1 of its 2 levels"), "{refused}");
+}

@@ -583,4 +583,23 @@ fn conversations_shard_by_session_and_merge_their_turns_and_sessions() {
         "{mean} turns per session"
     );
     assert!(c["think_time"]["count"].as_u64().unwrap() >= compared);
+    // The histories' expected prefix-cache hits, from the merged records: turn k finds turn
+    // k − 1's prompt in whole 16-token blocks. The sessions also share their system message,
+    // which the simulator caches too: it measures at least that.
+    let prompt = |l: &Value| l["prompt_tokens"].as_u64().unwrap();
+    let (mut hits, mut prompts) = (0, 0);
+    for ((session, turn), l) in both.iter().filter(|(_, l)| l["status"] == "ok") {
+        prompts += prompt(l);
+        if *turn > 1 {
+            let previous = prompt(&both[&(*session, turn - 1)]);
+            hits += (previous / 16 * 16).min((prompt(l) - 1) / 16 * 16);
+        }
+    }
+    let p = &level["prefix_cache"];
+    let expected = p["expected_hit_rate"].as_f64().unwrap();
+    assert!(
+        (expected - hits as f64 / prompts as f64).abs() < 1e-12,
+        "{p}"
+    );
+    assert!(p["measured_hit_rate"].as_f64().unwrap() >= expected, "{p}");
 }

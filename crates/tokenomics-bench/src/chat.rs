@@ -961,7 +961,7 @@ impl ChatBenchmark {
         doc: &mut ChatDocument,
         observer: &mut dyn Observer,
     ) -> Result<bool> {
-        use crate::stages::StageKind;
+        use crate::stages::{StageKind, Stages};
         let shapes = self.config.shapes();
         let keys = stages.keys(&shapes);
         let Some(first) = shapes.first().copied() else {
@@ -1077,7 +1077,7 @@ impl ChatBenchmark {
         };
         // The server's metrics stage by stage: at each boundary one scrape ends a stage's
         // window and begins the next one's, while the load goes on.
-        let mut windows: Vec<LevelWindow> = Vec::new();
+        let mut windows: Vec<Option<LevelWindow>> = Vec::new();
         let metrics = self.server_metrics.as_ref();
         let boundaries = async {
             let Some(m) = metrics else { return };
@@ -1094,25 +1094,34 @@ impl ChatBenchmark {
                     () = tokio::time::sleep(wait) => {}
                     _ = &mut load_over => return,
                 }
-                windows.push(m.split(key).await.unwrap_or_default());
+                windows.push(m.split(key).await);
             }
         };
         tokio::join!(load, boundaries);
         if let Some(late) = sink.late_s {
             self.late_s = self.late_s.max(late);
         }
+        // The stages the load reached: all, or up to the one an interruption cut short (a
+        // shard's `levels_done`, by which the merge refuses a shard that stopped early).
+        let began = sink.started.is_none();
+        let stopped_in = Stages::stage_at(&ends, clock.now_ns().saturating_sub(sink.start_ns));
         let (interrupted, _) = sink.close();
         self.close_server_window().await;
-        windows.extend(self.server_window.take());
+        windows.push(self.server_window.take());
         let mut windows = windows.into_iter();
         let complete = !interrupted && !self.shutdown.is_stopping();
+        let reached = match (complete, began) {
+            (true, _) => shapes.len(),
+            (false, true) => stopped_in + 1,
+            (false, false) => 0,
+        };
         for ((shape, key), mut acc) in shapes.iter().zip(keys).zip(accs) {
             observer.level_started(shape);
             let summary = acc.end_run();
             observer.run_finished(&self.run_report(shape, 0, &summary));
             // A stage's window is bounded by its times, not by its requests (those in flight
             // at a boundary are counted by the server partly in each stage): no cross-check.
-            self.server_window = windows.next();
+            self.server_window = windows.next().flatten();
             self.window_has_its_requests = false;
             let mut level = <Self as Workload>::finish(self, acc);
             self.window_has_its_requests = true;
@@ -1129,6 +1138,10 @@ impl ChatBenchmark {
                 doc.results.insert(key, level);
             }
         }
+        // (`finish` counted every stage.)
+        self.levels_done = self
+            .levels_done
+            .saturating_sub(shapes.len().saturating_sub(reached) as u64);
         <Self as Workload>::annotate(self, doc);
         if let Some(path) = &self.config.results_file {
             tokenomics_stats::write_json_atomic(path, &*doc)?;
@@ -1452,7 +1465,7 @@ impl Workload for ChatBenchmark {
             .with_endpoints(&self.pool.client().api_bases());
         match self.config.conversation {
             // Users think between turns: the steady state is found around the mean in flight.
-            Some(_) => acc.with_target(None).with_turns(),
+            Some(c) => acc.with_target(None).with_turns(c.block_tokens),
             None => acc,
         }
     }
@@ -1513,6 +1526,8 @@ impl Workload for ChatBenchmark {
     fn finish(&mut self, acc: LevelAccumulator) -> ChatLevel {
         self.levels_done += 1;
         let cache = acc.cache_tally();
+        // A conversation's expectation comes from its sessions' histories, as they ran.
+        let history = acc.history_cache();
         let mut level = acc.finish();
         let simulated = self.config.simulated.is_some();
         level.client_load = self.load_watch.take().map(|w| w.block(simulated));
@@ -1530,7 +1545,7 @@ impl Workload for ChatBenchmark {
                 t.server = Some(crate::metrics::series::server_buckets(t, w.points()));
             }
         }
-        if let Some(expected) = self.prefix_expected.take() {
+        if let Some(expected) = self.prefix_expected.take().or(history) {
             let mut block =
                 expected.measured(cache.reporting, cache.prompt_tokens, cache.cached_tokens);
             // The server's own counters, where it has them (vLLM, the simulator).
@@ -1796,7 +1811,7 @@ impl Sink for LevelSink<'_> {
         }
         self.accs[i].add_request(r, scheduled.as_ref());
         if let Some(t) = s.turn {
-            self.accs[i].add_turn(t.turn, t.think_ns, r);
+            self.accs[i].add_turn(t.session, t.turn, t.think_ns, r);
         }
         (self.checkpoint)(&self.accs[i]);
     }
@@ -1818,6 +1833,7 @@ mod tests {
                 turns: Some(2),
                 think_time: ThinkTime::default(),
                 sessions_per_run: Some(1),
+                block_tokens: 16,
             }),
             ..ChatConfig::default()
         };

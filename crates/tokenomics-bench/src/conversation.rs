@@ -48,6 +48,9 @@ pub struct Conversations {
     /// Sessions per run (`None`: the level's `--duration` ends it, or the default count, see
     /// [`Conversations::sessions_for`]).
     pub sessions_per_run: Option<u64>,
+    /// The server's KV-cache block size, tokens, for the expected prefix-cache hit rate of the
+    /// sessions' histories (`--prefix_block_tokens`): only whole blocks are cached.
+    pub block_tokens: u64,
 }
 
 /// A think time: fixed, or drawn per turn from a seeded distribution (seconds).
@@ -636,6 +639,7 @@ mod tests {
             turns: Some(3),
             think_time: ThinkTime::default(),
             sessions_per_run: None,
+            block_tokens: 16,
         };
         let synthetic = PromptSource::from_key("synthetic").unwrap();
         let scripts = c.scripts(&synthetic, 4, 9);
@@ -685,6 +689,7 @@ mod tests {
             turns: Some(4),
             think_time: ThinkTime::default(),
             sessions_per_run: None,
+            block_tokens: 16,
         };
         assert!(c.check(&exact).is_ok());
         let scripts = c.scripts(&exact, 3, 5);
@@ -705,6 +710,7 @@ mod tests {
             turns: Some(2),
             think_time: ThinkTime::default(),
             sessions_per_run: None,
+            block_tokens: 16,
         };
         let limits = Limits::default();
         assert_eq!(

@@ -117,7 +117,7 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         .unwrap_or_else(|| first.doc.results.keys().cloned().collect());
     let mut readers = shards
         .iter()
-        .map(|s| Records::open(&s.records, &keys))
+        .map(|s| Records::open(&s.records, &keys, first.doc.metadata.stages.is_some()))
         .collect::<Result<Vec<_>>>()?;
     let mut results = IndexMap::new();
     let mut requests = vec![0u64; shards.len()];
@@ -159,7 +159,12 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         // Conversations: figures per turn index, and the sessions (as one machine reports them).
         let conversation = template.conversation.is_some();
         if conversation {
-            acc = acc.with_target(None).with_turns();
+            let block = levels
+                .iter()
+                .flatten()
+                .find_map(|l| l.prefix_cache.as_ref())
+                .map_or(DEFAULT_BLOCK_TOKENS, |p| p.block_tokens);
+            acc = acc.with_target(None).with_turns(block);
         }
         let mut measured = vec![0u64; shards.len()];
         // A stage of a stage list began this long after the load, whose start its records'
@@ -233,11 +238,17 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
             requests[i] += measured[i];
         }
         let cache = acc.cache_tally();
+        let history = acc.history_cache();
         let mut level = acc.finish();
-        // The expected prefix-cache hit rate is the whole plan's, the same in every shard; the
-        // measured one is the merged records' (the server's own counters are each shard's
-        // scrapes, left out with the rest of its metrics).
-        level.prefix_cache = template.prefix_cache.clone().map(|expected| {
+        // The expected prefix-cache hit rate is the whole plan's, the same in every shard (a
+        // conversation's, its sessions' histories, from the merged records); the measured one is
+        // the merged records' (the server's own counters are each shard's scrapes, left out with
+        // the rest of its metrics).
+        let expected = match conversation {
+            true => history,
+            false => template.prefix_cache.clone(),
+        };
+        level.prefix_cache = expected.map(|expected| {
             PrefixCacheBlock {
                 server_hit_rate: None,
                 ..expected
@@ -451,6 +462,10 @@ fn shape_of(load: &Load) -> Result<(Shape, Limits)> {
     }
 }
 
+/// The cache block a conversation's expected prefix-cache hits are counted in when no shard
+/// says (vLLM's default), tokens.
+const DEFAULT_BLOCK_TOKENS: u64 = 16;
+
 /// The most runs per level a merge takes (as `--num_runs` does).
 const MAX_RUNS: u64 = 1_000_000;
 
@@ -555,7 +570,7 @@ fn measured_run(
             (Some(session), Some(turn)) => {
                 let turn = u32::try_from(turn.saturating_sub(1)).unwrap_or(u32::MAX);
                 acc.turn_sent(session, turn);
-                Some(turn)
+                Some((session, turn))
             }
             _ => None,
         };
@@ -581,9 +596,9 @@ fn measured_run(
             )
         });
         acc.add_recorded(r, failure, scheduled.as_ref());
-        if let Some(turn) = turn {
+        if let Some((session, turn)) = turn {
             let think_ns = l.think_s.map(|s| (s * 1e9).round() as u64);
-            acc.add_turn_recorded(turn, think_ns, r, failure);
+            acc.add_turn_recorded(session, turn, think_ns, r, failure);
         }
         measured[*i] += 1;
     }
@@ -778,7 +793,8 @@ impl Line {
 }
 
 /// A records file read run by run: its lines come level by level, run by run, in the order the
-/// levels were run.
+/// levels were run — but for a stage list's, which are one load: a request in flight at a
+/// boundary ends (and is written) after the next stage's first requests.
 struct Records {
     path: PathBuf,
     lines: std::io::Lines<BufReader<File>>,
@@ -787,10 +803,13 @@ struct Records {
     keys: Vec<String>,
     /// The next line, read but not yet taken: (level position, run, line).
     pending: Option<(usize, usize, Line)>,
+    /// A stage list: its lines are read whole at the first take, and kept here by level.
+    stages: bool,
+    later: BTreeMap<(usize, usize), Vec<Line>>,
 }
 
 impl Records {
-    fn open(path: &Path, keys: &[String]) -> Result<Self> {
+    fn open(path: &Path, keys: &[String], stages: bool) -> Result<Self> {
         let file = File::open(path).map_err(|source| {
             Error::Stats(tokenomics_stats::Error::Read {
                 path: path.to_path_buf(),
@@ -803,6 +822,8 @@ impl Records {
             line_no: 0,
             keys: keys.to_vec(),
             pending: None,
+            stages,
+            later: BTreeMap::new(),
         })
     }
 
@@ -850,12 +871,15 @@ impl Records {
     /// The lines of run `run` of the level at `pos` (lines of earlier runs left unread are an
     /// error: the file is out of order).
     fn take(&mut self, pos: usize, run: usize) -> Result<Vec<Line>> {
-        let mut out = Vec::new();
+        let mut out = self.later.remove(&(pos, run)).unwrap_or_default();
         while let Some((p, r, line)) = self.next()? {
             if (p, r) == (pos, run) {
                 out.push(line);
             } else if (p, r) < (pos, run) {
                 return Err(self.out_of_order());
+            } else if self.stages {
+                // A later stage's line among this one's: kept for its own take.
+                self.later.entry((p, r)).or_default().push(line);
             } else {
                 self.pending = Some((p, r, line));
                 break;
@@ -867,8 +891,8 @@ impl Records {
     /// Every line was taken.
     fn finish(&mut self) -> Result<()> {
         match self.next()? {
-            None => Ok(()),
-            Some(_) => Err(self.out_of_order()),
+            None if self.later.is_empty() => Ok(()),
+            _ => Err(self.out_of_order()),
         }
     }
 
@@ -914,5 +938,41 @@ mod tests {
             let s = d as f64 / 1e9;
             assert_eq!(at(BASE_NS, s), BASE_NS as u64 + d, "{d}");
         }
+    }
+}
+
+#[cfg(test)]
+mod stage_records {
+    use super::*;
+
+    /// A records file whose lines of stage 1 come after stage 2's first (a request in flight at
+    /// the boundary ended later): a stage list's takes find them; other levels refuse the order.
+    #[test]
+    fn a_stage_lists_lines_may_interleave_other_levels_may_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let line = |level: &str, index: u64| {
+            format!(
+                r#"{{"level":"{level}","run":0,"index":{index},"status":"ok","token_source":"usage"}}"#
+            )
+        };
+        let text = [
+            line("stage1:2", 0),
+            line("stage2:4", 2),
+            line("stage1:2", 1),
+            line("stage2:4", 3),
+        ]
+        .join("\n");
+        std::fs::write(&path, text).unwrap();
+        let keys = ["stage1:2".to_string(), "stage2:4".to_string()];
+        let mut stages = Records::open(&path, &keys, true).unwrap();
+        let indexes = |lines: Vec<Line>| lines.iter().map(|l| l.index).collect::<Vec<_>>();
+        assert_eq!(indexes(stages.take(0, 0).unwrap()), [0, 1]);
+        assert_eq!(indexes(stages.take(1, 0).unwrap()), [2, 3]);
+        assert!(stages.finish().is_ok());
+        let mut levels = Records::open(&path, &keys, false).unwrap();
+        assert_eq!(indexes(levels.take(0, 0).unwrap()), [0]);
+        let refused = levels.take(1, 0).unwrap_err().to_string();
+        assert!(refused.contains("out of order"), "{refused}");
     }
 }

@@ -150,7 +150,8 @@ pub struct PrefixCacheBlock {
     pub expected_hit_tokens_per_request: u64,
     /// Mean prompt tokens per request, as the server counts them, expected.
     pub expected_prompt_tokens_per_request: f64,
-    /// Expected cached prompt tokens / prompt tokens, written before the level ran.
+    /// Expected cached prompt tokens / prompt tokens, written before the level ran (a
+    /// conversation's, what its sessions' histories offer: counted from its turns as they ran).
     pub expected_hit_rate: f64,
     /// Σ cached / Σ prompt tokens over the level's successful requests whose usage reported
     /// cached tokens (absent: the server never reported them).

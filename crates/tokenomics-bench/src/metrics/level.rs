@@ -260,14 +260,22 @@ impl LevelAccumulator {
     /// Also reports a conversation level's sessions and its figures per turn index. Call it
     /// last, after the other settings, which each turn's figures take over (all but the
     /// timeline, the in-flight target and the endpoints).
-    pub fn with_turns(mut self) -> Self {
+    /// `block_tokens`: the server's KV-cache block size, for the expected prefix-cache hits of
+    /// the sessions' histories ([`LevelAccumulator::history_cache`]).
+    pub fn with_turns(mut self, block_tokens: u64) -> Self {
         let mut blank = self.clone();
         blank.series = None;
         blank.target = None;
         blank.endpoints = Vec::new();
         let limit = self.input_tokens.limit();
-        self.turns = Some(Box::new(TurnTally::new(blank, limit)));
+        self.turns = Some(Box::new(TurnTally::new(blank, limit, block_tokens)));
         self
+    }
+
+    /// A conversation level's expected prefix-cache figures from its sessions' histories so far
+    /// (see [`TurnTally::history_cache`]); `None` for another level.
+    pub fn history_cache(&self) -> Option<tokenomics_stats::PrefixCacheBlock> {
+        self.turns.as_ref().and_then(|t| t.history_cache())
     }
 
     /// A conversation's turn `turn` of session `session` was sent (cancelled ones too).
@@ -279,9 +287,9 @@ impl LevelAccumulator {
 
     /// A conversation's measured turn finished (add the request itself with
     /// [`LevelAccumulator::add_request`] too): its turn's figures and the think time before it.
-    pub fn add_turn(&mut self, turn: u32, think_ns: Option<u64>, r: &RequestRecord) {
+    pub fn add_turn(&mut self, session: u64, turn: u32, think_ns: Option<u64>, r: &RequestRecord) {
         if let Some(t) = self.turns.as_mut() {
-            t.add(turn, think_ns, r);
+            t.add(session, turn, think_ns, r);
         }
     }
 
@@ -289,13 +297,14 @@ impl LevelAccumulator {
     /// [`LevelAccumulator::add_recorded`]), its failure (kind, message) as recorded.
     pub fn add_turn_recorded(
         &mut self,
+        session: u64,
         turn: u32,
         think_ns: Option<u64>,
         r: &RequestRecord,
         failure: Option<(&str, &str)>,
     ) {
         if let Some(t) = self.turns.as_mut() {
-            t.add_recorded(turn, think_ns, r, failure);
+            t.add_recorded(session, turn, think_ns, r, failure);
         }
     }
 
