@@ -10,6 +10,11 @@ use serde_json::Value;
 use tokenomics_testkit::{Fault, Script, ScriptedServer};
 
 fn spawn(api_base: &str, out: &Path, extra: &[&str]) -> Child {
+    spawn_writing(api_base, &["--results_file", out.to_str().unwrap()], extra)
+}
+
+/// [`spawn`] writing its results as `writing` says.
+fn spawn_writing(api_base: &str, writing: &[&str], extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_oai-bench"))
         .arg("--no_preflight")
         .args([
@@ -22,7 +27,7 @@ fn spawn(api_base: &str, out: &Path, extra: &[&str]) -> Child {
             "--warmup_runs",
             "0",
         ])
-        .args(["--results_file", out.to_str().unwrap()])
+        .args(writing)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -36,6 +41,15 @@ fn signal(child: &Child, sig: &str) {
         .status()
         .unwrap();
     assert!(ok.success());
+}
+
+/// Waits until `server` has been sent `n` requests.
+fn wait_for_requests(server: &ScriptedServer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.requests() < n {
+        assert!(Instant::now() < deadline, "the load never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits until the results file holds level `key`.
@@ -110,11 +124,7 @@ async fn a_second_ctrl_c_stops_at_once() {
         &out,
         &["--batch_sizes", "3", "--num_runs", "1"],
     );
-    let start = Instant::now();
-    while server.requests() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_requests(&server, 3);
     signal(&child, "-INT");
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "-INT");
@@ -173,11 +183,7 @@ async fn an_interrupted_closed_loop_marks_its_level_incomplete() {
         &["--max_concurrency", "4", "--duration", "30"],
     );
     // Wait until requests flow, then stop the loop.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.requests() < 20 {
-        assert!(Instant::now() < deadline, "the loop never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_requests(&server, 20);
     signal(&child, "-INT");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -270,11 +276,7 @@ async fn ctrl_c_ends_an_open_loops_wait_for_its_next_arrival() {
             "600",
         ],
     );
-    let start = Instant::now();
-    while server.requests() < 1 {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_requests(&server, 1);
     std::thread::sleep(Duration::from_millis(300)); // the first request done
     signal(&child, "-INT");
     let t = Instant::now();
@@ -311,21 +313,12 @@ async fn an_interrupted_stage_list_shard_counts_only_the_stages_it_reached() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oai-bench"))
-        .arg("--no_preflight")
-        .args(["--model", "test-model", "--dataset_key", "synthetic"])
-        .args(["--api_base", &server.api_base(), "--warmup_runs", "0"])
-        .args(["--stages", "concurrency:2@30,2@30", "--shard", "0/1"])
-        .args(["--results_dir", dir.path().to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start oai-bench");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.requests() < 20 {
-        assert!(Instant::now() < deadline, "the load never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_writing(
+        &server.api_base(),
+        &["--results_dir", dir.path().to_str().unwrap()],
+        &["--stages", "concurrency:2@30,2@30", "--shard", "0/1"],
+    );
+    wait_for_requests(&server, 20);
     signal(&child, "-INT");
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let file = dir.path().join("shard-0-of-1.json");

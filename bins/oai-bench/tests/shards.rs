@@ -84,6 +84,35 @@ fn wait_all(children: Vec<std::process::Child>) {
     }
 }
 
+/// Runs `load` as one process (shard 0 of 1) writing to `dir`; it must succeed.
+fn run_alone(api_base: &str, load: &[&str], dir: &Path) {
+    let out = oai_bench_with(api_base, load, &["--shard", "0/1"])
+        .args(["--results_dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `load` as `n` shard processes started together (`--shard I/N`, one `--start_at` three
+/// seconds ahead) writing to `dir`; each must succeed.
+fn run_sharded(api_base: &str, load: &[&str], n: u32, dir: &Path) {
+    let start_at = start_at_in(3);
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            oai_bench_with(api_base, load, &["--start_at", &start_at])
+                .args(["--shard", &format!("{i}/{n}")])
+                .args(["--results_dir", dir.to_str().unwrap()])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_all(children);
+}
+
 /// Every records line of the `.jsonl` files in `dir`, by its index in the run's plan.
 fn lines(dir: &Path) -> BTreeMap<u64, Value> {
     let mut all = BTreeMap::new();
@@ -355,26 +384,8 @@ fn stages_shard_by_arrival_and_by_user_and_merge_into_the_single_run() {
     let dir = tempfile::tempdir().unwrap();
     let (single, two) = (dir.path().join("single"), dir.path().join("two"));
     let rates = ["--stages", "rate:8@1,24@1", "--arrival", "constant"];
-    let out = oai_bench_with(&api_base, &rates, &["--shard", "0/1"])
-        .args(["--results_dir", single.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let start_at = start_at_in(3);
-    let children: Vec<_> = (0..2)
-        .map(|i| {
-            oai_bench_with(&api_base, &rates, &["--start_at", &start_at])
-                .args(["--shard", &format!("{i}/2")])
-                .args(["--results_dir", two.to_str().unwrap()])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    wait_all(children);
+    run_alone(&api_base, &rates, &single);
+    run_sharded(&api_base, &rates, 2, &two);
     let (one, both) = (lines(&single), lines(&two));
     assert_eq!(one.len(), 32, "8 then 24 arrivals");
     assert_eq!(
@@ -444,18 +455,7 @@ fn stages_shard_by_arrival_and_by_user_and_merge_into_the_single_run() {
     assert_eq!(merged["metadata"]["stages"], local["metadata"]["stages"]);
 
     let users = dir.path().join("users");
-    let concurrency = ["--stages", "concurrency:2@1,4@1"];
-    let start_at = start_at_in(3);
-    let children: Vec<_> = (0..2)
-        .map(|i| {
-            oai_bench_with(&api_base, &concurrency, &["--start_at", &start_at])
-                .args(["--shard", &format!("{i}/2")])
-                .args(["--results_dir", users.to_str().unwrap()])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    wait_all(children);
+    run_sharded(&api_base, &["--stages", "concurrency:2@1,4@1"], 2, &users);
     let target = |doc: &Value, key: &str| {
         doc["results"][key]["throughput"]["steady_state"]["target_in_flight"]["mean"]
             .as_f64()
@@ -510,26 +510,8 @@ fn conversations_shard_by_session_and_merge_their_turns_and_sessions() {
         "--duration",
         "3",
     ];
-    let out = oai_bench_with(&api_base, &load, &["--shard", "0/1"])
-        .args(["--results_dir", single.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let start_at = start_at_in(3);
-    let children: Vec<_> = (0..2)
-        .map(|i| {
-            oai_bench_with(&api_base, &load, &["--start_at", &start_at])
-                .args(["--shard", &format!("{i}/2")])
-                .args(["--results_dir", two.to_str().unwrap()])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    wait_all(children);
+    run_alone(&api_base, &load, &single);
+    run_sharded(&api_base, &load, 2, &two);
     let (one, both) = (turns(&single), turns(&two));
     // The same sessions started, with the same first prompts.
     let first = |all: &BTreeMap<(u64, u64), Value>| -> Vec<(u64, Value)> {
