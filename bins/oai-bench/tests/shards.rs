@@ -295,7 +295,8 @@ fn four_shards_are_the_single_run_split_and_merge_exactly() {
 #[test]
 fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
     // Two levels, two shards started as srun starts its tasks: each shard runs half of each
-    // concurrency, both levels on one timetable; the merge restores the whole concurrency.
+    // concurrency, both levels on one timetable; the merge restores the whole concurrency. Shard
+    // 0 alone sends the probes, and the merge keeps them.
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let api_base = start_sim_thread(SimConfig::preset("h100-llama-3.1-8b").unwrap()).api_base;
     let dir = tempfile::tempdir().unwrap();
@@ -307,6 +308,8 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
         "1.5",
         "--run_gap",
         "1",
+        "--probe_rate",
+        "10",
     ];
     let children: Vec<_> = (0..2)
         .map(|i| {
@@ -320,11 +323,20 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
         .collect();
     wait_all(children);
     let mut per_level = [0u64; 2];
+    let mut probes = Vec::new();
     for i in 0..2 {
         let doc = read(&dir.path().join(format!("shard-{i}-of-2.json")));
         assert_eq!(doc["metadata"]["shard"]["levels_done"], 2);
         for (k, key) in ["4", "6"].iter().enumerate() {
             let level = &doc["results"][key];
+            let p = &level["probes"];
+            match i {
+                0 => {
+                    assert!(p["sent"].as_u64().unwrap() > 0, "level {key}: {p}");
+                    probes.push(p.clone());
+                }
+                _ => assert!(p.is_null(), "shard {i}, level {key}: {p}"),
+            }
             // Each shard ran half of the concurrency.
             let target = level["throughput"]["steady_state"]["target_in_flight"]["mean"]
                 .as_f64()
@@ -337,6 +349,7 @@ fn closed_loop_shards_split_the_concurrency_and_keep_the_timetable() {
     let merged = serde_json::to_value(merge::merge(&files).unwrap()).unwrap();
     for (k, key) in ["4", "6"].iter().enumerate() {
         let level = &merged["results"][key];
+        assert_eq!(level["probes"], probes[k], "level {key}");
         assert_eq!(level["load"]["max_concurrency"], [4, 6][k]);
         assert_eq!(level["requests"]["succeeded"], per_level[k]);
         let target = level["throughput"]["steady_state"]["target_in_flight"]["mean"]

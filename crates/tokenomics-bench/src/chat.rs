@@ -237,6 +237,14 @@ impl ChatConfig {
         })
     }
 
+    /// The rate this process sends probes at, if it sends any. Probes measure what one newcomer
+    /// meets: a sharded run's are sent by shard 0 alone, at the rate asked (every shard sending
+    /// them would multiply it by the shards).
+    fn probes_sent_here(&self) -> Option<f64> {
+        let probing = self.shard.is_none_or(|s| s.index == 0);
+        self.probe_rate.filter(|_| probing)
+    }
+
     /// Refuses a timetable or a sharding that cannot work, in one line: shards and start times
     /// need timed sustained levels, more than one shard a start time, and every shard a part of
     /// each level.
@@ -883,7 +891,7 @@ impl ChatBenchmark {
             (Some(s), Shape::Open(_)) => Some(s),
             _ => None,
         };
-        let probes = self.config.probe_rate.map(|rate| {
+        let probes = self.config.probes_sent_here().map(|rate| {
             let prompts = self.prompts.draw(PROBE_BODIES, run_seed(seed, 0x9b0be, 0));
             let bodies = prompts
                 .into_iter()
@@ -1532,7 +1540,7 @@ impl Workload for ChatBenchmark {
         let simulated = self.config.simulated.is_some();
         level.client_load = self.load_watch.take().map(|w| w.block(simulated));
         level.cost = self.config.cost.and_then(|c| c.chat_level(&level));
-        if let Some(rate) = self.config.probe_rate {
+        if let Some(rate) = self.config.probes_sent_here() {
             let records = std::mem::take(&mut self.probe_records);
             level.probes = crate::probes::block(rate, &records, self.config.confidence);
         }

@@ -262,15 +262,19 @@ pub fn merge(files: &[PathBuf]) -> Result<ChatDocument> {
         }
         level.incomplete = levels.iter().flatten().any(|l| l.incomplete);
         level.cost = first.doc.metadata.cost.and_then(|c| c.chat_level(&level));
+        // Probes are sent by shard 0 alone: its block is the run's.
+        level.probes = shards
+            .iter()
+            .zip(&levels)
+            .find(|(s, _)| s.block.index == 0)
+            .and_then(|(_, l)| l.and_then(|l| l.probes.clone()));
         // The server's metrics are the whole server's, seen by every shard at once: one shard's
-        // block is the run's; several cannot be added, and are left out. Likewise a timeline and
-        // probes, which are on each shard's own clock (rebuilding them across shards is not done;
-        // the timeline is rebuilt from the records above), and the client's load, which is each
-        // load machine's own (kept per shard, in `metadata.merged`).
+        // block is the run's; several cannot be added, and are left out. Likewise a timeline
+        // (rebuilt from the records above: each shard's is on its own clock), and the client's
+        // load, which is each load machine's own (kept per shard, in `metadata.merged`).
         if let [Some(only)] = levels[..] {
             level.server_metrics = only.server_metrics.clone();
             level.timeline = only.timeline.clone();
-            level.probes = only.probes.clone();
             level.client_load = only.client_load.clone();
             level.prefix_cache = only.prefix_cache.clone();
         }
