@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokenomics_testkit::cli::{assert_refused, NumericFlag};
@@ -294,6 +295,57 @@ fn a_closed_loop_keeps_its_concurrency_running_and_counts_its_warm_up_seconds_to
             "{key}: warm-up included: {client} > {measured}"
         );
     }
+}
+
+/// On a timetable (`--start_at`, as sharded runs have) a level's runs start at their times,
+/// long after its opening scrape, with a gap between them: its gauges and its `seconds` are
+/// the runs' own, not the waits'. The counters still span the whole window (nothing of the
+/// level reaches the server in the waits), so the cross-check stays exact.
+#[test]
+fn on_a_timetable_the_gauges_and_seconds_are_the_runs_not_the_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("series.jsonl");
+    // The first run starts 3 s after the launch (the process is ready in well under a second),
+    // runs 1 s, waits 1.5 s, runs 1 s: 2 s of load in a window of about 5 s.
+    let start_at = (SystemTime::now() + Duration::from_secs(3))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (doc, stdout) = simulated(
+        &[
+            "--max_concurrency",
+            "4",
+            "--duration",
+            "1",
+            "--num_runs",
+            "2",
+            "--run_gap",
+            "1.5",
+            "--start_at",
+            &format!("{start_at:.3}"),
+            "--stream",
+        ],
+        &series,
+    );
+    let blocks = assert_exact(&doc, &stdout, false);
+    let [(_, m)] = &blocks[..] else {
+        panic!("one level: {blocks:?}")
+    };
+    // Each run's span: from its start to its closing scrape, after its last request (about
+    // 0.15 s of tiny's 24 tokens) has finished. With the waits it would be 5 s or more.
+    let seconds = m["seconds"].as_f64().unwrap();
+    assert!((2.0..3.0).contains(&seconds), "{m}");
+    // Four in flight the whole of each run (tiny runs 16): the mean is near 4, not diluted by
+    // the waits' idle scrapes (which would bring it near 4 × 2/5).
+    let running = m["gauges"]["running"]["mean"].as_f64().unwrap();
+    assert!(running > 0.6 * 4.0, "{m}");
+    // The idle scrapes are in the series file all the same: about 5 s at one per 20 ms.
+    let lines = std::fs::read_to_string(&series).unwrap().lines().count() as u64;
+    let scrapes = m["scrapes"].as_u64().unwrap();
+    assert!(
+        lines > scrapes + 75,
+        "{lines} lines, {scrapes} scrapes in the gauges"
+    );
 }
 
 /// The exactness check above, but without warm-up seconds: the client's count is exactly the

@@ -514,11 +514,12 @@ impl ChatBenchmark {
     }
 
     /// The level's opening scrape, after its warm-up requests and before its first measured one.
+    /// On a timetable the level's runs start later: its window is paused until each starts.
     async fn open_server_window(&mut self, key: &str) {
         self.client_tokens = 0;
         self.server_window = None;
         if let Some(m) = &self.server_metrics {
-            m.open(key).await;
+            m.open(key, self.config.timetable().is_some()).await;
         }
     }
 
@@ -859,7 +860,7 @@ impl ChatBenchmark {
             }
         };
         let feed = Arc::new(BodyFeed::start(make, limit, ahead).await);
-        let (due, planned_ns) = self.next_on_timetable();
+        let (due, planned_ns) = self.next_on_timetable().await;
         let ctx = sustained::Context {
             client: &client,
             clock,
@@ -943,8 +944,9 @@ impl ChatBenchmark {
     }
 
     /// On a timetable: when the next run is due (wall clock), and when that is on the clock (a
-    /// time past is "at once", and the sink learns how late it began). `None`s without one.
-    fn next_on_timetable(&mut self) -> (Option<SystemTime>, Option<u64>) {
+    /// time past is "at once", and the sink learns how late it began); the server's metrics
+    /// window takes its scrapes from then. `None`s without one.
+    async fn next_on_timetable(&mut self) -> (Option<SystemTime>, Option<u64>) {
         let due = self.config.timetable().map(|t| {
             let k = self.timetable_runs;
             self.timetable_runs += 1;
@@ -957,6 +959,9 @@ impl ChatBenchmark {
                 Err(_) => now, // past: at once
             }
         });
+        if let (Some(m), Some(at_ns)) = (&self.server_metrics, planned_ns) {
+            m.resume_at(at_ns).await;
+        }
         (due, planned_ns)
     }
 
@@ -1037,7 +1042,7 @@ impl ChatBenchmark {
             None => (None, most.saturating_mul(2).clamp(256, 8192)),
         };
         let feed = Arc::new(BodyFeed::start(self.body_maker(seed), limit, ahead).await);
-        let (due, planned_ns) = self.next_on_timetable();
+        let (due, planned_ns) = self.next_on_timetable().await;
         let clock = self.clock;
         let op = self.completion_op();
         let client = self.pool.client().clone();
@@ -1280,7 +1285,7 @@ impl ChatBenchmark {
             }
         };
         let feed = Arc::new(BodyFeed::start(make, sessions, SESSION_CHUNK).await);
-        let (due, planned_ns) = self.next_on_timetable();
+        let (due, planned_ns) = self.next_on_timetable().await;
         let clock = self.clock;
         let op = self.completion_op();
         let client = self.pool.client().clone();

@@ -9,7 +9,10 @@
 //! request has finished. A counter's increase between the two is exactly the level's (warm-up
 //! requests of `--warmup_runs` finished before the opening scrape; the preflight and tokenize
 //! requests long before); a gauge's mean and max are over every scrape from the opening one to
-//! the closing one. Engines' names are mapped to shared roles ([`roles`]); every sample, known or
+//! the closing one. On a timetable (`--start_at`, sharded runs) a level's runs start at their
+//! times, long after the opening scrape, with gaps between them: there the window is *paused*
+//! until each run's start ([`ServerMetrics::resume_at`]) and again from each closing scrape, so
+//! that its gauges and its length are the runs' own, not the waits'. Engines' names are mapped to shared roles ([`roles`]); every sample, known or
 //! not, goes to the series file as it is. A stage list's load does not drain between stages: one
 //! scrape at each boundary (`ServerMetrics::split`) ends a stage's window and begins the next.
 //!
@@ -157,11 +160,15 @@ pub struct ServerMetrics {
 }
 
 enum Command {
-    /// A level's opening scrape: starts its window.
+    /// A level's opening scrape: starts its window (paused until a run starts, on a timetable).
     Open {
         level: String,
+        paused: bool,
         done: oneshot::Sender<()>,
     },
+    /// A run on a timetable starts at `at_ns` (on the clock): the paused window takes the
+    /// scrapes from then on.
+    Resume { at_ns: u64 },
     /// A run of the level ended: scrape, and the window so far.
     Close { done: oneshot::Sender<LevelWindow> },
     /// One stage of a continuous load ends and the next one begins: one scrape closes the
@@ -246,13 +253,26 @@ impl ServerMetrics {
         &self.source
     }
 
-    /// The level's opening scrape (returns when it is done).
-    pub(crate) async fn open(&self, level: &str) {
+    /// The level's opening scrape (returns when it is done). `paused`: the level runs on a
+    /// timetable, and its window waits for [`ServerMetrics::resume_at`] before each run.
+    pub(crate) async fn open(&self, level: &str, paused: bool) {
         let (done, wait) = oneshot::channel();
         let level = level.to_string();
-        if self.tx.send(Command::Open { level, done }).await.is_ok() {
+        let open = Command::Open {
+            level,
+            paused,
+            done,
+        };
+        if self.tx.send(open).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// A run on a timetable starts at `at_ns` on the clock (now, or later: it can be sent ahead
+    /// of the start): the level's paused window takes the scrapes from then until the run's
+    /// closing scrape. Does not wait for a scrape.
+    pub(crate) async fn resume_at(&self, at_ns: u64) {
+        let _ = self.tx.send(Command::Resume { at_ns }).await;
     }
 
     /// A closing scrape after a run of the level; the level's window so far.
@@ -289,7 +309,15 @@ pub(crate) struct LevelWindow {
     end: Option<(u64, Values)>,
     /// Running, waiting and KV usage: (scrapes with a value, sum, max).
     gauges: [(u64, f64, f64); 3],
+    /// The scrapes in the gauges.
     scrapes: u64,
+    /// Since when (ns on the clock) the window takes scrapes into its gauges: `None` while
+    /// paused (on a timetable, before a run's start and after its closing scrape).
+    active_from: Option<u64>,
+    /// Whether a closing scrape pauses the window (its level runs on a timetable).
+    pauses: bool,
+    /// The time the window was active, up to its latest closing scrape, ns.
+    active_ns: u64,
     failed: u64,
     engine: Option<&'static str>,
     /// Every scrape's gauges (ns on the run's clock; running, waiting, KV usage), for the
@@ -303,16 +331,52 @@ const MAX_POINTS: usize = 86_400;
 const GAUGES: [usize; 3] = [roles::RUNNING, roles::WAITING, roles::KV_USAGE];
 
 impl LevelWindow {
+    /// A level's window: taking scrapes from its opening scrape on ([`LevelWindow::begin_span`]),
+    /// or — `paused`, for a level on a timetable — from each run's start
+    /// ([`LevelWindow::resume`]).
+    fn opened(paused: bool) -> Self {
+        Self {
+            pauses: paused,
+            ..Self::default()
+        }
+    }
+
+    /// The opening scrape, at `t_ns`: a window that is not paused is active from it.
+    fn begin_span(&mut self, t_ns: u64) {
+        if !self.pauses {
+            self.active_from = Some(t_ns);
+        }
+    }
+
+    /// A run starts at `at_ns`: a paused window takes the scrapes from then on.
+    fn resume(&mut self, at_ns: u64) {
+        self.active_from.get_or_insert(at_ns);
+    }
+
+    /// A run's closing scrape (or a stage boundary's) at `t_ns`: the active time so far ends
+    /// there; a window on a timetable pauses until the next run's start.
+    fn end_span(&mut self, t_ns: u64) {
+        if let Some(from) = self.active_from {
+            self.active_ns = self.active_ns.saturating_add(t_ns.saturating_sub(from));
+            self.active_from = (!self.pauses).then_some(t_ns);
+        }
+    }
+
     /// The gauges of every scrape so far: (ns on the run's clock, running, waiting, KV usage).
     pub(crate) fn points(&self) -> &[(u64, [Option<f64>; 3])] {
         &self.points
     }
 
+    /// A scrape at `t_ns`: on the timeline's points always, in the gauges while the window is
+    /// active.
     fn add(&mut self, t_ns: u64, values: &Values) {
-        self.scrapes += 1;
         if self.points.len() < MAX_POINTS {
             self.points.push((t_ns, GAUGES.map(|role| values[role])));
         }
+        if self.active_from.is_none_or(|from| t_ns < from) {
+            return;
+        }
+        self.scrapes += 1;
         for (acc, role) in self.gauges.iter_mut().zip(GAUGES) {
             if let Some(v) = values[role].filter(|v| v.is_finite()) {
                 acc.0 += 1;
@@ -341,7 +405,7 @@ impl LevelWindow {
             })
         };
         let seconds = match (&self.begin, &self.end) {
-            (Some((b, _)), Some((e, _))) => e.saturating_sub(*b) as f64 / 1e9,
+            (Some(_), Some(_)) => self.active_ns as f64 / 1e9,
             _ => f64::NAN,
         };
         let generation = delta(roles::GENERATION_TOKENS);
@@ -435,10 +499,15 @@ impl Scraper {
         loop {
             tokio::select! {
                 command = rx.recv() => match command {
-                    Some(Command::Open { level, done }) => {
-                        self.window = Some(LevelWindow::default());
+                    Some(Command::Open { level, paused, done }) => {
+                        self.window = Some(LevelWindow::opened(paused));
                         let _ = self.scrape(Some(Mark::Begin(&level))).await;
                         let _ = done.send(());
+                    }
+                    Some(Command::Resume { at_ns }) => {
+                        if let Some(w) = self.window.as_mut() {
+                            w.resume(at_ns);
+                        }
                     }
                     Some(Command::Close { done }) => {
                         let _ = self.scrape(Some(Mark::End)).await;
@@ -448,9 +517,13 @@ impl Scraper {
                         let _ = self.scrape(Some(Mark::Split(&level))).await;
                         let ended = self.window.take().unwrap_or_default();
                         // The same scrape begins the next stage (none when it failed: that
-                        // stage's counters are then unknown, as its predecessor's are).
+                        // stage's counters are then unknown, as its predecessor's are), in the
+                        // middle of the load: active from it.
+                        let from = ended.end.map_or_else(|| self.clock.now_ns(), |(t, _)| t);
                         let mut next = LevelWindow {
                             engine: ended.engine,
+                            pauses: ended.pauses,
+                            active_from: Some(from),
                             ..LevelWindow::default()
                         };
                         if let Some((t_ns, values)) = ended.end {
@@ -481,6 +554,9 @@ impl Scraper {
     /// that fails fails the scrape.
     async fn scrape(&mut self, mark: Option<Mark<'_>>) -> std::result::Result<(), String> {
         let t_ns = self.clock.now_ns();
+        if let (Some(Mark::Begin(_)), Some(w)) = (mark, self.window.as_mut()) {
+            w.begin_span(t_ns);
+        }
         let several = self.sources.len() > 1;
         let mut parsed: std::result::Result<Vec<text::Sample>, String> = Ok(Vec::new());
         for source in &mut self.sources {
@@ -542,6 +618,9 @@ impl Scraper {
                 Err(why)
             }
         };
+        if let (Some(Mark::End | Mark::Split(_)), Some(w)) = (mark, self.window.as_mut()) {
+            w.end_span(t_ns);
+        }
         self.write(&Value::Object(line));
         result
     }
@@ -709,7 +788,8 @@ mod tests {
 
     #[test]
     fn counters_are_deltas_between_the_boundaries_and_gauges_span_the_window() {
-        let mut w = LevelWindow::default();
+        let mut w = LevelWindow::opened(false);
+        w.begin_span(1_000_000_000);
         let mut v: Values = [None; roles::ROLES.len()];
         v[roles::GENERATION_TOKENS] = Some(1000.0);
         v[roles::PROMPT_TOKENS] = Some(50.0);
@@ -725,6 +805,7 @@ mod tests {
         end[roles::PROMPT_TOKENS] = Some(40.0); // went back: a restart
         w.add(3_500_000_000, &end);
         w.end = Some((3_500_000_000, end));
+        w.end_span(3_500_000_000);
         let b = w.block("http://h/metrics", Some(640));
         assert_eq!(b.scrapes, 3);
         assert_eq!(w.points().len(), 3);
@@ -749,6 +830,61 @@ mod tests {
         // Without the closing scrape no counter is known.
         w.end = None;
         assert_eq!(w.block("x", Some(1)).counters, ServerCounters::default());
+    }
+
+    #[test]
+    fn a_window_on_a_timetable_takes_only_its_runs_scrapes() {
+        // Opened at 1 s, paused: the first run starts at 31 s (after the wait for --start_at)
+        // and ends at 41 s; the second starts after a 10 s gap, at 51 s, and ends at 61 s.
+        let at = |s: u64| s * 1_000_000_000;
+        let scrape = |running: f64, generated: f64| {
+            let mut v: Values = [None; roles::ROLES.len()];
+            v[roles::RUNNING] = Some(running);
+            v[roles::GENERATION_TOKENS] = Some(generated);
+            v
+        };
+        let mut w = LevelWindow::opened(true);
+        w.begin_span(at(1));
+        let idle = scrape(0.0, 100.0);
+        w.add(at(1), &idle);
+        w.begin = Some((at(1), idle));
+        // Scrapes during the wait are on the timeline, not in the gauges.
+        w.add(at(11), &idle);
+        w.resume(at(31)); // sent ahead of the start
+        w.add(at(21), &idle);
+        w.add(at(31), &scrape(8.0, 100.0));
+        w.add(at(36), &scrape(8.0, 600.0));
+        let end = scrape(0.0, 1100.0);
+        w.add(at(41), &end);
+        w.end = Some((at(41), end));
+        w.end_span(at(41));
+        w.add(at(46), &end); // the gap
+        w.resume(at(51));
+        w.add(at(56), &scrape(6.0, 1600.0));
+        let end = scrape(2.0, 2100.0);
+        w.add(at(61), &end);
+        w.end = Some((at(61), end));
+        w.end_span(at(61));
+        w.add(at(66), &end); // after the level: not in it
+        let b = w.block("x", None);
+        assert_eq!(w.points().len(), 10);
+        assert_eq!(b.scrapes, 5);
+        assert_eq!(b.seconds, 20.0);
+        assert_eq!(b.counters.generation_tokens, Some(2000.0));
+        assert_eq!(
+            b.gauges.running,
+            Some(GaugeStat {
+                mean: 24.0 / 5.0,
+                max: 8.0
+            })
+        );
+        // A second resume while active keeps the run's start.
+        let mut w = LevelWindow::opened(true);
+        w.resume(at(5));
+        w.resume(at(9));
+        w.add(at(7), &idle);
+        w.end_span(at(10));
+        assert_eq!((w.scrapes, w.active_ns), (1, at(5)));
     }
 
     #[test]
