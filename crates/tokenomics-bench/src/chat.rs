@@ -696,6 +696,10 @@ impl ChatBenchmark {
         if let Some(balance) = self.balance() {
             identity["balance"] = balance.into();
         }
+        // Shard 0 alone sends the probes, at the rate all were given.
+        if let Some(rate) = c.probe_rate {
+            identity["probe_rate"] = rate.into();
+        }
         format!(
             "{:016x}",
             crate::shard::fnv1a(identity.to_string().as_bytes())
@@ -905,6 +909,7 @@ impl ChatBenchmark {
                     endpoint,
                     stream,
                     seed: run_seed(seed, 0x9b0be, 1),
+                    start_ns: planned_ns,
                 },
                 client.clone(),
                 clock,

@@ -35,6 +35,9 @@ pub struct ProbePlan {
     pub stream: bool,
     /// Seeds the probes' Poisson schedule: the same seed sends them at the same offsets.
     pub seed: u64,
+    /// When the schedule starts, on the clock: a run on a timetable starts at its time, and
+    /// sends no probe while it waits for it. `None`: now.
+    pub start_ns: Option<u64>,
 }
 
 /// Probes being sent; [`Probes::stop`] ends them and returns their records.
@@ -44,7 +47,8 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Starts sending probes now; a probe the shutdown abandons is not reported.
+    /// Starts sending probes (now, or at `plan.start_ns`); a probe the shutdown abandons is not
+    /// reported.
     pub fn start(plan: ProbePlan, client: Client, clock: Clock, shutdown: Shutdown) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -54,7 +58,9 @@ impl Probes {
             let Ok(gap) = Exp::new(plan.rate) else {
                 return Vec::new();
             };
-            let start = Instant::now();
+            let start = plan
+                .start_ns
+                .map_or_else(Instant::now, |ns| clock.instant_at(ns).max(Instant::now()));
             let mut at = 0.0f64;
             for k in 0usize.. {
                 at += gap.sample(&mut rng);
@@ -146,4 +152,46 @@ pub fn block(rate: f64, records: &[RequestRecord], confidence: Option<f64>) -> O
         ttft: (ttft.count() > 0).then(|| ttft.distribution(confidence)),
         e2el: e2el.distribution(confidence),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenomics_client::ClientConfig;
+    use tokenomics_testkit::{Script, ScriptedServer};
+
+    #[tokio::test]
+    async fn a_run_on_a_timetable_sends_no_probe_before_its_start() {
+        let server = ScriptedServer::uniform(Script {
+            tokens: Some(1),
+            ..Script::default()
+        })
+        .await;
+        let client = Client::new(ClientConfig::new(server.api_base())).unwrap();
+        let clock = Clock::start();
+        // The run starts 400 ms from now; probes at 50/s would have sent some 20 by then.
+        let start_ns = clock.now_ns() + 400_000_000;
+        let plan = ProbePlan {
+            rate: 50.0,
+            bodies: Arc::new(vec![Bytes::from_static(
+                br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#,
+            )]),
+            endpoint: Endpoint::Chat,
+            stream: true,
+            seed: 7,
+            start_ns: Some(start_ns),
+        };
+        let probes = Probes::start(plan, client, clock, Shutdown::new(Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let records = probes.stop().await;
+        // 400 ms at 50/s: 20 expected; a Poisson count below 5 is all but impossible.
+        assert!(records.len() >= 5, "{} probes", records.len());
+        for r in &records {
+            assert!(
+                r.timing.send_ns >= start_ns,
+                "sent {} ns early",
+                start_ns - r.timing.send_ns
+            );
+        }
+    }
 }
