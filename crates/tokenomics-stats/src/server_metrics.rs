@@ -14,20 +14,24 @@ pub struct ServerMetricsBlock {
     /// one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
-    /// Scrapes that answered during the level: the one just before its first measured request,
-    /// the one just after its last, and the periodic ones between.
+    /// Scrapes that answered during the level, those in its gauges: the one just before its
+    /// first measured request, the one just after each run's last, and the periodic ones
+    /// between. On a timetable (`--start_at`) only those from each run's start to its closing
+    /// scrape: not the waits before its runs (the opening scrape among them) nor the gaps.
     pub scrapes: u64,
-    /// Scrapes during the level that failed (not counted in `scrapes`).
+    /// Scrapes during the level that failed (not counted in `scrapes`): in the same time as
+    /// `scrapes`, and any boundary scrape.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_scrapes: u64,
-    /// Seconds from the level's opening scrape to its closing one (the run's clock).
+    /// Seconds from the level's opening scrape to its last closing one that answered (the run's
+    /// clock); on a timetable, the time from each run's start to its closing scrape, added up.
     #[serde(deserialize_with = "crate::summary::nullable_f64")]
     pub seconds: f64,
     /// How much each counter grew from the opening scrape to the closing one (absent: the server
     /// has no such counter, a boundary scrape failed, or the counter went back — a restart).
     #[serde(default, skip_serializing_if = "ServerCounters::is_empty")]
     pub counters: ServerCounters,
-    /// Gauges over the level's scrapes, boundaries included.
+    /// Gauges over the level's `scrapes`.
     #[serde(default, skip_serializing_if = "ServerGauges::is_empty")]
     pub gauges: ServerGauges,
     /// The server's generated tokens against the client's count (absent without the server's

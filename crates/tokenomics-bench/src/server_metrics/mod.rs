@@ -9,12 +9,13 @@
 //! request has finished. A counter's increase between the two is exactly the level's (warm-up
 //! requests of `--warmup_runs` finished before the opening scrape; the preflight and tokenize
 //! requests long before); a gauge's mean and max are over every scrape from the opening one to
-//! the closing one. On a timetable (`--start_at`, sharded runs) a level's runs start at their
-//! times, long after the opening scrape, with gaps between them: there the window is *paused*
-//! until each run's start ([`ServerMetrics::resume_at`]) and again from each closing scrape, so
-//! that its gauges and its length are the runs' own, not the waits'. Engines' names are mapped to shared roles ([`roles`]); every sample, known or
-//! not, goes to the series file as it is. A stage list's load does not drain between stages: one
-//! scrape at each boundary (`ServerMetrics::split`) ends a stage's window and begins the next.
+//! the closing one. On a timetable (`--start_at`) a level's runs start at their times, long
+//! after the opening scrape, with gaps between them: there the window is *paused* until each
+//! run's start (`ServerMetrics::resume_at`) and again from each closing scrape, so that its
+//! gauges and its length are the runs' own, not the waits'. Engines' names are mapped to shared
+//! roles ([`roles`]); every sample, known or not, goes to the series file as it is. A stage
+//! list's load does not drain between stages: one scrape at each boundary
+//! (`ServerMetrics::split`) ends a stage's window and begins the next.
 //!
 //! The series file has one JSON line per scrape: `t_s` (when the scrape was sent, seconds on the
 //! benchmark's clock — the same origin as the requests file's times), `mark` and `level` for a
@@ -318,6 +319,8 @@ pub(crate) struct LevelWindow {
     pauses: bool,
     /// The time the window was active, up to its latest closing scrape, ns.
     active_ns: u64,
+    /// `active_ns` at the latest closing scrape that answered: the time its counters cover.
+    counted_ns: u64,
     failed: u64,
     engine: Option<&'static str>,
     /// Every scrape's gauges (ns on the run's clock; running, waiting, KV usage), for the
@@ -353,13 +356,21 @@ impl LevelWindow {
         self.active_from.get_or_insert(at_ns);
     }
 
-    /// A run's closing scrape (or a stage boundary's) at `t_ns`: the active time so far ends
-    /// there; a window on a timetable pauses until the next run's start.
-    fn end_span(&mut self, t_ns: u64) {
+    /// A run's closing scrape (or a stage boundary's) at `t_ns`, `answered` or not: the active
+    /// time so far ends there; a window on a timetable pauses until the next run's start.
+    fn end_span(&mut self, t_ns: u64, answered: bool) {
         if let Some(from) = self.active_from {
             self.active_ns = self.active_ns.saturating_add(t_ns.saturating_sub(from));
             self.active_from = (!self.pauses).then_some(t_ns);
         }
+        if answered {
+            self.counted_ns = self.active_ns;
+        }
+    }
+
+    /// Whether a scrape at `t_ns` is in the gauges: the window is active.
+    fn takes(&self, t_ns: u64) -> bool {
+        self.active_from.is_some_and(|from| t_ns >= from)
     }
 
     /// The gauges of every scrape so far: (ns on the run's clock, running, waiting, KV usage).
@@ -373,7 +384,7 @@ impl LevelWindow {
         if self.points.len() < MAX_POINTS {
             self.points.push((t_ns, GAUGES.map(|role| values[role])));
         }
-        if self.active_from.is_none_or(|from| t_ns < from) {
+        if !self.takes(t_ns) {
             return;
         }
         self.scrapes += 1;
@@ -405,7 +416,7 @@ impl LevelWindow {
             })
         };
         let seconds = match (&self.begin, &self.end) {
-            (Some(_), Some(_)) => self.active_ns as f64 / 1e9,
+            (Some(_), Some(_)) => self.counted_ns as f64 / 1e9,
             _ => f64::NAN,
         };
         let generation = delta(roles::GENERATION_TOKENS);
@@ -611,7 +622,11 @@ impl Scraper {
                 Ok(())
             }
             Err(why) => {
-                if let Some(w) = self.window.as_mut() {
+                if let Some(w) = self
+                    .window
+                    .as_mut()
+                    .filter(|w| mark.is_some() || w.takes(t_ns))
+                {
                     w.failed += 1;
                 }
                 line.insert("error".into(), json!(why));
@@ -619,7 +634,7 @@ impl Scraper {
             }
         };
         if let (Some(Mark::End | Mark::Split(_)), Some(w)) = (mark, self.window.as_mut()) {
-            w.end_span(t_ns);
+            w.end_span(t_ns, result.is_ok());
         }
         self.write(&Value::Object(line));
         result
@@ -805,7 +820,7 @@ mod tests {
         end[roles::PROMPT_TOKENS] = Some(40.0); // went back: a restart
         w.add(3_500_000_000, &end);
         w.end = Some((3_500_000_000, end));
-        w.end_span(3_500_000_000);
+        w.end_span(3_500_000_000, true);
         let b = w.block("http://h/metrics", Some(640));
         assert_eq!(b.scrapes, 3);
         assert_eq!(w.points().len(), 3);
@@ -857,14 +872,14 @@ mod tests {
         let end = scrape(0.0, 1100.0);
         w.add(at(41), &end);
         w.end = Some((at(41), end));
-        w.end_span(at(41));
+        w.end_span(at(41), true);
         w.add(at(46), &end); // the gap
         w.resume(at(51));
         w.add(at(56), &scrape(6.0, 1600.0));
         let end = scrape(2.0, 2100.0);
         w.add(at(61), &end);
         w.end = Some((at(61), end));
-        w.end_span(at(61));
+        w.end_span(at(61), true);
         w.add(at(66), &end); // after the level: not in it
         let b = w.block("x", None);
         assert_eq!(w.points().len(), 10);
@@ -883,8 +898,16 @@ mod tests {
         w.resume(at(5));
         w.resume(at(9));
         w.add(at(7), &idle);
-        w.end_span(at(10));
-        assert_eq!((w.scrapes, w.active_ns), (1, at(5)));
+        w.end_span(at(10), true);
+        assert_eq!((w.scrapes, w.counted_ns), (1, at(5)));
+        // A closing scrape that failed ends its run's span, but the counters (and `seconds`)
+        // reach only the last one that answered.
+        w.resume(at(20));
+        w.end_span(at(30), false);
+        assert_eq!((w.active_ns, w.counted_ns), (at(15), at(5)));
+        w.resume(at(40));
+        w.end_span(at(42), true);
+        assert_eq!(w.counted_ns, at(17));
     }
 
     #[test]
