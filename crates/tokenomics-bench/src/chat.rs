@@ -836,12 +836,7 @@ impl ChatBenchmark {
                 let measured_from = times.get(warmup).copied();
                 let (times, warmup) = match shard {
                     Some(s) => (
-                        times
-                            .into_iter()
-                            .enumerate()
-                            .filter(|(i, _)| s.takes(*i as u64))
-                            .map(|(_, t)| t)
-                            .collect::<Vec<_>>(),
+                        s.keep(times),
                         (0..warmup as u64).filter(|&i| s.takes(i)).count(),
                     ),
                     None => (times, warmup),
@@ -1020,12 +1015,7 @@ impl ChatBenchmark {
         let schedule = (stages.kind == StageKind::Rate).then(|| {
             let times = stages.schedule(&shapes, seed);
             match shard {
-                Some(s) => times
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| s.takes(*i as u64))
-                    .map(|(_, t)| t)
-                    .collect(),
+                Some(s) => s.keep(times),
                 None => times,
             }
         });
@@ -1252,12 +1242,7 @@ impl ChatBenchmark {
                 };
                 let (times, _) = crate::load::schedule(open, &session_limits, seed);
                 Some(match shard {
-                    Some(s) => times
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(i, _)| s.takes(*i as u64))
-                        .map(|(_, t)| t)
-                        .collect::<Vec<_>>(),
+                    Some(s) => s.keep(times),
                     None => times,
                 })
             }

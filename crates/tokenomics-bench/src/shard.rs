@@ -89,6 +89,16 @@ impl Shard {
         i % u64::from(self.count) == u64::from(self.index)
     }
 
+    /// This shard's items of a global sequence (a schedule of arrivals): every N-th, in order.
+    pub fn keep<T>(&self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.takes(*i as u64))
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     /// This shard's part of `n` (a concurrency, a request count): `⌊n/N⌋`, plus one for each of
     /// the first `n mod N` shards.
     pub fn part(&self, n: u64) -> u64 {
@@ -255,6 +265,10 @@ mod tests {
         }
         assert_eq!(Shard::new(0, 4).unwrap().part(10), 3);
         assert_eq!(Shard::new(3, 4).unwrap().part(10), 2);
+        // Every N-th item of a sequence, in order, as many as its part.
+        let items: Vec<u64> = (0..10).collect();
+        assert_eq!(Shard::new(1, 4).unwrap().keep(items.clone()), [1, 5, 9]);
+        assert_eq!(Shard::new(3, 4).unwrap().keep(items).len() as u64, 2);
     }
 
     #[test]
