@@ -412,7 +412,12 @@ impl Simulator {
                 config.block_tokens
             )));
         }
+        // The wall clock read beside the monotonic one, so that the truth's Unix times
+        // (`arrival_unix`) are its instants shifted by one offset, not by the set-up below too.
         let started = Instant::now();
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let behaviour = config.behaviour();
         let mut fixed = None;
         let mut slots = None;
@@ -448,9 +453,7 @@ impl Simulator {
             config,
             served_model,
             started,
-            started_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            started_unix,
             engine,
             fixed,
             slots,
